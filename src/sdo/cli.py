@@ -1,0 +1,169 @@
+"""``sdo`` and its sub-commands (CONTRACT §5).
+
+Thin by design: parse flags, build :class:`~sdo.config.Settings`, call one function in
+the module that owns the command. ``main(argv) -> int`` is what tests call. User
+mistakes (:class:`~sdo.errors.BadInput`, :class:`~sdo.errors.BrokerError`) print one
+line on stderr and exit 2 (1 for a broker problem), never a traceback. The owning
+modules are imported only when their command runs, so ``sdo grade`` does not pay
+for importing Faust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sdo.config import Settings, env_default
+from sdo.errors import BadInput, BrokerError
+
+__all__ = ["build_parser", "main", "settings_from"]
+
+
+def _common(p: argparse.ArgumentParser, *, broker: bool = True, areas: bool = True) -> None:
+    if broker:
+        p.add_argument("--broker", default=env_default("broker"), help="Kafka URL (SDO_BROKER)")
+        p.add_argument(
+            "--topic-prefix",
+            default=env_default("topic_prefix"),
+            help="topic name prefix (SDO_TOPIC_PREFIX)",
+        )
+    if areas:
+        p.add_argument("--areas", type=Path, default=env_default("areas"), help="area GeoJSON (SDO_AREAS)")
+        p.add_argument("--rules", type=Path, default=env_default("rules"), help="grading rules (SDO_RULES)")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The :class:`Settings` the parsed flags describe."""
+    kwargs = {}
+    for name in ("broker", "topic_prefix", "areas", "rules"):
+        value = getattr(args, name, None)
+        if value is not None:
+            kwargs[name] = value
+    return Settings(**kwargs)
+
+
+def _run(target: str) -> Callable[[argparse.Namespace], int]:
+    """Defer ``module:function`` until the command actually runs."""
+
+    def call(args: argparse.Namespace) -> int:
+        module, _, func = target.partition(":")
+        result: int = getattr(importlib.import_module(module), func)(args)
+        return result
+
+    return call
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sdo",
+        description="Resource awareness and THRIVE+ recommended deployments for a Service Delivery Officer.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="broker + worker + console + simulated feed, all in one")
+    _common(p, broker=False)
+    p.add_argument("--officers", type=int, default=120, help="simulated officers (default 120)")
+    p.add_argument("--speed", type=float, default=10.0, help="simulated time per real second (default 10)")
+    p.add_argument("--seed", type=int, default=1, help="simulation seed")
+    p.add_argument("--bind", default=env_default("bind"), help="console HOST:PORT (SDO_CONSOLE_BIND)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.set_defaults(func=_run("sdo.demo:cli"))
+
+    p = sub.add_parser("broker", help="the embedded Kafka-compatible broker alone (loopback)")
+    p.add_argument("--port", type=int, default=int(env_default("port") or 9092), help="0 = any free port")
+    p.add_argument("--topic-prefix", default=env_default("topic_prefix"))
+    p.set_defaults(func=_run("sdo.broker:cli"))
+
+    p = sub.add_parser("worker", help="the Faust worker (the stream processor)")
+    _common(p)
+    p.add_argument("--loglevel", "-l", default="warn", choices=["crit", "error", "warn", "info", "debug"])
+    p.add_argument("--data-dir", type=Path, default=None, help="Faust data directory")
+    p.add_argument("--app-id", default="sdo-worker", help="Kafka consumer group / Faust app id")
+    p.add_argument("--web-port", type=int, default=None, help="Faust web port (default: none)")
+    p.set_defaults(func=_run("sdo.stream.worker:cli"))
+
+    p = sub.add_parser("console", help="the SDO console server (HTTP page + websocket)")
+    _common(p)
+    p.add_argument("--users", type=Path, default=env_default("users"), help="users file (SDO_USERS)")
+    p.add_argument("--bind", default=env_default("bind"), help="HOST:PORT (SDO_CONSOLE_BIND)")
+    p.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM)")
+    p.add_argument("--key", type=Path, default=None, help="TLS private key (PEM)")
+    p.add_argument("--origin", action="append", default=None, help="allowed Origin (repeatable)")
+    p.set_defaults(func=_run("sdo.console.server:cli"))
+
+    p = sub.add_parser("users", help="manage console users")
+    users = p.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    q = users.add_parser("add", help="add a user and print a new token once")
+    q.add_argument("name")
+    q.add_argument("--role", choices=["sdo", "viewer"], required=True)
+    q.add_argument("--users", type=Path, default=env_default("users"), help="users file (SDO_USERS)")
+    q.set_defaults(func=_run("sdo.console.auth:cli_add"))
+
+    p = sub.add_parser("simulate", help="write a deterministic synthetic pilot event log")
+    _common(p, broker=False)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--hours", type=float, default=24.0)
+    p.add_argument("--officers", type=int, default=120)
+    p.add_argument("--start", default="2015-12-01T06:00:00Z", help="simulated start time (RFC 3339)")
+    p.add_argument("--out", type=Path, required=True, help="LOG (.jsonl or .jsonl.gz)")
+    p.set_defaults(func=_run("sdo.simulate:cli"))
+
+    p = sub.add_parser("replay", help="publish an event log to Kafka")
+    _common(p, areas=False)
+    p.add_argument("log", type=Path)
+    p.add_argument("--speed", default="max", help="N x real time, or max")
+    p.set_defaults(func=_run("sdo.replay:cli"))
+
+    p = sub.add_parser("evaluate", help="offline: run dispatch policies over a log")
+    _common(p, broker=False)
+    p.add_argument("log", type=Path)
+    p.add_argument("--policy", action="append", default=None, help="thrive, closest (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.set_defaults(func=_run("sdo.evaluate:cli"))
+
+    p = sub.add_parser("grade", help="grade incidents (JSON lines on stdin)")
+    p.add_argument("--rules", type=Path, default=env_default("rules"), help="grading rules (SDO_RULES)")
+    p.set_defaults(func=_run("sdo.grade:cli"))
+
+    p = sub.add_parser("schemas", help="write or --check the JSON Schemas")
+    p.add_argument("--dir", type=Path, default=Path("schemas"))
+    p.add_argument("--check", action="store_true", help="exit 1 if the files differ from the models")
+    p.set_defaults(func=_run("sdo.schemas:cli"))
+
+    p = sub.add_parser("areas", help="area files")
+    areas = p.add_subparsers(dest="areas_command", required=True, metavar="ACTION")
+    q = areas.add_parser("import", help="convert a real boundary GeoJSON into an area file")
+    q.add_argument("file", type=Path)
+    q.add_argument("--id-prop", required=True, help="property holding the area id (e.g. WD13CD)")
+    q.add_argument("--name-prop", required=True, help="property holding the name (e.g. WD13NM)")
+    q.add_argument("--npu-map", type=Path, required=True, help="CSV: id,npu,cluster[,typology,named_officer]")
+    q.add_argument("--min-cover", action="append", default=[], metavar="CLUSTER=N", help="minimum cover")
+    q.add_argument("--default-typology", type=int, default=3)
+    q.add_argument("--only-mapped", action="store_true", help="drop features absent from the map")
+    q.add_argument("--out", type=Path, required=True)
+    q.set_defaults(func=_run("sdo.areas:cli_import"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except BadInput as exc:
+        print(f"sdo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokerError as exc:
+        print(f"sdo {args.command}: broker error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"sdo {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,417 @@
+"""The wire contract (CONTRACT.md §1): every event as a frozen pydantic model.
+
+Bytes become models here and nowhere else: :func:`decode` turns one JSON document
+(a Kafka value or a line of an event log) into the matching model or raises
+:class:`sdo.errors.InvalidEvent` with a reason a person can act on.
+
+Conventions
+-----------
+* ``extra="forbid"``: unknown fields are rejected, never silently dropped.
+* ``ts`` and every other datetime must carry a zone and is normalised to UTC.
+* Coordinates are WGS84 decimal degrees (``lat`` in [-90, 90], ``lon`` in [-180, 180]).
+* Identifiers are non-empty, trimmed strings of at most 128 characters.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal
+
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sdo.errors import InvalidEvent
+
+__all__ = [
+    "EVENT_TYPES",
+    "MAX_EVENT_BYTES",
+    "Alert",
+    "AlertKind",
+    "Candidate",
+    "DeadLetter",
+    "Decision",
+    "Deployment",
+    "Event",
+    "Incident",
+    "IncidentState",
+    "InputEvent",
+    "Level",
+    "OfficerLocation",
+    "OfficerProfile",
+    "OfficerStatus",
+    "PolicyRef",
+    "Recommendation",
+    "Response",
+    "Role",
+    "Severity",
+    "Status",
+    "Thrive",
+    "Transport",
+    "decode",
+    "encode",
+    "to_json_dict",
+]
+
+#: Largest event accepted, in bytes. Real events are well under 4 KiB; anything
+#: bigger is a broken or hostile producer and goes to the dead-letter topic.
+MAX_EVENT_BYTES: Final = 64 * 1024
+
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+Text = Annotated[str, StringConstraints(max_length=2000)]
+Skill = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9_]+(:[a-z0-9_ \-]+)?$",
+    ),
+]
+Lat = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
+Lon = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+
+
+class Status(StrEnum):
+    """What an officer is doing (CONTRACT §1)."""
+
+    OFF_DUTY = "off_duty"
+    AVAILABLE = "available"
+    EN_ROUTE = "en_route"
+    AT_SCENE = "at_scene"
+    COMMITTED = "committed"
+    REFRESHMENT = "refreshment"
+
+
+class Role(StrEnum):
+    RESPONSE = "response"
+    NEIGHBOURHOOD = "neighbourhood"
+    PCSO = "pcso"
+    INVESTIGATOR = "investigator"
+    FORCE_SUPPORT = "force_support"
+    SUPERVISOR = "supervisor"
+
+
+class Transport(StrEnum):
+    CAR = "car"
+    VAN = "van"
+    MOTORCYCLE = "motorcycle"
+    BICYCLE = "bicycle"
+    FOOT = "foot"
+    DESK = "desk"
+
+
+class IncidentState(StrEnum):
+    OPEN = "open"
+    RESOURCED = "resourced"
+    CLOSED = "closed"
+
+
+class Level(StrEnum):
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _LEVEL_RANK[self]
+
+
+_LEVEL_RANK: Final = {Level.NONE: 0, Level.LOW: 1, Level.MEDIUM: 2, Level.HIGH: 3}
+
+
+class Decision(StrEnum):
+    ACCEPTED = "accepted"
+    OVERRIDDEN = "overridden"
+    DECLINED = "declined"
+
+
+class Response(StrEnum):
+    """The response options of CONTRACT §2."""
+
+    EMERGENCY = "emergency"
+    PRIORITY = "priority"
+    SCHEDULED = "scheduled"
+    NEIGHBOURHOOD = "neighbourhood"
+    INVESTIGATOR = "investigator"
+    SIGNPOST = "signpost"
+
+
+class AlertKind(StrEnum):
+    COVER_GAP = "cover_gap"
+    STALE_LOCATION = "stale_location"
+    UNRESOURCED = "unresourced"
+    UNRESOURCED_WARNING = "unresourced_warning"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=4000)
+
+
+class _Envelope(_Model):
+    event_id: Id
+    ts: AwareDatetime
+
+    @field_validator("ts")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class OfficerLocation(_Envelope):
+    """An AVL fix."""
+
+    type: Literal["officer.location"] = "officer.location"
+    officer_id: Id
+    lat: Lat
+    lon: Lon
+    accuracy_m: NonNegative | None = None
+    speed_mps: NonNegative | None = None
+    heading_deg: Annotated[float, Field(ge=0.0, lt=360.0, allow_inf_nan=False)] | None = None
+
+
+class OfficerStatus(_Envelope):
+    """A change of what an officer is doing."""
+
+    type: Literal["officer.status"] = "officer.status"
+    officer_id: Id
+    status: Status
+    incident_id: Id | None = None
+    note: Text | None = None
+
+
+class OfficerProfile(_Envelope):
+    """Who an officer is and what they can do (sent at shift start and on change)."""
+
+    type: Literal["officer.profile"] = "officer.profile"
+    officer_id: Id
+    callsign: Id
+    role: Role
+    skills: tuple[Skill, ...] = ()
+    transport: Transport
+    npu: Id | None = None
+    neighbourhoods: tuple[Id, ...] = ()
+    shift_end: AwareDatetime | None = None
+
+    @field_validator("shift_end")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else value.astimezone(UTC)
+
+    @field_validator("skills")
+    @classmethod
+    def _unique_skills(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(value))
+
+
+class Thrive(_Model):
+    """The THRIVE+ answers recorded by the contact handler."""
+
+    threat: Level
+    harm: Level
+    risk: Level
+    vulnerability: Level
+    investigation: bool
+    engagement: bool
+    prevention: bool
+
+
+class Incident(_Envelope):
+    """The latest state of an incident, as the contact handler records it."""
+
+    type: Literal["incident"] = "incident"
+    incident_id: Id
+    lat: Lat
+    lon: Lon
+    category: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)]
+    summary: Text | None = None
+    state: IncidentState = IncidentState.OPEN
+    thrive: Thrive
+    ongoing: bool
+    offender_present: bool
+    persistent: bool
+    required_skills: tuple[Skill, ...] = ()
+    officers_required: Annotated[int, Field(ge=1, le=20)] = 1
+    grade: Annotated[int, Field(ge=1, le=4)] | None = None
+
+
+class Deployment(_Envelope):
+    """An SDO's decision on a recommendation: the audit trail."""
+
+    type: Literal["deployment"] = "deployment"
+    incident_id: Id
+    decision: Decision
+    officer_ids: tuple[Id, ...] = ()
+    by: Id
+    reason: Text | None = None
+    recommendation_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Deployment:
+        if self.decision is Decision.DECLINED:
+            if not (self.reason and self.reason.strip()):
+                raise ValueError("a declined deployment needs a reason")
+            if self.officer_ids:
+                raise ValueError("a declined deployment names no officers")
+        elif not self.officer_ids:
+            raise ValueError(f"an {self.decision.value} deployment names at least one officer")
+        if self.decision is Decision.OVERRIDDEN and not (self.reason and self.reason.strip()):
+            raise ValueError("an overridden deployment needs a reason")
+        if len(set(self.officer_ids)) != len(self.officer_ids):
+            raise ValueError("officer_ids has duplicates")
+        return self
+
+
+class Candidate(_Model):
+    officer_id: Id
+    callsign: Id
+    role: Role
+    eta_s: NonNegative | None
+    distance_m: NonNegative | None
+    score: float
+    reasons: tuple[str, ...] = ()
+
+
+class PolicyRef(_Model):
+    name: Id
+    version: Id
+
+
+class Recommendation(_Envelope):
+    """Output: the recommended deployment for one incident (CONTRACT §3)."""
+
+    type: Literal["recommendation"] = "recommendation"
+    recommendation_id: Id
+    incident_id: Id
+    grade: Annotated[int, Field(ge=1, le=4)]
+    response: Response
+    reasons: tuple[str, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
+    recommended: tuple[Id, ...] = ()
+    shortfalls: tuple[str, ...] = ()
+    service: Text | None = None
+    policy: PolicyRef
+
+
+class Alert(_Envelope):
+    """Output: something the SDO should look at."""
+
+    type: Literal["alert"] = "alert"
+    kind: AlertKind
+    severity: Severity
+    subject: Id
+    message: Text
+    area_id: Id | None = None
+    active: bool = True
+
+
+class DeadLetter(_Envelope):
+    """Output: an input that could not be used, with why."""
+
+    type: Literal["deadletter"] = "deadletter"
+    source_topic: str
+    error: str
+    raw: str
+    raw_encoding: Literal["utf-8", "base64"] = "utf-8"
+    received_at: AwareDatetime
+
+
+InputEvent = Annotated[
+    OfficerLocation | OfficerStatus | OfficerProfile | Incident | Deployment,
+    Field(discriminator="type"),
+]
+Event = Annotated[
+    OfficerLocation
+    | OfficerStatus
+    | OfficerProfile
+    | Incident
+    | Deployment
+    | Recommendation
+    | Alert
+    | DeadLetter,
+    Field(discriminator="type"),
+]
+
+#: Every event model by its ``type``.
+EVENT_TYPES: Final[dict[str, type[_Envelope]]] = {
+    m.model_fields["type"].default: m
+    for m in (
+        OfficerLocation,
+        OfficerStatus,
+        OfficerProfile,
+        Incident,
+        Deployment,
+        Recommendation,
+        Alert,
+        DeadLetter,
+    )
+}
+
+_EVENT: Final[TypeAdapter[Any]] = TypeAdapter(Event)
+
+
+def decode(raw: bytes | str, *, expect: str | None = None) -> Any:
+    """Parse one JSON event into its model.
+
+    ``expect`` names the only ``type`` acceptable here (e.g. the type that belongs on
+    the topic the bytes came from). Raises :class:`InvalidEvent` with a short,
+    specific reason on anything else.
+    """
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"event is {size} bytes, larger than the {MAX_EVENT_BYTES}-byte limit")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"malformed JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidEvent(f"an event is a JSON object, got {type(obj).__name__}")
+    kind = obj.get("type")
+    if kind not in EVENT_TYPES:
+        raise InvalidEvent(f"unknown event type {kind!r}")
+    if expect is not None and kind != expect:
+        raise InvalidEvent(f"event type {kind!r} does not belong here (expected {expect!r})")
+    try:
+        return EVENT_TYPES[kind].model_validate(obj)
+    except ValidationError as exc:
+        raise InvalidEvent(_describe(exc), event_type=kind) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "event"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def to_json_dict(event: BaseModel) -> dict[str, Any]:
+    """The event as plain JSON-ready data (datetimes as RFC 3339 with ``Z``), ``type`` first."""
+    data = event.model_dump(mode="json", exclude_none=True)
+    kind = data.pop("type", None)
+    return data if kind is None else {"type": kind, **data}
+
+
+def encode(event: BaseModel) -> bytes:
+    """The event as compact UTF-8 JSON, the form used on Kafka and in logs."""
+    return orjson.dumps(to_json_dict(event))
