@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=None, help="Faust data directory")
     p.add_argument("--app-id", default="sdo-worker", help="Kafka consumer group / Faust app id")
     p.add_argument("--web-port", type=int, default=None, help="Faust web port (default: none)")
+    p.add_argument("--partitions", type=int, default=4, help="partitions of the input topics")
+    p.add_argument(
+        "--session-timeout",
+        type=float,
+        default=6.0,
+        help="Kafka consumer session timeout, s (the embedded broker joins after half of it)",
+    )
     p.set_defaults(func=_run("sdo.stream.worker:cli"))
 
     p = sub.add_parser("console", help="the SDO console server (HTTP page + websocket)")

@@ -1,0 +1,284 @@
+"""Fan-out of console messages to websocket clients, without ever blocking the feed.
+
+Theory of operation
+-------------------
+The Kafka feed calls :meth:`Hub.broadcast` (synchronous, O(clients)), which encodes each
+message once and puts it on every client's queue. Each client has its own sender task
+(:meth:`Client.run`) that drains its queue onto its websocket. The feed never awaits a
+client, so a slow or stuck browser cannot slow the feed or the other clients.
+
+Queues are bounded (``queue_size`` messages). Every delta carries the full new state of
+one thing (an officer, an incident, a bucket ...), named by :func:`delta_key`, so:
+
+* a delta whose key is still waiting in the queue *replaces* the waiting one in place
+  (latest state wins: a slow client gets each officer's latest position, not every fix);
+* when the queue is full anyway, the client's queued deltas are dropped and it is marked
+  for *resync*: once its sender catches up it gets a fresh snapshot instead (the picture
+  stays right, only intermediate states are skipped);
+* a client whose queue has been overflowing for longer than ``slow_limit`` seconds, or
+  whose socket does not take one message within ``send_timeout`` seconds, is closed with
+  code 1013 ("try again later") and a reason. The page reconnects and gets a snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Protocol
+
+import orjson
+
+__all__ = [
+    "CLOSE_TOO_SLOW",
+    "DEFAULT_QUEUE_SIZE",
+    "DEFAULT_SEND_TIMEOUT",
+    "DEFAULT_SLOW_LIMIT",
+    "Client",
+    "Hub",
+    "Sink",
+    "delta_key",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_SIZE: Final = 2000
+#: Seconds a client's queue may keep overflowing before the client is disconnected.
+DEFAULT_SLOW_LIMIT: Final = 10.0
+#: Seconds one websocket send may take before the client is disconnected.
+DEFAULT_SEND_TIMEOUT: Final = 10.0
+#: Close code for a client that cannot keep up (RFC 6455 1013 "Try Again Later").
+CLOSE_TOO_SLOW: Final = 1013
+
+_KEYED: Final = {
+    "officer": ("officer", "officer_id"),
+    "incident": ("incident", "incident_id"),
+    "recommendation": ("recommendation", "incident_id"),
+}
+
+
+class Sink(Protocol):
+    """What the hub needs of a websocket connection."""
+
+    async def send(self, message: bytes, *, text: bool | None = None) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+def delta_key(message: dict[str, Any]) -> str | None:
+    """The identity of the thing a message is the latest state of, or ``None``.
+
+    Two messages with the same key: the later one makes the earlier one obsolete.
+    """
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        return None
+    if kind in _KEYED:
+        field, ident = _KEYED[kind]
+        body = message.get(field)
+        return f"{kind}:{body.get(ident)}" if isinstance(body, dict) else None
+    if kind == "availability":
+        return f"availability:{message.get('key')}"
+    if kind == "alert":
+        body = message.get("alert")
+        if isinstance(body, dict):
+            return f"alert:{body.get('kind')}:{body.get('subject')}"
+    if kind == "status":
+        return "status"
+    return None
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return orjson.dumps(message)
+
+
+class _Slot:
+    __slots__ = ("key", "payload")
+
+    def __init__(self, key: str | None, payload: bytes) -> None:
+        self.key = key
+        self.payload = payload
+
+
+class Client:
+    """One authenticated websocket and its bounded outgoing queue."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        name: str,
+        queue_size: int,
+        resync: Callable[[], Iterable[dict[str, Any]]],
+        clock: Callable[[], float],
+        send_timeout: float,
+    ) -> None:
+        self.sink = sink
+        self.name = name
+        self.queue_size = queue_size
+        self._resync_fn = resync
+        self._clock = clock
+        self._send_timeout = send_timeout
+        self._queue: deque[_Slot] = deque()
+        self._index: dict[str, _Slot] = {}
+        self._wakeup = asyncio.Event()
+        self.needs_resync = False
+        #: monotonic time the queue first overflowed and has not drained since
+        self.overflow_since: float | None = None
+        self.closed: tuple[int, str] | None = None
+        self.sent = 0
+        self.coalesced = 0
+        self.resyncs = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def put(self, key: str | None, payload: bytes) -> None:
+        """Queue one encoded message (never blocks)."""
+        if self.closed is not None:
+            return
+        if self.needs_resync:
+            return  # a snapshot is coming; intermediate deltas are moot
+        if key is not None:
+            slot = self._index.get(key)
+            if slot is not None:
+                slot.payload = payload
+                self.coalesced += 1
+                return
+        if len(self._queue) >= self.queue_size:
+            self._queue.clear()
+            self._index.clear()
+            self.needs_resync = True
+            if self.overflow_since is None:
+                self.overflow_since = self._clock()
+            self._wakeup.set()
+            return
+        slot = _Slot(key, payload)
+        self._queue.append(slot)
+        if key is not None:
+            self._index[key] = slot
+        self._wakeup.set()
+
+    def kick(self, code: int, reason: str) -> None:
+        """Close this client (from synchronous code): stop its sender, then close."""
+        if self.closed is not None:
+            return
+        self.closed = (code, reason)
+        self._queue.clear()
+        self._index.clear()
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Send queued messages until the client is kicked or the socket fails."""
+        self._task = asyncio.current_task()
+        try:
+            await self._drain()
+        except asyncio.CancelledError:
+            if self.closed is None:
+                raise  # cancelled from outside (shutdown): not ours to swallow
+        except Exception as exc:  # noqa: BLE001  (a dead socket ends this client only)
+            log.debug("client %s: send failed: %r", self.name, exc)
+            return
+        if self.closed is not None:
+            code, reason = self.closed
+            with contextlib.suppress(Exception):
+                await self.sink.close(code, reason)
+
+    async def _drain(self) -> None:
+        while self.closed is None:
+            if self.needs_resync:
+                self.needs_resync = False
+                self.resyncs += 1
+                batch = [_Slot(None, encode(m)) for m in self._resync_fn()]
+                self._queue.extendleft(reversed(batch))
+            if not self._queue:
+                self.overflow_since = None
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            slot = self._queue.popleft()
+            if slot.key is not None and self._index.get(slot.key) is slot:
+                del self._index[slot.key]
+            try:
+                async with asyncio.timeout(self._send_timeout):
+                    await self.sink.send(slot.payload, text=True)
+            except TimeoutError:
+                self.closed = (CLOSE_TOO_SLOW, "client too slow: a message took too long to send")
+                return
+            self.sent += 1
+
+
+class Hub:
+    """The registry of connected clients."""
+
+    def __init__(
+        self,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        slow_limit: float = DEFAULT_SLOW_LIMIT,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.queue_size = queue_size
+        self.slow_limit = slow_limit
+        self.send_timeout = send_timeout
+        self._clock = clock
+        self.clients: set[Client] = set()
+        self.disconnected_slow = 0
+
+    def register(
+        self,
+        sink: Sink,
+        *,
+        name: str,
+        initial: Iterable[dict[str, Any]],
+        resync: Callable[[], Iterable[dict[str, Any]]],
+    ) -> Client:
+        """Add a client whose first messages are ``initial`` (hello, snapshot ...).
+
+        Synchronous: no delta can slip in between ``initial`` and the deltas that follow.
+        """
+        client = Client(
+            sink,
+            name=name,
+            queue_size=self.queue_size,
+            resync=resync,
+            clock=self._clock,
+            send_timeout=self.send_timeout,
+        )
+        for message in initial:
+            client._queue.append(_Slot(None, encode(message)))  # noqa: SLF001 (same module)
+        client._wakeup.set()  # noqa: SLF001
+        self.clients.add(client)
+        return client
+
+    def unregister(self, client: Client) -> None:
+        self.clients.discard(client)
+
+    def send_to(self, client: Client, message: dict[str, Any]) -> None:
+        """Queue one message for one client (e.g. a reply to its action)."""
+        client.put(None, encode(message))
+
+    def broadcast(self, messages: Iterable[dict[str, Any]]) -> None:
+        """Queue messages for every client. Never blocks; kicks clients too slow to keep up."""
+        encoded = [(delta_key(m), encode(m)) for m in messages]
+        if not encoded or not self.clients:
+            return
+        now = self._clock()
+        for client in list(self.clients):
+            for key, payload in encoded:
+                client.put(key, payload)
+            since = client.overflow_since
+            if since is not None and now - since > self.slow_limit:
+                self.disconnected_slow += 1
+                log.info("disconnecting slow client %s", client.name)
+                client.kick(CLOSE_TOO_SLOW, "client too slow: queue full for too long")
+                self.clients.discard(client)

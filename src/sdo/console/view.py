@@ -1,0 +1,407 @@
+"""The console's picture of the world, folded from Kafka events (pure: no I/O, no clock).
+
+Theory of operation
+-------------------
+:class:`ConsoleView` applies every event the console reads (officer profile, status and
+location; incidents; deployments; recommendations; alerts) with the same pure transitions
+the worker uses (:mod:`sdo.domain.state`), so a console that restarts and re-reads the
+topics from the beginning rebuilds exactly the same picture. Duplicates and out-of-order
+events change nothing and produce no deltas.
+
+:meth:`ConsoleView.apply` returns the *deltas*: JSON-ready messages (CONTRACT §6,
+``docs/console-protocol.md``) that tell a connected page what changed. Each delta carries
+the full new state of one thing (an officer, an incident, an availability bucket ...), so
+a later delta for the same thing supersedes an earlier one; that is what lets the hub
+coalesce them for a slow client. :meth:`ConsoleView.snapshot` is the whole picture.
+
+The deployment topic is the audit trail of SDO decisions. A deployment makes its officers
+``en_route`` (via :func:`sdo.domain.state.deployment_statuses`, whose event ids derive
+from the deployment's, so a redelivery is a no-op) and the incident ``resourced``. Topics
+are read in parallel, so a deployment can be read before its incident; it is held back
+(a bounded number per incident) and applied when the incident arrives.
+
+:meth:`ConsoleView.decide` validates an SDO action against the picture and returns the
+:class:`~sdo.events.Deployment` to publish; it raises :class:`~sdo.errors.Rejected` with
+a message for the SDO otherwise.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from sdo.domain.geo import Areas
+from sdo.domain.state import (
+    IncidentRecord,
+    Officer,
+    apply_deployment,
+    apply_incident,
+    apply_location,
+    apply_profile,
+    apply_status,
+    availability_keys,
+    availability_of,
+    deployment_statuses,
+)
+from sdo.errors import Rejected
+from sdo.events import (
+    Alert,
+    Decision,
+    Deployment,
+    Incident,
+    IncidentState,
+    OfficerLocation,
+    OfficerProfile,
+    OfficerStatus,
+    Recommendation,
+    to_json_dict,
+)
+
+__all__ = [
+    "ACTIONS",
+    "RECENT_DEPLOYMENTS",
+    "ConsoleView",
+    "Delta",
+    "incident_json",
+    "officer_json",
+]
+
+Delta = dict[str, Any]
+
+#: Client action type -> the deployment decision it records.
+ACTIONS: Final[dict[str, Decision]] = {
+    "accept": Decision.ACCEPTED,
+    "override": Decision.OVERRIDDEN,
+    "decline": Decision.DECLINED,
+}
+#: Deployments kept for the snapshot's "recent decisions" list.
+RECENT_DEPLOYMENTS: Final = 50
+#: Deployments held back per not-yet-seen incident (bounds memory on a bad feed).
+_ORPHANS_PER_INCIDENT: Final = 8
+_ORPHAN_INCIDENTS: Final = 1000
+_HIDDEN_OFFICER_FIELDS: Final = frozenset({"profile_event", "status_event", "fix_event"})
+
+
+def officer_json(officer: Officer) -> dict[str, Any]:
+    """An officer as the page sees it (the bookkeeping event ids left out)."""
+    return {k: v for k, v in officer.to_dict().items() if k not in _HIDDEN_OFFICER_FIELDS}
+
+
+def incident_json(record: IncidentRecord) -> dict[str, Any]:
+    """An incident as the page sees it: the handler's fields plus sdo's decision state."""
+    out = to_json_dict(record.incident)
+    out.pop("type", None)
+    out["created_ts"] = _iso(record.created_ts)
+    out["assigned"] = list(record.assigned)
+    out["decision"] = record.decision.value if record.decision else None
+    out["decided_by"] = record.decided_by
+    out["decision_ts"] = _iso(record.decision_ts) if record.decision_ts else None
+    return out
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def _event_json(event: Any) -> dict[str, Any]:
+    out = to_json_dict(event)
+    out.pop("type", None)
+    return out
+
+
+class ConsoleView:
+    """Officers, incidents, recommendations, alerts and availability, from events."""
+
+    def __init__(self, areas: Areas) -> None:
+        self.areas = areas
+        self.officers: dict[str, Officer] = {}
+        self.incidents: dict[str, IncidentRecord] = {}
+        self.recommendations: dict[str, Recommendation] = {}
+        self.alerts: dict[tuple[str, str], Alert] = {}
+        self.deployments: deque[Deployment] = deque(maxlen=RECENT_DEPLOYMENTS)
+        #: bucket ("npu:X", "cluster:Y", "nbhd:Z") -> available officer ids in it
+        self._members: dict[str, set[str]] = {}
+        self._counts: dict[str, Counter[str]] = {}
+        self._orphans: dict[str, list[Deployment]] = {}
+        #: latest event time seen on any topic (the console's notion of "now")
+        self.event_time: datetime | None = None
+        self.applied = 0
+        self.ignored: Counter[str] = Counter()
+
+    # -- reading -----------------------------------------------------------------------
+
+    def availability(self) -> dict[str, dict[str, int]]:
+        """Every non-empty availability bucket with its counts (``total``, ``role:``, ``skill:``).
+
+        Areas with no available officer are listed with ``total: 0`` so the page can
+        show the gap (every NPU, cluster and neighbourhood of the area file).
+        """
+        out: dict[str, dict[str, int]] = {}
+        for key in self._area_buckets():
+            out[key] = dict(self._counts.get(key, Counter({"total": 0})))
+        for key, counts in self._counts.items():
+            out.setdefault(key, dict(counts))
+        return out
+
+    def _area_buckets(self) -> list[str]:
+        keys = [f"npu:{npu}" for npu in self.areas.npus]
+        keys += [f"cluster:{cid}" for cid in self.areas.clusters]
+        keys += [f"nbhd:{nid}" for nid in self.areas.neighbourhoods]
+        return keys
+
+    def min_cover(self) -> dict[str, int]:
+        return {cid: c.min_cover for cid, c in self.areas.clusters.items()}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole picture, as the ``snapshot`` message (open incidents only)."""
+        open_ids = [i for i, r in self.incidents.items() if r.is_open]
+        return {
+            "type": "snapshot",
+            "event_time": _iso(self.event_time) if self.event_time else None,
+            "officers": [officer_json(o) for o in self.officers.values()],
+            "incidents": [incident_json(self.incidents[i]) for i in open_ids],
+            "recommendations": [
+                _event_json(self.recommendations[i]) for i in open_ids if i in self.recommendations
+            ],
+            "alerts": [_event_json(a) for a in self.alerts.values()],
+            "availability": self.availability(),
+            "min_cover": self.min_cover(),
+            "deployments": [_event_json(d) for d in self.deployments],
+        }
+
+    # -- folding events ----------------------------------------------------------------
+
+    def apply(self, event: object) -> list[Delta]:
+        """Fold one decoded event in; return the deltas to broadcast (maybe none)."""
+        ts = getattr(event, "ts", None)
+        if isinstance(ts, datetime) and (self.event_time is None or ts > self.event_time):
+            self.event_time = ts
+        match event:
+            case OfficerLocation():
+                officer = self.officers.get(event.officer_id)
+                return self._officer(apply_location(officer, event, self.areas))
+            case OfficerStatus():
+                return self._officer(apply_status(self.officers.get(event.officer_id), event))
+            case OfficerProfile():
+                return self._officer(apply_profile(self.officers.get(event.officer_id), event))
+            case Incident():
+                return self._incident(event)
+            case Deployment():
+                return self._deployment(event)
+            case Recommendation():
+                return self._recommendation(event)
+            case Alert():
+                return self._alert(event)
+        self.ignored["unhandled_type"] += 1
+        return []
+
+    def _officer(self, change: Any) -> list[Delta]:
+        if not change.changed:
+            self.ignored[change.ignored or "unchanged"] += 1
+            return []
+        self.applied += 1
+        new: Officer = change.state
+        old = self.officers.get(new.officer_id)
+        self.officers[new.officer_id] = new
+        deltas: list[Delta] = [{"type": "officer", "officer": officer_json(new)}]
+        deltas.extend(self._reavail(old, new))
+        return deltas
+
+    def _reavail(self, old: Officer | None, new: Officer) -> list[Delta]:
+        before = set(availability_keys(old)) if old is not None else set()
+        after = set(availability_keys(new))
+        # Buckets the officer left or joined; and, if role or skills changed, those stayed in.
+        touched = before ^ after
+        if old is not None and (old.role, old.skills) != (new.role, new.skills):
+            touched |= before & after
+        oid = new.officer_id
+        for key in before - after:
+            members = self._members.get(key)
+            if members is not None:
+                members.discard(oid)
+        for key in after - before:
+            self._members.setdefault(key, set()).add(oid)
+        deltas: list[Delta] = []
+        for key in sorted(touched):
+            members = self._members.get(key, set())
+            counts = availability_of(self.officers[m] for m in members)
+            if counts:
+                self._counts[key] = counts
+            else:
+                self._counts.pop(key, None)
+                self._members.pop(key, None)
+            deltas.append(
+                {"type": "availability", "key": key, "counts": dict(counts) or {"total": 0}}
+            )
+        return deltas
+
+    def _incident(self, event: Incident) -> list[Delta]:
+        try:
+            change = apply_incident(self.incidents.get(event.incident_id), event)
+        except Rejected:
+            self.ignored["closed_incident_update"] += 1
+            return []
+        if not change.changed or change.state is None:
+            self.ignored[change.ignored or "unchanged"] += 1
+            return []
+        self.applied += 1
+        record: IncidentRecord = change.state
+        self.incidents[record.incident_id] = record
+        deltas: list[Delta] = [{"type": "incident", "incident": incident_json(record)}]
+        if not record.is_open:
+            self.recommendations.pop(record.incident_id, None)
+        for held in self._orphans.pop(record.incident_id, []):
+            deltas.extend(self._deployment(held))
+        return deltas
+
+    def _deployment(self, event: Deployment) -> list[Delta]:
+        record = self.incidents.get(event.incident_id)
+        if record is None:
+            self._hold(event)
+            return []
+        try:
+            change = apply_deployment(record, event, self.officers)
+        except Rejected:
+            self.ignored["rejected_deployment"] += 1
+            return []
+        if not change.changed or change.state is None:
+            self.ignored[change.ignored or "unchanged"] += 1
+            return []
+        self.applied += 1
+        new: IncidentRecord = change.state
+        self.incidents[new.incident_id] = new
+        self.deployments.append(event)
+        deltas: list[Delta] = [
+            {"type": "deployment", "deployment": _event_json(event)},
+            {"type": "incident", "incident": incident_json(new)},
+        ]
+        for status in deployment_statuses(event):
+            deltas.extend(self._officer(apply_status(self.officers.get(status.officer_id), status)))
+        return deltas
+
+    def _hold(self, event: Deployment) -> None:
+        held = self._orphans.get(event.incident_id)
+        if held is None:
+            if len(self._orphans) >= _ORPHAN_INCIDENTS:
+                self.ignored["orphan_overflow"] += 1
+                return
+            held = self._orphans[event.incident_id] = []
+        if len(held) < _ORPHANS_PER_INCIDENT and all(h.event_id != event.event_id for h in held):
+            held.append(event)
+        self.ignored["deployment_before_incident"] += 1
+
+    def _recommendation(self, event: Recommendation) -> list[Delta]:
+        record = self.incidents.get(event.incident_id)
+        if record is not None and not record.is_open:
+            self.ignored["recommendation_for_closed"] += 1
+            return []
+        held = self.recommendations.get(event.incident_id)
+        if held is not None and (
+            held.recommendation_id == event.recommendation_id or event.ts < held.ts
+        ):
+            self.ignored["duplicate" if held.event_id == event.event_id else "out_of_order"] += 1
+            return []
+        self.applied += 1
+        self.recommendations[event.incident_id] = event
+        return [{"type": "recommendation", "recommendation": _event_json(event)}]
+
+    def _alert(self, event: Alert) -> list[Delta]:
+        key = (event.kind.value, event.subject)
+        held = self.alerts.get(key)
+        if held is not None and (held.event_id == event.event_id or event.ts < held.ts):
+            self.ignored["duplicate" if held.event_id == event.event_id else "out_of_order"] += 1
+            return []
+        if not event.active and held is None:
+            self.ignored["cleared_unknown_alert"] += 1
+            return []
+        self.applied += 1
+        if event.active:
+            self.alerts[key] = event
+        else:
+            del self.alerts[key]
+        return [{"type": "alert", "alert": _event_json(event)}]
+
+    # -- decisions ---------------------------------------------------------------------
+
+    def decide(
+        self, action: Mapping[str, Any], *, by: str, event_id: str, now: datetime
+    ) -> Deployment:
+        """The deployment an SDO action asks for, checked against the picture.
+
+        ``action`` is the client message (``type`` one of ``accept``, ``override``,
+        ``decline``). Raises :class:`Rejected` with a message meant for the SDO.
+        """
+        kind = action.get("type")
+        decision = ACTIONS.get(kind) if isinstance(kind, str) else None
+        if decision is None:
+            raise Rejected(f"unknown action {kind!r}")
+        incident_id = action.get("incident_id")
+        if not isinstance(incident_id, str) or not incident_id:
+            raise Rejected("incident_id is required")
+        record = self.incidents.get(incident_id)
+        if record is None:
+            raise Rejected(f"incident {incident_id} is not known to this console")
+        if record.state is IncidentState.CLOSED:
+            raise Rejected(f"incident {incident_id} is closed")
+        if decision is not Decision.OVERRIDDEN and record.decision is not None:
+            raise Rejected(
+                f"incident {incident_id} was already {record.decision.value} by "
+                f"{record.decided_by}; override to redeploy"
+            )
+        rec = self.recommendations.get(incident_id)
+        rec_id = action.get("recommendation_id")
+        if rec_id is not None and not isinstance(rec_id, str):
+            raise Rejected("recommendation_id must be a string")
+        reason = action.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise Rejected("reason must be a string")
+        reason = reason.strip() if reason else None
+        raw_ids = action.get("officer_ids")
+        if raw_ids is not None and (
+            not isinstance(raw_ids, list) or not all(isinstance(o, str) for o in raw_ids)
+        ):
+            raise Rejected("officer_ids must be a list of strings")
+        officer_ids: tuple[str, ...] = tuple(raw_ids or ())
+
+        if decision is Decision.ACCEPTED:
+            if rec is None:
+                raise Rejected(f"there is no recommendation for incident {incident_id} yet")
+            if rec_id != rec.recommendation_id:
+                raise Rejected(
+                    "that recommendation has been superseded; review the current one"
+                )
+            if not rec.recommended:
+                raise Rejected("the recommendation names no officers; override or decline")
+            if officer_ids and officer_ids != rec.recommended:
+                raise Rejected("accept takes the recommended officers as given; use override")
+            officer_ids = rec.recommended
+        elif decision is Decision.OVERRIDDEN:
+            if not officer_ids:
+                raise Rejected("override needs at least one officer")
+            if not reason:
+                raise Rejected("override needs a reason")
+            unknown = [o for o in officer_ids if o not in self.officers]
+            if unknown:
+                raise Rejected(f"unknown officer(s): {', '.join(unknown[:5])}")
+        else:
+            if not reason:
+                raise Rejected("decline needs a reason")
+            officer_ids = ()
+        try:
+            return Deployment(
+                event_id=event_id,
+                ts=now,
+                incident_id=incident_id,
+                decision=decision,
+                officer_ids=officer_ids,
+                by=by,
+                reason=reason,
+                recommendation_id=rec_id or (rec.recommendation_id if rec else None),
+            )
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            raise Rejected(f"invalid decision: {first['msg']}") from None

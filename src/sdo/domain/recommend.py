@@ -1,0 +1,588 @@
+"""Recommended deployments (CONTRACT §3): who should go, ranked, with reasons (pure).
+
+Theory of operation
+-------------------
+:func:`recommend` is a function of an incident, its grading, a read-only :class:`View`
+of the force, the :class:`Policy` parameters and the event time ``now``. It never reads
+a clock, so the live worker and ``sdo evaluate`` decide identically.
+
+*Dispatch* responses (emergency, priority, and every incident under the ``closest``
+policy) pre-select the nearest eligible officers from the grid index
+(:class:`sdo.domain.fleet.Fleet`) — never an ETA for everyone — then score each:
+
+``score = ETA + stale-fix penalty + refreshment penalty + shift-end penalty + cover penalty``
+
+ETA is great-circle distance × detour factor ÷ speed (by transport and grade). The cover
+penalty is an expected-coverage loss (MEXCLP style): for the officer's response cluster,
+each neighbourhood centroid reached within ``cover_time_s`` by *k* available response
+officers is covered with probability ``1 - p**k`` (``p`` = chance an officer is busy);
+the loss if this officer goes is ``Σ p**(k-1)·(1-p)`` over the centroids they reach,
+as a share of the cluster. The loss is weighted by grade — zero for grade 1 (the fastest
+suitable officer goes), growing for lower grades — and taking a cluster below its minimum
+cover costs a further fixed penalty for grade 2 and below.
+
+*Allocation* responses (neighbourhood, investigator, scheduled) rank a small role pool by
+tier (named officer → neighbourhood team → NPU) and open workload. *Signpost* names the
+partner service and no officer.
+
+One officer is not recommended to two pending incidents unless the higher grade needs
+them: the :class:`View` says which pending incident holds an officer, and an officer held
+by an incident of the same or a higher grade is passed over (said in the reasons).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Final, Protocol
+
+import numpy as np
+
+from sdo.domain.fleet import Fleet
+from sdo.domain.geo import Areas, Placement, haversine_many_m
+from sdo.domain.grading import Grading
+from sdo.domain.state import IncidentRecord, Officer
+from sdo.errors import ConfigError
+from sdo.events import Candidate, PolicyRef, Recommendation, Response, Role, Status, Transport
+
+__all__ = ["POLICIES", "Policy", "View", "recommend"]
+
+POLICIES: Final = ("thrive", "closest")
+
+_DISPATCH_ROLES: Final[Mapping[Response, frozenset[Role]]] = MappingProxyType(
+    {
+        Response.EMERGENCY: frozenset({Role.RESPONSE}),
+        Response.PRIORITY: frozenset({Role.RESPONSE, Role.FORCE_SUPPORT}),
+    }
+)
+_ON_DUTY: Final = frozenset(s for s in Status if s is not Status.OFF_DUTY)
+
+
+class View(Protocol):
+    """What the recommender may read about the force (the World provides it)."""
+
+    @property
+    def areas(self) -> Areas: ...
+    @property
+    def officers(self) -> Mapping[str, Officer]: ...
+    @property
+    def fleet(self) -> Fleet: ...
+    def load(self, officer_id: str) -> int:
+        """Open incidents allocated to the officer."""
+    def holder(self, officer_id: str) -> tuple[str, int] | None:
+        """(incident id, grade) of the pending incident recommending this officer, if any."""
+    def with_role(self, role: Role) -> Iterable[str]:
+        """Ids of officers with this role (any status)."""
+    def available_in(self, cluster_id: str) -> Iterable[str]:
+        """Ids of available officers whose last fix is in this cluster."""
+
+
+def _speeds() -> dict[str, tuple[float, float, float]]:
+    # metres/second for (grade 1, grade 2, grade 3+); urban averages, blue lights for 1
+    return {
+        Transport.CAR.value: (13.0, 11.0, 9.0),
+        Transport.VAN.value: (12.0, 10.0, 8.5),
+        Transport.MOTORCYCLE.value: (14.0, 12.0, 10.0),
+        Transport.BICYCLE.value: (5.0, 4.5, 4.0),
+        Transport.FOOT.value: (1.6, 1.4, 1.3),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Parameters of the decision; override any of them in the rules file's ``recommend``."""
+
+    name: str = "thrive"
+    version: str = "1"
+    detour_factor: float = 1.35
+    speed_mps: Mapping[str, tuple[float, float, float]] = field(default_factory=_speeds)
+    stale_after_s: float = 300.0
+    stale_penalty_s: float = 180.0
+    refreshment_penalty_s: float = 120.0
+    max_candidates: int = 8
+    search_radius_m: float = 40_000.0
+    cover_time_s: float = 900.0
+    cover_busy_p: float = 0.5
+    #: seconds of score per whole cluster of expected coverage lost, by grade
+    cover_weight_s: Mapping[int, float] = field(
+        default_factory=lambda: {1: 0.0, 2: 1200.0, 3: 2400.0, 4: 2400.0}
+    )
+    #: seconds of score for taking a cluster below minimum cover, by grade
+    below_min_penalty_s: Mapping[int, float] = field(
+        default_factory=lambda: {1: 0.0, 2: 600.0, 3: 1800.0, 4: 1800.0}
+    )
+    shift_margin_s: float = 1800.0
+    shift_penalty_s: float = 600.0
+    #: a new officer must beat the current first candidate by this much to re-issue
+    better_by_s: float = 60.0
+
+    @classmethod
+    def from_mapping(cls, name: str, obj: Mapping[str, Any]) -> Policy:
+        """The policy ``name`` with overrides from a rules file's ``recommend`` section."""
+        if name not in POLICIES:
+            raise ConfigError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")
+        known = {f.name for f in fields(cls)} - {"name"}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise ConfigError(f"recommend: unknown setting(s) {', '.join(unknown)}")
+        values: dict[str, Any] = {"name": name}
+        for key, value in obj.items():
+            if key == "speed_mps":
+                values[key] = _speed_table(value)
+            elif key in ("cover_weight_s", "below_min_penalty_s"):
+                values[key] = {int(g): float(v) for g, v in dict(value).items()}
+            elif key == "version":
+                values[key] = str(value)
+            elif key == "max_candidates":
+                values[key] = int(value)
+            else:
+                number = float(value)
+                if not math.isfinite(number) or number < 0:
+                    raise ConfigError(f"recommend.{key} must be a non-negative number")
+                values[key] = number
+        return cls(**values)
+
+    @property
+    def ref(self) -> PolicyRef:
+        return PolicyRef(name=self.name, version=self.version)
+
+    def speed(self, transport: Transport | None, grade: int) -> float | None:
+        """Travel speed in m/s, or None for officers who do not travel (desk)."""
+        if transport is None or transport is Transport.DESK:
+            return None
+        table = self.speed_mps.get(transport.value)
+        if table is None:
+            return None
+        return table[min(max(grade, 1), 3) - 1]
+
+    def eta_s(self, distance_m: float, transport: Transport | None, grade: int) -> float | None:
+        speed = self.speed(transport, grade)
+        return None if speed is None else distance_m * self.detour_factor / speed
+
+
+def _speed_table(value: Any) -> dict[str, tuple[float, float, float]]:
+    out = _speeds()
+    for transport, speeds in dict(value).items():
+        if transport not in out:
+            raise ConfigError(f"recommend.speed_mps: unknown transport {transport!r}")
+        triple = tuple(float(s) for s in speeds)
+        if len(triple) != 3 or min(triple) <= 0:
+            raise ConfigError(f"recommend.speed_mps.{transport}: three positive speeds (grades 1, 2, 3+)")
+        out[transport] = (triple[0], triple[1], triple[2])
+    return out
+
+
+@dataclass(slots=True)
+class _Scored:
+    officer: Officer
+    distance_m: float | None
+    eta_s: float | None
+    score: float
+    reasons: list[str]
+    stale: bool = False
+
+
+def recommend(
+    record: IncidentRecord,
+    grading: Grading,
+    view: View,
+    policy: Policy,
+    now: datetime,
+) -> Recommendation:
+    """The recommendation for one incident at event time ``now``."""
+    incident = record.incident
+    place = view.areas.locate(incident.lon, incident.lat)
+    reasons = list(grading.reasons)
+    shortfalls: list[str] = []
+    if place is None:
+        shortfalls.append("incident location is outside every area of the force")
+    service: str | None = None
+    if policy.name == "closest":
+        reasons.append("closest policy: nearest available response officer, no THRIVE+ routing")
+        ranked = _dispatch(record, grading, view, policy, now, place, reasons, shortfalls,
+                           roles=frozenset({Role.RESPONSE}), statuses=frozenset({Status.AVAILABLE}))
+    elif grading.response in _DISPATCH_ROLES:
+        statuses = (
+            frozenset({Status.AVAILABLE, Status.REFRESHMENT})
+            if grading.grade == 1
+            else frozenset({Status.AVAILABLE})
+        )
+        ranked = _dispatch(record, grading, view, policy, now, place, reasons, shortfalls,
+                           roles=_DISPATCH_ROLES[grading.response], statuses=statuses)
+    elif grading.response is Response.SIGNPOST:
+        service = grading.service
+        reasons.append(f"no police deployment: refer to {service}")
+        ranked = []
+    else:
+        ranked = _allocate(record, grading, view, policy, now, place, reasons, shortfalls)
+
+    ranked = ranked[: policy.max_candidates]
+    need = incident.officers_required if grading.response is not Response.SIGNPOST else 0
+    recommended = tuple(s.officer.officer_id for s in ranked[:need])
+    if need and len(recommended) < need:
+        shortfalls.append(f"only {len(recommended)} of {need} required officers can be recommended")
+    candidates = tuple(
+        Candidate(
+            officer_id=s.officer.officer_id,
+            callsign=s.officer.callsign or s.officer.officer_id,
+            role=s.officer.role or Role.RESPONSE,
+            eta_s=None if s.eta_s is None else round(s.eta_s, 1),
+            distance_m=None if s.distance_m is None else round(s.distance_m, 1),
+            score=round(s.score, 2),
+            reasons=tuple(s.reasons),
+        )
+        for s in ranked
+    )
+    return Recommendation(
+        event_id=_rec_id(incident.incident_id, now, policy, recommended, candidates),
+        recommendation_id=_rec_id(incident.incident_id, now, policy, recommended, candidates),
+        ts=now,
+        incident_id=incident.incident_id,
+        grade=grading.grade,
+        response=grading.response,
+        reasons=tuple(reasons),
+        candidates=candidates,
+        recommended=recommended,
+        shortfalls=tuple(dict.fromkeys(shortfalls)),
+        service=service,
+        policy=policy.ref,
+    )
+
+
+def _rec_id(
+    incident_id: str,
+    now: datetime,
+    policy: Policy,
+    recommended: tuple[str, ...],
+    candidates: tuple[Candidate, ...],
+) -> str:
+    # Content-derived: a redelivered event yields the same id; replay and live agree.
+    text = "|".join(
+        [incident_id, now.isoformat(), policy.name, ",".join(recommended)]
+        + [c.officer_id for c in candidates]
+    )
+    return "rec-" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:20]
+
+
+# -- dispatch (emergency, priority, closest) --------------------------------------------
+
+
+def _dispatch(
+    record: IncidentRecord,
+    grading: Grading,
+    view: View,
+    policy: Policy,
+    now: datetime,
+    place: Placement | None,
+    reasons: list[str],
+    shortfalls: list[str],
+    *,
+    roles: frozenset[Role],
+    statuses: frozenset[Status],
+) -> list[_Scored]:
+    incident = record.incident
+    grade = grading.grade
+    officers = view.officers
+    skills = frozenset(incident.required_skills) if policy.name != "closest" else frozenset()
+    held: list[str] = []
+    thrive = policy.name != "closest"
+
+    def eligible(oid: str) -> bool:
+        o = officers.get(oid)
+        if o is None or o.role not in roles or o.status not in statuses:
+            return False
+        if skills and not skills.issubset(o.skills):
+            return False
+        if o.shift_end is not None and o.shift_end <= now:
+            return False
+        if policy.speed(o.transport, grade) is None:
+            return False
+        holder = view.holder(oid)
+        if holder is not None and holder[0] != incident.incident_id and holder[1] <= grade:
+            held.append(oid)
+            return False
+        return True
+
+    pool = policy.max_candidates + incident.officers_required + 6
+    hits = view.fleet.nearest(
+        incident.lon, incident.lat, k=pool, accept=eligible, max_m=policy.search_radius_m
+    )
+    role_names = "/".join(sorted(r.value for r in roles))
+    reasons.append(
+        f"{grading.response.value}: {role_names} officers, "
+        + ("refreshment breaks may be called (grade 1), " if Status.REFRESHMENT in statuses else "")
+        + "ranked by ETA"
+        + (f", must hold {', '.join(sorted(skills))}" if skills else "")
+    )
+    scored: list[_Scored] = []
+    for hit in hits:
+        o = officers[hit.officer_id]
+        eta = policy.eta_s(hit.distance_m, o.transport, grade)
+        assert eta is not None  # eligible() excluded officers who do not travel
+        why = [f"ETA {_mins(eta)} by {o.transport.value if o.transport else '?'} ({hit.distance_m / 1000:.1f} km)"]
+        score = eta
+        stale = False
+        if thrive:
+            score, stale = _penalties(o, eta, grade, policy, now, why, score)
+        if skills:
+            why.append(f"holds {', '.join(sorted(skills))}")
+        if o.cluster and place and o.cluster != place.cluster:
+            why.append(f"from cluster {o.cluster} (borderless)")
+        if shift_excluded(o, eta, now):
+            continue
+        scored.append(_Scored(o, hit.distance_m, eta, score, why, stale))
+    if thrive:
+        _cover(scored, grade, view, policy)
+    scored.sort(key=lambda s: (s.score, s.officer.officer_id))
+
+    if held:
+        shortfalls_held = f"{len(held)} nearer officer(s) held for pending incidents of the same or higher grade"
+        reasons.append(shortfalls_held)
+    if scored:
+        nearest = min(scored, key=lambda s: (s.distance_m or 0.0, s.officer.officer_id))
+        if nearest is not scored[0]:
+            pos = scored.index(nearest) + 1
+            extra = [r for r in nearest.reasons if not r.startswith("ETA")]
+            reasons.append(
+                f"nearest eligible officer {nearest.officer.callsign} "
+                f"({(nearest.distance_m or 0) / 1000:.1f} km) is ranked {pos}: "
+                + ("; ".join(extra) if extra else "slower transport")
+            )
+        if all(s.stale for s in scored):
+            shortfalls.append(f"all candidate AVL fixes are stale (older than {_mins(policy.stale_after_s)})")
+    if len(scored) < incident.officers_required:
+        _diagnose(incident.lon, incident.lat, roles, statuses, skills, view, policy, shortfalls)
+    if place is not None and thrive:
+        cluster = view.areas.clusters.get(place.cluster)
+        if cluster is not None:
+            count = sum(1 for oid in view.available_in(cluster.id) if _is_response(officers.get(oid)))
+            if count < cluster.min_cover:
+                shortfalls.append(
+                    f"cluster {cluster.id} below minimum cover ({count} of {cluster.min_cover} available)"
+                )
+    return scored
+
+
+def shift_excluded(o: Officer, eta_s: float, now: datetime) -> bool:
+    """An officer whose shift ends before they could arrive is not sent."""
+    return o.shift_end is not None and (o.shift_end - now).total_seconds() <= eta_s
+
+
+def _penalties(
+    o: Officer, eta: float, grade: int, policy: Policy, now: datetime, why: list[str], score: float
+) -> tuple[float, bool]:
+    stale = False
+    if o.fix_ts is not None:
+        age = (now - o.fix_ts).total_seconds()
+        if age > policy.stale_after_s:
+            stale = True
+            score += policy.stale_penalty_s
+            why.append(f"last fix {_mins(age)} old: position uncertain (+{_mins(policy.stale_penalty_s)})")
+    if o.status is Status.REFRESHMENT:
+        score += policy.refreshment_penalty_s
+        why.append("on refreshment break: called for grade 1")
+    if o.shift_end is not None:
+        left = (o.shift_end - now).total_seconds()
+        if grade >= 2 and left < eta + policy.shift_margin_s:
+            score += policy.shift_penalty_s
+            why.append(f"shift ends in {_mins(left)}")
+    return score, stale
+
+
+def _is_response(o: Officer | None) -> bool:
+    return o is not None and o.role is Role.RESPONSE
+
+
+def _cover(scored: list[_Scored], grade: int, view: View, policy: Policy) -> None:
+    """Add each candidate's expected-coverage loss to its score, weighted by grade."""
+    weight = policy.cover_weight_s.get(grade, max(policy.cover_weight_s.values(), default=0.0))
+    below = policy.below_min_penalty_s.get(grade, 0.0)
+    by_cluster: dict[str, list[_Scored]] = {}
+    for s in scored:
+        if s.officer.cluster and s.officer.role is Role.RESPONSE and s.officer.status is Status.AVAILABLE:
+            by_cluster.setdefault(s.officer.cluster, []).append(s)
+    for cluster_id, members in by_cluster.items():
+        cluster = view.areas.clusters.get(cluster_id)
+        if cluster is None or not cluster.neighbourhoods:
+            continue
+        losses, count = _coverage_losses(cluster_id, [m.officer.officer_id for m in members], view, policy)
+        for m in members:
+            loss = losses.get(m.officer.officer_id, 0.0)
+            left = count - 1
+            penalty = weight * loss
+            words = (
+                f"cluster {cluster_id} expected cover -{loss * 100:.0f}%, "
+                f"{left} left (minimum {cluster.min_cover})"
+            )
+            if left < cluster.min_cover:
+                penalty += below
+                words += " (below minimum)"
+            if grade == 1:
+                words += "; grade 1 takes the fastest officer regardless"
+            elif penalty > 0:
+                words += f" (+{_mins(penalty)})"
+            m.score += penalty
+            m.reasons.append(words)
+
+
+def _coverage_losses(
+    cluster_id: str, ids: list[str], view: View, policy: Policy
+) -> tuple[dict[str, float], int]:
+    """Expected-coverage loss (share of the cluster) if each of ``ids`` leaves."""
+    cluster = view.areas.clusters[cluster_id]
+    centroids = [view.areas.neighbourhoods[n].centroid for n in cluster.neighbourhoods]
+    officers = view.officers
+    fleet = view.fleet
+    available = [
+        oid for oid in view.available_in(cluster_id)
+        if _is_response(officers.get(oid)) and oid in fleet
+    ]
+    if not available:
+        return {}, 0
+    lons = np.array([fleet.position(oid)[0] for oid in available])  # type: ignore[index]
+    lats = np.array([fleet.position(oid)[1] for oid in available])  # type: ignore[index]
+    speeds = np.array([policy.speed(officers[oid].transport, 1) or 0.0 for oid in available])
+    reach = np.zeros((len(available), len(centroids)), dtype=bool)
+    for j, (clon, clat) in enumerate(centroids):
+        dist = haversine_many_m(lons, lats, clon, clat) * policy.detour_factor
+        with np.errstate(divide="ignore"):
+            eta = np.where(speeds > 0, dist / np.where(speeds > 0, speeds, 1.0), np.inf)
+        reach[:, j] = eta <= policy.cover_time_s
+    k = reach.sum(axis=0)
+    p = policy.cover_busy_p
+    # marginal loss of one reacher at a centroid covered by k reachers
+    marginal = np.where(k > 0, p ** np.maximum(k - 1, 0) * (1 - p), 0.0) / len(centroids)
+    index = {oid: i for i, oid in enumerate(available)}
+    return (
+        {oid: float((reach[index[oid]] * marginal).sum()) for oid in ids if oid in index},
+        len(available),
+    )
+
+
+def _diagnose(
+    lon: float,
+    lat: float,
+    roles: frozenset[Role],
+    statuses: frozenset[Status],
+    skills: frozenset[str],
+    view: View,
+    policy: Policy,
+    shortfalls: list[str],
+) -> None:
+    """Say why there are too few candidates: which skill is missing, or nobody at all."""
+    officers = view.officers
+    radius = f"{policy.search_radius_m / 1000:.0f} km"
+
+    def base(oid: str) -> bool:
+        o = officers.get(oid)
+        return o is not None and o.role in roles and o.status in statuses
+
+    if not view.fleet.nearest(lon, lat, k=1, accept=base, max_m=policy.search_radius_m):
+        shortfalls.append(f"no available {'/'.join(sorted(r.value for r in roles))} officer within {radius}")
+        return
+    for skill in sorted(skills):
+        def has(oid: str, skill: str = skill) -> bool:
+            return base(oid) and skill in officers[oid].skills
+
+        if not view.fleet.nearest(lon, lat, k=1, accept=has, max_m=policy.search_radius_m):
+            shortfalls.append(f"nobody with skill {skill} available within {radius}")
+
+
+# -- allocation (neighbourhood, investigator, scheduled) --------------------------------
+
+
+def _allocate(
+    record: IncidentRecord,
+    grading: Grading,
+    view: View,
+    policy: Policy,
+    now: datetime,
+    place: Placement | None,
+    reasons: list[str],
+    shortfalls: list[str],
+) -> list[_Scored]:
+    incident = record.incident
+    skills = frozenset(incident.required_skills)
+    officers = view.officers
+    response = grading.response
+    if response is Response.NEIGHBOURHOOD:
+        roles = (Role.NEIGHBOURHOOD, Role.PCSO)
+    elif response is Response.INVESTIGATOR:
+        roles = (Role.INVESTIGATOR,)
+    else:
+        roles = (Role.NEIGHBOURHOOD, Role.RESPONSE)
+    named = None
+    if place is not None and response is Response.NEIGHBOURHOOD:
+        named = view.areas.neighbourhoods[place.neighbourhood].named_officer
+    scored: list[_Scored] = []
+    missing_skill = 0
+    for role in roles:
+        for oid in view.with_role(role):
+            o = officers.get(oid)
+            if o is None or o.status not in _ON_DUTY:
+                continue
+            if o.shift_end is not None and o.shift_end <= now:
+                continue
+            if skills and not skills.issubset(o.skills):
+                missing_skill += 1
+                continue
+            tier, why = _tier(o, response, place, named)
+            if tier is None:
+                continue
+            load = view.load(oid)
+            distance = eta = None
+            if o.has_fix and policy.speed(o.transport, 3) is not None:
+                pos = view.fleet.position(oid)
+                if pos is not None:
+                    distance = float(haversine_many_m(np.array([pos[0]]), np.array([pos[1]]), incident.lon, incident.lat)[0])
+                    eta = policy.eta_s(distance, o.transport, grading.grade)
+            why.append(f"{load} open allocation(s)")
+            score = tier * 100_000.0 + load * 1_000.0 + (eta if eta is not None else 900.0)
+            scored.append(_Scored(o, distance, eta, score, why))
+    scored.sort(key=lambda s: (s.score, s.officer.officer_id))
+    if response is Response.NEIGHBOURHOOD:
+        if named and (not scored or scored[0].officer.officer_id != named):
+            shortfalls.append(f"named officer {named} is not on duty: next in line recommended")
+        reasons.append("neighbourhood: the named officer if on duty, else the neighbourhood team, else the NPU's")
+    elif response is Response.INVESTIGATOR:
+        reasons.append("investigator: least-loaded investigator of the NPU, no attendance needed")
+    else:
+        reasons.append("scheduled: appointment with the lightest-loaded suitable officer")
+    if not scored:
+        what = "/".join(r.value for r in roles)
+        shortfalls.append(f"no {what} officer on duty" + (f" holding {', '.join(sorted(skills))}" if missing_skill else ""))
+    return scored
+
+
+def _tier(
+    o: Officer, response: Response, place: Placement | None, named: str | None
+) -> tuple[int | None, list[str]]:
+    """Rank band of an officer for an allocation: lower is better, None is ineligible."""
+    npu = place.npu if place else None
+    nbhd = place.neighbourhood if place else None
+    if response is Response.NEIGHBOURHOOD:
+        if named is not None and o.officer_id == named:
+            return 0, [f"named officer for {nbhd}"]
+        if nbhd is not None and nbhd in o.neighbourhoods:
+            return 1, [f"{nbhd} neighbourhood team"]
+        if npu is not None and o.home_npu == npu:
+            return 2, [f"{npu} NPU neighbourhood officer"]
+        return None, []
+    if response is Response.INVESTIGATOR:
+        if npu is not None and o.home_npu == npu:
+            return 0, [f"{npu} NPU investigator"]
+        return 1, ["investigator from another NPU"]
+    # scheduled
+    if npu is not None and (o.home_npu == npu or o.npu == npu):
+        return 0, [f"{npu} NPU {o.role.value if o.role else ''} officer"]
+    return 1, ["officer from another NPU"]
+
+
+def _mins(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"

@@ -1,0 +1,422 @@
+"""Officer and incident state, and how events change it (pure).
+
+Theory of operation
+-------------------
+Each officer record folds three independent feeds: the profile (who they are), the
+status (what they are doing) and the AVL fix (where they are). Kafka delivers each feed
+in order per officer but the three feeds interleave freely, and any event may be
+redelivered. So every aspect keeps the ``ts`` and ``event_id`` of the event that set it,
+and an event is applied only if it is newer than what the record holds for that aspect:
+
+* same ``event_id`` as the one held → duplicate, ignored;
+* earlier ``ts`` than the one held → out of order, ignored;
+* equal ``ts`` with a different id → applied (log order breaks the tie).
+
+Transitions are functions ``(state, event, ...) -> Change`` that never raise for
+ordinary input; a :class:`Change` says whether anything changed and, if not, why.
+Events that cannot apply to the state at all (a deployment for an unknown incident)
+raise :class:`sdo.errors.Rejected` so the adapter dead-letters them with the reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from typing import Any, Final, Generic, TypeVar
+
+from sdo.domain.geo import Areas, Placement
+from sdo.errors import Rejected
+from sdo.events import (
+    Decision,
+    Deployment,
+    Incident,
+    IncidentState,
+    OfficerLocation,
+    OfficerProfile,
+    OfficerStatus,
+    Role,
+    Status,
+    Transport,
+)
+
+__all__ = [
+    "ASSIGNED_STATUSES",
+    "Change",
+    "IncidentRecord",
+    "Officer",
+    "apply_deployment",
+    "apply_incident",
+    "apply_location",
+    "apply_profile",
+    "apply_status",
+    "availability_keys",
+    "availability_of",
+    "deployment_statuses",
+]
+
+#: Statuses in which an officer is committed to an incident.
+ASSIGNED_STATUSES: Final = frozenset({Status.EN_ROUTE, Status.AT_SCENE})
+
+
+def _dt(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Officer:
+    """Everything known about one officer: profile, status, last fix, derived place."""
+
+    officer_id: str
+    # profile
+    callsign: str | None = None
+    role: Role | None = None
+    skills: tuple[str, ...] = ()
+    transport: Transport | None = None
+    home_npu: str | None = None
+    neighbourhoods: tuple[str, ...] = ()
+    shift_end: datetime | None = None
+    profile_ts: datetime | None = None
+    profile_event: str | None = None
+    # status
+    status: Status = Status.OFF_DUTY
+    incident_id: str | None = None
+    status_ts: datetime | None = None
+    status_event: str | None = None
+    # last AVL fix and where it falls
+    lat: float | None = None
+    lon: float | None = None
+    fix_ts: datetime | None = None
+    fix_event: str | None = None
+    neighbourhood: str | None = None
+    npu: str | None = None
+    cluster: str | None = None
+
+    @property
+    def has_profile(self) -> bool:
+        return self.role is not None
+
+    @property
+    def has_fix(self) -> bool:
+        return self.lat is not None and self.lon is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data, for table storage."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None or value == ():
+                continue
+            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Officer:
+        return cls(**_decode_fields(cls, data, _OFFICER_CODECS))
+
+
+_OFFICER_CODECS: Final[dict[str, Callable[[Any], Any]]] = {
+    "role": Role,
+    "transport": Transport,
+    "status": Status,
+    "skills": tuple,
+    "neighbourhoods": tuple,
+    "shift_end": _dt,
+    "profile_ts": _dt,
+    "status_ts": _dt,
+    "fix_ts": _dt,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRecord:
+    """The latest state of one incident plus what sdo has learnt about it."""
+
+    incident: Incident
+    created_ts: datetime
+    #: officers assigned by the last accepted/overridden deployment
+    assigned: tuple[str, ...] = ()
+    decision: Decision | None = None
+    decision_ts: datetime | None = None
+    decision_event: str | None = None
+    decided_by: str | None = None
+
+    @property
+    def incident_id(self) -> str:
+        return self.incident.incident_id
+
+    @property
+    def ts(self) -> datetime:
+        return self.incident.ts
+
+    @property
+    def state(self) -> IncidentState:
+        return self.incident.state
+
+    @property
+    def is_open(self) -> bool:
+        return self.incident.state is not IncidentState.CLOSED
+
+    @property
+    def awaiting_deployment(self) -> bool:
+        """Open, not resourced, not declined: the SDO still has to act."""
+        return self.incident.state is IncidentState.OPEN and self.decision is None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "incident": self.incident.model_dump(mode="json", exclude_none=True),
+            "created_ts": self.created_ts.isoformat(),
+        }
+        if self.assigned:
+            out["assigned"] = list(self.assigned)
+        for name in ("decision", "decision_ts", "decision_event", "decided_by"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value.isoformat() if isinstance(value, datetime) else str(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IncidentRecord:
+        return cls(
+            incident=Incident.model_validate(data["incident"]),
+            created_ts=datetime.fromisoformat(data["created_ts"]),
+            assigned=tuple(data.get("assigned", ())),
+            decision=Decision(data["decision"]) if data.get("decision") else None,
+            decision_ts=_dt(data.get("decision_ts")),
+            decision_event=data.get("decision_event"),
+            decided_by=data.get("decided_by"),
+        )
+
+
+def _decode_fields(
+    cls: type[Any], data: Mapping[str, Any], codecs: Mapping[str, Callable[[Any], Any]]
+) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    out = {}
+    for key, value in data.items():
+        if key not in names:
+            continue
+        codec = codecs.get(key)
+        out[key] = codec(value) if codec is not None and value is not None else value
+    return out
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Change(Generic[T]):
+    """The outcome of a transition: the new state, or why nothing changed."""
+
+    state: T
+    changed: bool
+    ignored: str | None = None
+
+    @classmethod
+    def ignore(cls, state: T, why: str) -> Change[T]:
+        return cls(state, changed=False, ignored=why)
+
+
+def _stale(
+    held_ts: datetime | None, held_event: str | None, ts: datetime, event_id: str
+) -> str | None:
+    """Why an event must not change an aspect, or None when it may."""
+    if held_event == event_id:
+        return "duplicate"
+    if held_ts is not None and ts < held_ts:
+        return "out_of_order"
+    return None
+
+
+# -- officers -----------------------------------------------------------------------------
+
+
+def apply_profile(officer: Officer | None, event: OfficerProfile) -> Change[Officer]:
+    current = officer or Officer(event.officer_id)
+    why = _stale(current.profile_ts, current.profile_event, event.ts, event.event_id)
+    if why:
+        return Change.ignore(current, why)
+    new = replace(
+        current,
+        callsign=event.callsign,
+        role=event.role,
+        skills=event.skills,
+        transport=event.transport,
+        home_npu=event.npu,
+        neighbourhoods=event.neighbourhoods,
+        shift_end=event.shift_end,
+        profile_ts=event.ts,
+        profile_event=event.event_id,
+    )
+    return Change(new, changed=True)
+
+
+def apply_status(officer: Officer | None, event: OfficerStatus) -> Change[Officer]:
+    """Apply a status change.
+
+    The status feed is authoritative: any status may follow any other (officers
+    self-deploy, radio updates are missed). Statuses that commit an officer to an
+    incident keep its id; every other status clears it.
+    """
+    current = officer or Officer(event.officer_id)
+    why = _stale(current.status_ts, current.status_event, event.ts, event.event_id)
+    if why:
+        return Change.ignore(current, why)
+    incident_id = event.incident_id if event.status in _KEEPS_INCIDENT else None
+    new = replace(
+        current,
+        status=event.status,
+        incident_id=incident_id,
+        status_ts=event.ts,
+        status_event=event.event_id,
+    )
+    return Change(new, changed=True)
+
+
+_KEEPS_INCIDENT: Final = frozenset({Status.EN_ROUTE, Status.AT_SCENE, Status.COMMITTED})
+
+
+def apply_location(
+    officer: Officer | None, event: OfficerLocation, areas: Areas
+) -> Change[Officer]:
+    """Record a fix and where it falls. A fix outside every area is kept, unplaced."""
+    current = officer or Officer(event.officer_id)
+    why = _stale(current.fix_ts, current.fix_event, event.ts, event.event_id)
+    if why:
+        return Change.ignore(current, why)
+    place = _placement(current, event, areas)
+    new = replace(
+        current,
+        lat=event.lat,
+        lon=event.lon,
+        fix_ts=event.ts,
+        fix_event=event.event_id,
+        neighbourhood=place.neighbourhood if place else None,
+        npu=place.npu if place else None,
+        cluster=place.cluster if place else None,
+    )
+    return Change(new, changed=True)
+
+
+def _placement(current: Officer, event: OfficerLocation, areas: Areas) -> Placement | None:
+    # Most fixes stay inside the neighbourhood of the previous one: test it first.
+    if current.neighbourhood is not None and areas.contains(current.neighbourhood, event.lon, event.lat):
+        return Placement(current.neighbourhood, current.npu or "", current.cluster or "")
+    return areas.locate(event.lon, event.lat)
+
+
+# -- availability ----------------------------------------------------------------------
+
+
+def availability_keys(officer: Officer) -> tuple[str, ...]:
+    """The availability buckets an officer counts in: ``nbhd:``, ``npu:``, ``cluster:``.
+
+    Only available officers with a known profile count, in the areas their last fix
+    places them. An available officer with no fix yet counts in their home NPU.
+    """
+    if officer.status is not Status.AVAILABLE or not officer.has_profile:
+        return ()
+    if officer.neighbourhood is not None:
+        return (
+            f"nbhd:{officer.neighbourhood}",
+            f"npu:{officer.npu}",
+            f"cluster:{officer.cluster}",
+        )
+    if officer.home_npu is not None and not officer.has_fix:
+        return (f"npu:{officer.home_npu}",)
+    return ()
+
+
+def availability_of(officers: Iterable[Officer]) -> Counter[str]:
+    """Counts for one bucket: ``total``, ``role:<role>``, ``skill:<skill>``."""
+    counts: Counter[str] = Counter()
+    for officer in officers:
+        counts["total"] += 1
+        if officer.role is not None:
+            counts[f"role:{officer.role.value}"] += 1
+        for skill in officer.skills:
+            counts[f"skill:{skill}"] += 1
+    return counts
+
+
+# -- incidents -------------------------------------------------------------------------
+
+
+def apply_incident(record: IncidentRecord | None, event: Incident) -> Change[IncidentRecord | None]:
+    """Take the handler's latest version of an incident.
+
+    A closed incident is final: later updates are rejected, not applied.
+    """
+    if record is None:
+        if event.state is IncidentState.CLOSED:
+            return Change.ignore(None, "closed_before_seen")
+        return Change(IncidentRecord(event, created_ts=event.ts), changed=True)
+    held = record.incident
+    if held.event_id == event.event_id:
+        return Change.ignore(record, "duplicate")
+    if event.ts < held.ts:
+        return Change.ignore(record, "out_of_order")
+    if held.state is IncidentState.CLOSED:
+        raise Rejected(f"incident {event.incident_id} is closed; updates are not accepted")
+    return Change(replace(record, incident=event), changed=True)
+
+
+def apply_deployment(
+    record: IncidentRecord | None,
+    event: Deployment,
+    officers: Mapping[str, Officer],
+) -> Change[IncidentRecord | None]:
+    """Record an SDO decision on an incident.
+
+    Raises :class:`Rejected` for an unknown or closed incident, or unknown officers.
+    An accepted or overridden deployment makes the incident ``resourced``.
+    """
+    if record is None:
+        raise Rejected(f"deployment for unknown incident {event.incident_id}")
+    if record.decision_event == event.event_id:
+        return Change.ignore(record, "duplicate")
+    if record.decision_ts is not None and event.ts < record.decision_ts:
+        return Change.ignore(record, "out_of_order")
+    if record.incident.state is IncidentState.CLOSED:
+        raise Rejected(f"incident {event.incident_id} is closed")
+    unknown = [oid for oid in event.officer_ids if oid not in officers]
+    if unknown:
+        raise Rejected(f"deployment names unknown officer(s): {', '.join(unknown[:5])}")
+    if event.decision is Decision.DECLINED:
+        incident = record.incident
+        assigned: tuple[str, ...] = ()
+    else:
+        incident = record.incident.model_copy(update={"state": IncidentState.RESOURCED})
+        assigned = event.officer_ids
+    new = replace(
+        record,
+        incident=incident,
+        assigned=assigned,
+        decision=event.decision,
+        decision_ts=event.ts,
+        decision_event=event.event_id,
+        decided_by=event.by,
+    )
+    return Change(new, changed=True)
+
+
+def deployment_statuses(event: Deployment) -> list[OfficerStatus]:
+    """The status events a deployment implies: each deployed officer is ``en_route``.
+
+    Event ids derive from the deployment's, so a redelivered deployment yields the same
+    status events, which the officer state then ignores as duplicates.
+    """
+    if event.decision is Decision.DECLINED:
+        return []
+    return [
+        OfficerStatus(
+            event_id=f"{event.event_id}:{oid}",
+            ts=event.ts,
+            officer_id=oid,
+            status=Status.EN_ROUTE,
+            incident_id=event.incident_id,
+            note=f"deployed by {event.by}",
+        )
+        for oid in event.officer_ids
+    ]

@@ -1,0 +1,506 @@
+"""The force as sdo knows it, and what each event does to it (pure).
+
+Theory of operation
+-------------------
+:class:`World` is the one place that applies events. It holds the officer and incident
+records (the durable copy lives in Faust tables; a restarted worker restores it with
+:meth:`World.restore_officer` / :meth:`World.restore_incident`), the indexes the
+recommender reads (grid of positions, role pools, availability buckets, workload), the
+current recommendation of every incident awaiting a decision, and the timers that raise
+time-driven alerts. :meth:`World.apply` takes one decoded event and returns
+:class:`Effects`: which records changed (for the adapter to write), which availability
+buckets changed, and which events to publish. It never performs I/O and never reads a
+clock: time is the event time, and timers fire when event time passes them.
+
+The same class drives the live worker and ``sdo evaluate``; that is why they agree.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from sdo.domain.fleet import Fleet
+from sdo.domain.geo import Areas, haversine_m
+from sdo.domain.grading import Grading, Rules, grade
+from sdo.domain.recommend import Policy, recommend
+from sdo.domain.state import (
+    Change,
+    IncidentRecord,
+    Officer,
+    apply_deployment,
+    apply_incident,
+    apply_location,
+    apply_profile,
+    apply_status,
+    availability_keys,
+    deployment_statuses,
+)
+from sdo.errors import Rejected
+from sdo.events import (
+    Alert,
+    AlertKind,
+    Deployment,
+    Incident,
+    OfficerLocation,
+    OfficerProfile,
+    OfficerStatus,
+    Recommendation,
+    Response,
+    Role,
+    Severity,
+    Status,
+)
+
+__all__ = ["WARN_AT", "Effects", "World"]
+
+#: Share of the grade deadline at which an early warning is raised (grade 2: 40 of 60 min).
+WARN_AT: Final = 2 / 3
+_DISPATCH: Final = frozenset({Response.EMERGENCY, Response.PRIORITY})
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class Effects:
+    """What one event changed and what to publish because of it."""
+
+    officers: list[Officer] = field(default_factory=list)
+    incidents: list[IncidentRecord] = field(default_factory=list)
+    availability: dict[str, dict[str, int]] = field(default_factory=dict)
+    outputs: list[Recommendation | Alert] = field(default_factory=list)
+    ignored: str | None = None
+
+    @property
+    def recommendations(self) -> list[Recommendation]:
+        return [o for o in self.outputs if isinstance(o, Recommendation)]
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return [o for o in self.outputs if isinstance(o, Alert)]
+
+
+class World:
+    """All officers and incidents, the indexes over them, and the current recommendations."""
+
+    def __init__(self, areas: Areas, rules: Rules, policy: Policy | None = None) -> None:
+        self._areas = areas
+        self.rules = rules
+        self.policy = policy or Policy.from_mapping("thrive", rules.recommend)
+        self._officers: dict[str, Officer] = {}
+        self._incidents: dict[str, IncidentRecord] = {}
+        self._fleet = Fleet()
+        self._roles: dict[Role, set[str]] = {r: set() for r in Role}
+        self._buckets: dict[str, set[str]] = {}
+        self._counts: dict[str, Counter[str]] = {}
+        self._load: Counter[str] = Counter()
+        self._gradings: dict[str, Grading] = {}
+        self._recs: dict[str, Recommendation] = {}
+        self._holders: dict[str, tuple[str, int]] = {}
+        self._gaps: set[str] = set()
+        self._stale: set[str] = set()
+        self._alerted: set[tuple[str, str]] = set()
+        self._timers: list[tuple[datetime, int, str, str, str]] = []
+        self._seq = 0
+        self.now = _EPOCH
+
+    # -- the View the recommender reads -----------------------------------------------
+
+    @property
+    def areas(self) -> Areas:
+        return self._areas
+
+    @property
+    def officers(self) -> Mapping[str, Officer]:
+        return self._officers
+
+    @property
+    def incidents(self) -> Mapping[str, IncidentRecord]:
+        return self._incidents
+
+    @property
+    def fleet(self) -> Fleet:
+        return self._fleet
+
+    def load(self, officer_id: str) -> int:
+        return self._load[officer_id]
+
+    def holder(self, officer_id: str) -> tuple[str, int] | None:
+        return self._holders.get(officer_id)
+
+    def with_role(self, role: Role) -> Iterable[str]:
+        return sorted(self._roles[role])
+
+    def available_in(self, cluster_id: str) -> Iterable[str]:
+        return self._buckets.get(f"cluster:{cluster_id}", ())
+
+    # -- queries -----------------------------------------------------------------------
+
+    def recommendation(self, incident_id: str) -> Recommendation | None:
+        return self._recs.get(incident_id)
+
+    def grading(self, incident_id: str) -> Grading | None:
+        return self._gradings.get(incident_id)
+
+    def availability(self) -> dict[str, dict[str, int]]:
+        return {key: dict(counts) for key, counts in sorted(self._counts.items())}
+
+    def open_recommendations(self) -> Iterator[Recommendation]:
+        yield from self._recs.values()
+
+    # -- recovery ----------------------------------------------------------------------
+
+    def restore_officer(self, officer: Officer) -> None:
+        """Take an officer record from the durable table (no outputs)."""
+        self._officer_changed(self._officers.get(officer.officer_id), officer, Effects())
+
+    def restore_incident(self, record: IncidentRecord) -> None:
+        """Take an incident record from the durable table (no outputs)."""
+        old = self._incidents.get(record.incident_id)
+        self._incidents[record.incident_id] = record
+        self._account_load(old, record)
+        self._gradings[record.incident_id] = grade(record.incident, self.rules)
+
+    def resume(self, now: datetime) -> Effects:
+        """After recovery: a current recommendation for every incident awaiting one."""
+        self.now = max(self.now, now)
+        effects = Effects()
+        pending = sorted(
+            (r for r in self._incidents.values() if r.awaiting_deployment),
+            key=lambda r: (self._gradings[r.incident_id].grade, r.created_ts, r.incident_id),
+        )
+        for record in pending:
+            self._schedule_deadlines(record)
+            self._rerecommend(record.incident_id, self.now, effects, force=True)
+        return effects
+
+    # -- applying events -----------------------------------------------------------------
+
+    def apply(self, event: Any) -> Effects:
+        """Apply one input event. Raises :class:`Rejected` if it cannot apply at all."""
+        effects = Effects()
+        ts: datetime = event.ts
+        if isinstance(event, OfficerLocation):
+            self._officer_event(apply_location(self._officers.get(event.officer_id), event, self._areas), ts, effects)
+        elif isinstance(event, OfficerStatus):
+            self._officer_event(apply_status(self._officers.get(event.officer_id), event), ts, effects)
+        elif isinstance(event, OfficerProfile):
+            self._officer_event(apply_profile(self._officers.get(event.officer_id), event), ts, effects)
+        elif isinstance(event, Incident):
+            self._incident_event(event, effects)
+        elif isinstance(event, Deployment):
+            self._deployment_event(event, effects)
+        else:
+            raise Rejected(f"{getattr(event, 'type', type(event).__name__)} is not an input event")
+        self.advance(ts, effects)
+        return effects
+
+    def advance(self, now: datetime, effects: Effects | None = None) -> Effects:
+        """Move event time forward to ``now`` and fire the timers it passes."""
+        effects = effects if effects is not None else Effects()
+        if now > self.now:
+            self.now = now
+        while self._timers and self._timers[0][0] <= self.now:
+            due, _, kind, subject, token = heapq.heappop(self._timers)
+            if kind == "stale":
+                self._fire_stale(subject, token, due, effects)
+            else:
+                self._fire_deadline(kind, subject, token, due, effects)
+        return effects
+
+    # -- officers ----------------------------------------------------------------------
+
+    def _officer_event(self, change: Change[Officer], ts: datetime, effects: Effects) -> None:
+        if not change.changed:
+            effects.ignored = change.ignored
+            return
+        old = self._officers.get(change.state.officer_id)
+        self._officer_changed(old, change.state, effects)
+        effects.officers.append(change.state)
+        self._react_to_officer(old, change.state, ts, effects)
+
+    def _officer_changed(self, old: Officer | None, new: Officer, effects: Effects) -> None:
+        oid = new.officer_id
+        self._officers[oid] = new
+        if old is not None and old.role is not None and old.role is not new.role:
+            self._roles[old.role].discard(oid)
+        if new.role is not None:
+            self._roles[new.role].add(oid)
+        if new.has_fix and new.status is not Status.OFF_DUTY:
+            assert new.lon is not None and new.lat is not None
+            self._fleet.move(oid, new.lon, new.lat)
+        else:
+            self._fleet.remove(oid)
+        old_keys = availability_keys(old) if old is not None else ()
+        new_keys = availability_keys(new)
+        if old_keys == new_keys and (old is None or (old.role, old.skills) == (new.role, new.skills)):
+            return
+        for key in old_keys:
+            self._buckets[key].discard(oid)
+            self._count(key, old, -1, effects)  # type: ignore[arg-type]
+        for key in new_keys:
+            self._buckets.setdefault(key, set()).add(oid)
+            self._count(key, new, +1, effects)
+        for key in {*old_keys, *new_keys}:
+            if key.startswith("cluster:"):
+                self._check_cover(key.removeprefix("cluster:"), effects)
+        if new.status is Status.AVAILABLE and new.fix_ts is not None:
+            self._schedule(new.fix_ts + timedelta(seconds=self.policy.stale_after_s), "stale", oid, new.fix_event or "")
+
+    def _count(self, key: str, officer: Officer, sign: int, effects: Effects) -> None:
+        counts = self._counts.setdefault(key, Counter())
+        counts["total"] += sign
+        if officer.role is not None:
+            counts[f"role:{officer.role.value}"] += sign
+        for skill in officer.skills:
+            counts[f"skill:{skill}"] += sign
+        for name in [n for n, c in counts.items() if c <= 0]:
+            del counts[name]
+        effects.availability[key] = dict(counts)
+
+    def _check_cover(self, cluster_id: str, effects: Effects) -> None:
+        cluster = self._areas.clusters.get(cluster_id)
+        if cluster is None:
+            return
+        count = self._counts.get(f"cluster:{cluster_id}", Counter())["role:response"]
+        in_gap = count < cluster.min_cover
+        if in_gap == (cluster_id in self._gaps):
+            return
+        if in_gap:
+            self._gaps.add(cluster_id)
+            message = f"cluster {cluster_id}: {count} response officers available, minimum cover {cluster.min_cover}"
+        else:
+            self._gaps.discard(cluster_id)
+            message = f"cluster {cluster_id}: cover restored ({count} of {cluster.min_cover})"
+        effects.outputs.append(
+            self._alert(AlertKind.COVER_GAP, Severity.CRITICAL, cluster_id, message, area_id=cluster_id, active=in_gap)
+        )
+
+    def _react_to_officer(self, old: Officer | None, new: Officer, ts: datetime, effects: Effects) -> None:
+        """Re-recommend the incidents whose facts this officer change touches."""
+        oid = new.officer_id
+        if new.officer_id in self._stale and (old is None or old.fix_event != new.fix_event or new.status is not Status.AVAILABLE):
+            self._stale.discard(oid)
+            effects.outputs.append(
+                self._alert(AlertKind.STALE_LOCATION, Severity.INFO, oid, f"{new.callsign or oid}: location current again", active=False)
+            )
+        if not self._recs:
+            return
+        todo: set[str] = set()
+        moved_only = old is not None and (old.status, old.role, old.skills, old.shift_end, old.transport) == (
+            new.status,
+            new.role,
+            new.skills,
+            new.shift_end,
+            new.transport,
+        )
+        held = self._holders.get(oid)
+        if held is not None and not moved_only:
+            todo.add(held[0])
+        if not moved_only:
+            # a status/profile change can change any allocation pool this officer is in
+            for iid, rec in self._recs.items():
+                if rec.response not in _DISPATCH and (oid in rec.recommended or self._could_take(new, rec)):
+                    todo.add(iid)
+        if new.has_fix and new.status in (Status.AVAILABLE, Status.REFRESHMENT):
+            for iid, rec in self._recs.items():
+                if iid in todo or oid in rec.recommended:
+                    continue
+                if self._beats(new, rec):
+                    todo.add(iid)
+        for iid in sorted(todo, key=self._priority):
+            self._rerecommend(iid, ts, effects)
+
+    def _could_take(self, officer: Officer, rec: Recommendation) -> bool:
+        if officer.role is None:
+            return False
+        if rec.response is Response.INVESTIGATOR:
+            return officer.role is Role.INVESTIGATOR
+        if rec.response is Response.NEIGHBOURHOOD:
+            return officer.role in (Role.NEIGHBOURHOOD, Role.PCSO)
+        if rec.response is Response.SCHEDULED:
+            return officer.role in (Role.NEIGHBOURHOOD, Role.RESPONSE)
+        return False
+
+    def _beats(self, officer: Officer, rec: Recommendation) -> bool:
+        """Could this officer now be clearly better than the incident's first candidate?"""
+        if rec.response not in _DISPATCH and self.policy.name != "closest":
+            return False
+        if officer.role not in (Role.RESPONSE, Role.FORCE_SUPPORT):
+            return False
+        record = self._incidents.get(rec.incident_id)
+        if record is None or officer.lat is None or officer.lon is None:
+            return False
+        incident = record.incident
+        if incident.required_skills and not set(incident.required_skills).issubset(officer.skills):
+            return False
+        if len(rec.recommended) < incident.officers_required:
+            return True
+        best = rec.candidates[0].eta_s if rec.candidates else None
+        eta = self.policy.eta_s(
+            haversine_m(officer.lon, officer.lat, incident.lon, incident.lat), officer.transport, rec.grade
+        )
+        return eta is not None and (best is None or eta + self.policy.better_by_s < best)
+
+    # -- incidents ---------------------------------------------------------------------
+
+    def _incident_event(self, event: Incident, effects: Effects) -> None:
+        old = self._incidents.get(event.incident_id)
+        change = apply_incident(old, event)
+        if not change.changed or change.state is None:
+            effects.ignored = change.ignored
+            return
+        record = change.state
+        self._incidents[record.incident_id] = record
+        self._account_load(old, record)
+        effects.incidents.append(record)
+        previous = self._gradings.get(record.incident_id)
+        self._gradings[record.incident_id] = grade(record.incident, self.rules)
+        if record.awaiting_deployment:
+            if previous is None or previous.grade != self._gradings[record.incident_id].grade:
+                self._schedule_deadlines(record)
+            self._rerecommend(record.incident_id, event.ts, effects, force=old is None)
+        else:
+            self._drop(record.incident_id, event.ts, effects)
+
+    def _deployment_event(self, event: Deployment, effects: Effects) -> None:
+        old = self._incidents.get(event.incident_id)
+        change = apply_deployment(old, event, self._officers)
+        if not change.changed or change.state is None:
+            effects.ignored = change.ignored
+            return
+        record = change.state
+        self._incidents[record.incident_id] = record
+        self._account_load(old, record)
+        effects.incidents.append(record)
+        self._drop(record.incident_id, event.ts, effects)
+        for status in deployment_statuses(event):
+            self._officer_event(apply_status(self._officers.get(status.officer_id), status), event.ts, effects)
+
+    def _account_load(self, old: IncidentRecord | None, new: IncidentRecord) -> None:
+        if old is not None and old.is_open:
+            self._load.subtract(old.assigned)
+        if new.is_open:
+            self._load.update(new.assigned)
+
+    def _priority(self, incident_id: str) -> tuple[int, datetime, str]:
+        g = self._gradings.get(incident_id)
+        record = self._incidents.get(incident_id)
+        return (g.grade if g else 9, record.created_ts if record else _EPOCH, incident_id)
+
+    def _drop(self, incident_id: str, ts: datetime, effects: Effects) -> None:
+        """The incident no longer awaits a decision: release the officers it held."""
+        rec = self._recs.pop(incident_id, None)
+        if rec is None:
+            return
+        released = [oid for oid, (iid, _) in self._holders.items() if iid == incident_id]
+        for oid in released:
+            del self._holders[oid]
+        if released:
+            for iid in sorted(self._recs, key=self._priority):
+                if any("held for pending incidents" in r for r in self._recs[iid].reasons):
+                    self._rerecommend(iid, ts, effects)
+
+    def _rerecommend(self, incident_id: str, ts: datetime, effects: Effects, *, force: bool = False) -> None:
+        """Recompute one incident's recommendation; publish it if it materially changed."""
+        work = [incident_id]
+        seen: set[str] = set()
+        while work:
+            iid = work.pop(0)
+            if iid in seen:
+                continue
+            seen.add(iid)
+            record = self._incidents.get(iid)
+            if record is None or not record.awaiting_deployment:
+                continue
+            grading = self._gradings[iid]
+            rec = recommend(record, grading, self, self.policy, ts)
+            old = self._recs.get(iid)
+            for oid, (holder, _) in list(self._holders.items()):
+                if holder == iid:
+                    del self._holders[oid]
+            if grading.response in _DISPATCH or self.policy.name == "closest":
+                for oid in rec.recommended:
+                    displaced = self._holders.get(oid)
+                    if displaced is not None and displaced[0] != iid:
+                        work.append(displaced[0])
+                    self._holders[oid] = (iid, grading.grade)
+            if old is not None and not (force and iid == incident_id) and _same(old, rec):
+                continue
+            self._recs[iid] = rec
+            effects.outputs.append(rec)
+
+    # -- timers and alerts -------------------------------------------------------------
+
+    def _schedule(self, due: datetime, kind: str, subject: str, token: str) -> None:
+        self._seq += 1
+        heapq.heappush(self._timers, (due, self._seq, kind, subject, token))
+
+    def _schedule_deadlines(self, record: IncidentRecord) -> None:
+        g = self._gradings[record.incident_id]
+        if g.deadline_s is None:
+            return
+        token = str(g.grade)
+        self._schedule(record.created_ts + timedelta(seconds=g.deadline_s * WARN_AT), "warn", record.incident_id, token)
+        self._schedule(record.created_ts + timedelta(seconds=g.deadline_s), "deadline", record.incident_id, token)
+
+    def _fire_deadline(self, kind: str, iid: str, token: str, due: datetime, effects: Effects) -> None:
+        record = self._incidents.get(iid)
+        g = self._gradings.get(iid)
+        if record is None or g is None or not record.awaiting_deployment or str(g.grade) != token:
+            return
+        if (iid, kind + token) in self._alerted:
+            return
+        self._alerted.add((iid, kind + token))
+        minutes = (due - record.created_ts).total_seconds() / 60
+        if kind == "warn":
+            alert = self._alert(
+                AlertKind.UNRESOURCED_WARNING, Severity.WARNING, iid,
+                f"grade {g.grade} incident {iid} unresourced after {minutes:.0f} min "
+                f"(deadline {g.deadline_s // 60 if g.deadline_s else 0} min)", at=due,
+            )
+        else:
+            alert = self._alert(
+                AlertKind.UNRESOURCED, Severity.CRITICAL, iid,
+                f"grade {g.grade} incident {iid} past its {minutes:.0f} min deadline with no deployment", at=due,
+            )
+        effects.outputs.append(alert)
+
+    def _fire_stale(self, oid: str, token: str, due: datetime, effects: Effects) -> None:
+        o = self._officers.get(oid)
+        if o is None or o.fix_event != token or o.status is not Status.AVAILABLE or oid in self._stale:
+            return
+        self._stale.add(oid)
+        effects.outputs.append(
+            self._alert(
+                AlertKind.STALE_LOCATION, Severity.WARNING, oid,
+                f"{o.callsign or oid} available but last AVL fix is over "
+                f"{self.policy.stale_after_s / 60:.0f} min old", area_id=o.cluster, at=due,
+            )
+        )
+
+    def _alert(
+        self, kind: AlertKind, severity: Severity, subject: str, message: str,
+        *, area_id: str | None = None, active: bool = True, at: datetime | None = None,
+    ) -> Alert:
+        ts = at or self.now
+        return Alert(
+            event_id=f"alert:{kind.value}:{subject}:{ts.isoformat()}:{int(active)}",
+            ts=ts, kind=kind, severity=severity if active else Severity.INFO,
+            subject=subject, message=message, area_id=area_id, active=active,
+        )
+
+
+def _same(a: Recommendation, b: Recommendation) -> bool:
+    """Nothing the SDO acts on differs (ETAs drift with every fix; those alone are not news)."""
+    return (a.response, a.grade, a.recommended, a.shortfalls, a.service) == (
+        b.response,
+        b.grade,
+        b.recommended,
+        b.shortfalls,
+        b.service,
+    )
+

@@ -1,0 +1,237 @@
+"""The Faust adapter: topics, tables and agents around :class:`sdo.domain.world.World`.
+
+Theory of operation
+-------------------
+Each input topic has one agent. An agent is glue only: take the raw bytes, decode them
+(:func:`sdo.events.decode`, the one place bytes become models), hand the event to the
+World, write the records that changed into the Faust tables, and send what the World
+asked to publish. Bad input of any kind becomes a ``deadletter`` event with the reason and
+the agent carries on.
+
+Tables (changelogged in Kafka, restored by Faust when a worker starts):
+
+* ``officers``: officer id → :meth:`sdo.domain.state.Officer.to_dict`
+* ``incidents``: incident id → :meth:`sdo.domain.state.IncidentRecord.to_dict`
+* ``availability``: ``nbhd:<id>`` / ``npu:<id>`` / ``cluster:<id>`` → counts of available
+  officers (``total``, ``role:<role>``, ``skill:<skill>``)
+
+The tables are the durable copy; the World is the in-memory index over them, rebuilt from
+the tables once Faust has recovered them (``on_recover``), after which every incident
+awaiting a decision gets a fresh recommendation.
+
+Delivery is at-least-once (the embedded broker has no transactions): a redelivered event
+is a duplicate to the World and changes nothing. One worker holds every partition; a
+multi-worker deployment needs a global officer view (see README, "Run on Kafka").
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+
+from sdo.config import Settings
+from sdo.domain.state import IncidentRecord, Officer
+from sdo.domain.world import Effects, World
+from sdo.errors import BadInput
+from sdo.events import Alert, DeadLetter, Recommendation, decode, encode
+
+__all__ = ["Runtime", "WorkerOptions", "build_app"]
+
+log = logging.getLogger(__name__)
+
+#: topic attribute of :class:`sdo.config.Topics` → the event type that belongs there,
+#: and the field that must equal the Kafka key.
+_INPUTS: Mapping[str, tuple[str, str]] = {
+    "location": ("officer.location", "officer_id"),
+    "status": ("officer.status", "officer_id"),
+    "profile": ("officer.profile", "officer_id"),
+    "incident": ("incident", "incident_id"),
+    "deployment": ("deployment", "incident_id"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    app_id: str = "sdo-worker"
+    partitions: int = 4
+    session_timeout_s: float = 6.0
+    data_dir: str | None = None
+    web_port: int | None = None
+    producer_linger_s: float = 0.005
+
+
+@dataclass(slots=True)
+class Runtime:
+    """What the agents share: the World, the tables, the output topics, the counters."""
+
+    world: World
+    app: faust.App
+    officers: Any
+    incidents: Any
+    availability: Any
+    outputs: Mapping[str, Any]
+    processed: Counter[str] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)
+    dead: Counter[str] = field(default_factory=Counter)
+    recovered: bool = False
+
+    async def handle(self, event: EventT, topic: str, expect: str, key_field: str) -> None:
+        raw = event.value
+        key = event.key
+        try:
+            model = decode(raw, expect=expect)
+            if key is not None and key != b"" and _text(key) != getattr(model, key_field):
+                raise BadInput(
+                    f"Kafka key {_text(key)!r} does not match {key_field} "
+                    f"{getattr(model, key_field)!r}"
+                )
+            effects = self.world.apply(model)
+        except BadInput as exc:
+            await self.dead_letter(topic, key, raw, exc.reason)
+            return
+        self.processed[expect] += 1
+        if effects.ignored:
+            self.ignored[effects.ignored] += 1
+        self.write(effects)
+        await self.publish(effects)
+
+    def write(self, effects: Effects) -> None:
+        for officer in effects.officers:
+            self.officers[officer.officer_id] = officer.to_dict()
+        for record in effects.incidents:
+            self.incidents[record.incident_id] = record.to_dict()
+        for key, counts in effects.availability.items():
+            self.availability[key] = counts
+
+    async def publish(self, effects: Effects) -> None:
+        for out in effects.outputs:
+            await self.send(out)
+
+    async def send(self, out: Recommendation | Alert) -> None:
+        if isinstance(out, Recommendation):
+            await self.outputs["recommendation"].send(key=out.incident_id.encode(), value=encode(out))
+        else:
+            key = (out.area_id or out.subject).encode()
+            await self.outputs["alert"].send(key=key, value=encode(out))
+
+    async def dead_letter(self, topic: str, key: bytes | None, raw: Any, reason: str) -> None:
+        self.dead[reason.split(":", 1)[0][:60]] += 1
+        data = raw if isinstance(raw, bytes) else str(raw).encode()
+        try:
+            text, encoding = data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(data).decode("ascii"), "base64"
+        now = datetime.now(UTC)  # the time it was received: the adapter may read the clock
+        letter = DeadLetter(
+            event_id=f"dl:{topic}:{now.timestamp():.6f}:{self.dead.total()}",
+            ts=now,
+            source_topic=topic,
+            error=reason,
+            raw=text,
+            raw_encoding=encoding,
+            received_at=now,
+        )
+        log.warning("dead letter from %s: %s", topic, reason)
+        await self.outputs["deadletter"].send(key=key, value=encode(letter))
+
+    async def recover(self) -> None:
+        """Rebuild the World from the recovered tables, then recommend what awaits."""
+        for value in list(self.officers.values()):
+            self.world.restore_officer(Officer.from_dict(value))
+        latest = self.world.now
+        for value in list(self.incidents.values()):
+            record = IncidentRecord.from_dict(value)
+            self.world.restore_incident(record)
+            latest = max(latest, record.ts)
+        for officer in self.world.officers.values():
+            for ts in (officer.fix_ts, officer.status_ts, officer.profile_ts):
+                if ts is not None and ts > latest:
+                    latest = ts
+        effects = self.world.resume(latest)
+        self.recovered = True
+        log.info(
+            "restored %d officers, %d incidents; %d recommendations re-issued",
+            len(self.world.officers),
+            len(self.world.incidents),
+            len(effects.recommendations),
+        )
+        await self.publish(effects)
+
+
+def _text(key: Any) -> str:
+    return key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+
+
+def build_app(settings: Settings, world: World, options: WorkerOptions) -> tuple[faust.App, Runtime]:
+    """A Faust app wired to ``world``; run it with ``faust.Worker``."""
+    app = faust.App(
+        options.app_id,
+        broker=settings.broker,
+        datadir=options.data_dir,
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=options.partitions,
+        topic_replication_factor=1,
+        broker_session_timeout=options.session_timeout_s,
+        broker_heartbeat_interval=max(options.session_timeout_s / 6, 0.3),
+        broker_rebalance_timeout=max(options.session_timeout_s * 2, 10.0),
+        consumer_auto_offset_reset="earliest",
+        producer_linger=options.producer_linger_s,
+        table_standby_replicas=0,
+        web_enabled=options.web_port is not None,
+        web_port=options.web_port or 6066,
+        web_bind="127.0.0.1",
+    )
+    topics = settings.topics
+
+    def table(name: str) -> Any:
+        return app.Table(
+            name,
+            default=None,
+            partitions=options.partitions,
+            key_type=str,
+            # the changelog partition follows the key, not the event being processed:
+            # officers are written by deployment events too, availability by any event
+            use_partitioner=True,
+        )
+
+    runtime = Runtime(
+        world=world,
+        app=app,
+        officers=table("officers"),
+        incidents=table("incidents"),
+        availability=table("availability"),
+        outputs={
+            "recommendation": app.topic(topics.recommendation, internal=False),
+            "alert": app.topic(topics.alert, internal=False),
+            "deadletter": app.topic(topics.deadletter, internal=False),
+        },
+    )
+
+    for attr, (expect, key_field) in _INPUTS.items():
+        name = getattr(topics, attr)
+        source = app.topic(name, key_type=bytes, value_type=bytes)
+        app.agent(source, name=f"sdo.{attr}")(_agent(runtime, name, expect, key_field))
+
+    # incidents is the last table recovered from our point of view: every table has its
+    # data once recovery completes, so one callback rebuilds the whole World.
+    runtime.incidents.on_recover(runtime.recover)
+    return app, runtime
+
+
+def _agent(runtime: Runtime, topic: str, expect: str, key_field: str) -> Any:
+    async def agent(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await runtime.handle(event, topic, expect, key_field)
+
+    agent.__name__ = f"agent_{expect.replace('.', '_')}"
+    return agent

@@ -1,0 +1,80 @@
+"""``sdo worker``: create the contract topics, then run the Faust app until signalled."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from sdo.areas import load_areas
+from sdo.broker import ensure_topics, topic_specs
+from sdo.cli import settings_from
+from sdo.config import Settings
+from sdo.domain.recommend import Policy
+from sdo.domain.world import World
+from sdo.errors import BrokerError
+from sdo.grade import load_rules
+from sdo.stream.app import WorkerOptions, build_app
+
+__all__ = ["cli", "make_world", "prepare_topics"]
+
+_LOGLEVELS = {"crit": "critical", "error": "error", "warn": "warning", "info": "info", "debug": "debug"}
+
+
+def make_world(settings: Settings, policy: str = "thrive") -> World:
+    """A World from the settings' area and rules files (one-line errors on bad files)."""
+    areas = load_areas(settings.areas_path)
+    rules = load_rules(settings.rules_path)
+    return World(areas, rules, Policy.from_mapping(policy, rules.recommend))
+
+
+def prepare_topics(settings: Settings, partitions: int, timeout: float = 30.0) -> None:
+    """Create the contract topics (idempotent); a clear error if the broker is not there."""
+    try:
+        asyncio.run(ensure_topics(settings.bootstrap, topic_specs(settings.topics, partitions), timeout=timeout))
+    except BrokerError:
+        raise
+    except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+        raise BrokerError(f"cannot reach the broker at {settings.broker}: {exc}") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("aiokafka"):
+            raise BrokerError(f"cannot reach the broker at {settings.broker}: {exc}") from None
+        raise
+
+
+def cli(args: argparse.Namespace) -> int:
+    import faust  # noqa: PLC0415 (Faust is heavy; only this command needs it)
+
+    settings = settings_from(args)
+    world = make_world(settings)
+    prepare_topics(settings, args.partitions)
+    cleanup = None
+    data_dir = args.data_dir
+    if data_dir is None:
+        cleanup = tempfile.mkdtemp(prefix="sdo-worker-")
+        data_dir = Path(cleanup)
+    options = WorkerOptions(
+        app_id=args.app_id,
+        partitions=args.partitions,
+        session_timeout_s=args.session_timeout,
+        data_dir=str(data_dir),
+        web_port=args.web_port,
+    )
+    app, runtime = build_app(settings, world, options)
+    level = _LOGLEVELS[args.loglevel]
+    try:
+        worker = faust.Worker(app, loglevel=level, quiet=True)
+        worker.execute_from_commandline()
+    finally:
+        logging.getLogger(__name__).info(
+            "processed %s, ignored %s, dead letters %s",
+            dict(runtime.processed),
+            dict(runtime.ignored),
+            dict(runtime.dead),
+        )
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
+    return 0

