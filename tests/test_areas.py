@@ -267,3 +267,20 @@ def test_pilot_file_is_generated() -> None:
     generator = runpy.run_path(str(REPO / "tools" / "make_pilot_areas.py"))
     expected = generator["render"](generator["build"]())
     assert package_data(DEFAULT_AREAS).read_text(encoding="utf-8") == expected
+
+
+def test_pilot_locate_matches_brute_force() -> None:
+    """On a 41 x 41 grid over and around the pilot, locate() agrees with testing every polygon."""
+    areas = load_areas(package_data(DEFAULT_AREAS))
+    fc = json.loads(package_data(DEFAULT_AREAS).read_text())
+    polygons = [(f["properties"]["id"], shape(f["geometry"])) for f in fc["features"]]
+    inside = 0
+    for i in range(41):
+        for j in range(41):
+            lon, lat = -1.92 + i * 0.005, 52.42 + j * 0.005
+            point = shapely.Point(lon, lat)
+            expected = next((nid for nid, g in polygons if g.covers(point)), None)
+            got = areas.locate(lon, lat)
+            assert (got.neighbourhood if got else None) == expected, (lon, lat)
+            inside += expected is not None
+    assert 300 < inside < 41 * 41

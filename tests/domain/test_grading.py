@@ -92,7 +92,11 @@ def test_regular_asb_stones_at_window_goes_to_neighbourhood(rules: Rules) -> Non
     result = grade(
         incident(category="asb", persistent=True, prevention=True, engagement=True), rules
     )
-    assert (result.grade, result.response, result.rule) == (4, Response.NEIGHBOURHOOD, "neighbourhood")
+    assert (result.grade, result.response, result.rule) == (
+        4,
+        Response.NEIGHBOURHOOD,
+        "neighbourhood",
+    )
     assert result.reasons == ("rule 4 neighbourhood: persistent and prevention opportunity",)
 
 
@@ -139,18 +143,27 @@ BOUNDARIES = [
     ("vulnerability medium", {"vulnerability": "medium"}, Response.PRIORITY),
     ("ongoing alone", {"ongoing": True}, Response.PRIORITY),
     ("ongoing beats investigation", {"ongoing": True, "investigation": True}, Response.PRIORITY),
-    ("medium beats neighbourhood", {"risk": "medium", "persistent": True, "prevention": True},
-     Response.PRIORITY),
+    (
+        "medium beats neighbourhood",
+        {"risk": "medium", "persistent": True, "prevention": True},
+        Response.PRIORITY,
+    ),
     # rule 4: persistent and prevention
     ("persistent + prevention", {"persistent": True, "prevention": True}, Response.NEIGHBOURHOOD),
-    ("neighbourhood before investigator",
-     {"persistent": True, "prevention": True, "investigation": True}, Response.NEIGHBOURHOOD),
+    (
+        "neighbourhood before investigator",
+        {"persistent": True, "prevention": True, "investigation": True},
+        Response.NEIGHBOURHOOD,
+    ),
     ("persistent without prevention", {"persistent": True}, Response.SIGNPOST),
     ("prevention without persistence", {"prevention": True}, Response.SCHEDULED),
     # rule 5: investigation and not ongoing
     ("investigation, not ongoing", {"investigation": True}, Response.INVESTIGATOR),
-    ("investigation, vuln low", {"investigation": True, "vulnerability": "low"},
-     Response.INVESTIGATOR),
+    (
+        "investigation, vuln low",
+        {"investigation": True, "vulnerability": "low"},
+        Response.INVESTIGATOR,
+    ),
     # rule 6: vulnerability none, threat/harm/risk <= low, no investigation/prevention
     ("all none", {"threat": "none", "harm": "none", "risk": "none"}, Response.SIGNPOST),
     ("all low", {}, Response.SIGNPOST),
@@ -202,8 +215,12 @@ def test_reasons_name_the_rule_and_the_factors_that_fired(
 
 @pytest.mark.parametrize(
     ("facts", "deadline"),
-    [({"threat": "high"}, 900), ({"ongoing": True}, 3600), ({"vulnerability": "low"}, 172800),
-     ({"investigation": True}, None)],
+    [
+        ({"threat": "high"}, 900),
+        ({"ongoing": True}, 3600),
+        ({"vulnerability": "low"}, 172800),
+        ({"investigation": True}, None),
+    ],
 )
 def test_deadline_follows_the_grade(
     rules: Rules, facts: dict[str, Any], deadline: int | None
@@ -219,16 +236,40 @@ HANDLER = [
     ("2 stands over quiet facts", 2, {}, 2, Response.PRIORITY, "handler_grade"),
     ("3 stands over high threat", 3, {"threat": "high"}, 3, Response.SCHEDULED, "handler_grade"),
     ("1 stands over a signpost", 1, {"category": "noise"}, 1, Response.EMERGENCY, "handler_grade"),
-    ("4 -> neighbourhood", 4, {"persistent": True, "prevention": True}, 4,
-     Response.NEIGHBOURHOOD, "neighbourhood"),
+    (
+        "4 -> neighbourhood",
+        4,
+        {"persistent": True, "prevention": True},
+        4,
+        Response.NEIGHBOURHOOD,
+        "neighbourhood",
+    ),
     ("4 -> investigator", 4, {"investigation": True}, 4, Response.INVESTIGATOR, "investigator"),
-    ("4 -> investigator even if threat high", 4, {"investigation": True, "threat": "high"}, 4,
-     Response.INVESTIGATOR, "investigator"),
+    (
+        "4 -> investigator even if threat high",
+        4,
+        {"investigation": True, "threat": "high"},
+        4,
+        Response.INVESTIGATOR,
+        "investigator",
+    ),
     ("4 -> signpost by rule 6", 4, {}, 4, Response.SIGNPOST, "signpost"),
-    ("4 with nothing matching -> signpost", 4, {"threat": "high"}, 4, Response.SIGNPOST,
-     "handler_grade"),
-    ("4 ongoing investigation -> signpost", 4, {"ongoing": True, "investigation": True}, 4,
-     Response.SIGNPOST, "handler_grade"),
+    (
+        "4 with nothing matching -> signpost",
+        4,
+        {"threat": "high"},
+        4,
+        Response.SIGNPOST,
+        "handler_grade",
+    ),
+    (
+        "4 ongoing investigation -> signpost",
+        4,
+        {"ongoing": True, "investigation": True},
+        4,
+        Response.SIGNPOST,
+        "handler_grade",
+    ),
 ]
 
 
@@ -297,7 +338,12 @@ def test_packaged_rules_expose_version_and_recommend(rules: Rules) -> None:
     assert rules.version == "1.0"
     assert dict(rules.recommend) == {}
     assert [r.name for r in rules.rules] == [
-        "emergency", "priority", "neighbourhood", "investigator", "signpost", "scheduled",
+        "emergency",
+        "priority",
+        "neighbourhood",
+        "investigator",
+        "signpost",
+        "scheduled",
     ]
     assert [r.number for r in rules.rules] == [2, 3, 4, 5, 6, 7]
 
@@ -329,16 +375,36 @@ def one_rule(when: dict[str, Any]) -> Rules:
 
 CONDITIONS = [
     ("at_most alone means all", {"level": ["threat", "harm"], "at_most": "low"}, {}, True),
-    ("at_most all fails on one", {"level": ["threat", "harm"], "at_most": "low"},
-     {"harm": "medium"}, False),
-    ("at_least of all", {"level": ["threat", "harm"], "at_least": "medium", "of": "all"},
-     {"threat": "medium"}, False),
-    ("at_most of any", {"level": ["threat", "harm"], "at_most": "none", "of": "any"},
-     {"harm": "none"}, True),
-    ("range", {"level": ["risk"], "at_least": "low", "at_most": "medium"}, {"risk": "medium"},
-     True),
-    ("range excludes high", {"level": ["risk"], "at_least": "low", "at_most": "medium"},
-     {"risk": "high"}, False),
+    (
+        "at_most all fails on one",
+        {"level": ["threat", "harm"], "at_most": "low"},
+        {"harm": "medium"},
+        False,
+    ),
+    (
+        "at_least of all",
+        {"level": ["threat", "harm"], "at_least": "medium", "of": "all"},
+        {"threat": "medium"},
+        False,
+    ),
+    (
+        "at_most of any",
+        {"level": ["threat", "harm"], "at_most": "none", "of": "any"},
+        {"harm": "none"},
+        True,
+    ),
+    (
+        "range",
+        {"level": ["risk"], "at_least": "low", "at_most": "medium"},
+        {"risk": "medium"},
+        True,
+    ),
+    (
+        "range excludes high",
+        {"level": ["risk"], "at_least": "low", "at_most": "medium"},
+        {"risk": "high"},
+        False,
+    ),
     ("category match", {"category": ["noise", "asb"]}, {"category": "asb"}, True),
     ("category miss", {"category": ["noise"]}, {"category": "burglary"}, False),
     ("not", {"not": {"flag": "persistent"}}, {}, True),
@@ -362,16 +428,28 @@ def test_condition_language(when: dict[str, Any], facts: dict[str, Any], holds: 
 @pytest.mark.parametrize(
     ("when", "facts", "reason"),
     [
-        ({"not": {"any": [{"flag": "ongoing"}, {"level": ["harm"], "at_least": "medium"}]}},
-         {}, "not ongoing and harm below medium"),
-        ({"not": {"level": ["threat", "harm"], "at_most": "low"}},
-         {"harm": "high"}, "harm is high"),
-        ({"not": {"all": [{"flag": "ongoing"}, {"flag": "persistent"}]}},
-         {"persistent": True}, "not ongoing"),
+        (
+            {"not": {"any": [{"flag": "ongoing"}, {"level": ["harm"], "at_least": "medium"}]}},
+            {},
+            "not ongoing and harm below medium",
+        ),
+        (
+            {"not": {"level": ["threat", "harm"], "at_most": "low"}},
+            {"harm": "high"},
+            "harm is high",
+        ),
+        (
+            {"not": {"all": [{"flag": "ongoing"}, {"flag": "persistent"}]}},
+            {"persistent": True},
+            "not ongoing",
+        ),
         ({"category": ["noise"]}, {"category": "noise"}, "category noise"),
         ({"not": {"category": ["noise", "asb"]}}, {}, "category not asb or noise"),
-        ({"level": ["risk"], "at_least": "low", "at_most": "medium", "of": "all"}, {},
-         "risk is low"),
+        (
+            {"level": ["risk"], "at_least": "low", "at_most": "medium", "of": "all"},
+            {},
+            "risk is low",
+        ),
     ],
 )
 def test_negated_conditions_explain_with_the_incidents_facts(
@@ -415,56 +493,121 @@ INVALID = [
     ("unknown top-level key", _set("colour", "blue"), ['unknown top-level key "colour"']),
     ("missing top-level key", _drop("services"), ['missing top-level key "services"']),
     ("empty version", _set("version", ""), ["version: must be a non-empty string"]),
-    ("recommend not an object", _set("recommend", []),
-     ["recommend: must be an object, got a list"]),
-    ("unknown condition key", _set("rules.0.when", {"lvl": ["threat"], "at_least": "high"}),
-     ['rule "emergency" (rules[0]): when: unknown condition key "at_least"']),
-    ("unknown nested condition key", _set("rules.1.when.any.2", {"flagg": "ongoing"}),
-     ['rule "priority" (rules[1]): when.any[2]: unknown condition key "flagg"',
-      "expected one of: all, always, any, category, flag, level, not"]),
-    ("two operators", _set("rules.2.when", {"flag": "persistent", "not": {"flag": "ongoing"}}),
-     ['rule "neighbourhood"', "exactly one of", "got flag, not"]),
-    ("bad level name", _set("rules.0.when.any.0.level", ["threat", "danger"]),
-     ['rule "emergency"', "when.any[0].level: unknown level 'danger'",
-      "harm, risk, threat, vulnerability"]),
-    ("bad level value", _set("rules.0.when.any.0.at_least", "severe"),
-     ['rule "emergency"', "at_least: unknown level 'severe'", "high, low, medium, none"]),
-    ("level without bound", _drop("rules.0.when.any.0.at_least"),
-     ['rule "emergency"', 'needs "at_least" or "at_most"']),
-    ("inverted range", _set("rules.4.when.all.0", {"level": ["risk"], "at_least": "high",
-                                                  "at_most": "low"}),
-     ['rule "signpost"', "at_least high is above at_most low"]),
+    (
+        "recommend not an object",
+        _set("recommend", []),
+        ["recommend: must be an object, got a list"],
+    ),
+    (
+        "unknown condition key",
+        _set("rules.0.when", {"lvl": ["threat"], "at_least": "high"}),
+        ['rule "emergency" (rules[0]): when: unknown condition key "at_least"'],
+    ),
+    (
+        "unknown nested condition key",
+        _set("rules.1.when.any.2", {"flagg": "ongoing"}),
+        [
+            'rule "priority" (rules[1]): when.any[2]: unknown condition key "flagg"',
+            "expected one of: all, always, any, category, flag, level, not",
+        ],
+    ),
+    (
+        "two operators",
+        _set("rules.2.when", {"flag": "persistent", "not": {"flag": "ongoing"}}),
+        ['rule "neighbourhood"', "exactly one of", "got flag, not"],
+    ),
+    (
+        "bad level name",
+        _set("rules.0.when.any.0.level", ["threat", "danger"]),
+        [
+            'rule "emergency"',
+            "when.any[0].level: unknown level 'danger'",
+            "harm, risk, threat, vulnerability",
+        ],
+    ),
+    (
+        "bad level value",
+        _set("rules.0.when.any.0.at_least", "severe"),
+        ['rule "emergency"', "at_least: unknown level 'severe'", "high, low, medium, none"],
+    ),
+    (
+        "level without bound",
+        _drop("rules.0.when.any.0.at_least"),
+        ['rule "emergency"', 'needs "at_least" or "at_most"'],
+    ),
+    (
+        "inverted range",
+        _set("rules.4.when.all.0", {"level": ["risk"], "at_least": "high", "at_most": "low"}),
+        ['rule "signpost"', "at_least high is above at_most low"],
+    ),
     ("bad of", _set("rules.0.when.any.0.of", "most"), ['of: must be "any" or "all"']),
-    ("unknown flag", _set("rules.3.when.all.0.flag", "witness"),
-     ['rule "investigator"', "unknown flag 'witness'"]),
-    ("bad category", _set("rules.3.when", {"category": "noise"}),
-     ["category: must be a non-empty list"]),
-    ("bad response", _set("rules.1.then.response", "attend"),
-     ['rule "priority" (rules[1]): then.response \'attend\' is not a response',
-      "emergency, investigator, neighbourhood, priority, scheduled, signpost"]),
-    ("grade does not match response", _set("rules.1.then.grade", 3),
-     ['rule "priority"', "then.grade must be 2 for response priority, got 3"]),
-    ("unknown rule key", _set("rules.0.priority", 1), ['rule "emergency"', 'unknown key "priority"']),
+    (
+        "unknown flag",
+        _set("rules.3.when.all.0.flag", "witness"),
+        ['rule "investigator"', "unknown flag 'witness'"],
+    ),
+    (
+        "bad category",
+        _set("rules.3.when", {"category": "noise"}),
+        ["category: must be a non-empty list"],
+    ),
+    (
+        "bad response",
+        _set("rules.1.then.response", "attend"),
+        [
+            "rule \"priority\" (rules[1]): then.response 'attend' is not a response",
+            "emergency, investigator, neighbourhood, priority, scheduled, signpost",
+        ],
+    ),
+    (
+        "grade does not match response",
+        _set("rules.1.then.grade", 3),
+        ['rule "priority"', "then.grade must be 2 for response priority, got 3"],
+    ),
+    (
+        "unknown rule key",
+        _set("rules.0.priority", 1),
+        ['rule "emergency"', 'unknown key "priority"'],
+    ),
     ("unknown then key", _set("rules.0.then.eta", 1), ["unknown key then.eta"]),
     ("missing when", _drop("rules.2.when"), ['rule "neighbourhood"', 'missing key "when"']),
-    ("duplicate name", _set("rules.1.name", "emergency"), ['rule "emergency" (rules[1]): name used twice']),
+    (
+        "duplicate name",
+        _set("rules.1.name", "emergency"),
+        ['rule "emergency" (rules[1]): name used twice'],
+    ),
     ("reserved name", _set("rules.1.name", "handler_grade"), ['"handler_grade" is reserved']),
-    ("non_attendance on grade 1", _set("rules.0.non_attendance", True),
-     ['rule "emergency"', "must give a grade 4 response, not emergency"]),
-    ("no final fallback", _set("rules.5.when", {"flag": "ongoing"}),
-     ['rule "scheduled"', "the last rule must have", '{"always": true}']),
+    (
+        "non_attendance on grade 1",
+        _set("rules.0.non_attendance", True),
+        ['rule "emergency"', "must give a grade 4 response, not emergency"],
+    ),
+    (
+        "no final fallback",
+        _set("rules.5.when", {"flag": "ongoing"}),
+        ['rule "scheduled"', "the last rule must have", '{"always": true}'],
+    ),
     ("always false", _set("rules.0.when", {"always": False}), ["when.always: must be true"]),
     ("empty rules", _set("rules", []), ["rules: must be a non-empty list"]),
-    ("handler grade mismatch", _set("handler_grade.2", "emergency"),
-     ["handler_grade.2: emergency is a grade 1 response"]),
-    ("handler non_attendance on 3", _set("handler_grade.3", "non_attendance"),
-     ["handler_grade.3: 'non_attendance' is not a response"]),
+    (
+        "handler grade mismatch",
+        _set("handler_grade.2", "emergency"),
+        ["handler_grade.2: emergency is a grade 1 response"],
+    ),
+    (
+        "handler non_attendance on 3",
+        _set("handler_grade.3", "non_attendance"),
+        ["handler_grade.3: 'non_attendance' is not a response"],
+    ),
     ("handler grade missing", _drop("handler_grade.4"), ['handler_grade: missing grade "4"']),
     ("handler grade 5", _set("handler_grade.5", "signpost"), ['handler_grade: unknown key "5"']),
     ("services without default", _drop("services.default"), ['services: missing "default"']),
     ("empty service", _set("services.noise", ""), ["services.noise: must be a non-empty string"]),
-    ("deadline not whole seconds", _set("deadlines_s.1", 900.5),
-     ["deadlines_s.1: must be whole seconds or null, got 900.5"]),
+    (
+        "deadline not whole seconds",
+        _set("deadlines_s.1", 900.5),
+        ["deadlines_s.1: must be whole seconds or null, got 900.5"],
+    ),
     ("deadline negative", _set("deadlines_s.2", -1), ["deadlines_s.2: must be positive"]),
 ]
 
@@ -512,8 +655,15 @@ def test_grading_module_is_pure() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module)
     allowed = {
-        "__future__", "ast", "collections.abc", "dataclasses", "operator", "types", "typing",
-        "sdo.events", "sdo.errors",
+        "__future__",
+        "ast",
+        "collections.abc",
+        "dataclasses",
+        "operator",
+        "types",
+        "typing",
+        "sdo.events",
+        "sdo.errors",
     }
     assert imported <= allowed, imported - allowed
     assert "os.environ" not in source

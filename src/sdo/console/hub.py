@@ -182,7 +182,7 @@ class Client:
         except asyncio.CancelledError:
             if self.closed is None:
                 raise  # cancelled from outside (shutdown): not ours to swallow
-        except Exception as exc:  # noqa: BLE001  (a dead socket ends this client only)
+        except Exception as exc:
             log.debug("client %s: send failed: %r", self.name, exc)
             return
         if self.closed is not None:
@@ -255,8 +255,8 @@ class Hub:
             send_timeout=self.send_timeout,
         )
         for message in initial:
-            client._queue.append(_Slot(None, encode(message)))  # noqa: SLF001 (same module)
-        client._wakeup.set()  # noqa: SLF001
+            client._queue.append(_Slot(None, encode(message)))
+        client._wakeup.set()
         self.clients.add(client)
         return client
 

@@ -352,33 +352,10 @@ class ConsoleView:
                 f"incident {incident_id} was already {record.decision.value} by "
                 f"{record.decided_by}; override to redeploy"
             )
+        rec_id, reason, officer_ids = _action_fields(action)
         rec = self.recommendations.get(incident_id)
-        rec_id = action.get("recommendation_id")
-        if rec_id is not None and not isinstance(rec_id, str):
-            raise Rejected("recommendation_id must be a string")
-        reason = action.get("reason")
-        if reason is not None and not isinstance(reason, str):
-            raise Rejected("reason must be a string")
-        reason = reason.strip() if reason else None
-        raw_ids = action.get("officer_ids")
-        if raw_ids is not None and (
-            not isinstance(raw_ids, list) or not all(isinstance(o, str) for o in raw_ids)
-        ):
-            raise Rejected("officer_ids must be a list of strings")
-        officer_ids: tuple[str, ...] = tuple(raw_ids or ())
-
         if decision is Decision.ACCEPTED:
-            if rec is None:
-                raise Rejected(f"there is no recommendation for incident {incident_id} yet")
-            if rec_id != rec.recommendation_id:
-                raise Rejected(
-                    "that recommendation has been superseded; review the current one"
-                )
-            if not rec.recommended:
-                raise Rejected("the recommendation names no officers; override or decline")
-            if officer_ids and officer_ids != rec.recommended:
-                raise Rejected("accept takes the recommended officers as given; use override")
-            officer_ids = rec.recommended
+            officer_ids = _accepted_officers(rec, rec_id, officer_ids, incident_id)
         elif decision is Decision.OVERRIDDEN:
             if not officer_ids:
                 raise Rejected("override needs at least one officer")
@@ -405,3 +382,36 @@ class ConsoleView:
         except ValidationError as exc:
             first = exc.errors(include_url=False, include_input=False)[0]
             raise Rejected(f"invalid decision: {first['msg']}") from None
+
+
+def _action_fields(action: Mapping[str, Any]) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """``recommendation_id``, ``reason`` (trimmed) and ``officer_ids`` of an action, checked."""
+    rec_id = action.get("recommendation_id")
+    if rec_id is not None and not isinstance(rec_id, str):
+        raise Rejected("recommendation_id must be a string")
+    reason = action.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise Rejected("reason must be a string")
+    raw_ids = action.get("officer_ids")
+    if raw_ids is not None and (
+        not isinstance(raw_ids, list) or not all(isinstance(o, str) for o in raw_ids)
+    ):
+        raise Rejected("officer_ids must be a list of strings")
+    return rec_id or None, (reason.strip() or None) if reason else None, tuple(raw_ids or ())
+
+
+def _accepted_officers(
+    rec: Recommendation | None,
+    rec_id: str | None,
+    officer_ids: tuple[str, ...],
+    incident_id: str,
+) -> tuple[str, ...]:
+    if rec is None:
+        raise Rejected(f"there is no recommendation for incident {incident_id} yet")
+    if rec_id != rec.recommendation_id:
+        raise Rejected("that recommendation has been superseded; review the current one")
+    if not rec.recommended:
+        raise Rejected("the recommendation names no officers; override or decline")
+    if officer_ids and officer_ids != rec.recommended:
+        raise Rejected("accept takes the recommended officers as given; use override")
+    return rec.recommended

@@ -214,11 +214,10 @@ class Areas:
 
         On a shared edge the neighbourhood that comes first in the file wins.
         """
-        candidates = self._tree.query(shapely.Point(lon, lat))
-        if candidates.size == 0:
-            return None
-        for k in sorted(candidates.tolist()):
-            if shapely.intersects_xy(self._geoms[k], lon, lat):
+        point = shapely.Point(lon, lat)
+        # Ascending index = file order; the tree's bounding-box hits are few (1-3).
+        for k in sorted(self._tree.query(point).tolist()):
+            if self._geoms[k].intersects(point):  # prepared polygon: fast
                 placement: Placement = self._placements[k]
                 return placement
         return None

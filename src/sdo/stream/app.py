@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -82,6 +82,8 @@ class Runtime:
     ignored: Counter[str] = field(default_factory=Counter)
     dead: Counter[str] = field(default_factory=Counter)
     recovered: bool = False
+    #: called once the World has been rebuilt and the worker processes events
+    on_ready: Callable[[], None] | None = None
 
     async def handle(self, event: EventT, topic: str, expect: str, key_field: str) -> None:
         raw = event.value
@@ -164,6 +166,9 @@ class Runtime:
             len(effects.recommendations),
         )
         await self.publish(effects)
+        if self.on_ready is not None:
+            self.on_ready()
+            self.on_ready = None
 
 
 def _text(key: Any) -> str:

@@ -64,6 +64,7 @@ def cli(args: argparse.Namespace) -> int:
         web_port=args.web_port,
     )
     app, runtime = build_app(settings, world, options)
+    runtime.on_ready = lambda: print(f"worker ready ({options.app_id})", flush=True)
     level = _LOGLEVELS[args.loglevel]
     try:
         worker = faust.Worker(app, loglevel=level, quiet=True)

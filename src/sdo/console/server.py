@@ -1,0 +1,704 @@
+"""``sdo console``: the page over HTTP and the live picture over one websocket, one port.
+
+Theory of operation
+-------------------
+One asyncio process, three parts:
+
+* **The feed** (:meth:`Console._feed`): an aiokafka consumer without a group, assigned
+  every partition of the officer, incident, deployment, recommendation and alert topics
+  and started from the beginning, so a restarted console rebuilds its picture from Kafka.
+  Records are decoded by :func:`sdo.events.decode` (one place for bytes → models), folded
+  into the :class:`~sdo.console.view.ConsoleView`, and the resulting deltas handed to the
+  :class:`~sdo.console.hub.Hub`, which never blocks. The feed's health (connecting,
+  catching up, live, quiet, down) is measured, not assumed, and sent to every page each
+  second as a ``status`` message.
+* **The websocket** (``/ws``): a client must send ``{"type": "auth", "token": ...}``
+  first, within ``auth_timeout`` seconds, or it is closed (1008) having received nothing.
+  Authenticated clients get ``hello``, ``areas``, ``snapshot``, then deltas. SDO actions
+  (accept / override / decline) are checked against the view, rate limited per
+  connection, published as ``deployment`` events (the audit trail), and acknowledged.
+  The page then sees the deployment come back through the feed, like every other page.
+* **Static files**: ``process_request`` answers plain HTTP GETs for the page's three files
+  (packaged, nothing from a CDN) on the same port.
+
+The websocket only accepts the console's own origins (plus ``--origin``), and requests
+without an Origin header (non-browser clients, which still need a token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Origin
+
+from sdo.areas import load_areas
+from sdo.config import Settings, Topics
+from sdo.console.auth import User, Users
+from sdo.console.hub import Hub
+from sdo.console.view import ACTIONS, ConsoleView
+from sdo.domain.geo import Areas
+from sdo.errors import ConfigError, InvalidEvent, Rejected
+from sdo.events import decode, encode
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = [
+    "AUTH_TIMEOUT",
+    "DEADLINES_S",
+    "MAX_MESSAGE_BYTES",
+    "Console",
+    "FeedHealth",
+    "cli",
+    "parse_bind",
+    "run_console",
+]
+
+log = logging.getLogger(__name__)
+
+#: Seconds a new connection has to authenticate.
+AUTH_TIMEOUT: Final = 5.0
+#: Largest message accepted from a client (actions are < 1 KiB).
+MAX_MESSAGE_BYTES: Final = 64 * 1024
+#: Attendance deadlines by grade, seconds from the incident's creation (CONTRACT §2).
+DEADLINES_S: Final = {1: 15 * 60, 2: 60 * 60}
+#: Actions a connection may send: a burst of this many, refilled at ACTION_RATE per second.
+ACTION_BURST: Final = 10
+ACTION_RATE: Final = 0.5
+#: Without a feed message for this long, the feed is reported ``quiet`` (stale).
+QUIET_AFTER: Final = 15.0
+#: Consumer lag (records) above which a live feed is reported ``lagging``.
+LAG_LIMIT: Final = 5000
+#: Bounds on talking to Kafka.
+KAFKA_TIMEOUT: Final = 10.0
+PROBE_TIMEOUT: Final = 3.0
+PROBE_EVERY: Final = 2.0
+STATUS_EVERY: Final = 1.0
+#: How long a published decision blocks another one on the same incident while it comes
+#: back through the feed.
+INFLIGHT_S: Final = 15.0
+CLOSE_POLICY: Final = 1008
+
+_STATIC: Final = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/app.css": ("app.css", "text/css; charset=utf-8"),
+}
+_CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def _static_files() -> dict[str, tuple[bytes, str]]:
+    root = resources.files("sdo.console") / "static"
+    return {path: ((root / name).read_bytes(), ctype) for path, (name, ctype) in _STATIC.items()}
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) → (host, port)."""
+    host, sep, port = bind.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"--bind {bind!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class FeedHealth:
+    """What the console knows about its Kafka feed."""
+
+    state: str = "connecting"  # connecting | catching_up | live | lagging | quiet | down
+    detail: str | None = None
+    last_message: float | None = None  # monotonic
+    lag: int | None = None
+    records: int = 0
+    invalid: int = 0
+    caught_up: bool = False
+
+
+@dataclass
+class _Bucket:
+    """A token bucket (per connection action rate limit)."""
+
+    tokens: float = ACTION_BURST
+    at: float = field(default_factory=time.monotonic)
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(ACTION_BURST, self.tokens + (now - self.at) * ACTION_RATE)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Console:
+    """The console server. ``async with Console(...) as c:`` runs it until the block ends."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        users: Users,
+        *,
+        bind: str = "127.0.0.1:0",
+        areas: Areas | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        origins: Sequence[str] = (),
+        auth_timeout: float = AUTH_TIMEOUT,
+        quiet_after: float = QUIET_AFTER,
+        hub: Hub | None = None,
+        decision_clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topics: Topics = settings.topics
+        self.users = users
+        self.host, self._port = parse_bind(bind)
+        self.areas = areas if areas is not None else load_areas(settings.areas_path)
+        self.view = ConsoleView(self.areas)
+        self.hub = hub or Hub()
+        self.ssl_context = ssl_context
+        self.extra_origins = tuple(origins)
+        self.auth_timeout = auth_timeout
+        self.quiet_after = quiet_after
+        #: time stamped on deployments: wall clock by default; ``sdo demo`` may pass a
+        #: clock that follows the simulated feed so decisions sort after its events.
+        self.decision_clock = decision_clock or (lambda: datetime.now(UTC))
+        self.health = FeedHealth()
+        self._static = _static_files()
+        self._areas_message = {
+            "type": "areas",
+            "geojson": self.areas.to_geojson(),
+            "min_cover": self.view.min_cover(),
+        }
+        self._server: Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._inflight: dict[str, float] = {}
+        self.origins: list[str] = []
+        self._type_of = {
+            self.topics.location: "officer.location",
+            self.topics.status: "officer.status",
+            self.topics.profile: "officer.profile",
+            self.topics.incident: "incident",
+            self.topics.deployment: "deployment",
+            self.topics.recommendation: "recommendation",
+            self.topics.alert: "alert",
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ssl_context else "http"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self._port}/"
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http", "ws", 1) + "ws"
+
+    async def start(self) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        try:
+            sock = socket.create_server((self.host, self._port), family=family)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {self.host}:{self._port}: {exc.strerror}"
+            ) from None
+        self._port = sock.getsockname()[1]
+        self.origins = self._default_origins()
+        self._server = await serve(
+            self._handle,
+            sock=sock,
+            ssl=self.ssl_context,
+            origins=[*(Origin(o) for o in self.origins), None],
+            process_request=self._process_request,
+            max_size=MAX_MESSAGE_BYTES,
+            max_queue=16,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=5,
+            compression=None,
+            server_header="sdo-console",
+        )
+        self._tasks = [
+            asyncio.create_task(self._feed(), name="sdo-console-feed"),
+            asyncio.create_task(self._status_loop(), name="sdo-console-status"),
+        ]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()  # closes every websocket with 1001 (going away)
+            await self._server.wait_closed()
+            self._server = None
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self._close_kafka()
+
+    async def __aenter__(self) -> Console:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _default_origins(self) -> list[str]:
+        hosts = [self.host]
+        if self.host in {"127.0.0.1", "::1", "localhost"}:
+            hosts += ["127.0.0.1", "localhost", "[::1]"]
+        elif self.host in {"0.0.0.0", "::"}:  # noqa: S104  (describing a bind, not binding)
+            hosts = ["127.0.0.1", "localhost", socket.gethostname(), socket.getfqdn()]
+        hosts = [f"[{h}]" if ":" in h and not h.startswith("[") else h for h in hosts]
+        default_port = 443 if self.ssl_context else 80
+        out: list[str] = []
+        for h in dict.fromkeys(hosts):
+            out.append(f"{self.scheme}://{h}:{self._port}")
+            if self._port == default_port:
+                out.append(f"{self.scheme}://{h}")
+        return [*out, *self.extra_origins]
+
+    # -- HTTP --------------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/ws":
+            return None
+        found = self._static.get(path)
+        if found is None:
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        body, ctype = found
+        headers = Headers(
+            [
+                ("Content-Type", ctype),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-cache"),
+                ("Content-Security-Policy", _CSP),
+                ("X-Content-Type-Options", "nosniff"),
+                ("Referrer-Policy", "no-referrer"),
+                ("X-Frame-Options", "DENY"),
+                ("Connection", "close"),
+            ]
+        )
+        return Response(200, "OK", headers, body)
+
+    # -- websocket ---------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        user = await self._authenticate(ws)
+        if user is None:
+            return
+        client = self.hub.register(
+            ws,
+            name=user.name,
+            initial=[
+                {
+                    "type": "hello",
+                    "user": user.name,
+                    "role": user.role.value,
+                    "can_decide": user.can_decide,
+                    "deadlines_s": {str(g): s for g, s in DEADLINES_S.items()},
+                    "stale_after_s": self.quiet_after,
+                },
+                self._areas_message,
+                self.view.snapshot(),
+                self._status(),
+            ],
+            resync=lambda: [self.view.snapshot(), self._status()],
+        )
+        sender = asyncio.create_task(client.run(), name=f"sdo-console-send-{user.name}")
+        bucket = _Bucket()
+        try:
+            async for raw in ws:
+                reply = await self._on_message(user, bucket, raw)
+                if reply is not None:
+                    self.hub.send_to(client, reply)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.hub.unregister(client)
+            if client.closed is None:
+                sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    async def _authenticate(self, ws: ServerConnection) -> User | None:
+        try:
+            async with asyncio.timeout(self.auth_timeout):
+                raw = await ws.recv()
+        except TimeoutError:
+            await ws.close(CLOSE_POLICY, "authentication required")
+            return None
+        except ConnectionClosed:
+            return None
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            msg = None
+        if not isinstance(msg, dict) or msg.get("type") != "auth":
+            await ws.close(CLOSE_POLICY, "authentication required")
+            return None
+        user = self.users.authenticate(msg.get("token"))
+        if user is None:
+            log.info("console: failed authentication from %s", ws.remote_address)
+            await ws.close(CLOSE_POLICY, "authentication failed")
+            return None
+        log.info("console: %s (%s) connected", user.name, user.role.value)
+        return user
+
+    async def _on_message(
+        self, user: User, bucket: _Bucket, raw: str | bytes
+    ) -> dict[str, Any] | None:
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return {"type": "error", "request_id": None, "error": "message is not JSON"}
+        if not isinstance(msg, dict):
+            return {"type": "error", "request_id": None, "error": "message is not an object"}
+        kind = msg.get("type")
+        request_id = msg.get("request_id")
+        if not isinstance(request_id, str) or len(request_id) > 128:
+            request_id = None
+        if kind == "ping":
+            return {"type": "pong", "request_id": request_id}
+        if kind not in ACTIONS:
+            return {"type": "error", "request_id": request_id, "error": f"unknown type {kind!r}"}
+        if request_id is None:
+            return {"type": "error", "request_id": None, "error": "request_id is required"}
+        if not user.can_decide:
+            return {
+                "type": "error",
+                "request_id": request_id,
+                "error": "viewers cannot make decisions",
+                "code": "forbidden",
+            }
+        if not bucket.take(time.monotonic()):
+            return {
+                "type": "error",
+                "request_id": request_id,
+                "error": "too many actions; wait a moment",
+                "code": "rate_limited",
+            }
+        return await self._decide(user, msg, request_id)
+
+    async def _decide(self, user: User, msg: dict[str, Any], request_id: str) -> dict[str, Any]:
+        def error(text: str, code: str = "rejected") -> dict[str, Any]:
+            return {"type": "error", "request_id": request_id, "error": text, "code": code}
+
+        incident_id = msg.get("incident_id")
+        now = time.monotonic()
+        if isinstance(incident_id, str) and self._inflight.get(incident_id, 0.0) > now:
+            return error(f"a decision on incident {incident_id} is already being recorded")
+        try:
+            deployment = self.view.decide(
+                msg, by=user.name, event_id=str(uuid.uuid4()), now=self.decision_clock()
+            )
+        except Rejected as exc:
+            return error(exc.reason)
+        producer = self._producer
+        if producer is None:
+            return error("not connected to Kafka; the decision was not recorded", "unavailable")
+        self._inflight[deployment.incident_id] = now + INFLIGHT_S
+        try:
+            async with asyncio.timeout(KAFKA_TIMEOUT):
+                await producer.send_and_wait(
+                    self.topics.deployment,
+                    value=encode(deployment),
+                    key=deployment.incident_id.encode(),
+                )
+        except Exception as exc:
+            self._inflight.pop(deployment.incident_id, None)
+            log.warning("console: publishing a deployment failed: %r", exc)
+            return error("Kafka did not take the decision; it was not recorded", "unavailable")
+        log.info(
+            "console: %s %s incident %s (%s)",
+            user.name,
+            deployment.decision.value,
+            deployment.incident_id,
+            deployment.event_id,
+        )
+        return {
+            "type": "ack",
+            "request_id": request_id,
+            "event_id": deployment.event_id,
+            "incident_id": deployment.incident_id,
+            "decision": deployment.decision.value,
+            "officer_ids": list(deployment.officer_ids),
+        }
+
+    # -- feed --------------------------------------------------------------------------
+
+    def _status(self) -> dict[str, Any]:
+        h = self.health
+        age = None if h.last_message is None else round(time.monotonic() - h.last_message, 1)
+        return {
+            "type": "status",
+            "feed": h.state,
+            "detail": h.detail,
+            "last_message_age_s": age,
+            "event_time": _iso(self.view.event_time),
+            "server_time": _iso(datetime.now(UTC)),
+            "lag": h.lag,
+            "records": h.records,
+            "invalid": h.invalid,
+            "clients": len(self.hub.clients),
+        }
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_EVERY)
+            now = time.monotonic()
+            h = self.health
+            if h.state in {"live", "lagging", "quiet"}:
+                quiet = h.last_message is None or now - h.last_message > self.quiet_after
+                if quiet:
+                    h.state = "quiet"
+                    h.detail = "no feed messages recently"
+                elif h.state == "quiet":
+                    h.state, h.detail = "live", None
+            self._inflight = {k: v for k, v in self._inflight.items() if v > now}
+            self.hub.broadcast([self._status()])
+
+    def _set_health(self, state: str, detail: str | None = None) -> None:
+        changed = (self.health.state, self.health.detail) != (state, detail)
+        self.health.state, self.health.detail = state, detail
+        if changed:
+            self.hub.broadcast([self._status()])
+
+    async def _feed(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self._connect()
+                backoff = 0.5
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("console: Kafka feed failed: %s", exc)
+                self._set_health("down", f"cannot reach Kafka at {self.settings.bootstrap}")
+                await self._close_kafka()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _connect(self) -> None:
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: PLC0415 (heavy)
+        from aiokafka.structs import TopicPartition  # noqa: PLC0415
+
+        from sdo.broker import ensure_topics, topic_specs  # noqa: PLC0415
+
+        bootstrap = self.settings.bootstrap
+        self._set_health("connecting", f"connecting to Kafka at {bootstrap}")
+        await ensure_topics(bootstrap, topic_specs(self.topics), timeout=KAFKA_TIMEOUT)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            request_timeout_ms=int(KAFKA_TIMEOUT * 1000),
+            client_id="sdo-console",
+        )
+        self._consumer = consumer
+        async with asyncio.timeout(KAFKA_TIMEOUT):
+            await consumer.start()
+            await consumer.topics()  # loads metadata for every topic
+        tps = []
+        for topic in self._type_of:
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                raise ConfigError(f"topic {topic} has no partitions")
+            tps += [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=bootstrap,
+                acks="all",
+                request_timeout_ms=int(KAFKA_TIMEOUT * 1000),
+                client_id="sdo-console",
+            )
+            async with asyncio.timeout(KAFKA_TIMEOUT):
+                await producer.start()
+            self._producer = producer
+        self.health.caught_up = False
+        self._set_health("catching_up", "reading the topics from the beginning")
+
+    async def _close_kafka(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        producer, self._producer = self._producer, None
+        for client in (consumer, producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+
+    async def _consume(self) -> None:
+        consumer = self._consumer
+        tps = list(consumer.assignment())
+        next_probe = 0.0
+        while True:
+            batches = await consumer.getmany(timeout_ms=250, max_records=5000)
+            records = [r for batch in batches.values() for r in batch]
+            if records:
+                # Topics interleave freely; event order across them is the best we can do.
+                records.sort(key=lambda r: r.timestamp)
+                self.hub.broadcast(self._apply(records))
+                self.health.last_message = time.monotonic()
+                self.health.records += len(records)
+            if time.monotonic() >= next_probe:
+                next_probe = time.monotonic() + PROBE_EVERY
+                await self._probe(consumer, tps)
+
+    def _apply(self, records: Iterable[Any]) -> list[dict[str, Any]]:
+        deltas: list[dict[str, Any]] = []
+        for record in records:
+            try:
+                event = decode(record.value or b"", expect=self._type_of[record.topic])
+            except InvalidEvent:
+                # The worker dead-letters bad inputs; the console only counts them.
+                self.health.invalid += 1
+                continue
+            deltas.extend(self.view.apply(event))
+            if getattr(event, "type", None) == "deployment":
+                self._inflight.pop(event.incident_id, None)
+        return deltas
+
+    async def _probe(self, consumer: Any, tps: list[Any]) -> None:
+        """Measure lag; a broker that does not answer makes the feed ``down``."""
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                ends = await consumer.end_offsets(tps)
+        except Exception:
+            self._set_health("down", f"Kafka at {self.settings.bootstrap} is not answering")
+            return
+        lag = 0
+        for tp in tps:
+            lag += max(0, ends[tp] - await consumer.position(tp))
+        h = self.health
+        h.lag = lag
+        if not h.caught_up and lag == 0:
+            h.caught_up = True
+        if not h.caught_up:
+            self._set_health("catching_up", f"{lag} records behind")
+        elif lag > LAG_LIMIT:
+            self._set_health("lagging", f"{lag} records behind")
+        elif h.state != "quiet" or (
+            h.last_message is not None and time.monotonic() - h.last_message <= self.quiet_after
+        ):
+            self._set_health("live")
+
+
+# -- entry points --------------------------------------------------------------------------
+
+
+def _ssl_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("TLS needs both --cert and --key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load TLS certificate/key: {exc}") from None
+    return context
+
+
+async def run_console(
+    settings: Settings,
+    users_path: Path,
+    bind: str,
+    *,
+    ready: Callable[[Console], Awaitable[None] | None] | None = None,
+    stop: asyncio.Event | None = None,
+    cert: Path | None = None,
+    key: Path | None = None,
+    origins: Sequence[str] = (),
+    decision_clock: Callable[[], datetime] | None = None,
+) -> None:
+    """Run a console until ``stop`` is set (or forever). ``ready(console)`` runs once it listens."""
+    console = Console(
+        settings,
+        Users(users_path),
+        bind=bind,
+        ssl_context=_ssl_context(cert, key),
+        origins=origins,
+        decision_clock=decision_clock,
+    )
+    async with console:
+        if ready is not None:
+            result = ready(console)
+            if result is not None:
+                await result
+        await (stop or asyncio.Event()).wait()
+
+
+def cli(args: argparse.Namespace) -> int:
+    """``sdo console``."""
+    from sdo.cli import settings_from  # noqa: PLC0415 (cli imports this module lazily)
+
+    settings = settings_from(args)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+        def announce(console: Console) -> None:
+            sys.stdout.write(f"console ready at {console.url}\n")
+            sys.stdout.flush()
+
+        try:
+            await run_console(
+                settings,
+                args.users,
+                args.bind,
+                ready=announce,
+                stop=stop,
+                cert=args.cert,
+                key=args.key,
+                origins=args.origin or (),
+            )
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,440 @@
+"""Publish an event log to Kafka (``sdo replay LOG --speed X|max``, issue #5).
+
+Theory of operation
+-------------------
+:func:`read_log` streams a JSON-lines log (``.gz`` read transparently) and turns each line
+into its model with :func:`sdo.events.decode`; an invalid line is reported with its line
+number, counted and skipped. :func:`feed` sends models to their CONTRACT §1 topics, keyed
+by officer or incident, through one aiokafka producer, in log order.
+
+Per-key order: aiokafka keeps at most one request in flight per broker and mutes a
+partition while its batch is in flight (a retried batch goes back to the head of its
+queue), so with ``acks=1`` records of one partition are written in the order they were
+sent. The embedded broker supports neither idempotence nor several in-flight requests, so
+nothing else is needed — and nothing here reorders: events are sent one by one in log
+order, and the futures are awaited in batches so a failure surfaces promptly.
+
+Pacing: with ``speed`` X, the gap between two events' ``ts`` becomes gap / X of real time
+(measured on the loop's monotonic clock from the first event); ``speed=None`` sends as
+fast as the broker takes it. The wall clock never influences *what* is sent.
+
+:func:`replay_events` accepts any (async) iterable of models, so ``sdo demo`` can feed the
+simulator straight into the broker: ``replay_events(simulate(...), settings, speed=10)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import io
+import signal
+import sys
+import time
+import zlib
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+
+from sdo.config import Settings, Topics
+from sdo.errors import BrokerError, ConfigError, InvalidEvent
+from sdo.events import decode, encode
+
+__all__ = [
+    "LogReader",
+    "ReplayStats",
+    "feed",
+    "key_of",
+    "parse_speed",
+    "replay",
+    "replay_events",
+]
+
+#: Futures awaited together: big enough to keep the pipe full, small enough to fail fast.
+SEND_BATCH: Final = 2000
+#: Least time between two progress callbacks (so at most twice a second).
+PROGRESS_EVERY_S: Final = 0.5
+#: Without a terminal, a plain progress line this often.
+PLAIN_PROGRESS_EVERY_S: Final = 10.0
+#: Invalid lines reported one by one; beyond this they are only counted.
+MAX_REPORTED: Final = 20
+#: Bound on connecting to the broker and creating the topics.
+CONNECT_TIMEOUT_S: Final = 15.0
+
+Progress = Callable[["ReplayStats", "float | None"], None]
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    """What a replay did. ``sent`` counts events the broker acknowledged."""
+
+    sent: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def rate(self) -> float:
+        """Events sent per second of wall time."""
+        return self.sent / self.seconds if self.seconds > 0 else 0.0
+
+
+def key_of(event: Any) -> bytes | None:
+    """The Kafka key of an event (CONTRACT §1): officer, incident, or area/subject."""
+    kind = event.type
+    if kind.startswith("officer."):
+        key: str | None = event.officer_id
+    elif kind in ("incident", "deployment", "recommendation"):
+        key = event.incident_id
+    elif kind == "alert":
+        key = event.area_id or event.subject
+    else:  # a dead letter's original key is not known any more
+        key = None
+    return None if key is None else key.encode()
+
+
+def parse_speed(text: str) -> float | None:
+    """``"max"`` -> ``None`` (no pacing); ``"60"`` -> 60.0 (60x real time)."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        raise ConfigError(f"--speed {text!r} is not a number or 'max'") from None
+    if not speed > 0 or speed == float("inf"):
+        raise ConfigError(f"--speed {text!r} must be a positive number or 'max'")
+    return speed
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+class LogReader:
+    """The valid events of a JSON-lines log, streamed; invalid lines go to ``on_invalid``.
+
+    ``fraction`` is how far through the (possibly compressed) file reading has got, for
+    progress and ETA. Blank lines are ignored.
+    """
+
+    def __init__(self, path: Path, on_invalid: Callable[[int, str], None] | None = None) -> None:
+        self.path = path
+        self.on_invalid = on_invalid
+        self.skipped = 0
+        self.lines = 0
+        try:
+            self._raw: io.BufferedIOBase = path.open("rb")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: is a directory, not an event log") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        self._size = max(1, path.stat().st_size)
+        gz = self._raw.read(2) == b"\x1f\x8b"
+        self._raw.seek(0)
+        self._lines: io.BufferedIOBase = (
+            gzip.GzipFile(fileobj=self._raw, mode="rb") if gz else self._raw
+        )
+
+    @property
+    def fraction(self) -> float:
+        try:
+            return min(1.0, self._raw.tell() / self._size)
+        except (OSError, ValueError):
+            return 1.0
+
+    def close(self) -> None:
+        self._lines.close()
+        self._raw.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        lineno = 0
+        try:
+            for lineno, line in enumerate(self._lines, 1):
+                self.lines = lineno
+                if not line.strip():
+                    continue
+                try:
+                    yield decode(line)
+                except InvalidEvent as exc:
+                    self.skipped += 1
+                    if self.on_invalid is not None:
+                        self.on_invalid(lineno, exc.reason)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ConfigError(f"{self.path}: after line {lineno}: cannot read: {exc}") from None
+
+
+def read_log(path: Path, on_invalid: Callable[[int, str], None] | None = None) -> LogReader:
+    """Open ``path`` for :class:`LogReader` iteration (a missing file raises ConfigError)."""
+    return LogReader(path, on_invalid)
+
+
+# -- sending ------------------------------------------------------------------------------
+
+
+async def _aiter(events: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    if isinstance(events, AsyncIterable):
+        async for event in events:
+            yield event
+    else:
+        for event in events:
+            yield event
+
+
+async def _drain(pending: list[Any], stats: ReplayStats) -> None:
+    if not pending:
+        return
+    from aiokafka.errors import KafkaError  # noqa: PLC0415  (aiokafka only when sending)
+
+    try:
+        await asyncio.gather(*pending)
+    except KafkaError as exc:
+        raise BrokerError(f"the broker did not take an event: {exc}") from exc
+    stats.sent += len(pending)
+    pending.clear()
+
+
+async def feed(
+    events: Iterable[Any] | AsyncIterable[Any],
+    producer: Any,
+    topics: Topics,
+    *,
+    speed: float | None,
+    stats: ReplayStats | None = None,
+    stop: asyncio.Event | None = None,
+    progress: Callable[[ReplayStats], None] | None = None,
+) -> ReplayStats:
+    """Send ``events`` (models) through a started aiokafka ``producer``, in order.
+
+    Paced by ``speed`` (see the module docstring). Returns when the events run out or
+    ``stop`` is set, with every sent event acknowledged. ``progress(stats)`` is called at
+    most every :data:`PROGRESS_EVERY_S`.
+    """
+    stats = stats if stats is not None else ReplayStats()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    next_tick = began + PROGRESS_EVERY_S
+    origin: tuple[Any, float] | None = None
+    pending: list[Any] = []
+    try:
+        async for event in _aiter(events):
+            if stop is not None and stop.is_set():
+                stats.interrupted = True
+                break
+            if speed is not None:
+                if origin is None:
+                    origin = (event.ts, loop.time())
+                due = origin[1] + (event.ts - origin[0]).total_seconds() / speed
+                if due > loop.time():
+                    await _drain(pending, stats)
+                    if await _sleep_until(loop, due, stop):
+                        stats.interrupted = True
+                        break
+            pending.append(
+                await producer.send(topics.for_type(event.type), encode(event), key=key_of(event))
+            )
+            if len(pending) >= SEND_BATCH:
+                await _drain(pending, stats)
+            if progress is not None and loop.time() >= next_tick:
+                stats.seconds = loop.time() - began
+                progress(stats)
+                next_tick = loop.time() + PROGRESS_EVERY_S
+        # At the end or on a stop: everything handed to the producer is acknowledged.
+        await _drain(pending, stats)
+    finally:
+        stats.seconds = loop.time() - began
+    return stats
+
+
+async def _sleep_until(
+    loop: asyncio.AbstractEventLoop, due: float, stop: asyncio.Event | None
+) -> bool:
+    """Wait until loop time ``due``; ``True`` if ``stop`` was set meanwhile."""
+    delay = due - loop.time()
+    if stop is None:
+        await asyncio.sleep(delay)
+        return False
+    try:
+        async with asyncio.timeout(delay):
+            await stop.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _start_producer(settings: Settings) -> Any:
+    from aiokafka import AIOKafkaProducer  # noqa: PLC0415  (heavy; only when sending)
+    from aiokafka.errors import KafkaError  # noqa: PLC0415
+
+    from sdo.broker import ensure_topics, topic_specs  # noqa: PLC0415
+
+    bootstrap = settings.bootstrap
+    await ensure_topics(bootstrap, topic_specs(settings.topics), timeout=CONNECT_TIMEOUT_S)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks=1,
+        linger_ms=5,
+        max_batch_size=512 * 1024,
+        request_timeout_ms=int(CONNECT_TIMEOUT_S * 1000),
+    )
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            await producer.start()
+    except (KafkaError, OSError, TimeoutError) as exc:
+        await producer.stop()
+        raise BrokerError(f"cannot reach the broker at {bootstrap}: {exc}") from exc
+    return producer
+
+
+async def replay_events(
+    events: Iterable[Any] | AsyncIterable[Any],
+    settings: Settings,
+    *,
+    speed: float | None,
+    progress: Callable[[ReplayStats], None] | None = None,
+    stop: asyncio.Event | None = None,
+    stats: ReplayStats | None = None,
+) -> ReplayStats:
+    """Create the topics if needed, connect, :func:`feed` ``events``, disconnect.
+
+    Raises :class:`~sdo.errors.BrokerError` if the broker cannot be reached.
+    """
+    producer = await _start_producer(settings)
+    try:
+        return await feed(
+            events, producer, settings.topics, speed=speed, stats=stats, stop=stop,
+            progress=progress,
+        )  # fmt: skip
+    finally:
+        await producer.stop()
+
+
+async def replay(
+    path: Path,
+    settings: Settings,
+    *,
+    speed: float | None,
+    progress: Progress | None = None,
+    on_invalid: Callable[[int, str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> ReplayStats:
+    """Replay the log at ``path`` (see the module docstring).
+
+    ``on_invalid(lineno, reason)`` hears of each invalid line (default: one line on
+    stderr for the first :data:`MAX_REPORTED`). ``progress(stats, fraction)`` is called at
+    most twice a second with how far through the file the replay is.
+    """
+    reader = LogReader(path, on_invalid if on_invalid is not None else _Reporter(path))
+    stats = ReplayStats()
+
+    def tick(s: ReplayStats) -> None:
+        s.skipped = reader.skipped
+        if progress is not None:
+            progress(s, reader.fraction)
+
+    try:
+        await replay_events(reader, settings, speed=speed, progress=tick, stop=stop, stats=stats)
+    finally:
+        stats.skipped = reader.skipped
+        reader.close()
+    return stats
+
+
+# -- the command --------------------------------------------------------------------------
+
+
+class _Reporter:
+    """Reports invalid lines on stderr, the first :data:`MAX_REPORTED` one by one."""
+
+    def __init__(self, path: Path, before: Callable[[], None] | None = None) -> None:
+        self.path = path
+        self.count = 0
+        self.before = before
+
+    def __call__(self, lineno: int, reason: str) -> None:
+        self.count += 1
+        if self.count > MAX_REPORTED + 1:
+            return
+        if self.before is not None:
+            self.before()
+        if self.count <= MAX_REPORTED:
+            print(f"sdo replay: {self.path}:{lineno}: skipped: {reason}", file=sys.stderr)  # noqa: T201
+        else:
+            print("sdo replay: more invalid lines; counted, not shown", file=sys.stderr)  # noqa: T201
+
+
+class _ProgressLine:
+    """One refreshed line on a terminal; otherwise a plain line now and then."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.shown = False
+        self.last_plain = time.monotonic()
+
+    def __call__(self, stats: ReplayStats, fraction: float | None) -> None:
+        eta = ""
+        if fraction and 0 < fraction < 1 and stats.seconds > 0:
+            eta = f", ETA {_duration(stats.seconds * (1 - fraction) / fraction)}"
+        pct = f" ({fraction:.0%})" if fraction is not None else ""
+        text = f"sdo replay: {stats.sent} sent{pct}, {stats.rate:,.0f}/s{eta}"
+        if stats.skipped:
+            text += f", {stats.skipped} skipped"
+        if self.tty:
+            self.stream.write("\r\x1b[K" + text)
+            self.stream.flush()
+            self.shown = True
+        elif time.monotonic() - self.last_plain >= PLAIN_PROGRESS_EVERY_S:
+            self.last_plain = time.monotonic()
+            print(text, file=self.stream)
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    return (
+        f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
+
+
+async def _run(args: argparse.Namespace, speed: float | None) -> ReplayStats:
+    from sdo.cli import settings_from  # noqa: PLC0415  (cli imports this module lazily)
+
+    settings = settings_from(args)
+    line = _ProgressLine(sys.stderr)
+    reporter = _Reporter(args.log, before=line.clear)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        handled = True
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
+        handled = False
+    try:
+        return await replay(args.log, settings, speed=speed, progress=line, on_invalid=reporter,
+                            stop=stop)  # fmt: skip
+    finally:
+        line.clear()
+        if handled:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def cli(args: argparse.Namespace) -> int:
+    """``sdo replay LOG``: exit 0, 130 when interrupted; errors via :mod:`sdo.cli`."""
+    speed = parse_speed(str(args.speed))
+    stats = asyncio.run(_run(args, speed))
+    summary = (
+        f"{stats.sent} events sent, {stats.skipped} skipped, in {stats.seconds:.1f}s "
+        f"({stats.rate:,.0f} events/s)"
+    )
+    if stats.interrupted:
+        print(f"sdo replay: interrupted: {summary}", file=sys.stderr)  # noqa: T201
+        return 130
+    print(f"sdo replay: {summary}", file=sys.stderr)  # noqa: T201  (the summary line)
+    return 0
