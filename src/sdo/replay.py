@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import gzip
 import io
+import logging
 import signal
 import sys
 import time
@@ -217,6 +218,7 @@ async def feed(
     next_tick = began + PROGRESS_EVERY_S
     origin: tuple[Any, float] | None = None
     pending: list[Any] = []
+    topic_of: dict[str, str] = {}
     try:
         async for event in _aiter(events):
             if stop is not None and stop.is_set():
@@ -231,9 +233,9 @@ async def feed(
                     if await _sleep_until(loop, due, stop):
                         stats.interrupted = True
                         break
-            pending.append(
-                await producer.send(topics.for_type(event.type), encode(event), key=key_of(event))
-            )
+            kind = event.type
+            topic = topic_of.get(kind) or topic_of.setdefault(kind, topics.for_type(kind))
+            pending.append(await producer.send(topic, encode(event), key=key_of(event)))
             if len(pending) >= SEND_BATCH:
                 await _drain(pending, stats)
             if progress is not None and loop.time() >= next_tick:
@@ -270,7 +272,6 @@ async def _start_producer(settings: Settings) -> Any:
     from sdo.broker import ensure_topics, topic_specs  # noqa: PLC0415
 
     bootstrap = settings.bootstrap
-    await ensure_topics(bootstrap, topic_specs(settings.topics), timeout=CONNECT_TIMEOUT_S)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks=1,
@@ -284,6 +285,11 @@ async def _start_producer(settings: Settings) -> Any:
     except (KafkaError, OSError, TimeoutError) as exc:
         await producer.stop()
         raise BrokerError(f"cannot reach the broker at {bootstrap}: {exc}") from exc
+    try:
+        await ensure_topics(bootstrap, topic_specs(settings.topics), timeout=CONNECT_TIMEOUT_S)
+    except BaseException:
+        await producer.stop()
+        raise
     return producer
 
 
@@ -428,6 +434,8 @@ async def _run(args: argparse.Namespace, speed: float | None) -> ReplayStats:
 def cli(args: argparse.Namespace) -> int:
     """``sdo replay LOG``: exit 0, 130 when interrupted; errors via :mod:`sdo.cli`."""
     speed = parse_speed(str(args.speed))
+    # aiokafka logs each failed connection attempt; the command reports one line itself.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     stats = asyncio.run(_run(args, speed))
     summary = (
         f"{stats.sent} events sent, {stats.skipped} skipped, in {stats.seconds:.1f}s "

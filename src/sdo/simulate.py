@@ -953,7 +953,7 @@ def write_log(events: Iterator[Any], out: Path) -> LogCounts:
         raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
     with raw:
         sink: io.BufferedIOBase = (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1)
             if out.name.endswith(".gz")
             else raw
         )
@@ -1003,7 +1003,7 @@ def cli(args: argparse.Namespace) -> int:
     took = time.perf_counter() - began
     print(  # noqa: T201  (the command's one summary line)
         f"sdo simulate: {counts.events} events, {counts.incidents} incidents, "
-        f"{counts.officers} officers -> {args.out} ({took:.1f}s)",
+        f"{args.officers} officers ({counts.officers} on duty) -> {args.out} ({took:.1f}s)",
         file=sys.stderr,
     )
     return 0

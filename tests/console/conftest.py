@@ -27,10 +27,9 @@ N01 = (-1.82, 52.595)
 class Events:
     """Builds valid contract events; ``at`` is seconds after T0."""
 
-    t0 = T0
-
-    def __init__(self) -> None:
+    def __init__(self, t0: datetime = T0) -> None:
         self.n = 0
+        self.t0 = t0
 
     def _id(self, prefix: str) -> str:
         self.n += 1
@@ -45,17 +44,17 @@ class Events:
             "npu": "north",
         } | kw
         return OfficerProfile(
-            event_id=self._id("p"), ts=T0 + timedelta(seconds=at), officer_id=oid, **fields
+            event_id=self._id("p"), ts=self.t0 + timedelta(seconds=at), officer_id=oid, **fields
         )
 
     def status(self, oid: str, status: str, at: float = 0, **kw: Any) -> OfficerStatus:
         return OfficerStatus(
-            event_id=self._id("s"), ts=T0 + timedelta(seconds=at), officer_id=oid, status=status, **kw
+            event_id=self._id("s"), ts=self.t0 + timedelta(seconds=at), officer_id=oid, status=status, **kw
         )
 
     def location(self, oid: str, lonlat: tuple[float, float] = N01, at: float = 0) -> OfficerLocation:
         return OfficerLocation(
-            event_id=self._id("l"), ts=T0 + timedelta(seconds=at), officer_id=oid,
+            event_id=self._id("l"), ts=self.t0 + timedelta(seconds=at), officer_id=oid,
             lon=lonlat[0], lat=lonlat[1],
         )
 
@@ -73,14 +72,14 @@ class Events:
             "offender_present": True,
             "persistent": False,
         } | kw
-        return Incident(event_id=self._id("i"), ts=T0 + timedelta(seconds=at), incident_id=iid, **fields)
+        return Incident(event_id=self._id("i"), ts=self.t0 + timedelta(seconds=at), incident_id=iid, **fields)
 
     def recommendation(
         self, iid: str, officers: list[str], at: float = 0, rid: str | None = None
     ) -> Recommendation:
         return Recommendation(
             event_id=self._id("r"),
-            ts=T0 + timedelta(seconds=at),
+            ts=self.t0 + timedelta(seconds=at),
             recommendation_id=rid or self._id("rec"),
             incident_id=iid,
             grade=1,
@@ -100,7 +99,7 @@ class Events:
 
     def alert(self, subject: str, at: float = 0, active: bool = True) -> Alert:
         return Alert(
-            event_id=self._id("a"), ts=T0 + timedelta(seconds=at), kind="cover_gap",
+            event_id=self._id("a"), ts=self.t0 + timedelta(seconds=at), kind="cover_gap",
             severity="warning", subject=subject, message=f"{subject} below minimum cover",
             area_id=subject, active=active,
         )

@@ -39,13 +39,22 @@ class Hit:
 class Fleet:
     """Officer positions, indexed for "who is nearest to this point"."""
 
-    __slots__ = ("_bounds", "_cells", "_pos")
+    __slots__ = ("_bounds", "_cells", "_free", "_group_of", "_groups", "_ids", "_lat", "_lon", "_pos", "_slot", "_speed")
 
     def __init__(self) -> None:
         self._pos: dict[str, tuple[float, float, tuple[int, int]]] = {}
         self._cells: dict[tuple[int, int], set[str]] = {}
         # occupied-cell bounds; only ever grow, so they bound the search conservatively
         self._bounds: list[int] | None = None
+        # Column store for vectorised group queries (cover): one slot per officer.
+        self._slot: dict[str, int] = {}
+        self._free: list[int] = []
+        self._lon = np.zeros(64)
+        self._lat = np.zeros(64)
+        self._speed = np.zeros(64)
+        self._ids: list[str | None] = []
+        self._groups: dict[str, set[int]] = {}
+        self._group_of: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._pos)
@@ -79,8 +88,68 @@ class Fleet:
                 b[0], b[1] = min(b[0], cell[0]), min(b[1], cell[1])
                 b[2], b[3] = max(b[2], cell[0]), max(b[3], cell[1])
         self._pos[officer_id] = (lon, lat, cell)
+        slot = self._slot_of(officer_id)
+        self._lon[slot] = lon
+        self._lat[slot] = lat
+
+    def _slot_of(self, officer_id: str) -> int:
+        slot = self._slot.get(officer_id)
+        if slot is None:
+            if self._free:
+                slot = self._free.pop()
+            else:
+                slot = len(self._slot)
+                if slot >= len(self._lon):
+                    size = len(self._lon) * 2
+                    self._lon = np.resize(self._lon, size)
+                    self._lat = np.resize(self._lat, size)
+                    self._speed = np.resize(self._speed, size)
+            self._slot[officer_id] = slot
+            if slot == len(self._ids):
+                self._ids.append(officer_id)
+            else:
+                self._ids[slot] = officer_id
+        return slot
+
+    def set_group(self, officer_id: str, group: str | None, speed_mps: float = 0.0) -> None:
+        """Put an indexed officer in one named group (e.g. a cluster's cover), or none."""
+        slot = self._slot.get(officer_id)
+        if slot is None:
+            return
+        old = self._group_of.pop(officer_id, None)
+        if old is not None:
+            self._groups[old].discard(slot)
+        if group is not None:
+            self._groups.setdefault(group, set()).add(slot)
+            self._group_of[officer_id] = group
+            self._speed[slot] = speed_mps
+
+    def group_reach(
+        self, group: str, points: list[tuple[float, float]], seconds: float, detour: float
+    ) -> tuple[list[str], np.ndarray]:
+        """Members of ``group`` and, per member and point, whether they reach it in time.
+
+        Vectorised over the group's members: (members × points) booleans.
+        """
+        slots = self._groups.get(group)
+        if not slots:
+            return [], np.zeros((0, len(points)), dtype=bool)
+        index = np.fromiter(slots, dtype=np.int64, count=len(slots))
+        index.sort()
+        lons, lats, speed = self._lon[index], self._lat[index], self._speed[index]
+        reach = np.empty((len(index), len(points)), dtype=bool)
+        limit = speed * seconds / detour
+        for j, (plon, plat) in enumerate(points):
+            reach[:, j] = haversine_many_m(lons, lats, plon, plat) <= limit
+        ids = self._ids
+        return [ids[int(i)] or "" for i in index], reach
 
     def remove(self, officer_id: str) -> None:
+        self.set_group(officer_id, None)
+        slot = self._slot.pop(officer_id, None)
+        if slot is not None:
+            self._ids[slot] = None
+            self._free.append(slot)
         old = self._pos.pop(officer_id, None)
         if old is not None:
             bucket = self._cells[old[2]]

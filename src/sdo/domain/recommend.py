@@ -77,8 +77,8 @@ class View(Protocol):
         """(incident id, grade) of the pending incident recommending this officer, if any."""
     def with_role(self, role: Role) -> Iterable[str]:
         """Ids of officers with this role (any status)."""
-    def available_in(self, cluster_id: str) -> Iterable[str]:
-        """Ids of available officers whose last fix is in this cluster."""
+    def cover_count(self, cluster_id: str) -> int:
+        """Available response officers whose last fix is in this cluster."""
 
 
 def _speeds() -> dict[str, tuple[float, float, float]]:
@@ -359,7 +359,7 @@ def _dispatch(
     if place is not None and thrive:
         cluster = view.areas.clusters.get(place.cluster)
         if cluster is not None:
-            count = sum(1 for oid in view.available_in(cluster.id) if _is_response(officers.get(oid)))
+            count = view.cover_count(cluster.id)
             if count < cluster.min_cover:
                 shortfalls.append(
                     f"cluster {cluster.id} below minimum cover ({count} of {cluster.min_cover} available)"
@@ -429,38 +429,35 @@ def _cover(scored: list[_Scored], grade: int, view: View, policy: Policy) -> Non
             m.reasons.append(words)
 
 
+def cover_group(cluster_id: str) -> str:
+    """The fleet group of a cluster's available response officers (maintained by the World)."""
+    return f"cover:{cluster_id}"
+
+
 def _coverage_losses(
     cluster_id: str, ids: list[str], view: View, policy: Policy
 ) -> tuple[dict[str, float], int]:
-    """Expected-coverage loss (share of the cluster) if each of ``ids`` leaves."""
+    """Expected-coverage loss (share of the cluster) if each of ``ids`` leaves.
+
+    Vectorised over the cluster's available response officers (a fleet group kept up to
+    date by the World), so a big cluster costs array arithmetic, not Python loops.
+    """
     cluster = view.areas.clusters[cluster_id]
     centroids = [view.areas.neighbourhoods[n].centroid for n in cluster.neighbourhoods]
-    officers = view.officers
-    fleet = view.fleet
-    available = [
-        oid for oid in view.available_in(cluster_id)
-        if _is_response(officers.get(oid)) and oid in fleet
-    ]
-    if not available:
+    members, reach = view.fleet.group_reach(
+        cover_group(cluster_id), centroids, policy.cover_time_s, policy.detour_factor
+    )
+    if not members:
         return {}, 0
-    lons = np.array([fleet.position(oid)[0] for oid in available])  # type: ignore[index]
-    lats = np.array([fleet.position(oid)[1] for oid in available])  # type: ignore[index]
-    speeds = np.array([policy.speed(officers[oid].transport, 1) or 0.0 for oid in available])
-    reach = np.zeros((len(available), len(centroids)), dtype=bool)
-    for j, (clon, clat) in enumerate(centroids):
-        dist = haversine_many_m(lons, lats, clon, clat) * policy.detour_factor
-        with np.errstate(divide="ignore"):
-            eta = np.where(speeds > 0, dist / np.where(speeds > 0, speeds, 1.0), np.inf)
-        reach[:, j] = eta <= policy.cover_time_s
     k = reach.sum(axis=0)
     p = policy.cover_busy_p
     # marginal loss of one reacher at a centroid covered by k reachers
     marginal = np.where(k > 0, p ** np.maximum(k - 1, 0) * (1 - p), 0.0) / len(centroids)
-    index = {oid: i for i, oid in enumerate(available)}
-    return (
-        {oid: float((reach[index[oid]] * marginal).sum()) for oid in ids if oid in index},
-        len(available),
-    )
+    wanted = set(ids)
+    losses = {
+        oid: float((reach[i] * marginal).sum()) for i, oid in enumerate(members) if oid in wanted
+    }
+    return losses, len(members)
 
 
 def _diagnose(

@@ -27,7 +27,7 @@ from typing import Any, Final
 from sdo.domain.fleet import Fleet
 from sdo.domain.geo import Areas, haversine_m
 from sdo.domain.grading import Grading, Rules, grade
-from sdo.domain.recommend import Policy, recommend
+from sdo.domain.recommend import Policy, cover_group, recommend
 from sdo.domain.state import (
     Change,
     IncidentRecord,
@@ -134,8 +134,9 @@ class World:
     def with_role(self, role: Role) -> Iterable[str]:
         return sorted(self._roles[role])
 
-    def available_in(self, cluster_id: str) -> Iterable[str]:
-        return self._buckets.get(f"cluster:{cluster_id}", ())
+    def cover_count(self, cluster_id: str) -> int:
+        counts = self._counts.get(f"cluster:{cluster_id}")
+        return counts["role:response"] if counts else 0
 
     # -- queries -----------------------------------------------------------------------
 
@@ -232,6 +233,12 @@ class World:
         if new.has_fix and new.status is not Status.OFF_DUTY:
             assert new.lon is not None and new.lat is not None
             self._fleet.move(oid, new.lon, new.lat)
+            covers = new.role is Role.RESPONSE and new.status is Status.AVAILABLE and new.cluster
+            self._fleet.set_group(
+                oid,
+                cover_group(new.cluster) if covers and new.cluster else None,
+                self.policy.speed(new.transport, 1) or 0.0,
+            )
         else:
             self._fleet.remove(oid)
         old_keys = availability_keys(old) if old is not None else ()

@@ -1,1 +1,651 @@
+// SDO console page. Plain ES module, no build step, nothing loaded from elsewhere.
+// Protocol: docs/console-protocol.md. The page keeps the picture the server describes
+// (snapshot, then deltas) and renders it at most once per animation frame.
 
+const $ = (sel) => document.querySelector(sel);
+const SVG_NS = "http://www.w3.org/2000/svg";
+const TOKEN_KEY = "sdo-console-token";
+const CLIENT_STALE_S = 5; // no websocket message for this long: the connection is stale
+const BACKOFF_MAX_S = 30;
+const STATUS_TEXT = {
+  available: "available", en_route: "en route", at_scene: "at scene",
+  committed: "committed", refreshment: "refreshment", off_duty: "off duty",
+};
+
+const state = {
+  ws: null,
+  hello: null,
+  status: null,
+  statusAt: 0, // performance.now() when the last status arrived
+  lastMessageAt: 0,
+  connected: false,
+  retryAt: 0,
+  attempt: 0,
+  officers: new Map(),
+  incidents: new Map(),
+  recs: new Map(),
+  alerts: new Map(),
+  availability: {},
+  minCover: {},
+  deployments: [],
+  areas: null,
+  proj: null,
+  selected: null,
+  pending: new Map(), // request_id -> description
+  form: null, // {kind: "override"|"decline", picked: Set}
+  requestSeq: 0,
+};
+
+// -- small DOM helpers ---------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function s(tag, attrs = {}, text) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v !== null && v !== undefined) el.setAttribute(k, String(v));
+  }
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function fmtDuration(sec) {
+  const neg = sec < 0;
+  sec = Math.abs(Math.round(sec));
+  const hh = Math.floor(sec / 3600), mm = Math.floor((sec % 3600) / 60), ss = sec % 60;
+  const body = hh ? `${hh}:${String(mm).padStart(2, "0")}:${String(ss).padStart(2, "0")}`
+    : `${mm}:${String(ss).padStart(2, "0")}`;
+  return (neg ? "-" : "") + body;
+}
+
+function fmtTime(ms) {
+  if (!Number.isFinite(ms)) return "–";
+  return new Date(ms).toISOString().slice(11, 19) + "Z";
+}
+
+// -- time ----------------------------------------------------------------------------
+// Deadlines run on the feed's clock: the server's clock for a live feed, the event time
+// for a replayed or simulated one (whose event time is far from the wall clock).
+
+function nowMs() {
+  const st = state.status;
+  if (!st) return Date.now();
+  const since = performance.now() - state.statusAt;
+  const server = Date.parse(st.server_time);
+  const event = st.event_time ? Date.parse(st.event_time) : NaN;
+  if (Number.isFinite(event) && Math.abs(server - event) > 5 * 60 * 1000) return event + since;
+  return server + since;
+}
+
+function gradeOf(inc) {
+  const rec = state.recs.get(inc.incident_id);
+  return (rec && rec.grade) || inc.grade || 0;
+}
+
+function deadlineOf(inc) {
+  const grade = gradeOf(inc);
+  const limits = (state.hello && state.hello.deadlines_s) || { 1: 900, 2: 3600 };
+  const limit = limits[String(grade)];
+  if (!limit) return null;
+  const age = (nowMs() - Date.parse(inc.created_ts)) / 1000;
+  const left = limit - age;
+  const cls = left <= 0 ? "red" : left < limit / 3 ? "amber" : "ok";
+  return { left, cls, limit };
+}
+
+// -- connection ----------------------------------------------------------------------
+
+function token() { return sessionStorage.getItem(TOKEN_KEY); }
+
+function connect() {
+  const tok = token();
+  if (!tok) { showLogin(""); return; }
+  $("#login").hidden = true;
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${proto}//${location.host}/ws`);
+  state.ws = ws;
+  ws.addEventListener("open", () => {
+    ws.send(JSON.stringify({ type: "auth", token: tok }));
+  });
+  ws.addEventListener("message", (ev) => {
+    state.lastMessageAt = performance.now();
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch { return; }
+    handle(msg);
+  });
+  ws.addEventListener("close", (ev) => {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    state.connected = false;
+    if (ev.reason === "authentication failed" || ev.reason === "authentication required") {
+      sessionStorage.removeItem(TOKEN_KEY);
+      showLogin(ev.reason === "authentication failed" ? "That token was not accepted." : "Please log in.");
+      return;
+    }
+    const delay = Math.min(BACKOFF_MAX_S, 2 ** state.attempt) * (0.75 + Math.random() * 0.5);
+    state.attempt += 1;
+    state.retryAt = performance.now() + delay * 1000;
+    state.closeReason = ev.reason || `code ${ev.code}`;
+    setTimeout(connect, delay * 1000);
+    renderBanner();
+  });
+}
+
+function showLogin(message) {
+  $("#login").hidden = false;
+  $("#login-error").textContent = message;
+  $("#token").focus();
+  renderBanner();
+}
+
+function send(msg) {
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+    toast("Not connected: the action was not sent.", false);
+    return false;
+  }
+  state.ws.send(JSON.stringify(msg));
+  return true;
+}
+
+// -- messages ------------------------------------------------------------------------
+
+function handle(msg) {
+  switch (msg.type) {
+    case "hello":
+      state.hello = msg;
+      state.connected = true;
+      state.attempt = 0;
+      $("#user-name").textContent = msg.user;
+      $("#user-role").textContent = msg.role;
+      document.body.classList.toggle("viewer", !msg.can_decide);
+      break;
+    case "areas":
+      state.areas = msg.geojson;
+      state.minCover = msg.min_cover || {};
+      buildMap();
+      break;
+    case "snapshot":
+      state.officers = new Map(msg.officers.map((o) => [o.officer_id, o]));
+      state.incidents = new Map(msg.incidents.map((i) => [i.incident_id, i]));
+      state.recs = new Map(msg.recommendations.map((r) => [r.incident_id, r]));
+      state.alerts = new Map(msg.alerts.map((a) => [`${a.kind}:${a.subject}`, a]));
+      state.availability = msg.availability;
+      state.minCover = msg.min_cover || state.minCover;
+      state.deployments = msg.deployments.slice(-50).reverse();
+      break;
+    case "officer":
+      state.officers.set(msg.officer.officer_id, msg.officer);
+      break;
+    case "incident":
+      if (msg.incident.state === "closed") {
+        state.incidents.delete(msg.incident.incident_id);
+        state.recs.delete(msg.incident.incident_id);
+        if (state.selected === msg.incident.incident_id) state.selected = null;
+      } else {
+        state.incidents.set(msg.incident.incident_id, msg.incident);
+      }
+      break;
+    case "recommendation":
+      state.recs.set(msg.recommendation.incident_id, msg.recommendation);
+      break;
+    case "alert": {
+      const key = `${msg.alert.kind}:${msg.alert.subject}`;
+      if (msg.alert.active === false) state.alerts.delete(key);
+      else state.alerts.set(key, msg.alert);
+      break;
+    }
+    case "availability":
+      state.availability[msg.key] = msg.counts;
+      break;
+    case "deployment":
+      state.deployments.unshift(msg.deployment);
+      state.deployments.length = Math.min(state.deployments.length, 50);
+      break;
+    case "status":
+      state.status = msg;
+      state.statusAt = performance.now();
+      break;
+    case "ack": {
+      const what = state.pending.get(msg.request_id) || msg.decision;
+      state.pending.delete(msg.request_id);
+      toast(`Recorded: ${what} (${msg.incident_id})`, true);
+      break;
+    }
+    case "error": {
+      const what = state.pending.get(msg.request_id);
+      state.pending.delete(msg.request_id);
+      toast(`${what ? what + " refused: " : ""}${msg.error}`, false);
+      break;
+    }
+    default:
+      break;
+  }
+  schedule();
+}
+
+// -- rendering -----------------------------------------------------------------------
+
+let frame = 0;
+function schedule() {
+  if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); });
+}
+
+function render() {
+  renderBanner();
+  renderQueue();
+  renderAlerts();
+  renderMap();
+  renderPanel();
+  renderAvailability();
+  renderDecisions();
+}
+
+function renderBanner() {
+  const banner = $("#conn-banner");
+  let cls = "bad", title = "NOT CONNECTED", detail = "";
+  const sinceMsg = (performance.now() - state.lastMessageAt) / 1000;
+  const st = state.status;
+  if (!state.connected) {
+    if (!token()) { title = "LOGGED OUT"; }
+    else {
+      title = "DISCONNECTED";
+      const wait = Math.max(0, (state.retryAt - performance.now()) / 1000);
+      detail = `${state.closeReason || "connecting"} · retry in ${wait.toFixed(0)} s · data frozen`;
+    }
+  } else if (sinceMsg > CLIENT_STALE_S) {
+    title = "CONNECTION STALE";
+    detail = `no message from the console for ${sinceMsg.toFixed(0)} s`;
+  } else if (st) {
+    const age = st.last_message_age_s;
+    const ageText = age === null || age === undefined ? "no feed data yet" : `feed data ${age.toFixed(1)} s old`;
+    switch (st.feed) {
+      case "live": cls = "ok"; title = "LIVE"; detail = ageText; break;
+      case "catching_up": cls = "warn"; title = "CATCHING UP"; detail = `${st.detail || ""} · ${ageText}`; break;
+      case "lagging": cls = "warn"; title = "FEED LAGGING"; detail = `${st.detail || ""} · ${ageText}`; break;
+      case "connecting": cls = "warn"; title = "CONNECTING TO KAFKA"; detail = st.detail || ""; break;
+      case "quiet": title = "STALE FEED"; detail = `no feed messages · ${ageText}`; break;
+      default: title = "FEED DOWN"; detail = `${st.detail || ""} · ${ageText}`; break;
+    }
+  }
+  banner.className = `banner ${cls}`;
+  $("#conn-state").textContent = title;
+  $("#conn-detail").textContent = detail;
+  document.body.classList.toggle("disconnected", !state.connected);
+  document.body.classList.toggle("stale", state.connected && cls === "bad");
+  $("#data-time").textContent = st && st.event_time ? fmtTime(Date.parse(st.event_time)) : "–";
+}
+
+function sortedPending() {
+  const all = [...state.incidents.values()];
+  const pending = all.filter((i) => i.state === "open" && !i.decision);
+  pending.sort((a, b) => (gradeOf(a) || 9) - (gradeOf(b) || 9)
+    || Date.parse(a.created_ts) - Date.parse(b.created_ts));
+  const resourced = all.filter((i) => !(i.state === "open" && !i.decision));
+  resourced.sort((a, b) => Date.parse(b.decision_ts || b.ts) - Date.parse(a.decision_ts || a.ts));
+  return { pending, resourced };
+}
+
+function timerEl(inc) {
+  const d = deadlineOf(inc);
+  if (!d) return h("span", { class: "timer muted" }, "–");
+  return h("span", { class: `timer ${d.cls}`, title: "time left to the attendance deadline" },
+    d.left <= 0 ? `OVERDUE ${fmtDuration(-d.left)}` : fmtDuration(d.left));
+}
+
+function renderQueue() {
+  const { pending, resourced } = sortedPending();
+  $("#pending-count").textContent = String(pending.length);
+  $("#queue").replaceChildren(...pending.map((inc) => {
+    const g = gradeOf(inc);
+    const rec = state.recs.get(inc.incident_id);
+    return h("li", {
+      class: `queue-item g${g}${state.selected === inc.incident_id ? " selected" : ""}`,
+      dataset: { id: inc.incident_id }, onclick: () => select(inc.incident_id),
+    },
+    h("span", { class: `grade g${g}` }, g || "?"),
+    h("span", { class: "id" }, inc.incident_id, " ", h("span", { class: "muted" }, rec ? rec.response : "awaiting recommendation")),
+    timerEl(inc),
+    h("span", { class: "cat" }, `${inc.category} · ${inc.summary || ""}`));
+  }));
+  $("#resourced").replaceChildren(...resourced.slice(0, 20).map((inc) => h("li", {
+    class: `queue-item g${gradeOf(inc)}${state.selected === inc.incident_id ? " selected" : ""}`,
+    dataset: { id: inc.incident_id }, onclick: () => select(inc.incident_id),
+  }, h("span", { class: `grade g${gradeOf(inc)}` }, gradeOf(inc) || "?"),
+  h("span", { class: "id" }, inc.incident_id, " ", h("span", { class: "muted" }, inc.decision || inc.state)),
+  h("span", { class: "muted" }, inc.decided_by || ""))));
+}
+
+function renderAlerts() {
+  const alerts = [...state.alerts.values()].sort((a, b) => Date.parse(b.ts) - Date.parse(a.ts));
+  $("#alert-count").textContent = String(alerts.length);
+  $("#alerts").replaceChildren(...alerts.map((a) => h("li", { class: `sev-${a.severity}` },
+    h("div", {}, h("span", { class: "alert-kind" }, a.kind.replace(/_/g, " ")), " · ", a.subject,
+      h("span", { class: "muted" }, "  ", fmtTime(Date.parse(a.ts)))),
+    h("div", { class: "muted" }, a.message))));
+}
+
+// -- map -----------------------------------------------------------------------------
+// Equirectangular projection around the areas' centre: x = lon·cos(lat0), y = -lat,
+// scaled to the SVG's viewBox. Good to a fraction of a percent across a city.
+
+function rings(geom) {
+  if (!geom) return [];
+  if (geom.type === "Polygon") return geom.coordinates;
+  if (geom.type === "MultiPolygon") return geom.coordinates.flat();
+  return [];
+}
+
+function buildMap() {
+  const svg = $("#map");
+  const feats = (state.areas && state.areas.features) || [];
+  let minLon = Infinity, maxLon = -Infinity, minLat = Infinity, maxLat = -Infinity;
+  for (const f of feats) for (const ring of rings(f.geometry)) for (const [lon, lat] of ring) {
+    minLon = Math.min(minLon, lon); maxLon = Math.max(maxLon, lon);
+    minLat = Math.min(minLat, lat); maxLat = Math.max(maxLat, lat);
+  }
+  if (!Number.isFinite(minLon)) return;
+  const k = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
+  const W = 1000, scale = W / ((maxLon - minLon) * k || 1), H = (maxLat - minLat) * scale || 1000;
+  const pad = 20;
+  state.proj = (lon, lat) => [pad + (lon - minLon) * k * scale, pad + (maxLat - lat) * scale];
+  svg.setAttribute("viewBox", `0 0 ${W + 2 * pad} ${H + 2 * pad}`);
+  const P = state.proj;
+  const pathOf = (geom) => rings(geom).map((ring) => "M" + ring.map(([x, y]) => P(x, y).map((v) => v.toFixed(1)).join(",")).join("L") + "Z").join("");
+  const areasLayer = $("#layer-areas"), labels = $("#layer-labels");
+  areasLayer.replaceChildren();
+  labels.replaceChildren();
+  const edges = new Map(); // segment key -> [props...]
+  for (const f of feats) {
+    const p = f.properties;
+    const el = s("path", { d: pathOf(f.geometry), class: "area", "data-id": p.id });
+    el.append(s("title", {}, `${p.name} (${p.id}) · NPU ${p.npu} · cluster ${p.cluster}`));
+    areasLayer.append(el);
+    let cx = 0, cy = 0, n = 0;
+    for (const ring of rings(f.geometry)) {
+      for (let i = 0; i + 1 < ring.length; i += 1) {
+        const a = ring[i].map((v) => v.toFixed(6)).join(","), b = ring[i + 1].map((v) => v.toFixed(6)).join(",");
+        const key = a < b ? `${a}|${b}` : `${b}|${a}`;
+        if (!edges.has(key)) edges.set(key, { a: ring[i], b: ring[i + 1], props: [] });
+        edges.get(key).props.push(p);
+        const [x, y] = P(ring[i][0], ring[i][1]); cx += x; cy += y; n += 1;
+      }
+    }
+    if (n) labels.append(s("text", { x: (cx / n).toFixed(1), y: (cy / n).toFixed(1), class: "area-label" }, p.name));
+  }
+  // Outlines: a segment is on an NPU (cluster) boundary unless both sides share the NPU (cluster).
+  let npuD = "", clusterD = "";
+  for (const { a, b, props } of edges.values()) {
+    const seg = `M${P(a[0], a[1]).map((v) => v.toFixed(1)).join(",")}L${P(b[0], b[1]).map((v) => v.toFixed(1)).join(",")}`;
+    if (props.length < 2 || props[0].npu !== props[1].npu) npuD += seg;
+    if (props.length < 2 || props[0].cluster !== props[1].cluster) clusterD += seg;
+  }
+  $("#layer-outlines").replaceChildren(s("path", { d: clusterD, class: "outline-cluster" }), s("path", { d: npuD, class: "outline-npu" }));
+}
+
+function diamond(x, y, r) {
+  return `M${x},${y - r}L${x + r},${y}L${x},${y + r}L${x - r},${y}Z`;
+}
+
+function renderMap() {
+  const P = state.proj;
+  if (!P) return;
+  for (const el of $("#layer-areas").children) {
+    const counts = state.availability[`nbhd:${el.dataset.id}`];
+    const n = (counts && counts.total) || 0;
+    el.setAttribute("class", `area cover-${Math.min(n, 3)}`);
+  }
+  const staleMs = 5 * 60 * 1000;
+  const now = nowMs();
+  const officers = [];
+  for (const o of state.officers.values()) {
+    if (o.lat === undefined || o.lon === undefined || o.status === "off_duty") continue;
+    const [x, y] = P(o.lon, o.lat);
+    const stale = o.fix_ts && now - Date.parse(o.fix_ts) > staleMs;
+    const g = s("g", { class: `officer${stale ? " stale-fix" : ""}`, "data-id": o.officer_id, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` });
+    g.append(s("circle", { r: 5, class: `st-${o.status}` }));
+    g.append(s("text", { x: 7, y: 3 }, o.callsign || o.officer_id));
+    g.append(s("title", {}, `${o.callsign || o.officer_id} · ${o.role || "?"} · ${STATUS_TEXT[o.status] || o.status}${o.incident_id ? " → " + o.incident_id : ""}`));
+    officers.push(g);
+  }
+  $("#layer-officers").replaceChildren(...officers);
+  const incs = [];
+  for (const inc of state.incidents.values()) {
+    const [x, y] = P(inc.lon, inc.lat);
+    const g = gradeOf(inc);
+    const el = s("g", {
+      class: `incident g${g}${inc.state !== "open" || inc.decision ? " resourced" : ""}${state.selected === inc.incident_id ? " selected" : ""}`,
+      "data-id": inc.incident_id,
+    });
+    el.append(s("path", { d: diamond(x, y, 8) }));
+    el.append(s("text", { x: x + 10, y: y - 6 }, inc.incident_id));
+    el.append(s("title", {}, `${inc.incident_id} · grade ${g || "?"} · ${inc.category}`));
+    el.addEventListener("click", () => select(inc.incident_id));
+    incs.push(el);
+  }
+  $("#layer-incidents").replaceChildren(...incs);
+  const lines = [];
+  const sel = state.selected && state.incidents.get(state.selected);
+  const rec = sel && state.recs.get(sel.incident_id);
+  if (sel && rec) {
+    const [ix, iy] = P(sel.lon, sel.lat);
+    const recommended = new Set(rec.recommended || []);
+    for (const c of rec.candidates || []) {
+      const o = state.officers.get(c.officer_id);
+      if (!o || o.lat === undefined) continue;
+      const [ox, oy] = P(o.lon, o.lat);
+      lines.push(s("line", { x1: ix, y1: iy, x2: ox, y2: oy, class: `cand-line${recommended.has(c.officer_id) ? " recommended" : ""}` }));
+    }
+  }
+  $("#layer-lines").replaceChildren(...lines);
+}
+
+// -- recommendation panel ----------------------------------------------------------------
+
+function select(id) {
+  if (state.selected !== id) state.form = null;
+  state.selected = id;
+  schedule();
+}
+
+function canDecide() { return !!(state.hello && state.hello.can_decide && state.connected); }
+
+function renderPanel() {
+  const inc = state.selected && state.incidents.get(state.selected);
+  $("#rec-empty").hidden = !!inc;
+  $("#rec").hidden = !inc;
+  if (!inc) return;
+  const rec = state.recs.get(inc.incident_id);
+  const g = gradeOf(inc);
+  const gradeEl = $("#rec-grade");
+  gradeEl.className = `grade g${g}`;
+  gradeEl.textContent = g || "?";
+  $("#rec-title").textContent = `${inc.incident_id} · ${inc.category}`;
+  $("#rec-sub").textContent = `${inc.summary || ""} · created ${fmtTime(Date.parse(inc.created_ts))} · ${inc.state}`;
+  $("#rec-deadline").replaceChildren(...(deadlineOf(inc) ? [h("span", { class: "muted" }, "Deadline: "), timerEl(inc)] : []));
+  $("#rec-response").textContent = rec ? `${rec.response} · policy ${rec.policy.name} ${rec.policy.version}` : "awaiting recommendation…";
+  $("#rec-reasons").replaceChildren(...(rec ? rec.reasons : []).map((r) => h("li", {}, r)));
+  const t = inc.thrive || {};
+  $("#rec-thrive").replaceChildren(
+    ...["threat", "harm", "risk", "vulnerability"].map((k) => h("span", { class: `chip ${t[k]}` }, `${k}: ${t[k]}`)),
+    ...["investigation", "engagement", "prevention"].filter((k) => t[k]).map((k) => h("span", { class: "chip" }, k)),
+    ...(inc.ongoing ? [h("span", { class: "chip high" }, "ongoing")] : []),
+    ...(inc.offender_present ? [h("span", { class: "chip high" }, "offender present")] : []),
+    ...(inc.required_skills || []).map((k) => h("span", { class: "chip" }, `needs ${k}`)));
+  const svc = $("#rec-service");
+  svc.hidden = !(rec && rec.service);
+  svc.textContent = rec && rec.service ? `Signpost to: ${rec.service}` : "";
+  const recommended = new Set(rec ? rec.recommended : []);
+  const form = state.form;
+  $("#cands tbody").replaceChildren(...(rec ? rec.candidates : []).map((c, i) => {
+    const box = h("input", {
+      type: "checkbox", "aria-label": `pick ${c.callsign}`, disabled: !(form && form.kind === "override"),
+      checked: form && form.kind === "override" && form.picked.has(c.officer_id),
+      onchange: (ev) => { if (ev.target.checked) form.picked.add(c.officer_id); else form.picked.delete(c.officer_id); renderForm(); },
+    });
+    return h("tr", { class: recommended.has(c.officer_id) ? "recommended" : "", dataset: { id: c.officer_id } },
+      h("td", {}, box), h("td", {}, i + 1), h("td", {}, c.callsign), h("td", {}, c.role),
+      h("td", {}, c.eta_s === null || c.eta_s === undefined ? "–" : fmtDuration(c.eta_s)),
+      h("td", {}, c.distance_m === null || c.distance_m === undefined ? "–" : `${(c.distance_m / 1000).toFixed(1)} km`),
+      h("td", { class: "why" }, (c.reasons || []).join("; ")));
+  }));
+  $("#rec-shortfalls").replaceChildren(...(rec && rec.shortfalls ? rec.shortfalls : []).map((x) => h("li", {}, x)));
+  const decided = $("#rec-decided");
+  decided.hidden = !inc.decision;
+  decided.textContent = inc.decision ? `${inc.decision} by ${inc.decided_by} at ${fmtTime(Date.parse(inc.decision_ts))}${inc.assigned && inc.assigned.length ? " → " + inc.assigned.map(callsign).join(", ") : ""}` : "";
+  const can = canDecide();
+  const awaiting = inc.state === "open" && !inc.decision;
+  $("#btn-accept").disabled = !(can && awaiting && rec && rec.recommended.length);
+  $("#btn-override").disabled = !(can && inc.state !== "closed");
+  $("#btn-decline").disabled = !(can && awaiting);
+  $("#viewer-note").hidden = !(state.hello && !state.hello.can_decide);
+  renderForm();
+}
+
+function callsign(id) {
+  const o = state.officers.get(id);
+  return (o && o.callsign) || id;
+}
+
+function renderForm() {
+  const form = state.form;
+  const el = $("#decide-form");
+  el.hidden = !form;
+  if (!form) return;
+  $("#pick-wrap").hidden = form.kind !== "override";
+  if (form.kind === "override") {
+    const names = [...form.picked].map(callsign);
+    $("#decide-what").textContent = names.length ? `Deploy instead: ${names.join(", ")}` : "Tick candidates or add officers, and give a reason.";
+    const select = $("#pick-officer");
+    const current = new Set([...select.options].map((o) => o.value));
+    const avail = [...state.officers.values()].filter((o) => o.status === "available" && !form.picked.has(o.officer_id))
+      .sort((a, b) => (a.callsign || "").localeCompare(b.callsign || ""));
+    const wanted = new Set(["", ...avail.map((o) => o.officer_id)]);
+    if (current.size !== wanted.size || [...wanted].some((v) => !current.has(v))) {
+      select.replaceChildren(h("option", { value: "" }, "— available officers —"),
+        ...avail.map((o) => h("option", { value: o.officer_id }, `${o.callsign || o.officer_id} (${o.role || "?"}${o.npu ? ", " + o.npu : ""})`)));
+    }
+  } else {
+    $("#decide-what").textContent = "Decline: no deployment. A reason is required.";
+  }
+  $("#decide-submit").disabled = !canDecide() || !$("#decide-reason").value.trim()
+    || (form.kind === "override" && form.picked.size === 0);
+}
+
+function openForm(kind) {
+  state.form = { kind, picked: new Set() };
+  $("#decide-reason").value = "";
+  schedule();
+  setTimeout(() => $("#decide-reason").focus(), 0);
+}
+
+function act(kind, extra) {
+  const inc = state.incidents.get(state.selected);
+  if (!inc) return;
+  const rec = state.recs.get(inc.incident_id);
+  state.requestSeq += 1;
+  const requestId = `r${Date.now().toString(36)}-${state.requestSeq}`;
+  const msg = { type: kind, incident_id: inc.incident_id, request_id: requestId, ...extra };
+  if (rec) msg.recommendation_id = rec.recommendation_id;
+  state.pending.set(requestId, `${kind} ${inc.incident_id}`);
+  if (send(msg)) { state.form = null; schedule(); }
+}
+
+function toast(text, ok) {
+  const el = h("div", { class: `toast ${ok ? "ok" : "err"}` }, text);
+  $("#toasts").prepend(el);
+  setTimeout(() => el.remove(), ok ? 6000 : 12000);
+}
+
+function renderAvailability() {
+  const av = state.availability;
+  const rows = (prefix) => Object.entries(av).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]);
+  $("#av-cluster tbody").replaceChildren(...rows("cluster:").map(([id, c]) => {
+    const min = state.minCover[id];
+    const below = min !== undefined && (c.total || 0) < min;
+    return h("tr", {}, h("td", {}, id), h("td", { class: below ? "below" : "okcover" }, `${c.total || 0} / ${min ?? "–"}`),
+      h("td", { class: "muted" }, roleSummary(c)));
+  }));
+  $("#av-npu tbody").replaceChildren(...rows("npu:").map(([id, c]) => h("tr", {}, h("td", {}, id), h("td", {}, c.total || 0), h("td", { class: "muted" }, roleSummary(c)))));
+  const roles = {}, skills = {};
+  for (const [, c] of rows("npu:")) {
+    for (const [k, v] of Object.entries(c)) {
+      if (k.startsWith("role:")) roles[k.slice(5)] = (roles[k.slice(5)] || 0) + v;
+      if (k.startsWith("skill:")) skills[k.slice(6)] = (skills[k.slice(6)] || 0) + v;
+    }
+  }
+  const table = (obj) => Object.entries(obj).sort((a, b) => b[1] - a[1]).map(([k, v]) => h("tr", {}, h("td", {}, k.replace(/_/g, " ")), h("td", {}, v)));
+  $("#av-role tbody").replaceChildren(...table(roles));
+  $("#av-skill tbody").replaceChildren(...table(skills));
+}
+
+function roleSummary(c) {
+  return Object.entries(c).filter(([k]) => k.startsWith("role:")).map(([k, v]) => `${k.slice(5)} ${v}`).join(" · ");
+}
+
+function renderDecisions() {
+  $("#decisions").replaceChildren(...state.deployments.slice(0, 15).map((d) => h("li", {},
+    h("span", { class: "muted" }, fmtTime(Date.parse(d.ts)), " "),
+    `${d.by} ${d.decision} ${d.incident_id}`,
+    d.officer_ids && d.officer_ids.length ? ` → ${d.officer_ids.map(callsign).join(", ")}` : "",
+    d.reason ? h("span", { class: "muted" }, ` (${d.reason})`) : "")));
+}
+
+// -- wiring --------------------------------------------------------------------------
+
+function wire() {
+  $("#login-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const tok = $("#token").value.trim();
+    if (!tok) return;
+    sessionStorage.setItem(TOKEN_KEY, tok);
+    $("#token").value = "";
+    if (state.ws) state.ws.close();
+    connect();
+  });
+  $("#logout").addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    const ws = state.ws;
+    state.ws = null;
+    state.connected = false;
+    if (ws) ws.close(1000, "logged out");
+    showLogin("Logged out.");
+  });
+  $("#btn-accept").addEventListener("click", () => act("accept", {}));
+  $("#btn-override").addEventListener("click", () => openForm("override"));
+  $("#btn-decline").addEventListener("click", () => openForm("decline"));
+  $("#decide-cancel").addEventListener("click", () => { state.form = null; schedule(); });
+  $("#decide-reason").addEventListener("input", renderForm);
+  $("#pick-officer").addEventListener("change", (ev) => {
+    if (state.form && ev.target.value) { state.form.picked.add(ev.target.value); ev.target.value = ""; schedule(); }
+  });
+  $("#decide-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const form = state.form;
+    if (!form) return;
+    const reason = $("#decide-reason").value.trim();
+    if (!reason) return;
+    if (form.kind === "override") act("override", { officer_ids: [...form.picked], reason });
+    else act("decline", { reason });
+  });
+  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && state.form) { state.form = null; schedule(); } });
+  // Timers, data age and staleness change with time alone: re-render once a second.
+  setInterval(schedule, 1000);
+}
+
+wire();
+render();
+connect();

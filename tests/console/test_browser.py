@@ -1,0 +1,180 @@
+"""The console page in real headless Chromium (Debian's ``chromium``) against the embedded broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+
+from sdo.broker import EmbeddedBroker
+from sdo.config import Settings
+from sdo.console.auth import Users, add_user
+from sdo.console.server import Console
+from sdo.events import encode
+
+if TYPE_CHECKING:
+    from conftest import Events as EventsType
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+#: Bounds on every wait (the work itself takes well under a second).
+CONSOLE_READY_TIMEOUT_S = 30.0
+BROWSER_LAUNCH_TIMEOUT_S = 60.0
+PAGE_TIMEOUT_MS = 20_000
+KAFKA_TIMEOUT_S = 20.0
+
+
+async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.02)
+    return result
+
+
+@pytest.fixture
+def events_type(ev: EventsType) -> type[EventsType]:
+    return type(ev)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    assert Path(CHROMIUM).exists(), "install Debian's chromium package (apt-get install chromium)"
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+            timeout=BROWSER_LAUNCH_TIMEOUT_S * 1000,
+        )
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def open_page(browser: Browser, url: str, token: str, errors: list[str]) -> Page:
+    page = await browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+
+    def on_console(msg: ConsoleMessage) -> None:
+        if msg.type == "error":
+            errors.append(msg.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(url)
+    await page.fill("#token", token)
+    await page.click("#login-btn")
+    await page.wait_for_selector("#login", state="hidden")
+    return page
+
+
+async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
+    browser: Browser, broker: EmbeddedBroker, topic_prefix: str, tmp_path: Path,
+    events_type: type[EventsType],
+) -> None:
+    """The page loads without console errors; officers and an incident appear once their
+    events reach Kafka; the SDO's Accept becomes a deployment event on Kafka and the page
+    shows it; a viewer's page offers no Accept and the server refuses a forced one."""
+    # Events a minute old, so the deadline timers show a live emergency.
+    ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
+    users = tmp_path / "users.json"
+    sdo_token, _ = add_user(users, "sgt.jones", "sdo")
+    viewer_token, _ = add_user(users, "pc.watch", "viewer")
+    settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
+    errors: list[str] = []
+    async with Console(settings, Users(users), bind="127.0.0.1:0") as console:
+        await wait_until(lambda: console.health.caught_up, CONSOLE_READY_TIMEOUT_S, "console caught up")
+        page = await open_page(browser, console.url, sdo_token, errors)
+        await page.wait_for_function("document.querySelector('#user-name').textContent === 'sgt.jones'")
+        assert await page.locator("#map .area").count() == len(console.areas.neighbourhoods)
+
+        events = [
+            ev.profile("o1", callsign="NR11"), ev.status("o1", "available", at=1), ev.location("o1", at=2),
+            ev.profile("o2", callsign="NR12"), ev.status("o2", "available", at=1),
+            ev.location("o2", (-1.83, 52.59), at=2),
+            ev.incident("I1", at=3),
+            ev.recommendation("I1", ["o1", "o2"], at=4, rid="R1"),
+        ]
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            for e in events:
+                key = getattr(e, "officer_id", None) or e.incident_id  # type: ignore[attr-defined]
+                await producer.send_and_wait(console.topics.for_type(e.type), key=key.encode(), value=encode(e))
+        finally:
+            await producer.stop()
+
+        await page.wait_for_selector("#map g.officer[data-id='o1']")
+        await page.wait_for_selector("#map g.officer[data-id='o2']")
+        await page.click("#queue .queue-item[data-id='I1']")
+        await page.wait_for_selector("#cands tr[data-id='o1'].recommended")
+        await page.wait_for_selector("#layer-lines line.recommended", state="attached")
+        assert "LIVE" in (await page.text_content("#conn-state") or "")
+
+        viewer = await open_page(browser, console.url, viewer_token, errors)
+        await viewer.wait_for_selector("#queue .queue-item[data-id='I1']")
+        await viewer.click("#queue .queue-item[data-id='I1']")
+        await viewer.wait_for_selector("#viewer-note", state="visible")
+        assert await viewer.is_disabled("#btn-accept")
+        forced = await viewer.evaluate(
+            """([token]) => new Promise((resolve) => {
+                const ws = new WebSocket(`ws://${location.host}/ws`);
+                ws.onopen = () => ws.send(JSON.stringify({type: "auth", token}));
+                ws.onmessage = (e) => {
+                  const m = JSON.parse(e.data);
+                  if (m.type === "hello") ws.send(JSON.stringify({type: "accept", incident_id: "I1",
+                    recommendation_id: "R1", request_id: "forced"}));
+                  if (m.request_id === "forced") { ws.close(); resolve(m); }
+                };
+            })""",
+            [viewer_token],
+        )
+        assert forced["type"] == "error" and forced["code"] == "forbidden"
+
+        consumer = AIOKafkaConsumer(
+            console.topics.deployment, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            await page.wait_for_selector("#btn-accept:not([disabled])")
+            await page.click("#btn-accept")
+            deployments: list[dict[str, Any]] = []
+
+            async def read() -> None:
+                while not deployments:
+                    batch = await consumer.getmany(timeout_ms=200)
+                    deployments.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
+
+            await asyncio.wait_for(read(), KAFKA_TIMEOUT_S)
+        finally:
+            await consumer.stop()
+        dep = deployments[0]
+        assert (dep["incident_id"], dep["decision"], dep["officer_ids"], dep["by"], dep["recommendation_id"]) == (
+            "I1", "accepted", ["o1"], "sgt.jones", "R1",
+        )
+        # Every page shows the decision once it comes back through Kafka.
+        for p in (page, viewer):
+            await p.wait_for_selector("#resourced .queue-item[data-id='I1']")
+            await p.wait_for_selector("#map g.officer[data-id='o1'] circle.st-en_route")
+        await page.wait_for_selector(".toast.ok")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+        await viewer.close()
+        await page.close()
+    assert errors == []

@@ -1,0 +1,142 @@
+"""sdo.domain.fleet: the grid index answers exactly what a brute-force scan answers."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import pytest
+
+from sdo.domain.fleet import Fleet, Hit
+from sdo.domain.geo import haversine_m
+
+Point = tuple[float, float]
+
+# (name, centre lon, centre lat, half-width in degrees): a city, a county, high latitude
+REGIONS = [
+    ("birmingham", -1.82, 52.52, 0.08),
+    ("west-midlands", -1.9, 52.5, 0.8),
+    ("shetland", -1.2, 60.3, 0.3),
+]
+
+ACCEPT: dict[str, Callable[[str], bool]] = {
+    "all": lambda oid: True,
+    "even": lambda oid: int(oid[1:]) % 2 == 0,
+    "one-in-seven": lambda oid: int(oid[1:]) % 7 == 0,
+    "none": lambda oid: False,
+}
+
+
+def _scatter(seed: int, lon: float, lat: float, half: float, n: int) -> dict[str, Point]:
+    rng = random.Random(seed)
+    return {
+        f"o{i:04d}": (lon + rng.uniform(-half, half), lat + rng.uniform(-half, half))
+        for i in range(n)
+    }
+
+
+def _brute(
+    points: dict[str, Point], lon: float, lat: float, k: int, accept: Callable[[str], bool], max_m: float
+) -> list[tuple[str, float]]:
+    hits = [
+        (oid, haversine_m(p[0], p[1], lon, lat)) for oid, p in points.items() if accept(oid)
+    ]
+    hits = [h for h in hits if h[1] <= max_m]
+    hits.sort(key=lambda h: (h[1], h[0]))
+    return hits[:k] if k > 0 else []
+
+
+def _check(fleet: Fleet, points: dict[str, Point], query: Point, k: int, accept: str, max_m: float) -> None:
+    got = fleet.nearest(query[0], query[1], k=k, accept=ACCEPT[accept], max_m=max_m)
+    want = _brute(points, query[0], query[1], k, ACCEPT[accept], max_m)
+    assert [h.officer_id for h in got] == [w[0] for w in want], (query, k, accept, max_m)
+    for h, (_, d) in zip(got, want, strict=True):
+        assert h.distance_m == pytest.approx(d, rel=1e-9, abs=1e-6)
+
+
+@pytest.mark.parametrize(("region", "lon", "lat", "half"), REGIONS, ids=[r[0] for r in REGIONS])
+@pytest.mark.parametrize(
+    ("k", "max_m", "accept"),
+    [
+        (1, math.inf, "all"),
+        (5, math.inf, "all"),
+        (8, 3_000.0, "all"),
+        (20, 10_000.0, "even"),
+        (3, math.inf, "one-in-seven"),
+        (50, 1_500.0, "all"),
+        (400, math.inf, "all"),  # more than there are: everyone accepted, sorted
+        (4, math.inf, "none"),
+        (0, math.inf, "all"),
+    ],
+)
+def test_nearest_equals_brute_force(
+    region: str, lon: float, lat: float, half: float, k: int, max_m: float, accept: str
+) -> None:
+    """nearest() equals a haversine scan over everyone sorted by (distance, id), for random points."""
+    seed = sum(map(ord, region)) + k
+    points = _scatter(seed, lon, lat, half, 300)
+    fleet = Fleet()
+    for oid, (x, y) in points.items():
+        fleet.move(oid, x, y)
+    rng = random.Random(seed + 1)
+    queries = [(lon + rng.uniform(-1.3, 1.3) * half, lat + rng.uniform(-1.3, 1.3) * half) for _ in range(25)]
+    queries.append((lon + 3 * half, lat - 3 * half))  # far outside the occupied cells
+    for query in queries:
+        _check(fleet, points, query, k, accept, max_m)
+
+
+def test_moves_across_cells_and_removals_keep_answers_exact() -> None:
+    """After random moves (within and across cells) and removals, answers still match brute force."""
+    rng = random.Random(42)
+    points = _scatter(7, -1.82, 52.52, 0.1, 250)
+    fleet = Fleet()
+    for oid, (x, y) in points.items():
+        fleet.move(oid, x, y)
+    for step in range(600):
+        oid = f"o{rng.randrange(250):04d}"
+        if step % 5 == 0:
+            fleet.remove(oid)
+            points.pop(oid, None)
+        else:
+            # a small move (usually same cell) or a jump (another cell)
+            spread = 0.001 if step % 2 else 0.05
+            base = points.get(oid, (-1.82, 52.52))
+            new = (base[0] + rng.uniform(-spread, spread), base[1] + rng.uniform(-spread, spread))
+            fleet.move(oid, *new)
+            points[oid] = new
+        if step % 50 == 0:
+            for _ in range(5):
+                q = (-1.82 + rng.uniform(-0.12, 0.12), 52.52 + rng.uniform(-0.12, 0.12))
+                _check(fleet, points, q, 6, "all", math.inf)
+                _check(fleet, points, q, 3, "even", 4_000.0)
+    assert len(fleet) == len(points)
+    assert all(fleet.position(oid) == p for oid, p in points.items())
+
+
+def test_move_position_contains_remove() -> None:
+    """move() indexes an officer, moving again replaces the position, remove() forgets it."""
+    fleet = Fleet()
+    fleet.move("a", -1.82, 52.52)
+    assert "a" in fleet and len(fleet) == 1 and fleet.position("a") == (-1.82, 52.52)
+    fleet.move("a", -1.70, 52.40)  # another cell
+    assert fleet.position("a") == (-1.70, 52.40)
+    assert [h.officer_id for h in fleet.nearest(-1.82, 52.52, k=5, accept=ACCEPT["all"])] == ["a"]
+    fleet.remove("a")
+    fleet.remove("a")  # removing twice is harmless
+    assert "a" not in fleet and len(fleet) == 0 and fleet.position("a") is None
+    assert fleet.nearest(-1.82, 52.52, k=5, accept=ACCEPT["all"]) == []
+
+
+@pytest.mark.parametrize("count", [3, 30])  # below and above the vectorised threshold
+def test_ties_break_on_officer_id(count: int) -> None:
+    """Officers at the same distance come back in id order, whatever the insertion order."""
+    ids = [f"o{i:04d}" for i in range(count)]
+    fleet = Fleet()
+    for oid in reversed(ids):
+        fleet.move(oid, -1.82, 52.52)
+    fleet.move("a-nearer", -1.8201, 52.5201)
+    got = fleet.nearest(-1.8201, 52.5201, k=count, accept=ACCEPT["all"])
+    assert got[0] == Hit("a-nearer", 0.0)
+    assert [h.officer_id for h in got[1:]] == ids[: count - 1]
+    assert len({h.distance_m for h in got[1:]}) == 1

@@ -1,0 +1,335 @@
+"""sdo.domain.world: live re-recommendation, availability, alerts and determinism (pure).
+
+Every scenario runs on event time only: the ``ts`` of the events fed to
+:meth:`World.apply`, and :meth:`World.advance` to let time pass without an event.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from sdo.domain.state import Officer, availability_keys, availability_of
+from sdo.errors import Rejected
+from sdo.events import AlertKind, IncidentState, Recommendation, Status, encode
+
+# -- live re-recommendation ----------------------------------------------------------------
+
+
+@pytest.fixture
+def staffed(force: Any, ev: Any) -> Any:
+    """An emergency at Wylde Green's centroid, recommended to ``a`` (0.2 km) over ``b`` (2.7 km)."""
+    f = force()
+    f.officer("a", f.place("N06", east_m=200))
+    f.officer("b", f.place("N03"))
+    f.officer("c", f.place("E12"))
+    f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency"))
+    assert f.recommendation("i1").recommended == ("a",)
+    return f
+
+
+@pytest.mark.parametrize("status", ["off_duty", "committed", "en_route", "refreshment"])
+def test_recommended_officer_unavailable_reissues(staffed: Any, ev: Any, status: str) -> None:
+    """When the recommended officer stops being available, a new recommendation leaves them out."""
+    effects = staffed.apply(ev.status("a", status, ts=ev.at(2), incident_id="other"))
+    recs = [r for r in effects.recommendations if r.incident_id == "i1"]
+    if status == "refreshment":  # still callable for grade 1, with a penalty: may stay first
+        return
+    assert len(recs) == 1
+    assert recs[0].recommended == ("b",)
+    assert "a" not in [c.officer_id for c in recs[0].candidates]
+    assert staffed.recommendation("i1") == recs[0]
+
+
+@pytest.mark.parametrize("how", ["status", "fix", "new_officer"])
+def test_clearly_closer_officer_reissues(staffed: Any, ev: Any, how: str) -> None:
+    """A suitable officer who becomes available much closer than the first candidate is recommended."""
+    f = staffed
+    f.apply(ev.status("a", "off_duty", ts=ev.at(2)))
+    assert f.recommendation("i1").recommended == ("b",)
+    near = f.place("N06", east_m=-150)
+    if how == "status":  # was busy nearby, comes free
+        f.officer("d", near, ts=ev.at(3), status="committed")
+        effects = f.apply(ev.status("d", "available", ts=ev.at(4)))
+    elif how == "fix":  # was available far away, drives close
+        f.officer("d", f.place("E11"), ts=ev.at(3))
+        effects = f.apply(ev.location("d", *near, ts=ev.at(4)))
+    else:
+        effects = f.officer("d", near, ts=ev.at(4))
+    recs = [r for r in effects.recommendations if r.incident_id == "i1"]
+    assert len(recs) == 1, how
+    assert recs[0].recommended == ("d",)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        lambda ev, f: ev.location("c", *f.place("E11"), ts=ev.at(2)),  # far officer moves
+        lambda ev, f: ev.location("a", *f.place("N06", east_m=250), ts=ev.at(2)),  # ETA drift
+        lambda ev, f: ev.location("b", *f.place("N03", north_m=100), ts=ev.at(2)),  # 2nd moves
+        lambda ev, f: ev.status("c", "committed", ts=ev.at(2)),  # far officer busy
+        lambda ev, f: ev.profile("c", ts=ev.at(2), skills=["dog"]),  # far officer's profile
+        lambda ev, f: ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency"),
+    ],
+    ids=["far-fix", "recommended-drifts", "second-drifts", "far-status", "far-profile", "redelivery"],
+)
+def test_irrelevant_change_does_not_reissue(staffed: Any, ev: Any, event: Any) -> None:
+    """A change that alters nothing the SDO acts on publishes no new recommendation."""
+    effects = staffed.apply(event(ev, staffed))
+    assert effects.recommendations == []
+    assert staffed.recommendation("i1").recommended == ("a",)
+
+
+def test_accepted_deployment_resources_and_stops_recommending(staffed: Any, ev: Any) -> None:
+    """Accepted: officers en_route to it, incident resourced, no more recommendations for it."""
+    f = staffed
+    effects = f.apply(ev.deployment("i1", ["a"], ts=ev.at(2)))
+    assert f.world.incidents["i1"].state is IncidentState.RESOURCED
+    assert (f.world.officers["a"].status, f.world.officers["a"].incident_id) == (Status.EN_ROUTE, "i1")
+    assert [o.officer_id for o in effects.officers] == ["a"]
+    assert f.world.recommendation("i1") is None
+    assert effects.recommendations == []
+    mark = len(f.outputs)
+    f.officer("d", f.place("N06", east_m=-50), ts=ev.at(3))  # a closer officer appears
+    f.apply(ev.status("a", "available", ts=ev.at(4)))
+    f.apply(ev.status("b", "off_duty", ts=ev.at(5)))
+    assert f.recs_for("i1", since=mark) == []
+    assert f.world.load("a") == 1
+
+
+def test_declined_deployment_stops_recommending(staffed: Any, ev: Any) -> None:
+    """Declined: the incident stays open but awaits nothing, so it is not recommended again."""
+    f = staffed
+    f.apply(ev.deployment("i1", ts=ev.at(2), decision="declined"))
+    assert f.world.incidents["i1"].state is IncidentState.OPEN
+    assert f.world.recommendation("i1") is None
+    mark = len(f.outputs)
+    f.apply(ev.status("a", "off_duty", ts=ev.at(3)))
+    assert f.recs_for("i1", since=mark) == []
+
+
+def test_deployment_for_unknown_incident_rejected(force: Any, ev: Any) -> None:
+    """World.apply raises Rejected for a deployment it cannot apply (the adapter dead-letters it)."""
+    f = force()
+    f.officer("a", f.place("N06"))
+    with pytest.raises(Rejected, match="unknown incident"):
+        f.apply(ev.deployment("nope", ["a"], ts=ev.at(1)))
+
+
+# -- availability --------------------------------------------------------------------------
+
+
+def _implied(officers: dict[str, Officer] | Any) -> dict[str, dict[str, int]]:
+    groups: dict[str, list[Officer]] = {}
+    for o in officers.values():
+        for key in availability_keys(o):
+            groups.setdefault(key, []).append(o)
+    return {key: dict(availability_of(group)) for key, group in groups.items()}
+
+
+def _random_events(ev: Any, f: Any, seed: int, n: int, start_min: float = 0.0) -> list[Any]:
+    rng = random.Random(seed)
+    nbhds = sorted(f.areas.neighbourhoods)
+    roles = ["response", "response", "neighbourhood", "pcso", "force_support", "investigator"]
+    skills = ["taser", "first_aid", "dog", "public_order"]
+    statuses = [s.value for s in Status]
+    events: list[Any] = []
+    for step in range(n):
+        ts = ev.at(start_min, seconds=step * 7)
+        oid = f"o{rng.randrange(12)}"
+        roll = rng.random()
+        if roll < 0.2:
+            events.append(
+                ev.profile(
+                    oid, ts=ts, role=rng.choice(roles), npu=rng.choice(["north", "east", None]),
+                    skills=rng.sample(skills, rng.randrange(3)),
+                )
+            )
+        elif roll < 0.5:
+            events.append(ev.status(oid, rng.choice(statuses), ts=ts))
+        elif roll < 0.9:
+            nb = rng.choice(nbhds)
+            where = f.place(nb) if rng.random() < 0.9 else (-1.5, 52.2)  # sometimes outside
+            events.append(ev.location(oid, *where, ts=ts))
+        else:
+            events.append(ev.status(oid, rng.choice(statuses), ts=ts - timedelta(minutes=3)))  # late
+        if rng.random() < 0.1:
+            events.append(events[rng.randrange(len(events))])  # a redelivery
+    return events
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_availability_counts_equal_what_officers_imply(force: Any, ev: Any, seed: int) -> None:
+    """After every event the availability buckets equal a recount from the officer records."""
+    f = force()
+    for event in _random_events(ev, f, seed, 250):
+        f.apply(event)
+        implied = _implied(f.world.officers)
+        held = f.world.availability()
+        for key in implied.keys() | held.keys():
+            assert held.get(key, {}) == implied.get(key, {}), (key, event)
+
+
+# -- alerts --------------------------------------------------------------------------------
+
+
+def _east2(f: Any, ev: Any) -> None:
+    """Staff east-2 (minimum cover 4) one by one, then take one unit away and give it back."""
+    for i, nb in enumerate(["E06", "E07", "E08", "E09"]):
+        f.officer(f"e{i}", f.place(nb), ts=ev.at(i))
+    f.officer("pcso", f.place("E10"), ts=ev.at(5), role="pcso")  # not a response officer
+    f.apply(ev.status("e0", "committed", ts=ev.at(6)))
+    f.apply(ev.status("e0", "available", ts=ev.at(7)))
+
+
+def test_cover_gap_raised_and_cleared(force: Any, ev: Any) -> None:
+    """cover_gap is raised when a cluster is below its minimum and cleared (active false) when restored."""
+    f = force()
+    _east2(f, ev)
+    gaps = [a for a in f.alerts("cover_gap") if a.subject == "east-2"]
+    assert [a.active for a in gaps] == [True, False, True, False]
+    assert all(a.area_id == "east-2" for a in gaps)
+    assert "1 response officers available, minimum cover 4" in gaps[0].message
+    assert "3 response officers available" in gaps[2].message
+
+
+def test_alert_is_dated_at_the_event_that_caused_it(force: Any, ev: Any) -> None:
+    """An event-driven alert carries the ts of the event that raised it, not the previous event's."""
+    f = force()
+    _east2(f, ev)
+    gaps = [a.ts for a in f.alerts("cover_gap") if a.subject == "east-2"]
+    # raised by e0's fix (0), cleared by e3's fix (3), raised by e0 committed (6), cleared (7)
+    assert gaps == [ev.at(0), ev.at(3), ev.at(6), ev.at(7)]
+
+
+def test_stale_location_after_five_minutes(force: Any, ev: Any) -> None:
+    """An available officer without a fix for 5 min of event time is flagged, and cleared by a fix."""
+    f = force()
+    f.officer("a", f.place("N06"), ts=ev.at(0), callsign="A1")
+    f.officer("busy", f.place("N03"), ts=ev.at(0), status="committed")
+    assert f.advance(ev.at(4, 59)).alerts == []
+    raised = f.advance(ev.at(5)).alerts
+    assert [(a.kind, a.subject, a.active) for a in raised] == [(AlertKind.STALE_LOCATION, "a", True)]
+    assert f.advance(ev.at(30)).alerts == []  # raised once
+    cleared = f.apply(ev.location("a", *f.place("N06", east_m=50), ts=ev.at(31))).alerts
+    assert [(a.kind, a.subject, a.active) for a in cleared] == [(AlertKind.STALE_LOCATION, "a", False)]
+
+
+@pytest.mark.parametrize(
+    "second_fix",
+    [("N06", 100.0), ("N03", 0.0)],
+    ids=["same-neighbourhood", "other-neighbourhood"],
+)
+def test_stale_location_counts_from_the_latest_fix(
+    force: Any, ev: Any, second_fix: tuple[str, float]
+) -> None:
+    """The 5 minutes run from the last fix, wherever it falls: a later fix moves the deadline."""
+    f = force()
+    f.officer("a", f.place("N06"), ts=ev.at(0))
+    f.apply(ev.location("a", *f.place(second_fix[0], east_m=second_fix[1]), ts=ev.at(2)))
+    assert f.advance(ev.at(6)).alerts == []
+    raised = f.advance(ev.at(7)).alerts
+    assert [(a.kind, a.subject, a.active) for a in raised] == [(AlertKind.STALE_LOCATION, "a", True)]
+
+
+@pytest.mark.parametrize(
+    ("graded_as", "warn_min", "deadline_min"),
+    [("emergency", 10, 15), ("priority", 40, 60)],
+)
+def test_unresourced_warning_then_deadline(
+    force: Any, ev: Any, graded_as: str, warn_min: int, deadline_min: int
+) -> None:
+    """An incident with no deployment is warned about at 2/3 of its deadline and flagged at it."""
+    f = force()
+    f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(0), graded_as=graded_as))
+    assert f.advance(ev.at(warn_min - 0.01)).alerts == []
+    warn = f.advance(ev.at(warn_min)).alerts
+    assert [(a.kind, a.subject, a.ts) for a in warn] == [
+        (AlertKind.UNRESOURCED_WARNING, "i1", ev.at(warn_min))
+    ]
+    assert f.advance(ev.at(deadline_min - 0.01)).alerts == []
+    late = f.advance(ev.at(deadline_min + 30)).alerts  # a late tick still dates it at the deadline
+    assert [(a.kind, a.subject, a.ts) for a in late] == [(AlertKind.UNRESOURCED, "i1", ev.at(deadline_min))]
+    assert f.advance(ev.at(deadline_min + 60)).alerts == []
+
+
+@pytest.mark.parametrize(
+    ("deploy_at", "tick_at", "expected"),
+    [
+        (5, None, []),
+        (12, 11, [AlertKind.UNRESOURCED_WARNING]),  # an unrelated event at 11 fires the 10-min timer
+        (12, None, [AlertKind.UNRESOURCED_WARNING]),  # ... and so must the deployment's own ts
+    ],
+)
+def test_no_unresourced_after_deployment(
+    force: Any, ev: Any, deploy_at: int, tick_at: int | None, expected: list[AlertKind]
+) -> None:
+    """Once deployed an incident raises no further unresourced alerts; the ones already due still fire.
+
+    Alerts due before an event's ts must not depend on whether some unrelated event happened
+    to arrive in between: replay and live would disagree.
+    """
+    f = force()
+    f.officer("a", f.place("N06", east_m=200))
+    f.officer("far", f.place("E12"))
+    f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(0), graded_as="emergency"))
+    if tick_at is not None:
+        f.apply(ev.location("far", *f.place("E12", east_m=50), ts=ev.at(tick_at)))
+    f.apply(ev.deployment("i1", ["a"], ts=ev.at(deploy_at)))
+    f.advance(ev.at(60))
+    assert [a.kind for a in f.alerts() if a.subject == "i1"] == expected
+
+
+# -- determinism and idempotence -------------------------------------------------------------
+
+
+def _scenario(ev: Any, f: Any) -> list[Any]:
+    events = _random_events(ev, f, 11, 120)
+    t = events[-1].ts
+    events += [
+        ev.incident("i1", *f.place("N06"), ts=t + timedelta(seconds=1), graded_as="emergency"),
+        ev.incident("i2", *f.place("N10"), ts=t + timedelta(seconds=2), graded_as="priority"),
+        ev.incident("i3", *f.place("E03"), ts=t + timedelta(seconds=3), graded_as="neighbourhood"),
+        ev.incident("i4", *f.place("E10"), ts=t + timedelta(seconds=4), graded_as="signpost"),
+        ev.incident("i5", *f.place("N01"), ts=t + timedelta(seconds=5), graded_as="scheduled"),
+    ]
+    events += _random_events(ev, f, 12, 120, start_min=60)
+    return events
+
+
+def test_same_events_same_outputs(force: Any, ev: Any) -> None:
+    """Two worlds fed the same events emit byte-identical outputs (replay decides as live did)."""
+    a, b = force(), force()
+    events = _scenario(ev, a)
+    ts = [e.ts for e in events]
+    out_a = [encode(o) for e in events for o in a.apply(e).outputs] + [
+        encode(o) for o in a.advance(max(ts) + timedelta(hours=1)).outputs
+    ]
+    out_b = [encode(o) for e in events for o in b.apply(e).outputs] + [
+        encode(o) for o in b.advance(max(ts) + timedelta(hours=1)).outputs
+    ]
+    assert any(isinstance(o, Recommendation) for o in a.outputs)
+    assert out_a == out_b
+
+
+def test_redelivered_events_change_nothing(force: Any, ev: Any) -> None:
+    """Replaying every event again (Kafka redelivery) emits nothing and changes no state."""
+    f = force()
+    events = _scenario(ev, f)
+    f.apply_all(events)
+    officers = dict(f.world.officers)
+    incidents = dict(f.world.incidents)
+    availability = f.world.availability()
+    recs = {iid: f.world.recommendation(iid) for iid in incidents}
+    for event in events:
+        effects = f.apply(event)
+        assert effects.outputs == [] and effects.officers == [] and effects.incidents == [], event
+    assert dict(f.world.officers) == officers
+    assert dict(f.world.incidents) == incidents
+    assert f.world.availability() == availability
+    assert {iid: f.world.recommendation(iid) for iid in incidents} == recs
+    assert Counter(type(o).__name__ for o in f.outputs)["Recommendation"] >= 4

@@ -1,0 +1,125 @@
+"""``sdo replay`` against the real embedded broker (issue #5)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from sdo.areas import load_areas
+from sdo.broker import EmbeddedBroker
+from sdo.cli import main
+from sdo.config import Settings, Topics
+from sdo.events import OfficerStatus, Status, decode, encode
+from sdo.replay import key_of, replay_events
+from sdo.simulate import simulate
+
+pytestmark = pytest.mark.integration
+
+#: Bound on waiting for replayed events to be readable.
+CONSUME_TIMEOUT_S = 30.0
+START = datetime(2015, 12, 1, 21, 0, tzinfo=UTC)
+
+
+async def _consume(bootstrap: str, topics: Topics, expected: int) -> list[Any]:
+    """Read the input topics from the start until ``expected`` records (bounded wait)."""
+    consumer = AIOKafkaConsumer(
+        *topics.inputs, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        group_id=None, enable_auto_commit=False,
+    )  # fmt: skip
+    await consumer.start()
+    records: list[Any] = []
+    deadline = time.monotonic() + CONSUME_TIMEOUT_S
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
+                records.extend(recs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def _log_with_a_bad_line(path: Path, bad_at: int) -> list[bytes]:
+    areas = load_areas(Settings().areas_path)
+    lines = [encode(e) for e in simulate(areas, seed=2, hours=0.5, officers=24, start=START)]
+    good = list(lines)
+    lines.insert(bad_at - 1, b'{"type": "officer.location", "event_id": "x"}')
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return good
+
+
+def test_replay_publishes_every_valid_event_in_key_order(
+    broker: EmbeddedBroker, topic_prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad line is reported with its number and skipped; the rest arrives, keyed, in order."""
+    log = tmp_path / "day.jsonl"
+    good = _log_with_a_bad_line(log, bad_at=5)
+    argv = ["replay", str(log), "--speed", "max", "--broker", broker.url, "--topic-prefix", topic_prefix]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"{log}:5: skipped:" in err
+    assert f"{len(good)} events sent, 1 skipped" in err
+
+    topics = Topics(topic_prefix)
+    records = asyncio.run(_consume(broker.bootstrap, topics, len(good)))
+    assert len(records) == len(good)
+    expected = [decode(line) for line in good]
+    by_topic: dict[str, int] = defaultdict(int)
+    for event in expected:
+        by_topic[topics.for_type(event.type)] += 1
+    got_topic: dict[str, int] = defaultdict(int)
+    order: dict[tuple[str, bytes | None], list[str]] = defaultdict(list)
+    for rec in records:
+        event = decode(rec.value)
+        assert rec.key == key_of(event)
+        assert rec.topic == topics.for_type(event.type)
+        got_topic[rec.topic] += 1
+        order[(rec.topic, rec.key)].append(event.event_id)
+    assert got_topic == by_topic
+    want: dict[tuple[str, bytes | None], list[str]] = defaultdict(list)
+    for event in expected:
+        want[(topics.for_type(event.type), key_of(event))].append(event.event_id)
+    assert order == want
+
+
+def test_replay_paces_by_speed(broker: EmbeddedBroker, topic_prefix: str) -> None:
+    """At 10x, events 2 s apart in event time are sent about 0.2 s apart."""
+    events = [
+        OfficerStatus(event_id=f"p{n}", ts=START + timedelta(seconds=2 * n), officer_id="RP-001",
+                      status=Status.AVAILABLE)
+        for n in range(3)
+    ]  # fmt: skip
+    settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
+    stats = asyncio.run(replay_events(events, settings, speed=10.0))
+    assert stats.sent == 3
+    assert 0.35 <= stats.seconds < 5.0
+
+
+def test_missing_log_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No such file: exit 2 and one line, before any broker is contacted."""
+    assert main(["replay", str(tmp_path / "nope.jsonl"), "--broker", "kafka://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sdo replay: error: {tmp_path / 'nope.jsonl'}: no such file"]
+
+
+def test_unreachable_broker_is_one_line_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A closed port: exit 1 with one broker error line, no traceback."""
+    log = tmp_path / "one.jsonl"
+    log.write_bytes(
+        encode(OfficerStatus(event_id="a", ts=START, officer_id="RP-001", status=Status.AVAILABLE))
+    )
+    assert main(["replay", str(log), "--broker", "kafka://127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("sdo replay: broker error:")

@@ -1,0 +1,190 @@
+"""``sdo simulate``: deterministic, ordered, valid, and shaped like the pilot (issue #5)."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from sdo.areas import load_areas
+from sdo.cli import main
+from sdo.config import Settings
+from sdo.domain.geo import Areas
+from sdo.domain.grading import Rules, grade
+from sdo.events import Incident, IncidentState, Response, Status, decode
+from sdo.grade import load_rules
+from sdo.simulate import DISPATCHER, _facts, simulate
+
+START = datetime(2015, 12, 1, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def areas() -> Areas:
+    return load_areas(Settings().areas_path)
+
+
+@pytest.fixture(scope="module")
+def rules() -> Rules:
+    return load_rules(Settings().rules_path)
+
+
+def _run(tmp_path: Path, name: str, *args: str) -> bytes:
+    out = tmp_path / name
+    assert main(["simulate", "--out", str(out), *args]) == 0
+    return out.read_bytes()
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
+    """Same seed and arguments give byte-identical gzip logs; another seed does not."""
+    args = ("--hours", "2", "--officers", "30", "--start", "2015-12-01T16:00:00Z")
+    first = _run(tmp_path, "a.jsonl.gz", "--seed", "7", *args)
+    again = _run(tmp_path, "b.jsonl.gz", "--seed", "7", *args)
+    other = _run(tmp_path, "c.jsonl.gz", "--seed", "8", *args)
+    assert first == again
+    assert first != other
+    assert gzip.decompress(first) != b""
+
+
+def test_plain_log_matches_gzip_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A ``.jsonl`` log holds the same lines as the ``.gz`` one; one summary line on stderr."""
+    args = ("--seed", "3", "--hours", "1", "--officers", "20")
+    plain = _run(tmp_path, "p.jsonl", *args)
+    packed = _run(tmp_path, "p.jsonl.gz", *args)
+    assert gzip.decompress(packed) == plain
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert "events" in err[0] and "incidents" in err[0] and "20 officers" in err[0]
+
+
+def test_events_decode_and_are_in_time_order(tmp_path: Path) -> None:
+    """Every line decodes under the contract, ts never goes backwards, ids are unique."""
+    raw = _run(tmp_path, "o.jsonl", "--seed", "5", "--hours", "4", "--officers", "40")
+    last = None
+    ids = set()
+    kinds: Counter[str] = Counter()
+    for line in raw.splitlines():
+        event = decode(line)
+        assert last is None or event.ts >= last
+        last = event.ts
+        ids.add(event.event_id)
+        kinds[event.type] += 1
+    assert len(ids) == sum(kinds.values())
+    assert set(kinds) == {"officer.profile", "officer.status", "officer.location", "incident", "deployment"}
+
+
+@pytest.mark.parametrize("response", list(Response))
+def test_thrive_answers_grade_to_the_intended_response(response: Response, rules: Rules) -> None:
+    """The THRIVE+ answers drawn for a response grade to it under the shipped rules."""
+    rng = random.Random(response.value)
+    for n in range(300):
+        facts = _facts(response, rng)
+        incident = Incident(
+            event_id=f"e{n}", ts=START, incident_id=f"i{n}", lat=52.5, lon=-1.8, category="asb",
+            thrive=facts.thrive, ongoing=facts.ongoing, offender_present=facts.offender_present,
+            persistent=facts.persistent,
+        )  # fmt: skip
+        assert grade(incident, rules).response is response, incident
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A zone-less start, or no hours, exit 2 with one line on stderr."""
+    out = str(tmp_path / "x.jsonl")
+    assert main(["simulate", "--out", out, "--start", "2015-12-01T06:00:00"]) == 2
+    assert main(["simulate", "--out", out, "--hours", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert all(line.startswith("sdo simulate: error:") for line in err)
+
+
+@dataclass
+class DayStats:
+    kinds: Counter[str] = field(default_factory=Counter)
+    responses: Counter[Response] = field(default_factory=Counter)
+    incidents: int = 0
+    fixes_sampled: int = 0
+    fixes_inside: int = 0
+    on_duty_max: int = 0
+    ever_on_duty: set[str] = field(default_factory=set)
+    night_incidents: int = 0
+    evening_incidents: int = 0
+    skills: int = 0
+    pairs: int = 0
+    statuses: Counter[Status] = field(default_factory=Counter)
+    dispatchers: set[str] = field(default_factory=set)
+    closed: int = 0
+    deployed_officers: int = 0
+
+
+@pytest.fixture(scope="module")
+def day(areas: Areas, rules: Rules) -> DayStats:
+    """One simulated pilot day (24 h, 120 officers), summarised in one streaming pass."""
+    stats = DayStats()
+    on_duty: set[str] = set()
+    for n, event in enumerate(simulate(areas, seed=11, hours=24, officers=120, start=START)):
+        kind = event.type
+        stats.kinds[kind] += 1
+        if kind == "officer.location":
+            if n % 20 == 0:
+                stats.fixes_sampled += 1
+                stats.fixes_inside += areas.locate(event.lon, event.lat) is not None
+        elif kind == "officer.status":
+            stats.statuses[event.status] += 1
+            if event.status is Status.OFF_DUTY:
+                on_duty.discard(event.officer_id)
+            else:
+                on_duty.add(event.officer_id)
+                stats.ever_on_duty.add(event.officer_id)
+            stats.on_duty_max = max(stats.on_duty_max, len(on_duty))
+        elif kind == "incident":
+            if event.state is IncidentState.OPEN:
+                stats.incidents += 1
+                stats.responses[grade(event, rules).response] += 1
+                hour = event.ts.hour
+                stats.night_incidents += 3 <= hour < 7
+                stats.evening_incidents += 16 <= hour < 20
+                stats.skills += bool(event.required_skills)
+                stats.pairs += event.officers_required == 2
+            elif event.state is IncidentState.CLOSED:
+                stats.closed += 1
+        elif kind == "deployment":
+            stats.dispatchers.add(event.by)
+            stats.deployed_officers += len(event.officer_ids)
+    return stats
+
+
+def test_a_day_has_pilot_demand_and_all_six_responses(day: DayStats) -> None:
+    """~400 incidents a day, every response option graded, about 8 % emergency."""
+    assert 250 <= day.incidents <= 600
+    assert set(day.responses) == set(Response)
+    assert all(day.responses[r] >= 10 for r in Response), day.responses
+    assert 0.04 <= day.responses[Response.EMERGENCY] / day.incidents <= 0.13
+    assert 0.17 <= day.responses[Response.PRIORITY] / day.incidents <= 0.33
+    assert day.skills > 0 and day.pairs > 0
+    assert day.closed > 0
+
+
+def test_a_day_has_a_time_of_day_profile(day: DayStats) -> None:
+    """Four evening hours see far more incidents than four small hours."""
+    assert day.evening_incidents > 2.5 * day.night_incidents
+
+
+def test_a_day_has_shifts_breaks_and_dispatches(day: DayStats) -> None:
+    """Everyone works a shift; no more than ~80 % overlap; breaks and the job cycle happen."""
+    assert len(day.ever_on_duty) == 120
+    assert 30 <= day.on_duty_max <= 100
+    for status in Status:
+        assert day.statuses[status] > 0, status
+    assert day.statuses[Status.EN_ROUTE] == day.deployed_officers
+    assert day.dispatchers == {DISPATCHER}
+
+
+def test_a_day_keeps_officers_inside_the_areas(day: DayStats) -> None:
+    """At least 95 % of AVL fixes fall inside a neighbourhood; fixes dominate the log."""
+    assert day.fixes_sampled > 1000
+    assert day.fixes_inside / day.fixes_sampled >= 0.95
+    assert day.kinds["officer.location"] > 0.9 * sum(day.kinds.values())
