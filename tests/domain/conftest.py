@@ -60,7 +60,9 @@ def _content_id(kind: str, body: dict[str, Any]) -> str:
     return f"{kind}-{digest.hexdigest()[:16]}"
 
 
-def _envelope(kind: str, ts: datetime, event_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
+def _envelope(
+    kind: str, ts: datetime, event_id: str | None, body: dict[str, Any]
+) -> dict[str, Any]:
     body = {k: v for k, v in body.items() if v is not None}
     full = {"ts": ts.isoformat(), **body}
     return {"event_id": event_id or _content_id(kind, full), **full}
@@ -200,7 +202,9 @@ class Events:
         return Deployment.model_validate(_envelope("deployment", ts, event_id, body))
 
 
-def offset(point: tuple[float, float], east_m: float = 0.0, north_m: float = 0.0) -> tuple[float, float]:
+def offset(
+    point: tuple[float, float], east_m: float = 0.0, north_m: float = 0.0
+) -> tuple[float, float]:
     """(lon, lat) ``east_m`` east and ``north_m`` north of ``point`` (flat-earth; metres)."""
     lon, lat = point
     d_lat = north_m / _M_PER_DEG_LAT
@@ -219,11 +223,17 @@ class Force:
         self.world = World(areas, rules, policy)
         self.outputs: list[Recommendation | Alert] = []
 
-    def place(self, neighbourhood: str, east_m: float = 0.0, north_m: float = 0.0) -> tuple[float, float]:
+    def place(
+        self, neighbourhood: str, east_m: float = 0.0, north_m: float = 0.0
+    ) -> tuple[float, float]:
         """A point at an offset from a neighbourhood's centroid; asserted to fall inside it."""
         point = offset(self.areas.neighbourhoods[neighbourhood].centroid, east_m, north_m)
         found = self.areas.locate(*point)
-        assert found is not None and found.neighbourhood == neighbourhood, (neighbourhood, point, found)
+        assert found is not None and found.neighbourhood == neighbourhood, (
+            neighbourhood,
+            point,
+            found,
+        )
         return point
 
     def apply(self, event: Any) -> Effects:
@@ -267,12 +277,16 @@ class Force:
     def recs_for(self, incident_id: str, since: int = 0) -> list[Recommendation]:
         """Recommendations published for an incident, from output index ``since`` on."""
         return [
-            o for o in self.outputs[since:] if isinstance(o, Recommendation) and o.incident_id == incident_id
+            o
+            for o in self.outputs[since:]
+            if isinstance(o, Recommendation) and o.incident_id == incident_id
         ]
 
     def alerts(self, kind: str | None = None, since: int = 0) -> list[Alert]:
         return [
-            o for o in self.outputs[since:] if isinstance(o, Alert) and (kind is None or o.kind == kind)
+            o
+            for o in self.outputs[since:]
+            if isinstance(o, Alert) and (kind is None or o.kind == kind)
         ]
 
 

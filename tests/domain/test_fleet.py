@@ -37,17 +37,22 @@ def _scatter(seed: int, lon: float, lat: float, half: float, n: int) -> dict[str
 
 
 def _brute(
-    points: dict[str, Point], lon: float, lat: float, k: int, accept: Callable[[str], bool], max_m: float
+    points: dict[str, Point],
+    lon: float,
+    lat: float,
+    k: int,
+    accept: Callable[[str], bool],
+    max_m: float,
 ) -> list[tuple[str, float]]:
-    hits = [
-        (oid, haversine_m(p[0], p[1], lon, lat)) for oid, p in points.items() if accept(oid)
-    ]
+    hits = [(oid, haversine_m(p[0], p[1], lon, lat)) for oid, p in points.items() if accept(oid)]
     hits = [h for h in hits if h[1] <= max_m]
     hits.sort(key=lambda h: (h[1], h[0]))
     return hits[:k] if k > 0 else []
 
 
-def _check(fleet: Fleet, points: dict[str, Point], query: Point, k: int, accept: str, max_m: float) -> None:
+def _check(
+    fleet: Fleet, points: dict[str, Point], query: Point, k: int, accept: str, max_m: float
+) -> None:
     got = fleet.nearest(query[0], query[1], k=k, accept=ACCEPT[accept], max_m=max_m)
     want = _brute(points, query[0], query[1], k, ACCEPT[accept], max_m)
     assert [h.officer_id for h in got] == [w[0] for w in want], (query, k, accept, max_m)
@@ -80,7 +85,10 @@ def test_nearest_equals_brute_force(
     for oid, (x, y) in points.items():
         fleet.move(oid, x, y)
     rng = random.Random(seed + 1)
-    queries = [(lon + rng.uniform(-1.3, 1.3) * half, lat + rng.uniform(-1.3, 1.3) * half) for _ in range(25)]
+    queries = [
+        (lon + rng.uniform(-1.3, 1.3) * half, lat + rng.uniform(-1.3, 1.3) * half)
+        for _ in range(25)
+    ]
     queries.append((lon + 3 * half, lat - 3 * half))  # far outside the occupied cells
     for query in queries:
         _check(fleet, points, query, k, accept, max_m)

@@ -17,7 +17,10 @@ from sdo.domain.recommend import Policy
 from sdo.events import Response
 
 NOISE_TEAM = "Local authority environmental health noise team"
-_NO_COVER = {"cover_weight_s": dict.fromkeys("1234", 0), "below_min_penalty_s": dict.fromkeys("1234", 0)}
+_NO_COVER = {
+    "cover_weight_s": dict.fromkeys("1234", 0),
+    "below_min_penalty_s": dict.fromkeys("1234", 0),
+}
 #: The default policy without the cover terms: isolates the rule under test for grade 2+.
 NO_COVER = Policy.from_mapping("thrive", _NO_COVER)
 
@@ -30,7 +33,9 @@ def _ids(rec: Any) -> list[str]:
     return [c.officer_id for c in rec.candidates]
 
 
-@pytest.mark.parametrize("response", ["emergency", "priority", "scheduled", "neighbourhood", "investigator", "signpost"])
+@pytest.mark.parametrize(
+    "response", ["emergency", "priority", "scheduled", "neighbourhood", "investigator", "signpost"]
+)
 def test_builders_grade_as_named(ev: Any, rules: Any, response: str) -> None:
     """The THRIVE+ answers the tests use for each response grade to that response."""
     incident = ev.incident("i1", -1.83, 52.54, graded_as=response)
@@ -112,7 +117,13 @@ def test_required_skill_is_a_hard_constraint(
     f.officer("near", f.place("N06", east_m=200), skills=near_skills)
     f.officer("far", f.place("N03"), skills=far_skills)
     f.apply(
-        ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency", required_skills=skills_required)
+        ev.incident(
+            "i1",
+            *f.place("N06"),
+            ts=ev.at(1),
+            graded_as="emergency",
+            required_skills=skills_required,
+        )
     )
     rec = f.recommendation("i1")
     assert rec.recommended == recommended
@@ -209,7 +220,11 @@ def test_officers_required_filled(
     f.officer("a", f.place("N06", east_m=100))
     f.officer("b", f.place("N06", east_m=-500))
     f.officer("c", f.place("N03"))
-    f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency", officers_required=required))
+    f.apply(
+        ev.incident(
+            "i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency", officers_required=required
+        )
+    )
     rec = f.recommendation("i1")
     assert rec.recommended == recommended
     assert (shortfall is None) == (not any("required officers" in s for s in rec.shortfalls))
@@ -227,7 +242,9 @@ def test_officers_required_filled(
         ("priority", "ne-0"),  # grade 2: do not take the last unit of north-1
     ],
 )
-def test_cover_protected_for_grade_2_not_grade_1(force: Any, ev: Any, graded_as: str, first: str) -> None:
+def test_cover_protected_for_grade_2_not_grade_1(
+    force: Any, ev: Any, graded_as: str, first: str
+) -> None:
     """Taking the last officer of a cluster below minimum cover is penalised for grade 2, said in reasons."""
     f = force()
     # north-1 (minimum 4) has one officer, close to the incident; north-east (minimum 5) has 6.
@@ -246,10 +263,13 @@ def test_cover_protected_for_grade_2_not_grade_1(force: Any, ev: Any, graded_as:
     else:
         assert _ids(rec).index("lone") > 0
         assert any(
-            r.startswith("nearest eligible officer LONE") and "below minimum" in r for r in rec.reasons
+            r.startswith("nearest eligible officer LONE") and "below minimum" in r
+            for r in rec.reasons
         ), rec.reasons
         assert not any("below minimum" in r for r in _reasons(rec, "ne-0"))
-    assert any("cluster north-1 below minimum cover (1 of 4 available)" in s for s in rec.shortfalls)
+    assert any(
+        "cluster north-1 below minimum cover (1 of 4 available)" in s for s in rec.shortfalls
+    )
 
 
 # -- allocation ----------------------------------------------------------------------------
@@ -283,7 +303,9 @@ def test_neighbourhood_named_then_team_then_npu(
     assert rec.response is Response.NEIGHBOURHOOD
     assert rec.recommended == ((expected,) if expected else ())
     assert "east" not in _ids(rec)
-    assert any("named officer N-0101 is not on duty" in s for s in rec.shortfalls) is named_shortfall
+    assert (
+        any("named officer N-0101 is not on duty" in s for s in rec.shortfalls) is named_shortfall
+    )
     if expected == "N-0101":
         assert any("named officer for N01" in r for r in _reasons(rec, "N-0101"))
     if expected is None:
@@ -308,7 +330,8 @@ def test_investigator_least_loaded_of_the_npu(force: Any, ev: Any) -> None:
         f.officer(oid, None, role="investigator", transport="desk", npu=npu)
     t = _load(f, ev, "inv-busy", 2, 1)
     t = _load(f, ev, "inv-light", 1, t)
-    assert (f.world.load("inv-busy"), f.world.load("inv-light"), f.world.load("inv-idle-east")) == (2, 1, 0)
+    loads = [f.world.load(oid) for oid in ("inv-busy", "inv-light", "inv-idle-east")]
+    assert loads == [2, 1, 0]
     f.apply(ev.incident("i1", *f.place("N03"), ts=ev.at(t + 1), graded_as="investigator"))
     rec = f.recommendation("i1")
     assert rec.response is Response.INVESTIGATOR

@@ -49,7 +49,12 @@ def _profile(ev: Any, oid: str, ts: Any, event_id: str, callsign: str = "A1") ->
 )
 @pytest.mark.parametrize("aspect", ["status", "profile", "location"])
 def test_officer_aspect_duplicate_and_order(
-    ev: Any, areas: Any, aspect: str, second_minute: int, second_id: str, expected_ignored: str | None
+    ev: Any,
+    areas: Any,
+    aspect: str,
+    second_minute: int,
+    second_id: str,
+    expected_ignored: str | None,
 ) -> None:
     """Each officer aspect ignores a duplicate event id and an older ts, applies an equal ts."""
     t = ev.at(10)
@@ -65,7 +70,9 @@ def test_officer_aspect_duplicate_and_order(
         value = change.state.callsign
         new_value = "B2"
     else:
-        first = apply_location(None, ev.location("o1", -1.82, 52.57, ts=t, event_id="e1"), areas).state
+        first = apply_location(
+            None, ev.location("o1", -1.82, 52.57, ts=t, event_id="e1"), areas
+        ).state
         change = apply_location(
             first, ev.location("o1", -1.85, 52.58, ts=t2, event_id=second_id), areas
         )
@@ -220,7 +227,9 @@ def test_availability_of_counts_roles_and_skills() -> None:
 
 
 def _inc(ev: Any, minute: float, event_id: str, state: str = "open", **kw: Any) -> Any:
-    return ev.incident("inc-1", -1.82, 52.57, ts=ev.at(minute), event_id=event_id, state=state, **kw)
+    return ev.incident(
+        "inc-1", -1.82, 52.57, ts=ev.at(minute), event_id=event_id, state=state, **kw
+    )
 
 
 def test_apply_incident_new_and_update(ev: Any) -> None:

@@ -75,7 +75,14 @@ def test_clearly_closer_officer_reissues(staffed: Any, ev: Any, how: str) -> Non
         lambda ev, f: ev.profile("c", ts=ev.at(2), skills=["dog"]),  # far officer's profile
         lambda ev, f: ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency"),
     ],
-    ids=["far-fix", "recommended-drifts", "second-drifts", "far-status", "far-profile", "redelivery"],
+    ids=[
+        "far-fix",
+        "recommended-drifts",
+        "second-drifts",
+        "far-status",
+        "far-profile",
+        "redelivery",
+    ],
 )
 def test_irrelevant_change_does_not_reissue(staffed: Any, ev: Any, event: Any) -> None:
     """A change that alters nothing the SDO acts on publishes no new recommendation."""
@@ -89,7 +96,10 @@ def test_accepted_deployment_resources_and_stops_recommending(staffed: Any, ev: 
     f = staffed
     effects = f.apply(ev.deployment("i1", ["a"], ts=ev.at(2)))
     assert f.world.incidents["i1"].state is IncidentState.RESOURCED
-    assert (f.world.officers["a"].status, f.world.officers["a"].incident_id) == (Status.EN_ROUTE, "i1")
+    assert (f.world.officers["a"].status, f.world.officers["a"].incident_id) == (
+        Status.EN_ROUTE,
+        "i1",
+    )
     assert [o.officer_id for o in effects.officers] == ["a"]
     assert f.world.recommendation("i1") is None
     assert effects.recommendations == []
@@ -145,7 +155,10 @@ def _random_events(ev: Any, f: Any, seed: int, n: int, start_min: float = 0.0) -
         if roll < 0.2:
             events.append(
                 ev.profile(
-                    oid, ts=ts, role=rng.choice(roles), npu=rng.choice(["north", "east", None]),
+                    oid,
+                    ts=ts,
+                    role=rng.choice(roles),
+                    npu=rng.choice(["north", "east", None]),
                     skills=rng.sample(skills, rng.randrange(3)),
                 )
             )
@@ -156,7 +169,8 @@ def _random_events(ev: Any, f: Any, seed: int, n: int, start_min: float = 0.0) -
             where = f.place(nb) if rng.random() < 0.9 else (-1.5, 52.2)  # sometimes outside
             events.append(ev.location(oid, *where, ts=ts))
         else:
-            events.append(ev.status(oid, rng.choice(statuses), ts=ts - timedelta(minutes=3)))  # late
+            late = ts - timedelta(minutes=3)
+            events.append(ev.status(oid, rng.choice(statuses), ts=late))
         if rng.random() < 0.1:
             events.append(events[rng.randrange(len(events))])  # a redelivery
     return events
@@ -213,10 +227,14 @@ def test_stale_location_after_five_minutes(force: Any, ev: Any) -> None:
     f.officer("busy", f.place("N03"), ts=ev.at(0), status="committed")
     assert f.advance(ev.at(4, 59)).alerts == []
     raised = f.advance(ev.at(5)).alerts
-    assert [(a.kind, a.subject, a.active) for a in raised] == [(AlertKind.STALE_LOCATION, "a", True)]
+    assert [(a.kind, a.subject, a.active) for a in raised] == [
+        (AlertKind.STALE_LOCATION, "a", True)
+    ]
     assert f.advance(ev.at(30)).alerts == []  # raised once
     cleared = f.apply(ev.location("a", *f.place("N06", east_m=50), ts=ev.at(31))).alerts
-    assert [(a.kind, a.subject, a.active) for a in cleared] == [(AlertKind.STALE_LOCATION, "a", False)]
+    assert [(a.kind, a.subject, a.active) for a in cleared] == [
+        (AlertKind.STALE_LOCATION, "a", False)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -233,7 +251,9 @@ def test_stale_location_counts_from_the_latest_fix(
     f.apply(ev.location("a", *f.place(second_fix[0], east_m=second_fix[1]), ts=ev.at(2)))
     assert f.advance(ev.at(6)).alerts == []
     raised = f.advance(ev.at(7)).alerts
-    assert [(a.kind, a.subject, a.active) for a in raised] == [(AlertKind.STALE_LOCATION, "a", True)]
+    assert [(a.kind, a.subject, a.active) for a in raised] == [
+        (AlertKind.STALE_LOCATION, "a", True)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -253,7 +273,9 @@ def test_unresourced_warning_then_deadline(
     ]
     assert f.advance(ev.at(deadline_min - 0.01)).alerts == []
     late = f.advance(ev.at(deadline_min + 30)).alerts  # a late tick still dates it at the deadline
-    assert [(a.kind, a.subject, a.ts) for a in late] == [(AlertKind.UNRESOURCED, "i1", ev.at(deadline_min))]
+    assert [(a.kind, a.subject, a.ts) for a in late] == [
+        (AlertKind.UNRESOURCED, "i1", ev.at(deadline_min))
+    ]
     assert f.advance(ev.at(deadline_min + 60)).alerts == []
 
 
@@ -261,8 +283,9 @@ def test_unresourced_warning_then_deadline(
     ("deploy_at", "tick_at", "expected"),
     [
         (5, None, []),
-        (12, 11, [AlertKind.UNRESOURCED_WARNING]),  # an unrelated event at 11 fires the 10-min timer
-        (12, None, [AlertKind.UNRESOURCED_WARNING]),  # ... and so must the deployment's own ts
+        # an unrelated event at 11 fires the 10-min timer, and so must the deployment's own ts
+        (12, 11, [AlertKind.UNRESOURCED_WARNING]),
+        (12, None, [AlertKind.UNRESOURCED_WARNING]),
     ],
 )
 def test_no_unresourced_after_deployment(
