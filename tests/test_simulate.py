@@ -74,7 +74,13 @@ def test_events_decode_and_are_in_time_order(tmp_path: Path) -> None:
         ids.add(event.event_id)
         kinds[event.type] += 1
     assert len(ids) == sum(kinds.values())
-    assert set(kinds) == {"officer.profile", "officer.status", "officer.location", "incident", "deployment"}
+    assert set(kinds) == {
+        "officer.profile",
+        "officer.status",
+        "officer.location",
+        "incident",
+        "deployment",
+    }
 
 
 @pytest.mark.parametrize("response", list(Response))
@@ -91,7 +97,9 @@ def test_thrive_answers_grade_to_the_intended_response(response: Response, rules
         assert grade(incident, rules).response is response, incident
 
 
-def test_bad_arguments_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_arguments_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A zone-less start, or no hours, exit 2 with one line on stderr."""
     out = str(tmp_path / "x.jsonl")
     assert main(["simulate", "--out", out, "--start", "2015-12-01T06:00:00"]) == 2

@@ -49,13 +49,22 @@ class Events:
 
     def status(self, oid: str, status: str, at: float = 0, **kw: Any) -> OfficerStatus:
         return OfficerStatus(
-            event_id=self._id("s"), ts=self.t0 + timedelta(seconds=at), officer_id=oid, status=status, **kw
+            event_id=self._id("s"),
+            ts=self.t0 + timedelta(seconds=at),
+            officer_id=oid,
+            status=status,
+            **kw,
         )
 
-    def location(self, oid: str, lonlat: tuple[float, float] = N01, at: float = 0) -> OfficerLocation:
+    def location(
+        self, oid: str, lonlat: tuple[float, float] = N01, at: float = 0
+    ) -> OfficerLocation:
         return OfficerLocation(
-            event_id=self._id("l"), ts=self.t0 + timedelta(seconds=at), officer_id=oid,
-            lon=lonlat[0], lat=lonlat[1],
+            event_id=self._id("l"),
+            ts=self.t0 + timedelta(seconds=at),
+            officer_id=oid,
+            lon=lonlat[0],
+            lat=lonlat[1],
         )
 
     def incident(self, iid: str, at: float = 0, **kw: Any) -> Incident:
@@ -65,14 +74,21 @@ class Events:
             "category": "burglary",
             "summary": "Burglary in progress",
             "thrive": {
-                "threat": "high", "harm": "medium", "risk": "high", "vulnerability": "low",
-                "investigation": True, "engagement": False, "prevention": False,
+                "threat": "high",
+                "harm": "medium",
+                "risk": "high",
+                "vulnerability": "low",
+                "investigation": True,
+                "engagement": False,
+                "prevention": False,
             },
             "ongoing": True,
             "offender_present": True,
             "persistent": False,
         } | kw
-        return Incident(event_id=self._id("i"), ts=self.t0 + timedelta(seconds=at), incident_id=iid, **fields)
+        return Incident(
+            event_id=self._id("i"), ts=self.t0 + timedelta(seconds=at), incident_id=iid, **fields
+        )
 
     def recommendation(
         self, iid: str, officers: list[str], at: float = 0, rid: str | None = None
@@ -87,8 +103,12 @@ class Events:
             reasons=["threat is high"],
             candidates=[
                 {
-                    "officer_id": o, "callsign": f"CS{o}", "role": "response",
-                    "eta_s": 120.0 + k, "distance_m": 800.0 + k, "score": 0.9 - k / 10,
+                    "officer_id": o,
+                    "callsign": f"CS{o}",
+                    "role": "response",
+                    "eta_s": 120.0 + k,
+                    "distance_m": 800.0 + k,
+                    "score": 0.9 - k / 10,
                     "reasons": ["nearest available"],
                 }
                 for k, o in enumerate(officers)
@@ -99,9 +119,14 @@ class Events:
 
     def alert(self, subject: str, at: float = 0, active: bool = True) -> Alert:
         return Alert(
-            event_id=self._id("a"), ts=self.t0 + timedelta(seconds=at), kind="cover_gap",
-            severity="warning", subject=subject, message=f"{subject} below minimum cover",
-            area_id=subject, active=active,
+            event_id=self._id("a"),
+            ts=self.t0 + timedelta(seconds=at),
+            kind="cover_gap",
+            severity="warning",
+            subject=subject,
+            message=f"{subject} below minimum cover",
+            area_id=subject,
+            active=active,
         )
 
 

@@ -76,10 +76,17 @@ def test_adding_an_existing_user_rotates_the_token(tmp_path: Path) -> None:
         ('{"people": []}', "expected"),
         ('{"users": [{"name": "a", "role": "boss", "token_sha256": "' + "0" * 64 + '"}]}', "role"),
         ('{"users": [{"name": "a", "role": "sdo", "token_sha256": "xyz"}]}', "token_sha256"),
-        ('{"users": [{"name": "a", "role": "sdo", "token_sha256": "' + "0" * 64 + '", "token": "t"}]}', "exactly"),
+        (
+            '{"users": [{"name": "a", "role": "sdo", "token_sha256": "'
+            + "0" * 64
+            + '", "token": "t"}]}',
+            "exactly",
+        ),
     ],
 )
-def test_malformed_users_file_is_a_config_error(tmp_path: Path, content: str, fragment: str) -> None:
+def test_malformed_users_file_is_a_config_error(
+    tmp_path: Path, content: str, fragment: str
+) -> None:
     """A broken users file is reported with the file and what is wrong, never a traceback."""
     path = tmp_path / "users.json"
     path.write_text(content)

@@ -1,4 +1,4 @@
-"""The console page in real headless Chromium (Debian's ``chromium``) against the embedded broker."""
+"""The console page in real headless Chromium (Debian's ``chromium``), fed by the real broker."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import pytest
@@ -20,15 +20,21 @@ from sdo.console.auth import Users, add_user
 from sdo.console.server import Console
 from sdo.events import encode
 
-if TYPE_CHECKING:
-    from conftest import Events as EventsType
+#: The event factory of ``conftest.py`` (a fixture; conftest modules are not importable).
+EventsType = Any
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
@@ -39,26 +45,33 @@ PAGE_TIMEOUT_MS = 20_000
 KAFKA_TIMEOUT_S = 20.0
 
 
-async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
+async def wait_until(condition: Callable[[], Any], limit_s: float, what: str) -> Any:
+    deadline = time.monotonic() + limit_s
     while not (result := condition()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            raise AssertionError(f"timed out after {limit_s:g} s waiting for {what}")
         await asyncio.sleep(0.02)
     return result
 
 
 @pytest.fixture
-def events_type(ev: EventsType) -> type[EventsType]:
+def events_type(ev: EventsType) -> Any:
     return type(ev)
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+def chromium() -> str:
     assert Path(CHROMIUM).exists(), "install Debian's chromium package (apt-get install chromium)"
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
         b = await pw.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+            executable_path=chromium,
+            args=CHROMIUM_ARGS,
+            headless=True,
             timeout=BROWSER_LAUNCH_TIMEOUT_S * 1000,
         )
         try:
@@ -85,8 +98,11 @@ async def open_page(browser: Browser, url: str, token: str, errors: list[str]) -
 
 
 async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
-    browser: Browser, broker: EmbeddedBroker, topic_prefix: str, tmp_path: Path,
-    events_type: type[EventsType],
+    browser: Browser,
+    broker: EmbeddedBroker,
+    topic_prefix: str,
+    tmp_path: Path,
+    events_type: Any,
 ) -> None:
     """The page loads without console errors; officers and an incident appear once their
     events reach Kafka; the SDO's Accept becomes a deployment event on Kafka and the page
@@ -99,14 +115,21 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
     settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
     errors: list[str] = []
     async with Console(settings, Users(users), bind="127.0.0.1:0") as console:
-        await wait_until(lambda: console.health.caught_up, CONSOLE_READY_TIMEOUT_S, "console caught up")
+        await wait_until(
+            lambda: console.health.caught_up, CONSOLE_READY_TIMEOUT_S, "console caught up"
+        )
         page = await open_page(browser, console.url, sdo_token, errors)
-        await page.wait_for_function("document.querySelector('#user-name').textContent === 'sgt.jones'")
+        await page.wait_for_function(
+            "document.querySelector('#user-name').textContent === 'sgt.jones'"
+        )
         assert await page.locator("#map .area").count() == len(console.areas.neighbourhoods)
 
         events = [
-            ev.profile("o1", callsign="NR11"), ev.status("o1", "available", at=1), ev.location("o1", at=2),
-            ev.profile("o2", callsign="NR12"), ev.status("o2", "available", at=1),
+            ev.profile("o1", callsign="NR11"),
+            ev.status("o1", "available", at=1),
+            ev.location("o1", at=2),
+            ev.profile("o2", callsign="NR12"),
+            ev.status("o2", "available", at=1),
             ev.location("o2", (-1.83, 52.59), at=2),
             ev.incident("I1", at=3),
             ev.recommendation("I1", ["o1", "o2"], at=4, rid="R1"),
@@ -115,8 +138,10 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
         await producer.start()
         try:
             for e in events:
-                key = getattr(e, "officer_id", None) or e.incident_id  # type: ignore[attr-defined]
-                await producer.send_and_wait(console.topics.for_type(e.type), key=key.encode(), value=encode(e))
+                key = getattr(e, "officer_id", None) or e.incident_id
+                await producer.send_and_wait(
+                    console.topics.for_type(e.type), key=key.encode(), value=encode(e)
+                )
         finally:
             await producer.stop()
 
@@ -125,7 +150,7 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
         await page.click("#queue .queue-item[data-id='I1']")
         await page.wait_for_selector("#cands tr[data-id='o1'].recommended")
         await page.wait_for_selector("#layer-lines line.recommended", state="attached")
-        assert "LIVE" in (await page.text_content("#conn-state") or "")
+        await page.wait_for_function("document.querySelector('#conn-state').textContent === 'LIVE'")
 
         viewer = await open_page(browser, console.url, viewer_token, errors)
         await viewer.wait_for_selector("#queue .queue-item[data-id='I1']")
@@ -148,7 +173,9 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
         assert forced["type"] == "error" and forced["code"] == "forbidden"
 
         consumer = AIOKafkaConsumer(
-            console.topics.deployment, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest"
+            console.topics.deployment,
+            bootstrap_servers=broker.bootstrap,
+            auto_offset_reset="earliest",
         )
         await consumer.start()
         try:
@@ -165,8 +192,18 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
         finally:
             await consumer.stop()
         dep = deployments[0]
-        assert (dep["incident_id"], dep["decision"], dep["officer_ids"], dep["by"], dep["recommendation_id"]) == (
-            "I1", "accepted", ["o1"], "sgt.jones", "R1",
+        assert (
+            dep["incident_id"],
+            dep["decision"],
+            dep["officer_ids"],
+            dep["by"],
+            dep["recommendation_id"],
+        ) == (
+            "I1",
+            "accepted",
+            ["o1"],
+            "sgt.jones",
+            "R1",
         )
         # Every page shows the decision once it comes back through Kafka.
         for p in (page, viewer):

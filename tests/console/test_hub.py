@@ -35,7 +35,7 @@ class FakeSocket:
 
 async def _until(condition: Any, what: str) -> None:
     async with asyncio.timeout(STEP_TIMEOUT_S):
-        while not condition():
+        while not condition():  # noqa: ASYNC110  (polling a plain condition, bounded above)
             await asyncio.sleep(0.001)
     assert condition(), what
 
@@ -46,9 +46,15 @@ def _pos(oid: str, lon: float) -> dict[str, Any]:
 
 def test_delta_keys_name_what_a_message_is_the_state_of() -> None:
     assert delta_key(_pos("o1", 1.0)) == "officer:o1"
-    assert delta_key({"type": "availability", "key": "npu:north", "counts": {}}) == "availability:npu:north"
+    assert (
+        delta_key({"type": "availability", "key": "npu:north", "counts": {}})
+        == "availability:npu:north"
+    )
     assert delta_key({"type": "incident", "incident": {"incident_id": "I1"}}) == "incident:I1"
-    assert delta_key({"type": "alert", "alert": {"kind": "cover_gap", "subject": "c1"}}) == "alert:cover_gap:c1"
+    assert (
+        delta_key({"type": "alert", "alert": {"kind": "cover_gap", "subject": "c1"}})
+        == "alert:cover_gap:c1"
+    )
     assert delta_key({"type": "deployment", "deployment": {}}) is None
     assert delta_key({"type": "status"}) == "status"
 
@@ -57,7 +63,9 @@ async def test_initial_messages_come_first_then_broadcasts() -> None:
     """A client gets its initial messages (hello, snapshot) before any delta."""
     hub = Hub()
     sock = FakeSocket()
-    client = hub.register(sock, name="a", initial=[{"type": "hello"}, {"type": "snapshot"}], resync=list)
+    client = hub.register(
+        sock, name="a", initial=[{"type": "hello"}, {"type": "snapshot"}], resync=list
+    )
     hub.broadcast([_pos("o1", 1.0)])
     task = asyncio.create_task(client.run())
     await _until(lambda: len(sock.sent) == 3, "three messages")
@@ -89,7 +97,9 @@ async def test_overflow_drops_deltas_and_resyncs_with_a_snapshot() -> None:
     hub = Hub(queue_size=5)
     sock = FakeSocket()
     sock.gate.clear()
-    client = hub.register(sock, name="slow", initial=[], resync=lambda: [{"type": "snapshot", "n": 1}])
+    client = hub.register(
+        sock, name="slow", initial=[], resync=lambda: [{"type": "snapshot", "n": 1}]
+    )
     for k in range(20):
         hub.broadcast([{"type": "deployment", "deployment": {"n": k}}])
         assert len(client) <= 5

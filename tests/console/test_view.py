@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
 
@@ -12,8 +12,8 @@ from sdo.domain.geo import Areas
 from sdo.errors import Rejected
 from sdo.events import Decision, Deployment
 
-if TYPE_CHECKING:
-    from conftest import Events
+#: The event factory of ``conftest.py`` (a fixture; conftest modules are not importable).
+Events = Any
 
 NOW = datetime(2015, 12, 1, 9, 30, tzinfo=UTC)
 T0 = datetime(2015, 12, 1, 9, 0, tzinfo=UTC)
@@ -24,7 +24,7 @@ def view(areas: Areas) -> ConsoleView:
     return ConsoleView(areas)
 
 
-def _types(deltas: list[dict]) -> list[str]:
+def _types(deltas: list[dict[str, Any]]) -> list[str]:
     return [d["type"] for d in deltas]
 
 
@@ -39,7 +39,11 @@ def test_officer_events_make_officer_and_availability_deltas(view: ConsoleView, 
     deltas = view.apply(ev.status("o1", "available", at=1))
     # no fix yet: counted in the home NPU
     assert _types(deltas) == ["officer", "availability"]
-    assert deltas[1] == {"type": "availability", "key": "npu:north", "counts": {"total": 1, "role:response": 1, "skill:first_aid": 1}}
+    assert deltas[1] == {
+        "type": "availability",
+        "key": "npu:north",
+        "counts": {"total": 1, "role:response": 1, "skill:first_aid": 1},
+    }
     deltas = view.apply(ev.location("o1", at=2))
     assert deltas[0]["officer"]["neighbourhood"] == "N01"
     keys = {d["key"] for d in deltas if d["type"] == "availability"}
@@ -67,10 +71,16 @@ def test_going_off_duty_leaves_the_availability_buckets(view: ConsoleView, ev: E
     _on_duty(view, ev, "o1")
     deltas = view.apply(ev.status("o1", "committed", at=5))
     avail = {d["key"]: d["counts"] for d in deltas if d["type"] == "availability"}
-    assert avail == {"nbhd:N01": {"total": 0}, "npu:north": {"total": 0}, "cluster:north-1": {"total": 0}}
+    assert avail == {
+        "nbhd:N01": {"total": 0},
+        "npu:north": {"total": 0},
+        "cluster:north-1": {"total": 0},
+    }
 
 
-def test_snapshot_holds_open_incidents_and_their_recommendations(view: ConsoleView, ev: Events) -> None:
+def test_snapshot_holds_open_incidents_and_their_recommendations(
+    view: ConsoleView, ev: Events
+) -> None:
     _on_duty(view, ev, "o1")
     view.apply(ev.incident("I1"))
     view.apply(ev.incident("I2"))
@@ -97,12 +107,19 @@ def test_alert_cleared_when_inactive(view: ConsoleView, ev: Events) -> None:
 
 def _deployment(iid: str, officers: tuple[str, ...], event_id: str = "d1") -> Deployment:
     return Deployment(
-        event_id=event_id, ts=T0.replace(minute=5), incident_id=iid,
-        decision=Decision.ACCEPTED, officer_ids=officers, by="sdo1", recommendation_id="r1",
+        event_id=event_id,
+        ts=T0.replace(minute=5),
+        incident_id=iid,
+        decision=Decision.ACCEPTED,
+        officer_ids=officers,
+        by="sdo1",
+        recommendation_id="r1",
     )
 
 
-def test_deployment_resources_incident_and_sends_officers_en_route(view: ConsoleView, ev: Events) -> None:
+def test_deployment_resources_incident_and_sends_officers_en_route(
+    view: ConsoleView, ev: Events
+) -> None:
     """A deployment read from Kafka updates the incident and the officers on every console."""
     _on_duty(view, ev, "o1")
     view.apply(ev.incident("I1"))
@@ -115,7 +132,9 @@ def test_deployment_resources_incident_and_sends_officers_en_route(view: Console
     assert view.apply(_deployment("I1", ("o1",))) == []  # redelivery is a no-op
 
 
-def test_deployment_read_before_its_incident_is_applied_when_it_arrives(view: ConsoleView, ev: Events) -> None:
+def test_deployment_read_before_its_incident_is_applied_when_it_arrives(
+    view: ConsoleView, ev: Events
+) -> None:
     """Topics are read in parallel: a deployment may overtake its incident."""
     _on_duty(view, ev, "o1")
     assert view.apply(_deployment("I1", ("o1",))) == []
@@ -130,14 +149,16 @@ def _ready(view: ConsoleView, ev: Events) -> str:
     view.apply(ev.incident("I1"))
     rec = ev.recommendation("I1", ["o1", "o2"], rid="R1")
     view.apply(rec)
-    return rec.recommendation_id
+    return str(rec.recommendation_id)
 
 
 def test_accept_gives_the_recommended_officers(view: ConsoleView, ev: Events) -> None:
     rid = _ready(view, ev)
     dep = view.decide(
         {"type": "accept", "incident_id": "I1", "recommendation_id": rid},
-        by="sdo1", event_id="e1", now=NOW,
+        by="sdo1",
+        event_id="e1",
+        now=NOW,
     )
     assert dep.decision is Decision.ACCEPTED
     assert dep.officer_ids == ("o1",)
@@ -147,14 +168,27 @@ def test_accept_gives_the_recommended_officers(view: ConsoleView, ev: Events) ->
 def test_override_and_decline(view: ConsoleView, ev: Events) -> None:
     rid = _ready(view, ev)
     dep = view.decide(
-        {"type": "override", "incident_id": "I1", "recommendation_id": rid,
-         "officer_ids": ["o2"], "reason": " o2 knows the family "},
-        by="sdo1", event_id="e1", now=NOW,
+        {
+            "type": "override",
+            "incident_id": "I1",
+            "recommendation_id": rid,
+            "officer_ids": ["o2"],
+            "reason": " o2 knows the family ",
+        },
+        by="sdo1",
+        event_id="e1",
+        now=NOW,
     )
-    assert (dep.decision, dep.officer_ids, dep.reason) == (Decision.OVERRIDDEN, ("o2",), "o2 knows the family")
+    assert (dep.decision, dep.officer_ids, dep.reason) == (
+        Decision.OVERRIDDEN,
+        ("o2",),
+        "o2 knows the family",
+    )
     dep = view.decide(
         {"type": "decline", "incident_id": "I1", "reason": "duplicate of I0"},
-        by="sdo1", event_id="e2", now=NOW,
+        by="sdo1",
+        event_id="e2",
+        now=NOW,
     )
     assert (dep.decision, dep.officer_ids, dep.recommendation_id) == (Decision.DECLINED, (), "R1")
 
@@ -164,11 +198,28 @@ def test_override_and_decline(view: ConsoleView, ev: Events) -> None:
     [
         ({"type": "accept", "incident_id": "nope", "recommendation_id": "R1"}, "not known"),
         ({"type": "accept", "incident_id": "I1", "recommendation_id": "OLD"}, "superseded"),
-        ({"type": "accept", "incident_id": "I1", "recommendation_id": "R1", "officer_ids": ["o2"]}, "use override"),
+        (
+            {
+                "type": "accept",
+                "incident_id": "I1",
+                "recommendation_id": "R1",
+                "officer_ids": ["o2"],
+            },
+            "use override",
+        ),
         ({"type": "override", "incident_id": "I1", "officer_ids": ["o2"]}, "needs a reason"),
-        ({"type": "override", "incident_id": "I1", "officer_ids": [], "reason": "x"}, "at least one officer"),
-        ({"type": "override", "incident_id": "I1", "officer_ids": ["ghost"], "reason": "x"}, "unknown officer"),
-        ({"type": "override", "incident_id": "I1", "officer_ids": "o2", "reason": "x"}, "list of strings"),
+        (
+            {"type": "override", "incident_id": "I1", "officer_ids": [], "reason": "x"},
+            "at least one officer",
+        ),
+        (
+            {"type": "override", "incident_id": "I1", "officer_ids": ["ghost"], "reason": "x"},
+            "unknown officer",
+        ),
+        (
+            {"type": "override", "incident_id": "I1", "officer_ids": "o2", "reason": "x"},
+            "list of strings",
+        ),
         ({"type": "decline", "incident_id": "I1", "reason": "   "}, "needs a reason"),
         ({"type": "decline", "incident_id": "I1", "reason": 5}, "must be a string"),
         ({"type": "shrug", "incident_id": "I1"}, "unknown action"),
@@ -176,14 +227,16 @@ def test_override_and_decline(view: ConsoleView, ev: Events) -> None:
     ],
 )
 def test_invalid_actions_are_rejected_with_a_reason(
-    view: ConsoleView, ev: Events, action: dict, message: str
+    view: ConsoleView, ev: Events, action: dict[str, Any], message: str
 ) -> None:
     _ready(view, ev)
     with pytest.raises(Rejected, match=message):
         view.decide(action, by="sdo1", event_id="e1", now=NOW)
 
 
-def test_decisions_on_closed_or_decided_incidents_are_refused(view: ConsoleView, ev: Events) -> None:
+def test_decisions_on_closed_or_decided_incidents_are_refused(
+    view: ConsoleView, ev: Events
+) -> None:
     rid = _ready(view, ev)
     view.apply(_deployment("I1", ("o1",)))
     accept = {"type": "accept", "incident_id": "I1", "recommendation_id": rid}

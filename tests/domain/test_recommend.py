@@ -66,7 +66,8 @@ def test_builders_grade_as_named(ev: Any, rules: Any, response: str) -> None:
 def test_emergency_picks_nearest_suitable_response_officer(
     force: Any, ev: Any, nearest: dict[str, Any], why: str
 ) -> None:
-    """Emergency goes to the nearest available response officer; the nearer unsuitable one is not a candidate."""
+    """Emergency goes to the nearest available response officer; a nearer unsuitable one is
+    not even a candidate."""
     f = force()
     now = ev.at(10)
     kw = dict(nearest)
@@ -245,7 +246,8 @@ def test_officers_required_filled(
 def test_cover_protected_for_grade_2_not_grade_1(
     force: Any, ev: Any, graded_as: str, first: str
 ) -> None:
-    """Taking the last officer of a cluster below minimum cover is penalised for grade 2, said in reasons."""
+    """Taking the last officer of a cluster below minimum cover is penalised for grade 2 and
+    said in the reasons; grade 1 takes the fastest regardless."""
     f = force()
     # north-1 (minimum 4) has one officer, close to the incident; north-east (minimum 5) has 6.
     f.officer("lone", f.place("N06", east_m=200), callsign="LONE")
@@ -287,7 +289,7 @@ def test_cover_protected_for_grade_2_not_grade_1(
 def test_neighbourhood_named_then_team_then_npu(
     force: Any, ev: Any, on_duty: list[str], expected: str | None, named_shortfall: bool
 ) -> None:
-    """Neighbourhood: the area file's named officer if on duty, else the team, else the NPU's officers."""
+    """Neighbourhood: the area file's named officer if on duty, else the team, else the NPU's."""
     f = force()
     staff = {
         "N-0101": {"npu": "north", "neighbourhoods": ["N01"], "role": "neighbourhood"},
@@ -369,7 +371,8 @@ def test_signpost_names_service_and_no_officer(force: Any, ev: Any) -> None:
 def test_closest_policy_sends_nearest_available_response_officer(
     force: Any, ev: Any, graded_as: str
 ) -> None:
-    """The `closest` baseline recommends the nearest available response officer, whatever the grading."""
+    """The `closest` baseline recommends the nearest available response officer, whatever
+    the grading (signpost included)."""
     f = force(Policy.from_mapping("closest", {}))
     f.officer("pcso", f.place("N06", east_m=50), role="pcso")
     f.officer("resp", f.place("N06", east_m=300))
@@ -385,7 +388,8 @@ def test_closest_policy_sends_nearest_available_response_officer(
 
 
 def test_one_officer_not_recommended_to_two_incidents(force: Any, ev: Any) -> None:
-    """Two pending grade-2 incidents near one officer: only the earlier gets them; a grade 1 takes them."""
+    """Two pending grade-2 incidents near one officer: only the earlier gets them; a later
+    grade 1 takes them and the grade-2 incident is re-recommended."""
     f = force(NO_COVER)
     f.officer("x", f.place("N06", east_m=100))
     f.officer("y", f.place("N11"))

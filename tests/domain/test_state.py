@@ -233,7 +233,7 @@ def _inc(ev: Any, minute: float, event_id: str, state: str = "open", **kw: Any) 
 
 
 def test_apply_incident_new_and_update(ev: Any) -> None:
-    """A new incident creates a record dated by its ts; a later version replaces it, keeping created_ts."""
+    """A new incident makes a record at its ts; a later version replaces it, keeps created_ts."""
     first = apply_incident(None, _inc(ev, 1, "i1"))
     assert first.changed and first.state is not None
     assert first.state.created_ts == ev.at(1) and first.state.awaiting_deployment

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -50,28 +51,59 @@ def pilot_events() -> list[BaseModel]:
     ts = [T0 + timedelta(seconds=s) for s in range(6)]
     return [
         OfficerProfile(
-            event_id="p1", ts=ts[0], officer_id="o1", callsign="NR11", role="response",
-            skills=("first_aid",), transport="car", npu="north",
+            event_id="p1",
+            ts=ts[0],
+            officer_id="o1",
+            callsign="NR11",
+            role="response",
+            skills=("first_aid",),
+            transport="car",
+            npu="north",
         ),
         OfficerStatus(event_id="s1", ts=ts[1], officer_id="o1", status="available"),
         OfficerLocation(event_id="l1", ts=ts[2], officer_id="o1", lon=N01[0], lat=N01[1]),
         Incident(
-            event_id="i1", ts=ts[3], incident_id="I1", lon=N01[0] + 0.004, lat=N01[1],
-            category="burglary", summary="Burglary in progress",
+            event_id="i1",
+            ts=ts[3],
+            incident_id="I1",
+            lon=N01[0] + 0.004,
+            lat=N01[1],
+            category="burglary",
+            summary="Burglary in progress",
             thrive={
-                "threat": "high", "harm": "medium", "risk": "high", "vulnerability": "low",
-                "investigation": True, "engagement": False, "prevention": False,
+                "threat": "high",
+                "harm": "medium",
+                "risk": "high",
+                "vulnerability": "low",
+                "investigation": True,
+                "engagement": False,
+                "prevention": False,
             },
-            ongoing=True, offender_present=True, persistent=False,
+            ongoing=True,
+            offender_present=True,
+            persistent=False,
         ),
         Recommendation(
-            event_id="r1", ts=ts[4], recommendation_id="R1", incident_id="I1", grade=1,
-            response="emergency", reasons=("threat is high",),
+            event_id="r1",
+            ts=ts[4],
+            recommendation_id="R1",
+            incident_id="I1",
+            grade=1,
+            response="emergency",
+            reasons=("threat is high",),
             candidates=(
-                {"officer_id": "o1", "callsign": "NR11", "role": "response", "eta_s": 95.0,
-                 "distance_m": 420.0, "score": 0.93, "reasons": ("nearest available",)},
+                {
+                    "officer_id": "o1",
+                    "callsign": "NR11",
+                    "role": "response",
+                    "eta_s": 95.0,
+                    "distance_m": 420.0,
+                    "score": 0.93,
+                    "reasons": ("nearest available",),
+                },
             ),
-            recommended=("o1",), policy={"name": "thrive", "version": "1"},
+            recommended=("o1",),
+            policy={"name": "thrive", "version": "1"},
         ),
     ]
 
@@ -81,18 +113,18 @@ async def produce(bootstrap: str, topics: Topics, events: list[BaseModel]) -> No
     await producer.start()
     try:
         for event in events:
-            key = getattr(event, "officer_id", None) or getattr(event, "incident_id", None)
+            key: str = getattr(event, "officer_id", None) or event.incident_id  # type: ignore[attr-defined]
             topic = topics.for_type(event.type)  # type: ignore[attr-defined]
             await producer.send_and_wait(topic, key=key.encode(), value=encode(event))
     finally:
         await producer.stop()
 
 
-async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
+async def wait_until(condition: Callable[[], Any], limit_s: float, what: str) -> Any:
+    deadline = time.monotonic() + limit_s
     while not (result := condition()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            raise AssertionError(f"timed out after {limit_s:g} s waiting for {what}")
         await asyncio.sleep(0.02)
     return result
 
@@ -107,12 +139,12 @@ class Page:
         self.incidents: dict[str, dict[str, Any]] = {}
         self.recommendations: dict[str, dict[str, Any]] = {}
 
-    async def recv_until(self, condition: Callable[[Page], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
+    async def recv_until(self, condition: Callable[[Page], Any], limit_s: float, what: str) -> Any:
+        deadline = time.monotonic() + limit_s
         while not (result := condition(self)):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+                raise AssertionError(f"timed out after {limit_s:g} s waiting for {what}")
             try:
                 async with asyncio.timeout(left):
                     raw = await self.ws.recv()
@@ -137,7 +169,11 @@ class Page:
 
     def reply(self, request_id: str) -> dict[str, Any] | None:
         return next(
-            (m for m in self.messages if m["type"] in {"ack", "error"} and m.get("request_id") == request_id),
+            (
+                m
+                for m in self.messages
+                if m["type"] in {"ack", "error"} and m.get("request_id") == request_id
+            ),
             None,
         )
 
@@ -151,10 +187,16 @@ def tokens(tmp_path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def console(broker: EmbeddedBroker, topic_prefix: str, tokens: dict[str, Any]) -> AsyncIterator[Console]:
+async def console(
+    broker: EmbeddedBroker, topic_prefix: str, tokens: dict[str, Any]
+) -> AsyncIterator[Console]:
     settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
-    async with Console(settings, Users(tokens["path"]), bind="127.0.0.1:0", auth_timeout=AUTH_TIMEOUT_S) as c:
-        await wait_until(lambda: c.health.caught_up, CONSOLE_READY_TIMEOUT_S, "the console to read its topics")
+    async with Console(
+        settings, Users(tokens["path"]), bind="127.0.0.1:0", auth_timeout=AUTH_TIMEOUT_S
+    ) as c:
+        await wait_until(
+            lambda: c.health.caught_up, CONSOLE_READY_TIMEOUT_S, "the console to read its topics"
+        )
         yield c
 
 
@@ -162,14 +204,20 @@ async def login(console: Console, token: str) -> Page:
     ws = await connect(console.ws_url, origin=console.origins[0], compression=None)  # type: ignore[arg-type]
     await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
     page = Page(ws)
-    await page.recv_until(lambda p: any(m["type"] == "snapshot" for m in p.messages), FEED_TIMEOUT_S, "snapshot")
+    await page.recv_until(
+        lambda p: any(m["type"] == "snapshot" for m in p.messages), FEED_TIMEOUT_S, "snapshot"
+    )
     return page
 
 
-async def test_unauthenticated_socket_gets_nothing_and_is_closed(console: Console, broker: EmbeddedBroker) -> None:
+async def test_unauthenticated_socket_gets_nothing_and_is_closed(
+    console: Console, broker: EmbeddedBroker
+) -> None:
     """A socket that never authenticates receives no data at all and is closed with 1008."""
     await produce(broker.bootstrap, console.topics, pilot_events())
-    await wait_until(lambda: "I1" in console.view.incidents, FEED_TIMEOUT_S, "the console to see I1")
+    await wait_until(
+        lambda: "I1" in console.view.incidents, FEED_TIMEOUT_S, "the console to see I1"
+    )
     received: list[Any] = []
     started = time.monotonic()
     async with connect(console.ws_url, origin=console.origins[0]) as ws:  # type: ignore[arg-type]
@@ -222,14 +270,22 @@ async def test_sdo_accept_publishes_a_deployment_and_viewer_is_refused(
     sdo = await login(console, tokens["sdo"])
     viewer = await login(console, tokens["viewer"])
     hello = sdo.messages[0]
-    assert (hello["type"], hello["user"], hello["role"], hello["can_decide"]) == ("hello", "sgt.jones", "sdo", True)
+    assert (hello["type"], hello["user"], hello["role"], hello["can_decide"]) == (
+        "hello",
+        "sgt.jones",
+        "sdo",
+        True,
+    )
     assert viewer.messages[0]["role"] == "viewer"
     assert sdo.messages[1]["type"] == "areas"
 
     await produce(broker.bootstrap, console.topics, pilot_events())
     for page in (sdo, viewer):
-        await page.recv_until(lambda p: "R1" == p.recommendations.get("I1", {}).get("recommendation_id"),
-                              FEED_TIMEOUT_S, "the recommendation")
+        await page.recv_until(
+            lambda p: p.recommendations.get("I1", {}).get("recommendation_id") == "R1",
+            FEED_TIMEOUT_S,
+            "the recommendation",
+        )
     assert sdo.officers["o1"]["status"] == "available"
 
     action = {"type": "accept", "incident_id": "I1", "recommendation_id": "R1"}
@@ -259,15 +315,29 @@ async def test_sdo_accept_publishes_a_deployment_and_viewer_is_refused(
     assert len(deployments) == 1
     dep = deployments[0]
     assert dep["type"] == "deployment"
-    assert (dep["incident_id"], dep["decision"], dep["officer_ids"], dep["by"], dep["recommendation_id"]) == (
-        "I1", "accepted", ["o1"], "sgt.jones", "R1",
+    assert (
+        dep["incident_id"],
+        dep["decision"],
+        dep["officer_ids"],
+        dep["by"],
+        dep["recommendation_id"],
+    ) == (
+        "I1",
+        "accepted",
+        ["o1"],
+        "sgt.jones",
+        "R1",
     )
     assert dep["event_id"] == ack["event_id"]
 
     # Every console sees the decision come back through Kafka.
     for page in (sdo, viewer):
-        await page.recv_until(lambda p: p.incidents["I1"]["state"] == "resourced", FEED_TIMEOUT_S, "resourced")
-        await page.recv_until(lambda p: p.officers["o1"]["status"] == "en_route", FEED_TIMEOUT_S, "en route")
+        await page.recv_until(
+            lambda p: p.incidents["I1"]["state"] == "resourced", FEED_TIMEOUT_S, "resourced"
+        )
+        await page.recv_until(
+            lambda p: p.officers["o1"]["status"] == "en_route", FEED_TIMEOUT_S, "en route"
+        )
 
     # A second accept of the same incident is refused with a clear reason.
     await sdo.ws.send(orjson.dumps({**action, "request_id": "a2"}).decode())
@@ -277,9 +347,15 @@ async def test_sdo_accept_publishes_a_deployment_and_viewer_is_refused(
     await viewer.ws.close()
 
 
-async def test_decision_on_unknown_incident_is_refused(console: Console, tokens: dict[str, Any]) -> None:
+async def test_decision_on_unknown_incident_is_refused(
+    console: Console, tokens: dict[str, Any]
+) -> None:
     sdo = await login(console, tokens["sdo"])
-    await sdo.ws.send(orjson.dumps({"type": "decline", "incident_id": "nope", "reason": "x", "request_id": "d1"}).decode())
+    await sdo.ws.send(
+        orjson.dumps(
+            {"type": "decline", "incident_id": "nope", "reason": "x", "request_id": "d1"}
+        ).decode()
+    )
     reply = await sdo.recv_until(lambda p: p.reply("d1"), FEED_TIMEOUT_S, "the reply")
     assert reply["type"] == "error" and "not known" in reply["error"]
     await sdo.ws.close()
@@ -287,8 +363,6 @@ async def test_decision_on_unknown_incident_is_refused(console: Console, tokens:
 
 async def test_unreachable_broker_shows_as_down(tmp_path: Path, tokens: dict[str, Any]) -> None:
     """With no broker, the console still serves, and its status says the feed is down."""
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
@@ -296,8 +370,11 @@ async def test_unreachable_broker_shows_as_down(tmp_path: Path, tokens: dict[str
     async with Console(settings, Users(tokens["path"]), bind="127.0.0.1:0") as c:
         page = await login(c, tokens["sdo"])
         status = await page.recv_until(
-            lambda p: next((m for m in p.messages if m["type"] == "status" and m["feed"] == "down"), None),
-            CONSOLE_READY_TIMEOUT_S, "a down status",
+            lambda p: next(
+                (m for m in p.messages if m["type"] == "status" and m["feed"] == "down"), None
+            ),
+            CONSOLE_READY_TIMEOUT_S,
+            "a down status",
         )
         assert "cannot reach Kafka" in status["detail"]
         await page.ws.close()

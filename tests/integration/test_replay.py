@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -61,7 +64,16 @@ def test_replay_publishes_every_valid_event_in_key_order(
     """A bad line is reported with its number and skipped; the rest arrives, keyed, in order."""
     log = tmp_path / "day.jsonl"
     good = _log_with_a_bad_line(log, bad_at=5)
-    argv = ["replay", str(log), "--speed", "max", "--broker", broker.url, "--topic-prefix", topic_prefix]
+    argv = [
+        "replay",
+        str(log),
+        "--speed",
+        "max",
+        "--broker",
+        broker.url,
+        "--topic-prefix",
+        topic_prefix,
+    ]
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert f"{log}:5: skipped:" in err
@@ -102,9 +114,7 @@ def test_replay_paces_by_speed(broker: EmbeddedBroker, topic_prefix: str) -> Non
     assert 0.35 <= stats.seconds < 5.0
 
 
-def test_missing_log_is_one_line_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_missing_log_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """No such file: exit 2 and one line, before any broker is contacted."""
     assert main(["replay", str(tmp_path / "nope.jsonl"), "--broker", "kafka://127.0.0.1:1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -123,3 +133,29 @@ def test_unreachable_broker_is_one_line_exit_1(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("sdo replay: broker error:")
+
+
+def test_ctrl_c_stops_cleanly_with_the_count_sent(
+    broker: EmbeddedBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    """SIGINT mid-replay: what was sent is flushed, the count printed, exit 130."""
+    log = tmp_path / "slow.jsonl"
+    _log_with_a_bad_line(log, bad_at=1)
+    cmd = [
+        sys.executable, "-m", "sdo", "replay", str(log), "--speed", "20",
+        "--broker", broker.url, "--topic-prefix", topic_prefix,
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        first = asyncio.run(_consume(broker.bootstrap, Topics(topic_prefix), 1))
+        assert first, "nothing replayed before the interrupt"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=CONSUME_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(CONSUME_TIMEOUT_S)
+    assert proc.returncode == 130, err
+    summary = [line for line in err.splitlines() if "interrupted" in line]
+    assert len(summary) == 1 and "events sent" in summary[0], err
+    assert "Traceback" not in err

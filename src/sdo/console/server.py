@@ -136,6 +136,7 @@ class FeedHealth:
     state: str = "connecting"  # connecting | catching_up | live | lagging | quiet | down
     detail: str | None = None
     last_message: float | None = None  # monotonic
+    connected_at: float | None = None  # monotonic, when the feed last (re)connected
     lag: int | None = None
     records: int = 0
     invalid: int = 0
@@ -487,7 +488,8 @@ class Console:
             now = time.monotonic()
             h = self.health
             if h.state in {"live", "lagging", "quiet"}:
-                quiet = h.last_message is None or now - h.last_message > self.quiet_after
+                since = h.last_message or h.connected_at or now
+                quiet = now - since > self.quiet_after
                 if quiet:
                     h.state = "quiet"
                     h.detail = "no feed messages recently"
@@ -558,6 +560,7 @@ class Console:
                 await producer.start()
             self._producer = producer
         self.health.caught_up = False
+        self.health.connected_at = time.monotonic()
         self._set_health("catching_up", "reading the topics from the beginning")
 
     async def _close_kafka(self) -> None:
@@ -581,6 +584,8 @@ class Console:
                 self.hub.broadcast(self._apply(records))
                 self.health.last_message = time.monotonic()
                 self.health.records += len(records)
+                if self.health.state == "quiet":
+                    self._set_health("live")
             if time.monotonic() >= next_probe:
                 next_probe = time.monotonic() + PROBE_EVERY
                 await self._probe(consumer, tps)
@@ -618,9 +623,7 @@ class Console:
             self._set_health("catching_up", f"{lag} records behind")
         elif lag > LAG_LIMIT:
             self._set_health("lagging", f"{lag} records behind")
-        elif h.state != "quiet" or (
-            h.last_message is not None and time.monotonic() - h.last_message <= self.quiet_after
-        ):
+        elif h.state != "quiet":
             self._set_health("live")
 
 

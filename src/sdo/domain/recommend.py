@@ -43,7 +43,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from sdo.domain.fleet import Fleet
-from sdo.domain.geo import Areas, Placement, haversine_many_m
+from sdo.domain.geo import Areas, Placement, haversine_m
 from sdo.domain.grading import Grading
 from sdo.domain.state import IncidentRecord, Officer
 from sdo.errors import ConfigError
@@ -221,7 +221,8 @@ def recommend(
         ranked = _allocate(record, grading, view, policy, now, place, reasons, shortfalls)
 
     ranked = ranked[: policy.max_candidates]
-    need = incident.officers_required if grading.response is not Response.SIGNPOST else 0
+    signposted = grading.response is Response.SIGNPOST and policy.name != "closest"
+    need = 0 if signposted else incident.officers_required
     recommended = tuple(s.officer.officer_id for s in ranked[:need])
     if need and len(recommended) < need:
         shortfalls.append(f"only {len(recommended)} of {need} required officers can be recommended")
@@ -535,7 +536,7 @@ def _allocate(
             if o.has_fix and policy.speed(o.transport, 3) is not None:
                 pos = view.fleet.position(oid)
                 if pos is not None:
-                    distance = float(haversine_many_m(np.array([pos[0]]), np.array([pos[1]]), incident.lon, incident.lat)[0])
+                    distance = haversine_m(pos[0], pos[1], incident.lon, incident.lat)
                     eta = policy.eta_s(distance, o.transport, grading.grade)
             why.append(f"{load} open allocation(s)")
             score = tier * 100_000.0 + load * 1_000.0 + (eta if eta is not None else 900.0)

@@ -100,6 +100,8 @@ class World:
         self._gradings: dict[str, Grading] = {}
         self._recs: dict[str, Recommendation] = {}
         self._holders: dict[str, tuple[str, int]] = {}
+        #: incidents whose current recommendation dispatches by ETA (a fix may beat it)
+        self._dispatching: set[str] = set()
         self._gaps: set[str] = set()
         self._stale: set[str] = set()
         self._alerted: set[tuple[str, str]] = set()
@@ -184,6 +186,8 @@ class World:
         """Apply one input event. Raises :class:`Rejected` if it cannot apply at all."""
         effects = Effects()
         ts: datetime = event.ts
+        # Timers due before this event fire first, and what it raises carries its time.
+        self.advance(ts, effects)
         if isinstance(event, OfficerLocation):
             self._officer_event(apply_location(self._officers.get(event.officer_id), event, self._areas), ts, effects)
         elif isinstance(event, OfficerStatus):
@@ -241,6 +245,13 @@ class World:
             )
         else:
             self._fleet.remove(oid)
+        if (
+            new.status is Status.AVAILABLE
+            and new.fix_ts is not None
+            and (old is None or old.fix_event != new.fix_event or old.status is not Status.AVAILABLE)
+        ):
+            stale_at = new.fix_ts + timedelta(seconds=self.policy.stale_after_s)
+            self._schedule(stale_at, "stale", oid, new.fix_event or "")
         old_keys = availability_keys(old) if old is not None else ()
         new_keys = availability_keys(new)
         if old_keys == new_keys and (old is None or (old.role, old.skills) == (new.role, new.skills)):
@@ -254,8 +265,6 @@ class World:
         for key in {*old_keys, *new_keys}:
             if key.startswith("cluster:"):
                 self._check_cover(key.removeprefix("cluster:"), effects)
-        if new.status is Status.AVAILABLE and new.fix_ts is not None:
-            self._schedule(new.fix_ts + timedelta(seconds=self.policy.stale_after_s), "stale", oid, new.fix_event or "")
 
     def _count(self, key: str, officer: Officer, sign: int, effects: Effects) -> None:
         counts = self._counts.setdefault(key, Counter())
@@ -304,19 +313,22 @@ class World:
             new.shift_end,
             new.transport,
         )
-        held = self._holders.get(oid)
-        if held is not None and not moved_only:
-            todo.add(held[0])
         if not moved_only:
+            held = self._holders.get(oid)
+            if held is not None:
+                todo.add(held[0])
             # a status/profile change can change any allocation pool this officer is in
             for iid, rec in self._recs.items():
-                if rec.response not in _DISPATCH and (oid in rec.recommended or self._could_take(new, rec)):
+                if iid not in self._dispatching and (oid in rec.recommended or self._could_take(new, rec)):
                     todo.add(iid)
-        if new.has_fix and new.status in (Status.AVAILABLE, Status.REFRESHMENT):
-            for iid, rec in self._recs.items():
-                if iid in todo or oid in rec.recommended:
-                    continue
-                if self._beats(new, rec):
+        if (
+            new.has_fix
+            and new.status in (Status.AVAILABLE, Status.REFRESHMENT)
+            and new.role in (Role.RESPONSE, Role.FORCE_SUPPORT)
+        ):
+            for iid in self._dispatching:
+                rec = self._recs[iid]
+                if iid not in todo and oid not in rec.recommended and self._beats(new, rec):
                     todo.add(iid)
         for iid in sorted(todo, key=self._priority):
             self._rerecommend(iid, ts, effects)
@@ -334,10 +346,6 @@ class World:
 
     def _beats(self, officer: Officer, rec: Recommendation) -> bool:
         """Could this officer now be clearly better than the incident's first candidate?"""
-        if rec.response not in _DISPATCH and self.policy.name != "closest":
-            return False
-        if officer.role not in (Role.RESPONSE, Role.FORCE_SUPPORT):
-            return False
         record = self._incidents.get(rec.incident_id)
         if record is None or officer.lat is None or officer.lon is None:
             return False
@@ -401,6 +409,7 @@ class World:
     def _drop(self, incident_id: str, ts: datetime, effects: Effects) -> None:
         """The incident no longer awaits a decision: release the officers it held."""
         rec = self._recs.pop(incident_id, None)
+        self._dispatching.discard(incident_id)
         if rec is None:
             return
         released = [oid for oid, (iid, _) in self._holders.items() if iid == incident_id]
@@ -438,6 +447,10 @@ class World:
             if old is not None and not (force and iid == incident_id) and _same(old, rec):
                 continue
             self._recs[iid] = rec
+            if grading.response in _DISPATCH or self.policy.name == "closest":
+                self._dispatching.add(iid)
+            else:
+                self._dispatching.discard(iid)
             effects.outputs.append(rec)
 
     # -- timers and alerts -------------------------------------------------------------

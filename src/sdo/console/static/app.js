@@ -416,8 +416,8 @@ function renderMap() {
     const [x, y] = P(o.lon, o.lat);
     const stale = o.fix_ts && now - Date.parse(o.fix_ts) > staleMs;
     const g = s("g", { class: `officer${stale ? " stale-fix" : ""}`, "data-id": o.officer_id, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` });
-    g.append(s("circle", { r: 5, class: `st-${o.status}` }));
-    g.append(s("text", { x: 7, y: 3 }, o.callsign || o.officer_id));
+    g.append(s("circle", { r: 8, class: `st-${o.status}` }));
+    g.append(s("text", { x: 11, y: 5 }, o.callsign || o.officer_id));
     g.append(s("title", {}, `${o.callsign || o.officer_id} · ${o.role || "?"} · ${STATUS_TEXT[o.status] || o.status}${o.incident_id ? " → " + o.incident_id : ""}`));
     officers.push(g);
   }
@@ -430,8 +430,8 @@ function renderMap() {
       class: `incident g${g}${inc.state !== "open" || inc.decision ? " resourced" : ""}${state.selected === inc.incident_id ? " selected" : ""}`,
       "data-id": inc.incident_id,
     });
-    el.append(s("path", { d: diamond(x, y, 8) }));
-    el.append(s("text", { x: x + 10, y: y - 6 }, inc.incident_id));
+    el.append(s("path", { d: diamond(x, y, 13) }));
+    el.append(s("text", { x: x + 15, y: y - 9 }, inc.incident_id));
     el.append(s("title", {}, `${inc.incident_id} · grade ${g || "?"} · ${inc.category}`));
     el.addEventListener("click", () => select(inc.incident_id));
     incs.push(el);

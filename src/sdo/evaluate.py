@@ -1,0 +1,327 @@
+"""``sdo evaluate``: run dispatch policies over an event log, offline, and compare them.
+
+Theory of operation
+-------------------
+One streaming pass over the log per policy. Each pass feeds every event, in log order,
+to a fresh :class:`sdo.domain.world.World` — the same code the live worker runs, so the
+recommendations are the ones the live system would have made. The logged deployments are
+applied too (they are what really happened: officers went en route), so each policy is
+judged against the same unfolding day. A :class:`Metrics` accumulator watches the World's
+outputs; nothing holds the log in memory.
+
+Estimates, not observations: an incident's *estimated attendance* is the time from its
+creation until the first recommendation that names an officer, plus that officer's ETA
+(great-circle distance × detour factor ÷ speed; see README "Decisions"). The force reports
+medians, and shares within 15 min (grade 1) and 60 min (grade 2); so does this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sdo.cli import settings_from
+from sdo.config import Settings
+from sdo.domain.recommend import POLICIES, Policy
+from sdo.domain.world import World
+from sdo.errors import BadInput, ConfigError
+from sdo.events import (
+    AlertKind,
+    Decision,
+    Deployment,
+    Incident,
+    Recommendation,
+    Response,
+    Role,
+    encode,
+)
+
+__all__ = ["Metrics", "cli", "evaluate"]
+
+#: Grade → attendance target in seconds (West Midlands: 15 min grade 1, 60 min grade 2).
+TARGET_S = {1: 15 * 60, 2: 60 * 60}
+LONG_WAIT_S = 30 * 60
+
+
+@dataclass(slots=True)
+class _Incident:
+    created: datetime
+    grade: int = 0
+    response: str = ""
+    first_rec: Recommendation | None = None
+    attend_s: float | None = None
+    eta_s: float | None = None
+    roles: tuple[str, ...] = ()
+    skill_ok: bool | None = None
+    named: bool | None = None
+    last_rec: Recommendation | None = None
+    agreed: bool | None = None
+
+
+@dataclass
+class Metrics:
+    """Accumulates the figures of one policy over one pass."""
+
+    policy: str
+    events: int = 0
+    invalid: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    recommendations: int = 0
+    incidents: dict[str, _Incident] = field(default_factory=dict)
+    gap_open: dict[str, datetime] = field(default_factory=dict)
+    gap_minutes: Counter[str] = field(default_factory=Counter)
+    alerts: Counter[str] = field(default_factory=Counter)
+    last_ts: datetime | None = None
+
+    def before(self, world: World, event: Any) -> None:
+        """Look at an input event before the World applies it (recorded decisions)."""
+        if isinstance(event, Deployment) and event.decision is not Decision.DECLINED:
+            inc = self.incidents.get(event.incident_id)
+            if inc is not None and inc.last_rec is not None and inc.agreed is None:
+                rec = inc.last_rec
+                inc.agreed = bool(rec.recommended) and rec.recommended[0] in event.officer_ids
+
+    def after(self, world: World, event: Any, outputs: Iterable[Any]) -> None:
+        self.events += 1
+        self.last_ts = event.ts
+        if isinstance(event, Incident) and event.incident_id not in self.incidents:
+            record = world.incidents.get(event.incident_id)
+            if record is not None:
+                self.incidents[event.incident_id] = _Incident(created=record.created_ts)
+        for out in outputs:
+            if isinstance(out, Recommendation):
+                self._recommendation(world, out)
+            else:
+                self.alerts[out.kind.value] += 1
+                if out.kind is AlertKind.COVER_GAP:
+                    self._gap(out.subject, out.ts, out.active)
+
+    def _recommendation(self, world: World, rec: Recommendation) -> None:
+        self.recommendations += 1
+        inc = self.incidents.get(rec.incident_id)
+        if inc is None:
+            record = world.incidents.get(rec.incident_id)
+            if record is None:
+                return
+            inc = self.incidents[rec.incident_id] = _Incident(created=record.created_ts)
+        inc.last_rec = rec
+        if inc.first_rec is None:
+            inc.first_rec = rec
+            inc.grade, inc.response = rec.grade, rec.response.value
+        if inc.attend_s is not None or not rec.recommended:
+            return
+        lead = rec.candidates[0]
+        waited = (rec.ts - inc.created).total_seconds()
+        inc.eta_s = lead.eta_s
+        inc.attend_s = waited + lead.eta_s if lead.eta_s is not None else None
+        officers = world.officers
+        inc.roles = tuple(c.role.value for c in rec.candidates[: len(rec.recommended)])
+        record = world.incidents.get(rec.incident_id)
+        if record is not None and record.incident.required_skills:
+            need = set(record.incident.required_skills)
+            inc.skill_ok = all(
+                need.issubset(officers[o].skills) for o in rec.recommended if o in officers
+            )
+        if record is not None and inc.response == Response.NEIGHBOURHOOD.value:
+            place = world.areas.locate(record.incident.lon, record.incident.lat)
+            named = world.areas.neighbourhoods[place.neighbourhood].named_officer if place else None
+            if named is not None:
+                inc.named = rec.recommended[0] == named
+
+    def _gap(self, cluster: str, ts: datetime, active: bool) -> None:
+        if active:
+            self.gap_open.setdefault(cluster, ts)
+        elif cluster in self.gap_open:
+            self.gap_minutes[cluster] += (ts - self.gap_open.pop(cluster)).total_seconds() / 60
+
+    def finish(self) -> dict[str, Any]:
+        if self.last_ts is not None:
+            for cluster, since in list(self.gap_open.items()):
+                self.gap_minutes[cluster] += (self.last_ts - since).total_seconds() / 60
+            self.gap_open.clear()
+        graded = [i for i in self.incidents.values() if i.first_rec is not None]
+        by_response = Counter(i.response for i in graded)
+        by_grade = Counter(str(i.grade) for i in graded)
+        total = len(graded) or 1
+        # who the first recommendation sends
+        sent_to: Counter[str] = Counter()
+        for i in graded:
+            if i.response == Response.SIGNPOST.value and not i.roles:
+                sent_to["partner service (no officer)"] += 1
+            elif not i.roles:
+                sent_to["nobody available"] += 1
+            else:
+                sent_to[i.roles[0]] += 1
+        off_response = sum(n for who, n in sent_to.items() if who != Role.RESPONSE.value)
+        grades: dict[str, Any] = {}
+        for g in (1, 2, 3, 4):
+            rows = [i for i in graded if i.grade == g]
+            times = sorted(i.attend_s for i in rows if i.attend_s is not None)
+            etas = sorted(i.eta_s for i in rows if i.eta_s is not None)
+            entry: dict[str, Any] = {
+                "incidents": len(rows),
+                "with_officer": len(times),
+                "eta_median_s": _q(etas, 0.5),
+                "eta_p90_s": _q(etas, 0.9),
+                "attend_median_s": _q(times, 0.5),
+                "attend_p90_s": _q(times, 0.9),
+                "share_over_30_min": _share(times, lambda t: t > LONG_WAIT_S),
+            }
+            if g in TARGET_S:
+                entry[f"share_within_{TARGET_S[g] // 60}_min"] = _share(times, lambda t, g=g: t <= TARGET_S[g])
+            grades[str(g)] = entry
+        skill = [i.skill_ok for i in graded if i.skill_ok is not None]
+        named = [i.named for i in graded if i.named is not None]
+        agreed = [i.agreed for i in self.incidents.values() if i.agreed is not None]
+        return {
+            "policy": self.policy,
+            "events": self.events,
+            "invalid_lines": self.invalid,
+            "rejected_events": dict(self.rejected),
+            "recommendations": self.recommendations,
+            "incidents": len(graded),
+            "by_grade": dict(sorted(by_grade.items())),
+            "by_response": dict(sorted(by_response.items())),
+            "first_recommendation_sends": dict(sent_to.most_common()),
+            "share_off_response_officers": round(off_response / total, 4),
+            "share_by_response": {r: round(n / total, 4) for r, n in sorted(by_response.items())},
+            "grades": grades,
+            "skill_match_rate": _rate(skill),
+            "skill_match_incidents": len(skill),
+            "named_officer_alignment": _rate(named),
+            "named_officer_incidents": len(named),
+            "agreement_with_recorded_deployments": _rate(agreed),
+            "recorded_deployments_compared": len(agreed),
+            "cover_gap_minutes": {k: round(v, 1) for k, v in sorted(self.gap_minutes.items())},
+            "alerts": dict(sorted(self.alerts.items())),
+        }
+
+
+def _q(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 1)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1], 1)
+
+
+def _share(values: list[float], pred: Any) -> float | None:
+    return round(sum(1 for v in values if pred(v)) / len(values), 4) if values else None
+
+
+def _rate(flags: list[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def evaluate(
+    log: Path,
+    settings: Settings,
+    policies: list[str],
+    *,
+    sink: Any = None,
+    on_invalid: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """Run each policy over ``log``; write every recommendation to ``sink`` (a binary file)."""
+    from sdo.areas import load_areas  # noqa: PLC0415 (keep `sdo evaluate --help` fast)
+    from sdo.grade import load_rules  # noqa: PLC0415
+    from sdo.replay import read_log  # noqa: PLC0415
+
+    areas = load_areas(settings.areas_path)
+    rules = load_rules(settings.rules_path)
+    results = {}
+    for name in policies:
+        world = World(areas, rules, Policy.from_mapping(name, rules.recommend))
+        metrics = Metrics(name)
+        reader = read_log(log, on_invalid if name == policies[0] else None)
+        try:
+            for event in reader:
+                metrics.before(world, event)
+                try:
+                    effects = world.apply(event)
+                except BadInput as exc:
+                    metrics.rejected[exc.reason.split(" ", 2)[0]] += 1
+                    metrics.events += 1
+                    continue
+                metrics.after(world, event, effects.outputs)
+                if sink is not None:
+                    for rec in effects.recommendations:
+                        sink.write(encode(rec) + b"\n")
+        finally:
+            reader.close()
+        metrics.invalid = reader.skipped
+        results[name] = metrics.finish()
+    return results
+
+
+def cli(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    policies = args.policy or ["thrive", "closest"]
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        raise ConfigError(f"unknown policy {unknown[0]!r}; known: {', '.join(POLICIES)}")
+    if len(set(policies)) != len(policies):
+        raise ConfigError("each --policy may be given once")
+    out: Path = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {out}: {exc.strerror or exc}") from None
+
+    def invalid(lineno: int, reason: str) -> None:
+        sys.stderr.write(f"{args.log}:{lineno}: skipped: {reason}\n")
+
+    with (out / "recommendations.jsonl").open("wb") as sink:
+        results = evaluate(args.log, settings, policies, sink=sink, on_invalid=invalid)
+    document = {
+        "log": str(args.log),
+        "policies": results,
+        "assumptions": _assumptions(settings),
+    }
+    (out / "metrics.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    from sdo.report import write_report  # noqa: PLC0415 (matplotlib is slow to import)
+
+    write_report(document, out / "report.html")
+    for name, m in results.items():
+        g1 = m["grades"]["1"]
+        sys.stdout.write(
+            f"{name}: {m['incidents']} incidents, {m['share_off_response_officers']:.0%} sent off "
+            f"response officers, grade 1 median attendance "
+            f"{_minutes(g1['attend_median_s'])}, within 15 min "
+            f"{_pct(g1.get('share_within_15_min'))}\n"
+        )
+    sys.stdout.write(f"wrote {out / 'metrics.json'}, {out / 'recommendations.jsonl'}, {out / 'report.html'}\n")
+    return 0
+
+
+def _assumptions(settings: Settings) -> dict[str, Any]:
+    from sdo.grade import load_rules  # noqa: PLC0415
+
+    policy = Policy.from_mapping("thrive", load_rules(settings.rules_path).recommend)
+    return {
+        "eta": f"great-circle distance x {policy.detour_factor} / speed by transport and grade",
+        "speed_mps_by_grade_1_2_3": dict(policy.speed_mps),
+        "stale_fix_after_s": policy.stale_after_s,
+        "attendance": "time from incident creation to the first recommendation naming an "
+        "officer, plus that officer's ETA (an estimate; no travel is observed)",
+        "cover": f"expected coverage within {policy.cover_time_s / 60:.0f} min, "
+        f"busy probability {policy.cover_busy_p}",
+        "targets": "grade 1 within 15 min, grade 2 within 60 min (West Midlands Police)",
+    }
+
+
+def _minutes(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def _pct(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.0%}"
+

@@ -1,0 +1,159 @@
+"""The evaluation report: one self-contained HTML page, policies side by side.
+
+Written for a pilot evaluator, not a programmer: plain words, the headline comparison
+first, plots embedded as PNG (matplotlib, no network), and the assumptions spelled out.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display here; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["write_report"]
+
+_WHO = ["response", "force_support", "neighbourhood", "pcso", "investigator",
+        "partner service (no officer)", "nobody available"]
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _who_plot(policies: dict[str, Any]) -> str:
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    names = list(policies)
+    left = [0.0] * len(names)
+    colours = ["#c0392b", "#e67e22", "#27ae60", "#2ecc71", "#2980b9", "#8e44ad", "#7f8c8d"]
+    for who, colour in zip(_WHO, colours, strict=True):
+        shares = []
+        for name in names:
+            m = policies[name]
+            shares.append(m["first_recommendation_sends"].get(who, 0) / max(m["incidents"], 1))
+        ax.barh(names, shares, left=left, color=colour, label=who)
+        left = [a + b for a, b in zip(left, shares, strict=True)]
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of incidents")
+    ax.set_title("Who the recommendation sends")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=4, fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def _attendance_plot(policies: dict[str, Any]) -> str:
+    fig, ax = plt.subplots(figsize=(7.5, 3.0))
+    names = list(policies)
+    width = 0.8 / max(len(names), 1)
+    for k, name in enumerate(names):
+        grades = policies[name]["grades"]
+        meds = [(grades[g]["attend_median_s"] or 0) / 60 for g in ("1", "2", "3")]
+        p90 = [(grades[g]["attend_p90_s"] or 0) / 60 for g in ("1", "2", "3")]
+        xs = [i + k * width for i in range(3)]
+        ax.bar(xs, meds, width=width, label=f"{name} median")
+        ax.scatter(xs, p90, marker="_", s=300, color="black")
+    ax.axhline(15, color="#c0392b", linestyle="--", linewidth=1)
+    ax.axhline(60, color="#e67e22", linestyle="--", linewidth=1)
+    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(3)], ["grade 1", "grade 2", "grade 3"])
+    ax.set_ylabel("minutes")
+    ax.set_title("Estimated attendance: median bars, 90th percentile ticks; targets dashed")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _cover_plot(policies: dict[str, Any]) -> str:
+    fig, ax = plt.subplots(figsize=(7.5, 2.8))
+    names = list(policies)
+    clusters = sorted({c for m in policies.values() for c in m["cover_gap_minutes"]})
+    width = 0.8 / max(len(names), 1)
+    for k, name in enumerate(names):
+        values = [policies[name]["cover_gap_minutes"].get(c, 0) for c in clusters]
+        ax.bar([i + k * width for i in range(len(clusters))], values, width=width, label=name)
+    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(clusters))], clusters)
+    ax.set_ylabel("minutes below minimum cover")
+    ax.set_title("Cover gaps by response cluster")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _fmt(value: Any, kind: str = "") -> str:
+    if value is None:
+        return "–"
+    if kind == "pct":
+        return f"{value:.0%}"
+    if kind == "min":
+        return f"{value / 60:.1f} min"
+    return html.escape(str(value))
+
+
+def _rows(policies: dict[str, Any]) -> str:
+    lines = [
+        ("Incidents graded", lambda m: m["incidents"], ""),
+        ("Recommendations issued", lambda m: m["recommendations"], ""),
+        ("Sent somewhere other than a response officer", lambda m: m["share_off_response_officers"], "pct"),
+        ("… to an investigator", lambda m: m["share_by_response"].get("investigator"), "pct"),
+        ("… to the neighbourhood team", lambda m: m["share_by_response"].get("neighbourhood"), "pct"),
+        ("… signposted to a partner", lambda m: m["share_by_response"].get("signpost"), "pct"),
+        ("Grade 1: median estimated attendance", lambda m: m["grades"]["1"]["attend_median_s"], "min"),
+        ("Grade 1: within 15 min", lambda m: m["grades"]["1"].get("share_within_15_min"), "pct"),
+        ("Grade 2: median estimated attendance", lambda m: m["grades"]["2"]["attend_median_s"], "min"),
+        ("Grade 2: within 60 min", lambda m: m["grades"]["2"].get("share_within_60_min"), "pct"),
+        ("Grade 1–2 recommended ETA, median", lambda m: m["grades"]["1"]["eta_median_s"], "min"),
+        ("Over 30 min (grade 2)", lambda m: m["grades"]["2"]["share_over_30_min"], "pct"),
+        ("Required skills matched", lambda m: m["skill_match_rate"], "pct"),
+        ("Neighbourhood calls to the named officer", lambda m: m["named_officer_alignment"], "pct"),
+        ("Agrees with the deployment actually made", lambda m: m["agreement_with_recorded_deployments"], "pct"),
+        ("Cover-gap minutes (all clusters)", lambda m: round(sum(m["cover_gap_minutes"].values())), ""),
+    ]
+    names = list(policies)
+    out = ["<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"]
+    for label, get, kind in lines:
+        cells = "".join(f"<td>{_fmt(get(policies[n]), kind)}</td>" for n in names)
+        out.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
+    return "\n".join(out)
+
+
+def write_report(document: dict[str, Any], path: Path) -> None:
+    policies = document["policies"]
+    assumptions = "".join(
+        f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in document["assumptions"].items()
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sdo evaluation</title>
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; max-width: 960px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: .35em .8em; text-align: right; }}
+th:first-child {{ text-align: left; font-weight: normal; }}
+img {{ max-width: 100%; }} .note {{ color: #555; }}
+</style></head><body>
+<h1>Dispatch policies compared</h1>
+<p class="note">Log: {html.escape(document["log"])}. Each policy was run over the same recorded
+events with the same decision code as the live system. <b>thrive</b> routes each call by its
+THRIVE+ grading (the product); <b>closest</b> sends the closest available response officer to
+everything (the status quo).</p>
+<h2>Headline figures</h2>
+<table>{_rows(policies)}</table>
+<h2>Who is sent</h2>
+<p>THRIVE+ is meant to move demand that needs no blue-light attendance away from response
+officers: to investigators, the neighbourhood's named officer, or a partner service.</p>
+<img alt="who is sent" src="data:image/png;base64,{_who_plot(policies)}">
+<h2>How fast</h2>
+<p>Estimated attendance for graded calls, against the force's targets.</p>
+<img alt="attendance" src="data:image/png;base64,{_attendance_plot(policies)}">
+<h2>Cover</h2>
+<p>Minutes each response cluster spent below its minimum available cover.</p>
+<img alt="cover gaps" src="data:image/png;base64,{_cover_plot(policies)}">
+<h2>Assumptions</h2>
+<ul>{assumptions}</ul>
+</body></html>
+"""
+    path.write_text(page, encoding="utf-8")
