@@ -22,6 +22,7 @@ from sdo.areas import load_areas
 from sdo.config import Settings
 from sdo.domain.grading import grade
 from sdo.domain.recommend import recommend
+from sdo.domain.state import IncidentRecord
 from sdo.domain.world import World
 from sdo.events import Incident, OfficerLocation, OfficerProfile, OfficerStatus, Thrive
 from sdo.grade import load_rules
@@ -42,16 +43,31 @@ def build(n: int, rng: random.Random) -> World:
     for i in range(n):
         oid = f"o{i}"
         role = rng.choice(ROLES)
-        world.apply(OfficerProfile(
-            event_id=f"p{i}", ts=T0, officer_id=oid, callsign=f"C{i}", role=role,
-            skills=tuple(rng.sample(SKILLS, rng.randint(0, 3))),
-            transport="desk" if role == "investigator" else rng.choice(["car", "car", "van", "foot", "bicycle"]),
-        ))
-        world.apply(OfficerStatus(event_id=f"s{i}", ts=T0, officer_id=oid, status=rng.choice(STATUSES)))
-        world.apply(OfficerLocation(
-            event_id=f"l{i}", ts=T0 + timedelta(seconds=rng.uniform(0, 60)), officer_id=oid,
-            lon=rng.uniform(lo_lon, hi_lon), lat=rng.uniform(lo_lat, hi_lat),
-        ))
+        world.apply(
+            OfficerProfile(
+                event_id=f"p{i}",
+                ts=T0,
+                officer_id=oid,
+                callsign=f"C{i}",
+                role=role,
+                skills=tuple(rng.sample(SKILLS, rng.randint(0, 3))),
+                transport="desk"
+                if role == "investigator"
+                else rng.choice(["car", "car", "van", "foot", "bicycle"]),
+            )
+        )
+        world.apply(
+            OfficerStatus(event_id=f"s{i}", ts=T0, officer_id=oid, status=rng.choice(STATUSES))
+        )
+        world.apply(
+            OfficerLocation(
+                event_id=f"l{i}",
+                ts=T0 + timedelta(seconds=rng.uniform(0, 60)),
+                officer_id=oid,
+                lon=rng.uniform(lo_lon, hi_lon),
+                lat=rng.uniform(lo_lat, hi_lat),
+            )
+        )
     world.extent = (lo_lon, lo_lat, hi_lon, hi_lat)  # type: ignore[attr-defined]
     return world
 
@@ -59,12 +75,25 @@ def build(n: int, rng: random.Random) -> World:
 def incident(i: int, rng: random.Random, extent: tuple[float, float, float, float]) -> Incident:
     level = rng.choice(["high", "medium"])
     return Incident(
-        event_id=f"i{i}", ts=T0 + timedelta(minutes=2), incident_id=f"I{i}",
-        lon=rng.uniform(extent[0], extent[2]), lat=rng.uniform(extent[1], extent[3]),
-        category="violence", state="open",
-        thrive=Thrive(threat=level, harm="low", risk="low", vulnerability="none",
-                      investigation=False, engagement=False, prevention=False),
-        ongoing=False, offender_present=False, persistent=False,
+        event_id=f"i{i}",
+        ts=T0 + timedelta(minutes=2),
+        incident_id=f"I{i}",
+        lon=rng.uniform(extent[0], extent[2]),
+        lat=rng.uniform(extent[1], extent[3]),
+        category="violence",
+        state="open",
+        thrive=Thrive(
+            threat=level,
+            harm="low",
+            risk="low",
+            vulnerability="none",
+            investigation=False,
+            engagement=False,
+            prevention=False,
+        ),
+        ongoing=False,
+        offender_present=False,
+        persistent=False,
         required_skills=("taser",) if rng.random() < 0.2 else (),
     )
 
@@ -76,8 +105,6 @@ def measure(n: int, count: int, seed: int) -> dict[str, float]:
     samples = []
     for i in range(count):
         inc = incident(i, rng, extent)
-        from sdo.domain.state import IncidentRecord
-
         record = IncidentRecord(inc, created_ts=inc.ts)
         g = grade(inc, world.rules)
         start = time.perf_counter()
@@ -106,17 +133,22 @@ def main() -> int:
     base = rows[0]
     for row in rows:
         # growth of cost relative to growth of officers: < 1 means sub-linear
-        row["cost_growth_per_officer_growth"] = round(
-            (row["p50_ms"] / base["p50_ms"]) / (row["officers"] / base["officers"]), 3
-        ) if base["p50_ms"] else 0.0
+        row["cost_growth_per_officer_growth"] = (
+            round((row["p50_ms"] / base["p50_ms"]) / (row["officers"] / base["officers"]), 3)
+            if base["p50_ms"]
+            else 0.0
+        )
     target = next((r for r in rows if r["officers"] == 10000), None)
     json.dump(
         {
             "benchmark": "recommend",
             "python": sys.version.split()[0],
             "results": rows,
-            "target": {"officers": 10000, "p50_ms_max": 5.0,
-                       "met": bool(target and target["p50_ms"] <= 5.0)},
+            "target": {
+                "officers": 10000,
+                "p50_ms_max": 5.0,
+                "met": bool(target and target["p50_ms"] <= 5.0),
+            },
         },
         sys.stdout,
         indent=2,

@@ -10,8 +10,14 @@ import pytest
 from sdo.errors import InvalidEvent
 from sdo.events import MAX_EVENT_BYTES, Deployment, OfficerLocation, decode, encode
 
-LOC = {"type": "officer.location", "event_id": "e1", "ts": "2015-12-01T09:00:00Z",
-       "officer_id": "o1", "lat": 52.5, "lon": -1.8}
+LOC = {
+    "type": "officer.location",
+    "event_id": "e1",
+    "ts": "2015-12-01T09:00:00Z",
+    "officer_id": "o1",
+    "lat": 52.5,
+    "lon": -1.8,
+}
 
 
 def test_round_trip_normalises_time_to_utc() -> None:
@@ -20,7 +26,7 @@ def test_round_trip_normalises_time_to_utc() -> None:
     assert isinstance(event, OfficerLocation)
     assert event.ts == datetime(2015, 12, 1, 9, tzinfo=UTC)
     data = orjson.loads(encode(event))
-    assert list(data)[0] == "type"
+    assert next(iter(data)) == "type"
     assert data["ts"] == "2015-12-01T09:00:00Z"
     assert decode(encode(event)) == event
 
@@ -32,18 +38,40 @@ def test_round_trip_normalises_time_to_utc() -> None:
         (b"[1, 2]", "a JSON object"),
         (orjson.dumps({**LOC, "type": "officer.teleport"}), "unknown event type"),
         (orjson.dumps({**LOC, "colour": "blue"}), "colour: Extra inputs are not permitted"),
-        (orjson.dumps({k: v for k, v in LOC.items() if k != "officer_id"}), "officer_id: Field required"),
-        (orjson.dumps({**LOC, "event_id": ""}), "event_id: String should have at least 1 character"),
-        (orjson.dumps({**LOC, "officer_id": "   "}), "officer_id: String should have at least 1 character"),
+        (
+            orjson.dumps({k: v for k, v in LOC.items() if k != "officer_id"}),
+            "officer_id: Field required",
+        ),
+        (
+            orjson.dumps({**LOC, "event_id": ""}),
+            "event_id: String should have at least 1 character",
+        ),
+        (
+            orjson.dumps({**LOC, "officer_id": "   "}),
+            "officer_id: String should have at least 1 character",
+        ),
         (orjson.dumps({**LOC, "lat": 91}), "lat: Input should be less than or equal to 90"),
         (orjson.dumps({**LOC, "lon": -181}), "lon: Input should be greater than or equal to -180"),
         (orjson.dumps({**LOC, "lat": "north"}), "lat: Input should be a valid number"),
         (orjson.dumps({**LOC, "ts": "2015-12-01T09:00:00"}), "ts: Input should have timezone info"),
-        (orjson.dumps({**LOC, "speed_mps": -1}), "speed_mps: Input should be greater than or equal to 0"),
+        (
+            orjson.dumps({**LOC, "speed_mps": -1}),
+            "speed_mps: Input should be greater than or equal to 0",
+        ),
         (orjson.dumps({**LOC, "heading_deg": 360}), "heading_deg: Input should be less than 360"),
         (orjson.dumps({**LOC, "pad": "x" * MAX_EVENT_BYTES}), "larger than the"),
-        (orjson.dumps({"type": "officer.status", "event_id": "e", "ts": LOC["ts"], "officer_id": "o",
-                       "status": "napping"}), "status: Input should be"),
+        (
+            orjson.dumps(
+                {
+                    "type": "officer.status",
+                    "event_id": "e",
+                    "ts": LOC["ts"],
+                    "officer_id": "o",
+                    "status": "napping",
+                }
+            ),
+            "status: Input should be",
+        ),
     ],
 )
 def test_invalid_events_are_rejected_with_a_specific_reason(raw: bytes, reason: str) -> None:
@@ -63,7 +91,10 @@ def test_expected_type_is_enforced() -> None:
     ("fields", "reason"),
     [
         ({"decision": "declined"}, "needs a reason"),
-        ({"decision": "declined", "reason": "duplicate call", "officer_ids": ["o1"]}, "names no officers"),
+        (
+            {"decision": "declined", "reason": "duplicate call", "officer_ids": ["o1"]},
+            "names no officers",
+        ),
         ({"decision": "accepted"}, "at least one officer"),
         ({"decision": "overridden", "officer_ids": ["o1"]}, "needs a reason"),
         ({"decision": "accepted", "officer_ids": ["o1", "o1"]}, "duplicates"),
@@ -71,13 +102,30 @@ def test_expected_type_is_enforced() -> None:
 )
 def test_deployment_consistency(fields: dict[str, object], reason: str) -> None:
     """Deployment decisions must be internally consistent (reason for decline/override)."""
-    base = {"type": "deployment", "event_id": "d", "ts": LOC["ts"], "incident_id": "i", "by": "sdo1"}
+    base = {
+        "type": "deployment",
+        "event_id": "d",
+        "ts": LOC["ts"],
+        "incident_id": "i",
+        "by": "sdo1",
+    }
     with pytest.raises(InvalidEvent, match=reason):
         decode(orjson.dumps({**base, **fields}))
 
 
 def test_valid_deployment() -> None:
     """An accepted deployment with officers decodes."""
-    event = decode(orjson.dumps({"type": "deployment", "event_id": "d", "ts": LOC["ts"], "incident_id": "i",
-                                 "by": "sdo1", "decision": "accepted", "officer_ids": ["o1"]}))
+    event = decode(
+        orjson.dumps(
+            {
+                "type": "deployment",
+                "event_id": "d",
+                "ts": LOC["ts"],
+                "incident_id": "i",
+                "by": "sdo1",
+                "decision": "accepted",
+                "officer_ids": ["o1"],
+            }
+        )
+    )
     assert isinstance(event, Deployment) and event.officer_ids == ("o1",)

@@ -29,7 +29,9 @@ def test_check_fails_on_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "incident.schema.json differs" in capsys.readouterr().err
 
 
-def test_missing_directory_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_directory_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Checking a directory that does not exist is a user error: exit 2, one line."""
     assert main(["schemas", "--check", "--dir", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -47,25 +49,105 @@ def test_schema_accepts_a_valid_event_and_rejects_extra_fields(kind: str) -> Non
 
 
 TS = "2015-12-01T09:00:00Z"
-THRIVE = {"threat": "low", "harm": "low", "risk": "low", "vulnerability": "none",
-          "investigation": False, "engagement": False, "prevention": False}
+THRIVE = {
+    "threat": "low",
+    "harm": "low",
+    "risk": "low",
+    "vulnerability": "none",
+    "investigation": False,
+    "engagement": False,
+    "prevention": False,
+}
 EXAMPLES = {
-    "officer.location": {"type": "officer.location", "event_id": "e1", "ts": TS, "officer_id": "o1", "lat": 52.5, "lon": -1.8},
-    "officer.status": {"type": "officer.status", "event_id": "e2", "ts": TS, "officer_id": "o1", "status": "available"},
-    "officer.profile": {"type": "officer.profile", "event_id": "e3", "ts": TS, "officer_id": "o1", "callsign": "AB12",
-                        "role": "response", "skills": ["taser"], "transport": "car", "neighbourhoods": []},
-    "incident": {"type": "incident", "event_id": "e4", "ts": TS, "incident_id": "i1", "lat": 52.5, "lon": -1.8,
-                 "category": "noise", "state": "open", "thrive": THRIVE, "ongoing": False,
-                 "offender_present": False, "persistent": False, "required_skills": []},
-    "deployment": {"type": "deployment", "event_id": "e5", "ts": TS, "incident_id": "i1", "decision": "accepted",
-                   "officer_ids": ["o1"], "by": "sdo1"},
-    "recommendation": {"type": "recommendation", "event_id": "e6", "ts": TS, "recommendation_id": "r1",
-                       "incident_id": "i1", "grade": 1, "response": "emergency", "reasons": [],
-                       "candidates": [{"officer_id": "o1", "callsign": "AB12", "role": "response", "eta_s": 60.0,
-                                       "distance_m": 500.0, "score": 60.0, "reasons": []}],
-                       "recommended": ["o1"], "policy": {"name": "thrive", "version": "1"}},
-    "alert": {"type": "alert", "event_id": "e7", "ts": TS, "kind": "cover_gap", "severity": "critical",
-              "subject": "north-1", "message": "below cover"},
-    "deadletter": {"type": "deadletter", "event_id": "e8", "ts": TS, "source_topic": "sdo.incident",
-                   "error": "malformed JSON", "raw": "{", "received_at": TS},
+    "officer.location": {
+        "type": "officer.location",
+        "event_id": "e1",
+        "ts": TS,
+        "officer_id": "o1",
+        "lat": 52.5,
+        "lon": -1.8,
+    },
+    "officer.status": {
+        "type": "officer.status",
+        "event_id": "e2",
+        "ts": TS,
+        "officer_id": "o1",
+        "status": "available",
+    },
+    "officer.profile": {
+        "type": "officer.profile",
+        "event_id": "e3",
+        "ts": TS,
+        "officer_id": "o1",
+        "callsign": "AB12",
+        "role": "response",
+        "skills": ["taser"],
+        "transport": "car",
+        "neighbourhoods": [],
+    },
+    "incident": {
+        "type": "incident",
+        "event_id": "e4",
+        "ts": TS,
+        "incident_id": "i1",
+        "lat": 52.5,
+        "lon": -1.8,
+        "category": "noise",
+        "state": "open",
+        "thrive": THRIVE,
+        "ongoing": False,
+        "offender_present": False,
+        "persistent": False,
+        "required_skills": [],
+    },
+    "deployment": {
+        "type": "deployment",
+        "event_id": "e5",
+        "ts": TS,
+        "incident_id": "i1",
+        "decision": "accepted",
+        "officer_ids": ["o1"],
+        "by": "sdo1",
+    },
+    "recommendation": {
+        "type": "recommendation",
+        "event_id": "e6",
+        "ts": TS,
+        "recommendation_id": "r1",
+        "incident_id": "i1",
+        "grade": 1,
+        "response": "emergency",
+        "reasons": [],
+        "candidates": [
+            {
+                "officer_id": "o1",
+                "callsign": "AB12",
+                "role": "response",
+                "eta_s": 60.0,
+                "distance_m": 500.0,
+                "score": 60.0,
+                "reasons": [],
+            }
+        ],
+        "recommended": ["o1"],
+        "policy": {"name": "thrive", "version": "1"},
+    },
+    "alert": {
+        "type": "alert",
+        "event_id": "e7",
+        "ts": TS,
+        "kind": "cover_gap",
+        "severity": "critical",
+        "subject": "north-1",
+        "message": "below cover",
+    },
+    "deadletter": {
+        "type": "deadletter",
+        "event_id": "e8",
+        "ts": TS,
+        "source_topic": "sdo.incident",
+        "error": "malformed JSON",
+        "raw": "{",
+        "received_at": TS,
+    },
 }

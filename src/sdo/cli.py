@@ -31,8 +31,12 @@ def _common(p: argparse.ArgumentParser, *, broker: bool = True, areas: bool = Tr
             help="topic name prefix (SDO_TOPIC_PREFIX)",
         )
     if areas:
-        p.add_argument("--areas", type=Path, default=env_default("areas"), help="area GeoJSON (SDO_AREAS)")
-        p.add_argument("--rules", type=Path, default=env_default("rules"), help="grading rules (SDO_RULES)")
+        p.add_argument(
+            "--areas", type=Path, default=env_default("areas"), help="area GeoJSON (SDO_AREAS)"
+        )
+        p.add_argument(
+            "--rules", type=Path, default=env_default("rules"), help="grading rules (SDO_RULES)"
+        )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -59,27 +63,37 @@ def _run(target: str) -> Callable[[argparse.Namespace], int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sdo",
-        description="Resource awareness and THRIVE+ recommended deployments for a Service Delivery Officer.",
+        description=(
+            "Resource awareness and THRIVE+ recommended deployments for a Service Delivery Officer."
+        ),
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="broker + worker + console + simulated feed, all in one")
     _common(p, broker=False)
     p.add_argument("--officers", type=int, default=120, help="simulated officers (default 120)")
-    p.add_argument("--speed", type=float, default=10.0, help="simulated time per real second (default 10)")
+    p.add_argument(
+        "--speed", type=float, default=10.0, help="simulated time per real second (default 10)"
+    )
     p.add_argument("--seed", type=int, default=1, help="simulation seed")
-    p.add_argument("--bind", default=env_default("bind"), help="console HOST:PORT (SDO_CONSOLE_BIND)")
+    p.add_argument(
+        "--bind", default=env_default("bind"), help="console HOST:PORT (SDO_CONSOLE_BIND)"
+    )
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.set_defaults(func=_run("sdo.demo:cli"))
 
     p = sub.add_parser("broker", help="the embedded Kafka-compatible broker alone (loopback)")
-    p.add_argument("--port", type=int, default=int(env_default("port") or 9092), help="0 = any free port")
+    p.add_argument(
+        "--port", type=int, default=int(env_default("port") or 9092), help="0 = any free port"
+    )
     p.add_argument("--topic-prefix", default=env_default("topic_prefix"))
     p.set_defaults(func=_run("sdo.broker:cli"))
 
     p = sub.add_parser("worker", help="the Faust worker (the stream processor)")
     _common(p)
-    p.add_argument("--loglevel", "-l", default="warn", choices=["crit", "error", "warn", "info", "debug"])
+    p.add_argument(
+        "--loglevel", "-l", default="warn", choices=["crit", "error", "warn", "info", "debug"]
+    )
     p.add_argument("--data-dir", type=Path, default=None, help="Faust data directory")
     p.add_argument("--app-id", default="sdo-worker", help="Kafka consumer group / Faust app id")
     p.add_argument("--web-port", type=int, default=None, help="Faust web port (default: none)")
@@ -94,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("console", help="the SDO console server (HTTP page + websocket)")
     _common(p)
-    p.add_argument("--users", type=Path, default=env_default("users"), help="users file (SDO_USERS)")
+    p.add_argument(
+        "--users", type=Path, default=env_default("users"), help="users file (SDO_USERS)"
+    )
     p.add_argument("--bind", default=env_default("bind"), help="HOST:PORT (SDO_CONSOLE_BIND)")
     p.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM)")
     p.add_argument("--key", type=Path, default=None, help="TLS private key (PEM)")
@@ -106,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = users.add_parser("add", help="add a user and print a new token once")
     q.add_argument("name")
     q.add_argument("--role", choices=["sdo", "viewer"], required=True)
-    q.add_argument("--users", type=Path, default=env_default("users"), help="users file (SDO_USERS)")
+    q.add_argument(
+        "--users", type=Path, default=env_default("users"), help="users file (SDO_USERS)"
+    )
     q.set_defaults(func=_run("sdo.console.auth:cli_add"))
 
     p = sub.add_parser("simulate", help="write a deterministic synthetic pilot event log")
@@ -114,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--hours", type=float, default=24.0)
     p.add_argument("--officers", type=int, default=120)
-    p.add_argument("--start", default="2015-12-01T06:00:00Z", help="simulated start time (RFC 3339)")
+    p.add_argument(
+        "--start", default="2015-12-01T06:00:00Z", help="simulated start time (RFC 3339)"
+    )
     p.add_argument("--out", type=Path, required=True, help="LOG (.jsonl or .jsonl.gz)")
     p.set_defaults(func=_run("sdo.simulate:cli"))
 
@@ -132,12 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_run("sdo.evaluate:cli"))
 
     p = sub.add_parser("grade", help="grade incidents (JSON lines on stdin)")
-    p.add_argument("--rules", type=Path, default=env_default("rules"), help="grading rules (SDO_RULES)")
+    p.add_argument(
+        "--rules", type=Path, default=env_default("rules"), help="grading rules (SDO_RULES)"
+    )
     p.set_defaults(func=_run("sdo.grade:cli"))
 
     p = sub.add_parser("schemas", help="write or --check the JSON Schemas")
     p.add_argument("--dir", type=Path, default=Path("schemas"))
-    p.add_argument("--check", action="store_true", help="exit 1 if the files differ from the models")
+    p.add_argument(
+        "--check", action="store_true", help="exit 1 if the files differ from the models"
+    )
     p.set_defaults(func=_run("sdo.schemas:cli"))
 
     p = sub.add_parser("areas", help="area files")
@@ -146,8 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file", type=Path)
     q.add_argument("--id-prop", required=True, help="property holding the area id (e.g. WD13CD)")
     q.add_argument("--name-prop", required=True, help="property holding the name (e.g. WD13NM)")
-    q.add_argument("--npu-map", type=Path, required=True, help="CSV: id,npu,cluster[,typology,named_officer]")
-    q.add_argument("--min-cover", action="append", default=[], metavar="CLUSTER=N", help="minimum cover")
+    q.add_argument(
+        "--npu-map", type=Path, required=True, help="CSV: id,npu,cluster[,typology,named_officer]"
+    )
+    q.add_argument(
+        "--min-cover", action="append", default=[], metavar="CLUSTER=N", help="minimum cover"
+    )
     q.add_argument("--default-typology", type=int, default=3)
     q.add_argument("--only-mapped", action="store_true", help="drop features absent from the map")
     q.add_argument("--out", type=Path, required=True)

@@ -78,7 +78,7 @@ class Metrics:
     recommendations: int = 0
     incidents: dict[str, _Incident] = field(default_factory=dict)
     gap_open: dict[str, datetime] = field(default_factory=dict)
-    gap_minutes: Counter[str] = field(default_factory=Counter)
+    gap_minutes: dict[str, float] = field(default_factory=dict)
     alerts: Counter[str] = field(default_factory=Counter)
     last_ts: datetime | None = None
 
@@ -141,12 +141,14 @@ class Metrics:
         if active:
             self.gap_open.setdefault(cluster, ts)
         elif cluster in self.gap_open:
-            self.gap_minutes[cluster] += (ts - self.gap_open.pop(cluster)).total_seconds() / 60
+            minutes = (ts - self.gap_open.pop(cluster)).total_seconds() / 60
+            self.gap_minutes[cluster] = self.gap_minutes.get(cluster, 0.0) + minutes
 
     def finish(self) -> dict[str, Any]:
         if self.last_ts is not None:
             for cluster, since in list(self.gap_open.items()):
-                self.gap_minutes[cluster] += (self.last_ts - since).total_seconds() / 60
+                minutes = (self.last_ts - since).total_seconds() / 60
+                self.gap_minutes[cluster] = self.gap_minutes.get(cluster, 0.0) + minutes
             self.gap_open.clear()
         graded = [i for i in self.incidents.values() if i.first_rec is not None]
         by_response = Counter(i.response for i in graded)
@@ -177,7 +179,9 @@ class Metrics:
                 "share_over_30_min": _share(times, lambda t: t > LONG_WAIT_S),
             }
             if g in TARGET_S:
-                entry[f"share_within_{TARGET_S[g] // 60}_min"] = _share(times, lambda t, g=g: t <= TARGET_S[g])
+                entry[f"share_within_{TARGET_S[g] // 60}_min"] = _share(
+                    times, lambda t, g=g: t <= TARGET_S[g]
+                )
             grades[str(g)] = entry
         skill = [i.skill_ok for i in graded if i.skill_ok is not None]
         named = [i.named for i in graded if i.named is not None]
@@ -298,7 +302,9 @@ def cli(args: argparse.Namespace) -> int:
             f"{_minutes(g1['attend_median_s'])}, within 15 min "
             f"{_pct(g1.get('share_within_15_min'))}\n"
         )
-    sys.stdout.write(f"wrote {out / 'metrics.json'}, {out / 'recommendations.jsonl'}, {out / 'report.html'}\n")
+    sys.stdout.write(
+        f"wrote {out / 'metrics.json'}, {out / 'recommendations.jsonl'}, {out / 'report.html'}\n"
+    )
     return 0
 
 
@@ -324,4 +330,3 @@ def _minutes(seconds: float | None) -> str:
 
 def _pct(share: float | None) -> str:
     return "n/a" if share is None else f"{share:.0%}"
-

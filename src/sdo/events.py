@@ -214,7 +214,7 @@ class OfficerProfile(_Envelope):
 
     @field_validator("shift_end")
     @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
+    def _utc_shift_end(cls, value: datetime | None) -> datetime | None:
         return None if value is None else value.astimezone(UTC)
 
     @field_validator("skills")
@@ -242,7 +242,9 @@ class Incident(_Envelope):
     incident_id: Id
     lat: Lat
     lon: Lon
-    category: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)]
+    category: Annotated[
+        str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)
+    ]
     summary: Text | None = None
     state: IncidentState = IncidentState.OPEN
     thrive: Thrive

@@ -9,18 +9,26 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display here; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 __all__ = ["write_report"]
 
-_WHO = ["response", "force_support", "neighbourhood", "pcso", "investigator",
-        "partner service (no officer)", "nobody available"]
+_WHO = [
+    "response",
+    "force_support",
+    "neighbourhood",
+    "pcso",
+    "investigator",
+    "partner service (no officer)",
+    "nobody available",
+]
 
 
 def _png(fig: Any) -> str:
@@ -62,7 +70,9 @@ def _attendance_plot(policies: dict[str, Any]) -> str:
         ax.scatter(xs, p90, marker="_", s=300, color="black")
     ax.axhline(15, color="#c0392b", linestyle="--", linewidth=1)
     ax.axhline(60, color="#e67e22", linestyle="--", linewidth=1)
-    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(3)], ["grade 1", "grade 2", "grade 3"])
+    ax.set_xticks(
+        [i + width * (len(names) - 1) / 2 for i in range(3)], ["grade 1", "grade 2", "grade 3"]
+    )
     ax.set_ylabel("minutes")
     ax.set_title("Estimated attendance: median bars, 90th percentile ticks; targets dashed")
     ax.legend(fontsize=8)
@@ -95,23 +105,47 @@ def _fmt(value: Any, kind: str = "") -> str:
 
 
 def _rows(policies: dict[str, Any]) -> str:
-    lines = [
+    lines: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
         ("Incidents graded", lambda m: m["incidents"], ""),
         ("Recommendations issued", lambda m: m["recommendations"], ""),
-        ("Sent somewhere other than a response officer", lambda m: m["share_off_response_officers"], "pct"),
+        (
+            "Sent somewhere other than a response officer",
+            lambda m: m["share_off_response_officers"],
+            "pct",
+        ),
         ("… to an investigator", lambda m: m["share_by_response"].get("investigator"), "pct"),
-        ("… to the neighbourhood team", lambda m: m["share_by_response"].get("neighbourhood"), "pct"),
+        (
+            "… to the neighbourhood team",
+            lambda m: m["share_by_response"].get("neighbourhood"),
+            "pct",
+        ),
         ("… signposted to a partner", lambda m: m["share_by_response"].get("signpost"), "pct"),
-        ("Grade 1: median estimated attendance", lambda m: m["grades"]["1"]["attend_median_s"], "min"),
+        (
+            "Grade 1: median estimated attendance",
+            lambda m: m["grades"]["1"]["attend_median_s"],
+            "min",
+        ),
         ("Grade 1: within 15 min", lambda m: m["grades"]["1"].get("share_within_15_min"), "pct"),
-        ("Grade 2: median estimated attendance", lambda m: m["grades"]["2"]["attend_median_s"], "min"),
+        (
+            "Grade 2: median estimated attendance",
+            lambda m: m["grades"]["2"]["attend_median_s"],
+            "min",
+        ),
         ("Grade 2: within 60 min", lambda m: m["grades"]["2"].get("share_within_60_min"), "pct"),
         ("Grade 1–2 recommended ETA, median", lambda m: m["grades"]["1"]["eta_median_s"], "min"),
         ("Over 30 min (grade 2)", lambda m: m["grades"]["2"]["share_over_30_min"], "pct"),
         ("Required skills matched", lambda m: m["skill_match_rate"], "pct"),
         ("Neighbourhood calls to the named officer", lambda m: m["named_officer_alignment"], "pct"),
-        ("Agrees with the deployment actually made", lambda m: m["agreement_with_recorded_deployments"], "pct"),
-        ("Cover-gap minutes (all clusters)", lambda m: round(sum(m["cover_gap_minutes"].values())), ""),
+        (
+            "Agrees with the deployment actually made",
+            lambda m: m["agreement_with_recorded_deployments"],
+            "pct",
+        ),
+        (
+            "Cover-gap minutes (all clusters)",
+            lambda m: round(sum(m["cover_gap_minutes"].values())),
+            "",
+        ),
     ]
     names = list(policies)
     out = ["<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"]
@@ -124,7 +158,8 @@ def _rows(policies: dict[str, Any]) -> str:
 def write_report(document: dict[str, Any], path: Path) -> None:
     policies = document["policies"]
     assumptions = "".join(
-        f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in document["assumptions"].items()
+        f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>"
+        for k, v in document["assumptions"].items()
     )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sdo evaluation</title>

@@ -40,18 +40,20 @@ def cli(args: argparse.Namespace) -> int:
         if not directory.is_dir():
             raise ConfigError(f"schema directory {directory} does not exist; run `sdo schemas`")
         drift = [
-            name for name, text in wanted.items()
-            if not (directory / name).is_file() or (directory / name).read_text(encoding="utf-8") != text
+            name
+            for name, text in wanted.items()
+            if not (directory / name).is_file()
+            or (directory / name).read_text(encoding="utf-8") != text
         ]
-        extra = sorted(
-            p.name for p in directory.glob("*.schema.json") if p.name not in wanted
-        )
+        extra = sorted(p.name for p in directory.glob("*.schema.json") if p.name not in wanted)
         if drift or extra:
             for name in drift:
                 sys.stderr.write(f"sdo schemas: {directory / name} differs from sdo.events\n")
             for name in extra:
                 sys.stderr.write(f"sdo schemas: {directory / name} has no event type\n")
-            sys.stderr.write("sdo schemas: run `sdo schemas` and call out the contract change in CHANGELOG.md\n")
+            sys.stderr.write(
+                "sdo schemas: run `sdo schemas` and call out the contract change in CHANGELOG.md\n"
+            )
             return 1
         sys.stdout.write(f"{len(wanted)} schemas up to date in {directory}\n")
         return 0

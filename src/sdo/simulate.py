@@ -284,8 +284,11 @@ def roster(areas: AreasLike, officers: int, rng: random.Random) -> list[OfficerP
             )
         )
 
+    response_shifts = len(_ROLE_SHIFTS[Role.RESPONSE])
     for i in range(counts[Role.RESPONSE]):
-        cluster = clusters[i % len(clusters)]
+        # shifts go round-robin too (see add()): step the cluster once per round of shifts
+        # so every cluster has officers on every shift
+        cluster = clusters[(i // response_shifts) % len(clusters)]
         add(Role.RESPONSE, None, npu_of_cluster[cluster], by_cluster[cluster])
     named_ids = list(named)[: counts[Role.NEIGHBOURHOOD]]
     for oid in named_ids:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from uuid import uuid4
@@ -38,8 +39,6 @@ class WorkerProcess:
         return f"{self.app_id}-{table}-changelog"
 
     def wait_ready(self, timeout: float = WORKER_READY_TIMEOUT_S) -> None:
-        import time
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -51,7 +50,8 @@ class WorkerProcess:
             if "worker ready (" in line:  # Faust routes stdout through its logger
                 return
         raise AssertionError(
-            f"worker not ready within {timeout:.0f} s (exit {self.proc.poll()}):\n" + "".join(self.output[-40:])
+            f"worker not ready within {timeout:.0f} s (exit {self.proc.poll()}):\n"
+            + "".join(self.output[-40:])
         )
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
@@ -79,16 +79,30 @@ def _pump(worker: WorkerProcess) -> None:
 
 
 @pytest.fixture
-def start_worker(broker: EmbeddedBroker, topic_prefix: str) -> Iterator[Callable[..., WorkerProcess]]:
+def start_worker(
+    broker: EmbeddedBroker, topic_prefix: str
+) -> Iterator[Callable[..., WorkerProcess]]:
     """Start ``sdo worker`` processes on the test's topics; all are stopped at the end."""
     started: list[WorkerProcess] = []
 
     def start(app_id: str | None = None, *extra: str) -> WorkerProcess:
         app_id = app_id or f"sdo-test-{uuid4().hex[:8]}"
         cmd = [
-            sys.executable, "-m", "sdo", "worker",
-            "--broker", broker.url, "--topic-prefix", topic_prefix, "--app-id", app_id,
-            "--session-timeout", str(WORKER_SESSION_TIMEOUT_S), "-l", "info", *extra,
+            sys.executable,
+            "-m",
+            "sdo",
+            "worker",
+            "--broker",
+            broker.url,
+            "--topic-prefix",
+            topic_prefix,
+            "--app-id",
+            app_id,
+            "--session-timeout",
+            str(WORKER_SESSION_TIMEOUT_S),
+            "-l",
+            "info",
+            *extra,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(

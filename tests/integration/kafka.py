@@ -53,7 +53,10 @@ class Collector:
 
     def __init__(self, bootstrap: str, *topics: str) -> None:
         self._consumer = AIOKafkaConsumer(
-            *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+            *topics,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
         )
         self.records: list[ConsumerRecord[bytes, bytes]] = []
 
@@ -66,12 +69,18 @@ class Collector:
 
     def values(self, topic: str) -> list[Any]:
         """JSON values seen on ``topic`` so far, in arrival order."""
-        return [orjson.loads(r.value) for r in self.records if r.topic == topic and r.value is not None]
+        return [
+            orjson.loads(r.value) for r in self.records if r.topic == topic and r.value is not None
+        ]
 
     async def wait_for(
-        self, condition: Callable[[Collector], Any], timeout: float = EVENT_TIMEOUT_S, what: str = ""
+        self,
+        condition: Callable[[Collector], Any],
+        what: str = "",
+        limit_s: float = EVENT_TIMEOUT_S,
     ) -> Any:
-        """Poll until ``condition(self)`` is truthy; fail with ``what`` after ``timeout``."""
+        """Poll until ``condition(self)`` is truthy; fail naming ``what`` after ``limit_s``."""
+        timeout = limit_s
         deadline = time.monotonic() + timeout
         while True:
             result = condition(self)
@@ -79,7 +88,9 @@ class Collector:
                 return result
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or condition}")
+                raise AssertionError(
+                    f"timed out after {timeout:.0f} s waiting for {what or condition}"
+                )
             batch = await self._consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
             for records in batch.values():
                 self.records.extend(records)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from sdo.broker import EmbeddedBroker
@@ -40,8 +41,13 @@ def at(seconds: float) -> datetime:
 def officer(oid: str, pos: tuple[float, float], t: float = 0, **profile: Any) -> list[Any]:
     return [
         OfficerProfile(
-            event_id=f"{oid}-p", ts=at(t), officer_id=oid, callsign=oid.upper(),
-            role=profile.get("role", "response"), skills=profile.get("skills", ()), transport="car",
+            event_id=f"{oid}-p",
+            ts=at(t),
+            officer_id=oid,
+            callsign=oid.upper(),
+            role=profile.get("role", "response"),
+            skills=profile.get("skills", ()),
+            transport="car",
         ),
         OfficerStatus(event_id=f"{oid}-s", ts=at(t), officer_id=oid, status="available"),
         OfficerLocation(event_id=f"{oid}-l", ts=at(t), officer_id=oid, lon=pos[0], lat=pos[1]),
@@ -50,11 +56,25 @@ def officer(oid: str, pos: tuple[float, float], t: float = 0, **profile: Any) ->
 
 def emergency(iid: str, t: float) -> Incident:
     return Incident(
-        event_id=f"{iid}-v1", ts=at(t), incident_id=iid, lon=INCIDENT_AT[0], lat=INCIDENT_AT[1],
-        category="violence", state="open",
-        thrive=Thrive(threat="high", harm="medium", risk="medium", vulnerability="low",
-                      investigation=True, engagement=False, prevention=False),
-        ongoing=True, offender_present=True, persistent=False,
+        event_id=f"{iid}-v1",
+        ts=at(t),
+        incident_id=iid,
+        lon=INCIDENT_AT[0],
+        lat=INCIDENT_AT[1],
+        category="violence",
+        state="open",
+        thrive=Thrive(
+            threat="high",
+            harm="medium",
+            risk="medium",
+            vulnerability="low",
+            investigation=True,
+            engagement=False,
+            prevention=False,
+        ),
+        ongoing=True,
+        offender_present=True,
+        persistent=False,
     )
 
 
@@ -62,8 +82,6 @@ def latest(collector: Collector, topic: str, key: str) -> dict[str, Any] | None:
     found = None
     for r in collector.records:
         if r.topic == topic and r.key == f'"{key}"'.encode():
-            import orjson
-
             found = orjson.loads(r.value) if r.value is not None else None
     return found
 
@@ -75,9 +93,16 @@ async def test_officer_state_and_availability(
     availability buckets of that place count the officer by role and skill."""
     worker = start_worker()
     await produce(broker.bootstrap, worker.topics, officer("o1", NEAR, skills=("taser",)))
-    async with Collector(broker.bootstrap, worker.changelog("officers"), worker.changelog("availability")) as c:
+    async with Collector(
+        broker.bootstrap, worker.changelog("officers"), worker.changelog("availability")
+    ) as c:
         rec = await c.wait_for(
-            lambda c: (r := latest(c, worker.changelog("officers"), "o1")) and r.get("fix_event") and r.get("role") and r,
+            lambda c: (
+                (r := latest(c, worker.changelog("officers"), "o1"))
+                and r.get("fix_event")
+                and r.get("role")
+                and r
+            ),
             what="officer o1 with profile and fix",
         )
         assert rec["status"] == "available"
@@ -85,7 +110,8 @@ async def test_officer_state_and_availability(
         assert (rec["npu"], rec["cluster"]) == ("north", "north-1")
         nbhd = rec["neighbourhood"]
         counts = await c.wait_for(
-            lambda c: latest(c, worker.changelog("availability"), f"nbhd:{nbhd}"), what="availability"
+            lambda c: latest(c, worker.changelog("availability"), f"nbhd:{nbhd}"),
+            what="availability",
         )
         assert counts == {"total": 1, "role:response": 1, "skill:taser": 1}
         npu = latest(c, worker.changelog("availability"), "npu:north")
@@ -100,21 +126,25 @@ async def test_invalid_event_is_dead_lettered_and_next_is_applied(
     worker = start_worker()
     topics = worker.topics
     await produce_raw(broker.bootstrap, topics.location, b"o9", b"{not json")
-    bad = OfficerLocation(event_id="x", ts=T0, officer_id="o9", lon=-1.8, lat=52.5).model_dump(mode="json")
+    bad = OfficerLocation(event_id="x", ts=T0, officer_id="o9", lon=-1.8, lat=52.5).model_dump(
+        mode="json"
+    )
     bad["lat"] = 123.0
-    import orjson
-
     await produce_raw(broker.bootstrap, topics.location, b"o9", orjson.dumps(bad))
     await produce(broker.bootstrap, topics, officer("o9", NEAR))
     async with Collector(broker.bootstrap, topics.deadletter, worker.changelog("officers")) as c:
-        letters = await c.wait_for(lambda c: len(c.values(topics.deadletter)) >= 2 and c.values(topics.deadletter),
-                                   what="two dead letters")
+        letters = await c.wait_for(
+            lambda c: len(c.values(topics.deadletter)) >= 2 and c.values(topics.deadletter),
+            what="two dead letters",
+        )
         assert letters[0]["source_topic"] == topics.location
         assert letters[0]["error"].startswith("malformed JSON")
         assert letters[0]["raw"] == "{not json"
         assert "lat" in letters[1]["error"] and "less than or equal to 90" in letters[1]["error"]
         rec = await c.wait_for(
-            lambda c: (r := latest(c, worker.changelog("officers"), "o9")) and r.get("fix_event") and r,
+            lambda c: (
+                (r := latest(c, worker.changelog("officers"), "o9")) and r.get("fix_event") and r
+            ),
             what="o9 applied after the dead letters",
         )
         assert rec["fix_event"] == "o9-l"
@@ -134,7 +164,9 @@ async def test_duplicates_and_older_events_change_nothing(
     await produce(broker.bootstrap, topics, [newer, newer, older, *marker])
     log = worker.changelog("officers")
     async with Collector(broker.bootstrap, log) as c:
-        await c.wait_for(lambda c: (r := latest(c, log, "m1")) and r.get("fix_event"), what="marker officer")
+        await c.wait_for(
+            lambda c: (r := latest(c, log, "m1")) and r.get("fix_event"), what="marker officer"
+        )
         final = latest(c, log, "o2")
         assert final is not None
         assert final["fix_event"] == "o2-l2"
@@ -156,7 +188,10 @@ async def test_incident_recommends_nearest_and_reissues_when_officer_goes_off_du
     async with Collector(broker.bootstrap, log) as board:
         # the officers are on the board before the call comes in
         await board.wait_for(
-            lambda c: all((r := latest(c, log, o)) and r.get("fix_event") and r.get("role") for o in ("near", "far")),
+            lambda c: all(
+                (r := latest(c, log, o)) and r.get("fix_event") and r.get("role")
+                for o in ("near", "far")
+            ),
             what="both officers known",
         )
     await produce(broker.bootstrap, topics, [emergency("i1", 10)])
@@ -170,11 +205,14 @@ async def test_incident_recommends_nearest_and_reissues_when_officer_goes_off_du
         assert rec["candidates"][0]["eta_s"] < rec["candidates"][1]["eta_s"]
 
         await produce(
-            broker.bootstrap, topics,
+            broker.bootstrap,
+            topics,
             [OfficerStatus(event_id="near-off", ts=at(20), officer_id="near", status="off_duty")],
         )
-        recs = await c.wait_for(lambda c: len(c.values(topics.recommendation)) >= 2 and c.values(topics.recommendation),
-                                what="a re-issued recommendation")
+        recs = await c.wait_for(
+            lambda c: len(c.values(topics.recommendation)) >= 2 and c.values(topics.recommendation),
+            what="a re-issued recommendation",
+        )
         again = recs[-1]
         assert again["recommended"] == ["far"]
         assert "near" not in [cand["officer_id"] for cand in again["candidates"]]

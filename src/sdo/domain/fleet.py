@@ -39,7 +39,19 @@ class Hit:
 class Fleet:
     """Officer positions, indexed for "who is nearest to this point"."""
 
-    __slots__ = ("_bounds", "_cells", "_free", "_group_of", "_groups", "_ids", "_lat", "_lon", "_pos", "_slot", "_speed")
+    __slots__ = (
+        "_bounds",
+        "_cells",
+        "_free",
+        "_group_of",
+        "_groups",
+        "_ids",
+        "_lat",
+        "_lon",
+        "_pos",
+        "_slot",
+        "_speed",
+    )
 
     def __init__(self) -> None:
         self._pos: dict[str, tuple[float, float, tuple[int, int]]] = {}

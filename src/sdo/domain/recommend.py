@@ -73,10 +73,13 @@ class View(Protocol):
     def fleet(self) -> Fleet: ...
     def load(self, officer_id: str) -> int:
         """Open incidents allocated to the officer."""
+
     def holder(self, officer_id: str) -> tuple[str, int] | None:
         """(incident id, grade) of the pending incident recommending this officer, if any."""
+
     def with_role(self, role: Role) -> Iterable[str]:
         """Ids of officers with this role (any status)."""
+
     def cover_count(self, cluster_id: str) -> int:
         """Available response officers whose last fix is in this cluster."""
 
@@ -171,7 +174,9 @@ def _speed_table(value: Any) -> dict[str, tuple[float, float, float]]:
             raise ConfigError(f"recommend.speed_mps: unknown transport {transport!r}")
         triple = tuple(float(s) for s in speeds)
         if len(triple) != 3 or min(triple) <= 0:
-            raise ConfigError(f"recommend.speed_mps.{transport}: three positive speeds (grades 1, 2, 3+)")
+            raise ConfigError(
+                f"recommend.speed_mps.{transport}: three positive speeds (grades 1, 2, 3+)"
+            )
         out[transport] = (triple[0], triple[1], triple[2])
     return out
 
@@ -203,16 +208,36 @@ def recommend(
     service: str | None = None
     if policy.name == "closest":
         reasons.append("closest policy: nearest available response officer, no THRIVE+ routing")
-        ranked = _dispatch(record, grading, view, policy, now, place, reasons, shortfalls,
-                           roles=frozenset({Role.RESPONSE}), statuses=frozenset({Status.AVAILABLE}))
+        ranked = _dispatch(
+            record,
+            grading,
+            view,
+            policy,
+            now,
+            place,
+            reasons,
+            shortfalls,
+            roles=frozenset({Role.RESPONSE}),
+            statuses=frozenset({Status.AVAILABLE}),
+        )
     elif grading.response in _DISPATCH_ROLES:
         statuses = (
             frozenset({Status.AVAILABLE, Status.REFRESHMENT})
             if grading.grade == 1
             else frozenset({Status.AVAILABLE})
         )
-        ranked = _dispatch(record, grading, view, policy, now, place, reasons, shortfalls,
-                           roles=_DISPATCH_ROLES[grading.response], statuses=statuses)
+        ranked = _dispatch(
+            record,
+            grading,
+            view,
+            policy,
+            now,
+            place,
+            reasons,
+            shortfalls,
+            roles=_DISPATCH_ROLES[grading.response],
+            statuses=statuses,
+        )
     elif grading.response is Response.SIGNPOST:
         service = grading.service
         reasons.append(f"no police deployment: refer to {service}")
@@ -324,7 +349,10 @@ def _dispatch(
         o = officers[hit.officer_id]
         eta = policy.eta_s(hit.distance_m, o.transport, grade)
         assert eta is not None  # eligible() excluded officers who do not travel
-        why = [f"ETA {_mins(eta)} by {o.transport.value if o.transport else '?'} ({hit.distance_m / 1000:.1f} km)"]
+        why = [
+            f"ETA {_mins(eta)} by {o.transport.value if o.transport else '?'} "
+            f"({hit.distance_m / 1000:.1f} km)"
+        ]
         score = eta
         stale = False
         if thrive:
@@ -341,31 +369,45 @@ def _dispatch(
     scored.sort(key=lambda s: (s.score, s.officer.officer_id))
 
     if held:
-        shortfalls_held = f"{len(held)} nearer officer(s) held for pending incidents of the same or higher grade"
-        reasons.append(shortfalls_held)
+        reasons.append(
+            f"{len(held)} nearer officer(s) held for pending incidents of the same or higher grade"
+        )
     if scored:
-        nearest = min(scored, key=lambda s: (s.distance_m or 0.0, s.officer.officer_id))
-        if nearest is not scored[0]:
-            pos = scored.index(nearest) + 1
-            extra = [r for r in nearest.reasons if not r.startswith("ETA")]
-            reasons.append(
-                f"nearest eligible officer {nearest.officer.callsign} "
-                f"({(nearest.distance_m or 0) / 1000:.1f} km) is ranked {pos}: "
-                + ("; ".join(extra) if extra else "slower transport")
-            )
+        _why_not_nearest(scored, reasons)
         if all(s.stale for s in scored):
-            shortfalls.append(f"all candidate AVL fixes are stale (older than {_mins(policy.stale_after_s)})")
+            shortfalls.append(
+                f"all candidate AVL fixes are stale (older than {_mins(policy.stale_after_s)})"
+            )
     if len(scored) < incident.officers_required:
         _diagnose(incident.lon, incident.lat, roles, statuses, skills, view, policy, shortfalls)
     if place is not None and thrive:
-        cluster = view.areas.clusters.get(place.cluster)
-        if cluster is not None:
-            count = view.cover_count(cluster.id)
-            if count < cluster.min_cover:
-                shortfalls.append(
-                    f"cluster {cluster.id} below minimum cover ({count} of {cluster.min_cover} available)"
-                )
+        _cover_shortfall(place.cluster, view, shortfalls)
     return scored
+
+
+def _cover_shortfall(cluster_id: str, view: View, shortfalls: list[str]) -> None:
+    cluster = view.areas.clusters.get(cluster_id)
+    if cluster is None:
+        return
+    count = view.cover_count(cluster.id)
+    if count < cluster.min_cover:
+        shortfalls.append(
+            f"cluster {cluster.id} below minimum cover ({count} of {cluster.min_cover} available)"
+        )
+
+
+def _why_not_nearest(scored: list[_Scored], reasons: list[str]) -> None:
+    """When the nearest eligible officer is not ranked first, say why."""
+    nearest = min(scored, key=lambda s: (s.distance_m or 0.0, s.officer.officer_id))
+    if nearest is scored[0]:
+        return
+    pos = scored.index(nearest) + 1
+    extra = [r for r in nearest.reasons if not r.startswith("ETA")]
+    reasons.append(
+        f"nearest eligible officer {nearest.officer.callsign} "
+        f"({(nearest.distance_m or 0) / 1000:.1f} km) is ranked {pos}: "
+        + ("; ".join(extra) if extra else "slower transport")
+    )
 
 
 def shift_excluded(o: Officer, eta_s: float, now: datetime) -> bool:
@@ -382,7 +424,9 @@ def _penalties(
         if age > policy.stale_after_s:
             stale = True
             score += policy.stale_penalty_s
-            why.append(f"last fix {_mins(age)} old: position uncertain (+{_mins(policy.stale_penalty_s)})")
+            why.append(
+                f"last fix {_mins(age)} old: position uncertain (+{_mins(policy.stale_penalty_s)})"
+            )
     if o.status is Status.REFRESHMENT:
         score += policy.refreshment_penalty_s
         why.append("on refreshment break: called for grade 1")
@@ -404,13 +448,19 @@ def _cover(scored: list[_Scored], grade: int, view: View, policy: Policy) -> Non
     below = policy.below_min_penalty_s.get(grade, 0.0)
     by_cluster: dict[str, list[_Scored]] = {}
     for s in scored:
-        if s.officer.cluster and s.officer.role is Role.RESPONSE and s.officer.status is Status.AVAILABLE:
+        if (
+            s.officer.cluster
+            and s.officer.role is Role.RESPONSE
+            and s.officer.status is Status.AVAILABLE
+        ):
             by_cluster.setdefault(s.officer.cluster, []).append(s)
     for cluster_id, members in by_cluster.items():
         cluster = view.areas.clusters.get(cluster_id)
         if cluster is None or not cluster.neighbourhoods:
             continue
-        losses, count = _coverage_losses(cluster_id, [m.officer.officer_id for m in members], view, policy)
+        losses, count = _coverage_losses(
+            cluster_id, [m.officer.officer_id for m in members], view, policy
+        )
         for m in members:
             loss = losses.get(m.officer.officer_id, 0.0)
             left = count - 1
@@ -480,9 +530,12 @@ def _diagnose(
         return o is not None and o.role in roles and o.status in statuses
 
     if not view.fleet.nearest(lon, lat, k=1, accept=base, max_m=policy.search_radius_m):
-        shortfalls.append(f"no available {'/'.join(sorted(r.value for r in roles))} officer within {radius}")
+        shortfalls.append(
+            f"no available {'/'.join(sorted(r.value for r in roles))} officer within {radius}"
+        )
         return
     for skill in sorted(skills):
+
         def has(oid: str, skill: str = skill) -> bool:
             return base(oid) and skill in officers[oid].skills
 
@@ -507,6 +560,7 @@ def _allocate(
     skills = frozenset(incident.required_skills)
     officers = view.officers
     response = grading.response
+    roles: tuple[Role, ...]
     if response is Response.NEIGHBOURHOOD:
         roles = (Role.NEIGHBOURHOOD, Role.PCSO)
     elif response is Response.INVESTIGATOR:
@@ -545,14 +599,20 @@ def _allocate(
     if response is Response.NEIGHBOURHOOD:
         if named and (not scored or scored[0].officer.officer_id != named):
             shortfalls.append(f"named officer {named} is not on duty: next in line recommended")
-        reasons.append("neighbourhood: the named officer if on duty, else the neighbourhood team, else the NPU's")
+        reasons.append(
+            "neighbourhood: the named officer if on duty, "
+            "else the neighbourhood team, else the NPU's"
+        )
     elif response is Response.INVESTIGATOR:
         reasons.append("investigator: least-loaded investigator of the NPU, no attendance needed")
     else:
         reasons.append("scheduled: appointment with the lightest-loaded suitable officer")
     if not scored:
         what = "/".join(r.value for r in roles)
-        shortfalls.append(f"no {what} officer on duty" + (f" holding {', '.join(sorted(skills))}" if missing_skill else ""))
+        shortfalls.append(
+            f"no {what} officer on duty"
+            + (f" holding {', '.join(sorted(skills))}" if missing_skill else "")
+        )
     return scored
 
 
@@ -575,7 +635,7 @@ def _tier(
             return 0, [f"{npu} NPU investigator"]
         return 1, ["investigator from another NPU"]
     # scheduled
-    if npu is not None and (o.home_npu == npu or o.npu == npu):
+    if npu is not None and npu in (o.home_npu, o.npu):
         return 0, [f"{npu} NPU {o.role.value if o.role else ''} officer"]
     return 1, ["officer from another NPU"]
 

@@ -301,7 +301,9 @@ def apply_location(
 
 def _placement(current: Officer, event: OfficerLocation, areas: Areas) -> Placement | None:
     # Most fixes stay inside the neighbourhood of the previous one: test it first.
-    if current.neighbourhood is not None and areas.contains(current.neighbourhood, event.lon, event.lat):
+    if current.neighbourhood is not None and areas.contains(
+        current.neighbourhood, event.lon, event.lat
+    ):
         return Placement(current.neighbourhood, current.npu or "", current.cluster or "")
     return areas.locate(event.lon, event.lat)
 

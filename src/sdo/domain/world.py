@@ -189,11 +189,19 @@ class World:
         # Timers due before this event fire first, and what it raises carries its time.
         self.advance(ts, effects)
         if isinstance(event, OfficerLocation):
-            self._officer_event(apply_location(self._officers.get(event.officer_id), event, self._areas), ts, effects)
+            self._officer_event(
+                apply_location(self._officers.get(event.officer_id), event, self._areas),
+                ts,
+                effects,
+            )
         elif isinstance(event, OfficerStatus):
-            self._officer_event(apply_status(self._officers.get(event.officer_id), event), ts, effects)
+            self._officer_event(
+                apply_status(self._officers.get(event.officer_id), event), ts, effects
+            )
         elif isinstance(event, OfficerProfile):
-            self._officer_event(apply_profile(self._officers.get(event.officer_id), event), ts, effects)
+            self._officer_event(
+                apply_profile(self._officers.get(event.officer_id), event), ts, effects
+            )
         elif isinstance(event, Incident):
             self._incident_event(event, effects)
         elif isinstance(event, Deployment):
@@ -206,8 +214,7 @@ class World:
     def advance(self, now: datetime, effects: Effects | None = None) -> Effects:
         """Move event time forward to ``now`` and fire the timers it passes."""
         effects = effects if effects is not None else Effects()
-        if now > self.now:
-            self.now = now
+        self.now = max(self.now, now)
         while self._timers and self._timers[0][0] <= self.now:
             due, _, kind, subject, token = heapq.heappop(self._timers)
             if kind == "stale":
@@ -248,13 +255,17 @@ class World:
         if (
             new.status is Status.AVAILABLE
             and new.fix_ts is not None
-            and (old is None or old.fix_event != new.fix_event or old.status is not Status.AVAILABLE)
+            and (
+                old is None or old.fix_event != new.fix_event or old.status is not Status.AVAILABLE
+            )
         ):
             stale_at = new.fix_ts + timedelta(seconds=self.policy.stale_after_s)
             self._schedule(stale_at, "stale", oid, new.fix_event or "")
         old_keys = availability_keys(old) if old is not None else ()
         new_keys = availability_keys(new)
-        if old_keys == new_keys and (old is None or (old.role, old.skills) == (new.role, new.skills)):
+        if old_keys == new_keys and (
+            old is None or (old.role, old.skills) == (new.role, new.skills)
+        ):
             return
         for key in old_keys:
             self._buckets[key].discard(oid)
@@ -287,26 +298,52 @@ class World:
             return
         if in_gap:
             self._gaps.add(cluster_id)
-            message = f"cluster {cluster_id}: {count} response officers available, minimum cover {cluster.min_cover}"
+            message = (
+                f"cluster {cluster_id}: {count} response officers available, "
+                f"minimum cover {cluster.min_cover}"
+            )
         else:
             self._gaps.discard(cluster_id)
             message = f"cluster {cluster_id}: cover restored ({count} of {cluster.min_cover})"
         effects.outputs.append(
-            self._alert(AlertKind.COVER_GAP, Severity.CRITICAL, cluster_id, message, area_id=cluster_id, active=in_gap)
+            self._alert(
+                AlertKind.COVER_GAP,
+                Severity.CRITICAL,
+                cluster_id,
+                message,
+                area_id=cluster_id,
+                active=in_gap,
+            )
         )
 
-    def _react_to_officer(self, old: Officer | None, new: Officer, ts: datetime, effects: Effects) -> None:
+    def _react_to_officer(
+        self, old: Officer | None, new: Officer, ts: datetime, effects: Effects
+    ) -> None:
         """Re-recommend the incidents whose facts this officer change touches."""
         oid = new.officer_id
-        if new.officer_id in self._stale and (old is None or old.fix_event != new.fix_event or new.status is not Status.AVAILABLE):
+        if new.officer_id in self._stale and (
+            old is None or old.fix_event != new.fix_event or new.status is not Status.AVAILABLE
+        ):
             self._stale.discard(oid)
             effects.outputs.append(
-                self._alert(AlertKind.STALE_LOCATION, Severity.INFO, oid, f"{new.callsign or oid}: location current again", active=False)
+                self._alert(
+                    AlertKind.STALE_LOCATION,
+                    Severity.INFO,
+                    oid,
+                    f"{new.callsign or oid}: location current again",
+                    active=False,
+                )
             )
         if not self._recs:
             return
         todo: set[str] = set()
-        moved_only = old is not None and (old.status, old.role, old.skills, old.shift_end, old.transport) == (
+        moved_only = old is not None and (
+            old.status,
+            old.role,
+            old.skills,
+            old.shift_end,
+            old.transport,
+        ) == (
             new.status,
             new.role,
             new.skills,
@@ -319,7 +356,9 @@ class World:
                 todo.add(held[0])
             # a status/profile change can change any allocation pool this officer is in
             for iid, rec in self._recs.items():
-                if iid not in self._dispatching and (oid in rec.recommended or self._could_take(new, rec)):
+                if iid not in self._dispatching and (
+                    oid in rec.recommended or self._could_take(new, rec)
+                ):
                     todo.add(iid)
         if (
             new.has_fix
@@ -356,7 +395,9 @@ class World:
             return True
         best = rec.candidates[0].eta_s if rec.candidates else None
         eta = self.policy.eta_s(
-            haversine_m(officer.lon, officer.lat, incident.lon, incident.lat), officer.transport, rec.grade
+            haversine_m(officer.lon, officer.lat, incident.lon, incident.lat),
+            officer.transport,
+            rec.grade,
         )
         return eta is not None and (best is None or eta + self.policy.better_by_s < best)
 
@@ -393,7 +434,9 @@ class World:
         effects.incidents.append(record)
         self._drop(record.incident_id, event.ts, effects)
         for status in deployment_statuses(event):
-            self._officer_event(apply_status(self._officers.get(status.officer_id), status), event.ts, effects)
+            self._officer_event(
+                apply_status(self._officers.get(status.officer_id), status), event.ts, effects
+            )
 
     def _account_load(self, old: IncidentRecord | None, new: IncidentRecord) -> None:
         if old is not None and old.is_open:
@@ -420,7 +463,9 @@ class World:
                 if any("held for pending incidents" in r for r in self._recs[iid].reasons):
                     self._rerecommend(iid, ts, effects)
 
-    def _rerecommend(self, incident_id: str, ts: datetime, effects: Effects, *, force: bool = False) -> None:
+    def _rerecommend(
+        self, incident_id: str, ts: datetime, effects: Effects, *, force: bool = False
+    ) -> None:
         """Recompute one incident's recommendation; publish it if it materially changed."""
         work = [incident_id]
         seen: set[str] = set()
@@ -464,10 +509,22 @@ class World:
         if g.deadline_s is None:
             return
         token = str(g.grade)
-        self._schedule(record.created_ts + timedelta(seconds=g.deadline_s * WARN_AT), "warn", record.incident_id, token)
-        self._schedule(record.created_ts + timedelta(seconds=g.deadline_s), "deadline", record.incident_id, token)
+        self._schedule(
+            record.created_ts + timedelta(seconds=g.deadline_s * WARN_AT),
+            "warn",
+            record.incident_id,
+            token,
+        )
+        self._schedule(
+            record.created_ts + timedelta(seconds=g.deadline_s),
+            "deadline",
+            record.incident_id,
+            token,
+        )
 
-    def _fire_deadline(self, kind: str, iid: str, token: str, due: datetime, effects: Effects) -> None:
+    def _fire_deadline(
+        self, kind: str, iid: str, token: str, due: datetime, effects: Effects
+    ) -> None:
         record = self._incidents.get(iid)
         g = self._gradings.get(iid)
         if record is None or g is None or not record.awaiting_deployment or str(g.grade) != token:
@@ -478,39 +535,67 @@ class World:
         minutes = (due - record.created_ts).total_seconds() / 60
         if kind == "warn":
             alert = self._alert(
-                AlertKind.UNRESOURCED_WARNING, Severity.WARNING, iid,
+                AlertKind.UNRESOURCED_WARNING,
+                Severity.WARNING,
+                iid,
                 f"grade {g.grade} incident {iid} unresourced after {minutes:.0f} min "
-                f"(deadline {g.deadline_s // 60 if g.deadline_s else 0} min)", at=due,
+                f"(deadline {g.deadline_s // 60 if g.deadline_s else 0} min)",
+                at=due,
             )
         else:
             alert = self._alert(
-                AlertKind.UNRESOURCED, Severity.CRITICAL, iid,
-                f"grade {g.grade} incident {iid} past its {minutes:.0f} min deadline with no deployment", at=due,
+                AlertKind.UNRESOURCED,
+                Severity.CRITICAL,
+                iid,
+                f"grade {g.grade} incident {iid} past its {minutes:.0f} min deadline "
+                "with no deployment",
+                at=due,
             )
         effects.outputs.append(alert)
 
     def _fire_stale(self, oid: str, token: str, due: datetime, effects: Effects) -> None:
         o = self._officers.get(oid)
-        if o is None or o.fix_event != token or o.status is not Status.AVAILABLE or oid in self._stale:
+        if (
+            o is None
+            or o.fix_event != token
+            or o.status is not Status.AVAILABLE
+            or oid in self._stale
+        ):
             return
         self._stale.add(oid)
         effects.outputs.append(
             self._alert(
-                AlertKind.STALE_LOCATION, Severity.WARNING, oid,
+                AlertKind.STALE_LOCATION,
+                Severity.WARNING,
+                oid,
                 f"{o.callsign or oid} available but last AVL fix is over "
-                f"{self.policy.stale_after_s / 60:.0f} min old", area_id=o.cluster, at=due,
+                f"{self.policy.stale_after_s / 60:.0f} min old",
+                area_id=o.cluster,
+                at=due,
             )
         )
 
     def _alert(
-        self, kind: AlertKind, severity: Severity, subject: str, message: str,
-        *, area_id: str | None = None, active: bool = True, at: datetime | None = None,
+        self,
+        kind: AlertKind,
+        severity: Severity,
+        subject: str,
+        message: str,
+        *,
+        area_id: str | None = None,
+        active: bool = True,
+        at: datetime | None = None,
     ) -> Alert:
         ts = at or self.now
         return Alert(
             event_id=f"alert:{kind.value}:{subject}:{ts.isoformat()}:{int(active)}",
-            ts=ts, kind=kind, severity=severity if active else Severity.INFO,
-            subject=subject, message=message, area_id=area_id, active=active,
+            ts=ts,
+            kind=kind,
+            severity=severity if active else Severity.INFO,
+            subject=subject,
+            message=message,
+            area_id=area_id,
+            active=active,
         )
 
 
@@ -523,4 +608,3 @@ def _same(a: Recommendation, b: Recommendation) -> bool:
         b.shortfalls,
         b.service,
     )
-

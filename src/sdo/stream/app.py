@@ -85,7 +85,7 @@ class Runtime:
     #: called once the World has been rebuilt and the worker processes events
     on_ready: Callable[[], None] | None = None
 
-    async def handle(self, event: EventT, topic: str, expect: str, key_field: str) -> None:
+    async def handle(self, event: EventT[Any], topic: str, expect: str, key_field: str) -> None:
         raw = event.value
         key = event.key
         try:
@@ -119,7 +119,9 @@ class Runtime:
 
     async def send(self, out: Recommendation | Alert) -> None:
         if isinstance(out, Recommendation):
-            await self.outputs["recommendation"].send(key=out.incident_id.encode(), value=encode(out))
+            await self.outputs["recommendation"].send(
+                key=out.incident_id.encode(), value=encode(out)
+            )
         else:
             key = (out.area_id or out.subject).encode()
             await self.outputs["alert"].send(key=key, value=encode(out))
@@ -175,7 +177,9 @@ def _text(key: Any) -> str:
     return key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
 
 
-def build_app(settings: Settings, world: World, options: WorkerOptions) -> tuple[faust.App, Runtime]:
+def build_app(
+    settings: Settings, world: World, options: WorkerOptions
+) -> tuple[faust.App, Runtime]:
     """A Faust app wired to ``world``; run it with ``faust.Worker``."""
     app = faust.App(
         options.app_id,

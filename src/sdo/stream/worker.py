@@ -21,7 +21,13 @@ from sdo.stream.app import WorkerOptions, build_app
 
 __all__ = ["cli", "make_world", "prepare_topics"]
 
-_LOGLEVELS = {"crit": "critical", "error": "error", "warn": "warning", "info": "info", "debug": "debug"}
+_LOGLEVELS = {
+    "crit": "critical",
+    "error": "error",
+    "warn": "warning",
+    "info": "info",
+    "debug": "debug",
+}
 
 
 def make_world(settings: Settings, policy: str = "thrive") -> World:
@@ -34,10 +40,14 @@ def make_world(settings: Settings, policy: str = "thrive") -> World:
 def prepare_topics(settings: Settings, partitions: int, timeout: float = 30.0) -> None:
     """Create the contract topics (idempotent); a clear error if the broker is not there."""
     try:
-        asyncio.run(ensure_topics(settings.bootstrap, topic_specs(settings.topics, partitions), timeout=timeout))
+        asyncio.run(
+            ensure_topics(
+                settings.bootstrap, topic_specs(settings.topics, partitions), timeout=timeout
+            )
+        )
     except BrokerError:
         raise
-    except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+    except (OSError, TimeoutError, ConnectionError) as exc:
         raise BrokerError(f"cannot reach the broker at {settings.broker}: {exc}") from None
     except Exception as exc:
         if type(exc).__module__.startswith("aiokafka"):
@@ -64,7 +74,8 @@ def cli(args: argparse.Namespace) -> int:
         web_port=args.web_port,
     )
     app, runtime = build_app(settings, world, options)
-    runtime.on_ready = lambda: print(f"worker ready ({options.app_id})", flush=True)
+    # The ready line is how `sdo demo` and the tests know the worker is processing.
+    runtime.on_ready = lambda: print(f"worker ready ({options.app_id})", flush=True)  # noqa: T201
     level = _LOGLEVELS[args.loglevel]
     try:
         worker = faust.Worker(app, loglevel=level, quiet=True)

@@ -1,0 +1,231 @@
+"""``sdo demo``: the whole system on one machine, from one command.
+
+Starts the embedded broker on a free loopback port, creates the topics, runs ``sdo worker``
+as a child process (a real Faust worker, as in production), runs the console in this
+process with a fresh demo user, and feeds a simulated pilot shift (``sdo.simulate``) into
+Kafka at ``--speed`` × real time, starting at the current wall-clock time so the page's
+clocks read sensibly. A line of live availability is printed every few seconds.
+Ctrl-C stops everything cleanly (feed, console, worker, broker, in that order).
+
+Decisions taken in the demo are stamped with the feed's event time, not the wall clock:
+the simulated officers' later status events then follow them as they would live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sdo.broker import EmbeddedBroker, ensure_topics, topic_specs
+from sdo.cli import settings_from
+from sdo.config import Settings
+from sdo.console.auth import add_user
+from sdo.console.server import Console, run_console
+from sdo.errors import BrokerError
+from sdo.events import Status
+
+__all__ = ["cli"]
+
+WORKER_READY_TIMEOUT_S = 90.0
+STATUS_EVERY_S = 5.0
+DEMO_USER = "demo-sdo"
+
+
+def cli(args: argparse.Namespace) -> int:
+    return asyncio.run(_demo(args))
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    # the console's consumer reconnects while the broker stops; that is not news here
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    base = settings_from(args)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    workdir = Path(tempfile.mkdtemp(prefix="sdo-demo-"))
+    async with EmbeddedBroker(port=0) as broker:
+        settings = Settings(
+            broker=broker.url, topic_prefix=base.topic_prefix, areas=base.areas, rules=base.rules
+        )
+        await ensure_topics(broker.bootstrap, topic_specs(settings.topics))
+        _say(f"broker ready at {broker.bootstrap}")
+        worker = await _start_worker(settings, workdir)
+        try:
+            drains: list[asyncio.Task[None]] = []
+            await _wait_worker(worker, drains)
+            _say("worker ready")
+            users = workdir / "users.json"
+            token, _ = add_user(users, DEMO_USER, "sdo")
+            consoles: list[Console] = []
+
+            def announce(console: Console) -> None:
+                consoles.append(console)
+                _say(f"console ready at {console.url}")
+                _say(f"login token for {DEMO_USER} (role sdo): {token}")
+                _say("Ctrl-C stops the demo.")
+
+            console_task = asyncio.create_task(
+                run_console(
+                    settings,
+                    users,
+                    args.bind,
+                    ready=announce,
+                    stop=stop,
+                    decision_clock=lambda: _feed_time(consoles),
+                )
+            )
+            feed_task = asyncio.create_task(_feed(settings, args, stop))
+            status_task = asyncio.create_task(_status(consoles, stop))
+            timer = (
+                asyncio.get_running_loop().call_later(args.duration, stop.set)
+                if args.duration
+                else None
+            )
+            finished, _ = await asyncio.wait(
+                {console_task, feed_task, asyncio.create_task(stop.wait())},
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            failure = next(
+                (
+                    t.exception()
+                    for t in (console_task, feed_task)
+                    if t in finished and not t.cancelled() and t.exception() is not None
+                ),
+                None,
+            )
+            stop.set()
+            if timer is not None:
+                timer.cancel()
+            for task in (feed_task, status_task, console_task, *drains):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if failure is not None:
+                raise failure
+        finally:
+            await _stop_worker(worker)
+    _say("demo stopped")
+    return 0
+
+
+def _feed_time(consoles: list[Console]) -> datetime:
+    if consoles and consoles[0].view.event_time is not None:
+        return consoles[0].view.event_time
+    return datetime.now(UTC)
+
+
+async def _feed(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> None:
+    from sdo.areas import load_areas  # noqa: PLC0415
+    from sdo.replay import replay_events  # noqa: PLC0415
+    from sdo.simulate import simulate  # noqa: PLC0415
+
+    areas = load_areas(settings.areas_path)
+    start = datetime.now(UTC).replace(second=0, microsecond=0)
+    events = simulate(areas, seed=args.seed, hours=24 * 7, officers=args.officers, start=start)
+    await replay_events(events, settings, speed=args.speed, stop=stop)
+
+
+async def _status(consoles: list[Console], stop: asyncio.Event) -> None:
+    """A line of live availability, for a terminal."""
+    while not stop.is_set():
+        await asyncio.sleep(STATUS_EVERY_S)
+        if not consoles:
+            continue
+        view = consoles[0].view
+        on_duty = [o for o in view.officers.values() if o.status is not Status.OFF_DUTY]
+        available = sum(1 for o in on_duty if o.status is Status.AVAILABLE)
+        pending = sum(1 for r in view.incidents.values() if r.awaiting_deployment)
+        avail = view.availability()
+        clusters = " ".join(
+            f"{cid}:{avail.get(f'cluster:{cid}', {}).get('role:response', 0)}/{c.min_cover}"
+            for cid, c in view.areas.clusters.items()
+        )
+        clock = view.event_time.strftime("%H:%M") if view.event_time else "--:--"
+        _say(
+            f"[{clock}] on duty {len(on_duty)}, available {available}; response cover {clusters}; "
+            f"incidents awaiting a decision {pending}; recommendations {len(view.recommendations)}"
+        )
+
+
+async def _start_worker(settings: Settings, workdir: Path) -> asyncio.subprocess.Process:
+    cmd = [
+        sys.executable,
+        "-m",
+        "sdo",
+        "worker",
+        "--broker",
+        settings.broker,
+        "--topic-prefix",
+        settings.topic_prefix,
+        "--app-id",
+        "sdo-demo",
+        "--session-timeout",
+        "3",
+        "-l",
+        "warn",
+        "--data-dir",
+        str(workdir / "worker"),
+    ]
+    if settings.areas is not None:
+        cmd += ["--areas", str(settings.areas)]
+    if settings.rules is not None:
+        cmd += ["--rules", str(settings.rules)]
+    return await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+
+
+async def _wait_worker(
+    worker: asyncio.subprocess.Process, drains: list[asyncio.Task[None]]
+) -> None:
+    assert worker.stdout is not None
+    lines: list[str] = []
+
+    async def ready() -> None:
+        assert worker.stdout is not None
+        while line := await worker.stdout.readline():
+            text = line.decode(errors="replace")
+            lines.append(text)
+            if "worker ready (" in text:
+                drains.append(asyncio.create_task(_drain(worker)))
+                return
+        raise BrokerError("the worker exited during start-up:\n" + "".join(lines[-20:]))
+
+    try:
+        await asyncio.wait_for(ready(), WORKER_READY_TIMEOUT_S)
+    except TimeoutError:
+        raise BrokerError(
+            f"the worker was not ready within {WORKER_READY_TIMEOUT_S:.0f} s"
+        ) from None
+
+
+async def _drain(worker: asyncio.subprocess.Process) -> None:
+    """Keep reading the worker's output so it never blocks on a full pipe; show problems."""
+    assert worker.stdout is not None
+    while line := await worker.stdout.readline():
+        text = line.decode(errors="replace").rstrip()
+        if "ERROR" in text or "CRITICAL" in text:
+            _say(f"worker: {text}")
+
+
+async def _stop_worker(worker: asyncio.subprocess.Process) -> None:
+    if worker.returncode is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(worker.wait(), 30)
+        except TimeoutError:
+            worker.kill()
+            await worker.wait()
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
