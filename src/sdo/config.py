@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_AREAS",
     "DEFAULT_RULES",
     "ENV",
+    "SEQ_HEADER",
     "Settings",
     "Topics",
     "broker_host_port",
@@ -41,6 +42,10 @@ def package_data(name: str) -> Path:
     """Path of a file shipped in ``sdo/data``."""
     return Path(str(resources.files("sdo") / "data" / name))
 
+
+#: Kafka record header carrying a sender's sequence number (ASCII digits): ``sdo replay``
+#: sets it to the event's position in the log, so equal timestamps keep log order.
+SEQ_HEADER: Final = "sdo-seq"
 
 DEFAULT_AREAS: Final = "areas_pilot.geojson"
 DEFAULT_RULES: Final = "rules.json"

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
-from sdo.config import Settings, Topics
+from sdo.config import SEQ_HEADER, Settings, Topics
 from sdo.errors import BrokerError, ConfigError, InvalidEvent
 from sdo.events import decode, encode
 
@@ -235,7 +235,18 @@ async def feed(
                         break
             kind = event.type
             topic = topic_of.get(kind) or topic_of.setdefault(kind, topics.for_type(kind))
-            pending.append(await producer.send(topic, encode(event), key=key_of(event)))
+            stats_seq = stats.sent + len(pending)
+            pending.append(
+                await producer.send(
+                    topic,
+                    encode(event),
+                    key=key_of(event),
+                    # record time = event time, and the log position for ties: the
+                    # worker applies a fetched batch in this order (sdo.stream.ordering)
+                    timestamp_ms=int(event.ts.timestamp() * 1000),
+                    headers=[(SEQ_HEADER, str(stats_seq).encode())],
+                )
+            )
             if len(pending) >= SEND_BATCH:
                 await _drain(pending, stats)
             if progress is not None and loop.time() >= next_tick:

@@ -42,6 +42,7 @@ from sdo.domain.state import IncidentRecord, Officer
 from sdo.domain.world import Effects, World
 from sdo.errors import BadInput
 from sdo.events import Alert, DeadLetter, Recommendation, decode, encode
+from sdo.stream.ordering import EventTimeScheduler
 
 __all__ = ["Runtime", "WorkerOptions", "build_app"]
 
@@ -199,6 +200,7 @@ def build_app(
         web_enabled=options.web_port is not None,
         web_port=options.web_port or 6066,
         web_bind="127.0.0.1",
+        ConsumerScheduler=EventTimeScheduler,
     )
     topics = settings.topics
 
@@ -226,10 +228,12 @@ def build_app(
         },
     )
 
-    for attr, (expect, key_field) in _INPUTS.items():
-        name = getattr(topics, attr)
-        source = app.topic(name, key_type=bytes, value_type=bytes)
-        app.agent(source, name=f"sdo.{attr}")(_agent(runtime, name, expect, key_field))
+    # One agent reads every input topic: the World applies events one at a time, and the
+    # scheduler (sdo.stream.ordering) hands each fetched batch over in event-time order,
+    # so an incident is never applied before the fixes that came before it.
+    routes = {getattr(topics, attr): spec for attr, spec in _INPUTS.items()}
+    source = app.topic(*routes, key_type=bytes, value_type=bytes)
+    app.agent(source, name="sdo.inputs")(_agent(runtime, routes))
 
     # incidents is the last table recovered from our point of view: every table has its
     # data once recovery completes, so one callback rebuilds the whole World.
@@ -237,10 +241,11 @@ def build_app(
     return app, runtime
 
 
-def _agent(runtime: Runtime, topic: str, expect: str, key_field: str) -> Any:
-    async def agent(stream: StreamT[bytes]) -> None:
+def _agent(runtime: Runtime, routes: Mapping[str, tuple[str, str]]) -> Any:
+    async def inputs(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
+            topic = event.message.topic
+            expect, key_field = routes[topic]
             await runtime.handle(event, topic, expect, key_field)
 
-    agent.__name__ = f"agent_{expect.replace('.', '_')}"
-    return agent
+    return inputs
