@@ -129,3 +129,35 @@ def test_valid_deployment() -> None:
         )
     )
     assert isinstance(event, Deployment) and event.officer_ids == ("o1",)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"ts": "2015-12-01T10:00:00.250+01:00"},
+        {"accuracy_m": 4.5, "speed_mps": 12.0, "heading_deg": 359.5},
+        {"lat": -90.0, "lon": 180.0},
+        {"lat": 52, "lon": -2},  # ints: pydantic's path
+        {"ts": "2015-12-01 09:00:00Z"},  # space separator: pydantic's path
+        {"event_id": " padded "},  # stripped by pydantic
+        {"accuracy_m": None},
+    ],
+)
+def test_fast_location_path_equals_pydantic(fields: dict[str, object]) -> None:
+    """The AVL fast path yields exactly the model pydantic validation yields."""
+    raw = {**LOC, **fields}
+    fast = decode(orjson.dumps(raw))
+    slow = OfficerLocation.model_validate(raw)
+    assert fast == slow
+    assert encode(fast) == encode(slow)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"lat": 90.5}, {"heading_deg": 360.0}, {"speed_mps": -0.1}, {"ts": "2015-12-01T09:00:00"}],
+)
+def test_fast_location_path_leaves_errors_to_pydantic(fields: dict[str, object]) -> None:
+    """Out-of-range or odd values are rejected with pydantic's message, fast path or not."""
+    with pytest.raises(InvalidEvent):
+        decode(orjson.dumps({**LOC, **fields}))

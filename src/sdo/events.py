@@ -14,6 +14,7 @@ Conventions
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
@@ -392,10 +393,71 @@ def decode(raw: bytes | str, *, expect: str | None = None) -> Any:
         raise InvalidEvent(f"unknown event type {kind!r}")
     if expect is not None and kind != expect:
         raise InvalidEvent(f"event type {kind!r} does not belong here (expected {expect!r})")
+    if kind == "officer.location":
+        fast = _fast_location(obj)
+        if fast is not None:
+            return fast
     try:
         return EVENT_TYPES[kind].model_validate(obj)
     except ValidationError as exc:
         raise InvalidEvent(_describe(exc), event_type=kind) from None
+
+
+_LOCATION_KEYS: Final = frozenset(OfficerLocation.model_fields)
+_LOCATION_REQUIRED: Final = frozenset({"type", "event_id", "ts", "officer_id", "lat", "lon"})
+_LOCATION_OPTIONAL: Final = (("accuracy_m", 0.0, math.inf), ("speed_mps", 0.0, math.inf))
+
+
+def _fast_location(obj: dict[str, Any]) -> OfficerLocation | None:
+    """An AVL fix without pydantic's machinery, or None to let pydantic decide.
+
+    AVL fixes are nearly all the traffic. This accepts only the plain, unambiguous form
+    (exact types, values in range, an RFC 3339 time with a zone); anything else, valid or
+    not, goes the full way, so the result and every error message are pydantic's.
+    """
+    keys = obj.keys()
+    if not (_LOCATION_REQUIRED <= keys <= _LOCATION_KEYS):
+        return None
+    event_id, officer_id, ts = obj["event_id"], obj["officer_id"], obj["ts"]
+    if not (_plain_id(event_id) and _plain_id(officer_id)) or type(ts) is not str or len(ts) < 20:
+        return None
+    lat, lon = obj["lat"], obj["lon"]
+    if type(lat) is not float or type(lon) is not float:
+        return None
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        return None
+    extra: dict[str, float] = {}
+    for name, low, high in _LOCATION_OPTIONAL:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if type(value) is not float or not (low <= value < high):
+            return None
+        extra[name] = value
+    heading = obj.get("heading_deg")
+    if heading is not None:
+        if type(heading) is not float or not (0.0 <= heading < 360.0):
+            return None
+        extra["heading_deg"] = heading
+    try:
+        when = datetime.fromisoformat(ts)
+    except ValueError:
+        return None
+    if when.tzinfo is None or ts[10] != "T":
+        return None
+    return OfficerLocation.model_construct(
+        type="officer.location",
+        event_id=event_id,
+        ts=when.astimezone(UTC),
+        officer_id=officer_id,
+        lat=lat,
+        lon=lon,
+        **extra,
+    )
+
+
+def _plain_id(value: object) -> bool:
+    return type(value) is str and 0 < len(value) <= 128 and value == value.strip()
 
 
 def _describe(exc: ValidationError) -> str:

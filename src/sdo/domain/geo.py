@@ -116,6 +116,14 @@ class Placement:
     cluster: str
 
 
+#: Memo cell size for point lookups, degrees (about 70 m x 110 m at Birmingham).
+_CELL_DEG: Final = 0.001
+#: Bound on the memo (cells of about 0.01 km²: a million covers a large force).
+_MAX_CELLS: Final = 1_000_000
+_OUTSIDE: Final = -1
+_MIXED: Final = -2
+
+
 class Areas:
     """The validated, indexed neighbourhoods of one area file. Immutable after construction.
 
@@ -124,6 +132,7 @@ class Areas:
     """
 
     __slots__ = (
+        "_cells",
         "_geoms",
         "_index",
         "_placements",
@@ -157,6 +166,11 @@ class Areas:
         self._placements = tuple(
             Placement(n.id, n.npu, n.cluster) for n in self.neighbourhoods.values()
         )
+        # Memo of small grid cells: cell -> index of the one polygon that holds the whole
+        # cell, _OUTSIDE if no polygon touches it, _MIXED if an edge crosses it. Only whole
+        # cells are memoised, so the answer is exactly the polygon test's; only its cost
+        # changes (a dict lookup for nearly every AVL fix).
+        self._cells: dict[tuple[int, int], int] = {}
 
     @classmethod
     def from_geojson(cls, obj: Mapping[str, Any]) -> Areas:
@@ -214,6 +228,36 @@ class Areas:
 
         On a shared edge the neighbourhood that comes first in the file wins.
         """
+        k = self._cell(lon, lat)
+        if k >= 0:
+            placement: Placement = self._placements[k]
+            return placement
+        if k == _OUTSIDE:
+            return None
+        return self._locate_exact(lon, lat)
+
+    def _cell(self, lon: float, lat: float) -> int:
+        """What the memo knows of the cell holding the point (see ``_cells``)."""
+        key = (math.floor(lon / _CELL_DEG), math.floor(lat / _CELL_DEG))
+        known = self._cells.get(key)
+        if known is not None:
+            return known
+        if len(self._cells) >= _MAX_CELLS:
+            return _MIXED
+        x, y = key[0] * _CELL_DEG, key[1] * _CELL_DEG
+        cell = shapely.box(x, y, x + _CELL_DEG, y + _CELL_DEG)
+        hits = sorted(self._tree.query(cell).tolist())
+        touching = [k for k in hits if self._geoms[k].intersects(cell)]
+        if not touching:
+            verdict = _OUTSIDE
+        elif len(touching) == 1 and self._geoms[touching[0]].contains_properly(cell):
+            verdict = touching[0]
+        else:
+            verdict = _MIXED
+        self._cells[key] = verdict
+        return verdict
+
+    def _locate_exact(self, lon: float, lat: float) -> Placement | None:
         point = shapely.Point(lon, lat)
         # Ascending index = file order; the tree's bounding-box hits are few (1-3).
         for k in sorted(self._tree.query(point).tolist()):
@@ -230,6 +274,9 @@ class Areas:
         k = self._index.get(neighbourhood_id)
         if k is None:
             return False
+        known = self._cell(lon, lat)
+        if known != _MIXED:
+            return known == k
         return bool(shapely.intersects_xy(self._geoms[k], lon, lat))
 
     def to_geojson(self) -> dict[str, Any]:

@@ -104,17 +104,19 @@ class Officer:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, for table storage."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in _OFFICER_FIELDS:
+            value = getattr(self, name)
             if value is None or value == ():
                 continue
-            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Officer:
         return cls(**_decode_fields(cls, data, _OFFICER_CODECS))
 
+
+_OFFICER_FIELDS: Final = tuple(f.name for f in fields(Officer))
 
 _OFFICER_CODECS: Final[dict[str, Callable[[Any], Any]]] = {
     "role": Role,
@@ -286,7 +288,8 @@ def apply_location(
     if why:
         return Change.ignore(current, why)
     place = _placement(current, event, areas)
-    new = replace(
+    # The hottest transition (every AVL fix): a slot copy, not dataclasses.replace.
+    new = _evolve(
         current,
         lat=event.lat,
         lon=event.lon,
@@ -297,6 +300,15 @@ def apply_location(
         cluster=place.cluster if place else None,
     )
     return Change(new, changed=True)
+
+
+def _evolve(officer: Officer, **changes: Any) -> Officer:
+    """``dataclasses.replace`` for :class:`Officer`, without re-running ``__init__``."""
+    new = object.__new__(Officer)
+    setter = object.__setattr__
+    for name in _OFFICER_FIELDS:
+        setter(new, name, changes[name] if name in changes else getattr(officer, name))
+    return new
 
 
 def _placement(current: Officer, event: OfficerLocation, areas: Areas) -> Placement | None:

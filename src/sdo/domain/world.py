@@ -104,6 +104,7 @@ class World:
         self._dispatching: set[str] = set()
         self._gaps: set[str] = set()
         self._stale: set[str] = set()
+        self._stale_timers: set[str] = set()
         self._alerted: set[tuple[str, str]] = set()
         self._timers: list[tuple[datetime, int, str, str, str]] = []
         self._seq = 0
@@ -259,8 +260,12 @@ class World:
                 old is None or old.fix_event != new.fix_event or old.status is not Status.AVAILABLE
             )
         ):
-            stale_at = new.fix_ts + timedelta(seconds=self.policy.stale_after_s)
-            self._schedule(stale_at, "stale", oid, new.fix_event or "")
+            # One pending timer per officer, moved on lazily when it fires (see _fire_stale):
+            # a timer per fix would grow the heap by every AVL fix.
+            if oid not in self._stale_timers:
+                self._stale_timers.add(oid)
+                stale_at = new.fix_ts + timedelta(seconds=self.policy.stale_after_s)
+                self._schedule(stale_at, "stale", oid, "")
         old_keys = availability_keys(old) if old is not None else ()
         new_keys = availability_keys(new)
         if old_keys == new_keys and (
@@ -554,13 +559,16 @@ class World:
         effects.outputs.append(alert)
 
     def _fire_stale(self, oid: str, token: str, due: datetime, effects: Effects) -> None:
+        self._stale_timers.discard(oid)
         o = self._officers.get(oid)
-        if (
-            o is None
-            or o.fix_event != token
-            or o.status is not Status.AVAILABLE
-            or oid in self._stale
-        ):
+        if o is None or o.fix_ts is None or o.status is not Status.AVAILABLE:
+            return
+        stale_at = o.fix_ts + timedelta(seconds=self.policy.stale_after_s)
+        if stale_at > due:  # a newer fix came in: wait for it to age
+            self._stale_timers.add(oid)
+            self._schedule(stale_at, "stale", oid, token)  # advance() pops it if already due
+            return
+        if oid in self._stale:
             return
         self._stale.add(oid)
         effects.outputs.append(
