@@ -426,7 +426,7 @@ def _fast_location(obj: dict[str, Any]) -> OfficerLocation | None:
         return None
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         return None
-    extra: dict[str, float] = {}
+    extra: dict[str, Any] = {}
     for name, low, high in _LOCATION_OPTIONAL:
         value = obj.get(name)
         if value is None:

@@ -253,19 +253,19 @@ class World:
             )
         else:
             self._fleet.remove(oid)
+        # One pending stale timer per officer, moved on lazily when it fires (see
+        # _fire_stale): a timer per fix would grow the heap by every AVL fix.
         if (
             new.status is Status.AVAILABLE
             and new.fix_ts is not None
+            and oid not in self._stale_timers
             and (
                 old is None or old.fix_event != new.fix_event or old.status is not Status.AVAILABLE
             )
         ):
-            # One pending timer per officer, moved on lazily when it fires (see _fire_stale):
-            # a timer per fix would grow the heap by every AVL fix.
-            if oid not in self._stale_timers:
-                self._stale_timers.add(oid)
-                stale_at = new.fix_ts + timedelta(seconds=self.policy.stale_after_s)
-                self._schedule(stale_at, "stale", oid, "")
+            self._stale_timers.add(oid)
+            stale_at = new.fix_ts + timedelta(seconds=self.policy.stale_after_s)
+            self._schedule(stale_at, "stale", oid, "")
         old_keys = availability_keys(old) if old is not None else ()
         new_keys = availability_keys(new)
         if old_keys == new_keys and (
