@@ -39,6 +39,23 @@ def _common(p: argparse.ArgumentParser, *, broker: bool = True, areas: bool = Tr
         )
 
 
+def _observability(p: argparse.ArgumentParser, *, metrics: bool = True) -> None:
+    """``--log-format`` and ``--metrics-port`` (issue #8: metrics and structured logs)."""
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help="log lines as text or one JSON object per line (default: text)",
+    )
+    if metrics:
+        p.add_argument(
+            "--metrics-port",
+            default=None,
+            metavar="[HOST:]PORT",
+            help="serve Prometheus metrics at /metrics (HOST defaults to 127.0.0.1; 0 = any port)",
+        )
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """The :class:`Settings` the parsed flags describe."""
     kwargs = {}
@@ -80,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--bind", default=env_default("bind"), help="console HOST:PORT (SDO_CONSOLE_BIND)"
     )
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    _observability(p, metrics=False)
     p.set_defaults(func=_run("sdo.demo:cli"))
 
     p = sub.add_parser("broker", help="the embedded Kafka-compatible broker alone (loopback)")
@@ -104,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=6.0,
         help="Kafka consumer session timeout, s (the embedded broker joins after half of it)",
     )
+    _observability(p)
     p.set_defaults(func=_run("sdo.stream.worker:cli"))
 
     p = sub.add_parser("console", help="the SDO console server (HTTP page + websocket)")
@@ -115,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM)")
     p.add_argument("--key", type=Path, default=None, help="TLS private key (PEM)")
     p.add_argument("--origin", action="append", default=None, help="allowed Origin (repeatable)")
+    _observability(p)
     p.set_defaults(func=_run("sdo.console.server:cli"))
 
     p = sub.add_parser("users", help="manage console users")
@@ -180,12 +200,35 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--only-mapped", action="store_true", help="drop features absent from the map")
     q.add_argument("--out", type=Path, required=True)
     q.set_defaults(func=_run("sdo.areas:cli_import"))
+
+    p = sub.add_parser("import", help="convert outside data into an event log")
+    imports = p.add_subparsers(dest="import_command", required=True, metavar="SOURCE")
+    q = imports.add_parser(
+        "police-uk", help="police.uk street-level crime CSV -> incident events (JSONL)"
+    )
+    q.add_argument("csv", type=Path, help="police.uk street-level CSV")
+    q.add_argument(
+        "--areas", type=Path, default=env_default("areas"), help="area GeoJSON (SDO_AREAS)"
+    )
+    q.add_argument("--out", type=Path, required=True, help="LOG (.jsonl or .jsonl.gz)")
+    q.add_argument("--seed", type=int, default=1, help="seed for the synthetic times and answers")
+    q.add_argument(
+        "--officers", type=int, default=None, help="also simulate K officers (roster, AVL)"
+    )
+    q.add_argument("--since", default=None, help="keep incidents from this date/time on")
+    q.add_argument("--until", default=None, help="keep incidents before this date/time")
+    q.set_defaults(func=_run("sdo.police_uk:cli"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The worker's logging is set up by Faust (see sdo.logs.dict_config); others' here.
+    if getattr(args, "log_format", None) is not None and args.command != "worker":
+        from sdo.logs import configure_logging  # noqa: PLC0415
+
+        configure_logging("warning" if args.command == "demo" else "info", args.log_format)
     try:
         code: int = args.func(args)
     except BadInput as exc:

@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_SLOW_LIMIT",
     "Client",
     "Hub",
+    "HubObserver",
     "Sink",
     "delta_key",
 ]
@@ -66,6 +67,37 @@ class Sink(Protocol):
     async def send(self, message: bytes, *, text: bool | None = None) -> None: ...
 
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class HubObserver(Protocol):
+    """Who is told what the hub does, for metrics (:class:`sdo.metrics.ConsoleMetrics`).
+
+    Called synchronously from the event loop; implementations must not block.
+    """
+
+    def clients(self, n: int) -> None: ...
+
+    def dropped(self, n: int) -> None: ...
+
+    def overflowed(self) -> None: ...
+
+    def disconnected_slow(self) -> None: ...
+
+
+class _NoObserver:
+    """The default :class:`HubObserver`: ignores everything."""
+
+    def clients(self, n: int) -> None:
+        pass
+
+    def dropped(self, n: int) -> None:
+        pass
+
+    def overflowed(self) -> None:
+        pass
+
+    def disconnected_slow(self) -> None:
+        pass
 
 
 def delta_key(message: dict[str, Any]) -> str | None:
@@ -115,8 +147,10 @@ class Client:
         resync: Callable[[], Iterable[dict[str, Any]]],
         clock: Callable[[], float],
         send_timeout: float,
+        observer: HubObserver | None = None,  # metrics hook
     ) -> None:
         self.sink = sink
+        self._observer: HubObserver = observer or _NoObserver()  # metrics hook
         self.name = name
         self.queue_size = queue_size
         self._resync_fn = resync
@@ -142,6 +176,7 @@ class Client:
         if self.closed is not None:
             return
         if self.needs_resync:
+            self._observer.dropped(1)  # metrics hook
             return  # a snapshot is coming; intermediate deltas are moot
         if key is not None:
             slot = self._index.get(key)
@@ -150,6 +185,8 @@ class Client:
                 self.coalesced += 1
                 return
         if len(self._queue) >= self.queue_size:
+            self._observer.overflowed()  # metrics hook
+            self._observer.dropped(len(self._queue) + 1)  # metrics hook
             self._queue.clear()
             self._index.clear()
             self.needs_resync = True
@@ -210,6 +247,7 @@ class Client:
                     await self.sink.send(slot.payload, text=True)
             except TimeoutError:
                 self.closed = (CLOSE_TOO_SLOW, "client too slow: a message took too long to send")
+                self._observer.disconnected_slow()  # metrics hook
                 return
             self.sent += 1
 
@@ -224,6 +262,7 @@ class Hub:
         slow_limit: float = DEFAULT_SLOW_LIMIT,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
+        observer: HubObserver | None = None,  # metrics hook
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
@@ -233,6 +272,7 @@ class Hub:
         self._clock = clock
         self.clients: set[Client] = set()
         self.disconnected_slow = 0
+        self.observer: HubObserver = observer or _NoObserver()  # metrics hook
 
     def register(
         self,
@@ -253,15 +293,18 @@ class Hub:
             resync=resync,
             clock=self._clock,
             send_timeout=self.send_timeout,
+            observer=self.observer,  # metrics hook
         )
         for message in initial:
             client._queue.append(_Slot(None, encode(message)))
         client._wakeup.set()
         self.clients.add(client)
+        self.observer.clients(len(self.clients))  # metrics hook
         return client
 
     def unregister(self, client: Client) -> None:
         self.clients.discard(client)
+        self.observer.clients(len(self.clients))  # metrics hook
 
     def send_to(self, client: Client, message: dict[str, Any]) -> None:
         """Queue one message for one client (e.g. a reply to its action)."""
@@ -282,3 +325,5 @@ class Hub:
                 log.info("disconnecting slow client %s", client.name)
                 client.kick(CLOSE_TOO_SLOW, "client too slow: queue full for too long")
                 self.clients.discard(client)
+                self.observer.disconnected_slow()  # metrics hook
+                self.observer.clients(len(self.clients))  # metrics hook

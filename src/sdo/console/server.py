@@ -59,6 +59,7 @@ from sdo.console.view import ACTIONS, ConsoleView
 from sdo.domain.geo import Areas
 from sdo.errors import ConfigError, InvalidEvent, Rejected
 from sdo.events import decode, encode
+from sdo.metrics import ConsoleMetrics, MetricsServer, new_registry, serve_metrics
 
 if TYPE_CHECKING:
     import argparse
@@ -175,6 +176,8 @@ class Console:
         quiet_after: float = QUIET_AFTER,
         hub: Hub | None = None,
         decision_clock: Callable[[], datetime] | None = None,
+        metrics: ConsoleMetrics | None = None,
+        metrics_port: str | int | None = None,
     ) -> None:
         self.settings = settings
         self.topics: Topics = settings.topics
@@ -182,7 +185,12 @@ class Console:
         self.host, self._port = parse_bind(bind)
         self.areas = areas if areas is not None else load_areas(settings.areas_path)
         self.view = ConsoleView(self.areas)
-        self.hub = hub or Hub()
+        # metrics hook: a private registry when none is given (nothing global); served
+        # at http://HOST:PORT/metrics from start() when metrics_port is given
+        self.metrics = metrics or ConsoleMetrics(new_registry(process=metrics_port is not None))
+        self._metrics_port = metrics_port
+        self.metrics_server: MetricsServer | None = None
+        self.hub = hub or Hub(observer=self.metrics)
         self.ssl_context = ssl_context
         self.extra_origins = tuple(origins)
         self.auth_timeout = auth_timeout
@@ -242,6 +250,12 @@ class Console:
             ) from None
         self._port = sock.getsockname()[1]
         self.origins = self._default_origins()
+        if self._metrics_port is not None:  # metrics hook
+            try:
+                self.metrics_server = serve_metrics(self.metrics.registry, self._metrics_port)
+            except ConfigError:
+                sock.close()
+                raise
         self._server = await serve(
             self._handle,
             sock=sock,
@@ -273,6 +287,9 @@ class Console:
                 await task
         self._tasks = []
         await self._close_kafka()
+        metrics_server, self.metrics_server = self.metrics_server, None  # metrics hook
+        if metrics_server is not None:
+            await asyncio.to_thread(metrics_server.close)
 
     async def __aenter__(self) -> Console:
         await self.start()
@@ -401,6 +418,15 @@ class Console:
             return {"type": "pong", "request_id": request_id}
         if kind not in ACTIONS:
             return {"type": "error", "request_id": request_id, "error": f"unknown type {kind!r}"}
+        reply = await self._act(user, bucket, msg, request_id)
+        error_code = reply.get("code", "invalid") if reply["type"] == "error" else "ok"
+        self.metrics.action(str(kind), error_code)  # metrics hook
+        return reply
+
+    async def _act(
+        self, user: User, bucket: _Bucket, msg: dict[str, Any], request_id: str | None
+    ) -> dict[str, Any]:
+        """An action (accept / override / decline): checks, then :meth:`_decide`."""
         if request_id is None:
             return {"type": "error", "request_id": None, "error": "request_id is required"}
         if not user.can_decide:
@@ -495,12 +521,14 @@ class Console:
                     h.detail = "no feed messages recently"
                 elif h.state == "quiet":
                     h.state, h.detail = "live", None
+                self.metrics.feed_state(h.state)  # metrics hook
             self._inflight = {k: v for k, v in self._inflight.items() if v > now}
             self.hub.broadcast([self._status()])
 
     def _set_health(self, state: str, detail: str | None = None) -> None:
         changed = (self.health.state, self.health.detail) != (state, detail)
         self.health.state, self.health.detail = state, detail
+        self.metrics.feed_state(state)  # metrics hook
         if changed:
             self.hub.broadcast([self._status()])
 
@@ -584,6 +612,7 @@ class Console:
                 self.hub.broadcast(self._apply(records))
                 self.health.last_message = time.monotonic()
                 self.health.records += len(records)
+                self.metrics.feed_records(len(records))  # metrics hook
                 if self.health.state == "quiet":
                     self._set_health("live")
             if time.monotonic() >= next_probe:
@@ -598,6 +627,7 @@ class Console:
             except InvalidEvent:
                 # The worker dead-letters bad inputs; the console only counts them.
                 self.health.invalid += 1
+                self.metrics.feed_invalid()  # metrics hook
                 continue
             deltas.extend(self.view.apply(event))
             if getattr(event, "type", None) == "deployment":
@@ -617,6 +647,7 @@ class Console:
             lag += max(0, ends[tp] - await consumer.position(tp))
         h = self.health
         h.lag = lag
+        self.metrics.feed_lag(lag)  # metrics hook
         if not h.caught_up and lag == 0:
             h.caught_up = True
         if not h.caught_up:
@@ -654,8 +685,13 @@ async def run_console(
     key: Path | None = None,
     origins: Sequence[str] = (),
     decision_clock: Callable[[], datetime] | None = None,
+    metrics_port: str | int | None = None,
 ) -> None:
-    """Run a console until ``stop`` is set (or forever). ``ready(console)`` runs once it listens."""
+    """Run a console until ``stop`` is set (or forever). ``ready(console)`` runs once it listens.
+
+    With ``metrics_port`` (``PORT`` or ``HOST:PORT``) Prometheus metrics are served at
+    ``console.metrics_server.url``.
+    """
     console = Console(
         settings,
         Users(users_path),
@@ -663,6 +699,7 @@ async def run_console(
         ssl_context=_ssl_context(cert, key),
         origins=origins,
         decision_clock=decision_clock,
+        metrics_port=metrics_port,
     )
     async with console:
         if ready is not None:
@@ -686,6 +723,8 @@ def cli(args: argparse.Namespace) -> int:
 
         def announce(console: Console) -> None:
             sys.stdout.write(f"console ready at {console.url}\n")
+            if console.metrics_server is not None:  # metrics hook
+                sys.stdout.write(f"metrics at {console.metrics_server.url}\n")
             sys.stdout.flush()
 
         try:
@@ -698,6 +737,7 @@ def cli(args: argparse.Namespace) -> int:
                 cert=args.cert,
                 key=args.key,
                 origins=args.origin or (),
+                metrics_port=getattr(args, "metrics_port", None),  # metrics hook
             )
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from sdo.domain.state import IncidentRecord, Officer
 from sdo.domain.world import Effects, World
 from sdo.errors import BadInput
 from sdo.events import Alert, DeadLetter, Recommendation, decode, encode
+from sdo.metrics import WorkerMetrics
 from sdo.stream.ordering import EventTimeScheduler
 
 __all__ = ["Runtime", "WorkerOptions", "build_app"]
@@ -83,12 +85,23 @@ class Runtime:
     ignored: Counter[str] = field(default_factory=Counter)
     dead: Counter[str] = field(default_factory=Counter)
     recovered: bool = False
+    metrics: WorkerMetrics | None = None
     #: called once the World has been rebuilt and the worker processes events
     on_ready: Callable[[], None] | None = None
 
     async def handle(self, event: EventT[Any], topic: str, expect: str, key_field: str) -> None:
+        started = time.monotonic()
         raw = event.value
         key = event.key
+        metrics = self.metrics
+        if metrics is not None:
+            message = event.message
+            metrics.position(
+                message.topic,
+                message.partition,
+                message.offset,
+                self.app.consumer.highwater(message.tp),
+            )
         try:
             model = decode(raw, expect=expect)
             if key is not None and key != b"" and _text(key) != getattr(model, key_field):
@@ -98,6 +111,8 @@ class Runtime:
                 )
             effects = self.world.apply(model)
         except BadInput as exc:
+            if metrics is not None:
+                metrics.dead(exc, topic)
             await self.dead_letter(topic, key, raw, exc.reason)
             return
         self.processed[expect] += 1
@@ -105,6 +120,16 @@ class Runtime:
             self.ignored[effects.ignored] += 1
         self.write(effects)
         await self.publish(effects)
+        if metrics is not None:
+            metrics.processed(expect)
+            if effects.ignored:
+                metrics.ignored(effects.ignored)
+            recommendations = len(effects.recommendations)
+            if recommendations:
+                metrics.published("recommendation", recommendations)
+                metrics.latency(time.monotonic() - started)
+            if len(effects.outputs) > recommendations:
+                metrics.published("alert", len(effects.outputs) - recommendations)
 
     def write(self, effects: Effects) -> None:
         for officer in effects.officers:

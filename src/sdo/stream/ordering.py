@@ -43,7 +43,9 @@ class EventTimeScheduler(DefaultSchedulingStrategy):
             yield tp, record
 
 
-def _keyed(rank: int, tp: TP, batch: list[Any]) -> Iterator[tuple[tuple[int, int, int, int], TP, Any]]:
+def _keyed(
+    rank: int, tp: TP, batch: list[Any]
+) -> Iterator[tuple[tuple[int, int, int, int], TP, Any]]:
     # a function, not a generator expression in a loop: rank and tp are bound per partition
     for record in batch:
         yield (record.timestamp or 0, _seq(record), rank, record.offset), tp, record

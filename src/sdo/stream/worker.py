@@ -8,6 +8,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from sdo.areas import load_areas
 from sdo.broker import ensure_topics, topic_specs
@@ -17,6 +18,8 @@ from sdo.domain.recommend import Policy
 from sdo.domain.world import World
 from sdo.errors import BrokerError
 from sdo.grade import load_rules
+from sdo.logs import dict_config
+from sdo.metrics import WorkerMetrics, new_registry, serve_metrics
 from sdo.stream.app import WorkerOptions, build_app
 
 __all__ = ["cli", "make_world", "prepare_topics"]
@@ -77,10 +80,26 @@ def cli(args: argparse.Namespace) -> int:
     # The ready line is how `sdo demo` and the tests know the worker is processing.
     runtime.on_ready = lambda: print(f"worker ready ({options.app_id})", flush=True)  # noqa: T201
     level = _LOGLEVELS[args.loglevel]
+    server = None
+    if args.metrics_port is not None:
+        registry = new_registry()
+        runtime.metrics = WorkerMetrics(registry)
+        server = serve_metrics(registry, args.metrics_port)
+        print(f"metrics at {server.url}", flush=True)  # noqa: T201
+
+        @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+        async def _revoked(sender: object, revoked: set[Any], **_: object) -> None:
+            if runtime.metrics is not None:
+                runtime.metrics.revoked((tp.topic, tp.partition) for tp in revoked)
+
+    # Faust (mode) replaces the logging set-up when it starts: hand it the config instead.
+    logging_config = dict_config(level, args.log_format) if args.log_format else None
     try:
-        worker = faust.Worker(app, loglevel=level, quiet=True)
+        worker = faust.Worker(app, loglevel=level, quiet=True, logging_config=logging_config)
         worker.execute_from_commandline()
     finally:
+        if server is not None:
+            server.close()
         logging.getLogger(__name__).info(
             "processed %s, ignored %s, dead letters %s",
             dict(runtime.processed),
