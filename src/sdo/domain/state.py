@@ -54,6 +54,7 @@ __all__ = [
     "availability_keys",
     "availability_of",
     "deployment_statuses",
+    "merge_officer",
 ]
 
 #: Statuses in which an officer is committed to an incident.
@@ -318,6 +319,41 @@ def _placement(current: Officer, event: OfficerLocation, areas: Areas) -> Placem
     ):
         return Placement(current.neighbourhood, current.npu or "", current.cluster or "")
     return areas.locate(event.lon, event.lat)
+
+
+#: The fields each aspect of an officer record owns: (time field, event field, the rest).
+_ASPECTS: Final = (
+    (
+        "profile_ts",
+        "profile_event",
+        ("callsign", "role", "skills", "transport", "home_npu", "neighbourhoods", "shift_end"),
+    ),
+    ("status_ts", "status_event", ("status", "incident_id")),
+    ("fix_ts", "fix_event", ("lat", "lon", "neighbourhood", "npu", "cluster")),
+)
+
+
+def merge_officer(current: Officer | None, incoming: Officer) -> Change[Officer]:
+    """Fold a record written elsewhere (another worker, a table) into ours, per aspect.
+
+    An aspect is taken when it is newer: a later ``ts``, or the same ``ts`` and a greater
+    event id (so two workers merging each other's records agree, whatever the order).
+    A record we wrote ourselves comes back unchanged.
+    """
+    if current is None:
+        return Change(incoming, changed=True)
+    changes: dict[str, Any] = {}
+    for ts_field, event_field, rest in _ASPECTS:
+        theirs, ours = getattr(incoming, ts_field), getattr(current, ts_field)
+        if theirs is None:
+            continue
+        their_id, our_id = getattr(incoming, event_field), getattr(current, event_field)
+        if ours is None or theirs > ours or (theirs == ours and (their_id or "") > (our_id or "")):
+            for name in (ts_field, event_field, *rest):
+                changes[name] = getattr(incoming, name)
+    if not changes:
+        return Change.ignore(current, "not_newer")
+    return Change(_evolve(current, **changes), changed=True)
 
 
 # -- availability ----------------------------------------------------------------------

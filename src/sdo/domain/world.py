@@ -39,6 +39,7 @@ from sdo.domain.state import (
     apply_status,
     availability_keys,
     deployment_statuses,
+    merge_officer,
 )
 from sdo.errors import Rejected
 from sdo.events import (
@@ -62,6 +63,8 @@ __all__ = ["WARN_AT", "Effects", "World"]
 WARN_AT: Final = 2 / 3
 _DISPATCH: Final = frozenset({Response.EMERGENCY, Response.PRIORITY})
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: Words of the recommender's reason when nearer officers are held by other incidents.
+_HELD: Final = "held for pending incidents"
 
 
 @dataclass(slots=True)
@@ -158,8 +161,31 @@ class World:
     # -- recovery ----------------------------------------------------------------------
 
     def restore_officer(self, officer: Officer) -> None:
-        """Take an officer record from the durable table (no outputs)."""
-        self._officer_changed(self._officers.get(officer.officer_id), officer, Effects())
+        """Take an officer record from the durable table (no outputs); newer aspects win."""
+        old = self._officers.get(officer.officer_id)
+        change = merge_officer(old, officer)
+        if change.changed:
+            self._officer_changed(old, change.state, Effects())
+
+    def merge_officer(self, officer: Officer) -> Effects:
+        """Take an officer record another worker wrote (the global view), and react to it.
+
+        Only aspects newer than ours change anything, so records this worker wrote itself
+        come back as no-ops. The record is not written again (``effects.officers`` stays
+        empty): its owner has already.
+        """
+        effects = Effects()
+        old = self._officers.get(officer.officer_id)
+        change = merge_officer(old, officer)
+        if not change.changed:
+            effects.ignored = change.ignored
+            return effects
+        new = change.state
+        ts = max(t for t in (new.fix_ts, new.status_ts, new.profile_ts, self.now) if t is not None)
+        self.advance(ts, effects)
+        self._officer_changed(old, new, effects)
+        self._react_to_officer(old, new, ts, effects)
+        return effects
 
     def restore_incident(self, record: IncidentRecord) -> None:
         """Take an incident record from the durable table (no outputs)."""
@@ -168,12 +194,34 @@ class World:
         self._account_load(old, record)
         self._gradings[record.incident_id] = grade(record.incident, self.rules)
 
+    def forget_incidents(self, incident_ids: Iterable[str]) -> None:
+        """Let go of incidents another worker now owns (their partitions were revoked).
+
+        No outputs: the new owner recommends them. Officers stay (every worker knows
+        every officer).
+        """
+        for iid in list(incident_ids):
+            record = self._incidents.pop(iid, None)
+            if record is not None and record.is_open:
+                self._load.subtract(record.assigned)
+            self._gradings.pop(iid, None)
+            self._recs.pop(iid, None)
+            self._dispatching.discard(iid)
+            for oid in [o for o, (holder, _) in self._holders.items() if holder == iid]:
+                del self._holders[oid]
+
     def resume(self, now: datetime) -> Effects:
         """After recovery: a current recommendation for every incident awaiting one."""
         self.now = max(self.now, now)
         effects = Effects()
+        # Only incidents without a current recommendation: after a rebalance the others
+        # are already recommended by this worker, and re-issuing them would be noise.
         pending = sorted(
-            (r for r in self._incidents.values() if r.awaiting_deployment),
+            (
+                r
+                for r in self._incidents.values()
+                if r.awaiting_deployment and r.incident_id not in self._recs
+            ),
             key=lambda r: (self._gradings[r.incident_id].grade, r.created_ts, r.incident_id),
         )
         for record in pending:
@@ -464,9 +512,16 @@ class World:
         for oid in released:
             del self._holders[oid]
         if released:
-            for iid in sorted(self._recs, key=self._priority):
-                if any("held for pending incidents" in r for r in self._recs[iid].reasons):
-                    self._rerecommend(iid, ts, effects)
+            for iid in self._denied(exclude=incident_id):
+                self._rerecommend(iid, ts, effects)
+
+    def _denied(self, exclude: str) -> list[str]:
+        """Pending incidents that were passed over for officers held elsewhere, by priority."""
+        return [
+            iid
+            for iid in sorted(self._recs, key=self._priority)
+            if iid != exclude and any(_HELD in r for r in self._recs[iid].reasons)
+        ]
 
     def _rerecommend(
         self, incident_id: str, ts: datetime, effects: Effects, *, force: bool = False
@@ -485,15 +540,21 @@ class World:
             grading = self._gradings[iid]
             rec = recommend(record, grading, self, self.policy, ts)
             old = self._recs.get(iid)
+            released = set()
             for oid, (holder, _) in list(self._holders.items()):
                 if holder == iid:
                     del self._holders[oid]
+                    released.add(oid)
             if grading.response in _DISPATCH or self.policy.name == "closest":
                 for oid in rec.recommended:
+                    released.discard(oid)
                     displaced = self._holders.get(oid)
                     if displaced is not None and displaced[0] != iid:
                         work.append(displaced[0])
                     self._holders[oid] = (iid, grading.grade)
+            if released:
+                # officers this incident no longer needs may be what others were denied
+                work.extend(self._denied(exclude=iid))
             if old is not None and not (force and iid == incident_id) and _same(old, rec):
                 continue
             self._recs[iid] = rec

@@ -26,6 +26,7 @@ multi-worker deployment needs a global officer view (see README, "Run on Kafka")
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
@@ -36,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, StreamT
 
 from sdo.config import Settings
@@ -44,6 +46,7 @@ from sdo.domain.world import Effects, World
 from sdo.errors import BadInput
 from sdo.events import Alert, DeadLetter, Recommendation, decode, encode
 from sdo.metrics import WorkerMetrics
+from sdo.stream.mirror import OfficerMirror
 from sdo.stream.ordering import EventTimeScheduler
 
 __all__ = ["Runtime", "WorkerOptions", "build_app"]
@@ -85,9 +88,13 @@ class Runtime:
     ignored: Counter[str] = field(default_factory=Counter)
     dead: Counter[str] = field(default_factory=Counter)
     recovered: bool = False
+    partitions: int = 4
     metrics: WorkerMetrics | None = None
+    #: input partition of every incident this worker holds (for hand-over on rebalance)
+    incident_partitions: dict[str, int] = field(default_factory=dict)
     #: called once the World has been rebuilt and the worker processes events
     on_ready: Callable[[], None] | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, event: EventT[Any], topic: str, expect: str, key_field: str) -> None:
         started = time.monotonic()
@@ -110,6 +117,8 @@ class Runtime:
                     f"{getattr(model, key_field)!r}"
                 )
             effects = self.world.apply(model)
+            if key_field == "incident_id":
+                self.incident_partitions[model.incident_id] = event.message.partition
         except BadInput as exc:
             if metrics is not None:
                 metrics.dead(exc, topic)
@@ -172,6 +181,15 @@ class Runtime:
         log.warning("dead letter from %s: %s", topic, reason)
         await self.outputs["deadletter"].send(key=key, value=encode(letter))
 
+    def revoke(self, partitions: set[int]) -> None:
+        """Input partitions were taken away: forget the incidents they carried."""
+        gone = [iid for iid, p in self.incident_partitions.items() if p in partitions]
+        self.world.forget_incidents(gone)
+        for iid in gone:
+            del self.incident_partitions[iid]
+        if gone:
+            log.info("handed over %d incidents of partitions %s", len(gone), sorted(partitions))
+
     async def recover(self) -> None:
         """Rebuild the World from the recovered tables, then recommend what awaits."""
         for value in list(self.officers.values()):
@@ -180,6 +198,9 @@ class Runtime:
         for value in list(self.incidents.values()):
             record = IncidentRecord.from_dict(value)
             self.world.restore_incident(record)
+            self.incident_partitions.setdefault(
+                record.incident_id, _partition_of(record.incident_id, self.partitions)
+            )
             latest = max(latest, record.ts)
         for officer in self.world.officers.values():
             for ts in (officer.fix_ts, officer.status_ts, officer.profile_ts):
@@ -194,9 +215,19 @@ class Runtime:
             len(effects.recommendations),
         )
         await self.publish(effects)
+        self.ready.set()
         if self.on_ready is not None:
             self.on_ready()
             self.on_ready = None
+
+
+_PARTITIONER = DefaultPartitioner()
+
+
+def _partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner gives a key."""
+    every = list(range(partitions))
+    return int(_PARTITIONER(key.encode(), every, every))
 
 
 def _text(key: Any) -> str:
@@ -229,23 +260,29 @@ def build_app(
     )
     topics = settings.topics
 
-    def table(name: str) -> Any:
+    def table(name: str, *, by_key: bool) -> Any:
+        # by_key=False: the changelog partition is that of the event being processed, so a
+        # worker recovers exactly the records of the input partitions it is assigned
+        # (incidents: co-partitioned with the incident and deployment topics). by_key=True:
+        # partitioned by the record's own key, writable outside an event (availability is
+        # derived state, also written when the officer mirror merges a record).
         return app.Table(
             name,
             default=None,
             partitions=options.partitions,
             key_type=str,
-            # the changelog partition follows the key, not the event being processed:
-            # officers are written by deployment events too, availability by any event
-            use_partitioner=True,
+            use_partitioner=by_key,
         )
 
     runtime = Runtime(
         world=world,
         app=app,
-        officers=table("officers"),
-        incidents=table("incidents"),
-        availability=table("availability"),
+        partitions=options.partitions,
+        # An officer's record may also be written while a deployment (keyed by incident) is
+        # processed; restoring merges records per aspect, newest wins, so that is harmless.
+        officers=table("officers", by_key=False),
+        incidents=table("incidents", by_key=False),
+        availability=table("availability", by_key=True),
         outputs={
             "recommendation": app.topic(topics.recommendation, internal=False),
             "alert": app.topic(topics.alert, internal=False),
@@ -259,6 +296,19 @@ def build_app(
     routes = {getattr(topics, attr): spec for attr, spec in _INPUTS.items()}
     source = app.topic(*routes, key_type=bytes, value_type=bytes)
     app.agent(source, name="sdo.inputs")(_agent(runtime, routes))
+
+    incident_topic = topics.incident
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _hand_over(sender: object, revoked: set[Any], **_: object) -> None:
+        runtime.revoke({tp.partition for tp in revoked if tp.topic == incident_topic})
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def officer_mirror() -> None:
+        # the global officer view (sdo.stream.mirror), once this worker's tables are back
+        await runtime.ready.wait()
+        topic = runtime.officers.changelog_topic.get_topic_name()
+        await OfficerMirror(runtime, settings.bootstrap, topic).run()
 
     # incidents is the last table recovered from our point of view: every table has its
     # data once recovery completes, so one callback rebuilds the whole World.

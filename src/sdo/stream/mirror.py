@@ -1,0 +1,96 @@
+"""The global officer view: every worker's World knows every officer.
+
+Theory of operation
+-------------------
+Input partitions are spread over the workers, so each worker applies the profile, status
+and AVL events of *its* officers only, and writes them to the ``officers`` table. To
+recommend for its incidents, a worker needs the others' officers too. Kafka already holds
+them: the table's changelog. :class:`OfficerMirror` reads that changelog, every partition,
+from the beginning (no consumer group: every worker reads everything), and merges each
+record into the World (:meth:`sdo.domain.world.World.merge_officer`): only aspects newer
+than what the World has change anything, so this worker's own records come back as
+no-ops, cheaply recognised by their event ids. What a merge changes is reacted to as if it
+were local (re-recommendation of this worker's incidents, availability, alerts).
+
+With one worker the mirror finds nothing new; with several it is the global table of
+ARCHITECTURE.md, built from Kafka rather than a home-made protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from sdo.domain.state import Officer
+
+if TYPE_CHECKING:
+    from sdo.stream.app import Runtime
+
+__all__ = ["OfficerMirror"]
+
+log = logging.getLogger(__name__)
+
+#: How long one fetch may wait for new records, ms.
+_POLL_MS: Final = 200
+_ASPECT_IDS: Final = ("fix_event", "status_event", "profile_event")
+
+
+class OfficerMirror:
+    """Reads the officers changelog and merges other workers' records into the World."""
+
+    def __init__(self, runtime: Runtime, bootstrap: str, topic: str) -> None:
+        self.runtime = runtime
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.merged = 0
+        self.skipped = 0
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            partitions = await self._partitions(consumer)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            while True:
+                batch = await consumer.getmany(timeout_ms=_POLL_MS)
+                for records in batch.values():
+                    for record in records:
+                        if record.value is not None:
+                            await self.take(record.value)
+        finally:
+            await consumer.stop()
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        while True:
+            found = consumer.partitions_for_topic(self.topic)
+            if found:
+                return [TopicPartition(self.topic, p) for p in sorted(found)]
+            await consumer.force_metadata_update()  # Faust creates the topic at start-up
+            await asyncio.sleep(0.2)
+
+    async def take(self, value: bytes) -> None:
+        """Merge one changelog record (JSON of :meth:`Officer.to_dict`)."""
+        data: dict[str, Any] = orjson.loads(value)
+        runtime = self.runtime
+        current = runtime.world.officers.get(data.get("officer_id", ""))
+        if current is not None and all(
+            data.get(name) == getattr(current, name) for name in _ASPECT_IDS
+        ):
+            self.skipped += 1  # ours, or already merged
+            return
+        effects = runtime.world.merge_officer(Officer.from_dict(data))
+        if effects.ignored:
+            self.skipped += 1
+            return
+        self.merged += 1
+        runtime.write(effects)
+        await runtime.publish(effects)
