@@ -328,13 +328,20 @@ class Alert(_Envelope):
 
 
 class DeadLetter(_Envelope):
-    """Output: an input that could not be used, with why."""
+    """Output: an input that could not be used, with why.
+
+    ``raw`` holds the input as received, cut at :data:`MAX_EVENT_BYTES` (``raw_truncated``
+    says so), as UTF-8 text or, for bytes that are not UTF-8, base64.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=4 * MAX_EVENT_BYTES)
 
     type: Literal["deadletter"] = "deadletter"
     source_topic: str
     error: str
     raw: str
     raw_encoding: Literal["utf-8", "base64"] = "utf-8"
+    raw_truncated: bool = False
     received_at: AwareDatetime
 
 
@@ -398,7 +405,8 @@ def decode(raw: bytes | str, *, expect: str | None = None) -> Any:
         if fast is not None:
             return fast
     try:
-        return EVENT_TYPES[kind].model_validate(obj)
+        # strict: no "52.5" for a number, no true for a coordinate, no epoch for a time
+        return EVENT_TYPES[kind].model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise InvalidEvent(_describe(exc), event_type=kind) from None
 

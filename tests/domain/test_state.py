@@ -275,10 +275,14 @@ def test_closed_incident_is_final(ev: Any) -> None:
     assert apply_incident(closed.state, _inc(ev, 2, "i2", state="closed")).ignored == "duplicate"
 
 
-def test_closed_before_seen_is_ignored(ev: Any) -> None:
-    """A close for an incident never seen creates nothing."""
-    change = apply_incident(None, _inc(ev, 1, "i1", state="closed"))
-    assert (change.changed, change.ignored, change.state) == (False, "closed_before_seen", None)
+def test_closed_before_seen_is_kept_closed(ev: Any) -> None:
+    """A close for an incident never seen is kept, closed, so that a stray open version
+    arriving later cannot bring it back."""
+    change = apply_incident(None, _inc(ev, 2, "i2", state="closed"))
+    assert change.changed and change.state is not None and not change.state.is_open
+    with pytest.raises(Rejected, match="closed"):
+        apply_incident(change.state, _inc(ev, 3, "i3", state="open"))
+    assert apply_incident(change.state, _inc(ev, 1, "i1", state="open")).ignored == "out_of_order"
 
 
 # -- deployments -------------------------------------------------------------------------

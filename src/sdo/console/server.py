@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import socket
 import ssl
@@ -75,7 +76,31 @@ __all__ = [
     "run_console",
 ]
 
+#: Records taken from Kafka per step of the feed; small enough that client senders get
+#: the event loop often under load.
+FEED_BATCH = 500
 log = logging.getLogger(__name__)
+
+_TOKEN_IN_TEXT = re.compile(r'("token"\s*:\s*")[^"]*(")')
+
+
+class _RedactTokens(logging.Filter):
+    """Blank the value of any ``"token"`` in a log record (websockets frame logs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if '"token"' in text:
+            record.msg = _TOKEN_IN_TEXT.sub(r"\1[redacted]\2", text)
+            record.args = None
+        return True
+
+
+def _redacting_logger() -> logging.Logger:
+    logger = logging.getLogger("sdo.console.websockets")
+    if not any(isinstance(f, _RedactTokens) for f in logger.filters):
+        logger.addFilter(_RedactTokens())
+    return logger
+
 
 #: Seconds a new connection has to authenticate.
 AUTH_TIMEOUT: Final = 5.0
@@ -269,6 +294,8 @@ class Console:
             close_timeout=5,
             compression=None,
             server_header="sdo-console",
+            # websockets logs frames at DEBUG, the auth frame included: redact tokens
+            logger=_redacting_logger(),
         )
         self._tasks = [
             asyncio.create_task(self._feed(), name="sdo-console-feed"),
@@ -604,12 +631,14 @@ class Console:
         tps = list(consumer.assignment())
         next_probe = 0.0
         while True:
-            batches = await consumer.getmany(timeout_ms=250, max_records=5000)
+            batches = await consumer.getmany(timeout_ms=250, max_records=FEED_BATCH)
             records = [r for batch in batches.values() for r in batch]
             if records:
                 # Topics interleave freely; event order across them is the best we can do.
                 records.sort(key=lambda r: r.timestamp)
                 self.hub.broadcast(self._apply(records))
+                # let the clients' senders run between batches: fan-out must keep up
+                await asyncio.sleep(0)
                 self.health.last_message = time.monotonic()
                 self.health.records += len(records)
                 self.metrics.feed_records(len(records))  # metrics hook

@@ -399,8 +399,8 @@ def apply_incident(record: IncidentRecord | None, event: Incident) -> Change[Inc
     A closed incident is final: later updates are rejected, not applied.
     """
     if record is None:
-        if event.state is IncidentState.CLOSED:
-            return Change.ignore(None, "closed_before_seen")
+        # A closed incident seen first is kept (as closed): a stray open version that
+        # arrives later must not bring it back.
         return Change(IncidentRecord(event, created_ts=event.ts), changed=True)
     held = record.incident
     if held.event_id == event.event_id:

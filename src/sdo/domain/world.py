@@ -457,6 +457,10 @@ class World:
     # -- incidents ---------------------------------------------------------------------
 
     def _incident_event(self, event: Incident, effects: Effects) -> None:
+        if self._areas.locate(event.lon, event.lat) is None:
+            raise Rejected(
+                f"incident location (lat {event.lat}, lon {event.lon}) is outside the force area"
+            )
         old = self._incidents.get(event.incident_id)
         change = apply_incident(old, event)
         if not change.changed or change.state is None:

@@ -44,7 +44,7 @@ from sdo.config import Settings
 from sdo.domain.state import IncidentRecord, Officer
 from sdo.domain.world import Effects, World
 from sdo.errors import BadInput
-from sdo.events import Alert, DeadLetter, Recommendation, decode, encode
+from sdo.events import MAX_EVENT_BYTES, Alert, DeadLetter, Recommendation, decode, encode
 from sdo.metrics import WorkerMetrics
 from sdo.stream.mirror import OfficerMirror
 from sdo.stream.ordering import EventTimeScheduler
@@ -111,6 +111,7 @@ class Runtime:
             )
         try:
             model = decode(raw, expect=expect)
+            _check_time(model, event.message.timestamp)
             if key is not None and key != b"" and _text(key) != getattr(model, key_field):
                 raise BadInput(
                     f"Kafka key {_text(key)!r} does not match {key_field} "
@@ -162,24 +163,33 @@ class Runtime:
             await self.outputs["alert"].send(key=key, value=encode(out))
 
     async def dead_letter(self, topic: str, key: bytes | None, raw: Any, reason: str) -> None:
-        self.dead[reason.split(":", 1)[0][:60]] += 1
-        data = raw if isinstance(raw, bytes) else str(raw).encode()
+        """Publish a dead letter; never raises (one bad event must not stop the agent)."""
         try:
-            text, encoding = data.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            text, encoding = base64.b64encode(data).decode("ascii"), "base64"
-        now = datetime.now(UTC)  # the time it was received: the adapter may read the clock
-        letter = DeadLetter(
-            event_id=f"dl:{topic}:{now.timestamp():.6f}:{self.dead.total()}",
-            ts=now,
-            source_topic=topic,
-            error=reason,
-            raw=text,
-            raw_encoding=encoding,
-            received_at=now,
-        )
-        log.warning("dead letter from %s: %s", topic, reason)
-        await self.outputs["deadletter"].send(key=key, value=encode(letter))
+            data = raw if isinstance(raw, bytes) else str(raw).encode()
+            truncated = len(data) > MAX_EVENT_BYTES
+            data = data[:MAX_EVENT_BYTES]
+            try:
+                text, encoding = data.decode("utf-8"), "utf-8"
+            except UnicodeDecodeError:
+                text, encoding = base64.b64encode(data).decode("ascii"), "base64"
+            now = datetime.now(UTC)  # the time it was received: the adapter may read the clock
+            letter = DeadLetter(
+                event_id=f"dl:{topic}:{now.timestamp():.6f}:{self.dead.total()}",
+                ts=now,
+                source_topic=topic,
+                error=reason[:2000],
+                raw=text,
+                raw_encoding=encoding,
+                raw_truncated=truncated,
+                received_at=now,
+            )
+            log.warning("dead letter from %s: %s", topic, reason[:200])
+            await self.outputs["deadletter"].send(key=key, value=encode(letter))
+        except Exception:
+            log.exception("could not publish a dead letter from %s (%s)", topic, reason[:200])
+            self.dead["unpublished"] += 1
+            return
+        self.dead[reason.split(":", 1)[0][:60]] += 1
 
     def revoke(self, partitions: set[int]) -> None:
         """Input partitions were taken away: forget the incidents they carried."""
@@ -219,6 +229,22 @@ class Runtime:
         if self.on_ready is not None:
             self.on_ready()
             self.on_ready = None
+
+
+#: An event may claim a time at most this far after the broker received it (clock skew).
+FUTURE_TOLERANCE_S = 3600.0
+
+
+def _check_time(model: Any, record_time_s: float | None) -> None:
+    """Refuse an event from the future: later than its Kafka record time allows."""
+    if not record_time_s:
+        return
+    ahead = model.ts.timestamp() - record_time_s
+    if ahead > FUTURE_TOLERANCE_S:
+        raise BadInput(
+            f"ts {model.ts.isoformat()} is {ahead / 3600:.1f} h in the future of its Kafka "
+            f"record time (at most {FUTURE_TOLERANCE_S / 3600:.0f} h of clock skew allowed)"
+        )
 
 
 _PARTITIONER = DefaultPartitioner()

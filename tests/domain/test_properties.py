@@ -1,0 +1,372 @@
+"""Property-based tests (hypothesis) over the decoder and the World's transitions.
+
+* Random bytes and random JSON objects never make :func:`sdo.events.decode` raise anything
+  but :class:`~sdo.errors.InvalidEvent`; what it accepts re-encodes to itself.
+* Random valid-but-odd event sequences (statuses flipping, fixes jumping in and out of the
+  force area and back in time, profiles changing role and skills, incidents regraded and
+  closed, deployments, redeliveries) never make :meth:`World.apply` raise anything but
+  :class:`~sdo.errors.Rejected`, and after every event the invariants hold:
+
+  - the availability counts equal what ``availability_keys``/``availability_of`` imply over
+    ``world.officers``;
+  - each officer is in exactly one status and in exactly the role pool of its role;
+  - an officer held for an incident (``world.holder``) is recommended by that incident's
+    current recommendation;
+  - no officer is recommended to two pending dispatch incidents of the same grade;
+  - the same sequence applied to two fresh worlds gives identical outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sdo.areas import load_areas
+from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, package_data
+from sdo.domain.state import availability_keys, availability_of
+from sdo.domain.world import World
+from sdo.errors import InvalidEvent, Rejected
+from sdo.events import (
+    EVENT_TYPES,
+    Deployment,
+    Incident,
+    OfficerLocation,
+    OfficerProfile,
+    OfficerStatus,
+    Response,
+    Role,
+    Status,
+    decode,
+    encode,
+)
+from sdo.grade import load_rules
+
+AREAS: Final = load_areas(package_data(DEFAULT_AREAS))
+RULES: Final = load_rules(package_data(DEFAULT_RULES))
+T0: Final = datetime(2015, 12, 1, 9, 0, tzinfo=UTC)
+
+OFFICERS: Final = [f"o{i}" for i in range(6)]
+INCIDENTS: Final = [f"i{i}" for i in range(4)]
+#: Neighbourhood centroids, a point between areas, and places outside the force.
+PLACES: Final = [
+    *(n.centroid for n in list(AREAS.neighbourhoods.values())[:6]),
+    (-1.8300, 52.5500),
+    (-0.1276, 51.5072),  # London
+    (0.0, 0.0),
+]
+SKILLS: Final = ["taser", "first_aid", "firearms", "advanced_driver", "language:polish"]
+_DISPATCH: Final = frozenset({Response.EMERGENCY, Response.PRIORITY})
+
+_FAST: Final = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+# -- decode ------------------------------------------------------------------------------
+
+_json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_FIELD_NAMES: Final = sorted({f for m in EVENT_TYPES.values() for f in m.model_fields})
+
+
+def _check_decode(raw: bytes) -> None:
+    try:
+        event = decode(raw)
+    except InvalidEvent as exc:
+        assert exc.reason and isinstance(exc.reason, str)
+        return
+    # Whatever is accepted is a contract event that survives a round trip unchanged.
+    assert decode(encode(event)) == event
+
+
+@_FAST
+@given(st.binary(max_size=512))
+def test_random_bytes_only_ever_raise_invalid_event(raw: bytes) -> None:
+    """Arbitrary bytes: decode returns an event or raises InvalidEvent, nothing else."""
+    _check_decode(raw)
+
+
+@_FAST
+@given(
+    st.sampled_from(sorted(EVENT_TYPES)),
+    st.dictionaries(st.sampled_from(_FIELD_NAMES), _json, max_size=12),
+)
+def test_random_objects_of_known_types_only_ever_raise_invalid_event(
+    kind: str, fields: dict[str, Any]
+) -> None:
+    """JSON objects with a known ``type`` and random field names/values reach the model
+    validators; still only InvalidEvent escapes."""
+    _check_decode(json.dumps({**fields, "type": kind}).encode())
+
+
+# -- the World ---------------------------------------------------------------------------
+
+_times = st.integers(min_value=0, max_value=3 * 3600).map(lambda s: T0 + timedelta(seconds=s))
+_ids = st.integers(min_value=0, max_value=10**6).map(lambda n: f"e{n}")
+
+
+@st.composite
+def _profile(draw: st.DrawFn) -> OfficerProfile:
+    oid = draw(st.sampled_from(OFFICERS))
+    return OfficerProfile(
+        event_id=draw(_ids),
+        ts=draw(_times),
+        officer_id=oid,
+        callsign=oid.upper(),
+        role=draw(st.sampled_from(list(Role))),
+        skills=tuple(draw(st.lists(st.sampled_from(SKILLS), max_size=3, unique=True))),
+        transport=draw(st.sampled_from(["car", "van", "foot", "bicycle", "desk"])),
+        npu=draw(st.sampled_from([None, *AREAS.npus])),
+        neighbourhoods=tuple(
+            draw(st.lists(st.sampled_from(list(AREAS.neighbourhoods)[:4]), max_size=2, unique=True))
+        ),
+        shift_end=draw(st.none() | _times),
+    )
+
+
+@st.composite
+def _status(draw: st.DrawFn) -> OfficerStatus:
+    return OfficerStatus(
+        event_id=draw(_ids),
+        ts=draw(_times),
+        officer_id=draw(st.sampled_from(OFFICERS)),
+        status=draw(st.sampled_from(list(Status))),
+        incident_id=draw(st.none() | st.sampled_from(INCIDENTS)),
+    )
+
+
+@st.composite
+def _location(draw: st.DrawFn) -> OfficerLocation:
+    lon, lat = draw(st.sampled_from(PLACES))
+    jitter = draw(st.floats(min_value=-0.01, max_value=0.01))
+    return OfficerLocation(
+        event_id=draw(_ids),
+        ts=draw(_times),
+        officer_id=draw(st.sampled_from(OFFICERS)),
+        lon=lon + jitter,
+        lat=lat - jitter,
+    )
+
+
+_LEVEL = st.sampled_from(["none", "low", "medium", "high"])
+
+
+@st.composite
+def _incident(draw: st.DrawFn) -> Incident:
+    lon, lat = draw(st.sampled_from(PLACES[:7]))
+    return Incident(
+        event_id=draw(_ids),
+        ts=draw(_times),
+        incident_id=draw(st.sampled_from(INCIDENTS)),
+        lon=lon,
+        lat=lat,
+        category=draw(st.sampled_from(["violence", "burglary", "noise", "asb"])),
+        state=draw(st.sampled_from(["open", "open", "open", "resourced", "closed"])),
+        thrive={
+            "threat": draw(_LEVEL),
+            "harm": draw(_LEVEL),
+            "risk": draw(_LEVEL),
+            "vulnerability": draw(_LEVEL),
+            "investigation": draw(st.booleans()),
+            "engagement": draw(st.booleans()),
+            "prevention": draw(st.booleans()),
+        },
+        ongoing=draw(st.booleans()),
+        offender_present=draw(st.booleans()),
+        persistent=draw(st.booleans()),
+        required_skills=tuple(draw(st.lists(st.sampled_from(SKILLS[:2]), max_size=1))),
+        officers_required=draw(st.integers(min_value=1, max_value=2)),
+        grade=draw(st.none() | st.integers(min_value=1, max_value=4)),
+    )
+
+
+@st.composite
+def _deployment(draw: st.DrawFn) -> Deployment:
+    decision = draw(st.sampled_from(["accepted", "overridden", "declined"]))
+    officers = (
+        ()
+        if decision == "declined"
+        else tuple(
+            draw(
+                st.lists(
+                    st.sampled_from([*OFFICERS, "stranger"]), min_size=1, max_size=2, unique=True
+                )
+            )
+        )
+    )
+    return Deployment(
+        event_id=draw(_ids),
+        ts=draw(_times),
+        incident_id=draw(st.sampled_from([*INCIDENTS, "i-unknown"])),
+        decision=decision,
+        officer_ids=officers,
+        by="sgt.prop",
+        reason=None if decision == "accepted" else "property test",
+    )
+
+
+_event = st.one_of(
+    _profile(),
+    _profile(),
+    _status(),
+    _status(),
+    _status(),
+    _location(),
+    _location(),
+    _location(),
+    _incident(),
+    _incident(),
+    _deployment(),
+)
+
+
+@st.composite
+def _sequences(draw: st.DrawFn) -> list[Any]:
+    """A sequence of events, some of them redelivered (the same event again, later)."""
+    events: list[Any] = draw(st.lists(_event, min_size=1, max_size=40))
+    for _ in range(draw(st.integers(min_value=0, max_value=4))):
+        events.insert(
+            draw(st.integers(min_value=0, max_value=len(events))),
+            draw(st.sampled_from(events)),
+        )
+    return events
+
+
+def _apply_all(events: list[Any], check: bool) -> list[Any]:
+    """Apply the events to a fresh World; return a transcript of what each did."""
+    world = World(AREAS, RULES)
+    transcript: list[Any] = []
+    for event in events:
+        try:
+            effects = world.apply(event)
+        except Rejected as exc:
+            transcript.append(("rejected", exc.reason))
+        else:
+            transcript.append(
+                (
+                    effects.ignored,
+                    [encode(o) for o in effects.outputs],
+                    sorted(o.officer_id for o in effects.officers),
+                    sorted(r.incident_id for r in effects.incidents),
+                    effects.availability,
+                )
+            )
+        if check:
+            _check_invariants(world)
+    return transcript
+
+
+def _check_invariants(world: World) -> None:
+    officers = world.officers
+    # availability counts are exactly what the officer records imply
+    members: dict[str, list[Any]] = defaultdict(list)
+    for officer in officers.values():
+        keys = availability_keys(officer)
+        assert len(keys) == len(set(keys))
+        assert len({k.split(":", 1)[0] for k in keys}) == len(keys), keys  # one per level
+        for key in keys:
+            members[key].append(officer)
+    expected = {
+        key: {n: c for n, c in availability_of(group).items() if c > 0}
+        for key, group in members.items()
+    }
+    actual = {k: v for k, v in world.availability().items() if v}
+    assert actual == expected
+    # one status each; role pools follow the profiles
+    for oid, officer in officers.items():
+        assert isinstance(officer.status, Status)
+        assert officer.officer_id == oid
+        pools = [role for role in Role if oid in set(world.with_role(role))]
+        assert pools == ([officer.role] if officer.role is not None else []), (oid, pools)
+    # held officers are recommended by their holder's current recommendation
+    for oid in officers:
+        held = world.holder(oid)
+        if held is None:
+            continue
+        rec = world.recommendation(held[0])
+        assert rec is not None, f"{oid} held by {held[0]}, which has no recommendation"
+        assert oid in rec.recommended, (oid, held, rec.recommended)
+    # no officer recommended to two pending dispatch incidents of the same grade
+    seen: dict[tuple[str, int], str] = {}
+    for rec in world.open_recommendations():
+        record = world.incidents.get(rec.incident_id)
+        assert record is not None and record.awaiting_deployment, rec.incident_id
+        if rec.response not in _DISPATCH:
+            continue
+        for oid in rec.recommended:
+            other = seen.setdefault((oid, rec.grade), rec.incident_id)
+            assert other == rec.incident_id, (
+                f"{oid} recommended to {other} and {rec.incident_id}, both grade {rec.grade}"
+            )
+    counts = Counter(o.status for o in officers.values())
+    assert counts.total() == len(officers)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(_sequences())
+def test_odd_sequences_keep_the_invariants(events: list[Any]) -> None:
+    """Any mix of valid events raises nothing but Rejected and keeps every invariant after
+    every event."""
+    _apply_all(events, check=True)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(_sequences())
+def test_same_sequence_same_outputs(events: list[Any]) -> None:
+    """Two fresh worlds fed the same events decide exactly the same (a replay decides
+    what the live system decided)."""
+    assert _apply_all(events, check=False) == _apply_all(events, check=False)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(_sequences())
+def test_redelivering_everything_changes_nothing(events: list[Any]) -> None:
+    """After a sequence, delivering again every event that was applied or ignored, in the
+    same order (Kafka redelivery after a crash), leaves every officer and incident record
+    as the first pass left it. (A rejected event was dead-lettered, not applied: delivered
+    again once what it needed exists — a deployment after its incident — it may apply,
+    which is its first application, not a repeat.)"""
+    world = World(AREAS, RULES)
+    accepted = []
+    for event in events:
+        try:
+            world.apply(event)
+        except Rejected:
+            continue
+        accepted.append(event)
+    officers = {k: v.to_dict() for k, v in world.officers.items()}
+    incidents = {k: v.to_dict() for k, v in world.incidents.items()}
+    for event in accepted:
+        world.apply(event)
+    assert {k: v.to_dict() for k, v in world.officers.items()} == officers
+    assert {k: v.to_dict() for k, v in world.incidents.items()} == incidents

@@ -1,0 +1,774 @@
+"""The bad-input catalogue (issue 7 §1), table-driven, without a broker.
+
+Every row is one thing a producer can get wrong. Each ends in exactly one of:
+
+* ``dead``: a dead letter on ``sdo.deadletter`` whose ``error`` contains a specific reason;
+* ``ignored``: a documented benign ignore, counted under its reason (duplicates, out of
+  order);
+* ``benign``: accepted on purpose (documented per row), and harmless.
+
+It never stops the agent (the next valid event is applied) and never alters state (the
+tables hold exactly what they held before, for ``dead`` and ``ignored`` rows).
+
+The rows are checked at three levels: :func:`sdo.events.decode` (contract rows), the pure
+:class:`~sdo.domain.world.World` (state rows), and the Faust adapter's
+:meth:`sdo.stream.app.Runtime.handle` with in-memory tables and a recording output (every
+row, including the adapter's own checks: Kafka key, far-future event time, dead-letter
+encoding). ``tests/integration/test_faults.py`` sends the same catalogue through a real
+``sdo worker``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any, Final
+
+import orjson
+import pytest
+
+from sdo.areas import load_areas
+from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, package_data
+from sdo.domain.geo import Areas
+from sdo.domain.grading import Rules
+from sdo.domain.world import World
+from sdo.errors import InvalidEvent, Rejected
+from sdo.events import MAX_EVENT_BYTES, decode
+from sdo.grade import load_rules
+
+T0: Final = datetime(2015, 12, 1, 9, 0, tzinfo=UTC)
+#: The broker timestamp of the records in the adapter-level checks (a minute after T0).
+RECORD_TIME: Final = T0 + timedelta(minutes=1)
+#: Inside the pilot area (north NPU); NEAR is ~1.5 km from the incidents.
+INCIDENT_AT: Final = (-1.8300, 52.5500)
+NEAR: Final = (-1.8300, 52.5640)
+#: Central London: valid coordinates, outside every area of the (Birmingham) force.
+LONDON: Final = (-0.1276, 51.5072)
+#: Officer and incidents the setup creates; bad rows aim at them.
+VICTIM: Final = "victim"
+OPEN: Final = "I-open"
+CLOSED: Final = "I-closed"
+
+_THRIVE: Final = {
+    "threat": "high",
+    "harm": "medium",
+    "risk": "medium",
+    "vulnerability": "low",
+    "investigation": True,
+    "engagement": False,
+    "prevention": False,
+}
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def at(seconds: float) -> str:
+    return iso(T0 + timedelta(seconds=seconds))
+
+
+def location(
+    oid: str = VICTIM, eid: str = "bad-l", ts: str | None = None, pos: tuple[float, float] = NEAR
+) -> dict[str, Any]:
+    return {
+        "type": "officer.location",
+        "event_id": eid,
+        "ts": ts or at(100),
+        "officer_id": oid,
+        "lat": pos[1],
+        "lon": pos[0],
+    }
+
+
+def status(
+    oid: str = VICTIM, value: str = "available", eid: str = "bad-s", t: float = 100
+) -> dict[str, Any]:
+    return {
+        "type": "officer.status",
+        "event_id": eid,
+        "ts": at(t),
+        "officer_id": oid,
+        "status": value,
+    }
+
+
+def profile(oid: str = VICTIM, eid: str = "bad-p", t: float = 100) -> dict[str, Any]:
+    return {
+        "type": "officer.profile",
+        "event_id": eid,
+        "ts": at(t),
+        "officer_id": oid,
+        "callsign": oid.upper(),
+        "role": "response",
+        "skills": ["taser"],
+        "transport": "car",
+    }
+
+
+def incident(
+    iid: str = OPEN,
+    eid: str = "bad-i",
+    t: float = 100,
+    state: str = "open",
+    pos: tuple[float, float] = INCIDENT_AT,
+) -> dict[str, Any]:
+    return {
+        "type": "incident",
+        "event_id": eid,
+        "ts": at(t),
+        "incident_id": iid,
+        "lat": pos[1],
+        "lon": pos[0],
+        "category": "violence",
+        "state": state,
+        "thrive": dict(_THRIVE),
+        "ongoing": True,
+        "offender_present": True,
+        "persistent": False,
+    }
+
+
+def deployment(
+    iid: str = OPEN, officers: tuple[str, ...] = (VICTIM,), eid: str = "bad-d", t: float = 100
+) -> dict[str, Any]:
+    return {
+        "type": "deployment",
+        "event_id": eid,
+        "ts": at(t),
+        "incident_id": iid,
+        "decision": "accepted",
+        "officer_ids": list(officers),
+        "by": "sgt.test",
+    }
+
+
+def setup_events() -> list[tuple[str, bytes, dict[str, Any]]]:
+    """(topic attribute, key, event) the catalogue's state rows rely on, in order."""
+    events = [
+        ("profile", profile(eid="victim-p", t=0)),
+        ("status", status(eid="victim-s", t=0)),
+        ("location", location(eid="victim-l", ts=at(0))),
+        ("incident", incident(OPEN, eid="open-v1", t=10)),
+        ("incident", incident(CLOSED, eid="closed-v1", t=20)),
+        ("incident", incident(CLOSED, eid="closed-v2", t=30, state="closed")),
+    ]
+    return [(topic, _key_of(event).encode(), event) for topic, event in events]
+
+
+def _key_of(event: dict[str, Any]) -> str:
+    return str(event.get("officer_id") or event.get("incident_id"))
+
+
+def next_event(n: int = 0) -> tuple[str, bytes, dict[str, Any]]:
+    """A valid event after a bad one: a first fix for a fresh officer."""
+    oid = f"next-{n}"
+    return "location", oid.encode(), location(oid, eid=f"next-{n}-l", ts=at(200 + n))
+
+
+def with_(event: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    out = copy.deepcopy(event)
+    out.update(changes)
+    return out
+
+
+def without(event: dict[str, Any], name: str) -> dict[str, Any]:
+    out = copy.deepcopy(event)
+    del out[name]
+    return out
+
+
+def js(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row: what is sent, where, and how it must end."""
+
+    name: str
+    topic: str  # attribute of sdo.config.Topics
+    build: Callable[[datetime], bytes]  # record time -> the value bytes
+    outcome: str  # dead | ignored | benign
+    reason: str  # substring of the dead letter's error, or the ignore reason
+    key: bytes | None = VICTIM.encode()
+    #: the row needs the setup's state (officer, open and closed incidents)
+    stateful: bool = False
+    #: checked by decode() alone (no state, no adapter)
+    contract: bool = True
+
+    def value(self, record_time: datetime = RECORD_TIME) -> bytes:
+        return self.build(record_time)
+
+
+def _const(value: bytes) -> Callable[[datetime], bytes]:
+    return lambda _rt: value
+
+
+def _future(record_time: datetime) -> bytes:
+    return js(location(eid="bad-future", ts=iso(record_time + timedelta(days=1))))
+
+
+_BIG_SUMMARY: Final = "x" * (MAX_EVENT_BYTES + 1024)
+
+CATALOGUE: Final[list[Case]] = [
+    # -- malformed bytes ---------------------------------------------------------------
+    Case(
+        "malformed_json",
+        "location",
+        _const(b'{"type": "officer.location", '),
+        "dead",
+        "malformed JSON",
+    ),
+    Case("json_array", "location", _const(b"[1, 2, 3]"), "dead", "JSON object"),
+    Case("json_scalar", "status", _const(b'"available"'), "dead", "JSON object"),
+    Case("empty_value", "location", _const(b""), "dead", "malformed JSON"),
+    Case(
+        "trailing_garbage", "location", _const(js(location()) + b"\x00"), "dead", "malformed JSON"
+    ),
+    Case(
+        "non_utf8_bytes", "location", _const(b"\xff\xfe\x00{\x80garbage"), "dead", "malformed JSON"
+    ),
+    Case(
+        "oversized_payload",
+        "incident",
+        _const(js(with_(incident(eid="bad-big"), summary=_BIG_SUMMARY))),
+        "dead",
+        "larger than",
+        key=OPEN.encode(),
+    ),
+    # -- wrong types -------------------------------------------------------------------
+    Case("lat_as_string", "location", _const(js(with_(location(), lat="52.564"))), "dead", "lat"),
+    Case("lat_as_bool", "location", _const(js(with_(location(), lat=True))), "dead", "lat"),
+    Case(
+        "ts_as_epoch_number", "location", _const(js(with_(location(), ts=1448960400))), "dead", "ts"
+    ),
+    Case(
+        "bool_as_string",
+        "incident",
+        _const(js(with_(incident(), ongoing="yes"))),
+        "dead",
+        "ongoing",
+        key=OPEN.encode(),
+    ),
+    Case(
+        "skills_as_string",
+        "profile",
+        _const(js(with_(profile(), skills="taser"))),
+        "dead",
+        "skills",
+    ),
+    Case("unknown_status_value", "status", _const(js(status(value="asleep"))), "dead", "status"),
+    Case(
+        "officer_id_as_number",
+        "location",
+        _const(js(with_(location(), officer_id=7))),
+        "dead",
+        "officer_id",
+        key=b"7",
+    ),
+    # -- unknown type, extra fields ----------------------------------------------------
+    Case(
+        "unknown_type",
+        "location",
+        _const(js(with_(location(), type="officer.teleport"))),
+        "dead",
+        "unknown event type",
+    ),
+    Case(
+        "missing_type",
+        "location",
+        _const(js(without(location(), "type"))),
+        "dead",
+        "unknown event type",
+    ),
+    Case(
+        "output_type_on_input_topic",
+        "incident",
+        _const(js({"type": "recommendation", "event_id": "r", "ts": at(1)})),
+        "dead",
+        "does not belong",
+        key=OPEN.encode(),
+    ),
+    Case("type_of_other_topic", "status", _const(js(location())), "dead", "does not belong"),
+    Case(
+        "extra_field",
+        "location",
+        _const(js(with_(location(), altitude_m=140.0))),
+        "dead",
+        "altitude_m: Extra inputs are not permitted",
+    ),
+    Case(
+        "extra_nested_field",
+        "incident",
+        _const(js(with_(incident(), thrive={**_THRIVE, "mood": "low"}))),
+        "dead",
+        "thrive.mood",
+        key=OPEN.encode(),
+    ),
+    # -- missing or empty ids ----------------------------------------------------------
+    Case(
+        "missing_event_id",
+        "location",
+        _const(js(without(location(), "event_id"))),
+        "dead",
+        "event_id: Field required",
+    ),
+    Case(
+        "blank_event_id",
+        "location",
+        _const(js(with_(location(), event_id="   "))),
+        "dead",
+        "event_id",
+    ),
+    Case(
+        "overlong_event_id",
+        "location",
+        _const(js(with_(location(), event_id="e" * 200))),
+        "dead",
+        "event_id",
+    ),
+    Case(
+        "missing_officer_id",
+        "location",
+        _const(js(without(location(), "officer_id"))),
+        "dead",
+        "officer_id: Field required",
+    ),
+    Case(
+        "missing_incident_id",
+        "incident",
+        _const(js(without(incident(), "incident_id"))),
+        "dead",
+        "incident_id: Field required",
+        key=OPEN.encode(),
+    ),
+    # -- places ------------------------------------------------------------------------
+    Case(
+        "lat_out_of_range",
+        "location",
+        _const(js(with_(location(), lat=123.0))),
+        "dead",
+        "lat: Input should be less than or equal to 90",
+    ),
+    Case(
+        "lon_out_of_range",
+        "location",
+        _const(js(with_(location(), lon=-200.0))),
+        "dead",
+        "lon: Input should be greater than or equal to -180",
+    ),
+    # A dispatchable incident nobody can reach (a swapped lat/lon or a mis-geocoded address):
+    # recommending officers to it is harmful, so it is refused with the reason.
+    Case(
+        "incident_outside_force_area",
+        "incident",
+        _const(js(incident("I-london", eid="bad-far", pos=LONDON))),
+        "dead",
+        "outside",
+        key=b"I-london",
+        contract=False,
+    ),
+    Case(
+        "incident_lat_lon_swapped",
+        "incident",
+        _const(js(incident("I-swap", eid="bad-swap", pos=(INCIDENT_AT[1], INCIDENT_AT[0])))),
+        "dead",
+        "outside",
+        key=b"I-swap",
+        contract=False,
+    ),
+    # -- time --------------------------------------------------------------------------
+    Case(
+        "naive_timestamp",
+        "location",
+        _const(js(with_(location(), ts="2015-12-01T09:05:00"))),
+        "dead",
+        "timezone",
+    ),
+    Case(
+        "garbage_timestamp", "location", _const(js(with_(location(), ts="yesterday"))), "dead", "ts"
+    ),
+    # The domain has no clock; the adapter judges event time against the record's broker
+    # timestamp: more than an hour ahead of it is a broken producer clock.
+    Case("far_future_timestamp", "location", _future, "dead", "future", contract=False),
+    # -- semantic ----------------------------------------------------------------------
+    Case(
+        "declined_without_reason",
+        "deployment",
+        _const(js(with_(deployment(officers=()), decision="declined"))),
+        "dead",
+        "reason",
+        key=OPEN.encode(),
+    ),
+    Case(
+        "deployment_duplicate_officers",
+        "deployment",
+        _const(js(deployment(officers=(VICTIM, VICTIM)))),
+        "dead",
+        "duplicates",
+        key=OPEN.encode(),
+    ),
+    # -- against state -----------------------------------------------------------------
+    Case(
+        "duplicate_event_id",
+        "location",
+        _const(js(location(eid="victim-l", ts=at(0)))),
+        "ignored",
+        "duplicate",
+        stateful=True,
+        contract=False,
+    ),
+    Case(
+        "out_of_order_fix",
+        "location",
+        _const(js(location(eid="bad-old", ts=at(-60), pos=LONDON))),
+        "ignored",
+        "out_of_order",
+        stateful=True,
+        contract=False,
+    ),
+    Case(
+        "update_for_closed_incident",
+        "incident",
+        _const(js(incident(CLOSED, eid="closed-v3", t=40))),
+        "dead",
+        "closed",
+        key=CLOSED.encode(),
+        stateful=True,
+        contract=False,
+    ),
+    Case(
+        "deployment_unknown_incident",
+        "deployment",
+        _const(js(deployment("I-nowhere"))),
+        "dead",
+        "unknown incident",
+        key=b"I-nowhere",
+        stateful=True,
+        contract=False,
+    ),
+    Case(
+        "deployment_closed_incident",
+        "deployment",
+        _const(js(deployment(CLOSED))),
+        "dead",
+        "closed",
+        key=CLOSED.encode(),
+        stateful=True,
+        contract=False,
+    ),
+    Case(
+        "deployment_unknown_officer",
+        "deployment",
+        _const(js(deployment(OPEN, officers=("nobody",)))),
+        "dead",
+        "unknown officer",
+        key=OPEN.encode(),
+        stateful=True,
+        contract=False,
+    ),
+    # -- the adapter's checks ----------------------------------------------------------
+    Case(
+        "kafka_key_not_the_id",
+        "location",
+        _const(js(location(eid="bad-key"))),
+        "dead",
+        "does not match",
+        key=b"someone-else",
+        contract=False,
+    ),
+    # -- accepted on purpose -----------------------------------------------------------
+    # The three officer feeds interleave freely, so a status may arrive before the
+    # profile: kept on a profile-less record that counts nowhere and is never recommended.
+    Case(
+        "status_for_unknown_officer",
+        "status",
+        _const(js(status("ghost", eid="ghost-s"))),
+        "benign",
+        "",
+        key=b"ghost",
+        stateful=True,
+        contract=False,
+    ),
+]
+
+#: Rows whose outcome leaves every table as it was.
+UNCHANGING: Final = ("dead", "ignored")
+
+
+def ids(cases: list[Case]) -> list[str]:
+    return [c.name for c in cases]
+
+
+def name_of(case: Case) -> str:
+    return case.name
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def areas() -> Areas:
+    return load_areas(package_data(DEFAULT_AREAS))
+
+
+@pytest.fixture(scope="module")
+def rules() -> Rules:
+    return load_rules(package_data(DEFAULT_RULES))
+
+
+class Recorder:
+    """An output topic that records what is sent (the shape of a Faust topic's ``send``)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes | None, bytes]] = []
+
+    async def send(self, *, key: bytes | None = None, value: bytes) -> None:
+        self.sent.append((key, value))
+
+
+def make_runtime(areas: Areas, rules: Rules) -> Any:
+    from sdo.stream.app import Runtime  # noqa: PLC0415  (imports Faust: only these tests)
+
+    return Runtime(
+        world=World(areas, rules),
+        app=None,
+        officers={},
+        incidents={},
+        availability={},
+        outputs={"recommendation": Recorder(), "alert": Recorder(), "deadletter": Recorder()},
+    )
+
+
+def record(key: bytes | None, value: bytes, record_time: datetime = RECORD_TIME) -> Any:
+    """What the agent gets from Faust: ``key``, ``value`` and the message's timestamp
+    (seconds since the epoch, as ``faust.types.Message.timestamp``)."""
+    ts = record_time.timestamp()
+    return SimpleNamespace(
+        key=key, value=value, message=SimpleNamespace(timestamp=ts, timestamp_type=0, partition=0)
+    )
+
+
+def handle(runtime: Any, topic: str, key: bytes | None, value: bytes) -> None:
+    expect, key_field = {
+        "location": ("officer.location", "officer_id"),
+        "status": ("officer.status", "officer_id"),
+        "profile": ("officer.profile", "officer_id"),
+        "incident": ("incident", "incident_id"),
+        "deployment": ("deployment", "incident_id"),
+    }[topic]
+    asyncio.run(runtime.handle(record(key, value), f"sdo.{topic}", expect, key_field))
+
+
+def tables(runtime: Any) -> dict[str, Any]:
+    return copy.deepcopy(
+        {
+            "officers": runtime.officers,
+            "incidents": runtime.incidents,
+            "availability": runtime.availability,
+            "world_officers": {k: v.to_dict() for k, v in runtime.world.officers.items()},
+            "world_incidents": {k: v.to_dict() for k, v in runtime.world.incidents.items()},
+            "world_availability": runtime.world.availability(),
+        }
+    )
+
+
+# -- decode: the contract rows ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", [c for c in CATALOGUE if c.contract], ids=name_of)
+def test_decode_refuses_with_a_specific_reason(case: Case) -> None:
+    """Every contract row fails in :func:`decode` with :class:`InvalidEvent` naming why."""
+    expect = {
+        "location": "officer.location",
+        "status": "officer.status",
+        "profile": "officer.profile",
+        "incident": "incident",
+        "deployment": "deployment",
+    }[case.topic]
+    with pytest.raises(InvalidEvent) as err:
+        decode(case.value(), expect=expect)
+    assert case.reason in err.value.reason, err.value.reason
+
+
+# -- the pure World: the state rows -----------------------------------------------------
+
+
+def seeded_world(areas: Areas, rules: Rules) -> World:
+    world = World(areas, rules)
+    for _topic, _key, event in setup_events():
+        world.apply(decode(js(event)))
+    return world
+
+
+def snapshot(world: World) -> dict[str, Any]:
+    return {
+        "officers": {k: v.to_dict() for k, v in world.officers.items()},
+        "incidents": {k: v.to_dict() for k, v in world.incidents.items()},
+        "availability": world.availability(),
+        "recommendations": {
+            r.incident_id: r.recommendation_id for r in world.open_recommendations()
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        c
+        for c in CATALOGUE
+        if not c.contract and c.name != "kafka_key_not_the_id" and c.name != "far_future_timestamp"
+    ],
+    ids=name_of,
+)
+def test_world_rejects_or_ignores_without_changing_state(
+    case: Case, areas: Areas, rules: Rules
+) -> None:
+    """State rows: ``dead`` rows raise :class:`Rejected` naming why, ``ignored`` rows return
+    the ignore reason; neither changes a record, a count or a recommendation, nor emits."""
+    world = seeded_world(areas, rules)
+    before = snapshot(world)
+    event = decode(case.value())
+    if case.outcome == "dead":
+        with pytest.raises(Rejected) as err:
+            world.apply(event)
+        assert case.reason in err.value.reason, err.value.reason
+        assert snapshot(world) == before
+    elif case.outcome == "ignored":
+        effects = world.apply(event)
+        assert effects.ignored == case.reason
+        assert (effects.officers, effects.incidents, effects.outputs) == ([], [], [])
+        assert snapshot(world) == before
+    else:
+        effects = world.apply(event)
+        assert effects.outputs == []
+        assert world.availability() == before["availability"]
+
+
+def test_status_for_unknown_officer_counts_nowhere_and_is_never_recommended(
+    areas: Areas, rules: Rules
+) -> None:
+    """A status before any profile is kept (the feeds interleave), but a profile-less
+    officer is in no availability bucket and is not a candidate for an open incident."""
+    world = seeded_world(areas, rules)
+    world.apply(decode(js(status("ghost", eid="ghost-s", t=50))))
+    world.apply(decode(js(location("ghost", eid="ghost-l", ts=at(51)))))
+    assert world.officers["ghost"].status == "available"
+    counted = {k: v.get("total", 0) for k, v in world.availability().items()}
+    assert all(v == 1 for v in counted.values()), counted  # only the victim
+    world.apply(decode(js(incident("I-2", eid="i2-v1", t=60))))
+    rec = world.recommendation("I-2")
+    assert rec is not None
+    assert "ghost" not in [c.officer_id for c in rec.candidates]
+
+
+def test_fix_outside_the_force_area_is_kept_unplaced(areas: Areas, rules: Rules) -> None:
+    """Decision: an AVL fix outside every area is the truth about where the officer is
+    (officers cross force borders): it is applied, unplaced, and the officer leaves every
+    availability bucket rather than being counted where they no longer are."""
+    world = seeded_world(areas, rules)
+    assert world.availability()
+    effects = world.apply(decode(js(location(eid="victim-away", ts=at(50), pos=LONDON))))
+    officer = world.officers[VICTIM]
+    assert (officer.lon, officer.lat) == LONDON
+    assert (officer.neighbourhood, officer.npu, officer.cluster) == (None, None, None)
+    assert effects.officers == [officer]
+    assert all(v.get("total", 0) == 0 for v in world.availability().values())
+
+
+# -- the adapter: every row -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CATALOGUE, ids=name_of)
+def test_adapter_dead_letters_or_counts_and_carries_on(
+    case: Case, areas: Areas, rules: Rules
+) -> None:
+    """Through :meth:`Runtime.handle`: a ``dead`` row produces one dead letter (source
+    topic, original key, specific error, the raw bytes as UTF-8 text or base64) and is
+    counted; an ``ignored`` row is counted under its reason; neither writes a table. The
+    next valid event is then applied."""
+    runtime = make_runtime(areas, rules)
+    if case.stateful:
+        for topic, key, event in setup_events():
+            handle(runtime, topic, key, js(event))
+    before = tables(runtime)
+    dead_before = runtime.dead.total()
+    value = case.value(RECORD_TIME)
+
+    handle(runtime, case.topic, case.key, value)
+
+    letters = [orjson.loads(v) for _, v in runtime.outputs["deadletter"].sent]
+    if case.outcome == "dead":
+        assert len(letters) == 1, letters
+        letter = letters[0]
+        assert case.reason in letter["error"], letter["error"]
+        assert letter["source_topic"] == f"sdo.{case.topic}"
+        assert runtime.outputs["deadletter"].sent[0][0] == case.key
+        kept = (
+            base64.b64decode(letter["raw"])
+            if letter.get("raw_encoding") == "base64"
+            else letter["raw"].encode()
+        )
+        if letter.get("raw_truncated"):
+            # an oversized input is kept up to the size limit, and says so
+            assert len(kept) == MAX_EVENT_BYTES and value.startswith(kept)
+        else:
+            assert kept == value
+        assert runtime.dead.total() == dead_before + 1
+    else:
+        assert letters == [], letters
+    if case.outcome == "ignored":
+        assert runtime.ignored[case.reason] == 1, dict(runtime.ignored)
+    if case.outcome in UNCHANGING:
+        assert tables(runtime) == before
+
+    topic, key, event = next_event()
+    handle(runtime, topic, key, js(event))
+    assert runtime.officers["next-0"]["fix_event"] == "next-0-l"
+
+
+def test_non_utf8_bytes_are_kept_as_base64() -> None:
+    """The raw bytes of a value that is not UTF-8 reach the dead letter intact (base64)."""
+    case = next(c for c in CATALOGUE if c.name == "non_utf8_bytes")
+    runtime = make_runtime(
+        load_areas(package_data(DEFAULT_AREAS)), load_rules(package_data(DEFAULT_RULES))
+    )
+    handle(runtime, case.topic, case.key, case.value())
+    ((_, value),) = runtime.outputs["deadletter"].sent
+    letter = orjson.loads(value)
+    assert letter["raw_encoding"] == "base64"
+    assert base64.b64decode(letter["raw"]) == case.value()
+
+
+def test_catalogue_covers_issue_7() -> None:
+    """The catalogue names every kind of bad input issue 7 lists (a guard against rows
+    being dropped)."""
+    names = set(ids(CATALOGUE))
+    required = {
+        "malformed_json",
+        "lat_as_string",
+        "unknown_type",
+        "extra_field",
+        "missing_officer_id",
+        "lat_out_of_range",
+        "incident_outside_force_area",
+        "naive_timestamp",
+        "far_future_timestamp",
+        "oversized_payload",
+        "duplicate_event_id",
+        "out_of_order_fix",
+        "status_for_unknown_officer",
+        "update_for_closed_incident",
+        "deployment_unknown_incident",
+        "deployment_unknown_officer",
+        "kafka_key_not_the_id",
+        "non_utf8_bytes",
+    }
+    assert required <= names, required - names
+    assert len(names) == len(CATALOGUE)
