@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web-port", type=int, default=None, help="Faust web port (default: none)")
     p.add_argument("--partitions", type=int, default=4, help="partitions of the input topics")
     p.add_argument(
+        "--replication",
+        type=int,
+        default=1,
+        help="replication factor of the topics the worker creates (its table changelogs)",
+    )
+    p.add_argument(
         "--session-timeout",
         type=float,
         default=6.0,

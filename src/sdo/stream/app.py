@@ -68,6 +68,7 @@ _INPUTS: Mapping[str, tuple[str, str]] = {
 class WorkerOptions:
     app_id: str = "sdo-worker"
     partitions: int = 4
+    replication: int = 1
     session_timeout_s: float = 6.0
     data_dir: str | None = None
     web_port: int | None = None
@@ -272,7 +273,7 @@ def build_app(
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=options.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=options.replication,
         broker_session_timeout=options.session_timeout_s,
         broker_heartbeat_interval=max(options.session_timeout_s / 6, 0.3),
         broker_rebalance_timeout=max(options.session_timeout_s * 2, 10.0),

@@ -40,12 +40,17 @@ def make_world(settings: Settings, policy: str = "thrive") -> World:
     return World(areas, rules, Policy.from_mapping(policy, rules.recommend))
 
 
-def prepare_topics(settings: Settings, partitions: int, timeout: float = 30.0) -> None:
+def prepare_topics(
+    settings: Settings, partitions: int, timeout: float = 30.0, *, replication: int = 1
+) -> None:
     """Create the contract topics (idempotent); a clear error if the broker is not there."""
     try:
         asyncio.run(
             ensure_topics(
-                settings.bootstrap, topic_specs(settings.topics, partitions), timeout=timeout
+                settings.bootstrap,
+                topic_specs(settings.topics, partitions),
+                timeout=timeout,
+                replication_factor=replication,
             )
         )
     except BrokerError:
@@ -63,7 +68,7 @@ def cli(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     world = make_world(settings)
-    prepare_topics(settings, args.partitions)
+    prepare_topics(settings, args.partitions, replication=args.replication)
     cleanup = None
     data_dir = args.data_dir
     if data_dir is None:
@@ -72,6 +77,7 @@ def cli(args: argparse.Namespace) -> int:
     options = WorkerOptions(
         app_id=args.app_id,
         partitions=args.partitions,
+        replication=args.replication,
         session_timeout_s=args.session_timeout,
         data_dir=str(data_dir),
         web_port=args.web_port,
