@@ -45,6 +45,7 @@ from sdo.console.auth import Users, add_user
 from sdo.console.server import Console
 from sdo.domain.world import World
 from sdo.events import (
+    MAX_EVENT_BYTES,
     Incident,
     OfficerLocation,
     OfficerProfile,
@@ -298,7 +299,13 @@ async def test_bad_input_catalogue_through_a_real_worker(
         for letter in letters:
             by_raw.setdefault(_letter_raw(letter), []).append(letter)
         for case, value in sent:
-            found = by_raw.get(value, [])
+            # an oversized input is kept up to the size limit (raw_truncated)
+            found = by_raw.get(value, []) or [
+                lt
+                for raw, group in by_raw.items()
+                for lt in group
+                if lt.get("raw_truncated") and len(raw) == MAX_EVENT_BYTES and value.startswith(raw)
+            ]
             if case.outcome == "dead":
                 if not found:
                     problems.append(
