@@ -80,7 +80,7 @@ async def ask(page: Page, message: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
-async def test_action_before_authentication_gets_nothing_and_is_closed(console: Console) -> None:  # noqa: F811
+async def test_action_before_authentication_gets_nothing_and_is_closed(console: Console) -> None:
     """A first message that is an action, not ``auth``, is not acted on: nothing is
     received and the socket is closed with 1008."""
     received: list[Any] = []
@@ -108,7 +108,7 @@ async def test_action_before_authentication_gets_nothing_and_is_closed(console: 
         "http://localhost:{port}.evil.example",
     ],
 )
-async def test_other_origins_are_refused(console: Console, origin: str) -> None:  # noqa: F811
+async def test_other_origins_are_refused(console: Console, origin: str) -> None:
     """Look-alike origins (other port, other scheme, ``null``, suffixed hosts) get 403."""
     value = origin.format(port=console.port, other=console.port + 1)
     with pytest.raises(InvalidStatus) as err:
@@ -120,7 +120,7 @@ async def test_other_origins_are_refused(console: Console, origin: str) -> None:
 async def test_viewer_can_do_no_action_and_nothing_is_published(
     console: Console,
     broker: EmbeddedBroker,
-    tokens: dict[str, Any],  # noqa: F811
+    tokens: dict[str, Any],
 ) -> None:
     """A viewer's accept, override and decline are all refused as forbidden, and the
     deployment topic stays empty."""
@@ -173,7 +173,7 @@ async def test_tokens_are_never_logged_nor_echoed(
         assert secret not in sent
 
 
-def test_users_file_holds_only_hashes(tokens: dict[str, Any]) -> None:  # noqa: F811
+def test_users_file_holds_only_hashes(tokens: dict[str, Any]) -> None:
     """The users file has each token's SHA-256, never the token, and is private (0600)."""
     text = tokens["path"].read_text()
     for role in ("sdo", "viewer"):
@@ -211,7 +211,7 @@ async def test_actions_are_rate_limited_per_connection(
     await second.ws.close()
 
 
-async def test_oversized_message_closes_with_1009(console: Console, tokens: dict[str, Any]) -> None:  # noqa: F811
+async def test_oversized_message_closes_with_1009(console: Console, tokens: dict[str, Any]) -> None:
     """A client message above the size cap closes the connection with 1009 (too big)."""
     page = await login(console, tokens["sdo"])
     await page.ws.send("x" * (MAX_MESSAGE_BYTES + 1))
@@ -225,7 +225,7 @@ async def test_oversized_message_closes_with_1009(console: Console, tokens: dict
 async def test_decision_on_closed_incident_is_refused(
     console: Console,
     broker: EmbeddedBroker,
-    tokens: dict[str, Any],  # noqa: F811
+    tokens: dict[str, Any],
 ) -> None:
     """Once an incident is closed, accept/override/decline on it are refused saying so."""
     events = pilot_events()
@@ -260,7 +260,7 @@ async def test_decision_on_closed_incident_is_refused(
 async def test_every_action_is_audited_with_user_and_time(
     console: Console,
     broker: EmbeddedBroker,
-    tokens: dict[str, Any],  # noqa: F811
+    tokens: dict[str, Any],
 ) -> None:
     """Override and decline each become one deployment on Kafka naming the user, the time
     of the decision (an aware timestamp taken when it was made), the reason and the same

@@ -25,12 +25,18 @@ from .kafka import Collector
 pytestmark = pytest.mark.integration
 
 
-def _by_incident(lines: list[bytes]) -> dict[str, list[tuple[str, tuple[str, ...], tuple[str, ...]]]]:
+def _by_incident(
+    lines: list[bytes],
+) -> dict[str, list[tuple[str, tuple[str, ...], tuple[str, ...]]]]:
     out: dict[str, list[tuple[str, tuple[str, ...], tuple[str, ...]]]] = {}
     for line in lines:
         rec = orjson.loads(line)
         out.setdefault(rec["incident_id"], []).append(
-            (rec["ts"], tuple(rec["recommended"]), tuple(c["officer_id"] for c in rec["candidates"]))
+            (
+                rec["ts"],
+                tuple(rec["recommended"]),
+                tuple(c["officer_id"] for c in rec["candidates"]),
+            )
         )
     return out
 

@@ -15,6 +15,7 @@ Checked, with no wall-clock thresholds (only ratios within the run):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import queue
 import socket
@@ -263,7 +264,7 @@ async def test_fifty_clients_at_two_thousand_events_per_second(
         # console is not starvation of one client; it is reported as the median gap)
         def longest_gap(r: Reader) -> float:
             times = [started, *(t for t, _ in r.arrivals if started <= t <= ended), ended]
-            return max(b - a for a, b in zip(times, times[1:], strict=False))
+            return max(b - a for a, b in itertools.pairwise(times))
 
         gaps = [longest_gap(r) for r in readers]
         median_gap = statistics.median(gaps)
