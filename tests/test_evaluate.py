@@ -72,11 +72,6 @@ def test_writes_metrics_with_every_figure_for_both_policies(metrics: dict[str, A
     assert thrive["incidents"] == closest["incidents"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="events.encode drops None (exclude_none) but Candidate.eta_s/distance_m have no "
-    "default, so a desk investigator candidate does not decode; fix in events.py: `= None`",
-)
 def test_recommendations_file_holds_recommendation_events_of_both_policies(
     evaluated: Path,
 ) -> None:

@@ -50,6 +50,10 @@ __all__ = ["Metrics", "cli", "evaluate"]
 #: Grade → attendance target in seconds (West Midlands: 15 min grade 1, 60 min grade 2).
 TARGET_S = {1: 15 * 60, 2: 60 * 60}
 LONG_WAIT_S = 30 * 60
+#: The route of every incident under the ``closest`` policy (no THRIVE+ routing).
+_CLOSEST_ROUTE = "closest response officer"
+#: Routes whose incidents wait for someone other than a response officer.
+_NON_RESPONSE_POOLS = frozenset({Response.INVESTIGATOR.value, Response.NEIGHBOURHOOD.value})
 
 
 @dataclass(slots=True)
@@ -65,6 +69,7 @@ class _Incident:
     named: bool | None = None
     last_rec: Recommendation | None = None
     agreed: bool | None = None
+    signposted: bool = False
 
 
 @dataclass
@@ -117,6 +122,7 @@ class Metrics:
         if inc.first_rec is None:
             inc.first_rec = rec
             inc.grade, inc.response = rec.grade, rec.response.value
+            inc.signposted = rec.service is not None
         if inc.attend_s is not None or not rec.recommended:
             return
         lead = rec.candidates[0]
@@ -154,16 +160,27 @@ class Metrics:
         by_response = Counter(i.response for i in graded)
         by_grade = Counter(str(i.grade) for i in graded)
         total = len(graded) or 1
-        # who the first recommendation sends
+        # Where the policy routes each incident: its THRIVE+ response, or (closest) always
+        # the nearest response officer whatever the grading says.
+        thrive_routing = self.policy != "closest"
+        by_route = Counter(i.response if thrive_routing else _CLOSEST_ROUTE for i in graded)
+        # who the first recommendation naming an officer sends (signposted: nobody, by design)
         sent_to: Counter[str] = Counter()
+        off_response = 0
         for i in graded:
-            if i.response == Response.SIGNPOST.value and not i.roles:
-                sent_to["partner service (no officer)"] += 1
+            if i.signposted:
+                who = "partner service (no officer)"
             elif not i.roles:
-                sent_to["nobody available"] += 1
+                who = "nobody available"
             else:
-                sent_to[i.roles[0]] += 1
-        off_response = sum(n for who, n in sent_to.items() if who != Role.RESPONSE.value)
+                who = i.roles[0]
+            sent_to[who] += 1
+            # Demand off response officers: someone else was named, nobody by design, or
+            # it waits for a non-response pool (an investigator, the neighbourhood team).
+            if who == "nobody available":
+                off_response += thrive_routing and i.response in _NON_RESPONSE_POOLS
+            else:
+                off_response += who != Role.RESPONSE.value
         grades: dict[str, Any] = {}
         for g in (1, 2, 3, 4):
             rows = [i for i in graded if i.grade == g]
@@ -198,6 +215,7 @@ class Metrics:
             "first_recommendation_sends": dict(sent_to.most_common()),
             "share_off_response_officers": round(off_response / total, 4),
             "share_by_response": {r: round(n / total, 4) for r, n in sorted(by_response.items())},
+            "share_by_route": {r: round(n / total, 4) for r, n in sorted(by_route.items())},
             "grades": grades,
             "skill_match_rate": _rate(skill),
             "skill_match_incidents": len(skill),
@@ -267,6 +285,8 @@ def evaluate(
 
 
 def cli(args: argparse.Namespace) -> int:
+    from sdo.replay import read_log  # noqa: PLC0415
+
     settings = settings_from(args)
     policies = args.policy or ["thrive", "closest"]
     unknown = [p for p in policies if p not in POLICIES]
@@ -274,6 +294,7 @@ def cli(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown policy {unknown[0]!r}; known: {', '.join(POLICIES)}")
     if len(set(policies)) != len(policies):
         raise ConfigError("each --policy may be given once")
+    read_log(args.log).close()  # a missing or unreadable log fails before DIR is touched
     out: Path = args.out
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -288,8 +288,8 @@ class Candidate(_Model):
     officer_id: Id
     callsign: Id
     role: Role
-    eta_s: NonNegative | None
-    distance_m: NonNegative | None
+    eta_s: NonNegative | None = None  # None: the officer need not travel (desk)
+    distance_m: NonNegative | None = None
     score: float
     reasons: tuple[str, ...] = ()
 

@@ -113,13 +113,13 @@ def _rows(policies: dict[str, Any]) -> str:
             lambda m: m["share_off_response_officers"],
             "pct",
         ),
-        ("… to an investigator", lambda m: m["share_by_response"].get("investigator"), "pct"),
+        ("… to an investigator", lambda m: m["share_by_route"].get("investigator", 0.0), "pct"),
         (
             "… to the neighbourhood team",
-            lambda m: m["share_by_response"].get("neighbourhood"),
+            lambda m: m["share_by_route"].get("neighbourhood", 0.0),
             "pct",
         ),
-        ("… signposted to a partner", lambda m: m["share_by_response"].get("signpost"), "pct"),
+        ("… signposted to a partner", lambda m: m["share_by_route"].get("signpost", 0.0), "pct"),
         (
             "Grade 1: median estimated attendance",
             lambda m: m["grades"]["1"]["attend_median_s"],
@@ -132,7 +132,11 @@ def _rows(policies: dict[str, Any]) -> str:
             "min",
         ),
         ("Grade 2: within 60 min", lambda m: m["grades"]["2"].get("share_within_60_min"), "pct"),
-        ("Grade 1–2 recommended ETA, median", lambda m: m["grades"]["1"]["eta_median_s"], "min"),
+        (
+            "Grade 1: recommended officer ETA, median",
+            lambda m: m["grades"]["1"]["eta_median_s"],
+            "min",
+        ),
         ("Over 30 min (grade 2)", lambda m: m["grades"]["2"]["share_over_30_min"], "pct"),
         ("Required skills matched", lambda m: m["skill_match_rate"], "pct"),
         ("Neighbourhood calls to the named officer", lambda m: m["named_officer_alignment"], "pct"),
@@ -153,6 +157,41 @@ def _rows(policies: dict[str, Any]) -> str:
         cells = "".join(f"<td>{_fmt(get(policies[n]), kind)}</td>" for n in names)
         out.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
     return "\n".join(out)
+
+
+def _grading(policies: dict[str, Any]) -> str:
+    first = next(iter(policies.values()), None)
+    if not first or not first["incidents"]:
+        return "<p>No incidents were graded.</p>"
+    order = ["emergency", "priority", "scheduled", "neighbourhood", "investigator", "signpost"]
+    shares = first["share_by_response"]
+    parts = ", ".join(f"{html.escape(r)} {shares[r]:.0%}" for r in sorted(shares, key=_rank(order)))
+    return (
+        f"<p>THRIVE+ grades the {first['incidents']} incidents as: {parts}. The grading is "
+        "the same under every policy; a policy only changes who is recommended.</p>"
+    )
+
+
+def _rank(order: list[str]) -> Callable[[str], tuple[int, str]]:
+    return lambda r: (order.index(r) if r in order else len(order), r)
+
+
+_READING = """<ul>
+<li><b>Sent somewhere other than a response officer</b>: incidents whose first recommendation
+naming an officer names an investigator, neighbourhood officer, PCSO or force-support officer;
+plus those referred to a partner service (no officer, by design) and those waiting for an
+investigator or the neighbourhood team. <b>closest</b> sends a response officer to everything,
+so its share is zero by construction; the difference is the demand THRIVE+ moves.</li>
+<li><b>Estimated attendance</b>: from the call until the first recommendation that names an
+officer, plus that officer's estimated travel time. An estimate from positions, not an
+observed arrival. Medians and shares within target, as the force reports them.</li>
+<li><b>Agrees with the deployment actually made</b>: of the deployments recorded in the log,
+the share whose officers include the first officer this policy recommended just before.
+Shown as – when the log records no deployments.</li>
+<li><b>Cover-gap minutes</b>: minutes a response cluster spent below its minimum number of
+available response officers while this policy's recommendations were being followed in
+the log (officers move as recorded, so this mostly reflects the log, not the policy).</li>
+</ul>"""
 
 
 def write_report(document: dict[str, Any], path: Path) -> None:
@@ -177,6 +216,9 @@ THRIVE+ grading (the product); <b>closest</b> sends the closest available respon
 everything (the status quo).</p>
 <h2>Headline figures</h2>
 <table>{_rows(policies)}</table>
+{_grading(policies)}
+<h2>Reading the figures</h2>
+{_READING}
 <h2>Who is sent</h2>
 <p>THRIVE+ is meant to move demand that needs no blue-light attendance away from response
 officers: to investigators, the neighbourhood's named officer, or a partner service.</p>

@@ -76,6 +76,8 @@ __all__ = [
     "run_console",
 ]
 
+#: Longest a feed fetch waits for data, ms (each fetch's worst-case delay).
+FETCH_WAIT_MS = 20
 #: Records taken from Kafka per step of the feed; small enough that client senders get
 #: the event loop often under load.
 FEED_BATCH = 500
@@ -591,6 +593,8 @@ class Console:
             auto_offset_reset="earliest",
             request_timeout_ms=int(KAFKA_TIMEOUT * 1000),
             client_id="sdo-console",
+            # the embedded broker answers a fetch only when its wait expires: keep it short
+            fetch_max_wait_ms=FETCH_WAIT_MS,
         )
         self._consumer = consumer
         async with asyncio.timeout(KAFKA_TIMEOUT):

@@ -122,6 +122,9 @@ class Policy:
     shift_penalty_s: float = 600.0
     #: a new officer must beat the current first candidate by this much to re-issue
     better_by_s: float = 60.0
+    _speeds: dict[tuple[Transport | None, int], float] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_mapping(cls, name: str, obj: Mapping[str, Any]) -> Policy:
@@ -153,14 +156,19 @@ class Policy:
     def ref(self) -> PolicyRef:
         return PolicyRef(name=self.name, version=self.version)
 
+    def __post_init__(self) -> None:
+        # (transport, grade) -> m/s, looked up for every candidate: precomputed once
+        table = {
+            (t, g): speeds[min(g, 3) - 1]
+            for t in Transport
+            if (speeds := self.speed_mps.get(t.value)) is not None and t is not Transport.DESK
+            for g in (1, 2, 3, 4)
+        }
+        object.__setattr__(self, "_speeds", table)
+
     def speed(self, transport: Transport | None, grade: int) -> float | None:
         """Travel speed in m/s, or None for officers who do not travel (desk)."""
-        if transport is None or transport is Transport.DESK:
-            return None
-        table = self.speed_mps.get(transport.value)
-        if table is None:
-            return None
-        return table[min(max(grade, 1), 3) - 1]
+        return self._speeds.get((transport, min(max(grade, 1), 4)))
 
     def eta_s(self, distance_m: float, transport: Transport | None, grade: int) -> float | None:
         speed = self.speed(transport, grade)

@@ -407,12 +407,15 @@ class World:
             held = self._holders.get(oid)
             if held is not None:
                 todo.add(held[0])
-            # a status/profile change can change any allocation pool this officer is in
-            for iid, rec in self._recs.items():
-                if iid not in self._dispatching and (
-                    oid in rec.recommended or self._could_take(new, rec)
-                ):
-                    todo.add(iid)
+            # Allocations (neighbourhood, investigator, scheduled) take any on-duty officer
+            # of their pool: only coming on or going off duty, or a new profile, can change
+            # them. A job in hand (en_route, at_scene ...) does not.
+            if _allocation_relevant(old, new):
+                for iid, rec in self._recs.items():
+                    if iid not in self._dispatching and (
+                        oid in rec.recommended or self._could_take(new, rec)
+                    ):
+                        todo.add(iid)
         if (
             new.has_fix
             and new.status in (Status.AVAILABLE, Status.REFRESHMENT)
@@ -420,7 +423,11 @@ class World:
         ):
             for iid in self._dispatching:
                 rec = self._recs[iid]
-                if iid not in todo and oid not in rec.recommended and self._beats(new, rec):
+                if (
+                    iid not in todo
+                    and oid not in rec.recommended
+                    and self._beats(new, rec, moved_only=moved_only)
+                ):
                     todo.add(iid)
         for iid in sorted(todo, key=self._priority):
             self._rerecommend(iid, ts, effects)
@@ -436,8 +443,12 @@ class World:
             return officer.role in (Role.NEIGHBOURHOOD, Role.RESPONSE)
         return False
 
-    def _beats(self, officer: Officer, rec: Recommendation) -> bool:
-        """Could this officer now be clearly better than the incident's first candidate?"""
+    def _beats(self, officer: Officer, rec: Recommendation, *, moved_only: bool) -> bool:
+        """Could this officer now be clearly better than the incident's first candidate?
+
+        An incident short of officers takes any newly available one; an officer who was
+        available already and only moved was already considered for it.
+        """
         record = self._incidents.get(rec.incident_id)
         if record is None or officer.lat is None or officer.lon is None:
             return False
@@ -445,7 +456,7 @@ class World:
         if incident.required_skills and not set(incident.required_skills).issubset(officer.skills):
             return False
         if len(rec.recommended) < incident.officers_required:
-            return True
+            return not moved_only
         best = rec.candidates[0].eta_s if rec.candidates else None
         eta = self.policy.eta_s(
             haversine_m(officer.lon, officer.lat, incident.lon, incident.lat),
@@ -670,6 +681,21 @@ class World:
             area_id=area_id,
             active=active,
         )
+
+
+def _allocation_relevant(old: Officer | None, new: Officer) -> bool:
+    """Whether an officer change can change who an allocation goes to."""
+    if old is None:
+        return True
+    duty = (old.status is Status.OFF_DUTY) != (new.status is Status.OFF_DUTY)
+    profile = (old.role, old.skills, old.neighbourhoods, old.home_npu, old.shift_end) != (
+        new.role,
+        new.skills,
+        new.neighbourhoods,
+        new.home_npu,
+        new.shift_end,
+    )
+    return duty or profile
 
 
 def _same(a: Recommendation, b: Recommendation) -> bool:

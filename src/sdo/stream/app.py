@@ -48,6 +48,7 @@ from sdo.events import MAX_EVENT_BYTES, Alert, DeadLetter, Recommendation, decod
 from sdo.metrics import WorkerMetrics
 from sdo.stream.mirror import OfficerMirror
 from sdo.stream.ordering import EventTimeScheduler
+from sdo.stream.transport import use_short_fetch
 
 __all__ = ["Runtime", "WorkerOptions", "build_app"]
 
@@ -285,6 +286,7 @@ def build_app(
         web_bind="127.0.0.1",
         ConsumerScheduler=EventTimeScheduler,
     )
+    use_short_fetch(app)
     topics = settings.topics
 
     def table(name: str, *, by_key: bool) -> Any:

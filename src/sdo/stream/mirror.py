@@ -26,6 +26,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from sdo.domain.state import Officer
+from sdo.stream.transport import FETCH_WAIT_MS
 
 if TYPE_CHECKING:
     from sdo.stream.app import Runtime
@@ -54,6 +55,7 @@ class OfficerMirror:
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_WAIT_MS,
         )
         await consumer.start()
         try:

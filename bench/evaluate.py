@@ -1,0 +1,135 @@
+"""Offline evaluation throughput (issue 5): ``sdo evaluate`` over a simulated log. Prints JSON.
+
+    .venv/bin/python bench/evaluate.py [--days 7] [--officers 1000] [--dir /tmp/sdo-bench]
+                                       [--policy thrive --policy closest] [--profile 15]
+
+The log is generated once with :func:`sdo.simulate.simulate` into ``--dir`` (reused when
+present; same seed and arguments give the same bytes) at force scale: incidents grow
+with the roster (400 a day per 120 officers, the pilot ratio) unless
+``--incidents-per-day`` says otherwise. Then, for each policy, one timed streaming pass
+of :func:`sdo.evaluate.evaluate` — the function ``sdo evaluate`` runs — with the
+recommendations written to ``/dev/null``; and a decode-only pass (read and validate every
+line, no domain) as the ceiling any policy can reach. Peak RSS is the process's high-water
+mark (``resource.getrusage``): the log is streamed, so it stays bounded by the live state.
+
+``--profile N`` also prints the N functions with the most own time during the first
+policy's pass (cProfile) to stderr; that pass is then slower and not reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import resource
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sdo.areas import load_areas
+from sdo.config import Settings
+from sdo.evaluate import evaluate
+from sdo.replay import read_log
+from sdo.simulate import INCIDENTS_PER_DAY, simulate, write_log
+
+TARGET_EVENTS_PER_S = 200_000
+START = datetime(2015, 12, 1, 6, tzinfo=UTC)
+PILOT_OFFICERS = 120
+
+
+def _rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", type=float, default=7.0)
+    ap.add_argument("--officers", type=int, default=1000)
+    ap.add_argument("--incidents-per-day", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/sdo-bench"))
+    ap.add_argument("--policy", action="append", default=None)
+    ap.add_argument("--profile", type=int, default=0, metavar="N")
+    args = ap.parse_args()
+    policies = args.policy or ["thrive", "closest"]
+    per_day = args.incidents_per_day or INCIDENTS_PER_DAY * args.officers / PILOT_OFFICERS
+    settings = Settings()
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    log = args.dir / (f"sim-s{args.seed}-d{args.days:g}-o{args.officers}-i{per_day:.0f}.jsonl.gz")
+    generated_s = None
+    if not log.exists():
+        began = time.perf_counter()
+        part = log.with_suffix(".part")
+        events = simulate(
+            load_areas(settings.areas_path),
+            seed=args.seed,
+            hours=24 * args.days,
+            officers=args.officers,
+            start=START,
+            incidents_per_day=per_day,
+        )
+        write_log(events, part)
+        part.rename(log)
+        generated_s = round(time.perf_counter() - began, 1)
+
+    began = time.perf_counter()
+    reader = read_log(log)
+    events_n = sum(1 for _ in reader)
+    reader.close()
+    read_s = time.perf_counter() - began
+
+    results: dict[str, dict[str, float | int]] = {}
+    if args.profile:
+        profiler = cProfile.Profile()
+        with open(os.devnull, "wb") as sink:  # noqa: PTH123
+            profiler.runcall(evaluate, log, settings, policies[:1], sink=sink)
+        text = io.StringIO()
+        stats = pstats.Stats(profiler, stream=text).sort_stats("tottime")
+        stats.print_stats(args.profile)
+        sys.stderr.write(text.getvalue())
+    for name in policies:
+        began = time.perf_counter()
+        with open(os.devnull, "wb") as sink:  # noqa: PTH123
+            metrics = evaluate(log, settings, [name], sink=sink)[name]
+        took = time.perf_counter() - began
+        results[name] = {
+            "seconds": round(took, 2),
+            "events_per_s": round(events_n / took),
+            "recommendations": metrics["recommendations"],
+            "incidents": metrics["incidents"],
+            "peak_rss_mb_so_far": _rss_mb(),
+        }
+    slowest = min(r["events_per_s"] for r in results.values())
+    print(
+        json.dumps(
+            {
+                "benchmark": "sdo evaluate throughput",
+                "log": str(log),
+                "log_mb": round(log.stat().st_size / 2**20, 1),
+                "generated_s": generated_s,
+                "days": args.days,
+                "officers": args.officers,
+                "incidents_per_day": round(per_day),
+                "events": events_n,
+                "decode_only": {
+                    "seconds": round(read_s, 2),
+                    "events_per_s": round(events_n / read_s),
+                },
+                "policies": results,
+                "peak_rss_mb": _rss_mb(),
+                "target_events_per_s": TARGET_EVENTS_PER_S,
+                "met": slowest >= TARGET_EVENTS_PER_S,
+                "cpus": os.cpu_count(),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
