@@ -73,8 +73,8 @@ APPLY_TIMEOUT_S: Final = 60.0
 RECOVERY_TIMEOUT_S: Final = 120.0
 #: How long the worker's shutdown summary may take after SIGTERM.
 SUMMARY_TIMEOUT_S: Final = 30.0
-#: Broker outage length (issue 7 asks for 30 s; the test uses a shorter, configurable one).
-OUTAGE_S: Final = float(os.environ.get("SDO_TEST_OUTAGE_S", "10"))
+#: Broker outage length: 30 s, as issue 7 asks (SDO_TEST_OUTAGE_S shortens it locally).
+OUTAGE_S: Final = float(os.environ.get("SDO_TEST_OUTAGE_S", "30"))
 #: After the broker comes back, the worker and the console catch up within this.
 CATCH_UP_TIMEOUT_S: Final = 90.0
 #: The console notices a frozen broker within this (its probe times out after 3 s).
