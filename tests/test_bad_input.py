@@ -564,6 +564,7 @@ def handle(runtime: Any, topic: str, key: bytes | None, value: bytes) -> None:
         "deployment": ("deployment", "incident_id"),
     }[topic]
     asyncio.run(runtime.handle(record(key, value), f"sdo.{topic}", expect, key_field))
+    runtime.flush()  # what the consumer does before each commit: officer records to the table
 
 
 def tables(runtime: Any) -> dict[str, Any]:

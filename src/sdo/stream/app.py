@@ -48,7 +48,7 @@ from sdo.events import MAX_EVENT_BYTES, Alert, DeadLetter, Recommendation, decod
 from sdo.metrics import WorkerMetrics
 from sdo.stream.mirror import OfficerMirror
 from sdo.stream.ordering import EventTimeScheduler
-from sdo.stream.transport import use_short_fetch
+from sdo.stream.transport import install_consumer
 
 __all__ = ["Runtime", "WorkerOptions", "build_app"]
 
@@ -92,6 +92,8 @@ class Runtime:
     recovered: bool = False
     partitions: int = 4
     metrics: WorkerMetrics | None = None
+    #: officers changed since the last commit, written by flush()
+    dirty: dict[str, Officer] = field(default_factory=dict)
     #: input partition of every incident this worker holds (for hand-over on rebalance)
     incident_partitions: dict[str, int] = field(default_factory=dict)
     #: called once the World has been rebuilt and the worker processes events
@@ -144,8 +146,10 @@ class Runtime:
                 metrics.published("alert", len(effects.outputs) - recommendations)
 
     def write(self, effects: Effects) -> None:
+        # Officer records (one per AVL fix, the bulk of the traffic) are coalesced and
+        # written once per commit by flush(); incidents and availability go at once.
         for officer in effects.officers:
-            self.officers[officer.officer_id] = officer.to_dict()
+            self.dirty[officer.officer_id] = officer
         for record in effects.incidents:
             self.incidents[record.incident_id] = record.to_dict()
         for key, counts in effects.availability.items():
@@ -192,6 +196,12 @@ class Runtime:
             self.dead["unpublished"] += 1
             return
         self.dead[reason.split(":", 1)[0][:60]] += 1
+
+    def flush(self) -> None:
+        """Write the officers changed since the last commit (called just before a commit)."""
+        dirty, self.dirty = self.dirty, {}
+        for officer in dirty.values():
+            self.officers[officer.officer_id] = officer.to_dict()
 
     def revoke(self, partitions: set[int]) -> None:
         """Input partitions were taken away: forget the incidents they carried."""
@@ -286,7 +296,6 @@ def build_app(
         web_bind="127.0.0.1",
         ConsumerScheduler=EventTimeScheduler,
     )
-    use_short_fetch(app)
     topics = settings.topics
 
     def table(name: str, *, by_key: bool) -> Any:
@@ -307,9 +316,10 @@ def build_app(
         world=world,
         app=app,
         partitions=options.partitions,
-        # An officer's record may also be written while a deployment (keyed by incident) is
-        # processed; restoring merges records per aspect, newest wins, so that is harmless.
-        officers=table("officers", by_key=False),
+        # Officer records are written by flush() at commit time, outside any event: keyed
+        # by officer. Restoring merges records per aspect, newest wins, and every worker
+        # reads all partitions of this changelog anyway (sdo.stream.mirror).
+        officers=table("officers", by_key=True),
         incidents=table("incidents", by_key=False),
         availability=table("availability", by_key=True),
         outputs={
@@ -338,6 +348,8 @@ def build_app(
         await runtime.ready.wait()
         topic = runtime.officers.changelog_topic.get_topic_name()
         await OfficerMirror(runtime, settings.bootstrap, topic).run()
+
+    install_consumer(app, before_commit=runtime.flush)
 
     # incidents is the last table recovered from our point of view: every table has its
     # data once recovery completes, so one callback rebuilds the whole World.

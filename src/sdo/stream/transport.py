@@ -1,22 +1,28 @@
-"""Faust's Kafka consumer, with a fetch wait we choose.
+"""Faust's Kafka consumer, with a fetch wait we choose and a hook before each commit.
 
-Faust's aiokafka driver hard-codes ``fetch_max_wait_ms=1500``. A Kafka broker answers a
-fetch as soon as data arrives, but the embedded broker (Tansu) answers only when the wait
-expires, so every hop through it would cost up to 1.5 s of latency. The worker's consumer
-therefore waits at most :data:`FETCH_WAIT_MS`; on Apache Kafka the shorter wait only means
-more, cheap, empty fetches while idle.
+* **Fetch wait.** Faust's aiokafka driver hard-codes ``fetch_max_wait_ms=1500``. A Kafka
+  broker answers a fetch as soon as data arrives, but the embedded broker (Tansu) answers
+  only when the wait expires, so every hop through it would cost up to 1.5 s of latency.
+  The worker's consumer waits at most :data:`FETCH_WAIT_MS`; on Apache Kafka the shorter
+  wait only means more, cheap, empty fetches while idle.
+* **Before commit.** The worker writes officer records to their table once per commit
+  rather than once per event (``Runtime.flush``); the hook runs that flush synchronously
+  just before the consumer decides which offsets to commit, so no offset is committed
+  before the state it produced is on its way to the changelog (Faust then flushes the
+  producer before committing): at-least-once holds.
 
-Installed on the app's own transport instance (not globally): :func:`use_short_fetch`.
+Installed on the app's own transport instance, not globally: :func:`install_consumer`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 
-__all__ = ["FETCH_WAIT_MS", "use_short_fetch"]
+__all__ = ["FETCH_WAIT_MS", "install_consumer"]
 
 #: Longest a fetch waits for data, ms (a hop's worst-case delay on the embedded broker).
 FETCH_WAIT_MS: Final = 20
@@ -30,11 +36,17 @@ class _ShortFetchThread(AIOKafkaConsumerThread):
         return consumer
 
 
-class _ShortFetchConsumer(Consumer):
-    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
-        return _ShortFetchThread(self, loop=self.loop, beacon=self.beacon)
+def install_consumer(app: faust.App, before_commit: Callable[[], None] | None = None) -> None:
+    """Give ``app`` the short-fetch consumer, calling ``before_commit`` before each commit."""
 
+    class SdoConsumer(Consumer):
+        def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+            return _ShortFetchThread(self, loop=self.loop, beacon=self.beacon)
 
-def use_short_fetch(app: faust.App) -> None:
-    """Make ``app``'s consumer use :data:`FETCH_WAIT_MS` (before the worker starts)."""
-    app.transport.Consumer = _ShortFetchConsumer  # type: ignore[misc]  # this instance only
+        async def force_commit(self, *args: Any, **kwargs: Any) -> bool:
+            if before_commit is not None:
+                before_commit()  # synchronous: nothing runs between it and the offsets
+            committed: bool = await super().force_commit(*args, **kwargs)
+            return committed
+
+    app.transport.Consumer = SdoConsumer  # type: ignore[misc]  # this app's transport only
