@@ -214,8 +214,17 @@ def recommend(
     if place is None:
         shortfalls.append("incident location is outside every area of the force")
     service: str | None = None
-    if policy.name == "closest":
-        reasons.append("closest policy: nearest available response officer, no THRIVE+ routing")
+    if policy.name == "closest" or grading.response in _DISPATCH_ROLES:
+        if policy.name == "closest":
+            reasons.append("closest policy: nearest available response officer, no THRIVE+ routing")
+            roles, statuses = frozenset({Role.RESPONSE}), frozenset({Status.AVAILABLE})
+        else:
+            roles = _DISPATCH_ROLES[grading.response]
+            statuses = (
+                frozenset({Status.AVAILABLE, Status.REFRESHMENT})
+                if grading.grade == 1
+                else frozenset({Status.AVAILABLE})
+            )
         ranked = _dispatch(
             record,
             grading,
@@ -225,25 +234,7 @@ def recommend(
             place,
             reasons,
             shortfalls,
-            roles=frozenset({Role.RESPONSE}),
-            statuses=frozenset({Status.AVAILABLE}),
-        )
-    elif grading.response in _DISPATCH_ROLES:
-        statuses = (
-            frozenset({Status.AVAILABLE, Status.REFRESHMENT})
-            if grading.grade == 1
-            else frozenset({Status.AVAILABLE})
-        )
-        ranked = _dispatch(
-            record,
-            grading,
-            view,
-            policy,
-            now,
-            place,
-            reasons,
-            shortfalls,
-            roles=_DISPATCH_ROLES[grading.response],
+            roles=roles,
             statuses=statuses,
         )
     elif grading.response is Response.SIGNPOST:

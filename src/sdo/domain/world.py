@@ -473,14 +473,9 @@ class World:
                 f"incident location (lat {event.lat}, lon {event.lon}) is outside the force area"
             )
         old = self._incidents.get(event.incident_id)
-        change = apply_incident(old, event)
-        if not change.changed or change.state is None:
-            effects.ignored = change.ignored
+        record = self._store(old, apply_incident(old, event), effects)
+        if record is None:
             return
-        record = change.state
-        self._incidents[record.incident_id] = record
-        self._account_load(old, record)
-        effects.incidents.append(record)
         previous = self._gradings.get(record.incident_id)
         self._gradings[record.incident_id] = grade(record.incident, self.rules)
         if record.awaiting_deployment:
@@ -492,19 +487,30 @@ class World:
 
     def _deployment_event(self, event: Deployment, effects: Effects) -> None:
         old = self._incidents.get(event.incident_id)
-        change = apply_deployment(old, event, self._officers)
-        if not change.changed or change.state is None:
-            effects.ignored = change.ignored
+        record = self._store(old, apply_deployment(old, event, self._officers), effects)
+        if record is None:
             return
-        record = change.state
-        self._incidents[record.incident_id] = record
-        self._account_load(old, record)
-        effects.incidents.append(record)
         self._drop(record.incident_id, event.ts, effects)
         for status in deployment_statuses(event):
             self._officer_event(
                 apply_status(self._officers.get(status.officer_id), status), event.ts, effects
             )
+
+    def _store(
+        self,
+        old: IncidentRecord | None,
+        change: Change[IncidentRecord | None],
+        effects: Effects,
+    ) -> IncidentRecord | None:
+        """Keep a changed incident record (workload and outputs too); None if unchanged."""
+        if not change.changed or change.state is None:
+            effects.ignored = change.ignored
+            return None
+        record = change.state
+        self._incidents[record.incident_id] = record
+        self._account_load(old, record)
+        effects.incidents.append(record)
+        return record
 
     def _account_load(self, old: IncidentRecord | None, new: IncidentRecord) -> None:
         if old is not None and old.is_open:
