@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, broker=False)
     p.add_argument("--officers", type=int, default=120, help="simulated officers (default 120)")
     p.add_argument(
-        "--speed", type=float, default=10.0, help="simulated time per real second (default 10)"
+        "--speed", type=float, default=30.0, help="simulated time per real second (default 30)"
     )
     p.add_argument("--seed", type=int, default=1, help="simulation seed")
     p.add_argument(
