@@ -348,6 +348,8 @@ def _dispatch(
         o = officers[hit.officer_id]
         eta = policy.eta_s(hit.distance_m, o.transport, grade)
         assert eta is not None  # eligible() excluded officers who do not travel
+        if _shift_ends_first(o, eta, now):
+            continue
         why = [
             f"ETA {_mins(eta)} by {o.transport.value if o.transport else '?'} "
             f"({hit.distance_m / 1000:.1f} km)"
@@ -360,8 +362,6 @@ def _dispatch(
             why.append(f"holds {', '.join(sorted(skills))}")
         if o.cluster and place and o.cluster != place.cluster:
             why.append(f"from cluster {o.cluster} (borderless)")
-        if shift_excluded(o, eta, now):
-            continue
         scored.append(_Scored(o, hit.distance_m, eta, score, why, stale))
     if thrive:
         _cover(scored, grade, view, policy)
@@ -409,7 +409,7 @@ def _why_not_nearest(scored: list[_Scored], reasons: list[str]) -> None:
     )
 
 
-def shift_excluded(o: Officer, eta_s: float, now: datetime) -> bool:
+def _shift_ends_first(o: Officer, eta_s: float, now: datetime) -> bool:
     """An officer whose shift ends before they could arrive is not sent."""
     return o.shift_end is not None and (o.shift_end - now).total_seconds() <= eta_s
 
@@ -435,10 +435,6 @@ def _penalties(
             score += policy.shift_penalty_s
             why.append(f"shift ends in {_mins(left)}")
     return score, stale
-
-
-def _is_response(o: Officer | None) -> bool:
-    return o is not None and o.role is Role.RESPONSE
 
 
 def _cover(scored: list[_Scored], grade: int, view: View, policy: Policy) -> None:

@@ -42,7 +42,6 @@ from sdo.events import (
 )
 
 __all__ = [
-    "ASSIGNED_STATUSES",
     "Change",
     "IncidentRecord",
     "Officer",
@@ -56,9 +55,6 @@ __all__ = [
     "deployment_statuses",
     "merge_officer",
 ]
-
-#: Statuses in which an officer is committed to an incident.
-ASSIGNED_STATUSES: Final = frozenset({Status.EN_ROUTE, Status.AT_SCENE})
 
 
 def _dt(value: Any) -> datetime | None:
