@@ -41,7 +41,7 @@ import tempfile
 import time
 import types
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Self
@@ -61,6 +61,7 @@ __all__ = [
     "TopicSpec",
     "cli",
     "ensure_topics",
+    "start_client",
     "topic_specs",
 ]
 
@@ -447,16 +448,14 @@ class EmbeddedBroker:
                 bootstrap_servers=f"{_HOST}:{port}", request_timeout_ms=int(probe * 1000)
             )
             try:
-                async with asyncio.timeout(probe):
-                    await client.bootstrap()
+                await start_client(client.bootstrap, client.close, timeout=probe)
             except Exception as exc:  # any failure means "not ready yet"
                 log.debug("broker not ready yet: %r", exc)
                 if time.monotonic() > deadline:
                     break
                 await asyncio.sleep(_POLL_INTERVAL)
                 continue
-            finally:
-                await client.close()
+            await client.close()
             return True
         log_path = self._current_log
         self._abandon()
@@ -464,6 +463,37 @@ class EmbeddedBroker:
         raise BrokerError(
             f"the broker did not answer within {self.start_timeout:g}s; log {log_path}:\n{tail}"
         )
+
+
+# -- clients ------------------------------------------------------------------------------
+
+
+async def start_client(
+    start: Callable[[], Awaitable[object]],
+    stop: Callable[[], Awaitable[object]],
+    *,
+    timeout: float,  # noqa: ASYNC109  (the caller's bound, kept even when start() is not)
+) -> None:
+    """Run an aiokafka client's ``start`` within ``timeout``; on failure, ``stop`` it.
+
+    aiokafka leaks its bootstrap connection when ``start()`` is cancelled between the
+    broker's ApiVersions and Metadata answers (the connection is a local variable there, so
+    ``stop()`` cannot close it). So ``start()`` is never cancelled here: it runs in a task of
+    its own, and when the caller gives up (``timeout``, cancellation) it is left to finish
+    or fail by itself before the client is stopped. That wait is bounded by the client's
+    ``request_timeout_ms``: give the client one no longer than ``timeout``.
+    """
+    task = asyncio.ensure_future(start())
+    try:
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(task)
+    except BaseException:
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller's error is the one that counts
+        with contextlib.suppress(Exception):
+            await stop()
+        raise
 
 
 # -- topics -------------------------------------------------------------------------------
@@ -531,9 +561,10 @@ async def ensure_topics(
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout * 1000))
     )
+    deadline = time.monotonic() + timeout
     try:
-        async with asyncio.timeout(timeout):
-            await admin.start()
+        await start_client(admin.start, admin.close, timeout=timeout)
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
             await _create_topics(
                 admin, specs, replication_factor=replication_factor, timeout_ms=int(timeout * 1000)
             )

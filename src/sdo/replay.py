@@ -280,7 +280,7 @@ async def _start_producer(settings: Settings) -> Any:
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415  (heavy; only when sending)
     from aiokafka.errors import KafkaError  # noqa: PLC0415
 
-    from sdo.broker import ensure_topics, topic_specs  # noqa: PLC0415
+    from sdo.broker import ensure_topics, start_client, topic_specs  # noqa: PLC0415
 
     bootstrap = settings.bootstrap
     producer = AIOKafkaProducer(
@@ -291,10 +291,8 @@ async def _start_producer(settings: Settings) -> Any:
         request_timeout_ms=int(CONNECT_TIMEOUT_S * 1000),
     )
     try:
-        async with asyncio.timeout(CONNECT_TIMEOUT_S):
-            await producer.start()
+        await start_client(producer.start, producer.stop, timeout=CONNECT_TIMEOUT_S)
     except (KafkaError, OSError, TimeoutError) as exc:
-        await producer.stop()
         raise BrokerError(f"cannot reach the broker at {bootstrap}: {exc}") from exc
     try:
         await ensure_topics(bootstrap, topic_specs(settings.topics), timeout=CONNECT_TIMEOUT_S)

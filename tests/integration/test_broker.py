@@ -212,6 +212,83 @@ async def test_ensure_topics_is_idempotent(broker: EmbeddedBroker, topic_prefix:
     assert entries.get("cleanup.policy") == "compact"
 
 
+class StallingProxy:
+    """A loopback proxy to the broker that answers each connection's first request
+    (ApiVersions) and withholds every later answer, so a client's start() waits for its
+    Metadata answer. ``open`` counts client connections not yet closed by the client."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.stalled = asyncio.Event()  # a second request (Metadata) is waiting
+        self.open = 0
+        self.idle = asyncio.Event()  # every client connection is closed again
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        self.open += 1
+        self.idle.clear()
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+
+        async def frame(stream: asyncio.StreamReader) -> bytes:
+            size = await stream.readexactly(4)
+            return size + await stream.readexactly(int.from_bytes(size, "big"))
+
+        try:
+            up_writer.write(await frame(reader))  # ApiVersions: answered
+            writer.write(await frame(up_reader))
+            up_writer.write(await frame(reader))  # Metadata: never answered
+            self.stalled.set()
+            while await reader.read(65536):
+                pass
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            self.open -= 1  # the client closed its connection
+            if not self.open:
+                self.idle.set()
+            for stream in (writer, up_writer):
+                stream.close()
+
+
+@pytest.mark.integration
+async def test_start_client_cancelled_mid_bootstrap_leaks_no_connection(
+    broker: EmbeddedBroker,
+) -> None:
+    """aiokafka loses its bootstrap connection when start() is cancelled between the
+    ApiVersions and Metadata answers; start_client lets start() end (here by its request
+    timeout), then stops the client, so every connection it opened gets closed."""
+    proxy = StallingProxy(broker.bootstrap)
+    async with proxy as bootstrap:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=1000)
+        task = asyncio.create_task(
+            broker_module.start_client(consumer.start, consumer.stop, timeout=ROUND_TRIP_TIMEOUT)
+        )
+        async with asyncio.timeout(ROUND_TRIP_TIMEOUT):
+            await proxy.stalled.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        try:
+            async with asyncio.timeout(ROUND_TRIP_TIMEOUT):
+                await proxy.idle.wait()
+        except TimeoutError:
+            pytest.fail(f"{proxy.open} connection(s) of the cancelled client still open")
+
+
 async def test_ensure_topics_retries_without_rejected_configs() -> None:
     """Against an in-memory admin double: a topic whose configs the broker refuses
     (INVALID_CONFIG) is created again without them; TOPIC_ALREADY_EXISTS is not an error."""

@@ -581,7 +581,7 @@ class Console:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: PLC0415 (heavy)
         from aiokafka.structs import TopicPartition  # noqa: PLC0415
 
-        from sdo.broker import ensure_topics, topic_specs  # noqa: PLC0415
+        from sdo.broker import ensure_topics, start_client, topic_specs  # noqa: PLC0415
 
         bootstrap = self.settings.bootstrap
         self._set_health("connecting", f"connecting to Kafka at {bootstrap}")
@@ -597,8 +597,8 @@ class Console:
             fetch_max_wait_ms=FETCH_WAIT_MS,
         )
         self._consumer = consumer
+        await start_client(consumer.start, consumer.stop, timeout=KAFKA_TIMEOUT)
         async with asyncio.timeout(KAFKA_TIMEOUT):
-            await consumer.start()
             await consumer.topics()  # loads metadata for every topic
         tps = []
         for topic in self._type_of:
@@ -615,8 +615,7 @@ class Console:
                 request_timeout_ms=int(KAFKA_TIMEOUT * 1000),
                 client_id="sdo-console",
             )
-            async with asyncio.timeout(KAFKA_TIMEOUT):
-                await producer.start()
+            await start_client(producer.start, producer.stop, timeout=KAFKA_TIMEOUT)
             self._producer = producer
         self.health.caught_up = False
         self.health.connected_at = time.monotonic()

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
+from sdo.broker import start_client
 from sdo.domain.state import Officer
 from sdo.stream.transport import FETCH_WAIT_MS
 
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 
 #: How long one fetch may wait for new records, ms.
 _POLL_MS: Final = 200
+#: Bound of one attempt to connect the mirror's consumer, and the pause before the next.
+_START_TIMEOUT_S: Final = 30.0
+_RETRY_S: Final = 2.0
 _ASPECT_IDS: Final = ("fix_event", "status_event", "profile_event")
 
 
@@ -51,13 +56,7 @@ class OfficerMirror:
         self.skipped = 0
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=FETCH_WAIT_MS,
-        )
-        await consumer.start()
+        consumer = await self._start()
         try:
             partitions = await self._partitions(consumer)
             consumer.assign(partitions)
@@ -70,6 +69,24 @@ class OfficerMirror:
                             await self.take(record.value)
         finally:
             await consumer.stop()
+
+    async def _start(self) -> AIOKafkaConsumer:
+        """A started consumer; retried (with a warning) while the broker is unreachable."""
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=FETCH_WAIT_MS,
+                request_timeout_ms=int(_START_TIMEOUT_S * 1000),
+            )
+            try:
+                await start_client(consumer.start, consumer.stop, timeout=_START_TIMEOUT_S)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("officer mirror: cannot reach Kafka (%s); retrying", exc)
+                await asyncio.sleep(_RETRY_S)
+                continue
+            return consumer
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         while True:
