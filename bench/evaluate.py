@@ -64,7 +64,7 @@ def main() -> None:
     generated_s = None
     if not log.exists():
         began = time.perf_counter()
-        part = log.with_suffix(".part")
+        part = log.with_name(f"part-{log.name}")  # still ends in .gz: written compressed
         events = simulate(
             load_areas(settings.areas_path),
             seed=args.seed,

@@ -47,9 +47,18 @@ from sdo.domain.geo import Areas, Placement, haversine_m
 from sdo.domain.grading import Grading
 from sdo.domain.state import IncidentRecord, Officer
 from sdo.errors import ConfigError
-from sdo.events import Candidate, PolicyRef, Recommendation, Response, Role, Status, Transport
+from sdo.events import (
+    Candidate,
+    Incident,
+    PolicyRef,
+    Recommendation,
+    Response,
+    Role,
+    Status,
+    Transport,
+)
 
-__all__ = ["POLICIES", "Policy", "View", "recommend"]
+__all__ = ["POLICIES", "DispatchRule", "Policy", "View", "dispatches", "recommend"]
 
 POLICIES: Final = ("thrive", "closest")
 
@@ -60,6 +69,9 @@ _DISPATCH_ROLES: Final[Mapping[Response, frozenset[Role]]] = MappingProxyType(
     }
 )
 _ON_DUTY: Final = frozenset(s for s in Status if s is not Status.OFF_DUTY)
+_AVAILABLE: Final = frozenset({Status.AVAILABLE})
+#: Refreshment breaks may be called for grade 1 only.
+_AVAILABLE_OR_BREAK: Final = frozenset({Status.AVAILABLE, Status.REFRESHMENT})
 
 
 class View(Protocol):
@@ -214,29 +226,10 @@ def recommend(
     if place is None:
         shortfalls.append("incident location is outside every area of the force")
     service: str | None = None
-    if policy.name == "closest" or grading.response in _DISPATCH_ROLES:
+    if dispatches(policy, grading):
         if policy.name == "closest":
             reasons.append("closest policy: nearest available response officer, no THRIVE+ routing")
-            roles, statuses = frozenset({Role.RESPONSE}), frozenset({Status.AVAILABLE})
-        else:
-            roles = _DISPATCH_ROLES[grading.response]
-            statuses = (
-                frozenset({Status.AVAILABLE, Status.REFRESHMENT})
-                if grading.grade == 1
-                else frozenset({Status.AVAILABLE})
-            )
-        ranked = _dispatch(
-            record,
-            grading,
-            view,
-            policy,
-            now,
-            place,
-            reasons,
-            shortfalls,
-            roles=roles,
-            statuses=statuses,
-        )
+        ranked = _dispatch(record, grading, view, policy, now, place, reasons, shortfalls)
     elif grading.response is Response.SIGNPOST:
         service = grading.service
         reasons.append(f"no police deployment: refer to {service}")
@@ -296,6 +289,43 @@ def _rec_id(
 # -- dispatch (emergency, priority, closest) --------------------------------------------
 
 
+def dispatches(policy: Policy, grading: Grading) -> bool:
+    """Whether the incident is dispatched (nearest suitable officers, by ETA)."""
+    return policy.name == "closest" or grading.response in _DISPATCH_ROLES
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRule:
+    """Who may be dispatched to one incident (roles, statuses, skills), held or not."""
+
+    roles: frozenset[Role]
+    statuses: frozenset[Status]
+    skills: frozenset[str]
+    grade: int
+
+    @classmethod
+    def of(cls, policy: Policy, grading: Grading, incident: Incident) -> DispatchRule:
+        """The rule for an incident that :func:`dispatches`."""
+        if policy.name == "closest":
+            return cls(frozenset({Role.RESPONSE}), _AVAILABLE, frozenset(), grading.grade)
+        return cls(
+            _DISPATCH_ROLES[grading.response],
+            _AVAILABLE_OR_BREAK if grading.grade == 1 else _AVAILABLE,
+            frozenset(incident.required_skills),
+            grading.grade,
+        )
+
+    def admits(self, o: Officer, policy: Policy, now: datetime) -> bool:
+        """Whether ``o`` may be sent (before asking whether another incident holds them)."""
+        return (
+            o.role in self.roles
+            and o.status in self.statuses
+            and (not self.skills or self.skills.issubset(o.skills))
+            and (o.shift_end is None or o.shift_end > now)
+            and policy.speed(o.transport, self.grade) is not None
+        )
+
+
 def _dispatch(
     record: IncidentRecord,
     grading: Grading,
@@ -305,26 +335,18 @@ def _dispatch(
     place: Placement | None,
     reasons: list[str],
     shortfalls: list[str],
-    *,
-    roles: frozenset[Role],
-    statuses: frozenset[Status],
 ) -> list[_Scored]:
     incident = record.incident
     grade = grading.grade
     officers = view.officers
-    skills = frozenset(incident.required_skills) if policy.name != "closest" else frozenset()
+    rule = DispatchRule.of(policy, grading, incident)
+    roles, statuses, skills = rule.roles, rule.statuses, rule.skills
     held: list[str] = []
     thrive = policy.name != "closest"
 
     def eligible(oid: str) -> bool:
         o = officers.get(oid)
-        if o is None or o.role not in roles or o.status not in statuses:
-            return False
-        if skills and not skills.issubset(o.skills):
-            return False
-        if o.shift_end is not None and o.shift_end <= now:
-            return False
-        if policy.speed(o.transport, grade) is None:
+        if o is None or not rule.admits(o, policy, now):
             return False
         holder = view.holder(oid)
         if holder is not None and holder[0] != incident.incident_id and holder[1] <= grade:

@@ -27,7 +27,7 @@ from typing import Any, Final
 from sdo.domain.fleet import Fleet
 from sdo.domain.geo import Areas, haversine_m
 from sdo.domain.grading import Grading, Rules, grade
-from sdo.domain.recommend import Policy, cover_group, recommend
+from sdo.domain.recommend import DispatchRule, Policy, cover_group, dispatches, recommend
 from sdo.domain.state import (
     Change,
     IncidentRecord,
@@ -61,7 +61,6 @@ __all__ = ["WARN_AT", "Effects", "World"]
 
 #: Share of the grade deadline at which an early warning is raised (grade 2: 40 of 60 min).
 WARN_AT: Final = 2 / 3
-_DISPATCH: Final = frozenset({Response.EMERGENCY, Response.PRIORITY})
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: Words of the recommender's reason when nearer officers are held by other incidents.
 _HELD: Final = "held for pending incidents"
@@ -426,7 +425,7 @@ class World:
                 if (
                     iid not in todo
                     and oid not in rec.recommended
-                    and self._beats(new, rec, moved_only=moved_only)
+                    and self._beats(new, rec, ts, moved_only=moved_only)
                 ):
                     todo.add(iid)
         for iid in sorted(todo, key=self._priority):
@@ -443,7 +442,9 @@ class World:
             return officer.role in (Role.NEIGHBOURHOOD, Role.RESPONSE)
         return False
 
-    def _beats(self, officer: Officer, rec: Recommendation, *, moved_only: bool) -> bool:
+    def _beats(
+        self, officer: Officer, rec: Recommendation, now: datetime, *, moved_only: bool
+    ) -> bool:
         """Could this officer now be clearly better than the incident's first candidate?
 
         An incident short of officers takes any newly available one; an officer who was
@@ -453,8 +454,9 @@ class World:
         if record is None or officer.lat is None or officer.lon is None:
             return False
         incident = record.incident
-        if incident.required_skills and not set(incident.required_skills).issubset(officer.skills):
-            return False
+        rule = DispatchRule.of(self.policy, self._gradings[rec.incident_id], incident)
+        if not rule.admits(officer, self.policy, now):
+            return False  # the recommender would not take them: nothing to recompute
         if len(rec.recommended) < incident.officers_required:
             return not moved_only
         best = rec.candidates[0].eta_s if rec.candidates else None
@@ -566,7 +568,7 @@ class World:
                 if holder == iid:
                     del self._holders[oid]
                     released.add(oid)
-            if grading.response in _DISPATCH or self.policy.name == "closest":
+            if dispatches(self.policy, grading):
                 for oid in rec.recommended:
                     released.discard(oid)
                     displaced = self._holders.get(oid)
@@ -579,7 +581,7 @@ class World:
             if old is not None and not (force and iid == incident_id) and _same(old, rec):
                 continue
             self._recs[iid] = rec
-            if grading.response in _DISPATCH or self.policy.name == "closest":
+            if dispatches(self.policy, grading):
                 self._dispatching.add(iid)
             else:
                 self._dispatching.discard(iid)
