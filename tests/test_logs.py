@@ -102,3 +102,32 @@ def test_faust_applies_the_config(
     logging.getLogger("faust.worker").info("starting")
     err = capsys.readouterr().err.splitlines()
     assert orjson.loads(err[-1])["message"] == "starting"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_worker_root_logger_stays_at_the_requested_level() -> None:
+    """Faust's spinner would set the root logger to DEBUG at WARN (so every aiokafka frame
+    builds a record); the sdo worker has no spinner, so the root keeps the level."""
+    import faust  # noqa: PLC0415  (heavy; only this test)
+
+    from sdo.stream.worker import faust_worker  # noqa: PLC0415
+
+    app = faust.App("sdo-test-logs", broker="kafka://127.0.0.1:9", autodiscover=False)
+    root = logging.getLogger()
+    handlers = len(root.handlers)
+    if not handlers:  # the spinner set-up retunes the first handler
+        root.addHandler(logging.NullHandler())
+        handlers = 1
+    first_level = root.handlers[0].level
+    try:
+        root.setLevel(logging.WARNING)
+        plain = faust.Worker(app, loglevel="warning", quiet=True)
+        plain.on_setup_root_logger(root, logging.WARNING)  # the reference: Faust as shipped
+        assert root.level == logging.DEBUG
+        root.handlers[handlers:] = []
+        root.setLevel(logging.WARNING)
+        faust_worker(app, "warning").on_setup_root_logger(root, logging.WARNING)
+        assert root.level == logging.WARNING
+        assert len(root.handlers) == handlers
+    finally:
+        root.handlers[0].setLevel(first_level)
