@@ -538,7 +538,8 @@ def make_runtime(areas: Areas, rules: Rules) -> Any:
 
     return Runtime(
         world=World(areas, rules),
-        app=None,
+        # every record is the last of its partition: caught up, every change written
+        app=SimpleNamespace(consumer=SimpleNamespace(highwater=lambda tp: 1)),
         officers={},
         incidents={},
         availability={},
@@ -548,11 +549,10 @@ def make_runtime(areas: Areas, rules: Rules) -> Any:
 
 def record(key: bytes | None, value: bytes, record_time: datetime = RECORD_TIME) -> Any:
     """What the agent gets from Faust: ``key``, ``value`` and the message's timestamp
-    (seconds since the epoch, as ``faust.types.Message.timestamp``)."""
+    (seconds since the epoch, as ``faust.types.Message.timestamp``), partition and offset."""
     ts = record_time.timestamp()
-    return SimpleNamespace(
-        key=key, value=value, message=SimpleNamespace(timestamp=ts, timestamp_type=0, partition=0)
-    )
+    message = SimpleNamespace(timestamp=ts, timestamp_type=0, partition=0, offset=0, tp=("in", 0))
+    return SimpleNamespace(key=key, value=value, message=message)
 
 
 def handle(runtime: Any, topic: str, key: bytes | None, value: bytes) -> None:

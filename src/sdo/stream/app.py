@@ -92,8 +92,19 @@ class Runtime:
     recovered: bool = False
     partitions: int = 4
     metrics: WorkerMetrics | None = None
-    #: officers changed since the last commit, written by flush()
+    #: officers changed and not yet written to their table (see flush())
     dirty: dict[str, Officer] = field(default_factory=dict)
+    #: per dirty officer, the first input offset per partition whose change is unwritten:
+    #: the consumer commits no further than that (see hold())
+    pending: dict[str, dict[Any, int]] = field(default_factory=dict)
+    #: the last record written per officer, and when (monotonic seconds)
+    written: dict[str, tuple[Officer, float]] = field(default_factory=dict)
+    #: the last input offset processed per partition (to tell whether we are caught up)
+    positions: dict[Any, int] = field(default_factory=dict)
+    #: longest a moving officer's table record may lag their last fix while behind
+    checkpoint_s: float = 15.0
+    #: per input partition, the first offset not to commit past (set by flush())
+    holds: dict[Any, int] = field(default_factory=dict)
     #: input partition of every incident this worker holds (for hand-over on rebalance)
     incident_partitions: dict[str, int] = field(default_factory=dict)
     #: called once the World has been rebuilt and the worker processes events
@@ -104,9 +115,10 @@ class Runtime:
         started = time.monotonic()
         raw = event.value
         key = event.key
+        message = event.message
+        self.positions[message.tp] = message.offset  # dead letters included
         metrics = self.metrics
         if metrics is not None:
-            message = event.message
             metrics.position(
                 message.topic,
                 message.partition,
@@ -132,7 +144,7 @@ class Runtime:
         self.processed[expect] += 1
         if effects.ignored:
             self.ignored[effects.ignored] += 1
-        self.write(effects)
+        self.write(effects, message.tp, message.offset)
         await self.publish(effects)
         if metrics is not None:
             metrics.processed(expect)
@@ -145,11 +157,17 @@ class Runtime:
             if len(effects.outputs) > recommendations:
                 metrics.published("alert", len(effects.outputs) - recommendations)
 
-    def write(self, effects: Effects) -> None:
-        # Officer records (one per AVL fix, the bulk of the traffic) are coalesced and
-        # written once per commit by flush(); incidents and availability go at once.
+    def write(self, effects: Effects, tp: Any = None, offset: int = 0) -> None:
+        """Write what an event changed; ``tp``/``offset``: the input record it came from.
+
+        Officer records (one per AVL fix, the bulk of the traffic) are coalesced and
+        written by :meth:`flush`; incidents and availability go at once.
+        """
         for officer in effects.officers:
-            self.dirty[officer.officer_id] = officer
+            oid = officer.officer_id
+            self.dirty[oid] = officer
+            if tp is not None:
+                self.pending.setdefault(oid, {}).setdefault(tp, offset)
         for record in effects.incidents:
             self.incidents[record.incident_id] = record.to_dict()
         for key, counts in effects.availability.items():
@@ -197,11 +215,57 @@ class Runtime:
             return
         self.dead[reason.split(":", 1)[0][:60]] += 1
 
-    def flush(self) -> None:
-        """Write the officers changed since the last commit (called just before a commit)."""
-        dirty, self.dirty = self.dirty, {}
-        for officer in dirty.values():
-            self.officers[officer.officer_id] = officer.to_dict()
+    def flush(self, *, everything: bool = False) -> None:
+        """Write changed officer records (called just before each commit).
+
+        Written: every record, when the consumer has caught up with its input (or
+        ``everything``); otherwise each record whose change is more than movement within
+        the same neighbourhood, and the moving officers not written for ``checkpoint_s``.
+        A worker that is behind thus writes a moving officer at most every
+        ``checkpoint_s`` instead of at every fix. The consumer commits no offset past an
+        unwritten change (:meth:`hold`), so a crash re-reads those fixes: nothing is lost.
+        """
+        if not self.dirty:
+            return
+        now = time.monotonic()
+        if not everything and self._caught_up():
+            everything = True
+        keep: dict[str, Officer] = {}
+        officers, written, pending = self.officers, self.written, self.pending
+        checkpoint = self.checkpoint_s
+        for oid, officer in self.dirty.items():
+            last = written.get(oid)
+            if (
+                not everything
+                and last is not None
+                and now - last[1] < checkpoint
+                and _moved_only(last[0], officer)
+            ):
+                keep[oid] = officer
+                continue
+            officers[oid] = officer.to_dict()
+            written[oid] = (officer, now)
+            pending.pop(oid, None)
+        self.dirty = keep
+        holds: dict[Any, int] = {}
+        for offsets in pending.values():
+            for tp, offset in offsets.items():
+                if offset < holds.get(tp, offset + 1):
+                    holds[tp] = offset
+        self.holds = holds
+
+    def hold(self, tp: Any) -> int | None:
+        """The first offset of input partition ``tp`` whose change is not written yet
+        (as of the last :meth:`flush`, which runs just before every commit)."""
+        return self.holds.get(tp) if self.pending else None
+
+    def _caught_up(self) -> bool:
+        consumer = self.app.consumer
+        for tp, offset in self.positions.items():
+            high = consumer.highwater(tp)
+            if high is None or offset + 1 < high:
+                return False
+        return True
 
     def revoke(self, partitions: set[int]) -> None:
         """Input partitions were taken away: forget the incidents they carried."""
@@ -260,6 +324,16 @@ def _check_time(model: Any, record_time_s: float | None) -> None:
 
 
 _PARTITIONER = DefaultPartitioner()
+
+
+def _moved_only(before: Officer, after: Officer) -> bool:
+    """Whether ``after`` differs from ``before`` only by a fix in the same neighbourhood."""
+    return (
+        before.status_event == after.status_event
+        and before.profile_event == after.profile_event
+        and before.neighbourhood == after.neighbourhood
+        and before.cluster == after.cluster
+    )
 
 
 def _partition_of(key: str, partitions: int) -> int:
@@ -340,6 +414,9 @@ def build_app(
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _hand_over(sender: object, revoked: set[Any], **_: object) -> None:
+        for tp in revoked:
+            runtime.positions.pop(tp, None)
+        runtime.flush(everything=True)  # what the next owner re-reads need not be held
         runtime.revoke({tp.partition for tp in revoked if tp.topic == incident_topic})
 
     @app.task  # type: ignore[untyped-decorator]
@@ -349,7 +426,7 @@ def build_app(
         topic = runtime.officers.changelog_topic.get_topic_name()
         await OfficerMirror(runtime, settings.bootstrap, topic).run()
 
-    install_consumer(app, before_commit=runtime.flush)
+    install_consumer(app, before_commit=runtime.flush, hold=runtime.hold)
 
     # incidents is the last table recovered from our point of view: every table has its
     # data once recovery completes, so one callback rebuilds the whole World.

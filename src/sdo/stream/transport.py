@@ -36,8 +36,16 @@ class _ShortFetchThread(AIOKafkaConsumerThread):
         return consumer
 
 
-def install_consumer(app: faust.App, before_commit: Callable[[], None] | None = None) -> None:
-    """Give ``app`` the short-fetch consumer, calling ``before_commit`` before each commit."""
+def install_consumer(
+    app: faust.App,
+    before_commit: Callable[[], None] | None = None,
+    hold: Callable[[Any], int | None] | None = None,
+) -> None:
+    """Give ``app`` the short-fetch consumer, calling ``before_commit`` before each commit.
+
+    ``hold(tp)``, if given, is the first offset of ``tp`` that may not be committed yet
+    (its effect is not durable); the consumer commits no further than that.
+    """
 
     class SdoConsumer(Consumer):
         def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
@@ -48,5 +56,19 @@ def install_consumer(app: faust.App, before_commit: Callable[[], None] | None = 
                 before_commit()  # synchronous: nothing runs between it and the offsets
             committed: bool = await super().force_commit(*args, **kwargs)
             return committed
+
+        def _new_offset(self, tp: Any) -> int | None:
+            offset: int | None = super()._new_offset(tp)
+            limit = hold(tp) if hold is not None else None
+            if offset is None or limit is None or limit >= offset:
+                return offset
+            # Faust took [first acked .. offset) off its acked list: give back the part
+            # past the hold, so that it is committed once its effect is durable.
+            back = range(limit, offset)
+            acked = self._acked[tp]
+            acked[:0] = back
+            self._acked_index[tp].update(back)
+            committed = self._committed_offset[tp]
+            return limit if committed is None or limit > committed else None
 
     app.transport.Consumer = SdoConsumer  # type: ignore[misc]  # this app's transport only

@@ -1,0 +1,117 @@
+"""``Runtime.flush`` and ``Runtime.hold``: which officer records are written at a commit,
+and how far the consumer may commit while some are not.
+
+The runtime's Kafka parts are plain stand-ins here (a dict for the officers table, a
+highwater per partition); that the consumer obeys ``hold`` against a real broker is shown by
+the crash test in ``tests/integration/test_faults.py`` (no fix lost after SIGKILL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
+
+from sdo.domain.state import Officer
+from sdo.domain.world import Effects
+from sdo.events import Status
+from sdo.stream.app import Runtime
+
+TP = ("sdo.officer.location", 0)
+STATUS_TP = ("sdo.officer.status", 0)
+
+
+def runtime(highwater: dict[Any, int]) -> tuple[Runtime, dict[str, Any]]:
+    table: dict[str, Any] = {}
+    app = SimpleNamespace(consumer=SimpleNamespace(highwater=highwater.get))
+    rt = Runtime(
+        world=None,  # type: ignore[arg-type]  # flush does not read the World
+        app=app,  # type: ignore[arg-type]
+        officers=table,
+        incidents={},
+        availability={},
+        outputs={},
+    )
+    return rt, table
+
+
+def fix(o: Officer, n: int, neighbourhood: str = "N1") -> Officer:
+    return replace(o, lat=52.5 + n / 1000, lon=-1.9, fix_event=f"f{n}", neighbourhood=neighbourhood)
+
+
+def apply(rt: Runtime, officer: Officer, tp: Any, offset: int) -> None:
+    rt.positions[tp] = offset
+    rt.write(Effects(officers=[officer]), tp, offset)
+
+
+BASE = Officer("o1", status=Status.AVAILABLE, status_event="s1", neighbourhood="N1")
+
+
+def test_behind_a_moving_officer_is_held_back_until_the_checkpoint() -> None:
+    rt, table = runtime({TP: 100})  # far behind the partition's end
+    apply(rt, fix(BASE, 1), TP, 10)
+    rt.flush()
+    assert table["o1"]["fix_event"] == "f1"  # the first record is always written
+    assert rt.hold(TP) is None
+
+    apply(rt, fix(BASE, 2), TP, 11)
+    apply(rt, fix(BASE, 3), TP, 12)
+    rt.flush()
+    assert table["o1"]["fix_event"] == "f1"  # moved only: deferred ...
+    assert rt.hold(TP) == 11  # ... and the consumer commits no further than its first fix
+
+    rt.checkpoint_s = 0.0
+    rt.flush()
+    assert table["o1"]["fix_event"] == "f3"
+    assert rt.hold(TP) is None
+
+
+def test_more_than_movement_is_written_at_once() -> None:
+    rt, table = runtime({TP: 100, STATUS_TP: 100})
+    apply(rt, fix(BASE, 1), TP, 10)
+    rt.flush()
+    apply(rt, fix(BASE, 2, neighbourhood="N2"), TP, 11)  # into another neighbourhood
+    rt.flush()
+    assert table["o1"]["neighbourhood"] == "N2"
+    moved = fix(BASE, 3, neighbourhood="N2")
+    apply(rt, moved, TP, 12)
+    apply(rt, replace(moved, status=Status.EN_ROUTE, status_event="s2"), STATUS_TP, 5)
+    rt.flush()
+    assert table["o1"]["status"] == "en_route"
+    assert rt.hold(TP) is None and rt.hold(STATUS_TP) is None
+
+
+def test_caught_up_or_handing_over_writes_everything() -> None:
+    highwater = {TP: 100}
+    rt, table = runtime(highwater)
+    apply(rt, fix(BASE, 1), TP, 10)
+    rt.flush()
+    apply(rt, fix(BASE, 2), TP, 11)
+    rt.flush()
+    assert rt.hold(TP) == 11
+    highwater[TP] = 12  # offset 11 was the last record of the partition
+    rt.flush()
+    assert table["o1"]["fix_event"] == "f2"
+    assert rt.hold(TP) is None
+
+    highwater[TP] = 100
+    apply(rt, fix(BASE, 3), TP, 12)
+    rt.flush()
+    assert rt.hold(TP) == 12
+    rt.flush(everything=True)  # partitions revoked
+    assert table["o1"]["fix_event"] == "f3"
+    assert rt.hold(TP) is None
+
+
+def test_hold_is_the_earliest_unwritten_offset_across_officers() -> None:
+    rt, _ = runtime({TP: 100})
+    other = replace(BASE, officer_id="o2")
+    for n, (officer, offset) in enumerate([(BASE, 10), (other, 11)]):
+        apply(rt, fix(officer, n), TP, offset)
+    rt.flush()
+    apply(rt, fix(other, 5), TP, 20)
+    apply(rt, fix(BASE, 6), TP, 21)
+    apply(rt, fix(other, 7), TP, 22)
+    rt.flush()
+    assert rt.hold(TP) == 20
+    assert rt.hold(STATUS_TP) is None
