@@ -58,7 +58,15 @@ from sdo.events import (
     Transport,
 )
 
-__all__ = ["POLICIES", "DispatchRule", "Policy", "View", "dispatches", "recommend"]
+__all__ = [
+    "POLICIES",
+    "DispatchRule",
+    "Policy",
+    "View",
+    "allocation_roles",
+    "dispatches",
+    "recommend",
+]
 
 POLICIES: Final = ("thrive", "closest")
 
@@ -66,6 +74,13 @@ _DISPATCH_ROLES: Final[Mapping[Response, frozenset[Role]]] = MappingProxyType(
     {
         Response.EMERGENCY: frozenset({Role.RESPONSE}),
         Response.PRIORITY: frozenset({Role.RESPONSE, Role.FORCE_SUPPORT}),
+    }
+)
+_ALLOCATION_ROLES: Final[Mapping[Response, tuple[Role, ...]]] = MappingProxyType(
+    {
+        Response.NEIGHBOURHOOD: (Role.NEIGHBOURHOOD, Role.PCSO),
+        Response.INVESTIGATOR: (Role.INVESTIGATOR,),
+        Response.SCHEDULED: (Role.NEIGHBOURHOOD, Role.RESPONSE),
     }
 )
 _ON_DUTY: Final = frozenset(s for s in Status if s is not Status.OFF_DUTY)
@@ -289,6 +304,12 @@ def _rec_id(
 # -- dispatch (emergency, priority, closest) --------------------------------------------
 
 
+def allocation_roles(response: Response) -> tuple[Role, ...]:
+    """The roles an allocated incident (neighbourhood, investigator, scheduled) may go to,
+    in the order they are considered; none for any other response."""
+    return _ALLOCATION_ROLES.get(response, ())
+
+
 def dispatches(policy: Policy, grading: Grading) -> bool:
     """Whether the incident is dispatched (nearest suitable officers, by ETA)."""
     return policy.name == "closest" or grading.response in _DISPATCH_ROLES
@@ -340,7 +361,7 @@ def _dispatch(
     grade = grading.grade
     officers = view.officers
     rule = DispatchRule.of(policy, grading, incident)
-    roles, statuses, skills = rule.roles, rule.statuses, rule.skills
+    skills = rule.skills
     held: list[str] = []
     thrive = policy.name != "closest"
 
@@ -358,10 +379,14 @@ def _dispatch(
     hits = view.fleet.nearest(
         incident.lon, incident.lat, k=pool, accept=eligible, max_m=policy.search_radius_m
     )
-    role_names = "/".join(sorted(r.value for r in roles))
+    role_names = "/".join(sorted(r.value for r in rule.roles))
     reasons.append(
         f"{grading.response.value}: {role_names} officers, "
-        + ("refreshment breaks may be called (grade 1), " if Status.REFRESHMENT in statuses else "")
+        + (
+            "refreshment breaks may be called (grade 1), "
+            if Status.REFRESHMENT in rule.statuses
+            else ""
+        )
         + "ranked by ETA"
         + (f", must hold {', '.join(sorted(skills))}" if skills else "")
     )
@@ -400,7 +425,7 @@ def _dispatch(
                 f"all candidate AVL fixes are stale (older than {_mins(policy.stale_after_s)})"
             )
     if len(scored) < incident.officers_required:
-        _diagnose(incident.lon, incident.lat, roles, statuses, skills, view, policy, shortfalls)
+        _diagnose(incident.lon, incident.lat, rule, view, policy, shortfalls)
     if place is not None and thrive:
         _cover_shortfall(place.cluster, view, shortfalls)
     return scored
@@ -531,9 +556,7 @@ def _coverage_losses(
 def _diagnose(
     lon: float,
     lat: float,
-    roles: frozenset[Role],
-    statuses: frozenset[Status],
-    skills: frozenset[str],
+    rule: DispatchRule,
     view: View,
     policy: Policy,
     shortfalls: list[str],
@@ -544,14 +567,14 @@ def _diagnose(
 
     def base(oid: str) -> bool:
         o = officers.get(oid)
-        return o is not None and o.role in roles and o.status in statuses
+        return o is not None and o.role in rule.roles and o.status in rule.statuses
 
     if not view.fleet.nearest(lon, lat, k=1, accept=base, max_m=policy.search_radius_m):
         shortfalls.append(
-            f"no available {'/'.join(sorted(r.value for r in roles))} officer within {radius}"
+            f"no available {'/'.join(sorted(r.value for r in rule.roles))} officer within {radius}"
         )
         return
-    for skill in sorted(skills):
+    for skill in sorted(rule.skills):
 
         def has(oid: str, skill: str = skill) -> bool:
             return base(oid) and skill in officers[oid].skills
@@ -577,13 +600,7 @@ def _allocate(
     skills = frozenset(incident.required_skills)
     officers = view.officers
     response = grading.response
-    roles: tuple[Role, ...]
-    if response is Response.NEIGHBOURHOOD:
-        roles = (Role.NEIGHBOURHOOD, Role.PCSO)
-    elif response is Response.INVESTIGATOR:
-        roles = (Role.INVESTIGATOR,)
-    else:
-        roles = (Role.NEIGHBOURHOOD, Role.RESPONSE)
+    roles = allocation_roles(response)
     named = None
     if place is not None and response is Response.NEIGHBOURHOOD:
         named = view.areas.neighbourhoods[place.neighbourhood].named_officer

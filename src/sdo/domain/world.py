@@ -27,7 +27,14 @@ from typing import Any, Final
 from sdo.domain.fleet import Fleet
 from sdo.domain.geo import Areas, haversine_m
 from sdo.domain.grading import Grading, Rules, grade
-from sdo.domain.recommend import DispatchRule, Policy, cover_group, dispatches, recommend
+from sdo.domain.recommend import (
+    DispatchRule,
+    Policy,
+    allocation_roles,
+    cover_group,
+    dispatches,
+    recommend,
+)
 from sdo.domain.state import (
     Change,
     IncidentRecord,
@@ -51,7 +58,6 @@ from sdo.events import (
     OfficerProfile,
     OfficerStatus,
     Recommendation,
-    Response,
     Role,
     Severity,
     Status,
@@ -432,15 +438,7 @@ class World:
             self._rerecommend(iid, ts, effects)
 
     def _could_take(self, officer: Officer, rec: Recommendation) -> bool:
-        if officer.role is None:
-            return False
-        if rec.response is Response.INVESTIGATOR:
-            return officer.role is Role.INVESTIGATOR
-        if rec.response is Response.NEIGHBOURHOOD:
-            return officer.role in (Role.NEIGHBOURHOOD, Role.PCSO)
-        if rec.response is Response.SCHEDULED:
-            return officer.role in (Role.NEIGHBOURHOOD, Role.RESPONSE)
-        return False
+        return officer.role in allocation_roles(rec.response)
 
     def _beats(
         self, officer: Officer, rec: Recommendation, now: datetime, *, moved_only: bool
