@@ -151,6 +151,9 @@ def test_fast_location_path_equals_pydantic(fields: dict[str, object]) -> None:
     slow = OfficerLocation.model_validate(raw)
     assert fast == slow
     assert encode(fast) == encode(slow)
+    assert fast.model_fields_set == slow.model_fields_set
+    assert list(fast.__dict__) == list(slow.__dict__)
+    assert repr(fast) == repr(slow)
 
 
 @pytest.mark.parametrize(

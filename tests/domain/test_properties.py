@@ -370,3 +370,97 @@ def test_redelivering_everything_changes_nothing(events: list[Any]) -> None:
         world.apply(event)
     assert {k: v.to_dict() for k, v in world.officers.items()} == officers
     assert {k: v.to_dict() for k, v in world.incidents.items()} == incidents
+
+
+# -- the World's shortcut for plain fixes ----------------------------------------------
+
+
+class _GeneralPathOnly(World):
+    """The World with its plain-fix shortcut turned off: every event the general way."""
+
+    def _plain_fix(self, event: OfficerLocation) -> None:
+        return None
+
+
+class _CountingShortcuts(World):
+    taken = 0
+
+    def _plain_fix(self, event: OfficerLocation) -> Any:
+        effects = super()._plain_fix(event)
+        self.taken += effects is not None
+        return effects
+
+
+def _step(world: World, event: Any) -> Any:
+    """What one event did, in full: outputs, changed records, counts, and the state after."""
+    try:
+        effects = world.apply(event)
+    except Rejected as exc:
+        return ("rejected", exc.reason)
+    return (
+        effects.ignored,
+        [encode(o) for o in effects.outputs],
+        effects.officers,
+        effects.incidents,
+        effects.availability,
+        dict(world.officers),
+        {oid: world.fleet.position(oid) for oid in world.officers},
+        world.availability(),
+        world.now,
+    )
+
+
+def _agree(events: list[Any]) -> int:
+    fast, general = _CountingShortcuts(AREAS, RULES), _GeneralPathOnly(AREAS, RULES)
+    for n, event in enumerate(events):
+        assert _step(fast, event) == _step(general, event), f"event {n}: {event!r}"
+    return fast.taken
+
+
+@st.composite
+def _journeys(draw: st.DrawFn) -> list[Any]:
+    """Odd sequences followed by each officer driving around in time order: fixes that
+    mostly stay in one neighbourhood, sometimes cross, while incidents wait."""
+    events = draw(_sequences())
+    t = T0 + timedelta(hours=4)
+    for _ in range(draw(st.integers(min_value=1, max_value=30))):
+        t += timedelta(seconds=draw(st.integers(min_value=0, max_value=400)))
+        lon, lat = draw(st.sampled_from(PLACES[:7]))
+        events.append(
+            OfficerLocation(
+                event_id=draw(_ids),
+                ts=t,
+                officer_id=draw(st.sampled_from(OFFICERS)),
+                lon=lon + draw(st.floats(min_value=-0.002, max_value=0.002)),
+                lat=lat + draw(st.floats(min_value=-0.002, max_value=0.002)),
+            )
+        )
+        if draw(st.booleans()):
+            events.append(draw(_event))
+    return events
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(_journeys())
+def test_plain_fix_shortcut_agrees_with_the_general_path(events: list[Any]) -> None:
+    """Every event does exactly the same with the plain-fix shortcut as without it: same
+    outputs, same changed records, same counts, same state and fleet after every event."""
+    _agree(events)
+
+
+def test_plain_fix_shortcut_agrees_on_a_simulated_shift() -> None:
+    """Two simulated hours of a busy force (incidents waiting, officers crossing areas,
+    status changes, deployments): identical with and without the shortcut, which takes
+    most of the fixes."""
+    from sdo.simulate import simulate  # noqa: PLC0415
+
+    events = list(
+        simulate(AREAS, seed=5, hours=2, officers=80, start=T0, incidents_per_day=2000)
+    )
+    fixes = sum(isinstance(e, OfficerLocation) for e in events)
+    taken = _agree(events)
+    assert taken > fixes / 2, (taken, fixes)

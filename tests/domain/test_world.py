@@ -105,6 +105,98 @@ def test_irrelevant_change_does_not_reissue(staffed: Any, ev: Any, event: Any) -
     assert staffed.recommendation("i1").recommended == ("a",)
 
 
+# -- allocations (neighbourhood, investigator) when officers come and go -------------------
+
+
+@pytest.fixture
+def investigations(force: Any, ev: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An investigator incident in the north NPU, recommended to ``inv-n`` (north, no load);
+    ``f.computed`` counts the World's recommender calls from here on."""
+    import sdo.domain.world as world_module  # noqa: PLC0415
+
+    f = force()
+    f.officer("inv-n", None, role="investigator", transport="desk", npu="north")
+    f.apply(ev.incident("i1", *f.place("N03"), ts=ev.at(1), graded_as="investigator"))
+    assert f.recommendation("i1").recommended == ("inv-n",)
+    real = world_module.recommend
+    f.computed = []
+
+    def counted(record: Any, *args: Any) -> Recommendation:
+        f.computed.append(record.incident_id)
+        return real(record, *args)
+
+    monkeypatch.setattr(world_module, "recommend", counted)
+    return f
+
+
+@pytest.mark.parametrize(
+    ("newcomer", "recomputed"),
+    [
+        ({"npu": "east"}, False),  # another NPU's investigator ranks after inv-n
+        ({"npu": "north", "role": "response", "transport": "car"}, False),  # not the pool
+        ({"npu": "north", "skills": ["dog"]}, False),  # same tier, same load: id breaks the tie
+    ],
+)
+def test_officer_who_cannot_rank_first_does_not_recompute_an_allocation(
+    investigations: Any, ev: Any, newcomer: dict[str, Any], recomputed: bool
+) -> None:
+    """An officer coming on duty who would rank behind the recommended one changes nothing,
+    so the allocation is not recomputed (with many open allocations at a shift change,
+    recomputing them all was the costliest step of an evaluation)."""
+    f = investigations
+    profile = {"role": "investigator", "transport": "desk", **newcomer}
+    f.officer("inv-z", None, ts=ev.at(2), **profile)
+    assert bool(f.computed) is recomputed
+    assert f.recommendation("i1").recommended == ("inv-n",)
+
+
+def test_officer_who_ranks_first_recomputes_an_allocation(investigations: Any, ev: Any) -> None:
+    """A same-NPU investigator with a lighter load coming on duty takes the allocation."""
+    f = investigations
+    t = 2.0
+    for k in range(2):  # inv-n takes two other open allocations
+        iid = f"load-{k}"
+        f.apply(ev.incident(iid, *f.place("E12"), ts=ev.at(t), graded_as="investigator"))
+        f.apply(ev.deployment(iid, ["inv-n"], ts=ev.at(t + 0.1), decision="overridden"))
+        t += 0.2
+    mark = len(f.outputs)
+    f.computed.clear()
+    f.officer("inv-a", None, ts=ev.at(t + 1), role="investigator", transport="desk", npu="north")
+    assert "i1" in f.computed
+    assert [r.recommended for r in f.recs_for("i1", since=mark)] == [("inv-a",)]
+
+
+def test_recommended_officer_going_off_duty_recomputes_an_allocation(
+    investigations: Any, ev: Any
+) -> None:
+    """The recommended investigator going off duty leaves the allocation short: re-issued."""
+    f = investigations
+    f.officer("inv-e", None, ts=ev.at(2), role="investigator", transport="desk", npu="east")
+    mark = len(f.outputs)
+    f.apply(ev.status("inv-n", "off_duty", ts=ev.at(3)))
+    assert [r.recommended for r in f.recs_for("i1", since=mark)] == [("inv-e",)]
+    f.apply(ev.status("inv-e", "off_duty", ts=ev.at(4)))
+    assert f.recommendation("i1").recommended == ()
+    f.computed.clear()
+    f.apply(ev.status("inv-e", "available", ts=ev.at(5)))  # short: anyone eligible counts
+    assert f.recommendation("i1").recommended == ("inv-e",)
+
+
+def test_named_officer_coming_on_duty_takes_the_neighbourhood_incident(
+    force: Any, ev: Any
+) -> None:
+    """The area's named officer coming on duty is recommended over the team member."""
+    f = force()
+    team = {"npu": "north", "neighbourhoods": ["N01"], "transport": "foot"}
+    f.officer("N-0101", None, status="off_duty", role="neighbourhood", **team)
+    f.officer("team", None, role="pcso", **team)
+    f.apply(ev.incident("i1", *f.place("N01"), ts=ev.at(1), graded_as="neighbourhood"))
+    assert f.recommendation("i1").recommended == ("team",)
+    mark = len(f.outputs)
+    f.apply(ev.status("N-0101", "available", ts=ev.at(2)))
+    assert [r.recommended for r in f.recs_for("i1", since=mark)] == [("N-0101",)]
+
+
 def test_accepted_deployment_resources_and_stops_recommending(staffed: Any, ev: Any) -> None:
     """Accepted: officers en_route to it, incident resourced, no more recommendations for it."""
     f = staffed

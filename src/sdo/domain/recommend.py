@@ -60,6 +60,7 @@ from sdo.events import (
 
 __all__ = [
     "POLICIES",
+    "AllocationRule",
     "DispatchRule",
     "Policy",
     "View",
@@ -586,6 +587,73 @@ def _diagnose(
 # -- allocation (neighbourhood, investigator, scheduled) --------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class AllocationRule:
+    """Who may take one allocated incident (neighbourhood, investigator, scheduled), and
+    how they rank: tier (named officer, team, NPU ...), then open allocations, then ETA."""
+
+    response: Response
+    roles: tuple[Role, ...]
+    skills: frozenset[str]
+    place: Placement | None
+    named: str | None
+    lon: float
+    lat: float
+    grade: int
+
+    @classmethod
+    def of(
+        cls, incident: Incident, grading: Grading, view: View, place: Placement | None
+    ) -> AllocationRule:
+        """The rule for an incident at ``place`` (``view.areas.locate`` of its position)."""
+        response = grading.response
+        named = None
+        if place is not None and response is Response.NEIGHBOURHOOD:
+            named = view.areas.neighbourhoods[place.neighbourhood].named_officer
+        return cls(
+            response,
+            allocation_roles(response),
+            frozenset(incident.required_skills),
+            place,
+            named,
+            incident.lon,
+            incident.lat,
+            grading.grade,
+        )
+
+    def on_duty(self, o: Officer, now: datetime) -> bool:
+        return o.status in _ON_DUTY and (o.shift_end is None or o.shift_end > now)
+
+    def score(self, o: Officer, view: View, policy: Policy) -> _Scored | None:
+        """The officer's entry in the ranking, or None if their tier excludes them.
+
+        The caller has checked the role, :meth:`on_duty` and the skills.
+        """
+        tier, why = _tier(o, self.response, self.place, self.named)
+        if tier is None:
+            return None
+        oid = o.officer_id
+        load = view.load(oid)
+        distance = eta = None
+        if o.has_fix and policy.speed(o.transport, 3) is not None:
+            pos = view.fleet.position(oid)
+            if pos is not None:
+                distance = haversine_m(pos[0], pos[1], self.lon, self.lat)
+                eta = policy.eta_s(distance, o.transport, self.grade)
+        why.append(f"{load} open allocation(s)")
+        score = tier * 100_000.0 + load * 1_000.0 + (eta if eta is not None else 900.0)
+        return _Scored(o, distance, eta, score, why)
+
+    def rank(self, o: Officer, view: View, policy: Policy, now: datetime) -> tuple[float, str] | None:
+        """Where the officer would sort now (lower first), or None if they may not take it."""
+        if o.role not in self.roles or not self.on_duty(o, now):
+            return None
+        if self.skills and not self.skills.issubset(o.skills):
+            return None
+        entry = self.score(o, view, policy)
+        return None if entry is None else (entry.score, o.officer_id)
+
+
 def _allocate(
     record: IncidentRecord,
     grading: Grading,
@@ -596,40 +664,25 @@ def _allocate(
     reasons: list[str],
     shortfalls: list[str],
 ) -> list[_Scored]:
-    incident = record.incident
-    skills = frozenset(incident.required_skills)
+    rule = AllocationRule.of(record.incident, grading, view, place)
+    skills = rule.skills
     officers = view.officers
     response = grading.response
-    roles = allocation_roles(response)
-    named = None
-    if place is not None and response is Response.NEIGHBOURHOOD:
-        named = view.areas.neighbourhoods[place.neighbourhood].named_officer
     scored: list[_Scored] = []
     missing_skill = 0
-    for role in roles:
+    for role in rule.roles:
         for oid in view.with_role(role):
             o = officers.get(oid)
-            if o is None or o.status not in _ON_DUTY:
-                continue
-            if o.shift_end is not None and o.shift_end <= now:
+            if o is None or not rule.on_duty(o, now):
                 continue
             if skills and not skills.issubset(o.skills):
                 missing_skill += 1
                 continue
-            tier, why = _tier(o, response, place, named)
-            if tier is None:
-                continue
-            load = view.load(oid)
-            distance = eta = None
-            if o.has_fix and policy.speed(o.transport, 3) is not None:
-                pos = view.fleet.position(oid)
-                if pos is not None:
-                    distance = haversine_m(pos[0], pos[1], incident.lon, incident.lat)
-                    eta = policy.eta_s(distance, o.transport, grading.grade)
-            why.append(f"{load} open allocation(s)")
-            score = tier * 100_000.0 + load * 1_000.0 + (eta if eta is not None else 900.0)
-            scored.append(_Scored(o, distance, eta, score, why))
+            entry = rule.score(o, view, policy)
+            if entry is not None:
+                scored.append(entry)
     scored.sort(key=lambda s: (s.score, s.officer.officer_id))
+    named = rule.named
     if response is Response.NEIGHBOURHOOD:
         if named and (not scored or scored[0].officer.officer_id != named):
             shortfalls.append(f"named officer {named} is not on duty: next in line recommended")
@@ -642,7 +695,7 @@ def _allocate(
     else:
         reasons.append("scheduled: appointment with the lightest-loaded suitable officer")
     if not scored:
-        what = "/".join(r.value for r in roles)
+        what = "/".join(r.value for r in rule.roles)
         shortfalls.append(
             f"no {what} officer on duty"
             + (f" holding {', '.join(sorted(skills))}" if missing_skill else "")

@@ -54,6 +54,7 @@ __all__ = [
     "availability_of",
     "deployment_statuses",
     "merge_officer",
+    "moved",
 ]
 
 
@@ -297,6 +298,33 @@ def apply_location(
         cluster=place.cluster if place else None,
     )
     return Change(new, changed=True)
+
+
+def _moved_source() -> str:
+    # Generated like a dataclass __init__: one plain store per field, no loop, no lookups.
+    moved = {"lat": "lat", "lon": "lon", "fix_ts": "ts", "fix_event": "event_id"}
+    lines = ["def moved(o, lat, lon, ts, event_id):", "    new = _new(Officer)"]
+    lines += [f"    _set(new, {n!r}, {moved.get(n, 'o.' + n)})" for n in _OFFICER_FIELDS]
+    lines.append("    return new")
+    return "\n".join(lines)
+
+
+_moved_namespace: dict[str, Any] = {
+    "_new": object.__new__,
+    "_set": object.__setattr__,
+    "Officer": Officer,
+}
+exec(_moved_source(), _moved_namespace)  # noqa: S102 (fixed text built from field names)
+_moved: Callable[[Officer, float, float, datetime, str], Officer] = _moved_namespace["moved"]
+
+
+def moved(officer: Officer, event: OfficerLocation) -> Officer:
+    """``officer`` with the fix of ``event`` and the same place (the caller knows it is).
+
+    The hottest transition of all (nearly every event is a fix within the neighbourhood of
+    the last): a generated field-by-field copy, about half the cost of :func:`_evolve`.
+    """
+    return _moved(officer, event.lat, event.lon, event.ts, event.event_id)
 
 
 def _evolve(officer: Officer, **changes: Any) -> Officer:

@@ -18,6 +18,7 @@ The same class drives the live worker and ``sdo evaluate``; that is why they agr
 from __future__ import annotations
 
 import heapq
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,9 +26,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sdo.domain.fleet import Fleet
-from sdo.domain.geo import Areas, haversine_m
+from sdo.domain.geo import EARTH_RADIUS_M, Areas, haversine_m
 from sdo.domain.grading import Grading, Rules, grade
 from sdo.domain.recommend import (
+    AllocationRule,
     DispatchRule,
     Policy,
     allocation_roles,
@@ -47,6 +49,7 @@ from sdo.domain.state import (
     availability_keys,
     deployment_statuses,
     merge_officer,
+    moved,
 )
 from sdo.errors import Rejected
 from sdo.events import (
@@ -61,6 +64,7 @@ from sdo.events import (
     Role,
     Severity,
     Status,
+    Transport,
 )
 
 __all__ = ["WARN_AT", "Effects", "World"]
@@ -68,6 +72,9 @@ __all__ = ["WARN_AT", "Effects", "World"]
 #: Share of the grade deadline at which an early warning is raised (grade 2: 40 of 60 min).
 WARN_AT: Final = 2 / 3
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: Statuses and roles of officers a dispatched incident may take (see DispatchRule).
+_CALLABLE: Final = frozenset({Status.AVAILABLE, Status.REFRESHMENT})
+_DISPATCHED_ROLES: Final = frozenset({Role.RESPONSE, Role.FORCE_SUPPORT})
 #: Words of the recommender's reason when nearer officers are held by other incidents.
 _HELD: Final = "held for pending incidents"
 
@@ -110,6 +117,10 @@ class World:
         self._holders: dict[str, tuple[str, int]] = {}
         #: incidents whose current recommendation dispatches by ETA (a fix may beat it)
         self._dispatching: set[str] = set()
+        #: incident id -> (grading, incident, rule) it was made for (see _dispatch_rule)
+        self._rules: dict[str, tuple[Grading, Incident, DispatchRule]] = {}
+        #: incident id -> what a moving officer must beat (see _beats), per recommendation
+        self._races: dict[str, _Race] = {}
         self._gaps: set[str] = set()
         self._stale: set[str] = set()
         self._stale_timers: set[str] = set()
@@ -212,6 +223,8 @@ class World:
             self._gradings.pop(iid, None)
             self._recs.pop(iid, None)
             self._dispatching.discard(iid)
+            self._rules.pop(iid, None)
+            self._races.pop(iid, None)
             for oid in [o for o, (holder, _) in self._holders.items() if holder == iid]:
                 del self._holders[oid]
 
@@ -238,6 +251,10 @@ class World:
 
     def apply(self, event: Any) -> Effects:
         """Apply one input event. Raises :class:`Rejected` if it cannot apply at all."""
+        if type(event) is OfficerLocation:
+            plain = self._plain_fix(event)
+            if plain is not None:
+                return plain
         effects = Effects()
         ts: datetime = event.ts
         # Timers due before this event fire first, and what it raises carries its time.
@@ -278,6 +295,46 @@ class World:
         return effects
 
     # -- officers ----------------------------------------------------------------------
+
+    def _plain_fix(self, event: OfficerLocation) -> Effects | None:
+        """Apply a fix that can change nothing but the officer's position, or return None.
+
+        Nearly every event is such a fix: a newer position of a placed officer, inside
+        the neighbourhood of the last one, with no timer due, no stale alert to clear, no
+        stale timer to start, and no pending dispatch it could win. Then the general path
+        would only store the record and move the officer in the fleet; this does exactly
+        that, at a fraction of the cost. Anything else returns None, and :meth:`apply`
+        takes the general path (``tests/domain/test_properties.py`` checks both agree).
+        """
+        old = self._officers.get(event.officer_id)
+        if old is None or old.fix_ts is None:
+            return None
+        ts = event.ts
+        if (
+            ts <= old.fix_ts
+            or event.event_id == old.fix_event
+            or (self._timers and self._timers[0][0] <= ts)
+        ):
+            return None
+        oid = old.officer_id
+        status = old.status
+        if oid in self._stale or (status is Status.AVAILABLE and oid not in self._stale_timers):
+            return None
+        nbhd = old.neighbourhood
+        if nbhd is None or not self._areas.contains(nbhd, event.lon, event.lat):
+            return None
+        new = moved(old, event)
+        if self._dispatching and status in _CALLABLE and old.role in _DISPATCHED_ROLES:
+            for iid in self._dispatching:
+                rec = self._recs[iid]
+                if oid not in rec.recommended and self._beats(new, rec, ts, moved_only=True):
+                    return None
+        if ts > self.now:
+            self.now = ts
+        self._officers[oid] = new
+        if status is not Status.OFF_DUTY:
+            self._fleet.move(oid, event.lon, event.lat)
+        return Effects(officers=[new])
 
     def _officer_event(self, change: Change[Officer], ts: datetime, effects: Effects) -> None:
         if not change.changed:
@@ -412,20 +469,14 @@ class World:
             held = self._holders.get(oid)
             if held is not None:
                 todo.add(held[0])
-            # Allocations (neighbourhood, investigator, scheduled) take any on-duty officer
-            # of their pool: only coming on or going off duty, or a new profile, can change
-            # them. A job in hand (en_route, at_scene ...) does not.
-            if _allocation_relevant(old, new):
-                for iid, rec in self._recs.items():
-                    if iid not in self._dispatching and (
-                        oid in rec.recommended or self._could_take(new, rec)
-                    ):
-                        todo.add(iid)
-        if (
-            new.has_fix
-            and new.status in (Status.AVAILABLE, Status.REFRESHMENT)
-            and new.role in (Role.RESPONSE, Role.FORCE_SUPPORT)
-        ):
+        # Allocations (neighbourhood, investigator, scheduled) take any on-duty officer of
+        # their pool: coming on or going off duty, a new profile or a first fix can change
+        # them. A job in hand (en_route, at_scene ...) or a drifting ETA does not.
+        if _allocation_relevant(old, new):
+            for iid, rec in self._recs.items():
+                if iid not in self._dispatching and self._could_take(new, rec, ts):
+                    todo.add(iid)
+        if new.has_fix and new.status in _CALLABLE and new.role in _DISPATCHED_ROLES:
             for iid in self._dispatching:
                 rec = self._recs[iid]
                 if (
@@ -437,8 +488,39 @@ class World:
         for iid in sorted(todo, key=self._priority):
             self._rerecommend(iid, ts, effects)
 
-    def _could_take(self, officer: Officer, rec: Recommendation) -> bool:
-        return officer.role in allocation_roles(rec.response)
+    def _could_take(self, officer: Officer, rec: Recommendation, now: datetime) -> bool:
+        """Could this officer's change alter who an allocation recommends?
+
+        Yes if they are recommended now (they may have left), or the allocation is short,
+        or they are its named officer (a shortfall names them), or they would now rank
+        before one of the recommended officers. Otherwise a recomputation would publish
+        nothing new, and with many pending allocations and a shift change it is the
+        costliest thing the World does.
+        """
+        oid = officer.officer_id
+        if oid in rec.recommended:
+            return True
+        if officer.role not in allocation_roles(rec.response):
+            return False
+        record = self._incidents.get(rec.incident_id)
+        if record is None:
+            return False
+        if len(rec.recommended) < record.incident.officers_required:
+            return True
+        incident = record.incident
+        place = self._areas.locate(incident.lon, incident.lat)
+        rule = AllocationRule.of(incident, self._gradings[rec.incident_id], self, place)
+        if rule.named == oid:
+            return True
+        mine = rule.rank(officer, self, self.policy, now)
+        if mine is None:
+            return False
+        for other in rec.recommended:
+            held = self._officers.get(other)
+            theirs = None if held is None else rule.rank(held, self, self.policy, now)
+            if theirs is None or mine < theirs:
+                return True
+        return False
 
     def _beats(
         self, officer: Officer, rec: Recommendation, now: datetime, *, moved_only: bool
@@ -448,22 +530,47 @@ class World:
         An incident short of officers takes any newly available one; an officer who was
         available already and only moved was already considered for it.
         """
-        record = self._incidents.get(rec.incident_id)
-        if record is None or officer.lat is None or officer.lon is None:
+        race = self._race(rec)
+        if race is None or officer.lat is None or officer.lon is None:
             return False
-        incident = record.incident
-        rule = DispatchRule.of(self.policy, self._gradings[rec.incident_id], incident)
-        if not rule.admits(officer, self.policy, now):
+        if race.short:
+            return not moved_only and race.rule.admits(officer, self.policy, now)
+        if race.best is not None and not (
+            race.south <= officer.lat <= race.north and race.west <= officer.lon <= race.east
+        ):
+            return False  # too far for even the fastest transport to win by better_by_s
+        if not race.rule.admits(officer, self.policy, now):
             return False  # the recommender would not take them: nothing to recompute
-        if len(rec.recommended) < incident.officers_required:
-            return not moved_only
-        best = rec.candidates[0].eta_s if rec.candidates else None
         eta = self.policy.eta_s(
-            haversine_m(officer.lon, officer.lat, incident.lon, incident.lat),
+            haversine_m(officer.lon, officer.lat, race.lon, race.lat),
             officer.transport,
             rec.grade,
         )
-        return eta is not None and (best is None or eta + self.policy.better_by_s < best)
+        return eta is not None and (race.best is None or eta + self.policy.better_by_s < race.best)
+
+    def _race(self, rec: Recommendation) -> _Race | None:
+        """What an officer must beat to change a dispatch recommendation (kept per rec)."""
+        record = self._incidents.get(rec.incident_id)
+        if record is None:
+            return None
+        race = self._races.get(rec.incident_id)
+        if race is not None and race.rec is rec and race.incident is record.incident:
+            return race
+        race = _Race.of(
+            rec, record.incident, self._dispatch_rule(rec.incident_id, record.incident), self.policy
+        )
+        self._races[rec.incident_id] = race
+        return race
+
+    def _dispatch_rule(self, incident_id: str, incident: Incident) -> DispatchRule:
+        """The incident's DispatchRule, kept while its grading and incident stay the same."""
+        grading = self._gradings[incident_id]
+        cached = self._rules.get(incident_id)
+        if cached is not None and cached[0] is grading and cached[1] is incident:
+            return cached[2]
+        rule = DispatchRule.of(self.policy, grading, incident)
+        self._rules[incident_id] = (grading, incident, rule)
+        return rule
 
     # -- incidents ---------------------------------------------------------------------
 
@@ -527,6 +634,8 @@ class World:
         """The incident no longer awaits a decision: release the officers it held."""
         rec = self._recs.pop(incident_id, None)
         self._dispatching.discard(incident_id)
+        self._rules.pop(incident_id, None)
+        self._races.pop(incident_id, None)
         if rec is None:
             return
         released = [oid for oid, (iid, _) in self._holders.items() if iid == incident_id]
@@ -689,11 +798,54 @@ class World:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Race:
+    """One dispatch recommendation as a moving officer sees it: the ETA to beat, and a
+    lat/lon box outside which nobody can beat it (a cheap test before the exact one)."""
+
+    rec: Recommendation
+    incident: Incident
+    rule: DispatchRule
+    short: bool
+    best: float | None
+    lon: float
+    lat: float
+    south: float
+    north: float
+    west: float
+    east: float
+
+    @classmethod
+    def of(
+        cls, rec: Recommendation, incident: Incident, rule: DispatchRule, policy: Policy
+    ) -> _Race:
+        best = rec.candidates[0].eta_s if rec.candidates else None
+        short = len(rec.recommended) < incident.officers_required
+        lat, lon = incident.lat, incident.lon
+        box = (lat, lat, lon, lon)
+        if best is not None and not short:
+            fastest = max(
+                (s for t in Transport if (s := policy.speed(t, rule.grade)) is not None),
+                default=0.0,
+            )
+            # Farther than this, even the fastest officer's ETA is not better_by_s better.
+            reach_m = max(best - policy.better_by_s, 0.0) * fastest / policy.detour_factor
+            # Great-circle distance >= R * |dlat|; and >= R * cos(lat) * |dlon| * 2/pi
+            # for points within the latitude band; the box adds a margin to both.
+            dlat = math.degrees(reach_m / EARTH_RADIUS_M) * 1.01 + 1e-9
+            edge = min(abs(lat) + dlat, 89.0)
+            dlon = dlat * (math.pi / 2) / math.cos(math.radians(edge)) * 1.01
+            box = (lat - dlat, lat + dlat, lon - dlon, lon + dlon)
+        return cls(rec, incident, rule, short, best, lon, lat, *box)
+
+
 def _allocation_relevant(old: Officer | None, new: Officer) -> bool:
     """Whether an officer change can change who an allocation goes to."""
     if old is None:
         return True
     duty = (old.status is Status.OFF_DUTY) != (new.status is Status.OFF_DUTY)
+    # a first fix turns "ETA unknown" into an ETA, which ranks (later fixes only drift)
+    located = old.has_fix != new.has_fix
     profile = (old.role, old.skills, old.neighbourhoods, old.home_npu, old.shift_end) != (
         new.role,
         new.skills,
@@ -701,7 +853,7 @@ def _allocation_relevant(old: Officer | None, new: Officer) -> bool:
         new.home_npu,
         new.shift_end,
     )
-    return duty or profile
+    return duty or located or profile
 
 
 def _same(a: Recommendation, b: Recommendation) -> bool:
