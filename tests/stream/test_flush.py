@@ -115,3 +115,36 @@ def test_hold_is_the_earliest_unwritten_offset_across_officers() -> None:
     rt.flush()
     assert rt.hold(TP) == 20
     assert rt.hold(STATUS_TP) is None
+
+
+def test_availability_counts_are_coalesced_to_the_commit() -> None:
+    """A bucket that changes several times between commits is written once, with its
+    latest counts, at the next flush (the table is compacted by key: only the last value
+    of a key matters to a reader)."""
+    rt, _ = runtime({TP: 100})
+    rt.write(Effects(availability={"nbhd:N1": {"total": 1}, "npu:north": {"total": 1}}))
+    rt.write(Effects(availability={"nbhd:N1": {"total": 2}}))
+    assert rt.availability == {}  # nothing until the commit
+    rt.flush()
+    assert rt.availability == {"nbhd:N1": {"total": 2}, "npu:north": {"total": 1}}
+    rt.availability.clear()
+    rt.flush()
+    assert rt.availability == {}  # written once
+
+
+def test_a_busy_worker_defers_moving_officers_even_when_caught_up() -> None:
+    """Keeping up with a steady feed, the worker is caught up at nearly every commit;
+    moving officers still wait for the checkpoint, and are all written once the input
+    goes quiet (a flush with nothing processed since the one before)."""
+    highwater = {TP: 11}
+    rt, table = runtime(highwater)
+    apply(rt, fix(BASE, 1), TP, 10)
+    rt.flush()
+    apply(rt, fix(BASE, 2), TP, 11)
+    highwater[TP] = 12  # caught up: offset 11 is the last record
+    rt.flush()
+    assert table["o1"]["fix_event"] == "f1"  # busy: deferred
+    assert rt.hold(TP) == 11
+    rt.flush()  # the next commit, nothing new: quiet
+    assert table["o1"]["fix_event"] == "f2"
+    assert rt.hold(TP) is None

@@ -97,11 +97,15 @@ class Runtime:
     #: per dirty officer, the first input offset per partition whose change is unwritten:
     #: the consumer commits no further than that (see hold())
     pending: dict[str, dict[Any, int]] = field(default_factory=dict)
+    #: availability buckets changed since the last flush, with their latest counts
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
     #: the last record written per officer, and when (monotonic seconds)
     written: dict[str, tuple[Officer, float]] = field(default_factory=dict)
     #: the last input offset processed per partition (to tell whether we are caught up)
     positions: dict[Any, int] = field(default_factory=dict)
-    #: longest a moving officer's table record may lag their last fix while behind
+    #: ``positions`` as of the last flush (unchanged since: the input is quiet)
+    flushed_positions: dict[Any, int] = field(default_factory=dict)
+    #: longest a moving officer's table record may lag their last fix while busy
     checkpoint_s: float = 15.0
     #: per input partition, the first offset not to commit past (set by flush())
     holds: dict[Any, int] = field(default_factory=dict)
@@ -145,7 +149,8 @@ class Runtime:
         if effects.ignored:
             self.ignored[effects.ignored] += 1
         self.write(effects, message.tp, message.offset)
-        await self.publish(effects)
+        if effects.outputs:
+            await self.publish(effects)
         if metrics is not None:
             metrics.processed(expect)
             if effects.ignored:
@@ -160,8 +165,9 @@ class Runtime:
     def write(self, effects: Effects, tp: Any = None, offset: int = 0) -> None:
         """Write what an event changed; ``tp``/``offset``: the input record it came from.
 
-        Officer records (one per AVL fix, the bulk of the traffic) are coalesced and
-        written by :meth:`flush`; incidents and availability go at once.
+        Officer records (one per AVL fix, the bulk of the traffic) and availability
+        counts (three buckets per status change) are coalesced and written by
+        :meth:`flush`; incidents go at once.
         """
         for officer in effects.officers:
             oid = officer.officer_id
@@ -170,8 +176,8 @@ class Runtime:
                 self.pending.setdefault(oid, {}).setdefault(tp, offset)
         for record in effects.incidents:
             self.incidents[record.incident_id] = record.to_dict()
-        for key, counts in effects.availability.items():
-            self.availability[key] = counts
+        if effects.availability:
+            self.counts.update(effects.availability)
 
     async def publish(self, effects: Effects) -> None:
         for out in effects.outputs:
@@ -216,19 +222,30 @@ class Runtime:
         self.dead[reason.split(":", 1)[0][:60]] += 1
 
     def flush(self, *, everything: bool = False) -> None:
-        """Write changed officer records (called just before each commit).
+        """Write changed availability counts and officer records (just before each commit).
 
-        Written: every record, when the consumer has caught up with its input (or
-        ``everything``); otherwise each record whose change is more than movement within
-        the same neighbourhood, and the moving officers not written for ``checkpoint_s``.
-        A worker that is behind thus writes a moving officer at most every
-        ``checkpoint_s`` instead of at every fix. The consumer commits no offset past an
-        unwritten change (:meth:`hold`), so a crash re-reads those fixes: nothing is lost.
+        Written: every record, when the input is quiet (caught up, and nothing processed
+        since the last flush) or ``everything``; otherwise each record whose change is
+        more than movement within the same neighbourhood, and the moving officers not
+        written for ``checkpoint_s``. A busy worker thus writes a moving officer at most
+        every ``checkpoint_s`` instead of at every fix. The consumer commits no offset
+        past an unwritten change (:meth:`hold`), so a crash re-reads those fixes: nothing
+        is lost.
         """
+        if self.counts:
+            availability = self.availability
+            for key, counts in self.counts.items():
+                availability[key] = counts
+            self.counts = {}
+        # Quiet: no record processed since the last flush. A worker that keeps up with a
+        # steady feed is "caught up" at almost every commit, and writing every moving
+        # officer then would cost a table write per fix; once quiet, all are written.
+        quiet = self.positions == self.flushed_positions
+        self.flushed_positions = dict(self.positions)
         if not self.dirty:
             return
         now = time.monotonic()
-        if not everything and self._caught_up():
+        if not everything and quiet and self._caught_up():
             everything = True
         keep: dict[str, Officer] = {}
         officers, written, pending = self.officers, self.written, self.pending
