@@ -122,6 +122,45 @@ def test_moves_across_cells_and_removals_keep_answers_exact() -> None:
     assert all(fleet.position(oid) == p for oid, p in points.items())
 
 
+def test_group_reach_follows_moves_joins_and_leaves() -> None:
+    """group_reach answers from current positions: officers moved while in a group, moved
+    while outside it and then joined, removed and re-added (brute force alongside)."""
+    rng = random.Random(7)
+    fleet = Fleet()
+    points: dict[str, Point] = {}
+    groups: dict[str, tuple[str, float]] = {}
+    centroids = [(-1.82, 52.52), (-1.75, 52.48), (-1.9, 52.55)]
+    for step in range(1500):
+        oid = f"o{rng.randrange(60):02d}"
+        roll = rng.random()
+        if roll < 0.1:
+            fleet.remove(oid)
+            points.pop(oid, None)
+            groups.pop(oid, None)
+        elif roll < 0.3 and oid in points:
+            group = rng.choice([None, "cover:a", "cover:b"])
+            speed = rng.choice([5.0, 13.0])
+            fleet.set_group(oid, group, speed)
+            if group is None:
+                groups.pop(oid, None)
+            else:
+                groups[oid] = (group, speed)
+        else:
+            p = (-1.82 + rng.uniform(-0.1, 0.1), 52.52 + rng.uniform(-0.06, 0.06))
+            fleet.move(oid, *p)
+            points[oid] = p
+        if step % 100 == 99:
+            for group in ("cover:a", "cover:b"):
+                members, reach = fleet.group_reach(group, centroids, 300.0, 1.35)
+                expected = sorted(o for o, (g, _) in groups.items() if g == group)
+                assert sorted(members) == expected
+                for i, oid in enumerate(members):
+                    limit = groups[oid][1] * 300.0 / 1.35
+                    x, y = points[oid]
+                    want = [haversine_m(x, y, cx, cy) <= limit for cx, cy in centroids]
+                    assert list(reach[i]) == want, (step, oid)
+
+
 def test_move_position_contains_remove() -> None:
     """move() indexes an officer, moving again replaces the position, remove() forgets it."""
     fleet = Fleet()

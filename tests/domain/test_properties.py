@@ -458,9 +458,7 @@ def test_plain_fix_shortcut_agrees_on_a_simulated_shift() -> None:
     most of the fixes."""
     from sdo.simulate import simulate  # noqa: PLC0415
 
-    events = list(
-        simulate(AREAS, seed=5, hours=2, officers=80, start=T0, incidents_per_day=2000)
-    )
+    events = list(simulate(AREAS, seed=5, hours=2, officers=80, start=T0, incidents_per_day=2000))
     fixes = sum(isinstance(e, OfficerLocation) for e in events)
     taken = _agree(events)
     assert taken > fixes / 2, (taken, fixes)

@@ -182,9 +182,7 @@ def test_recommended_officer_going_off_duty_recomputes_an_allocation(
     assert f.recommendation("i1").recommended == ("inv-e",)
 
 
-def test_named_officer_coming_on_duty_takes_the_neighbourhood_incident(
-    force: Any, ev: Any
-) -> None:
+def test_named_officer_coming_on_duty_takes_the_neighbourhood_incident(force: Any, ev: Any) -> None:
     """The area's named officer coming on duty is recommended over the team member."""
     f = force()
     team = {"npu": "north", "neighbourhoods": ["N01"], "transport": "foot"}

@@ -8,7 +8,6 @@ the crash test in ``tests/integration/test_faults.py`` (no fix lost after SIGKIL
 
 from __future__ import annotations
 
-from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -36,7 +35,7 @@ def runtime(highwater: dict[Any, int]) -> tuple[Runtime, dict[str, Any]]:
 
 
 def fix(o: Officer, n: int, neighbourhood: str = "N1") -> Officer:
-    return replace(o, lat=52.5 + n / 1000, lon=-1.9, fix_event=f"f{n}", neighbourhood=neighbourhood)
+    return o._replace(lat=52.5 + n / 1000, lon=-1.9, fix_event=f"f{n}", neighbourhood=neighbourhood)
 
 
 def apply(rt: Runtime, officer: Officer, tp: Any, offset: int) -> None:
@@ -75,7 +74,7 @@ def test_more_than_movement_is_written_at_once() -> None:
     assert table["o1"]["neighbourhood"] == "N2"
     moved = fix(BASE, 3, neighbourhood="N2")
     apply(rt, moved, TP, 12)
-    apply(rt, replace(moved, status=Status.EN_ROUTE, status_event="s2"), STATUS_TP, 5)
+    apply(rt, moved._replace(status=Status.EN_ROUTE, status_event="s2"), STATUS_TP, 5)
     rt.flush()
     assert table["o1"]["status"] == "en_route"
     assert rt.hold(TP) is None and rt.hold(STATUS_TP) is None
@@ -105,7 +104,7 @@ def test_caught_up_or_handing_over_writes_everything() -> None:
 
 def test_hold_is_the_earliest_unwritten_offset_across_officers() -> None:
     rt, _ = runtime({TP: 100})
-    other = replace(BASE, officer_id="o2")
+    other = BASE._replace(officer_id="o2")
     for n, (officer, offset) in enumerate([(BASE, 10), (other, 11)]):
         apply(rt, fix(officer, n), TP, offset)
     rt.flush()

@@ -100,9 +100,14 @@ class Fleet:
                 b[0], b[1] = min(b[0], cell[0]), min(b[1], cell[1])
                 b[2], b[3] = max(b[2], cell[0]), max(b[3], cell[1])
         self._pos[officer_id] = (lon, lat, cell)
-        slot = self._slot_of(officer_id)
-        self._lon[slot] = lon
-        self._lat[slot] = lat
+        # The columns are read for group members only (set_group fills them on joining):
+        # most moves are of officers in no group, and skip two numpy stores.
+        if old is None:
+            self._slot_of(officer_id)
+        elif officer_id in self._group_of:
+            slot = self._slot[officer_id]
+            self._lon[slot] = lon
+            self._lat[slot] = lat
 
     def _slot_of(self, officer_id: str) -> int:
         slot = self._slot.get(officer_id)
@@ -135,6 +140,9 @@ class Fleet:
             self._groups.setdefault(group, set()).add(slot)
             self._group_of[officer_id] = group
             self._speed[slot] = speed_mps
+            lon, lat, _ = self._pos[officer_id]
+            self._lon[slot] = lon
+            self._lat[slot] = lat
 
     def group_reach(
         self, group: str, points: list[tuple[float, float]], seconds: float, detour: float

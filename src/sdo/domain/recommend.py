@@ -644,7 +644,9 @@ class AllocationRule:
         score = tier * 100_000.0 + load * 1_000.0 + (eta if eta is not None else 900.0)
         return _Scored(o, distance, eta, score, why)
 
-    def rank(self, o: Officer, view: View, policy: Policy, now: datetime) -> tuple[float, str] | None:
+    def rank(
+        self, o: Officer, view: View, policy: Policy, now: datetime
+    ) -> tuple[float, str] | None:
         """Where the officer would sort now (lower first), or None if they may not take it."""
         if o.role not in self.roles or not self.on_duty(o, now):
             return None

@@ -329,8 +329,7 @@ class World:
                 rec = self._recs[iid]
                 if oid not in rec.recommended and self._beats(new, rec, ts, moved_only=True):
                     return None
-        if ts > self.now:
-            self.now = ts
+        self.now = max(self.now, ts)
         self._officers[oid] = new
         if status is not Status.OFF_DUTY:
             self._fleet.move(oid, event.lon, event.lat)
