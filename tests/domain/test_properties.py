@@ -23,11 +23,13 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sdo.areas import load_areas
 from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, package_data
+from sdo.domain.recommend import Policy
 from sdo.domain.state import availability_keys, availability_of
 from sdo.domain.world import World
 from sdo.errors import InvalidEvent, Rejected
@@ -410,8 +412,10 @@ def _step(world: World, event: Any) -> Any:
     )
 
 
-def _agree(events: list[Any]) -> int:
-    fast, general = _CountingShortcuts(AREAS, RULES), _GeneralPathOnly(AREAS, RULES)
+def _agree(events: list[Any], policy: str = "thrive") -> int:
+    chosen = Policy.from_mapping(policy, RULES.recommend)
+    fast = _CountingShortcuts(AREAS, RULES, chosen)
+    general = _GeneralPathOnly(AREAS, RULES, chosen)
     for n, event in enumerate(events):
         assert _step(fast, event) == _step(general, event), f"event {n}: {event!r}"
     return fast.taken
@@ -445,20 +449,22 @@ def _journeys(draw: st.DrawFn) -> list[Any]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(_journeys())
-def test_plain_fix_shortcut_agrees_with_the_general_path(events: list[Any]) -> None:
+@given(_journeys(), st.sampled_from(["thrive", "closest"]))
+def test_plain_fix_shortcut_agrees_with_the_general_path(events: list[Any], policy: str) -> None:
     """Every event does exactly the same with the plain-fix shortcut as without it: same
     outputs, same changed records, same counts, same state and fleet after every event."""
-    _agree(events)
+    _agree(events, policy)
 
 
-def test_plain_fix_shortcut_agrees_on_a_simulated_shift() -> None:
+@pytest.mark.parametrize("policy", ["thrive", "closest"])
+def test_plain_fix_shortcut_agrees_on_a_simulated_shift(policy: str) -> None:
     """Two simulated hours of a busy force (incidents waiting, officers crossing areas,
     status changes, deployments): identical with and without the shortcut, which takes
-    most of the fixes."""
+    most of the fixes. Under ``closest`` every incident is a pending dispatch, so moving
+    officers are tested against many at once."""
     from sdo.simulate import simulate  # noqa: PLC0415
 
     events = list(simulate(AREAS, seed=5, hours=2, officers=80, start=T0, incidents_per_day=2000))
     fixes = sum(isinstance(e, OfficerLocation) for e in events)
-    taken = _agree(events)
+    taken = _agree(events, policy)
     assert taken > fixes / 2, (taken, fixes)

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import numpy as np
+
 from sdo.domain.fleet import Fleet
 from sdo.domain.geo import EARTH_RADIUS_M, Areas, haversine_m
 from sdo.domain.grading import Grading, Rules, grade
@@ -121,6 +123,9 @@ class World:
         self._rules: dict[str, tuple[Grading, Incident, DispatchRule]] = {}
         #: incident id -> what a moving officer must beat (see _beats), per recommendation
         self._races: dict[str, _Race] = {}
+        #: bumped whenever a recommendation or an incident changes (see _contenders)
+        self._generation = 0
+        self._contest: _Contest | None = None
         self._gaps: set[str] = set()
         self._stale: set[str] = set()
         self._stale_timers: set[str] = set()
@@ -205,6 +210,7 @@ class World:
 
     def restore_incident(self, record: IncidentRecord) -> None:
         """Take an incident record from the durable table (no outputs)."""
+        self._generation += 1
         old = self._incidents.get(record.incident_id)
         self._incidents[record.incident_id] = record
         self._account_load(old, record)
@@ -216,6 +222,7 @@ class World:
         No outputs: the new owner recommends them. Officers stay (every worker knows
         every officer).
         """
+        self._generation += 1
         for iid in list(incident_ids):
             record = self._incidents.pop(iid, None)
             if record is not None and record.is_open:
@@ -325,7 +332,7 @@ class World:
             return None
         new = moved(old, event)
         if self._dispatching and status in _CALLABLE and old.role in _DISPATCHED_ROLES:
-            for iid in self._dispatching:
+            for iid in self._contenders(event.lon, event.lat):
                 rec = self._recs[iid]
                 if oid not in rec.recommended and self._beats(new, rec, ts, moved_only=True):
                     return None
@@ -547,6 +554,21 @@ class World:
         )
         return eta is not None and (race.best is None or eta + self.policy.better_by_s < race.best)
 
+    def _contenders(self, lon: float, lat: float) -> list[str]:
+        """Pending dispatches an officer who only moved to (lon, lat) might now win.
+
+        A superset: every incident for which ``_beats(..., moved_only=True)`` can be true
+        is in it (short incidents never are: an officer who only moved was considered).
+        With many pending dispatches (the ``closest`` policy dispatches everything) the
+        boxes are tested all at once.
+        """
+        contest = self._contest
+        if contest is None or contest.generation != self._generation:
+            contest = self._contest = _Contest.of(
+                self._generation, [self._race(self._recs[iid]) for iid in self._dispatching]
+            )
+        return contest.containing(lon, lat)
+
     def _race(self, rec: Recommendation) -> _Race | None:
         """What an officer must beat to change a dispatch recommendation (kept per rec)."""
         record = self._incidents.get(rec.incident_id)
@@ -613,6 +635,7 @@ class World:
             effects.ignored = change.ignored
             return None
         record = change.state
+        self._generation += 1
         self._incidents[record.incident_id] = record
         self._account_load(old, record)
         effects.incidents.append(record)
@@ -631,6 +654,7 @@ class World:
 
     def _drop(self, incident_id: str, ts: datetime, effects: Effects) -> None:
         """The incident no longer awaits a decision: release the officers it held."""
+        self._generation += 1
         rec = self._recs.pop(incident_id, None)
         self._dispatching.discard(incident_id)
         self._rules.pop(incident_id, None)
@@ -656,6 +680,7 @@ class World:
         self, incident_id: str, ts: datetime, effects: Effects, *, force: bool = False
     ) -> None:
         """Recompute one incident's recommendation; publish it if it materially changed."""
+        self._generation += 1
         work = [incident_id]
         seen: set[str] = set()
         while work:
@@ -836,6 +861,50 @@ class _Race:
             dlon = dlat * (math.pi / 2) / math.cos(math.radians(edge)) * 1.01
             box = (lat - dlat, lat + dlat, lon - dlon, lon + dlon)
         return cls(rec, incident, rule, short, best, lon, lat, *box)
+
+
+@dataclass(frozen=True, slots=True)
+class _Contest:
+    """The pending dispatches a moving officer could win, as boxes (see _contenders)."""
+
+    generation: int
+    always: list[str]
+    ids: list[str]
+    rows: list[tuple[float, float, float, float]]  # (south, north, west, east) per id
+    boxes: np.ndarray  # the same rows, for the vectorised test
+
+    @classmethod
+    def of(cls, generation: int, races: Iterable[_Race | None]) -> _Contest:
+        always: list[str] = []
+        ids: list[str] = []
+        rows: list[tuple[float, float, float, float]] = []
+        for race in races:
+            if race is None or race.short:
+                continue  # gone, or only a newly available officer can win it
+            iid = race.rec.incident_id
+            if race.best is None:
+                always.append(iid)
+            else:
+                ids.append(iid)
+                rows.append((race.south, race.north, race.west, race.east))
+        boxes = np.array(rows, dtype=np.float64).reshape(len(rows), 4)
+        return cls(generation, always, ids, rows, boxes)
+
+    def containing(self, lon: float, lat: float) -> list[str]:
+        ids = self.ids
+        if len(ids) < _VECTOR_FROM:
+            return self.always + [
+                iid
+                for iid, (s, n, w, e) in zip(ids, self.rows, strict=True)
+                if s <= lat <= n and w <= lon <= e
+            ]
+        b = self.boxes
+        inside = (b[:, 0] <= lat) & (lat <= b[:, 1]) & (b[:, 2] <= lon) & (lon <= b[:, 3])
+        return self.always + [ids[i] for i in np.flatnonzero(inside)]
+
+
+#: Below this many boxes a Python loop beats numpy's per-call set-up.
+_VECTOR_FROM: Final = 16
 
 
 def _allocation_relevant(old: Officer | None, new: Officer) -> bool:
