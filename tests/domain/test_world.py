@@ -6,6 +6,7 @@ Every scenario runs on event time only: the ``ts`` of the events fed to
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from datetime import timedelta
@@ -15,7 +16,7 @@ import pytest
 
 from sdo.domain.state import Officer, availability_keys, availability_of
 from sdo.errors import Rejected
-from sdo.events import AlertKind, IncidentState, Recommendation, Status, encode
+from sdo.events import AlertKind, IncidentState, Recommendation, Status, Transport, encode
 
 # -- live re-recommendation ----------------------------------------------------------------
 
@@ -103,6 +104,41 @@ def test_irrelevant_change_does_not_reissue(staffed: Any, ev: Any, event: Any) -
     effects = staffed.apply(event(ev, staffed))
     assert effects.recommendations == []
     assert staffed.recommendation("i1").recommended == ("a",)
+
+
+@pytest.mark.parametrize(("lon", "lat"), [(-1.8, 52.5), (-1.2, 60.3), (25.0, 70.5), (0.0, 0.0)])
+def test_race_box_never_excludes_an_officer_who_would_win(
+    staffed: Any, ev: Any, lon: float, lat: float
+) -> None:
+    """The lat/lon box a moving officer is tested against first (World._beats) holds every
+    point from which some transport's ETA beats the first candidate by better_by_s, at
+    any latitude (the box widens in longitude with 1/cos(lat))."""
+    from sdo.domain.geo import haversine_m  # noqa: PLC0415
+    from sdo.domain.world import _Race  # noqa: PLC0415
+
+    staffed.apply(ev.status("a", "off_duty", ts=ev.at(2)))  # b, 2.7 km away, is first
+    world = staffed.world
+    policy = world.policy
+    rec = world.recommendation("i1")
+    assert rec.recommended == ("b",)
+    incident = ev.incident("far", lon, lat, graded_as="emergency")
+    rule = world._dispatch_rule("i1", world.incidents["i1"].incident)
+    race = _Race.of(rec, incident, rule, policy)
+    assert race.best is not None and not race.short
+    rng = random.Random(3)
+    reach_deg = 0.05 / max(math.cos(math.radians(lat)), 0.05)
+    inside = winners = 0
+    for _ in range(20_000):
+        plon = lon + rng.uniform(-reach_deg, reach_deg)
+        plat = lat + rng.uniform(-0.05, 0.05)
+        d = haversine_m(plon, plat, lon, lat)
+        fastest = min(eta for t in Transport if (eta := policy.eta_s(d, t, rec.grade)) is not None)
+        boxed = race.south <= plat <= race.north and race.west <= plon <= race.east
+        inside += boxed
+        if fastest + policy.better_by_s < race.best:
+            winners += 1
+            assert boxed, (plon, plat, d)
+    assert winners > 100 and inside < 20_000  # both sides of the edge were sampled
 
 
 # -- allocations (neighbourhood, investigator) when officers come and go -------------------
