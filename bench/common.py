@@ -18,6 +18,7 @@ import asyncio
 import atexit
 import collections
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -351,19 +352,34 @@ class Fleet:
         return {self.oid(i): f"{self.oid(i)}-l{rounds - 1}" for i in range(self.n)}
 
 
-def incident(i: int, rng: random.Random, extent: Sequence[float], ts: datetime, tag: str) -> Record:
-    """An emergency or priority call at a random place in the pilot areas."""
-    from sdo.config import Topics  # noqa: PLC0415, F401
+@functools.cache
+def _pilot_areas() -> Any:
+    from sdo.areas import load_areas  # noqa: PLC0415
+    from sdo.config import Settings  # noqa: PLC0415
 
+    return load_areas(Settings().areas_path)
+
+
+def incident(i: int, rng: random.Random, extent: Sequence[float], ts: datetime, tag: str) -> Record:
+    """An emergency or priority call at a random place in the pilot areas.
+
+    Drawn in ``extent`` until it falls inside a neighbourhood: the worker dead-letters an
+    incident outside the force area, and it would never get a recommendation.
+    """
     iid = f"{tag}-I{i}"
     level = rng.choice(["high", "medium"])
+    while True:
+        lat = round(rng.uniform(extent[1], extent[3]), 6)
+        lon = round(rng.uniform(extent[0], extent[2]), 6)
+        if _pilot_areas().locate(lon, lat) is not None:
+            break
     value = {
         "type": "incident",
         "event_id": f"{iid}-v1",
         "ts": _iso(ts),
         "incident_id": iid,
-        "lat": round(rng.uniform(extent[1], extent[3]), 6),
-        "lon": round(rng.uniform(extent[0], extent[2]), 6),
+        "lat": lat,
+        "lon": lon,
         "category": "violence",
         "state": "open",
         "thrive": {

@@ -8,6 +8,7 @@ the crash test in ``tests/integration/test_faults.py`` (no fix lost after SIGKIL
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,8 +35,18 @@ def runtime(highwater: dict[Any, int]) -> tuple[Runtime, dict[str, Any]]:
     return rt, table
 
 
+T0 = datetime(2015, 12, 1, 9, 0, tzinfo=UTC)
+
+
 def fix(o: Officer, n: int, neighbourhood: str = "N1") -> Officer:
-    return o._replace(lat=52.5 + n / 1000, lon=-1.9, fix_event=f"f{n}", neighbourhood=neighbourhood)
+    """The officer at their n-th fix: one every 5 s of event time."""
+    return o._replace(
+        lat=52.5 + n / 1000,
+        lon=-1.9,
+        fix_ts=T0 + timedelta(seconds=5 * n),
+        fix_event=f"f{n}",
+        neighbourhood=neighbourhood,
+    )
 
 
 def apply(rt: Runtime, officer: Officer, tp: Any, offset: int) -> None:
@@ -108,9 +119,9 @@ def test_hold_is_the_earliest_unwritten_offset_across_officers() -> None:
     for n, (officer, offset) in enumerate([(BASE, 10), (other, 11)]):
         apply(rt, fix(officer, n), TP, offset)
     rt.flush()
-    apply(rt, fix(other, 5), TP, 20)
-    apply(rt, fix(BASE, 6), TP, 21)
-    apply(rt, fix(other, 7), TP, 22)
+    apply(rt, fix(other, 2), TP, 20)  # all within the checkpoint of the written fixes
+    apply(rt, fix(BASE, 1), TP, 21)
+    apply(rt, fix(other, 3), TP, 22)
     rt.flush()
     assert rt.hold(TP) == 20
     assert rt.hold(STATUS_TP) is None
@@ -146,4 +157,21 @@ def test_a_busy_worker_defers_moving_officers_even_when_caught_up() -> None:
     assert rt.hold(TP) == 11
     rt.flush()  # the next commit, nothing new: quiet
     assert table["o1"]["fix_event"] == "f2"
+    assert rt.hold(TP) is None
+
+
+def test_the_checkpoint_is_event_time_not_wall_time() -> None:
+    """A moving officer is written once their fix is checkpoint_s of event time newer than
+    the one written, however fast or slow the worker goes through the feed: a worker far
+    behind writes no more per fix than one keeping up."""
+    rt, table = runtime({TP: 10_000})  # far behind, and staying so
+    apply(rt, fix(BASE, 1), TP, 10)
+    rt.flush()
+    for n in (2, 3):  # 5 and 10 s after the written fix
+        apply(rt, fix(BASE, n), TP, 10 + n)
+        rt.flush()
+        assert table["o1"]["fix_event"] == "f1"
+    apply(rt, fix(BASE, 4), TP, 14)  # 15 s after the written fix
+    rt.flush()
+    assert table["o1"]["fix_event"] == "f4"
     assert rt.hold(TP) is None

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -102,13 +103,13 @@ class Runtime:
     pending: dict[str, dict[Any, int]] = field(default_factory=dict)
     #: availability buckets changed since the last flush, with their latest counts
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: the last record written per officer, and when (monotonic seconds)
-    written: dict[str, tuple[Officer, float]] = field(default_factory=dict)
+    #: the last record written per officer
+    written: dict[str, Officer] = field(default_factory=dict)
     #: the last input offset processed per partition (to tell whether we are caught up)
     positions: dict[Any, int] = field(default_factory=dict)
     #: ``positions`` as of the last flush (unchanged since: the input is quiet)
     flushed_positions: dict[Any, int] = field(default_factory=dict)
-    #: longest a moving officer's table record may lag their last fix while busy
+    #: event time a moving officer's table record may lag their last fix while busy
     checkpoint_s: float = 15.0
     #: per input partition, the first offset not to commit past (set by flush())
     holds: dict[Any, int] = field(default_factory=dict)
@@ -229,11 +230,13 @@ class Runtime:
 
         Written: every record, when the input is quiet (caught up, and nothing processed
         since the last flush) or ``everything``; otherwise each record whose change is
-        more than movement within the same neighbourhood, and the moving officers not
-        written for ``checkpoint_s``. A busy worker thus writes a moving officer at most
-        every ``checkpoint_s`` instead of at every fix. The consumer commits no offset
-        past an unwritten change (:meth:`hold`), so a crash re-reads those fixes: nothing
-        is lost.
+        more than movement within the same neighbourhood, and each moving officer whose
+        fix is ``checkpoint_s`` of event time newer than the one last written. A busy
+        worker thus writes a moving officer for at most every ``checkpoint_s`` of their
+        feed, however fast or slow it works through it (a worker behind by an hour writes
+        as little per fix as one keeping up). The consumer commits no offset past an
+        unwritten change (:meth:`hold`), so a crash re-reads at most ``checkpoint_s`` of
+        each officer's fixes: nothing is lost.
         """
         if self.counts:
             availability = self.availability
@@ -247,7 +250,6 @@ class Runtime:
         self.flushed_positions = dict(self.positions)
         if not self.dirty:
             return
-        now = time.monotonic()
         if not everything and quiet and self._caught_up():
             everything = True
         keep: dict[str, Officer] = {}
@@ -258,13 +260,13 @@ class Runtime:
             if (
                 not everything
                 and last is not None
-                and now - last[1] < checkpoint
-                and _moved_only(last[0], officer)
+                and _moved_only(last, officer)
+                and _fix_age_s(last, officer) < checkpoint
             ):
                 keep[oid] = officer
                 continue
             officers[oid] = officer.to_dict()
-            written[oid] = (officer, now)
+            written[oid] = officer
             pending.pop(oid, None)
         self.dirty = keep
         holds: dict[Any, int] = {}
@@ -354,6 +356,13 @@ def _moved_only(before: Officer, after: Officer) -> bool:
         and before.neighbourhood == after.neighbourhood
         and before.cluster == after.cluster
     )
+
+
+def _fix_age_s(before: Officer, after: Officer) -> float:
+    """Event time from ``before``'s fix to ``after``'s (infinite if either has none)."""
+    if before.fix_ts is None or after.fix_ts is None:
+        return math.inf
+    return (after.fix_ts - before.fix_ts).total_seconds()
 
 
 def _partition_of(key: str, partitions: int) -> int:
