@@ -59,6 +59,10 @@ async def worker_at(stack: Stack, n: int, fixes: int) -> tuple[dict[str, Any], s
     return row, prefix, fleet
 
 
+#: A new console replays the whole feed of the largest scale before it reports ``live``.
+CATCH_UP_TIMEOUT_S = 900.0
+
+
 async def console_with_clients(stack: Stack, prefix: str, n_clients: int) -> dict[str, Any]:
     from websockets.exceptions import ConnectionClosed  # noqa: PLC0415
 
@@ -72,7 +76,7 @@ async def console_with_clients(stack: Stack, prefix: str, n_clients: int) -> dic
     while True:  # a console busy catching up may drop a client (keepalive); reconnect
         first = await common.ws_connect(url, token)
         try:
-            await common.ws_wait_live(first)
+            await common.ws_wait_live(first, timeout=CATCH_UP_TIMEOUT_S)
             break
         except ConnectionClosed as exc:
             dropped += 1
