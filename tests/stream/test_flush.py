@@ -175,3 +175,24 @@ def test_the_checkpoint_is_event_time_not_wall_time() -> None:
     rt.flush()
     assert table["o1"]["fix_event"] == "f4"
     assert rt.hold(TP) is None
+
+
+def test_an_officer_whose_fixes_stop_is_written_after_the_wall_checkpoint() -> None:
+    """A deferred fix with no newer one to follow (the AVL unit went quiet) while the
+    worker stays busy is written once wall_checkpoint_s has passed since the officer's last
+    write, so the commit is not held back for ever."""
+    rt, table = runtime({TP: 10_000})  # far behind, and staying so
+    apply(rt, fix(BASE, 1), TP, 10)
+    rt.flush()
+    apply(rt, fix(BASE, 2), TP, 11)
+    other = BASE._replace(officer_id="o2")
+    for n in range(3, 6):  # the input stays busy with another officer
+        apply(rt, fix(other, n), TP, 10 + n)
+        rt.flush()
+    assert table["o1"]["fix_event"] == "f1"
+    assert rt.hold(TP) == 11
+    rt.wall_checkpoint_s = 0.0  # as if a minute had passed
+    apply(rt, fix(other, 6), TP, 16)
+    rt.flush()
+    assert table["o1"]["fix_event"] == "f2"
+    assert rt.hold(TP) is None

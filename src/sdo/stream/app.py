@@ -103,14 +103,17 @@ class Runtime:
     pending: dict[str, dict[Any, int]] = field(default_factory=dict)
     #: availability buckets changed since the last flush, with their latest counts
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: the last record written per officer
-    written: dict[str, Officer] = field(default_factory=dict)
+    #: the last record written per officer, and when (monotonic seconds)
+    written: dict[str, tuple[Officer, float]] = field(default_factory=dict)
     #: the last input offset processed per partition (to tell whether we are caught up)
     positions: dict[Any, int] = field(default_factory=dict)
     #: ``positions`` as of the last flush (unchanged since: the input is quiet)
     flushed_positions: dict[Any, int] = field(default_factory=dict)
     #: event time a moving officer's table record may lag their last fix while busy
     checkpoint_s: float = 15.0
+    #: and wall time: an officer whose fixes stop (a broken AVL unit) while the worker
+    #: stays busy is still written, so no commit is held back for longer than this
+    wall_checkpoint_s: float = 60.0
     #: per input partition, the first offset not to commit past (set by flush())
     holds: dict[Any, int] = field(default_factory=dict)
     #: input partition of every incident this worker holds (for hand-over on rebalance)
@@ -236,7 +239,9 @@ class Runtime:
         feed, however fast or slow it works through it (a worker behind by an hour writes
         as little per fix as one keeping up). The consumer commits no offset past an
         unwritten change (:meth:`hold`), so a crash re-reads at most ``checkpoint_s`` of
-        each officer's fixes: nothing is lost.
+        each officer's fixes: nothing is lost. A deferred record is written anyway once
+        ``wall_checkpoint_s`` has passed since that officer's last write (their fixes may
+        have stopped), which bounds how long a commit is held back.
         """
         if self.counts:
             availability = self.availability
@@ -252,6 +257,8 @@ class Runtime:
             return
         if not everything and quiet and self._caught_up():
             everything = True
+        now = time.monotonic()
+        wall = self.wall_checkpoint_s
         keep: dict[str, Officer] = {}
         officers, written, pending = self.officers, self.written, self.pending
         checkpoint = self.checkpoint_s
@@ -260,13 +267,14 @@ class Runtime:
             if (
                 not everything
                 and last is not None
-                and _moved_only(last, officer)
-                and _fix_age_s(last, officer) < checkpoint
+                and _moved_only(last[0], officer)
+                and _fix_age_s(last[0], officer) < checkpoint
+                and now - last[1] < wall
             ):
                 keep[oid] = officer
                 continue
             officers[oid] = officer.to_dict()
-            written[oid] = officer
+            written[oid] = (officer, now)
             pending.pop(oid, None)
         self.dirty = keep
         holds: dict[Any, int] = {}
