@@ -40,6 +40,8 @@ from common import Fleet, Stack, log
 
 TARGET_P50_MS = 50.0
 TARGET_P99_MS = 250.0
+#: A new console replays the preloaded feed before it reports ``live`` (minutes at 40k).
+CATCH_UP_TIMEOUT_S = 900.0
 #: How long to wait for the last recommendations after the last incident.
 DRAIN_S = 15.0
 TICK_S = 0.01
@@ -60,7 +62,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     token, _ = add_user(users, "bench", "viewer")
     console, ws_url = stack.console(prefix, users)
     ws = await common.ws_connect(ws_url, token)
-    await common.ws_wait_live(ws)
+    await common.ws_wait_live(ws, timeout=CATCH_UP_TIMEOUT_S)
     log(f"console {console.pid} live at {ws_url}")
 
     recs = common.consumer(bootstrap, fetch_max_wait_ms=5)
