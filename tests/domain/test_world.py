@@ -114,6 +114,7 @@ def test_race_box_never_excludes_an_officer_who_would_win(
     point from which some transport's ETA beats the first candidate by better_by_s, at
     any latitude (the box widens in longitude with 1/cos(lat))."""
     from sdo.domain.geo import haversine_m  # noqa: PLC0415
+    from sdo.domain.recommend import DispatchRule  # noqa: PLC0415
     from sdo.domain.world import _Race  # noqa: PLC0415
 
     staffed.apply(ev.status("a", "off_duty", ts=ev.at(2)))  # b, 2.7 km away, is first
@@ -122,7 +123,7 @@ def test_race_box_never_excludes_an_officer_who_would_win(
     rec = world.recommendation("i1")
     assert rec.recommended == ("b",)
     incident = ev.incident("far", lon, lat, graded_as="emergency")
-    rule = world._dispatch_rule("i1", world.incidents["i1"].incident)
+    rule = DispatchRule.of(policy, world.grading("i1"), world.incidents["i1"].incident)
     race = _Race.of(rec, incident, rule, policy)
     assert race.best is not None and not race.short
     rng = random.Random(3)

@@ -119,8 +119,6 @@ class World:
         self._holders: dict[str, tuple[str, int]] = {}
         #: incidents whose current recommendation dispatches by ETA (a fix may beat it)
         self._dispatching: set[str] = set()
-        #: incident id -> (grading, incident, rule) it was made for (see _dispatch_rule)
-        self._rules: dict[str, tuple[Grading, Incident, DispatchRule]] = {}
         #: incident id -> what a moving officer must beat (see _beats), per recommendation
         self._races: dict[str, _Race] = {}
         #: bumped whenever a recommendation or an incident changes (see _contenders)
@@ -230,7 +228,6 @@ class World:
             self._gradings.pop(iid, None)
             self._recs.pop(iid, None)
             self._dispatching.discard(iid)
-            self._rules.pop(iid, None)
             self._races.pop(iid, None)
             for oid in [o for o, (holder, _) in self._holders.items() if holder == iid]:
                 del self._holders[oid]
@@ -577,21 +574,12 @@ class World:
         race = self._races.get(rec.incident_id)
         if race is not None and race.rec is rec and race.incident is record.incident:
             return race
-        race = _Race.of(
-            rec, record.incident, self._dispatch_rule(rec.incident_id, record.incident), self.policy
-        )
+        # The rule follows from the incident and its grading, and a regrade always issues a
+        # new recommendation: keyed on (rec, incident), the race holds the current rule.
+        rule = DispatchRule.of(self.policy, self._gradings[rec.incident_id], record.incident)
+        race = _Race.of(rec, record.incident, rule, self.policy)
         self._races[rec.incident_id] = race
         return race
-
-    def _dispatch_rule(self, incident_id: str, incident: Incident) -> DispatchRule:
-        """The incident's DispatchRule, kept while its grading and incident stay the same."""
-        grading = self._gradings[incident_id]
-        cached = self._rules.get(incident_id)
-        if cached is not None and cached[0] is grading and cached[1] is incident:
-            return cached[2]
-        rule = DispatchRule.of(self.policy, grading, incident)
-        self._rules[incident_id] = (grading, incident, rule)
-        return rule
 
     # -- incidents ---------------------------------------------------------------------
 
@@ -657,7 +645,6 @@ class World:
         self._generation += 1
         rec = self._recs.pop(incident_id, None)
         self._dispatching.discard(incident_id)
-        self._rules.pop(incident_id, None)
         self._races.pop(incident_id, None)
         if rec is None:
             return
