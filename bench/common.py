@@ -245,11 +245,16 @@ def _iso(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
 
-def pilot_extent() -> tuple[float, float, float, float]:
+@functools.cache
+def _pilot_areas() -> Any:
     from sdo.areas import load_areas  # noqa: PLC0415
     from sdo.config import Settings  # noqa: PLC0415
 
-    areas = load_areas(Settings().areas_path)
+    return load_areas(Settings().areas_path)
+
+
+def pilot_extent() -> tuple[float, float, float, float]:
+    areas = _pilot_areas()
     boxes = [nb.bbox for nb in areas.neighbourhoods.values()]
     return (
         min(b[0] for b in boxes),
@@ -350,14 +355,6 @@ class Fleet:
 
     def last_fix_events(self, rounds: int) -> dict[str, str]:
         return {self.oid(i): f"{self.oid(i)}-l{rounds - 1}" for i in range(self.n)}
-
-
-@functools.cache
-def _pilot_areas() -> Any:
-    from sdo.areas import load_areas  # noqa: PLC0415
-    from sdo.config import Settings  # noqa: PLC0415
-
-    return load_areas(Settings().areas_path)
 
 
 def incident(i: int, rng: random.Random, extent: Sequence[float], ts: datetime, tag: str) -> Record:
