@@ -8,7 +8,15 @@ import orjson
 import pytest
 
 from sdo.errors import InvalidEvent
-from sdo.events import MAX_EVENT_BYTES, Deployment, OfficerLocation, decode, encode
+from sdo.events import (
+    MAX_EVENT_BYTES,
+    Deployment,
+    Fix,
+    OfficerLocation,
+    decode,
+    decode_line,
+    encode,
+)
 
 LOC = {
     "type": "officer.location",
@@ -164,3 +172,60 @@ def test_fast_location_path_leaves_errors_to_pydantic(fields: dict[str, object])
     """Out-of-range or odd values are rejected with pydantic's message, fast path or not."""
     with pytest.raises(InvalidEvent):
         decode(orjson.dumps({**LOC, **fields}))
+
+
+def _same_outcome(raw: bytes) -> tuple[str, object]:
+    try:
+        return ("ok", decode(raw))
+    except InvalidEvent as exc:
+        return ("invalid", exc.reason)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        orjson.dumps(LOC),
+        orjson.dumps({**LOC, "accuracy_m": 4.5, "speed_mps": 12.0, "heading_deg": 359.5}),
+        orjson.dumps({**LOC, "ts": "2015-12-01T10:00:00.250+01:00"}),
+        orjson.dumps({**LOC, "accuracy_m": None}),
+        orjson.dumps({**LOC, "lat": 52, "lon": -2}),
+        orjson.dumps({**LOC, "lat": 90.5}),
+        orjson.dumps({**LOC, "heading_deg": 360.0}),
+        orjson.dumps({**LOC, "colour": "blue"}),
+        orjson.dumps({**LOC, "event_id": ""}),
+        # a second "type" wins in JSON: the line is not a fix whatever it starts with
+        orjson.dumps(LOC)[:-1] + b',"type":"officer.status","status":"available"}',
+        orjson.dumps(LOC)[:-1] + b',"type":"officer.teleport"}',
+        b'{"type":"officer.location","event_id":',  # malformed
+        b'{"type":"officer.location",' + b" " * MAX_EVENT_BYTES + b'"x":1}',  # too big
+        orjson.dumps({"officer_id": "o1", **LOC}),  # another key order: pydantic's path
+    ],
+)
+def test_decode_line_agrees_with_decode(raw: bytes) -> None:
+    """A log line gives what decode gives: a Fix whose model is decode's model (same
+    fields set and repr), or decode's model, or decode's error message."""
+    expected = _same_outcome(raw)
+    try:
+        got = decode_line(raw)
+    except InvalidEvent as exc:
+        assert ("invalid", exc.reason) == expected
+        return
+    if isinstance(got, Fix):
+        model = got.model()
+        assert expected[0] == "ok" and model == expected[1]
+        assert (got.officer_id, got.ts, got.event_id) == (
+            model.officer_id,
+            model.ts,
+            model.event_id,
+        )
+        assert (got.lon, got.lat) == (model.lon, model.lat)
+        assert model.model_fields_set == expected[1].model_fields_set  # type: ignore[union-attr]
+        assert repr(model) == repr(expected[1])
+    else:
+        assert ("ok", got) == expected
+
+
+def test_decode_line_takes_the_plain_way_for_encoded_fixes() -> None:
+    """What encode writes for an AVL fix comes back as a Fix (the evaluator's fast path)."""
+    fix = decode_line(encode(decode(orjson.dumps({**LOC, "speed_mps": 3.5}))))
+    assert isinstance(fix, Fix)

@@ -38,6 +38,7 @@ from sdo.events import (
     AlertKind,
     Decision,
     Deployment,
+    Fix,
     Incident,
     Recommendation,
     Response,
@@ -264,8 +265,17 @@ def evaluate(
         world = World(areas, rules, Policy.from_mapping(name, rules.recommend))
         metrics = Metrics(name)
         reader = read_log(log, on_invalid if name == policies[0] else None)
+        plain_fix = world.plain_fix
         try:
-            for event in reader:
+            for event in reader.items():
+                if type(event) is Fix:
+                    # Nearly every event: applied from the line's fields when it can only
+                    # move the officer (no outputs, nothing else to count); else its model.
+                    if plain_fix(event.officer_id, event.ts, event.event_id, event.lon, event.lat):
+                        metrics.events += 1
+                        metrics.last_ts = event.ts
+                        continue
+                    event = event.model()  # noqa: PLW2901
                 metrics.before(world, event)
                 try:
                     effects = world.apply(event)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import orjson
 from pydantic import (
@@ -44,6 +44,7 @@ __all__ = [
     "Decision",
     "Deployment",
     "Event",
+    "Fix",
     "Incident",
     "IncidentState",
     "InputEvent",
@@ -60,7 +61,9 @@ __all__ = [
     "Thrive",
     "Transport",
     "decode",
+    "decode_line",
     "encode",
+    "plain_fix",
     "to_json_dict",
 ]
 
@@ -413,18 +416,58 @@ def decode(raw: bytes | str, *, expect: str | None = None) -> Any:
 
 _LOCATION_KEYS: Final = frozenset(OfficerLocation.model_fields)
 _LOCATION_REQUIRED: Final = frozenset({"type", "event_id", "ts", "officer_id", "lat", "lon"})
-_LOCATION_OPTIONAL: Final = (("accuracy_m", 0.0, math.inf), ("speed_mps", 0.0, math.inf))
+_LOCATION_OPTIONAL: Final = (
+    ("accuracy_m", 0.0, math.inf),
+    ("speed_mps", 0.0, math.inf),
+    ("heading_deg", 0.0, 360.0),
+)
 
 
 def _fast_location(obj: dict[str, Any]) -> OfficerLocation | None:
-    """An AVL fix without pydantic's machinery, or None to let pydantic decide.
+    """An AVL fix without pydantic's machinery, or None to let pydantic decide."""
+    fix = plain_fix(obj)
+    return None if fix is None else fix.model()
 
-    AVL fixes are nearly all the traffic. This accepts only the plain, unambiguous form
-    (exact types, values in range, an RFC 3339 time with a zone); anything else, valid or
-    not, goes the full way, so the result and every error message are pydantic's.
+
+class Fix(NamedTuple):
+    """An AVL fix in its plain form, checked, before (and often instead of) its model.
+
+    Nearly every event is one. The evaluator applies most of them from these fields alone
+    (:meth:`sdo.domain.world.World.plain_fix`); :meth:`model` gives the
+    :class:`OfficerLocation` that :func:`decode` would have returned, for the rest.
+    """
+
+    officer_id: str
+    ts: datetime
+    event_id: str
+    lon: float
+    lat: float
+    fields: dict[str, Any]
+
+    def model(self) -> OfficerLocation:
+        values = _LOCATION_TEMPLATE.copy()
+        values.update(self.fields)
+        values["ts"] = self.ts
+        # What OfficerLocation.model_construct builds, without its per-call field walk (a
+        # third of the cost of a whole fix): plain_fix checked the values.
+        model = object.__new__(OfficerLocation)
+        _set = object.__setattr__
+        _set(model, "__dict__", values)
+        _set(model, "__pydantic_fields_set__", set(self.fields))
+        _set(model, "__pydantic_extra__", None)
+        _set(model, "__pydantic_private__", None)
+        return model
+
+
+def plain_fix(obj: dict[str, Any]) -> Fix | None:
+    """A parsed AVL fix in the plain, unambiguous form, or None to let pydantic decide.
+
+    Accepts only exact types, values in range and an RFC 3339 time with a zone; anything
+    else, valid or not, goes the full way, so every result and error message is pydantic's
+    (``tests/test_events.py`` checks the two agree).
     """
     keys = obj.keys()
-    if not (_LOCATION_REQUIRED <= keys <= _LOCATION_KEYS):
+    if not (_LOCATION_REQUIRED <= keys <= _LOCATION_KEYS) or obj["type"] != "officer.location":
         return None
     event_id, officer_id, ts = obj["event_id"], obj["officer_id"], obj["ts"]
     if not (_plain_id(event_id) and _plain_id(officer_id)) or type(ts) is not str or len(ts) < 20:
@@ -434,19 +477,10 @@ def _fast_location(obj: dict[str, Any]) -> OfficerLocation | None:
         return None
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         return None
-    extra: dict[str, Any] = {}
     for name, low, high in _LOCATION_OPTIONAL:
         value = obj.get(name)
-        if value is None:
-            continue
-        if type(value) is not float or not (low <= value < high):
+        if value is not None and (type(value) is not float or not (low <= value < high)):
             return None
-        extra[name] = value
-    heading = obj.get("heading_deg")
-    if heading is not None:
-        if type(heading) is not float or not (0.0 <= heading < 360.0):
-            return None
-        extra["heading_deg"] = heading
     when = _TIMES.get(ts)
     if when is None:
         try:
@@ -459,22 +493,27 @@ def _fast_location(obj: dict[str, Any]) -> OfficerLocation | None:
         if len(_TIMES) >= _TIMES_MAX:
             _TIMES.clear()
         _TIMES[ts] = when
-    values = _LOCATION_TEMPLATE.copy()
-    values["event_id"] = event_id
-    values["ts"] = when
-    values["officer_id"] = officer_id
-    values["lat"] = lat
-    values["lon"] = lon
-    values.update(extra)
-    # What OfficerLocation.model_construct builds, without its per-call field walk (a
-    # third of the cost of a whole fix): the values are checked above.
-    model = object.__new__(OfficerLocation)
-    _set = object.__setattr__
-    _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", set(keys))
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
-    return model
+    return Fix(officer_id, when, event_id, lon, lat, obj)
+
+
+#: How an AVL fix written by :func:`encode` (or any producer using the contract's field
+#: order) starts: the lines :func:`decode_line` tries the plain way first.
+_FIX_PREFIX: Final = b'{"type":"officer.location",'
+
+
+def decode_line(raw: bytes) -> Any:
+    """:func:`decode` of one log line, except that a plain AVL fix comes back as a
+    :class:`Fix` (``.model()`` is what :func:`decode` returns for it)."""
+    if raw.startswith(_FIX_PREFIX) and len(raw) <= MAX_EVENT_BYTES:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return decode(raw)
+        if type(obj) is dict:
+            fix = plain_fix(obj)
+            if fix is not None:
+                return fix
+    return decode(raw)
 
 
 #: Parsed fix times by their text: fixes arrive in time order, so a few thousand recent

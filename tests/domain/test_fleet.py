@@ -187,3 +187,59 @@ def test_ties_break_on_officer_id(count: int) -> None:
     assert got[0] == Hit("a-nearer", 0.0)
     assert [h.officer_id for h in got[1:]] == ids[: count - 1]
     assert len({h.distance_m for h in got[1:]}) == 1
+
+
+def test_near_filters_by_tags_and_until_like_a_scan() -> None:
+    """near(): the officers whose tags pass every mask and whose until is later, within
+    the radius, by (distance, id): what filtering and sorting everyone would give."""
+    rng = random.Random(7)
+    points = _scatter(3, -1.82, 52.52, 0.2, 500)
+    fleet = Fleet()
+    tags: dict[str, int] = {}
+    until: dict[str, float] = {}
+    for oid, (lon, lat) in points.items():
+        fleet.move(oid, lon, lat)
+        tags[oid] = rng.getrandbits(6)
+        until[oid] = rng.choice([math.inf, 100.0, 200.0])
+        fleet.tag(oid, tags[oid], until[oid])
+    for oid in list(points)[::9]:  # some leave; their slots are reused below
+        fleet.remove(oid)
+        del points[oid]
+    for n in range(20):
+        oid = f"new{n}"
+        points[oid] = (-1.82 + n / 1000, 52.52)
+        fleet.move(oid, *points[oid])
+        tags[oid], until[oid] = 0b111111, math.inf
+        fleet.tag(oid, tags[oid], until[oid])
+    for any_of, all_of, after, max_m in [
+        ((), 0, -math.inf, math.inf),
+        ((0b11, 0b1100), 0, -math.inf, math.inf),
+        ((0b1,), 0b100000, 150.0, 10_000.0),
+        ((0b10000,), 0, 250.0, 2_000.0),
+    ]:
+        got = [
+            (h.officer_id, h.distance_m)
+            for h in fleet.near(
+                -1.83, 52.51, max_m=max_m, any_of=any_of, all_of=all_of, until_after=after
+            )
+        ]
+        want = sorted(
+            (haversine_m(lon, lat, -1.83, 52.51), oid)
+            for oid, (lon, lat) in points.items()
+            if all(tags[oid] & m for m in any_of)
+            and tags[oid] & all_of == all_of
+            and until[oid] > after
+        )
+        want = [(oid, d) for d, oid in want if d <= max_m]
+        assert [g[0] for g in got] == [w[0] for w in want], (any_of, all_of, after)
+        assert all(g[1] == pytest.approx(w[1], rel=1e-9) for g, w in zip(got, want, strict=True))
+
+
+def test_a_new_officer_has_no_tags_until_tagged() -> None:
+    """move() of a new officer indexes them untagged: found with no mask, not with one."""
+    fleet = Fleet()
+    fleet.move("a", -1.82, 52.52)
+    assert [h.officer_id for h in fleet.near(-1.82, 52.52)] == ["a"]
+    assert list(fleet.near(-1.82, 52.52, any_of=(1,))) == []
+    fleet.tag("a", 1)
+    assert [h.officer_id for h in fleet.near(-1.82, 52.52, any_of=(1,))] == ["a"]

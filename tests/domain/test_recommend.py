@@ -407,3 +407,51 @@ def test_one_officer_not_recommended_to_two_incidents(force: Any, ev: Any) -> No
     assert reissued, "the grade-2 incident that lost its officer must be re-recommended"
     assert "x" not in reissued[-1].recommended
     assert f.recommendation("p-early") == reissued[-1]
+
+
+def test_dispatch_rule_near_is_a_superset_of_admits(force: Any, ev: Any) -> None:
+    """The fleet's tag test leaves out nobody DispatchRule.admits takes: filtered by admits,
+    rule.near() is every admitted officer by (distance, id)."""
+    import random  # noqa: PLC0415
+
+    from sdo.domain.geo import haversine_m  # noqa: PLC0415
+    from sdo.domain.recommend import DispatchRule  # noqa: PLC0415
+    from sdo.events import Role, Status, Transport  # noqa: PLC0415
+
+    rng = random.Random(11)
+    f = force()
+    places = ["N03", "N06", "E11", "E12"]
+    for n in range(120):
+        f.officer(
+            f"o{n:03d}",
+            f.place(rng.choice(places), east_m=rng.uniform(-300, 300)),
+            status=rng.choice([s.value for s in Status if s is not Status.OFF_DUTY]),
+            role=rng.choice([r.value for r in Role]),
+            transport=rng.choice([t.value for t in Transport]),
+            skills=rng.sample(["taser", "first_aid", "dog"], rng.randint(0, 2)),
+            shift_end=rng.choice([None, ev.at(30), ev.at(90)]),
+        )
+    for n in range(0, 120, 4):  # status changes reach the fleet's tags too
+        f.apply(ev.status(f"o{n:03d}", rng.choice(["available", "committed"]), ts=ev.at(1)))
+    world = f.world
+    policy = world.policy
+    lon, lat = f.place("N06")
+    for roles, statuses, skills, grade_ in [
+        ({Role.RESPONSE}, {Status.AVAILABLE}, set(), 2),
+        ({Role.RESPONSE, Role.FORCE_SUPPORT}, {Status.AVAILABLE, Status.REFRESHMENT}, {"taser"}, 1),
+        ({Role.NEIGHBOURHOOD, Role.PCSO}, {Status.AVAILABLE}, set(), 3),
+    ]:
+        rule = DispatchRule(frozenset(roles), frozenset(statuses), frozenset(skills), grade_)
+        for now in (ev.at(0), ev.at(60), ev.at(120)):
+            got = [
+                h.officer_id
+                for h in rule.near(world, lon, lat, 40_000.0, now)
+                if rule.admits(world.officers[h.officer_id], policy, now)
+            ]
+            want = sorted(
+                (haversine_m(o.lon, o.lat, lon, lat), oid)
+                for oid, o in world.officers.items()
+                if rule.admits(o, policy, now)
+            )
+            assert got == [oid for _, oid in want], (roles, now)
+            assert got  # the case is not vacuous

@@ -80,6 +80,73 @@ def test_clearly_closer_officer_reissues(staffed: Any, ev: Any, how: str) -> Non
     assert recs[0].recommended == ("d",)
 
 
+def test_first_fix_of_an_available_officer_reaches_a_short_dispatch(force: Any, ev: Any) -> None:
+    """An officer who books on (available) before their first AVL fix cannot be placed;
+    the fix that places them is news to a dispatch short of officers, as a new status is.
+    (It was taken for a mere move, and the incident waited for an unrelated change.)"""
+    f = force()
+    f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency"))
+    assert f.recommendation("i1").recommended == ()
+    f.officer("d", None, ts=ev.at(2))  # profile and available, no fix yet
+    assert f.recommendation("i1").recommended == ()
+    effects = f.apply(ev.location("d", *f.place("N03"), ts=ev.at(3)))
+    assert [r.recommended for r in effects.recommendations if r.incident_id == "i1"] == [("d",)]
+
+
+def _towards(
+    start: tuple[float, float], end: tuple[float, float], steps: int
+) -> list[tuple[float, float]]:
+    return [
+        (start[0] + (end[0] - start[0]) * k / steps, start[1] + (end[1] - start[1]) * k / steps)
+        for k in range(1, steps + 1)
+    ]
+
+
+@pytest.mark.parametrize("fixes", [1, 4])
+def test_recommended_officer_driving_away_reissues(force: Any, ev: Any, fixes: int) -> None:
+    """The recommended officer moves away until another, who never moved, is clearly
+    nearer: the recommendation follows, after one long move or several shorter ones."""
+    f = force()
+    f.officer("a", f.place("N06", east_m=200))
+    f.officer("b", f.place("N03"))  # 2.7 km away
+    f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency"))
+    assert f.recommendation("i1").recommended == ("a",)
+    published = []
+    for n, (lon, lat) in enumerate(_towards(f.place("N06"), f.place("E11"), fixes)):
+        effects = f.apply(ev.location("a", lon, lat, ts=ev.at(2 + n)))
+        published += [r.recommended for r in effects.recommendations if r.incident_id == "i1"]
+    assert published == [("b",)]
+    assert f.recommendation("i1").recommended == ("b",)
+
+
+def test_drift_is_measured_from_the_last_computation(
+    force: Any, ev: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drift that changes nothing is recomputed once; the next small moves compare with
+    that computation, not with the first, so they cost nothing."""
+    import sdo.domain.world as world_module  # noqa: PLC0415
+
+    f = force()
+    f.officer("a", f.place("N06", east_m=200))
+    f.officer("b", f.place("E11"))  # far: a stays first however a drifts here
+    f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency"))
+    real = world_module.recommend
+    computed: list[str] = []
+
+    def counted(record: Any, *args: Any) -> Recommendation:
+        computed.append(record.incident_id)
+        return real(record, *args)
+
+    monkeypatch.setattr(world_module, "recommend", counted)
+    away = f.place("N03")  # minutes further for a car at blue lights, still the nearest
+    effects = f.apply(ev.location("a", *away, ts=ev.at(2)))
+    assert computed == ["i1"] and effects.recommendations == []
+    for n in range(3):
+        f.apply(ev.location("a", away[0], away[1] + 0.0001 * (n + 1), ts=ev.at(3 + n)))
+    assert computed == ["i1"]
+    assert f.recommendation("i1").recommended == ("a",)
+
+
 @pytest.mark.parametrize(
     "event",
     [
@@ -124,7 +191,7 @@ def test_race_box_never_excludes_an_officer_who_would_win(
     assert rec.recommended == ("b",)
     incident = ev.incident("far", lon, lat, graded_as="emergency")
     rule = DispatchRule.of(policy, world.grading("i1"), world.incidents["i1"].incident)
-    race = _Race.of(rec, incident, rule, policy)
+    race = _Race.of(rec, incident, rule, policy, published=rec)
     assert race.best is not None and not race.short
     rng = random.Random(3)
     reach_deg = 0.05 / max(math.cos(math.radians(lat)), 0.05)

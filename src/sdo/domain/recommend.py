@@ -42,7 +42,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from sdo.domain.fleet import Fleet
+from sdo.domain.fleet import Fleet, Hit
 from sdo.domain.geo import Areas, Placement, haversine_m
 from sdo.domain.grading import Grading
 from sdo.domain.state import IncidentRecord, Officer
@@ -316,6 +316,35 @@ def dispatches(policy: Policy, grading: Grading) -> bool:
     return policy.name == "closest" or grading.response in _DISPATCH_ROLES
 
 
+#: Tag bits an officer carries in the fleet (see :func:`fleet_tags`): a role, a status, and
+#: whether they travel. A rule's masks pick its candidates in one vectorised test.
+_ROLE_BIT: Final = {role: 1 << i for i, role in enumerate(Role)}
+_STATUS_BIT: Final = {status: 1 << (20 + i) for i, status in enumerate(Status)}
+_TRAVELS: Final = 1 << 40
+
+
+def fleet_tags(officer: Officer, policy: Policy) -> int:
+    """The fleet tag bits of an officer (role, status, travels) for :meth:`Fleet.near`."""
+    tags = _STATUS_BIT[officer.status]
+    if officer.role is not None:
+        tags |= _ROLE_BIT[officer.role]
+    if policy.speed(officer.transport, 1) is not None:  # a transport travels at every grade
+        tags |= _TRAVELS
+    return tags
+
+
+def fleet_until(officer: Officer) -> float:
+    """The fleet ``until`` of an officer: their shift end (POSIX seconds), or never."""
+    return math.inf if officer.shift_end is None else officer.shift_end.timestamp()
+
+
+def _bits(table: Mapping[Any, int], keys: Iterable[Any]) -> int:
+    out = 0
+    for key in keys:
+        out |= table[key]
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class DispatchRule:
     """Who may be dispatched to one incident (roles, statuses, skills), held or not."""
@@ -345,6 +374,24 @@ class DispatchRule:
             and (not self.skills or self.skills.issubset(o.skills))
             and (o.shift_end is None or o.shift_end > now)
             and policy.speed(o.transport, self.grade) is not None
+        )
+
+    @property
+    def masks(self) -> tuple[int, int]:
+        """Fleet tag masks: one of the rule's roles, one of its statuses."""
+        return (_bits(_ROLE_BIT, self.roles), _bits(_STATUS_BIT, self.statuses))
+
+    def near(self, view: View, lon: float, lat: float, max_m: float, now: datetime) -> Any:
+        """Fleet hits nearest first that may pass :meth:`admits` (a superset: the role,
+        status and travel bits are exact; the shift end is taken a second early, and
+        skills are not tested), for the caller to check one by one."""
+        return view.fleet.near(
+            lon,
+            lat,
+            max_m=max_m,
+            any_of=self.masks,
+            all_of=_TRAVELS,
+            until_after=now.timestamp() - 1.0,
         )
 
 
@@ -377,9 +424,13 @@ def _dispatch(
         return True
 
     pool = policy.max_candidates + incident.officers_required + 6
-    hits = view.fleet.nearest(
-        incident.lon, incident.lat, k=pool, accept=eligible, max_m=policy.search_radius_m
-    )
+    # Nearest first: the held officers met on the way are exactly the nearer ones.
+    hits: list[Hit] = []
+    for hit in rule.near(view, incident.lon, incident.lat, policy.search_radius_m, now):
+        if eligible(hit.officer_id):
+            hits.append(hit)
+            if len(hits) == pool:
+                break
     role_names = "/".join(sorted(r.value for r in rule.roles))
     reasons.append(
         f"{grading.response.value}: {role_names} officers, "
@@ -563,25 +614,24 @@ def _diagnose(
     shortfalls: list[str],
 ) -> None:
     """Say why there are too few candidates: which skill is missing, or nobody at all."""
-    officers = view.officers
     radius = f"{policy.search_radius_m / 1000:.0f} km"
-
-    def base(oid: str) -> bool:
-        o = officers.get(oid)
-        return o is not None and o.role in rule.roles and o.status in rule.statuses
-
-    if not view.fleet.nearest(lon, lat, k=1, accept=base, max_m=policy.search_radius_m):
+    officers = view.officers
+    # role and status as the rule has them; the tag bits say exactly that
+    masks = rule.masks
+    if next(view.fleet.near(lon, lat, max_m=policy.search_radius_m, any_of=masks), None) is None:
         shortfalls.append(
             f"no available {'/'.join(sorted(r.value for r in rule.roles))} officer within {radius}"
         )
         return
-    for skill in sorted(rule.skills):
-
-        def has(oid: str, skill: str = skill) -> bool:
-            return base(oid) and skill in officers[oid].skills
-
-        if not view.fleet.nearest(lon, lat, k=1, accept=has, max_m=policy.search_radius_m):
-            shortfalls.append(f"nobody with skill {skill} available within {radius}")
+    fleet = view.fleet
+    shortfalls.extend(
+        f"nobody with skill {skill} available within {radius}"
+        for skill in sorted(rule.skills)
+        if not any(
+            skill in officers[h.officer_id].skills
+            for h in fleet.near(lon, lat, max_m=policy.search_radius_m, any_of=masks)
+        )
+    )
 
 
 # -- allocation (neighbourhood, investigator, scheduled) --------------------------------

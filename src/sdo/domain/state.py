@@ -309,16 +309,13 @@ _FIX_END: Final = _FIX_AT + 4
 _new_tuple = tuple.__new__
 
 
-def moved(officer: Officer, event: OfficerLocation) -> Officer:
-    """``officer`` with the fix of ``event`` and the same place (the caller knows it is).
+def moved(officer: Officer, lat: float, lon: float, ts: datetime, event_id: str) -> Officer:
+    """``officer`` with a fix at (lat, lon) and the same place (the caller knows it is).
 
     The hottest transition of all (nearly every event is a fix within the neighbourhood of
     the last): two slices and a tuple, no per-field work.
     """
-    return _new_tuple(
-        Officer,
-        (*officer[:_FIX_AT], event.lat, event.lon, event.ts, event.event_id, *officer[_FIX_END:]),
-    )
+    return _new_tuple(Officer, (*officer[:_FIX_AT], lat, lon, ts, event_id, *officer[_FIX_END:]))
 
 
 def _evolve(officer: Officer, **changes: Any) -> Officer:

@@ -37,6 +37,8 @@ from sdo.domain.recommend import (
     allocation_roles,
     cover_group,
     dispatches,
+    fleet_tags,
+    fleet_until,
     recommend,
 )
 from sdo.domain.state import (
@@ -301,43 +303,57 @@ class World:
     # -- officers ----------------------------------------------------------------------
 
     def _plain_fix(self, event: OfficerLocation) -> Effects | None:
+        """:meth:`plain_fix` of a fix model: its effects, or None (take the general path)."""
+        new = self.plain_fix(event.officer_id, event.ts, event.event_id, event.lon, event.lat)
+        return None if new is None else Effects(officers=[new])
+
+    def plain_fix(
+        self, officer_id: str, ts: datetime, event_id: str, lon: float, lat: float
+    ) -> Officer | None:
         """Apply a fix that can change nothing but the officer's position, or return None.
 
         Nearly every event is such a fix: a newer position of a placed officer, inside
         the neighbourhood of the last one, with no timer due, no stale alert to clear, no
         stale timer to start, and no pending dispatch it could win. Then the general path
         would only store the record and move the officer in the fleet; this does exactly
-        that, at a fraction of the cost. Anything else returns None, and :meth:`apply`
-        takes the general path (``tests/domain/test_properties.py`` checks both agree).
+        that, at a fraction of the cost, and returns the new record. Anything else returns
+        None having changed nothing, and the fix must go to :meth:`apply`
+        (``tests/domain/test_properties.py`` checks both ways agree). The evaluator calls
+        this with a log line's fields, before any model is built.
         """
-        old = self._officers.get(event.officer_id)
-        if old is None or old.fix_ts is None:
+        old = self._officers.get(officer_id)
+        if old is None:
             return None
-        ts = event.ts
+        fix_ts = old.fix_ts
         if (
-            ts <= old.fix_ts
-            or event.event_id == old.fix_event
+            fix_ts is None
+            or ts <= fix_ts
+            or event_id == old.fix_event
             or (self._timers and self._timers[0][0] <= ts)
         ):
             return None
-        oid = old.officer_id
         status = old.status
-        if oid in self._stale or (status is Status.AVAILABLE and oid not in self._stale_timers):
+        if officer_id in self._stale or (
+            status is Status.AVAILABLE and officer_id not in self._stale_timers
+        ):
             return None
         nbhd = old.neighbourhood
-        if nbhd is None or not self._areas.contains(nbhd, event.lon, event.lat):
+        if nbhd is None or not self._areas.contains(nbhd, lon, lat):
             return None
-        new = moved(old, event)
+        new = moved(old, lat, lon, ts, event_id)
         if self._dispatching and status in _CALLABLE and old.role in _DISPATCHED_ROLES:
-            for iid in self._contenders(event.lon, event.lat):
+            for iid in self._contenders(lon, lat):
                 rec = self._recs[iid]
-                if oid not in rec.recommended and self._beats(new, rec, ts, moved_only=True):
+                if officer_id not in rec.recommended and self._beats(new, rec, ts, moved_only=True):
                     return None
+        held = self._holders.get(officer_id)
+        if held is not None and self._drifted(new, held[0]):
+            return None
         self.now = max(self.now, ts)
-        self._officers[oid] = new
+        self._officers[officer_id] = new
         if status is not Status.OFF_DUTY:
-            self._fleet.move(oid, event.lon, event.lat)
-        return Effects(officers=[new])
+            self._fleet.move(officer_id, lon, lat)
+        return new
 
     def _officer_event(self, change: Change[Officer], ts: datetime, effects: Effects) -> None:
         if not change.changed:
@@ -358,6 +374,7 @@ class World:
         if new.has_fix and new.status is not Status.OFF_DUTY:
             assert new.lon is not None and new.lat is not None
             self._fleet.move(oid, new.lon, new.lat)
+            self._fleet.tag(oid, fleet_tags(new, self.policy), fleet_until(new))
             covers = new.role is Role.RESPONSE and new.status is Status.AVAILABLE and new.cluster
             self._fleet.set_group(
                 oid,
@@ -455,23 +472,26 @@ class World:
         if not self._recs:
             return
         todo: set[str] = set()
+        # A first fix is news like a new status: until then the officer could not be
+        # placed, so no short dispatch has considered them yet.
         moved_only = old is not None and (
+            old.has_fix,
             old.status,
             old.role,
             old.skills,
             old.shift_end,
             old.transport,
         ) == (
+            new.has_fix,
             new.status,
             new.role,
             new.skills,
             new.shift_end,
             new.transport,
         )
-        if not moved_only:
-            held = self._holders.get(oid)
-            if held is not None:
-                todo.add(held[0])
+        held = self._holders.get(oid)
+        if held is not None and (not moved_only or self._drifted(new, held[0])):
+            todo.add(held[0])
         # Allocations (neighbourhood, investigator, scheduled) take any on-duty officer of
         # their pool: coming on or going off duty, a new profile or a first fix can change
         # them. A job in hand (en_route, at_scene ...) or a drifting ETA does not.
@@ -572,14 +592,45 @@ class World:
         if record is None:
             return None
         race = self._races.get(rec.incident_id)
-        if race is not None and race.rec is rec and race.incident is record.incident:
+        if race is not None and race.published is rec and race.incident is record.incident:
             return race
         # The rule follows from the incident and its grading, and a regrade always issues a
         # new recommendation: keyed on (rec, incident), the race holds the current rule.
         rule = DispatchRule.of(self.policy, self._gradings[rec.incident_id], record.incident)
-        race = _Race.of(rec, record.incident, rule, self.policy)
+        race = _Race.of(rec, record.incident, rule, self.policy, published=rec)
         self._races[rec.incident_id] = race
         return race
+
+    def _recomputed(self, published: Recommendation, fresh: Recommendation) -> None:
+        """A dispatch recomputed to the same decision: it is not published again, but what a
+        moving officer must beat (and how far its own officers may drift) is the fresh
+        computation's, or an officer driving away would look as near as they were."""
+        record = self._incidents.get(fresh.incident_id)
+        race = self._race(published)
+        if record is None or race is None:
+            return
+        self._generation += 1  # the contest's boxes follow the races
+        self._races[fresh.incident_id] = _Race.of(
+            fresh, record.incident, race.rule, self.policy, published=published
+        )
+
+    def _drifted(self, officer: Officer, incident_id: str) -> bool:
+        """Has this officer, recommended for a pending dispatch, moved so far that their ETA
+        is now ``better_by_s`` worse than when it was computed? (Then another officer may
+        be clearly better, though nobody moved closer.)"""
+        rec = self._recs.get(incident_id)
+        race = None if rec is None else self._race(rec)
+        if race is None or officer.lon is None or officer.lat is None:
+            return False
+        then = race.etas.get(officer.officer_id)
+        if then is None:
+            return False
+        now = self.policy.eta_s(
+            haversine_m(officer.lon, officer.lat, race.lon, race.lat),
+            officer.transport,
+            race.rule.grade,
+        )
+        return now is not None and now > then + self.policy.better_by_s
 
     # -- incidents ---------------------------------------------------------------------
 
@@ -697,6 +748,8 @@ class World:
                 # officers this incident no longer needs may be what others were denied
                 work.extend(self._denied(exclude=iid))
             if old is not None and not (force and iid == incident_id) and _same(old, rec):
+                if iid in self._dispatching:
+                    self._recomputed(old, rec)
                 continue
             self._recs[iid] = rec
             if dispatches(self.policy, grading):
@@ -814,11 +867,14 @@ class _Race:
     """One dispatch recommendation as a moving officer sees it: the ETA to beat, and a
     lat/lon box outside which nobody can beat it (a cheap test before the exact one)."""
 
-    rec: Recommendation
+    rec: Recommendation  # the computation the figures below come from
+    published: Recommendation  # the current recommendation (the same, or an equal older one)
     incident: Incident
     rule: DispatchRule
     short: bool
     best: float | None
+    #: recommended officer -> their ETA when last computed (to notice one driving away)
+    etas: dict[str, float]
     lon: float
     lat: float
     south: float
@@ -828,10 +884,22 @@ class _Race:
 
     @classmethod
     def of(
-        cls, rec: Recommendation, incident: Incident, rule: DispatchRule, policy: Policy
+        cls,
+        rec: Recommendation,
+        incident: Incident,
+        rule: DispatchRule,
+        policy: Policy,
+        *,
+        published: Recommendation,
     ) -> _Race:
         best = rec.candidates[0].eta_s if rec.candidates else None
         short = len(rec.recommended) < incident.officers_required
+        chosen = set(rec.recommended)
+        etas = {
+            c.officer_id: c.eta_s
+            for c in rec.candidates
+            if c.officer_id in chosen and c.eta_s is not None
+        }
         lat, lon = incident.lat, incident.lon
         box = (lat, lat, lon, lon)
         if best is not None and not short:
@@ -847,7 +915,7 @@ class _Race:
             edge = min(abs(lat) + dlat, 89.0)
             dlon = dlat * (math.pi / 2) / math.cos(math.radians(edge)) * 1.01
             box = (lat - dlat, lat + dlat, lon - dlon, lon + dlon)
-        return cls(rec, incident, rule, short, best, lon, lat, *box)
+        return cls(rec, published, incident, rule, short, best, etas, lon, lat, *box)
 
 
 @dataclass(frozen=True, slots=True)
