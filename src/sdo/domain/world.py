@@ -78,9 +78,9 @@ WARN_AT: Final = 2 / 3
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: Statuses and roles of officers a dispatched incident may take (see DispatchRule).
 _CALLABLE: Final = frozenset({Status.AVAILABLE, Status.REFRESHMENT})
+#: Candidate scores are published rounded to 0.01: compare with that much slack.
+_SCORE_ROUNDING: Final = 0.01
 _DISPATCHED_ROLES: Final = frozenset({Role.RESPONSE, Role.FORCE_SUPPORT})
-#: Words of the recommender's reason when nearer officers are held by other incidents.
-_HELD: Final = "held for pending incidents"
 
 
 @dataclass(slots=True)
@@ -556,12 +556,17 @@ class World:
         race = self._race(rec)
         if race is None or officer.lat is None or officer.lon is None:
             return False
+        held = self._holders.get(officer.officer_id)
+        if held is not None and held[0] != rec.incident_id and held[1] <= race.rule.grade:
+            # the recommender passes over officers held at the same or a higher grade;
+            # released, they are offered again (see _wanting)
+            return False
         if race.short:
             return not moved_only and race.rule.admits(officer, self.policy, now)
         if race.best is not None and not (
             race.south <= officer.lat <= race.north and race.west <= officer.lon <= race.east
         ):
-            return False  # too far for even the fastest transport to win by better_by_s
+            return False  # too far for even the fastest transport to win (see _Race.of)
         if not race.rule.admits(officer, self.policy, now):
             return False  # the recommender would not take them: nothing to recompute
         eta = self.policy.eta_s(
@@ -569,7 +574,25 @@ class World:
             officer.transport,
             rec.grade,
         )
-        return eta is not None and (race.best is None or eta + self.policy.better_by_s < race.best)
+        if eta is None:
+            return False
+        if race.best is None:
+            return True
+        # against where the first recommended officer is now, not where they were: both
+        # may have moved since (each by less than better_by_s, or it would have shown)
+        return eta + self.policy.better_by_s < self._first_eta(race)
+
+    def _first_eta(self, race: _Race) -> float:
+        """The first recommended officer's ETA from their current position (else as computed)."""
+        assert race.best is not None
+        first = race.rec.recommended[0] if race.rec.recommended else None
+        o = None if first is None else self._officers.get(first)
+        if o is None or o.lon is None or o.lat is None:
+            return race.best
+        eta = self.policy.eta_s(
+            haversine_m(o.lon, o.lat, race.lon, race.lat), o.transport, race.rule.grade
+        )
+        return race.best if eta is None else eta
 
     def _contenders(self, lon: float, lat: float) -> list[str]:
         """Pending dispatches an officer who only moved to (lon, lat) might now win.
@@ -703,16 +726,52 @@ class World:
         for oid in released:
             del self._holders[oid]
         if released:
-            for iid in self._denied(exclude=incident_id):
+            for iid in self._wanting(released, exclude=incident_id, now=ts):
                 self._rerecommend(iid, ts, effects)
 
-    def _denied(self, exclude: str) -> list[str]:
-        """Pending incidents that were passed over for officers held elsewhere, by priority."""
-        return [
-            iid
-            for iid in sorted(self._recs, key=self._priority)
-            if iid != exclude and any(_HELD in r for r in self._recs[iid].reasons)
-        ]
+    def _wanting(self, released: Iterable[str], *, exclude: str, now: datetime) -> list[str]:
+        """Pending dispatches that officers just released by another incident could now
+        serve (short of officers, or clearly nearer than their first), by priority.
+
+        Held, those officers were nobody else's candidates (see :meth:`_beats`); free
+        again, they are news like an officer coming available.
+        """
+        officers = [o for oid in released if (o := self._officers.get(oid)) is not None]
+        if not officers:
+            return []
+        wanting = []
+        for iid in self._dispatching:
+            rec = self._recs[iid]
+            if iid != exclude and any(
+                o.officer_id not in rec.recommended and self._could_serve(o, rec, now)
+                for o in officers
+            ):
+                wanting.append(iid)
+        return sorted(wanting, key=self._priority)
+
+    def _could_serve(self, officer: Officer, rec: Recommendation, now: datetime) -> bool:
+        """Could this (free, unmoved) officer enter the dispatch's recommended set?
+
+        Yes if the recommender admits them and the dispatch is short, or their ETA is no
+        more than the score of a recommended officer (a score is the ETA plus penalties,
+        never less: so otherwise they would rank after all of them).
+        """
+        race = self._race(rec)
+        if race is None or officer.lat is None or officer.lon is None:
+            return False
+        held = self._holders.get(officer.officer_id)
+        if held is not None and held[0] != rec.incident_id and held[1] <= race.rule.grade:
+            return False
+        if not race.rule.admits(officer, self.policy, now):
+            return False
+        if race.short or race.worst is None:
+            return True
+        eta = self.policy.eta_s(
+            haversine_m(officer.lon, officer.lat, race.lon, race.lat),
+            officer.transport,
+            race.rule.grade,
+        )
+        return eta is not None and eta <= race.worst + _SCORE_ROUNDING
 
     def _rerecommend(
         self, incident_id: str, ts: datetime, effects: Effects, *, force: bool = False
@@ -746,7 +805,7 @@ class World:
                     self._holders[oid] = (iid, grading.grade)
             if released:
                 # officers this incident no longer needs may be what others were denied
-                work.extend(self._denied(exclude=iid))
+                work.extend(self._wanting(released, exclude=iid, now=ts))
             if old is not None and not (force and iid == incident_id) and _same(old, rec):
                 if iid in self._dispatching:
                     self._recomputed(old, rec)
@@ -875,6 +934,8 @@ class _Race:
     best: float | None
     #: recommended officer -> their ETA when last computed (to notice one driving away)
     etas: dict[str, float]
+    #: the highest score among the recommended officers (None if none has one)
+    worst: float | None
     lon: float
     lat: float
     south: float
@@ -900,6 +961,7 @@ class _Race:
             for c in rec.candidates
             if c.officer_id in chosen and c.eta_s is not None
         }
+        worst = max((c.score for c in rec.candidates if c.officer_id in chosen), default=None)
         lat, lon = incident.lat, incident.lon
         box = (lat, lat, lon, lon)
         if best is not None and not short:
@@ -908,14 +970,16 @@ class _Race:
                 default=0.0,
             )
             # Farther than this, even the fastest officer's ETA is not better_by_s better.
-            reach_m = max(best - policy.better_by_s, 0.0) * fastest / policy.detour_factor
+            # The first officer's ETA is at most best + better_by_s (further drift triggers
+            # a recomputation, which resets best): to beat it by better_by_s takes < best.
+            reach_m = best * fastest / policy.detour_factor
             # Great-circle distance >= R * |dlat|; and >= R * cos(lat) * |dlon| * 2/pi
             # for points within the latitude band; the box adds a margin to both.
             dlat = math.degrees(reach_m / EARTH_RADIUS_M) * 1.01 + 1e-9
             edge = min(abs(lat) + dlat, 89.0)
             dlon = dlat * (math.pi / 2) / math.cos(math.radians(edge)) * 1.01
             box = (lat - dlat, lat + dlat, lon - dlon, lon + dlon)
-        return cls(rec, published, incident, rule, short, best, etas, lon, lat, *box)
+        return cls(rec, published, incident, rule, short, best, etas, worst, lon, lat, *box)
 
 
 @dataclass(frozen=True, slots=True)
