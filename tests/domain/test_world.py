@@ -274,6 +274,61 @@ def test_race_box_never_excludes_an_officer_who_would_win(
     assert winners > 100 and inside < 20_000  # both sides of the edge were sampled
 
 
+@pytest.mark.parametrize("incidents", [6, 30])  # the Python loop, and all at once (numpy)
+def test_contenders_hold_every_dispatch_a_mover_could_win(
+    force: Any, ev: Any, rules: Any, incidents: int
+) -> None:
+    """World._contenders (boxes, then distances against the best ETA) leaves out no pending
+    dispatch that World._beats would say a moving officer wins, wherever they move and
+    whatever their transport, with recommended officers drifted by up to better_by_s."""
+    from sdo.domain.recommend import Policy  # noqa: PLC0415
+    from tests.domain.conftest import offset  # noqa: PLC0415
+
+    f = force(Policy.from_mapping("closest", rules.recommend))
+    world = f.world
+    rng = random.Random(5)
+    hoods = sorted(f.areas.neighbourhoods)
+    for n in range(3 * incidents):
+        f.officer(f"r{n:03d}", f.place(rng.choice(hoods)), transport=rng.choice(["car", "van"]))
+    for n in range(incidents):
+        where = f.place(rng.choice(hoods))
+        f.apply(ev.incident(f"i{n:02d}", *where, ts=ev.at(1), grade=rng.choice([1, 2, 3])))
+    assert len(world._dispatching) == incidents
+    # each first officer drifts away by 90% of better_by_s: no recomputation yet
+    policy = world.policy
+    for iid in sorted(world._dispatching):
+        rec = world.recommendation(iid)
+        if not rec.recommended:
+            continue
+        first = world.officers[rec.recommended[0]]
+        site = world.incidents[iid].incident
+        speed = policy.speed(first.transport, rec.grade)
+        metres = 0.9 * policy.better_by_s * speed / policy.detour_factor
+        d = math.hypot(first.lon - site.lon, first.lat - site.lat) or 1.0
+        lon = first.lon + (first.lon - site.lon) / d * metres / 68_000
+        lat = first.lat + (first.lat - site.lat) / d * metres / 111_000
+        effects = f.apply(ev.location(first.officer_id, lon, lat, ts=ev.at(1, seconds=30)))
+        assert effects.recommendations == []
+    assert sum(not r.short for r in world._races.values()) >= 16 or incidents < 16
+    wins = 0
+    for step in range(1500):
+        hood = rng.choice(hoods)
+        lon, lat = offset(
+            f.place(hood), east_m=rng.uniform(-3000, 3000), north_m=rng.uniform(-3000, 3000)
+        )
+        transport = rng.choice([Transport.CAR, Transport.FOOT, Transport.MOTORCYCLE])
+        who = f"r{rng.randrange(3 * incidents):03d}"  # held by a dispatch, or not
+        mover = world.officers[who]._replace(lon=lon, lat=lat, transport=transport)
+        held = world.holder(who)
+        contenders = set(world._contenders(lon, lat, transport, 9 if held is None else held[1]))
+        for iid in world._dispatching:
+            rec = world.recommendation(iid)
+            if who not in rec.recommended and world._beats(mover, rec, ev.at(2), moved_only=True):
+                wins += 1
+                assert iid in contenders, (step, iid, lon, lat, transport)
+    assert wins > 20  # the case is not vacuous
+
+
 # -- allocations (neighbourhood, investigator) when officers come and go -------------------
 
 

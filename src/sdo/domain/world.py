@@ -28,7 +28,7 @@ from typing import Any, Final
 import numpy as np
 
 from sdo.domain.fleet import Fleet
-from sdo.domain.geo import EARTH_RADIUS_M, Areas, haversine_m
+from sdo.domain.geo import EARTH_RADIUS_M, Areas, haversine_m, haversine_many_m
 from sdo.domain.grading import Grading, Rules, grade
 from sdo.domain.recommend import (
     AllocationRule,
@@ -126,6 +126,7 @@ class World:
         #: bumped whenever a recommendation or an incident changes (see _contenders)
         self._generation = 0
         self._contest: _Contest | None = None
+        self._speed_rows: dict[Transport | None, np.ndarray] = {}
         self._gaps: set[str] = set()
         self._stale: set[str] = set()
         self._stale_timers: set[str] = set()
@@ -342,7 +343,8 @@ class World:
             return None
         new = moved(old, lat, lon, ts, event_id)
         if self._dispatching and status in _CALLABLE and old.role in _DISPATCHED_ROLES:
-            for iid in self._contenders(lon, lat):
+            held = self._holders.get(officer_id)
+            for iid in self._contenders(lon, lat, old.transport, 9 if held is None else held[1]):
                 rec = self._recs[iid]
                 if officer_id not in rec.recommended and self._beats(new, rec, ts, moved_only=True):
                     return None
@@ -499,17 +501,16 @@ class World:
             for iid, rec in self._recs.items():
                 if iid not in self._dispatching and self._could_take(new, rec, ts):
                     todo.add(iid)
+        # Dispatches this officer could now win: offered them, in priority order, until
+        # one takes them (then the rest would find them held; see _offer).
+        offered: set[str] = set()
         if new.has_fix and new.status in _CALLABLE and new.role in _DISPATCHED_ROLES:
-            for iid in self._dispatching:
-                rec = self._recs[iid]
-                if (
-                    iid not in todo
-                    and oid not in rec.recommended
-                    and self._beats(new, rec, ts, moved_only=moved_only)
-                ):
-                    todo.add(iid)
-        for iid in sorted(todo, key=self._priority):
-            self._rerecommend(iid, ts, effects)
+            offered = self._contending(new, ts, moved_only=moved_only) - todo
+        for iid in sorted(todo | offered, key=self._priority):
+            if iid in todo:
+                self._rerecommend(iid, ts, effects)
+            else:
+                self._rerecommend(iid, ts, effects, offer=(oid,))
 
     def _could_take(self, officer: Officer, rec: Recommendation, now: datetime) -> bool:
         """Could this officer's change alter who an allocation recommends?
@@ -553,13 +554,13 @@ class World:
         An incident short of officers takes any newly available one; an officer who was
         available already and only moved was already considered for it.
         """
-        race = self._race(rec)
-        if race is None or officer.lat is None or officer.lon is None:
-            return False
         held = self._holders.get(officer.officer_id)
-        if held is not None and held[0] != rec.incident_id and held[1] <= race.rule.grade:
+        if held is not None and held[0] != rec.incident_id and held[1] <= rec.grade:
             # the recommender passes over officers held at the same or a higher grade;
             # released, they are offered again (see _wanting)
+            return False
+        race = self._race(rec)
+        if race is None or officer.lat is None or officer.lon is None:
             return False
         if race.short:
             return not moved_only and race.rule.admits(officer, self.policy, now)
@@ -594,20 +595,66 @@ class World:
         )
         return race.best if eta is None else eta
 
-    def _contenders(self, lon: float, lat: float) -> list[str]:
-        """Pending dispatches an officer who only moved to (lon, lat) might now win.
+    def _contenders(
+        self, lon: float, lat: float, transport: Transport | None, held_at: int
+    ) -> list[str]:
+        """Pending dispatches an officer (travelling by ``transport``, held by a pending
+        dispatch of grade ``held_at``, or 9) who only moved to (lon, lat) might now win.
 
         A superset: every incident for which ``_beats(..., moved_only=True)`` can be true
-        is in it (short incidents never are: an officer who only moved was considered).
-        With many pending dispatches (the ``closest`` policy dispatches everything) the
-        boxes are tested all at once.
+        is in it (short incidents never are: an officer who only moved was considered;
+        nor those of grade ``held_at`` or lower priority: the holder keeps them). With many
+        pending dispatches (the ``closest`` policy dispatches everything) the boxes, then
+        the distances, are tested all at once.
         """
+        return self._current_contest().containing(
+            lon, lat, self._speeds_by_grade(transport), held_at
+        )
+
+    def _speeds_by_grade(self, transport: Transport | None) -> np.ndarray:
+        """m/s of a transport at grades 0 (unused) to 4; 0 where it does not travel."""
+        speeds = self._speed_rows.get(transport)
+        if speeds is None:
+            speeds = np.array(
+                [0.0] + [self.policy.speed(transport, g) or 0.0 for g in (1, 2, 3, 4)]
+            )
+            self._speed_rows[transport] = speeds
+        return speeds
+
+    def _current_contest(self) -> _Contest:
         contest = self._contest
         if contest is None or contest.generation != self._generation:
             contest = self._contest = _Contest.of(
-                self._generation, [self._race(self._recs[iid]) for iid in self._dispatching]
+                self._generation,
+                [self._race(self._recs[iid]) for iid in self._dispatching],
+                self.policy.detour_factor,
             )
-        return contest.containing(lon, lat)
+        return contest
+
+    def _contending(self, officer: Officer, now: datetime, *, moved_only: bool) -> set[str]:
+        """Pending dispatches for which ``_beats(officer, ...)`` holds (without testing each:
+        short ones by rule, the others through their boxes)."""
+        assert officer.lon is not None and officer.lat is not None
+        oid = officer.officer_id
+        contest = self._current_contest()
+        out: set[str] = set()
+        if not moved_only:
+            held = self._holders.get(oid)
+            for rule, iids in contest.short.items():
+                if not rule.admits(officer, self.policy, now):
+                    continue
+                for iid in iids:
+                    if held is not None and held[0] != iid and held[1] <= rule.grade:
+                        continue
+                    if oid not in self._recs[iid].recommended:
+                        out.add(iid)
+        speeds = self._speeds_by_grade(officer.transport)
+        held_at = 9 if (held := self._holders.get(oid)) is None else held[1]
+        for iid in contest.containing(officer.lon, officer.lat, speeds, held_at):
+            rec = self._recs[iid]
+            if oid not in rec.recommended and self._beats(officer, rec, now, moved_only=moved_only):
+                out.add(iid)
+        return out
 
     def _race(self, rec: Recommendation) -> _Race | None:
         """What an officer must beat to change a dispatch recommendation (kept per rec)."""
@@ -726,8 +773,9 @@ class World:
         for oid in released:
             del self._holders[oid]
         if released:
-            for iid in self._wanting(released, exclude=incident_id, now=ts):
-                self._rerecommend(iid, ts, effects)
+            free = tuple(sorted(released))
+            for iid in self._wanting(free, exclude=incident_id, now=ts):
+                self._rerecommend(iid, ts, effects, offer=free)
 
     def _wanting(self, released: Iterable[str], *, exclude: str, now: datetime) -> list[str]:
         """Pending dispatches that officers just released by another incident could now
@@ -739,14 +787,27 @@ class World:
         officers = [o for oid in released if (o := self._officers.get(oid)) is not None]
         if not officers:
             return []
-        wanting = []
-        for iid in self._dispatching:
+        contest = self._current_contest()
+        wanting: set[str] = set()
+        for o in officers:
+            held = self._holders.get(o.officer_id)
+            for rule, iids in contest.short.items():
+                if not rule.admits(o, self.policy, now):
+                    continue
+                wanting.update(
+                    iid
+                    for iid in iids
+                    if (held is None or held[0] == iid or held[1] > rule.grade)
+                    and o.officer_id not in self._recs[iid].recommended
+                )
+        for iid in (*contest.always, *contest.ids):
             rec = self._recs[iid]
-            if iid != exclude and any(
+            if any(
                 o.officer_id not in rec.recommended and self._could_serve(o, rec, now)
                 for o in officers
             ):
-                wanting.append(iid)
+                wanting.add(iid)
+        wanting.discard(exclude)
         return sorted(wanting, key=self._priority)
 
     def _could_serve(self, officer: Officer, rec: Recommendation, now: datetime) -> bool:
@@ -774,21 +835,40 @@ class World:
         return eta is not None and eta <= race.worst + _SCORE_ROUNDING
 
     def _rerecommend(
-        self, incident_id: str, ts: datetime, effects: Effects, *, force: bool = False
+        self,
+        incident_id: str,
+        ts: datetime,
+        effects: Effects,
+        *,
+        force: bool = False,
+        offer: tuple[str, ...] | None = None,
     ) -> None:
-        """Recompute one incident's recommendation; publish it if it materially changed."""
+        """Recompute one incident's recommendation; publish it if it materially changed.
+
+        ``offer``: the recomputation is only to offer the incident these officers (newly
+        free, or nearer); skipped if all of them are already held at the same or a higher
+        grade by the time its turn comes, since the recommender would pass them over.
+        Incidents this one displaces or releases officers to follow, the same way.
+        """
         self._generation += 1
-        work = [incident_id]
+        work: list[tuple[str, tuple[str, ...] | None]] = [(incident_id, offer)]
         seen: set[str] = set()
         while work:
-            iid = work.pop(0)
+            iid, offered = work.pop(0)
             if iid in seen:
                 continue
-            seen.add(iid)
             record = self._incidents.get(iid)
             if record is None or not record.awaiting_deployment:
                 continue
             grading = self._gradings[iid]
+            if offered is not None and all(
+                (h := self._holders.get(oid)) is not None
+                and h[0] != iid
+                and h[1] <= grading.grade
+                for oid in offered
+            ):
+                continue
+            seen.add(iid)
             rec = recommend(record, grading, self, self.policy, ts)
             old = self._recs.get(iid)
             released = set()
@@ -801,16 +881,18 @@ class World:
                     released.discard(oid)
                     displaced = self._holders.get(oid)
                     if displaced is not None and displaced[0] != iid:
-                        work.append(displaced[0])
+                        work.append((displaced[0], None))
                     self._holders[oid] = (iid, grading.grade)
             if released:
                 # officers this incident no longer needs may be what others were denied
-                work.extend(self._wanting(released, exclude=iid, now=ts))
+                free = tuple(sorted(released))
+                work.extend((other, free) for other in self._wanting(free, exclude=iid, now=ts))
             if old is not None and not (force and iid == incident_id) and _same(old, rec):
                 if iid in self._dispatching:
                     self._recomputed(old, rec)
                 continue
             self._recs[iid] = rec
+            self._generation += 1  # (the contest, read by _wanting, follows the recs)
             if dispatches(self.policy, grading):
                 self._dispatching.add(iid)
             else:
@@ -991,35 +1073,72 @@ class _Contest:
     ids: list[str]
     rows: list[tuple[float, float, float, float]]  # (south, north, west, east) per id
     boxes: np.ndarray  # the same rows, for the vectorised test
+    #: per row: incident lon, lat, best ETA (s), grade, for the vectorised distance test
+    sites: np.ndarray
+    #: dispatches short of officers, by rule: any officer the rule admits may fill them
+    short: dict[DispatchRule, list[str]]
+    #: for the distance test: detour factor of the policy
+    detour: float
 
     @classmethod
-    def of(cls, generation: int, races: Iterable[_Race | None]) -> _Contest:
+    def of(cls, generation: int, races: Iterable[_Race | None], detour: float) -> _Contest:
         always: list[str] = []
         ids: list[str] = []
         rows: list[tuple[float, float, float, float]] = []
+        sites: list[tuple[float, float, float, int]] = []
+        short: dict[DispatchRule, list[str]] = {}
         for race in races:
-            if race is None or race.short:
-                continue  # gone, or only a newly available officer can win it
+            if race is None:
+                continue
             iid = race.rec.incident_id
-            if race.best is None:
+            if race.short:
+                short.setdefault(race.rule, []).append(iid)
+            elif race.best is None:
                 always.append(iid)
             else:
                 ids.append(iid)
                 rows.append((race.south, race.north, race.west, race.east))
+                assert race.best is not None
+                sites.append((race.lon, race.lat, race.best, min(max(race.rule.grade, 1), 4)))
         boxes = np.array(rows, dtype=np.float64).reshape(len(rows), 4)
-        return cls(generation, always, ids, rows, boxes)
+        table = np.array(sites, dtype=np.float64).reshape(len(sites), 4)
+        return cls(generation, always, ids, rows, boxes, table, short, detour)
 
-    def containing(self, lon: float, lat: float) -> list[str]:
+    def containing(
+        self, lon: float, lat: float, speeds: np.ndarray, held_at: int = 9
+    ) -> list[str]:
+        """Ids whose box holds (lon, lat), of a grade before ``held_at``, that an officer
+        travelling at ``speeds`` [m/s by grade] could reach in less than the best ETA
+        (the first officer's ETA is at most best + better_by_s, see _Race.of); and the
+        ids with no best to beat."""
         ids = self.ids
         if len(ids) < _VECTOR_FROM:
-            return self.always + [
-                iid
-                for iid, (s, n, w, e) in zip(ids, self.rows, strict=True)
-                if s <= lat <= n and w <= lon <= e
-            ]
+            out = list(self.always)
+            detour = self.detour
+            for k, (s, n, w, e) in enumerate(self.rows):
+                if s <= lat <= n and w <= lon <= e:
+                    slon, slat, best, grade = self.sites[k].tolist()
+                    if grade >= held_at:
+                        continue
+                    reach = best * float(speeds[int(grade)]) / detour
+                    if haversine_m(slon, slat, lon, lat) <= reach * (1 + 1e-9):
+                        out.append(ids[k])
+            return out
         b = self.boxes
-        inside = (b[:, 0] <= lat) & (lat <= b[:, 1]) & (b[:, 2] <= lon) & (lon <= b[:, 3])
-        return self.always + [ids[i] for i in np.flatnonzero(inside)]
+        inside = np.flatnonzero(
+            (b[:, 0] <= lat)
+            & (lat <= b[:, 1])
+            & (b[:, 2] <= lon)
+            & (lon <= b[:, 3])
+            & (self.sites[:, 3] < held_at)
+        )
+        if len(inside):
+            site = self.sites[inside]
+            dist = haversine_many_m(site[:, 0], site[:, 1], lon, lat)
+            reach = site[:, 2] * speeds[site[:, 3].astype(np.int64)] / self.detour
+            # (1e-9 relative slack: the exact test, in _beats, decides)
+            inside = inside[dist <= reach * (1 + 1e-9)]
+        return self.always + [ids[i] for i in inside]
 
 
 #: Below this many boxes a Python loop beats numpy's per-call set-up.
