@@ -862,9 +862,7 @@ class World:
                 continue
             grading = self._gradings[iid]
             if offered is not None and all(
-                (h := self._holders.get(oid)) is not None
-                and h[0] != iid
-                and h[1] <= grading.grade
+                (h := self._holders.get(oid)) is not None and h[0] != iid and h[1] <= grading.grade
                 for oid in offered
             ):
                 continue
@@ -1104,9 +1102,7 @@ class _Contest:
         table = np.array(sites, dtype=np.float64).reshape(len(sites), 4)
         return cls(generation, always, ids, rows, boxes, table, short, detour)
 
-    def containing(
-        self, lon: float, lat: float, speeds: np.ndarray, held_at: int = 9
-    ) -> list[str]:
+    def containing(self, lon: float, lat: float, speeds: np.ndarray, held_at: int = 9) -> list[str]:
         """Ids whose box holds (lon, lat), of a grade before ``held_at``, that an officer
         travelling at ``speeds`` [m/s by grade] could reach in less than the best ETA
         (the first officer's ETA is at most best + better_by_s, see _Race.of); and the
