@@ -416,11 +416,6 @@ def decode(raw: bytes | str, *, expect: str | None = None) -> Any:
 
 _LOCATION_KEYS: Final = frozenset(OfficerLocation.model_fields)
 _LOCATION_REQUIRED: Final = frozenset({"type", "event_id", "ts", "officer_id", "lat", "lon"})
-_LOCATION_OPTIONAL: Final = (
-    ("accuracy_m", 0.0, math.inf),
-    ("speed_mps", 0.0, math.inf),
-    ("heading_deg", 0.0, 360.0),
-)
 
 
 def _fast_location(obj: dict[str, Any]) -> OfficerLocation | None:
@@ -467,20 +462,36 @@ def plain_fix(obj: dict[str, Any]) -> Fix | None:
     (``tests/test_events.py`` checks the two agree).
     """
     keys = obj.keys()
-    if not (_LOCATION_REQUIRED <= keys <= _LOCATION_KEYS) or obj["type"] != "officer.location":
+    if keys != _LOCATION_KEYS and not (_LOCATION_REQUIRED <= keys <= _LOCATION_KEYS):
+        return None
+    if obj["type"] != "officer.location":
         return None
     event_id, officer_id, ts = obj["event_id"], obj["officer_id"], obj["ts"]
-    if not (_plain_id(event_id) and _plain_id(officer_id)) or type(ts) is not str or len(ts) < 20:
+    # identifiers: non-empty, trimmed strings of at most 128 characters (as `Id` says)
+    if (
+        type(event_id) is not str
+        or type(officer_id) is not str
+        or not (0 < len(event_id) <= 128 and 0 < len(officer_id) <= 128)
+        or event_id != event_id.strip()
+        or officer_id != officer_id.strip()
+        or type(ts) is not str
+        or len(ts) < 20
+    ):
         return None
     lat, lon = obj["lat"], obj["lon"]
     if type(lat) is not float or type(lon) is not float:
         return None
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         return None
-    for name, low, high in _LOCATION_OPTIONAL:
-        value = obj.get(name)
-        if value is not None and (type(value) is not float or not (low <= value < high)):
-            return None
+    value = obj.get("accuracy_m")
+    if value is not None and (type(value) is not float or not 0.0 <= value < math.inf):
+        return None
+    value = obj.get("speed_mps")
+    if value is not None and (type(value) is not float or not 0.0 <= value < math.inf):
+        return None
+    value = obj.get("heading_deg")
+    if value is not None and (type(value) is not float or not 0.0 <= value < 360.0):
+        return None
     when = _TIMES.get(ts)
     if when is None:
         try:
@@ -522,10 +533,6 @@ _TIMES: Final[dict[str, datetime]] = {}
 _TIMES_MAX: Final = 4096
 _LOCATION_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(OfficerLocation.model_fields)
 _LOCATION_TEMPLATE["type"] = "officer.location"
-
-
-def _plain_id(value: object) -> bool:
-    return type(value) is str and 0 < len(value) <= 128 and value == value.strip()
 
 
 def _describe(exc: ValidationError) -> str:

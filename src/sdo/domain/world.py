@@ -123,6 +123,8 @@ class World:
         self._dispatching: set[str] = set()
         #: incident id -> what a moving officer must beat (see _beats), per recommendation
         self._races: dict[str, _Race] = {}
+        #: incident id -> (incident, grading, rule) of a pending allocation (see _could_take)
+        self._allocation_rules: dict[str, tuple[Incident, Grading, AllocationRule]] = {}
         #: bumped whenever a recommendation or an incident changes (see _contenders)
         self._generation = 0
         self._contest: _Contest | None = None
@@ -232,6 +234,7 @@ class World:
             self._recs.pop(iid, None)
             self._dispatching.discard(iid)
             self._races.pop(iid, None)
+            self._allocation_rules.pop(iid, None)
             for oid in [o for o, (holder, _) in self._holders.items() if holder == iid]:
                 del self._holders[oid]
 
@@ -313,25 +316,27 @@ class World:
     ) -> Officer | None:
         """Apply a fix that can change nothing but the officer's position, or return None.
 
-        Nearly every event is such a fix: a newer position of a placed officer, inside
-        the neighbourhood of the last one, with no timer due, no stale alert to clear, no
-        stale timer to start, and no pending dispatch it could win. Then the general path
-        would only store the record and move the officer in the fleet; this does exactly
-        that, at a fraction of the cost, and returns the new record. Anything else returns
-        None having changed nothing, and the fix must go to :meth:`apply`
+        Nearly every event is such a fix: a newer position of an officer, inside the
+        neighbourhood of the last one (or outside the force area, as the last), with no
+        timer due that does anything, no stale alert to clear, no stale timer to start, and
+        no pending dispatch it could win or recommended officer drifting off. Then the
+        general path would only store the record and move the officer in the fleet; this
+        does exactly that, at a fraction of the cost, and returns the new record. Anything
+        else returns None, and the fix must go to :meth:`apply`
         (``tests/domain/test_properties.py`` checks both ways agree). The evaluator calls
         this with a log line's fields, before any model is built.
+
+        Before it returns None it may have moved on stale timers that were due: each
+        belonged to an officer whose fix is newer, so firing it changes nothing but the
+        timer, exactly as :meth:`apply` (through :meth:`advance`) would have done first.
         """
         old = self._officers.get(officer_id)
         if old is None:
             return None
         fix_ts = old.fix_ts
-        if (
-            fix_ts is None
-            or ts <= fix_ts
-            or event_id == old.fix_event
-            or (self._timers and self._timers[0][0] <= ts)
-        ):
+        if fix_ts is None or ts <= fix_ts or event_id == old.fix_event:
+            return None
+        if self._timers and self._timers[0][0] <= ts and not self._quiet_timers(ts):
             return None
         status = old.status
         if officer_id in self._stale or (
@@ -339,7 +344,10 @@ class World:
         ):
             return None
         nbhd = old.neighbourhood
-        if nbhd is None or not self._areas.contains(nbhd, lon, lat):
+        if nbhd is None:
+            if self._areas.locate(lon, lat) is not None:
+                return None  # placed again: the general path says where
+        elif not self._areas.contains(nbhd, lon, lat):
             return None
         new = moved(old, lat, lon, ts, event_id)
         if self._dispatching and status in _CALLABLE and old.role in _DISPATCHED_ROLES:
@@ -356,6 +364,30 @@ class World:
         if status is not Status.OFF_DUTY:
             self._fleet.move(officer_id, lon, lat)
         return new
+
+    def _quiet_timers(self, now: datetime) -> bool:
+        """Fire the timers due by ``now`` if every one of them is a stale timer that only
+        moves on (its officer has a newer fix: see _fire_stale); True if so. Stops at the
+        first that would do anything else, and returns False, leaving it due."""
+        timers = self._timers
+        stale_after = timedelta(seconds=self.policy.stale_after_s)
+        while timers and timers[0][0] <= now:
+            due, _, kind, oid, token = timers[0]
+            if kind != "stale":
+                return False
+            o = self._officers.get(oid)
+            if o is not None and o.fix_ts is not None and o.status is Status.AVAILABLE:
+                stale_at = o.fix_ts + stale_after
+                if stale_at <= due:
+                    return False  # the officer goes stale: an alert
+            else:
+                stale_at = None
+            heapq.heappop(timers)
+            self._stale_timers.discard(oid)
+            if stale_at is not None:
+                self._stale_timers.add(oid)
+                self._schedule(stale_at, "stale", oid, token)
+        return True
 
     def _officer_event(self, change: Change[Officer], ts: datetime, effects: Effects) -> None:
         if not change.changed:
@@ -531,9 +563,7 @@ class World:
             return False
         if len(rec.recommended) < record.incident.officers_required:
             return True
-        incident = record.incident
-        place = self._areas.locate(incident.lon, incident.lat)
-        rule = AllocationRule.of(incident, self._gradings[rec.incident_id], self, place)
+        rule = self._allocation_rule(record)
         if rule.named == oid:
             return True
         mine = rule.rank(officer, self, self.policy, now)
@@ -545,6 +575,19 @@ class World:
             if theirs is None or mine < theirs:
                 return True
         return False
+
+    def _allocation_rule(self, record: IncidentRecord) -> AllocationRule:
+        """The allocation rule of a pending incident, kept while incident and grading stay."""
+        iid = record.incident_id
+        grading = self._gradings[iid]
+        kept = self._allocation_rules.get(iid)
+        if kept is not None and kept[0] is record.incident and kept[1] is grading:
+            return kept[2]
+        incident = record.incident
+        place = self._areas.locate(incident.lon, incident.lat)
+        rule = AllocationRule.of(incident, grading, self, place)
+        self._allocation_rules[iid] = (incident, grading, rule)
+        return rule
 
     def _beats(
         self, officer: Officer, rec: Recommendation, now: datetime, *, moved_only: bool
@@ -767,6 +810,7 @@ class World:
         rec = self._recs.pop(incident_id, None)
         self._dispatching.discard(incident_id)
         self._races.pop(incident_id, None)
+        self._allocation_rules.pop(incident_id, None)
         if rec is None:
             return
         released = [oid for oid, (iid, _) in self._holders.items() if iid == incident_id]
