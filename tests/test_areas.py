@@ -284,3 +284,28 @@ def test_pilot_locate_matches_brute_force() -> None:
             assert (got.neighbourhood if got else None) == expected, (lon, lat)
             inside += expected is not None
     assert 300 < inside < 41 * 41
+
+
+def test_locate_and_contains_near_edges_match_brute_force() -> None:
+    """Points within metres of neighbourhood edges (where the memo's cells, coarse and
+    fine, are crossed by an edge) get the exact polygon answer, from locate and contains."""
+    import random  # noqa: PLC0415
+
+    areas = load_areas(package_data(DEFAULT_AREAS))
+    fc = json.loads(package_data(DEFAULT_AREAS).read_text())
+    polygons = [(f["properties"]["id"], shape(f["geometry"])) for f in fc["features"]]
+    rng = random.Random(9)
+    checked = 0
+    for nid, geom in polygons:
+        boundary = geom.boundary
+        for _ in range(150):
+            edge = boundary.interpolate(rng.random(), normalized=True)
+            lon = edge.x + rng.uniform(-0.0002, 0.0002)  # within about 15 m
+            lat = edge.y + rng.uniform(-0.0002, 0.0002)
+            point = shapely.Point(lon, lat)
+            expected = next((n for n, g in polygons if g.covers(point)), None)
+            got = areas.locate(lon, lat)
+            assert (got.neighbourhood if got else None) == expected, (lon, lat)
+            assert areas.contains(nid, lon, lat) == geom.covers(point), (nid, lon, lat)
+            checked += 1
+    assert checked == 150 * len(polygons)

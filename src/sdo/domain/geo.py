@@ -118,7 +118,11 @@ class Placement:
 
 #: Memo cell size for point lookups, degrees (about 70 m x 110 m at Birmingham).
 _CELL_DEG: Final = 0.001
-#: Bound on the memo (cells of about 0.01 km²: a million covers a large force).
+#: Cells crossed by an edge are split into cells of this size (about 7 m x 11 m).
+_FINE_DEG: Final = 0.0001
+#: Margin around a memo cell (about 0.1 mm), larger than any rounding of its key.
+_PAD_DEG: Final = 1e-9
+#: Bound on each memo (cells of about 0.01 km²: a million covers a large force).
 _MAX_CELLS: Final = 1_000_000
 _OUTSIDE: Final = -1
 _MIXED: Final = -2
@@ -133,6 +137,7 @@ class Areas:
 
     __slots__ = (
         "_cells",
+        "_fine",
         "_geoms",
         "_index",
         "_placements",
@@ -171,6 +176,7 @@ class Areas:
         # cells are memoised, so the answer is exactly the polygon test's; only its cost
         # changes (a dict lookup for nearly every AVL fix).
         self._cells: dict[tuple[int, int], int] = {}
+        self._fine: dict[tuple[int, int], int] = {}
 
     @classmethod
     def from_geojson(cls, obj: Mapping[str, Any]) -> Areas:
@@ -237,15 +243,28 @@ class Areas:
         return self._locate_exact(lon, lat)
 
     def _cell(self, lon: float, lat: float) -> int:
-        """What the memo knows of the cell holding the point (see ``_cells``)."""
+        """What the memo knows of the cell holding the point (see ``_cells``).
+
+        A cell an edge crosses is looked at again in cells a tenth its size (``_fine``),
+        so only points within metres of an edge need the exact polygon test.
+        """
         key = (math.floor(lon / _CELL_DEG), math.floor(lat / _CELL_DEG))
         known = self._cells.get(key)
-        if known is not None:
+        if known is None:
+            known = self._learn(self._cells, key, _CELL_DEG)
+        if known != _MIXED:
             return known
-        if len(self._cells) >= _MAX_CELLS:
+        key = (math.floor(lon / _FINE_DEG), math.floor(lat / _FINE_DEG))
+        fine = self._fine.get(key)
+        return fine if fine is not None else self._learn(self._fine, key, _FINE_DEG)
+
+    def _learn(self, memo: dict[tuple[int, int], int], key: tuple[int, int], size: float) -> int:
+        if len(memo) >= _MAX_CELLS:
             return _MIXED
-        x, y = key[0] * _CELL_DEG, key[1] * _CELL_DEG
-        cell = shapely.box(x, y, x + _CELL_DEG, y + _CELL_DEG)
+        x, y = key[0] * size, key[1] * size
+        # Padded: floor(lon / size) can put a point that lies on a cell's edge in the
+        # neighbouring cell by a rounding error; the padded box still holds it.
+        cell = shapely.box(x - _PAD_DEG, y - _PAD_DEG, x + size + _PAD_DEG, y + size + _PAD_DEG)
         hits = sorted(self._tree.query(cell).tolist())
         touching = [k for k in hits if self._geoms[k].intersects(cell)]
         if not touching:
@@ -254,7 +273,7 @@ class Areas:
             verdict = touching[0]
         else:
             verdict = _MIXED
-        self._cells[key] = verdict
+        memo[key] = verdict
         return verdict
 
     def _locate_exact(self, lon: float, lat: float) -> Placement | None:

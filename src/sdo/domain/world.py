@@ -350,16 +350,16 @@ class World:
         elif not self._areas.contains(nbhd, lon, lat):
             return None
         new = moved(old, lat, lon, ts, event_id)
+        held = self._holders.get(officer_id)
         if self._dispatching and status in _CALLABLE and old.role in _DISPATCHED_ROLES:
-            held = self._holders.get(officer_id)
             for iid in self._contenders(lon, lat, old.transport, 9 if held is None else held[1]):
                 rec = self._recs[iid]
                 if officer_id not in rec.recommended and self._beats(new, rec, ts, moved_only=True):
                     return None
-        held = self._holders.get(officer_id)
         if held is not None and self._drifted(new, held[0]):
             return None
-        self.now = max(self.now, ts)
+        if ts > self.now:  # noqa: PLR1730 (max() is slower here, on every fix)
+            self.now = ts
         self._officers[officer_id] = new
         if status is not Status.OFF_DUTY:
             self._fleet.move(officer_id, lon, lat)
@@ -650,9 +650,10 @@ class World:
         pending dispatches (the ``closest`` policy dispatches everything) the boxes, then
         the distances, are tested all at once.
         """
-        return self._current_contest().containing(
-            lon, lat, self._speeds_by_grade(transport), held_at
-        )
+        contest = self._current_contest()
+        if not (contest.ids or contest.always):
+            return []
+        return contest.containing(lon, lat, self._speeds_by_grade(transport), held_at)
 
     def _speeds_by_grade(self, transport: Transport | None) -> np.ndarray:
         """m/s of a transport at grades 0 (unused) to 4; 0 where it does not travel."""
