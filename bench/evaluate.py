@@ -8,8 +8,9 @@ present; same seed and arguments give the same bytes) at force scale: incidents 
 with the roster (400 a day per 120 officers, the pilot ratio) unless
 ``--incidents-per-day`` says otherwise. Then, for each policy, one timed streaming pass
 of :func:`sdo.evaluate.evaluate` — the function ``sdo evaluate`` runs — with the
-recommendations written to ``/dev/null``; and a decode-only pass (read and validate every
-line, no domain) as the ceiling any policy can reach. Peak RSS is the process's high-water
+recommendations written to ``/dev/null``; and a decode-only pass (read and check every
+line as the evaluator does: a plain AVL fix into a ``Fix``, anything else into its model;
+no domain) as the ceiling any policy can reach. Peak RSS is the process's high-water
 mark (``resource.getrusage``): the log is streamed, so it stays bounded by the live state.
 
 ``--profile N`` also prints the N functions with the most own time during the first
@@ -79,7 +80,7 @@ def main() -> None:
 
     began = time.perf_counter()
     reader = read_log(log)
-    events_n = sum(1 for _ in reader)
+    events_n = sum(1 for _ in reader.items())  # what sdo evaluate reads: plain fixes as Fix
     reader.close()
     read_s = time.perf_counter() - began
 
