@@ -7,8 +7,10 @@ of the force, the :class:`Policy` parameters and the event time ``now``. It neve
 a clock, so the live worker and ``sdo evaluate`` decide identically.
 
 *Dispatch* responses (emergency, priority, and every incident under the ``closest``
-policy) pre-select the nearest eligible officers from the grid index
-(:class:`sdo.domain.fleet.Fleet`) — never an ETA for everyone — then score each:
+policy) pre-select the nearest eligible officers from the fleet
+(:class:`sdo.domain.fleet.Fleet`: a vectorised scan filtered by role, status and
+"travels" tags, nearest first; each officer is then checked in order until enough are
+found) — never a scored ETA for everyone — then score each:
 
 ``score = ETA + stale-fix penalty + refreshment penalty + shift-end penalty + cover penalty``
 
@@ -27,14 +29,15 @@ partner service and no officer.
 
 One officer is not recommended to two pending incidents unless the higher grade needs
 them: the :class:`View` says which pending incident holds an officer, and an officer held
-by an incident of the same or a higher grade is passed over (said in the reasons).
+by an incident of the same or a higher grade is passed over (said in the reasons, which
+count the held officers nearer than the last candidate).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
@@ -381,7 +384,9 @@ class DispatchRule:
         """Fleet tag masks: one of the rule's roles, one of its statuses."""
         return (_bits(_ROLE_BIT, self.roles), _bits(_STATUS_BIT, self.statuses))
 
-    def near(self, view: View, lon: float, lat: float, max_m: float, now: datetime) -> Any:
+    def near(
+        self, view: View, lon: float, lat: float, max_m: float, now: datetime
+    ) -> Iterator[Hit]:
         """Fleet hits nearest first that may pass :meth:`admits` (a superset: the role,
         status and travel bits are exact; the shift end is taken a second early, and
         skills are not tested), for the caller to check one by one."""

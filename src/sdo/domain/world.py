@@ -78,9 +78,9 @@ WARN_AT: Final = 2 / 3
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: Statuses and roles of officers a dispatched incident may take (see DispatchRule).
 _CALLABLE: Final = frozenset({Status.AVAILABLE, Status.REFRESHMENT})
+_DISPATCHED_ROLES: Final = frozenset({Role.RESPONSE, Role.FORCE_SUPPORT})
 #: Candidate scores are published rounded to 0.01: compare with that much slack.
 _SCORE_ROUNDING: Final = 0.01
-_DISPATCHED_ROLES: Final = frozenset({Role.RESPONSE, Role.FORCE_SUPPORT})
 
 
 @dataclass(slots=True)
@@ -534,7 +534,7 @@ class World:
                 if iid not in self._dispatching and self._could_take(new, rec, ts):
                     todo.add(iid)
         # Dispatches this officer could now win: offered them, in priority order, until
-        # one takes them (then the rest would find them held; see _offer).
+        # one takes them (then the rest would find them held; see _rerecommend's offer).
         offered: set[str] = set()
         if new.has_fix and new.status in _CALLABLE and new.role in _DISPATCHED_ROLES:
             offered = self._contending(new, ts, moved_only=moved_only) - todo
@@ -682,8 +682,8 @@ class World:
         oid = officer.officer_id
         contest = self._current_contest()
         out: set[str] = set()
+        held = self._holders.get(oid)
         if not moved_only:
-            held = self._holders.get(oid)
             for rule, iids in contest.short.items():
                 if not rule.admits(officer, self.policy, now):
                     continue
@@ -693,7 +693,7 @@ class World:
                     if oid not in self._recs[iid].recommended:
                         out.add(iid)
         speeds = self._speeds_by_grade(officer.transport)
-        held_at = 9 if (held := self._holders.get(oid)) is None else held[1]
+        held_at = 9 if held is None else held[1]
         for iid in contest.containing(officer.lon, officer.lat, speeds, held_at):
             rec = self._recs[iid]
             if oid not in rec.recommended and self._beats(officer, rec, now, moved_only=moved_only):
@@ -824,7 +824,8 @@ class World:
 
     def _wanting(self, released: Iterable[str], *, exclude: str, now: datetime) -> list[str]:
         """Pending dispatches that officers just released by another incident could now
-        serve (short of officers, or clearly nearer than their first), by priority.
+        serve (short of officers, or an ETA within a recommended officer's score; see
+        :meth:`_could_serve`), by priority.
 
         Held, those officers were nobody else's candidates (see :meth:`_beats`); free
         again, they are news like an officer coming available.
