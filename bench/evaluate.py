@@ -83,6 +83,7 @@ def main() -> None:
     events_n = sum(1 for _ in reader.items())  # what sdo evaluate reads: plain fixes as Fix
     reader.close()
     read_s = time.perf_counter() - began
+    sys.stderr.write(f"decode only: {events_n} events in {read_s:.1f} s\n")
 
     results: dict[str, dict[str, float | int]] = {}
     if args.profile:
@@ -105,6 +106,8 @@ def main() -> None:
             "incidents": metrics["incidents"],
             "peak_rss_mb_so_far": _rss_mb(),
         }
+        # a long run stopped later still leaves each finished pass on record
+        sys.stderr.write(f"{name}: {json.dumps(results[name])}\n")
     slowest = min(r["events_per_s"] for r in results.values())
     print(
         json.dumps(
