@@ -597,11 +597,8 @@ class World:
         An incident short of officers takes any newly available one; an officer who was
         available already and only moved was already considered for it.
         """
-        held = self._holders.get(officer.officer_id)
-        if held is not None and held[0] != rec.incident_id and held[1] <= rec.grade:
-            # the recommender passes over officers held at the same or a higher grade;
-            # released, they are offered again (see _wanting)
-            return False
+        if self._held_against(officer.officer_id, rec.incident_id, rec.grade):
+            return False  # released, they are offered again (see _wanting)
         race = self._race(rec)
         if race is None or officer.lat is None or officer.lon is None:
             return False
@@ -613,11 +610,7 @@ class World:
             return False  # too far for even the fastest transport to win (see _Race.of)
         if not race.rule.admits(officer, self.policy, now):
             return False  # the recommender would not take them: nothing to recompute
-        eta = self.policy.eta_s(
-            haversine_m(officer.lon, officer.lat, race.lon, race.lat),
-            officer.transport,
-            rec.grade,
-        )
+        eta = self._eta_to(officer, race)
         if eta is None:
             return False
         if race.best is None:
@@ -631,12 +624,40 @@ class World:
         assert race.best is not None
         first = race.rec.recommended[0] if race.rec.recommended else None
         o = None if first is None else self._officers.get(first)
-        if o is None or o.lon is None or o.lat is None:
-            return race.best
-        eta = self.policy.eta_s(
-            haversine_m(o.lon, o.lat, race.lon, race.lat), o.transport, race.rule.grade
-        )
+        eta = None if o is None else self._eta_to(o, race)
         return race.best if eta is None else eta
+
+    def _eta_to(self, officer: Officer, race: _Race) -> float | None:
+        """The officer's ETA to the race's incident from their current position (None if
+        they have none, or do not travel)."""
+        if officer.lon is None or officer.lat is None:
+            return None
+        return self.policy.eta_s(
+            haversine_m(officer.lon, officer.lat, race.lon, race.lat),
+            officer.transport,
+            race.rule.grade,
+        )
+
+    def _held_against(self, officer_id: str, incident_id: str, grade: int) -> bool:
+        """Is the officer held by another pending dispatch of the same or a higher grade?
+        Then the recommender passes them over for this one (see recommend's eligible)."""
+        held = self._holders.get(officer_id)
+        return held is not None and held[0] != incident_id and held[1] <= grade
+
+    def _short_takers(self, officer: Officer, contest: _Contest, now: datetime) -> set[str]:
+        """Dispatches short of officers that would take this officer: their rule admits
+        them, they are not held against it, and it does not recommend them already."""
+        oid = officer.officer_id
+        out: set[str] = set()
+        for rule, iids in contest.short.items():
+            if rule.admits(officer, self.policy, now):
+                out.update(
+                    iid
+                    for iid in iids
+                    if not self._held_against(oid, iid, rule.grade)
+                    and oid not in self._recs[iid].recommended
+                )
+        return out
 
     def _contenders(
         self, lon: float, lat: float, transport: Transport | None, held_at: int
@@ -681,17 +702,8 @@ class World:
         assert officer.lon is not None and officer.lat is not None
         oid = officer.officer_id
         contest = self._current_contest()
-        out: set[str] = set()
+        out = set() if moved_only else self._short_takers(officer, contest, now)
         held = self._holders.get(oid)
-        if not moved_only:
-            for rule, iids in contest.short.items():
-                if not rule.admits(officer, self.policy, now):
-                    continue
-                for iid in iids:
-                    if held is not None and held[0] != iid and held[1] <= rule.grade:
-                        continue
-                    if oid not in self._recs[iid].recommended:
-                        out.add(iid)
         speeds = self._speeds_by_grade(officer.transport)
         held_at = 9 if held is None else held[1]
         for iid in contest.containing(officer.lon, officer.lat, speeds, held_at):
@@ -734,16 +746,10 @@ class World:
         be clearly better, though nobody moved closer.)"""
         rec = self._recs.get(incident_id)
         race = None if rec is None else self._race(rec)
-        if race is None or officer.lon is None or officer.lat is None:
+        then = None if race is None else race.etas.get(officer.officer_id)
+        if race is None or then is None:
             return False
-        then = race.etas.get(officer.officer_id)
-        if then is None:
-            return False
-        now = self.policy.eta_s(
-            haversine_m(officer.lon, officer.lat, race.lon, race.lat),
-            officer.transport,
-            race.rule.grade,
-        )
+        now = self._eta_to(officer, race)
         return now is not None and now > then + self.policy.better_by_s
 
     # -- incidents ---------------------------------------------------------------------
@@ -836,16 +842,7 @@ class World:
         contest = self._current_contest()
         wanting: set[str] = set()
         for o in officers:
-            held = self._holders.get(o.officer_id)
-            for rule, iids in contest.short.items():
-                if not rule.admits(o, self.policy, now):
-                    continue
-                wanting.update(
-                    iid
-                    for iid in iids
-                    if (held is None or held[0] == iid or held[1] > rule.grade)
-                    and o.officer_id not in self._recs[iid].recommended
-                )
+            wanting |= self._short_takers(o, contest, now)
         for iid in (*contest.always, *contest.ids):
             rec = self._recs[iid]
             if any(
@@ -866,18 +863,13 @@ class World:
         race = self._race(rec)
         if race is None or officer.lat is None or officer.lon is None:
             return False
-        held = self._holders.get(officer.officer_id)
-        if held is not None and held[0] != rec.incident_id and held[1] <= race.rule.grade:
+        if self._held_against(officer.officer_id, rec.incident_id, rec.grade):
             return False
         if not race.rule.admits(officer, self.policy, now):
             return False
         if race.short or race.worst is None:
             return True
-        eta = self.policy.eta_s(
-            haversine_m(officer.lon, officer.lat, race.lon, race.lat),
-            officer.transport,
-            race.rule.grade,
-        )
+        eta = self._eta_to(officer, race)
         return eta is not None and eta <= race.worst + _SCORE_ROUNDING
 
     def _rerecommend(
@@ -908,8 +900,7 @@ class World:
                 continue
             grading = self._gradings[iid]
             if offered is not None and all(
-                (h := self._holders.get(oid)) is not None and h[0] != iid and h[1] <= grading.grade
-                for oid in offered
+                self._held_against(oid, iid, grading.grade) for oid in offered
             ):
                 continue
             seen.add(iid)
@@ -1115,10 +1106,9 @@ class _Contest:
     generation: int
     always: list[str]
     ids: list[str]
-    rows: list[tuple[float, float, float, float]]  # (south, north, west, east) per id
-    boxes: np.ndarray  # the same rows, for the vectorised test
-    #: per row: incident lon, lat, best ETA (s), grade, for the vectorised distance test
-    sites: np.ndarray
+    #: per id: (south, north, west, east, incident lon, lat, best ETA s, grade 1-4)
+    rows: list[tuple[float, float, float, float, float, float, float, int]]
+    table: np.ndarray  # the same rows, for the vectorised test
     #: dispatches short of officers, by rule: any officer the rule admits may fill them
     short: dict[DispatchRule, list[str]]
     #: for the distance test: detour factor of the policy
@@ -1128,8 +1118,7 @@ class _Contest:
     def of(cls, generation: int, races: Iterable[_Race | None], detour: float) -> _Contest:
         always: list[str] = []
         ids: list[str] = []
-        rows: list[tuple[float, float, float, float]] = []
-        sites: list[tuple[float, float, float, int]] = []
+        rows: list[tuple[float, float, float, float, float, float, float, int]] = []
         short: dict[DispatchRule, list[str]] = {}
         for race in races:
             if race is None:
@@ -1141,12 +1130,11 @@ class _Contest:
                 always.append(iid)
             else:
                 ids.append(iid)
-                rows.append((race.south, race.north, race.west, race.east))
-                assert race.best is not None
-                sites.append((race.lon, race.lat, race.best, min(max(race.rule.grade, 1), 4)))
-        boxes = np.array(rows, dtype=np.float64).reshape(len(rows), 4)
-        table = np.array(sites, dtype=np.float64).reshape(len(sites), 4)
-        return cls(generation, always, ids, rows, boxes, table, short, detour)
+                grade = min(max(race.rule.grade, 1), 4)
+                box = (race.south, race.north, race.west, race.east)
+                rows.append((*box, race.lon, race.lat, race.best, grade))
+        table = np.array(rows, dtype=np.float64).reshape(len(rows), 8)
+        return cls(generation, always, ids, rows, table, short, detour)
 
     def containing(self, lon: float, lat: float, speeds: np.ndarray, held_at: int = 9) -> list[str]:
         """Ids whose box holds (lon, lat), of a grade before ``held_at``, that an officer
@@ -1157,27 +1145,24 @@ class _Contest:
         if len(ids) < _VECTOR_FROM:
             out = list(self.always)
             detour = self.detour
-            for k, (s, n, w, e) in enumerate(self.rows):
-                if s <= lat <= n and w <= lon <= e:
-                    slon, slat, best, grade = self.sites[k].tolist()
-                    if grade >= held_at:
-                        continue
-                    reach = best * float(speeds[int(grade)]) / detour
+            for k, (s, n, w, e, slon, slat, best, grade) in enumerate(self.rows):
+                if s <= lat <= n and w <= lon <= e and grade < held_at:
+                    reach = best * float(speeds[grade]) / detour
                     if haversine_m(slon, slat, lon, lat) <= reach * (1 + 1e-9):
                         out.append(ids[k])
             return out
-        b = self.boxes
+        t = self.table
         inside = np.flatnonzero(
-            (b[:, 0] <= lat)
-            & (lat <= b[:, 1])
-            & (b[:, 2] <= lon)
-            & (lon <= b[:, 3])
-            & (self.sites[:, 3] < held_at)
+            (t[:, 0] <= lat)
+            & (lat <= t[:, 1])
+            & (t[:, 2] <= lon)
+            & (lon <= t[:, 3])
+            & (t[:, 7] < held_at)
         )
         if len(inside):
-            site = self.sites[inside]
-            dist = haversine_many_m(site[:, 0], site[:, 1], lon, lat)
-            reach = site[:, 2] * speeds[site[:, 3].astype(np.int64)] / self.detour
+            site = t[inside]
+            dist = haversine_many_m(site[:, 4], site[:, 5], lon, lat)
+            reach = site[:, 6] * speeds[site[:, 7].astype(np.int64)] / self.detour
             # (1e-9 relative slack: the exact test, in _beats, decides)
             inside = inside[dist <= reach * (1 + 1e-9)]
         return self.always + [ids[i] for i in inside]
