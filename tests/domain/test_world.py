@@ -18,6 +18,22 @@ from sdo.domain.state import Officer, availability_keys, availability_of
 from sdo.errors import Rejected
 from sdo.events import AlertKind, IncidentState, Recommendation, Status, Transport, encode
 
+
+def _count_recommendations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the id of every incident the World's recommender computes, in order."""
+    import sdo.domain.world as world_module  # noqa: PLC0415
+
+    real = world_module.recommend
+    computed: list[str] = []
+
+    def counted(record: Any, *args: Any) -> Recommendation:
+        computed.append(record.incident_id)
+        return real(record, *args)
+
+    monkeypatch.setattr(world_module, "recommend", counted)
+    return computed
+
+
 # -- live re-recommendation ----------------------------------------------------------------
 
 
@@ -151,8 +167,6 @@ def test_an_officer_held_elsewhere_moving_closer_costs_nothing(
     to another: their moves near it recompute nothing (with the closest policy, where
     every incident is a pending dispatch, that was most of an evaluation's work). Released,
     they are offered again (tests/domain/test_joint.py)."""
-    import sdo.domain.world as world_module  # noqa: PLC0415
-
     f = force()
     centre = f.place("N06")
     f.officer("x", _at_eta(f.world, centre, 100, bearing="east"))
@@ -165,14 +179,7 @@ def test_an_officer_held_elsewhere_moving_closer_costs_nothing(
     )
     assert f.recommendation("A").recommended == ("x",)
     assert f.recommendation("B").recommended == ("y",)  # x is nearer, but held by A
-    real = world_module.recommend
-    computed: list[str] = []
-
-    def counted(record: Any, *args: Any) -> Recommendation:
-        computed.append(record.incident_id)
-        return real(record, *args)
-
-    monkeypatch.setattr(world_module, "recommend", counted)
+    computed = _count_recommendations(monkeypatch)
     for n in range(3):  # x wanders between A and B, never far from A
         f.apply(
             ev.location(
@@ -188,20 +195,11 @@ def test_drift_is_measured_from_the_last_computation(
 ) -> None:
     """A drift that changes nothing is recomputed once; the next small moves compare with
     that computation, not with the first, so they cost nothing."""
-    import sdo.domain.world as world_module  # noqa: PLC0415
-
     f = force()
     f.officer("a", f.place("N06", east_m=200))
     f.officer("b", f.place("E11"))  # far: a stays first however a drifts here
     f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency"))
-    real = world_module.recommend
-    computed: list[str] = []
-
-    def counted(record: Any, *args: Any) -> Recommendation:
-        computed.append(record.incident_id)
-        return real(record, *args)
-
-    monkeypatch.setattr(world_module, "recommend", counted)
+    computed = _count_recommendations(monkeypatch)
     away = f.place("N03")  # minutes further for a car at blue lights, still the nearest
     effects = f.apply(ev.location("a", *away, ts=ev.at(2)))
     assert computed == ["i1"] and effects.recommendations == []
@@ -336,20 +334,11 @@ def test_contenders_hold_every_dispatch_a_mover_could_win(
 def investigations(force: Any, ev: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """An investigator incident in the north NPU, recommended to ``inv-n`` (north, no load);
     ``f.computed`` counts the World's recommender calls from here on."""
-    import sdo.domain.world as world_module  # noqa: PLC0415
-
     f = force()
     f.officer("inv-n", None, role="investigator", transport="desk", npu="north")
     f.apply(ev.incident("i1", *f.place("N03"), ts=ev.at(1), graded_as="investigator"))
     assert f.recommendation("i1").recommended == ("inv-n",)
-    real = world_module.recommend
-    f.computed = []
-
-    def counted(record: Any, *args: Any) -> Recommendation:
-        f.computed.append(record.incident_id)
-        return real(record, *args)
-
-    monkeypatch.setattr(world_module, "recommend", counted)
+    f.computed = _count_recommendations(monkeypatch)
     return f
 
 
