@@ -2,16 +2,20 @@
 
     .venv/bin/python bench/evaluate.py [--days 7] [--officers 1000] [--dir /tmp/sdo-bench]
                                        [--policy thrive --policy closest] [--profile 15]
+                                       [--python]
 
 The log is generated once with :func:`sdo.simulate.simulate` into ``--dir`` (reused when
 present; same seed and arguments give the same bytes) at force scale: incidents grow
 with the roster (400 a day per 120 officers, the pilot ratio) unless
 ``--incidents-per-day`` says otherwise. Then, for each policy, one timed streaming pass
 of :func:`sdo.evaluate.evaluate` — the function ``sdo evaluate`` runs — with the
-recommendations written to ``/dev/null``; and a decode-only pass (read and check every
-line as the evaluator does: a plain AVL fix into a ``Fix``, anything else into its model;
-no domain) as the ceiling any policy can reach. Peak RSS is the process's high-water
-mark (``resource.getrusage``): the log is streamed, so it stays bounded by the live state.
+recommendations written to ``/dev/null``. Each pass reports how many fixes the compiled
+fix lane (:mod:`sdo.domain.lane`) applied and the lines it left to Python, by reason.
+``--python`` also times each policy without the lane (every line decoded and applied in
+Python, as before the lane), and a decode-only pass of that path (every line read and
+checked, a plain AVL fix into a ``Fix``, anything else into its model; no domain): its
+ceiling. Peak RSS is the process's high-water mark (``resource.getrusage``): the log is
+streamed, so it stays bounded by the live state.
 
 ``--profile N`` also prints the N functions with the most own time during the first
 policy's pass (cProfile) to stderr; that pass is then slower and not reported.
@@ -55,6 +59,7 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=Path("/tmp/sdo-bench"))
     ap.add_argument("--policy", action="append", default=None)
     ap.add_argument("--profile", type=int, default=0, metavar="N")
+    ap.add_argument("--python", action="store_true", help="also time the path without the lane")
     args = ap.parse_args()
     policies = args.policy or ["thrive", "closest"]
     per_day = args.incidents_per_day or INCIDENTS_PER_DAY * args.officers / PILOT_OFFICERS
@@ -80,10 +85,19 @@ def main() -> None:
 
     began = time.perf_counter()
     reader = read_log(log)
-    events_n = sum(1 for _ in reader.items())  # what sdo evaluate reads: plain fixes as Fix
+    lines_n = sum(block.count(b"\n") for block in reader.blocks())
     reader.close()
     read_s = time.perf_counter() - began
-    sys.stderr.write(f"decode only: {events_n} events in {read_s:.1f} s\n")
+    sys.stderr.write(f"read only: {lines_n} lines in {read_s:.1f} s\n")
+    decode: dict[str, float | int] | None = None
+    if args.python:
+        began = time.perf_counter()
+        reader = read_log(log)
+        decoded = sum(1 for _ in reader.items())  # plain fixes as Fix, the rest as models
+        reader.close()
+        took = time.perf_counter() - began
+        decode = {"seconds": round(took, 2), "events_per_s": round(decoded / took)}
+        sys.stderr.write(f"decode only: {json.dumps(decode)}\n")
 
     results: dict[str, dict[str, float | int]] = {}
     if args.profile:
@@ -94,18 +108,31 @@ def main() -> None:
         stats = pstats.Stats(profiler, stream=text).sort_stats("tottime")
         stats.print_stats(args.profile)
         sys.stderr.write(text.getvalue())
+    events_n = 0
     for name in policies:
         began = time.perf_counter()
+        lane: dict[str, dict[str, object]] = {}
         with open(os.devnull, "wb") as sink:  # noqa: PTH123
-            metrics = evaluate(log, settings, [name], sink=sink)[name]
+            metrics = evaluate(log, settings, [name], sink=sink, lane_stats=lane)[name]
         took = time.perf_counter() - began
+        events_n = metrics["events"] + metrics["invalid_lines"]
         results[name] = {
             "seconds": round(took, 2),
             "events_per_s": round(events_n / took),
             "recommendations": metrics["recommendations"],
             "incidents": metrics["incidents"],
+            "lane": lane[name],
             "peak_rss_mb_so_far": _rss_mb(),
         }
+        if args.python:
+            began = time.perf_counter()
+            with open(os.devnull, "wb") as sink:  # noqa: PTH123
+                evaluate(log, settings, [name], sink=sink, lane=False)
+            took = time.perf_counter() - began
+            results[name]["without_lane"] = {
+                "seconds": round(took, 2),
+                "events_per_s": round(events_n / took),
+            }
         # a long run stopped later still leaves each finished pass on record
         sys.stderr.write(f"{name}: {json.dumps(results[name])}\n")
     slowest = min(r["events_per_s"] for r in results.values())
@@ -120,10 +147,11 @@ def main() -> None:
                 "officers": args.officers,
                 "incidents_per_day": round(per_day),
                 "events": events_n,
-                "decode_only": {
+                "read_only": {
                     "seconds": round(read_s, 2),
-                    "events_per_s": round(events_n / read_s),
+                    "lines_per_s": round(lines_n / read_s),
                 },
+                "decode_only_without_lane": decode,
                 "policies": results,
                 "peak_rss_mb": _rss_mb(),
                 "target_events_per_s": TARGET_EVENTS_PER_S,

@@ -159,43 +159,59 @@ class LogReader:
     def items(self) -> Iterator[Any]:
         """The models, in log order, with plain AVL fixes as :class:`~sdo.events.Fix`
         (see :func:`~sdo.events.decode_line`): the evaluator's fast path."""
-        lineno = 0
+        for lineno, line in self._numbered():
+            item = self.decode(lineno, line)
+            if item is not None:
+                yield item
+
+    def decode(self, lineno: int, line: bytes) -> Any:
+        """:func:`~sdo.events.decode_line` of line ``lineno``; None (counted in ``skipped``
+        and reported) if it is invalid, or blank."""
+        self.lines = lineno
+        if not line or line.isspace():
+            return None
         try:
-            for lineno, line in self._numbered():
-                self.lines = lineno
-                try:
-                    yield decode_line(line)
-                except InvalidEvent as exc:
-                    self.skipped += 1
-                    if self.on_invalid is not None:
-                        self.on_invalid(lineno, exc.reason)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ConfigError(f"{self.path}: after line {lineno}: cannot read: {exc}") from None
+            return decode_line(line)
+        except InvalidEvent as exc:
+            self.skipped += 1
+            if self.on_invalid is not None:
+                self.on_invalid(lineno, exc.reason)
+            return None
 
     def _numbered(self) -> Iterator[tuple[int, bytes]]:
-        """(line number, line without its newline) of every non-blank line, read a block
-        at a time (iterating the file line by line costs more than decoding a fix)."""
+        """(line number, line without its newline) of every non-blank line."""
         lineno = 0
-        tail: list[bytes] = []  # the start of a line whose end is not read yet
-        while block := self._lines.read(READ_BLOCK):
-            if b"\n" not in block:
-                tail.append(block)
-                continue
+        for block in self.blocks():
             lines = block.split(b"\n")
-            if tail:
-                tail.append(lines[0])
-                lines[0] = b"".join(tail)
-                tail = []
-            last = lines.pop()
-            if last:
-                tail.append(last)
+            lines.pop()  # after the last newline
             for line in lines:
                 lineno += 1
                 if line and not line.isspace():
                     yield lineno, line
-        rest = b"".join(tail)
-        if rest and not rest.isspace():
-            yield lineno + 1, rest
+
+    def blocks(self) -> Iterator[bytes]:
+        """The log as blocks of whole lines, each ending with a newline (one is added to a
+        last line without), read a block at a time: iterating the file line by line costs
+        more than decoding a fix. Line numbers count every line, blank ones too."""
+        tail: list[bytes] = []  # the start of a line whose end is not read yet
+        try:
+            while block := self._lines.read(READ_BLOCK):
+                cut = block.rfind(b"\n") + 1
+                if not cut:
+                    tail.append(block)
+                    continue
+                if tail:
+                    tail.append(block[:cut])
+                    yield b"".join(tail)
+                    tail = []
+                else:
+                    yield block if cut == len(block) else block[:cut]
+                if cut < len(block):
+                    tail.append(block[cut:])
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ConfigError(f"{self.path}: after line {self.lines}: cannot read: {exc}") from None
+        if tail:
+            yield b"".join(tail) + b"\n"
 
 
 def read_log(path: Path, on_invalid: Callable[[int, str], None] | None = None) -> LogReader:

@@ -357,7 +357,9 @@ def test_redelivering_everything_changes_nothing(events: list[Any]) -> None:
     same order (Kafka redelivery after a crash), leaves every officer and incident record
     as the first pass left it. (A rejected event was dead-lettered, not applied: delivered
     again once what it needed exists — a deployment after its incident — it may apply,
-    which is its first application, not a repeat.)"""
+    which is its first application, not a repeat.) Event ids are made unique first: two
+    different events under one id are a producer's fault, not a redelivery."""
+    events = [e.model_copy(update={"event_id": f"u{k}"}) for k, e in enumerate(events)]
     world = World(AREAS, RULES)
     accepted = []
     for event in events:

@@ -80,6 +80,15 @@ class Fleet:
         slot = self._slot.get(officer_id)
         return None if slot is None else (float(self._lon[slot]), float(self._lat[slot]))
 
+    def slot_of(self, officer_id: str) -> int:
+        """The officer's slot in :meth:`columns`, or -1 if not indexed."""
+        return self._slot.get(officer_id, -1)
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """The longitude and latitude columns, by slot, for a caller that moves officers
+        itself (``sdo.domain.lane``); they are replaced when the fleet grows."""
+        return self._lon, self._lat
+
     def move(self, officer_id: str, lon: float, lat: float) -> None:
         slot = self._slot.get(officer_id)
         if slot is None:

@@ -32,8 +32,12 @@ from shapely.validation import explain_validity
 from sdo.errors import ConfigError
 
 __all__ = [
+    "CELL_DEG",
+    "CELL_MIXED",
+    "CELL_OUTSIDE",
     "DEFAULT_MIN_COVER",
     "EARTH_RADIUS_M",
+    "FINE_DEG",
     "TYPOLOGY_RANGE",
     "Areas",
     "Cluster",
@@ -126,6 +130,11 @@ _PAD_DEG: Final = 1e-9
 _MAX_CELLS: Final = 1_000_000
 _OUTSIDE: Final = -1
 _MIXED: Final = -2
+#: The memo's cell sizes and verdicts, for copies of it (see Areas.learn_cells).
+CELL_DEG: Final = _CELL_DEG
+FINE_DEG: Final = _FINE_DEG
+CELL_OUTSIDE: Final = _OUTSIDE
+CELL_MIXED: Final = _MIXED
 
 
 class Areas:
@@ -284,6 +293,61 @@ class Areas:
                 placement: Placement = self._placements[k]
                 return placement
         return None
+
+    def index_of(self, neighbourhood_id: str) -> int | None:
+        """The neighbourhood's position in file order (a memo verdict), or None if unknown."""
+        return self._index.get(neighbourhood_id)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) of all neighbourhoods."""
+        west, south, east, north = shapely.total_bounds(self._geoms).tolist()
+        return west, south, east, north
+
+    def learn_cells(self, x0: int, y0: int, nx: int, ny: int, *, fine: bool = False) -> np.ndarray:
+        """The memo's verdicts on the ``nx`` x ``ny`` cells with keys from ``(x0, y0)``, as
+        an int32 array indexed ``[x - x0, y - y0]``.
+
+        A key is ``floor`` of the coordinates over ``CELL_DEG``, or ``FINE_DEG`` if
+        ``fine``; a verdict is the index (:meth:`index_of`) of the one neighbourhood that
+        holds the whole cell, ``CELL_OUTSIDE`` if none touches it, else ``CELL_MIXED``.
+        :meth:`locate` and :meth:`contains` decide by them (fine cells where the coarse
+        one is mixed), so a copy (``sdo.domain.lane``) decides as they do. The cells not
+        known yet are learnt all at once, by the same tests as one by one (the polygons a
+        padded cell intersects, then ``contains_properly`` where there is one).
+        """
+        size = _FINE_DEG if fine else _CELL_DEG
+        memo = self._fine if fine else self._cells
+        out = np.empty((nx, ny), dtype=np.int32)
+        unknown: list[tuple[int, int]] = []
+        for i in range(nx):
+            for j in range(ny):
+                known = memo.get((x0 + i, y0 + j))
+                if known is None:
+                    unknown.append((i, j))
+                    known = _MIXED
+                out[i, j] = known
+        if not unknown:
+            return out
+        at = np.array(unknown, dtype=np.int64)
+        x = (at[:, 0] + x0) * size
+        y = (at[:, 1] + y0) * size
+        cells = shapely.box(x - _PAD_DEG, y - _PAD_DEG, x + size + _PAD_DEG, y + size + _PAD_DEG)
+        which, geom = self._tree.query(cells, predicate="intersects")
+        touching = np.bincount(which, minlength=len(cells))
+        verdict = np.full(len(cells), _MIXED, dtype=np.int32)
+        verdict[touching == 0] = _OUTSIDE
+        one = np.flatnonzero(touching == 1)
+        if len(one):
+            first = np.full(len(cells), -1, dtype=np.int64)
+            first[which] = geom  # where one polygon touches, the one
+            inside = shapely.contains_properly(self._geoms[first[one]], cells[one])
+            verdict[one[inside]] = first[one[inside]]
+        room = _MAX_CELLS - len(memo)  # beyond the bound, cells stay unlearnt (mixed)
+        for (i, j), v in zip(unknown[:room], verdict[:room].tolist(), strict=False):
+            memo[(x0 + i, y0 + j)] = v
+            out[i, j] = v
+        return out
 
     def contains(self, neighbourhood_id: str, lon: float, lat: float) -> bool:
         """Whether ``(lon, lat)`` lies in (or on the edge of) that neighbourhood.

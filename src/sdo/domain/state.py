@@ -318,6 +318,11 @@ def moved(officer: Officer, lat: float, lon: float, ts: datetime, event_id: str)
     return _new_tuple(Officer, (*officer[:_FIX_AT], lat, lon, ts, event_id, *officer[_FIX_END:]))
 
 
+def only_moved(old: Officer, new: Officer) -> bool:
+    """Whether ``new`` differs from ``old`` in its fix alone (position, time, event id)."""
+    return old[:_FIX_AT] == new[:_FIX_AT] and old[_FIX_END:] == new[_FIX_END:]
+
+
 def _evolve(officer: Officer, **changes: Any) -> Officer:
     """``officer`` with ``changes`` (field name -> value)."""
     return officer._replace(**changes)

@@ -79,6 +79,8 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: Statuses and roles of officers a dispatched incident may take (see DispatchRule).
 _CALLABLE: Final = frozenset({Status.AVAILABLE, Status.REFRESHMENT})
 _DISPATCHED_ROLES: Final = frozenset({Role.RESPONSE, Role.FORCE_SUPPORT})
+#: Where a held officer's fix is measured against (see World.fix_watch).
+Drift = tuple[float, float, float, float] | None
 #: Candidate scores are published rounded to 0.01: compare with that much slack.
 _SCORE_ROUNDING: Final = 0.01
 
@@ -136,6 +138,9 @@ class World:
         self._timers: list[tuple[datetime, int, str, str, str]] = []
         self._seq = 0
         self.now = _EPOCH
+        #: Officers whose record, stale state or stale timer changed, while something keeps
+        #: a copy of what plain_fix reads (the evaluator's fix lane, sdo.domain.lane).
+        self.touched: set[str] | None = None
 
     # -- the View the recommender reads -----------------------------------------------
 
@@ -361,9 +366,99 @@ class World:
         if ts > self.now:  # noqa: PLR1730 (max() is slower here, on every fix)
             self.now = ts
         self._officers[officer_id] = new
+        if self.touched is not None:
+            self.touched.add(officer_id)
         if status is not Status.OFF_DUTY:
             self._fleet.move(officer_id, lon, lat)
         return new
+
+    # -- the fix lane's copy (sdo.domain.lane) ----------------------------------------
+
+    def fix_watch(self, officer_id: str) -> tuple[Officer | None, bool, bool, np.ndarray]:
+        """What a copy of :meth:`plain_fix`'s checks needs of one officer: (record,
+        watched, contends, speeds).
+
+        Watched: a fix of theirs needs more than the checks a copy makes (no fix yet,
+        stale, or available without a stale timer). Contends: status and role let them win
+        a pending dispatch (plain_fix then asks :meth:`_contenders`), travelling at
+        ``speeds`` (m/s by grade 0-4, 0 where they do not travel).
+        """
+        o = self._officers.get(officer_id)
+        if o is None:
+            return None, True, False, self._speeds_by_grade(None)
+        watched = (
+            o.fix_ts is None
+            or officer_id in self._stale
+            or (o.status is Status.AVAILABLE and officer_id not in self._stale_timers)
+        )
+        contends = o.status in _CALLABLE and o.role in _DISPATCHED_ROLES
+        return o, watched, contends, self._speeds_by_grade(o.transport)
+
+    def drift_of(self, officer_id: str) -> Drift:
+        """For an officer held by a pending dispatch: (lon, lat) of the incident, the ETA
+        in seconds beyond which they have drifted off (:meth:`_drifted`) and their speed to
+        it in m/s. None if they cannot drift (not held, or no ETA to keep)."""
+        held = self._holders.get(officer_id)
+        rec = None if held is None else self._recs.get(held[0])
+        race = None if rec is None else self._race(rec)
+        then = None if race is None else race.etas.get(officer_id)
+        o = self._officers.get(officer_id)
+        if race is None or then is None or o is None:
+            return None
+        speed = self.policy.speed(o.transport, race.rule.grade)
+        return (
+            None if speed is None else (race.lon, race.lat, then + self.policy.better_by_s, speed)
+        )
+
+    def race_of(self, incident_id: str) -> object | None:
+        """What a held officer's drift is measured against for this incident (an opaque
+        token: a new one means :meth:`drift_of` may have changed)."""
+        rec = self._recs.get(incident_id)
+        return None if rec is None else self._race(rec)
+
+    def held_officers(self) -> dict[str, tuple[str, int]]:
+        """Officers held by a pending dispatch: (its incident id, its grade). They change
+        only with the :attr:`generation`."""
+        return dict(self._holders)
+
+    @property
+    def generation(self) -> int:
+        """Bumped whenever a recommendation or an incident changes."""
+        return self._generation
+
+    def contest_boxes(
+        self,
+    ) -> tuple[np.ndarray, list[tuple[str, str | None, DispatchRule]], bool]:
+        """The pending dispatches a moving officer might win, as :meth:`_contenders` tests
+        them (rows of south, north, west, east, incident lon, lat, best ETA, grade); per
+        row, the incident id, its first recommended officer (:meth:`_first_eta`) and its
+        rule (:meth:`_beats`); and whether some must be asked whatever the position.
+        Nothing and False if nothing is pending."""
+        if not self._dispatching:
+            return np.zeros((0, 8)), [], False
+        contest = self._current_contest()
+        rows = []
+        for iid in contest.ids:
+            race = self._race(self._recs[iid])
+            assert race is not None  # (it has a row)
+            first = race.rec.recommended[0] if race.rec.recommended else None
+            rows.append((iid, first, race.rule))
+        return contest.table, rows, bool(contest.always)
+
+    def next_due(self) -> datetime | None:
+        """When the next timer is due (a fix at or after it is not plain)."""
+        return self._timers[0][0] if self._timers else None
+
+    def take_fixes(self, fixes: Iterable[tuple[str, float, float, datetime, str]]) -> None:
+        """Store the last of a run of plain fixes per officer, (id, lon, lat, time, event
+        id), that a copy of :meth:`plain_fix` accepted and already moved in the fleet."""
+        officers = self._officers
+        now = self.now
+        for oid, lon, lat, ts, event_id in fixes:
+            officers[oid] = moved(officers[oid], lat, lon, ts, event_id)
+            if ts > now:  # noqa: PLR1730
+                now = ts
+        self.now = now
 
     def _quiet_timers(self, now: datetime) -> bool:
         """Fire the timers due by ``now`` if every one of them is a stale timer that only
@@ -384,6 +479,8 @@ class World:
                 stale_at = None
             heapq.heappop(timers)
             self._stale_timers.discard(oid)
+            if self.touched is not None:
+                self.touched.add(oid)
             if stale_at is not None:
                 self._stale_timers.add(oid)
                 self._schedule(stale_at, "stale", oid, token)
@@ -401,6 +498,8 @@ class World:
     def _officer_changed(self, old: Officer | None, new: Officer, effects: Effects) -> None:
         oid = new.officer_id
         self._officers[oid] = new
+        if self.touched is not None:
+            self.touched.add(oid)
         if old is not None and old.role is not None and old.role is not new.role:
             self._roles[old.role].discard(oid)
         if new.role is not None:
@@ -991,6 +1090,8 @@ class World:
 
     def _fire_stale(self, oid: str, token: str, due: datetime, effects: Effects) -> None:
         self._stale_timers.discard(oid)
+        if self.touched is not None:
+            self.touched.add(oid)
         o = self._officers.get(oid)
         if o is None or o.fix_ts is None or o.status is not Status.AVAILABLE:
             return

@@ -1,0 +1,292 @@
+"""The evaluator's fix lane decides exactly as the Python path (sdo.domain.lane).
+
+The lane may refuse any line (the caller then gives it the Python way), but every line
+it takes must be one ``plain_fix`` would have applied, with the same values. So: the
+number and time readers agree with ``orjson`` and ``datetime`` wherever they accept, and
+whole evaluations with and without the lane write the same recommendations, metrics and
+invalid-line reports, on a simulated log and on one full of hostile and tricky lines.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from sdo.config import Settings
+from sdo.domain import lane
+from sdo.evaluate import evaluate
+from sdo.events import encode
+from sdo.simulate import simulate
+
+START = datetime(2015, 12, 1, 6, tzinfo=UTC)
+
+
+def _buf(text: bytes) -> np.ndarray:
+    return np.frombuffer(text, dtype=np.uint8)
+
+
+def _number(text: str) -> float | None:
+    """The lane's reading of a JSON number followed by ``}``, or None if it refuses."""
+    raw = (text + "}").encode()
+    value, end = lane._number(_buf(raw), 0, len(raw))
+    return None if end < 0 or raw[end : end + 1] != b"}" else float(value)
+
+
+NUMBERS = [
+    "52.553002",
+    "-1.861913",
+    "0.0",
+    "-0.0",
+    "0.1",
+    "90.0",
+    "-180.0",
+    "359.99999999999",
+    "123456789012.345",
+    "0.000000000000000000001",
+    "1.7976931348623",
+    "9007199254.740993",
+    "52.5530020000000000000",
+    "0.30000000000000004",  # 17 significant digits: refused
+    "1e5",
+    "1.5e3",
+    "1.5E-3",
+    "52",
+    "-",
+    "01.5",
+    "1.",
+    ".5",
+    "--1.0",
+    "+1.0",
+    "1.0.0",
+    "NaN",
+    "Infinity",
+]
+
+
+@pytest.mark.parametrize("text", NUMBERS)
+def test_number_reader_agrees_with_orjson_where_it_accepts(text: str) -> None:
+    value = _number(text)
+    try:
+        expected: Any = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        expected = None
+    if value is None:
+        return  # refusing is always allowed
+    assert type(expected) is float
+    assert value == expected
+    assert np.float64(value).tobytes() == np.float64(expected).tobytes()  # -0.0 too
+
+
+def test_number_reader_takes_the_forms_a_log_holds() -> None:
+    """Every float of up to 15 significant digits, as orjson writes it, is read exactly."""
+    rng = random.Random(5)
+    taken = 0
+    for _ in range(20_000):
+        x = round(rng.uniform(-200, 200), rng.randint(0, 9))
+        text = orjson.dumps(x).decode()
+        if "e" in text or "." not in text:
+            continue
+        value = _number(text)
+        assert value is not None, text
+        assert value == x, text
+        taken += 1
+    assert taken > 15_000
+
+
+def _time(text: str) -> int:
+    raw = f'{text}"'.encode()
+    return int(lane._time_us(_buf(raw), 0, len(raw)))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2015-12-01T06:00:00Z",
+        "1970-01-01T00:00:00Z",
+        "2016-02-29T23:59:59Z",
+        "2000-02-29T12:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "2038-01-19T03:14:08Z",
+    ],
+)
+def test_time_reader_agrees_with_datetime(text: str) -> None:
+    expected = datetime.fromisoformat(text) - datetime(1970, 1, 1, tzinfo=UTC)
+    assert _time(text) == expected // timedelta(microseconds=1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2015-02-29T06:00:00Z",  # not a leap year
+        "1900-02-29T06:00:00Z",
+        "2015-13-01T06:00:00Z",
+        "2015-04-31T06:00:00Z",
+        "2015-12-01T24:00:00Z",
+        "2015-12-01T06:60:00Z",
+        "2015-12-01T06:00:60Z",
+        "2015-12-01 06:00:00Z",
+        "2015-12-01T06:00:00+00:00",
+        "2015-12-01T06:00:00.5Z",
+        "2015-12-01T06:00:00z",
+        "0000-12-01T06:00:00Z",
+        "2015-1a-01T06:00:00Z",
+        "1969-12-31T23:59:59Z",  # valid, but before the epoch: refused
+    ],
+)
+def test_time_reader_refuses_other_forms_and_impossible_dates(text: str) -> None:
+    assert _time(text) < 0
+
+
+def test_every_random_date_agrees() -> None:
+    rng = random.Random(3)
+    for _ in range(3000):
+        y, mo, d = rng.randint(1970, 2400), rng.randint(1, 12), rng.randint(1, 31)
+        h, mi, s = rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59)
+        text = f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}Z"
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            assert _time(text) < 0, text
+        else:
+            assert _time(text) == (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+                microseconds=1
+            ), text
+
+
+# -- whole evaluations ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lines() -> list[bytes]:
+    """Six simulated hours, 150 officers (seed 2): the log as lines."""
+    areas_path = Settings().areas_path
+    from sdo.areas import load_areas  # noqa: PLC0415
+
+    events = simulate(load_areas(areas_path), seed=2, hours=6, officers=150, start=START)
+    return [encode(e) for e in events]
+
+
+def _run(path: Path, policy: str, *, use_lane: bool) -> tuple[bytes, dict[str, Any], list[Any]]:
+    sink = io.BytesIO()
+    reports: list[tuple[int, str]] = []
+    metrics = evaluate(
+        path,
+        Settings(),
+        [policy],
+        sink=sink,
+        on_invalid=lambda n, why: reports.append((n, why)),
+        lane=use_lane,
+    )
+    return sink.getvalue(), metrics, reports
+
+
+def _hostile(lines: list[bytes]) -> list[bytes]:
+    """The log with tricky lines mixed in: each either the lane must refuse, or it must
+    decide as plain_fix does (repeats, older fixes, other number and time forms,
+    strangers, broken lines, blank lines, CRLF...)."""
+    rng = random.Random(9)
+    out: list[bytes] = []
+    fixes = [line for line in lines if line.startswith(b'{"type":"officer.location"')]
+    is_fix = set(fixes)
+    for k, line in enumerate(lines):
+        out.append(line)
+        if k % 31 == 0 and fixes:
+            fix = orjson.loads(rng.choice(fixes[: max(1, k // 2)]))
+            variant = rng.randrange(17)
+            if variant == 0:
+                out.append(orjson.dumps(fix))  # an old fix again (same event id)
+            elif variant == 16 and line in is_fix:
+                # the fix just read, a second later, under the same event id
+                again = orjson.loads(line)
+                when = datetime.fromisoformat(again["ts"]) + timedelta(seconds=1)
+                again["ts"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+                out.append(orjson.dumps(again))
+            elif variant == 1:
+                fix["event_id"] += "-late"
+                out.append(orjson.dumps(fix))  # an old fix, new id: older than the last
+            elif variant == 2:
+                fix["lat"] = int(fix["lat"])  # an integer: not a float
+                out.append(orjson.dumps(fix))
+            elif variant == 3:
+                out.append(orjson.dumps(fix).replace(b'"lat":', b'"lat": '))
+            elif variant == 4:
+                fix["officer_id"] = "ZZ-" + fix["officer_id"]
+                out.append(orjson.dumps(fix))  # nobody
+            elif variant == 5:
+                out.append(orjson.dumps(fix)[:-7])  # broken
+            elif variant == 6:
+                out.append(b"   ")
+                out.append(b"")
+            elif variant == 7:
+                out.append(orjson.dumps(fix) + b"\r")
+            elif variant == 8:
+                fix["ts"] = fix["ts"].replace("Z", "+00:00")
+                out.append(orjson.dumps(fix))
+            elif variant == 9:
+                fix["heading_deg"] = 360.0
+                out.append(orjson.dumps(fix))
+            elif variant == 10:
+                fix["lat"] = 91.5
+                out.append(orjson.dumps(fix))
+            elif variant == 11:
+                fix["event_id"] = " padded"
+                out.append(orjson.dumps(fix))
+            elif variant == 12:
+                fix["event_id"] = 'quote"inside'
+                out.append(orjson.dumps(fix))
+            elif variant == 13:
+                out.append(orjson.dumps(fix).replace(b'"lon":', b'"lon":1e1,"lon":'))
+            elif variant == 14:
+                fix["extra"] = 1
+                out.append(orjson.dumps(fix))
+            else:
+                fix["accuracy_m"] = -1.0
+                out.append(orjson.dumps(fix))
+    return out
+
+
+@pytest.mark.parametrize("policy", ["thrive", "closest"])
+@pytest.mark.parametrize("hostile", [False, True], ids=["simulated", "hostile"])
+def test_evaluation_is_the_same_with_and_without_the_lane(
+    lines: list[bytes], tmp_path: Path, policy: str, hostile: bool
+) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"\n".join(_hostile(lines) if hostile else lines))  # no last newline
+    fast = _run(path, policy, use_lane=True)
+    slow = _run(path, policy, use_lane=False)
+    assert fast[0] == slow[0]  # every recommendation, byte for byte
+    assert fast[1] == slow[1]
+    assert fast[2] == slow[2]  # the same lines reported, with the same reasons
+    assert fast[0].count(b"\n") > 20
+    if hostile:
+        assert fast[1][policy]["invalid_lines"] > 10
+
+
+def test_the_lane_takes_nearly_every_fix(lines: list[bytes], tmp_path: Path) -> None:
+    """A lane that refused everything would pass the tests above: this one would not."""
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    taken: list[lane.FixLane] = []
+    original = lane.FixLane.__init__
+
+    def spy(self: lane.FixLane, world: Any) -> None:
+        original(self, world)
+        taken.append(self)
+
+    lane.FixLane.__init__ = spy  # type: ignore[method-assign]
+    try:
+        _run(path, "thrive", use_lane=True)
+    finally:
+        lane.FixLane.__init__ = original  # type: ignore[method-assign]
+    fixes = sum(1 for line in lines if line.startswith(b'{"type":"officer.location"'))
+    (used,) = taken
+    assert used.applied > 0.8 * fixes
+    refused = dict(zip(lane.REASONS, used.refused, strict=True))
+    assert refused["form"] >= len(lines) - fixes  # every other event goes the Python way
