@@ -49,6 +49,7 @@ from numba import njit
 from sdo.domain.geo import CELL_DEG, CELL_MIXED, CELL_OUTSIDE, EARTH_RADIUS_M, FINE_DEG
 from sdo.domain.recommend import fleet_tags
 from sdo.domain.state import only_moved
+from sdo.events import Status
 
 if TYPE_CHECKING:
     from sdo.domain.state import Officer
@@ -106,6 +107,9 @@ _ROLES, _STATUSES, _SKILLS, _FIRST = range(4)
 _WATCHED: Final = 1
 _CONTENDS: Final = 2
 _PLACED: Final = 4  # the World knows where they are
+_AVAILABLE: Final = 8
+#: How many of the first timers the lane may fire (stale timers moving on).
+_TIMERS: Final = 64
 
 # _scan's out[] slots
 _LINES, _APPLIED, _LAST_US, _REASON, _DIRTY = range(5)
@@ -116,7 +120,19 @@ _LINES, _APPLIED, _LAST_US, _REASON, _DIRTY = range(5)
 REASONS: Final = ("end", "form", "cell", "officer", "order", "timer", "edge", "contest", "drift")
 _DONE, _FORM, _CELL, _OFFICER, _ORDER, _TIMER, _EDGE, _CONTEST, _DRIFT = range(len(REASONS))
 # _scan's state[] slots
-_DUE, _BOXES, _ALWAYS, _HMASK, _FMASK, _X0, _Y0, _NX, _NY = range(9)
+(
+    _TNEXT,  # the next timer of timers[] to fire
+    _AFTER,  # a bound on the due time (us) of every timer not in timers[]
+    _BOXES,
+    _ALWAYS,
+    _HMASK,
+    _FMASK,
+    _X0,
+    _Y0,
+    _NX,
+    _NY,
+    _STALE_AFTER,  # us
+) = range(11)
 
 
 def _pattern(text: bytes) -> np.ndarray:
@@ -344,6 +360,8 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
     pos: int,
     end: int,
     state: np.ndarray,
+    timers: np.ndarray,
+    fired: np.ndarray,
     hkeys: np.ndarray,
     hslots: np.ndarray,
     ids: np.ndarray,
@@ -365,7 +383,8 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
 ) -> int:
     """Apply the plain fixes from ``pos`` on; return where the first line it refuses
     starts (or ``end``). Counts go to ``out``; see the module docstring."""
-    due = state[_DUE]
+    ntimers = timers.shape[0]
+    stale_after = state[_STALE_AFTER]
     nboxes = state[_BOXES]
     always = state[_ALWAYS]
     hmask = state[_HMASK]
@@ -462,9 +481,30 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
                     break
             if same:
                 return pos  # the same event again: plain_fix says no
-        if ts >= due:
-            out[_REASON] = _TIMER
-            return pos
+        # -- the timers due by now, in heap order: World._quiet_timers fires the stale
+        #    timers of officers with a newer fix; so does the lane, and the World replays
+        #    it (World.fire_quiet). Anything else due, and the line goes the Python way.
+        while True:
+            t = state[_TNEXT]
+            nxt = timers[t, 0] if t < ntimers else _NEVER
+            if nxt > ts or state[_AFTER] < nxt:
+                if state[_AFTER] <= ts:
+                    out[_REASON] = _TIMER
+                    return pos  # a timer the lane does not know of is due
+                break
+            s = timers[t, 1]
+            if s < 0:
+                out[_REASON] = _TIMER
+                return pos  # not a stale timer, or of an officer the lane does not know
+            moved_on = -1
+            if ints[s, _FLAGS] & _PLACED and ints[s, _FLAGS] & _AVAILABLE:
+                moved_on = ints[s, _FIX_US] + stale_after
+                if moved_on <= nxt or moved_on <= ts:
+                    out[_REASON] = _TIMER
+                    return pos  # the officer goes stale (an alert), or due again now
+                state[_AFTER] = min(state[_AFTER], moved_on)
+            fired[t] = moved_on
+            state[_TNEXT] = t + 1
         # -- the same neighbourhood, by a memo cell with one verdict
         x = math.floor(lon / CELL_DEG)
         y = math.floor(lat / CELL_DEG)
@@ -597,7 +637,15 @@ class FixLane:
         self._fkeys = np.full(1 << 16, _EMPTY, dtype=np.int64)
         self._fvals = np.zeros(1 << 16, dtype=np.int32)
         self._fine_count = 0
-        self._state = np.array([_NEVER, 0, 0, 255, (1 << 16) - 1, x0, y0, nx, ny], np.int64)
+        stale_after = timedelta(seconds=world.policy.stale_after_s) // timedelta(microseconds=1)
+        self._state = np.array(
+            [0, _NEVER, 0, 0, 255, (1 << 16) - 1, x0, y0, nx, ny, stale_after], np.int64
+        )
+        self._timer_list: list[tuple[datetime, int, str, str, str]] = []
+        self._timers = np.zeros((0, 2), dtype=np.int64)
+        self._fired = np.zeros(0, dtype=np.int64)
+        self._replayed = 0  # timers of _timer_list the World has fired
+        self._timers_version = (-1, -1)
         self._boxes = np.zeros((0, 8))
         self._rules = np.zeros((0, 4), dtype=np.int64)
         self._detour = float(world.policy.detour_factor)
@@ -630,6 +678,8 @@ class FixLane:
             pos,
             len(buf),
             self._state,
+            self._timers,
+            self._fired,
             self._hkeys,
             self._hslots,
             self._ids,
@@ -662,10 +712,12 @@ class FixLane:
         return _EPOCH + timedelta(microseconds=int(self._out[_LAST_US]))
 
     def sync(self) -> None:
-        """Store in the World the last fix of every officer the lane moved since."""
+        """Store in the World the last fix of every officer the lane moved since, and
+        fire the timers it fired."""
         out = self._out
         count = int(out[_DIRTY])
         if not count:
+            self._replay_timers()
             return
         slots = self._dirty_list[:count]
         rows = self._ints[slots]
@@ -694,6 +746,22 @@ class FixLane:
         self._world.take_fixes(fixes)
         self._ints[slots, _UNSYNCED] = 0
         out[_DIRTY] = 0
+        self._replay_timers()
+
+    def _replay_timers(self) -> None:
+        """Have the World fire the timers the lane fired (in the same order)."""
+        upto = int(self._state[_TNEXT])
+        if upto == self._replayed:
+            return
+        world = self._world
+        for t in range(self._replayed, upto):
+            moved_on = int(self._fired[t])
+            world.fire_quiet(
+                self._timer_list[t],
+                None if moved_on < 0 else _EPOCH + timedelta(microseconds=moved_on),
+            )
+        self._replayed = upto
+        self._timers_version = world.timers_version  # as the lane knows it
 
     def refresh(self) -> None:
         """Copy what the World changed since: touched officers, holders, timers, boxes,
@@ -746,8 +814,26 @@ class FixLane:
             touched.clear()
             for oid in batch:
                 self._copy(oid)
-        due = world.next_due()
-        self._state[_DUE] = _NEVER if due is None else _us(due)
+        if world.timers_version != self._timers_version:
+            self._copy_timers()
+
+    def _copy_timers(self) -> None:
+        """The first timers, as (due, officer slot of a stale timer or -1)."""
+        world = self._world
+        head = world.timers_head(_TIMERS + 1)
+        self._timer_list = head[:_TIMERS]
+        self._timers = np.array(
+            [
+                (_us(due), self._slots.get(subject, -1) if kind == "stale" else -1)
+                for due, _, kind, subject, _ in self._timer_list
+            ],
+            dtype=np.int64,
+        ).reshape(len(self._timer_list), 2)
+        self._fired = np.zeros(len(self._timer_list), dtype=np.int64)
+        self._state[_TNEXT] = 0
+        self._state[_AFTER] = _us(head[_TIMERS][0]) if len(head) > _TIMERS else _NEVER
+        self._replayed = 0
+        self._timers_version = world.timers_version
 
     def _copy(self, oid: str) -> None:
         world = self._world
@@ -765,7 +851,12 @@ class FixLane:
             ints[_FLAGS] = _WATCHED
             return
         self._records[slot] = record
-        flags = _PLACED | (_WATCHED if watched else 0) | (_CONTENDS if contends else 0)
+        flags = (
+            _PLACED
+            | (_WATCHED if watched else 0)
+            | (_CONTENDS if contends else 0)
+            | (_AVAILABLE if record.status is Status.AVAILABLE else 0)
+        )
         if last is not None and only_moved(last, record):
             # a fix (plain_fix's), or a timer: what the fix and the stale state say
             event = (record.fix_event or "").encode()

@@ -381,7 +381,8 @@ class World:
         Watched: a fix of theirs needs more than the checks a copy makes (no fix yet,
         stale, or available without a stale timer). Contends: status and role let them win
         a pending dispatch (plain_fix then asks :meth:`_contenders`), travelling at
-        ``speeds`` (m/s by grade 0-4, 0 where they do not travel).
+        ``speeds`` (m/s by grade 0-4, 0 where they do not travel). (Their status says
+        whether a stale timer of theirs may move on: :meth:`_quiet_timers`.)
         """
         o = self._officers.get(officer_id)
         if o is None:
@@ -445,9 +446,31 @@ class World:
             rows.append((iid, first, race.rule))
         return contest.table, rows, bool(contest.always)
 
-    def next_due(self) -> datetime | None:
-        """When the next timer is due (a fix at or after it is not plain)."""
-        return self._timers[0][0] if self._timers else None
+    def timers_head(self, k: int) -> list[tuple[datetime, int, str, str, str]]:
+        """The ``k`` timers due first, in the order they fire: (due, sequence, kind,
+        subject, token)."""
+        return heapq.nsmallest(k, self._timers)
+
+    @property
+    def timers_version(self) -> tuple[int, int]:
+        """Changes whenever a timer is scheduled or fired."""
+        return self._seq, len(self._timers)
+
+    def fire_quiet(
+        self, timer: tuple[datetime, int, str, str, str], stale_at: datetime | None
+    ) -> None:
+        """Fire the first timer, a stale timer that a copy of :meth:`_quiet_timers` found
+        quiet (``timer`` says which, to check), moving it on to ``stale_at`` (None: its
+        officer is not available, or has no fix), as _quiet_timers would."""
+        fired = heapq.heappop(self._timers)
+        assert fired == timer, (fired, timer)
+        oid, token = timer[3], timer[4]
+        self._stale_timers.discard(oid)
+        if self.touched is not None:
+            self.touched.add(oid)
+        if stale_at is not None:
+            self._stale_timers.add(oid)
+            self._schedule(stale_at, "stale", oid, token)
 
     def take_fixes(self, fixes: Iterable[tuple[str, float, float, datetime, str]]) -> None:
         """Store the last of a run of plain fixes per officer, (id, lon, lat, time, event
