@@ -113,6 +113,7 @@ class World:
         self._incidents: dict[str, IncidentRecord] = {}
         self._fleet = Fleet()
         self._roles: dict[Role, set[str]] = {r: set() for r in Role}
+        self._on_duty: dict[Role, set[str]] = {r: set() for r in Role}
         self._buckets: dict[str, set[str]] = {}
         self._counts: dict[str, Counter[str]] = {}
         self._load: Counter[str] = Counter()
@@ -163,6 +164,9 @@ class World:
 
     def with_role(self, role: Role) -> Iterable[str]:
         return sorted(self._roles[role])
+
+    def on_duty_with_role(self, role: Role) -> Iterable[str]:
+        return self._on_duty[role]
 
     def cover_count(self, cluster_id: str) -> int:
         counts = self._counts.get(f"cluster:{cluster_id}")
@@ -405,6 +409,10 @@ class World:
             self._roles[old.role].discard(oid)
         if new.role is not None:
             self._roles[new.role].add(oid)
+        if old is not None and old.role is not None and old.status is not Status.OFF_DUTY:
+            self._on_duty[old.role].discard(oid)
+        if new.role is not None and new.status is not Status.OFF_DUTY:
+            self._on_duty[new.role].add(oid)
         if new.has_fix and new.status is not Status.OFF_DUTY:
             assert new.lon is not None and new.lat is not None
             self._fleet.move(oid, new.lon, new.lat)
