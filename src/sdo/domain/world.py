@@ -444,25 +444,31 @@ class World:
             old is None or (old.role, old.skills) == (new.role, new.skills)
         ):
             return
-        for key in old_keys:
-            self._buckets[key].discard(oid)
-            self._count(key, old, -1, effects)  # type: ignore[arg-type]
-        for key in new_keys:
-            self._buckets.setdefault(key, set()).add(oid)
-            self._count(key, new, +1, effects)
+        if old_keys:
+            assert old is not None
+            names = _counted_as(old)
+            for key in old_keys:
+                self._buckets[key].discard(oid)
+                self._count(key, names, -1, effects)
+        if new_keys:
+            names = _counted_as(new)
+            for key in new_keys:
+                self._buckets.setdefault(key, set()).add(oid)
+                self._count(key, names, +1, effects)
         for key in {*old_keys, *new_keys}:
             if key.startswith("cluster:"):
                 self._check_cover(key.removeprefix("cluster:"), effects)
 
-    def _count(self, key: str, officer: Officer, sign: int, effects: Effects) -> None:
+    def _count(self, key: str, names: tuple[str, ...], sign: int, effects: Effects) -> None:
+        """Count an officer (``names``: see :func:`_counted_as`) in or out of a bucket."""
         counts = self._counts.setdefault(key, Counter())
-        counts["total"] += sign
-        if officer.role is not None:
-            counts[f"role:{officer.role.value}"] += sign
-        for skill in officer.skills:
-            counts[f"skill:{skill}"] += sign
-        for name in [n for n, c in counts.items() if c <= 0]:
-            del counts[name]
+        for name in names:
+            counts[name] += sign
+        if sign < 0:
+            # only what was just counted down can reach zero (no count is kept at zero)
+            for name in names:
+                if name in counts and counts[name] <= 0:
+                    del counts[name]
         effects.availability[key] = dict(counts)
 
     def _check_cover(self, cluster_id: str, effects: Effects) -> None:
@@ -1195,6 +1201,13 @@ def _allocation_relevant(old: Officer | None, new: Officer) -> bool:
         new.shift_end,
     )
     return duty or located or profile
+
+
+def _counted_as(officer: Officer) -> tuple[str, ...]:
+    """The counts an officer adds to in an availability bucket (see ``availability_of``):
+    ``total``, their role, each of their skills."""
+    role = () if officer.role is None else (f"role:{officer.role.value}",)
+    return ("total", *role, *(f"skill:{skill}" for skill in officer.skills))
 
 
 def _same(a: Recommendation, b: Recommendation) -> bool:
