@@ -124,8 +124,8 @@ class World:
         self._dispatching: set[str] = set()
         #: incident id -> what a moving officer must beat (see _beats), per recommendation
         self._races: dict[str, _Race] = {}
-        #: incident id -> (incident, grading, rule) of a pending allocation (see _could_take)
-        self._allocation_rules: dict[str, tuple[Incident, Grading, AllocationRule]] = {}
+        #: incident id -> rule of a pending allocation, and ranks against it (see _could_take)
+        self._allocations: dict[str, _Allocation] = {}
         #: bumped whenever a recommendation or an incident changes (see _contenders)
         self._generation = 0
         self._contest: _Contest | None = None
@@ -238,7 +238,7 @@ class World:
             self._recs.pop(iid, None)
             self._dispatching.discard(iid)
             self._races.pop(iid, None)
-            self._allocation_rules.pop(iid, None)
+            self._allocations.pop(iid, None)
             for oid in [o for o, (holder, _) in self._holders.items() if holder == iid]:
                 del self._holders[oid]
 
@@ -577,31 +577,52 @@ class World:
             return False
         if len(rec.recommended) < record.incident.officers_required:
             return True
-        rule = self._allocation_rule(record)
+        allocation = self._allocation(record)
+        rule = allocation.rule
         if rule.named == oid:
             return True
         mine = rule.rank(officer, self, self.policy, now)
         if mine is None:
             return False
         for other in rec.recommended:
-            held = self._officers.get(other)
-            theirs = None if held is None else rule.rank(held, self, self.policy, now)
+            theirs = self._rank(allocation, other, now)
             if theirs is None or mine < theirs:
                 return True
         return False
 
-    def _allocation_rule(self, record: IncidentRecord) -> AllocationRule:
+    def _allocation(self, record: IncidentRecord) -> _Allocation:
         """The allocation rule of a pending incident, kept while incident and grading stay."""
         iid = record.incident_id
         grading = self._gradings[iid]
-        kept = self._allocation_rules.get(iid)
-        if kept is not None and kept[0] is record.incident and kept[1] is grading:
-            return kept[2]
+        kept = self._allocations.get(iid)
+        if kept is not None and kept.incident is record.incident and kept.grading is grading:
+            return kept
         incident = record.incident
         place = self._areas.locate(incident.lon, incident.lat)
-        rule = AllocationRule.of(incident, grading, self, place)
-        self._allocation_rules[iid] = (incident, grading, rule)
-        return rule
+        kept = _Allocation(incident, grading, AllocationRule.of(incident, grading, self, place))
+        self._allocations[iid] = kept
+        return kept
+
+    def _rank(
+        self, allocation: _Allocation, officer_id: str, now: datetime
+    ) -> tuple[float, str] | None:
+        """``rule.rank`` of an officer (a recommended one: asked again at every change of
+        another officer), measured again only when their record or their load changed.
+
+        A fix replaces the record (and moves the officer in the fleet): the record's
+        identity stands for the position too.
+        """
+        o = self._officers.get(officer_id)
+        if o is None:
+            return None
+        load = self._load[officer_id]
+        kept = allocation.ranks.get(officer_id)
+        if kept is not None and kept[0] is o and kept[1] == load:
+            rank = kept[2]
+        else:
+            rank = allocation.rule.rank_on_shift(o, self, self.policy)
+            allocation.ranks[officer_id] = (o, load, rank)
+        return rank if o.shift_end is None or o.shift_end > now else None
 
     def _beats(
         self, officer: Officer, rec: Recommendation, now: datetime, *, moved_only: bool
@@ -831,7 +852,7 @@ class World:
         rec = self._recs.pop(incident_id, None)
         self._dispatching.discard(incident_id)
         self._races.pop(incident_id, None)
-        self._allocation_rules.pop(incident_id, None)
+        self._allocations.pop(incident_id, None)
         if rec is None:
             return
         released = [oid for oid, (iid, _) in self._holders.items() if iid == incident_id]
@@ -1050,6 +1071,18 @@ class World:
             area_id=area_id,
             active=active,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Allocation:
+    """A pending allocation's rule (kept while its incident and grading stay), and the
+    ranks against it of the officers asked about (see World._rank)."""
+
+    incident: Incident
+    grading: Grading
+    rule: AllocationRule
+    #: officer id -> (their record, their load, :meth:`AllocationRule.rank_on_shift`)
+    ranks: dict[str, tuple[Officer, int, tuple[float, str] | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
