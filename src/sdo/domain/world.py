@@ -876,9 +876,13 @@ class World:
             return []
         contest = self._current_contest()
         wanting: set[str] = set()
+        reached: set[str] = set()
         for o in officers:
             wanting |= self._short_takers(o, contest, now)
-        for iid in (*contest.always, *contest.ids):
+            if o.lon is not None and o.lat is not None:
+                speeds = self._speeds_by_grade(o.transport)
+                reached.update(contest.within_reach(o.lon, o.lat, speeds))
+        for iid in (*contest.always, *(i for i in contest.ids if i in reached)):
             rec = self._recs[iid]
             if any(
                 o.officer_id not in rec.recommended and self._could_serve(o, rec, now)
@@ -1155,7 +1159,9 @@ class _Contest:
     ids: list[str]
     #: per id: (south, north, west, east, incident lon, lat, best ETA s, grade 1-4)
     rows: list[tuple[float, float, float, float, float, float, float, int]]
-    table: np.ndarray  # the same rows, for the vectorised test
+    #: the same rows and a ninth column, the worst recommended score (inf if none), for
+    #: the vectorised tests
+    table: np.ndarray
     #: dispatches short of officers, by rule: any officer the rule admits may fill them
     short: dict[DispatchRule, list[str]]
     #: for the distance test: detour factor of the policy
@@ -1166,6 +1172,7 @@ class _Contest:
         always: list[str] = []
         ids: list[str] = []
         rows: list[tuple[float, float, float, float, float, float, float, int]] = []
+        worst: list[float] = []
         short: dict[DispatchRule, list[str]] = {}
         for race in races:
             if race is None:
@@ -1180,7 +1187,9 @@ class _Contest:
                 grade = min(max(race.rule.grade, 1), 4)
                 box = (race.south, race.north, race.west, race.east)
                 rows.append((*box, race.lon, race.lat, race.best, grade))
+                worst.append(math.inf if race.worst is None else race.worst)
         table = np.array(rows, dtype=np.float64).reshape(len(rows), 8)
+        table = np.column_stack((table, np.array(worst, dtype=np.float64)))
         return cls(generation, always, ids, rows, table, short, detour)
 
     def containing(self, lon: float, lat: float, speeds: np.ndarray, held_at: int = 9) -> list[str]:
@@ -1213,6 +1222,23 @@ class _Contest:
             # (1e-9 relative slack: the exact test, in _beats, decides)
             inside = inside[dist <= reach * (1 + 1e-9)]
         return self.always + [ids[i] for i in inside]
+
+    def within_reach(self, lon: float, lat: float, speeds: np.ndarray) -> list[str]:
+        """Ids an officer at (lon, lat) travelling at ``speeds`` [m/s by grade] may reach
+        within the worst recommended score (plus the rounding: see World._could_serve).
+
+        A superset, for the caller to test exactly: the distance is the vectorised
+        formula's, with some slack; below _VECTOR_FROM ids, simply all of them.
+        """
+        ids = self.ids
+        if len(ids) < _VECTOR_FROM:
+            return ids
+        t = self.table
+        dist = haversine_many_m(t[:, 4], t[:, 5], lon, lat)
+        speed = speeds[t[:, 7].astype(np.int64)]
+        with np.errstate(invalid="ignore"):  # inf x 0 (no worst score, no travel): out
+            reach = (t[:, 8] + _SCORE_ROUNDING) * speed / self.detour
+        return [ids[i] for i in np.flatnonzero(dist <= reach * (1 + 1e-9) + 1e-6)]
 
 
 #: Below this many boxes a Python loop beats numpy's per-call set-up.
