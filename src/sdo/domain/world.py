@@ -21,7 +21,7 @@ import heapq
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -722,13 +722,16 @@ class World:
         return speeds
 
     def _current_contest(self) -> _Contest:
+        """The contest of the current races, built again only when one of them changed
+        (the generation says one may have)."""
         contest = self._contest
         if contest is None or contest.generation != self._generation:
-            contest = self._contest = _Contest.of(
-                self._generation,
-                [self._race(self._recs[iid]) for iid in self._dispatching],
-                self.policy.detour_factor,
-            )
+            races = tuple(self._race(self._recs[iid]) for iid in self._dispatching)
+            if contest is not None and _same_races(contest.races, races):
+                contest = replace(contest, generation=self._generation)
+            else:
+                contest = _Contest.of(self._generation, races, self.policy.detour_factor)
+            self._contest = contest
         return contest
 
     def _contending(self, officer: Officer, now: datetime, *, moved_only: bool) -> set[str]:
@@ -1155,6 +1158,7 @@ class _Contest:
     """The pending dispatches a moving officer could win, as boxes (see _contenders)."""
 
     generation: int
+    races: tuple[_Race | None, ...]  # what it was built from, in order
     always: list[str]
     ids: list[str]
     #: per id: (south, north, west, east, incident lon, lat, best ETA s, grade 1-4)
@@ -1168,7 +1172,7 @@ class _Contest:
     detour: float
 
     @classmethod
-    def of(cls, generation: int, races: Iterable[_Race | None], detour: float) -> _Contest:
+    def of(cls, generation: int, races: tuple[_Race | None, ...], detour: float) -> _Contest:
         always: list[str] = []
         ids: list[str] = []
         rows: list[tuple[float, float, float, float, float, float, float, int]] = []
@@ -1190,7 +1194,7 @@ class _Contest:
                 worst.append(math.inf if race.worst is None else race.worst)
         table = np.array(rows, dtype=np.float64).reshape(len(rows), 8)
         table = np.column_stack((table, np.array(worst, dtype=np.float64)))
-        return cls(generation, always, ids, rows, table, short, detour)
+        return cls(generation, races, always, ids, rows, table, short, detour)
 
     def containing(self, lon: float, lat: float, speeds: np.ndarray, held_at: int = 9) -> list[str]:
         """Ids whose box holds (lon, lat), of a grade before ``held_at``, that an officer
@@ -1260,6 +1264,11 @@ def _allocation_relevant(old: Officer | None, new: Officer) -> bool:
         new.shift_end,
     )
     return duty or located or profile
+
+
+def _same_races(a: tuple[_Race | None, ...], b: tuple[_Race | None, ...]) -> bool:
+    """The same race objects in the same order (a race is never changed, only replaced)."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _counted_as(officer: Officer) -> tuple[str, ...]:
