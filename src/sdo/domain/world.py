@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any, Final
 
 import numpy as np
@@ -1113,6 +1114,8 @@ class _Race:
     north: float
     west: float
     east: float
+    #: its row in the contest (see _Contest.rows), None if short or with no best ETA
+    row: _Row | None
 
     @classmethod
     def of(
@@ -1150,7 +1153,16 @@ class _Race:
             edge = min(abs(lat) + dlat, 89.0)
             dlon = dlat * (math.pi / 2) / math.cos(math.radians(edge)) * 1.01
             box = (lat - dlat, lat + dlat, lon - dlon, lon + dlon)
-        return cls(rec, published, incident, rule, short, best, etas, worst, lon, lat, *box)
+        row = None
+        if best is not None and not short:
+            grade = min(max(rule.grade, 1), 4)
+            row = (*box, lon, lat, best, grade, math.inf if worst is None else worst)
+        return cls(rec, published, incident, rule, short, best, etas, worst, lon, lat, *box, row)
+
+
+#: A dispatch in the contest: (south, north, west, east, incident lon, lat, best ETA s,
+#: grade 1-4, worst recommended score or inf)
+_Row = tuple[float, float, float, float, float, float, float, int, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1161,11 +1173,9 @@ class _Contest:
     races: tuple[_Race | None, ...]  # what it was built from, in order
     always: list[str]
     ids: list[str]
-    #: per id: (south, north, west, east, incident lon, lat, best ETA s, grade 1-4)
-    rows: list[tuple[float, float, float, float, float, float, float, int]]
-    #: the same rows and a ninth column, the worst recommended score (inf if none), for
-    #: the vectorised tests
-    table: np.ndarray
+    #: per id, its race's row (see _Row)
+    rows: list[_Row]
+    table: np.ndarray  # the same rows, for the vectorised tests
     #: dispatches short of officers, by rule: any officer the rule admits may fill them
     short: dict[DispatchRule, list[str]]
     #: for the distance test: detour factor of the policy
@@ -1175,8 +1185,7 @@ class _Contest:
     def of(cls, generation: int, races: tuple[_Race | None, ...], detour: float) -> _Contest:
         always: list[str] = []
         ids: list[str] = []
-        rows: list[tuple[float, float, float, float, float, float, float, int]] = []
-        worst: list[float] = []
+        rows: list[_Row] = []
         short: dict[DispatchRule, list[str]] = {}
         for race in races:
             if race is None:
@@ -1184,17 +1193,13 @@ class _Contest:
             iid = race.rec.incident_id
             if race.short:
                 short.setdefault(race.rule, []).append(iid)
-            elif race.best is None:
+            elif race.row is None:
                 always.append(iid)
             else:
                 ids.append(iid)
-                grade = min(max(race.rule.grade, 1), 4)
-                box = (race.south, race.north, race.west, race.east)
-                rows.append((*box, race.lon, race.lat, race.best, grade))
-                worst.append(math.inf if race.worst is None else race.worst)
-        table = np.array(rows, dtype=np.float64).reshape(len(rows), 8)
-        table = np.column_stack((table, np.array(worst, dtype=np.float64)))
-        return cls(generation, races, always, ids, rows, table, short, detour)
+                rows.append(race.row)
+        cells = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * 9)
+        return cls(generation, races, always, ids, rows, cells.reshape(len(rows), 9), short, detour)
 
     def containing(self, lon: float, lat: float, speeds: np.ndarray, held_at: int = 9) -> list[str]:
         """Ids whose box holds (lon, lat), of a grade before ``held_at``, that an officer
@@ -1205,7 +1210,7 @@ class _Contest:
         if len(ids) < _VECTOR_FROM:
             out = list(self.always)
             detour = self.detour
-            for k, (s, n, w, e, slon, slat, best, grade) in enumerate(self.rows):
+            for k, (s, n, w, e, slon, slat, best, grade, _) in enumerate(self.rows):
                 if s <= lat <= n and w <= lon <= e and grade < held_at:
                     reach = best * float(speeds[grade]) / detour
                     if haversine_m(slon, slat, lon, lat) <= reach * (1 + 1e-9):
