@@ -202,7 +202,8 @@ class Policy:
 
     def speed(self, transport: Transport | None, grade: int) -> float | None:
         """Travel speed in m/s, or None for officers who do not travel (desk)."""
-        return self._speeds.get((transport, min(max(grade, 1), 4)))
+        # (asked for every candidate: no min/max calls for the grades there are)
+        return self._speeds.get((transport, grade if 1 <= grade <= 4 else min(max(grade, 1), 4)))
 
     def eta_s(self, distance_m: float, transport: Transport | None, grade: int) -> float | None:
         speed = self.speed(transport, grade)
