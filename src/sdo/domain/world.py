@@ -931,7 +931,6 @@ class World:
         grade by the time its turn comes, since the recommender would pass them over.
         Incidents this one displaces or releases officers to follow, the same way.
         """
-        self._generation += 1
         work: list[tuple[str, tuple[str, ...] | None]] = [(incident_id, offer)]
         seen: set[str] = set()
         while work:
