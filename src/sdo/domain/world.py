@@ -21,7 +21,7 @@ import heapq
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any, Final
@@ -127,8 +127,11 @@ class World:
         self._races: dict[str, _Race] = {}
         #: incident id -> rule of a pending allocation, and ranks against it (see _could_take)
         self._allocations: dict[str, _Allocation] = {}
-        #: bumped whenever a recommendation or an incident changes (see _contenders)
-        self._generation = 0
+        #: incidents whose recommendation or record changed since the contest was built:
+        #: their races are looked up again (see _current_contest)
+        self._unraced: set[str] = set()
+        #: incident id -> race, of the pending dispatches the contest was built from
+        self._contest_races: dict[str, _Race] = {}
         self._contest: _Contest | None = None
         self._speed_rows: dict[Transport | None, np.ndarray] = {}
         self._gaps: set[str] = set()
@@ -218,7 +221,7 @@ class World:
 
     def restore_incident(self, record: IncidentRecord) -> None:
         """Take an incident record from the durable table (no outputs)."""
-        self._generation += 1
+        self._unraced.add(record.incident_id)
         old = self._incidents.get(record.incident_id)
         self._incidents[record.incident_id] = record
         self._account_load(old, record)
@@ -230,8 +233,9 @@ class World:
         No outputs: the new owner recommends them. Officers stay (every worker knows
         every officer).
         """
-        self._generation += 1
-        for iid in list(incident_ids):
+        ids = list(incident_ids)
+        self._unraced.update(ids)
+        for iid in ids:
             record = self._incidents.pop(iid, None)
             if record is not None and record.is_open:
                 self._load.subtract(record.assigned)
@@ -723,16 +727,28 @@ class World:
         return speeds
 
     def _current_contest(self) -> _Contest:
-        """The contest of the current races, built again only when one of them changed
-        (the generation says one may have)."""
+        """The contest of the current races of the pending dispatches.
+
+        Only the races of incidents touched since it was built (``_unraced``) are looked
+        up again, and it is built again only if one of them is not the race it holds: a
+        race changes with its recommendation or its incident, never by itself.
+        """
         contest = self._contest
-        if contest is None or contest.generation != self._generation:
-            races = tuple(self._race(self._recs[iid]) for iid in self._dispatching)
-            if contest is not None and _same_races(contest.races, races):
-                contest = replace(contest, generation=self._generation)
-            else:
-                contest = _Contest.of(self._generation, races, self.policy.detour_factor)
-            self._contest = contest
+        if contest is not None and not self._unraced:
+            return contest
+        races = self._contest_races
+        changed = contest is None
+        for iid in self._unraced:
+            rec = self._recs.get(iid) if iid in self._dispatching else None
+            race = None if rec is None else self._race(rec)
+            if race is None:
+                changed = races.pop(iid, None) is not None or changed
+            elif races.get(iid) is not race:
+                races[iid] = race
+                changed = True
+        self._unraced.clear()
+        if contest is None or changed:
+            contest = self._contest = _Contest.of(races.values(), self.policy.detour_factor)
         return contest
 
     def _contending(self, officer: Officer, now: datetime, *, moved_only: bool) -> set[str]:
@@ -774,7 +790,7 @@ class World:
         race = self._race(published)
         if record is None or race is None:
             return
-        self._generation += 1  # the contest's boxes follow the races
+        self._unraced.add(fresh.incident_id)  # the contest's boxes follow the races
         self._races[fresh.incident_id] = _Race.of(
             fresh, record.incident, race.rule, self.policy, published=published
         )
@@ -833,7 +849,7 @@ class World:
             effects.ignored = change.ignored
             return None
         record = change.state
-        self._generation += 1
+        self._unraced.add(record.incident_id)
         self._incidents[record.incident_id] = record
         self._account_load(old, record)
         effects.incidents.append(record)
@@ -852,7 +868,7 @@ class World:
 
     def _drop(self, incident_id: str, ts: datetime, effects: Effects) -> None:
         """The incident no longer awaits a decision: release the officers it held."""
-        self._generation += 1
+        self._unraced.add(incident_id)
         rec = self._recs.pop(incident_id, None)
         self._dispatching.discard(incident_id)
         self._races.pop(incident_id, None)
@@ -969,7 +985,7 @@ class World:
                     self._recomputed(old, rec)
                 continue
             self._recs[iid] = rec
-            self._generation += 1  # (the contest, read by _wanting, follows the recs)
+            self._unraced.add(iid)  # (the contest, read by _wanting, follows the recs)
             if dispatches(self.policy, grading):
                 self._dispatching.add(iid)
             else:
@@ -1168,8 +1184,6 @@ _Row = tuple[float, float, float, float, float, float, float, int, float]
 class _Contest:
     """The pending dispatches a moving officer could win, as boxes (see _contenders)."""
 
-    generation: int
-    races: tuple[_Race | None, ...]  # what it was built from, in order
     always: list[str]
     ids: list[str]
     #: per id, its race's row (see _Row)
@@ -1181,14 +1195,12 @@ class _Contest:
     detour: float
 
     @classmethod
-    def of(cls, generation: int, races: tuple[_Race | None, ...], detour: float) -> _Contest:
+    def of(cls, races: Iterable[_Race], detour: float) -> _Contest:
         always: list[str] = []
         ids: list[str] = []
         rows: list[_Row] = []
         short: dict[DispatchRule, list[str]] = {}
         for race in races:
-            if race is None:
-                continue
             iid = race.rec.incident_id
             if race.short:
                 short.setdefault(race.rule, []).append(iid)
@@ -1198,7 +1210,7 @@ class _Contest:
                 ids.append(iid)
                 rows.append(race.row)
         cells = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * 9)
-        return cls(generation, races, always, ids, rows, cells.reshape(len(rows), 9), short, detour)
+        return cls(always, ids, rows, cells.reshape(len(rows), 9), short, detour)
 
     def containing(self, lon: float, lat: float, speeds: np.ndarray, held_at: int = 9) -> list[str]:
         """Ids whose box holds (lon, lat), of a grade before ``held_at``, that an officer
@@ -1268,11 +1280,6 @@ def _allocation_relevant(old: Officer | None, new: Officer) -> bool:
         new.shift_end,
     )
     return duty or located or profile
-
-
-def _same_races(a: tuple[_Race | None, ...], b: tuple[_Race | None, ...]) -> bool:
-    """The same race objects in the same order (a race is never changed, only replaced)."""
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _counted_as(officer: Officer) -> tuple[str, ...]:
