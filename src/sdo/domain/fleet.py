@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 import numpy as np
 
@@ -33,8 +32,10 @@ __all__ = ["Fleet", "Hit"]
 _START: Final = 64  # initial column length; doubled as needed
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(NamedTuple):
+    """An officer :meth:`Fleet.near` found, and how far away (a named tuple: a query
+    may yield hundreds, one C call each)."""
+
     officer_id: str
     distance_m: float
 

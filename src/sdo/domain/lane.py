@@ -115,10 +115,23 @@ _TIMERS: Final = 64
 _LINES, _APPLIED, _LAST_US, _REASON, _DIRTY = range(5)
 # why it stopped: at the end, or at a line that is not a fix in the plain form, whose
 # memo cell it has not learnt, of an officer unknown or watched, not newer than the last
-# (or the same event), with a timer due, near an edge or in another neighbourhood, where
-# its officer might win a pending dispatch, or of a held officer drifting off
-REASONS: Final = ("end", "form", "cell", "officer", "order", "timer", "edge", "contest", "drift")
-_DONE, _FORM, _CELL, _OFFICER, _ORDER, _TIMER, _EDGE, _CONTEST, _DRIFT = range(len(REASONS))
+# (or the same event), with a timer due that is not a stale timer moving on, near an
+# edge (where the exact test decides), in another neighbourhood (or in or out of the
+# force area), where its officer might win a pending dispatch, or of a held officer
+# drifting off
+REASONS: Final = (
+    "end",
+    "form",
+    "cell",
+    "officer",
+    "order",
+    "timer",
+    "edge",
+    "moved",
+    "contest",
+    "drift",
+)
+_DONE, _FORM, _CELL, _OFFICER, _ORDER, _TIMER, _EDGE, _MOVED, _CONTEST, _DRIFT = range(len(REASONS))
 # _scan's state[] slots
 (
     _TNEXT,  # the next timer of timers[] to fire
@@ -521,9 +534,12 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
             where[0] = lon
             where[1] = lat
             return pos
-        if verdict == CELL_MIXED or verdict != ints[slot, _NBHD]:
+        if verdict == CELL_MIXED:
             out[_REASON] = _EDGE
-            return pos  # near an edge (the exact test decides), or placed elsewhere
+            return pos  # near an edge: the exact test decides
+        if verdict != ints[slot, _NBHD]:
+            out[_REASON] = _MOVED
+            return pos  # placed elsewhere
         # -- no pending dispatch a mover could win from here: _Contest.containing, then
         #    _beats (where a limit is near, it refuses: never fewer than plain_fix)
         out[_REASON] = _CONTEST
@@ -650,7 +666,7 @@ class FixLane:
         self._rules = np.zeros((0, 4), dtype=np.int64)
         self._detour = float(world.policy.detour_factor)
         self._better_by = float(world.policy.better_by_s)
-        self._generation = -1
+        self._contest: object = None  # World.contest_token when last copied
         self._held: dict[str, tuple[str, int]] = {}
         self._row_of: dict[str, int] = {}
         self._races: dict[str, object | None] = {}  # World.race_of of the held incidents
@@ -772,8 +788,9 @@ class FixLane:
             self._out[_REASON] = _DONE
         touched = world.touched
         assert touched is not None
-        if world.generation != self._generation:
-            self._generation = world.generation
+        contest = world.contest_token()
+        if contest is not self._contest or not world.holds(self._held):
+            self._contest = contest
             self._boxes, rows, always = world.contest_boxes()
             self._rules = np.array(
                 [

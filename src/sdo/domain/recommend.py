@@ -41,7 +41,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import numpy as np
 
@@ -110,6 +110,9 @@ class View(Protocol):
 
     def with_role(self, role: Role) -> Iterable[str]:
         """Ids of officers with this role (any status)."""
+
+    def on_duty_with_role(self, role: Role) -> Iterable[str]:
+        """Ids of officers with this role and any status but off duty (in no set order)."""
 
     def cover_count(self, cluster_id: str) -> int:
         """Available response officers whose last fix is in this cluster."""
@@ -199,7 +202,8 @@ class Policy:
 
     def speed(self, transport: Transport | None, grade: int) -> float | None:
         """Travel speed in m/s, or None for officers who do not travel (desk)."""
-        return self._speeds.get((transport, min(max(grade, 1), 4)))
+        # (asked for every candidate: no min/max calls for the grades there are)
+        return self._speeds.get((transport, grade if 1 <= grade <= 4 else min(max(grade, 1), 4)))
 
     def eta_s(self, distance_m: float, transport: Transport | None, grade: int) -> float | None:
         speed = self.speed(transport, grade)
@@ -679,36 +683,69 @@ class AllocationRule:
     def on_duty(self, o: Officer, now: datetime) -> bool:
         return o.status in _ON_DUTY and (o.shift_end is None or o.shift_end > now)
 
-    def score(self, o: Officer, view: View, policy: Policy) -> _Scored | None:
-        """The officer's entry in the ranking, or None if their tier excludes them.
+    def measure(self, o: Officer, view: View, policy: Policy) -> _Measure | None:
+        """Where the officer sorts in the ranking and the figures behind it (no reasons),
+        or None if their tier excludes them.
 
-        The caller has checked the role, :meth:`on_duty` and the skills.
+        The caller has checked the role, :meth:`on_duty` and the skills. Cheap: a pool is
+        measured whole, and only the first few entries get their reasons (:meth:`entry`).
         """
-        tier, why = _tier(o, self.response, self.place, self.named)
+        tier = _tier(o, self.response, self.place, self.named)
         if tier is None:
             return None
         oid = o.officer_id
         load = view.load(oid)
         distance = eta = None
-        if o.has_fix and policy.speed(o.transport, 3) is not None:
+        speed = policy.speed(o.transport, self.grade)  # None: they do not travel
+        if speed is not None and o.has_fix:
             pos = view.fleet.position(oid)
             if pos is not None:
                 distance = haversine_m(pos[0], pos[1], self.lon, self.lat)
-                eta = policy.eta_s(distance, o.transport, self.grade)
-        why.append(f"{load} open allocation(s)")
+                eta = distance * policy.detour_factor / speed  # (as Policy.eta_s)
         score = tier * 100_000.0 + load * 1_000.0 + (eta if eta is not None else 900.0)
-        return _Scored(o, distance, eta, score, why)
+        return _Measure(score, oid, tier, load, distance, eta)
+
+    def entry(self, o: Officer, m: _Measure) -> _Scored:
+        """The officer's entry in the ranking, with its reasons, from :meth:`measure`."""
+        why = [_tier_reason(m.tier, o, self.response, self.place), f"{m.load} open allocation(s)"]
+        return _Scored(o, m.distance_m, m.eta_s, m.score, why)
+
+    def score(self, o: Officer, view: View, policy: Policy) -> _Scored | None:
+        """The officer's entry in the ranking, or None if their tier excludes them.
+
+        The caller has checked the role, :meth:`on_duty` and the skills.
+        """
+        m = self.measure(o, view, policy)
+        return None if m is None else self.entry(o, m)
 
     def rank(
         self, o: Officer, view: View, policy: Policy, now: datetime
     ) -> tuple[float, str] | None:
         """Where the officer would sort now (lower first), or None if they may not take it."""
-        if o.role not in self.roles or not self.on_duty(o, now):
+        if o.shift_end is not None and o.shift_end <= now:
+            return None
+        return self.rank_on_shift(o, view, policy)
+
+    def rank_on_shift(self, o: Officer, view: View, policy: Policy) -> tuple[float, str] | None:
+        """:meth:`rank` at a time before the officer's shift ends: a function of their
+        record, their load and their fleet position only (so a caller may keep it)."""
+        if o.role not in self.roles or o.status not in _ON_DUTY:
             return None
         if self.skills and not self.skills.issubset(o.skills):
             return None
-        entry = self.score(o, view, policy)
-        return None if entry is None else (entry.score, o.officer_id)
+        m = self.measure(o, view, policy)
+        return None if m is None else (m.score, o.officer_id)
+
+
+class _Measure(NamedTuple):
+    """An officer's place in an allocation's ranking: (score, officer id) sorts it."""
+
+    score: float
+    officer_id: str
+    tier: int
+    load: int
+    distance_m: float | None
+    eta_s: float | None
 
 
 def _allocate(
@@ -721,27 +758,31 @@ def _allocate(
     reasons: list[str],
     shortfalls: list[str],
 ) -> list[_Scored]:
+    """The ranked candidates of an allocation: its first ``policy.max_candidates`` only
+    (the rest are measured, not given reasons: the recommendation keeps no more)."""
     rule = AllocationRule.of(record.incident, grading, view, place)
     skills = rule.skills
     officers = view.officers
     response = grading.response
-    scored: list[_Scored] = []
+    measured: list[_Measure] = []
     missing_skill = 0
     for role in rule.roles:
-        for oid in view.with_role(role):
+        for oid in view.on_duty_with_role(role):
             o = officers.get(oid)
             if o is None or not rule.on_duty(o, now):
                 continue
             if skills and not skills.issubset(o.skills):
                 missing_skill += 1
                 continue
-            entry = rule.score(o, view, policy)
-            if entry is not None:
-                scored.append(entry)
-    scored.sort(key=lambda s: (s.score, s.officer.officer_id))
+            m = rule.measure(o, view, policy)
+            if m is not None:
+                measured.append(m)
+    # (score, officer id) is unique per officer: the pool's order does not matter
+    measured.sort(key=_score_then_id)
+    scored = [rule.entry(officers[m.officer_id], m) for m in measured[: policy.max_candidates]]
     named = rule.named
     if response is Response.NEIGHBOURHOOD:
-        if named and (not scored or scored[0].officer.officer_id != named):
+        if named and (not measured or measured[0].officer_id != named):
             shortfalls.append(f"named officer {named} is not on duty: next in line recommended")
         reasons.append(
             "neighbourhood: the named officer if on duty, "
@@ -751,7 +792,7 @@ def _allocate(
         reasons.append("investigator: least-loaded investigator of the NPU, no attendance needed")
     else:
         reasons.append("scheduled: appointment with the lightest-loaded suitable officer")
-    if not scored:
+    if not measured:
         what = "/".join(r.value for r in rule.roles)
         shortfalls.append(
             f"no {what} officer on duty"
@@ -760,28 +801,42 @@ def _allocate(
     return scored
 
 
-def _tier(
-    o: Officer, response: Response, place: Placement | None, named: str | None
-) -> tuple[int | None, list[str]]:
+def _score_then_id(m: _Measure) -> tuple[float, str]:
+    return (m.score, m.officer_id)
+
+
+def _tier(o: Officer, response: Response, place: Placement | None, named: str | None) -> int | None:
     """Rank band of an officer for an allocation: lower is better, None is ineligible."""
     npu = place.npu if place else None
-    nbhd = place.neighbourhood if place else None
     if response is Response.NEIGHBOURHOOD:
         if named is not None and o.officer_id == named:
-            return 0, [f"named officer for {nbhd}"]
-        if nbhd is not None and nbhd in o.neighbourhoods:
-            return 1, [f"{nbhd} neighbourhood team"]
+            return 0
+        if place is not None and place.neighbourhood in o.neighbourhoods:
+            return 1
         if npu is not None and o.home_npu == npu:
-            return 2, [f"{npu} NPU neighbourhood officer"]
-        return None, []
+            return 2
+        return None
     if response is Response.INVESTIGATOR:
-        if npu is not None and o.home_npu == npu:
-            return 0, [f"{npu} NPU investigator"]
-        return 1, ["investigator from another NPU"]
+        return 0 if npu is not None and o.home_npu == npu else 1
     # scheduled
-    if npu is not None and npu in (o.home_npu, o.npu):
-        return 0, [f"{npu} NPU {o.role.value if o.role else ''} officer"]
-    return 1, ["officer from another NPU"]
+    return 0 if npu is not None and npu in (o.home_npu, o.npu) else 1
+
+
+def _tier_reason(tier: int, o: Officer, response: Response, place: Placement | None) -> str:
+    """Why the officer is in that band (see :func:`_tier`)."""
+    npu = place.npu if place else None
+    if response is Response.NEIGHBOURHOOD:
+        nbhd = place.neighbourhood if place else None
+        return (
+            f"named officer for {nbhd}",
+            f"{nbhd} neighbourhood team",
+            f"{npu} NPU neighbourhood officer",
+        )[tier]
+    if response is Response.INVESTIGATOR:
+        return f"{npu} NPU investigator" if tier == 0 else "investigator from another NPU"
+    if tier == 0:
+        return f"{npu} NPU {o.role.value if o.role else ''} officer"
+    return "officer from another NPU"
 
 
 def _mins(seconds: float) -> str:

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any, Final
 
 import numpy as np
@@ -115,6 +116,7 @@ class World:
         self._incidents: dict[str, IncidentRecord] = {}
         self._fleet = Fleet()
         self._roles: dict[Role, set[str]] = {r: set() for r in Role}
+        self._on_duty: dict[Role, set[str]] = {r: set() for r in Role}
         self._buckets: dict[str, set[str]] = {}
         self._counts: dict[str, Counter[str]] = {}
         self._load: Counter[str] = Counter()
@@ -125,10 +127,13 @@ class World:
         self._dispatching: set[str] = set()
         #: incident id -> what a moving officer must beat (see _beats), per recommendation
         self._races: dict[str, _Race] = {}
-        #: incident id -> (incident, grading, rule) of a pending allocation (see _could_take)
-        self._allocation_rules: dict[str, tuple[Incident, Grading, AllocationRule]] = {}
-        #: bumped whenever a recommendation or an incident changes (see _contenders)
-        self._generation = 0
+        #: incident id -> rule of a pending allocation, and ranks against it (see _could_take)
+        self._allocations: dict[str, _Allocation] = {}
+        #: incidents whose recommendation or record changed since the contest was built:
+        #: their races are looked up again (see _current_contest)
+        self._unraced: set[str] = set()
+        #: incident id -> race, of the pending dispatches the contest was built from
+        self._contest_races: dict[str, _Race] = {}
         self._contest: _Contest | None = None
         self._speed_rows: dict[Transport | None, np.ndarray] = {}
         self._gaps: set[str] = set()
@@ -168,6 +173,9 @@ class World:
 
     def with_role(self, role: Role) -> Iterable[str]:
         return sorted(self._roles[role])
+
+    def on_duty_with_role(self, role: Role) -> Iterable[str]:
+        return self._on_duty[role]
 
     def cover_count(self, cluster_id: str) -> int:
         counts = self._counts.get(f"cluster:{cluster_id}")
@@ -218,7 +226,7 @@ class World:
 
     def restore_incident(self, record: IncidentRecord) -> None:
         """Take an incident record from the durable table (no outputs)."""
-        self._generation += 1
+        self._unraced.add(record.incident_id)
         old = self._incidents.get(record.incident_id)
         self._incidents[record.incident_id] = record
         self._account_load(old, record)
@@ -230,8 +238,9 @@ class World:
         No outputs: the new owner recommends them. Officers stay (every worker knows
         every officer).
         """
-        self._generation += 1
-        for iid in list(incident_ids):
+        ids = list(incident_ids)
+        self._unraced.update(ids)
+        for iid in ids:
             record = self._incidents.pop(iid, None)
             if record is not None and record.is_open:
                 self._load.subtract(record.assigned)
@@ -239,7 +248,7 @@ class World:
             self._recs.pop(iid, None)
             self._dispatching.discard(iid)
             self._races.pop(iid, None)
-            self._allocation_rules.pop(iid, None)
+            self._allocations.pop(iid, None)
             for oid in [o for o, (holder, _) in self._holders.items() if holder == iid]:
                 del self._holders[oid]
 
@@ -418,30 +427,31 @@ class World:
         return None if rec is None else self._race(rec)
 
     def held_officers(self) -> dict[str, tuple[str, int]]:
-        """Officers held by a pending dispatch: (its incident id, its grade). They change
-        only with the :attr:`generation`."""
+        """Officers held by a pending dispatch: (its incident id, its grade)."""
         return dict(self._holders)
 
-    @property
-    def generation(self) -> int:
-        """Bumped whenever a recommendation or an incident changes."""
-        return self._generation
+    def holds(self, held: Mapping[str, tuple[str, int]]) -> bool:
+        """Whether ``held`` is who is held now (see :meth:`held_officers`)."""
+        return self._holders == held
+
+    def contest_token(self) -> object:
+        """The contest of pending dispatches, brought up to date (an opaque token: a new
+        one means :meth:`contest_boxes` and the races held officers drift from may have
+        changed)."""
+        return self._current_contest()
 
     def contest_boxes(
         self,
     ) -> tuple[np.ndarray, list[tuple[str, str | None, DispatchRule]], bool]:
         """The pending dispatches a moving officer might win, as :meth:`_contenders` tests
-        them (rows of south, north, west, east, incident lon, lat, best ETA, grade); per
-        row, the incident id, its first recommended officer (:meth:`_first_eta`) and its
-        rule (:meth:`_beats`); and whether some must be asked whatever the position.
-        Nothing and False if nothing is pending."""
-        if not self._dispatching:
-            return np.zeros((0, 8)), [], False
+        them (rows of south, north, west, east, incident lon, lat, best ETA, grade, and
+        more columns); per row, the incident id, its first recommended officer
+        (:meth:`_first_eta`) and its rule (:meth:`_beats`); and whether some must be asked
+        whatever the position."""
         contest = self._current_contest()
         rows = []
         for iid in contest.ids:
-            race = self._race(self._recs[iid])
-            assert race is not None  # (it has a row)
+            race = self._contest_races[iid]
             first = race.rec.recommended[0] if race.rec.recommended else None
             rows.append((iid, first, race.rule))
         return contest.table, rows, bool(contest.always)
@@ -527,6 +537,10 @@ class World:
             self._roles[old.role].discard(oid)
         if new.role is not None:
             self._roles[new.role].add(oid)
+        if old is not None and old.role is not None and old.status is not Status.OFF_DUTY:
+            self._on_duty[old.role].discard(oid)
+        if new.role is not None and new.status is not Status.OFF_DUTY:
+            self._on_duty[new.role].add(oid)
         if new.has_fix and new.status is not Status.OFF_DUTY:
             assert new.lon is not None and new.lat is not None
             self._fleet.move(oid, new.lon, new.lat)
@@ -558,25 +572,31 @@ class World:
             old is None or (old.role, old.skills) == (new.role, new.skills)
         ):
             return
-        for key in old_keys:
-            self._buckets[key].discard(oid)
-            self._count(key, old, -1, effects)  # type: ignore[arg-type]
-        for key in new_keys:
-            self._buckets.setdefault(key, set()).add(oid)
-            self._count(key, new, +1, effects)
+        if old_keys:
+            assert old is not None
+            names = _counted_as(old)
+            for key in old_keys:
+                self._buckets[key].discard(oid)
+                self._count(key, names, -1, effects)
+        if new_keys:
+            names = _counted_as(new)
+            for key in new_keys:
+                self._buckets.setdefault(key, set()).add(oid)
+                self._count(key, names, +1, effects)
         for key in {*old_keys, *new_keys}:
             if key.startswith("cluster:"):
                 self._check_cover(key.removeprefix("cluster:"), effects)
 
-    def _count(self, key: str, officer: Officer, sign: int, effects: Effects) -> None:
+    def _count(self, key: str, names: tuple[str, ...], sign: int, effects: Effects) -> None:
+        """Count an officer (``names``: see :func:`_counted_as`) in or out of a bucket."""
         counts = self._counts.setdefault(key, Counter())
-        counts["total"] += sign
-        if officer.role is not None:
-            counts[f"role:{officer.role.value}"] += sign
-        for skill in officer.skills:
-            counts[f"skill:{skill}"] += sign
-        for name in [n for n, c in counts.items() if c <= 0]:
-            del counts[name]
+        for name in names:
+            counts[name] += sign
+        if sign < 0:
+            # only what was just counted down can reach zero (no count is kept at zero)
+            for name in names:
+                if name in counts and counts[name] <= 0:
+                    del counts[name]
         effects.availability[key] = dict(counts)
 
     def _check_cover(self, cluster_id: str, effects: Effects) -> None:
@@ -685,31 +705,52 @@ class World:
             return False
         if len(rec.recommended) < record.incident.officers_required:
             return True
-        rule = self._allocation_rule(record)
+        allocation = self._allocation(record)
+        rule = allocation.rule
         if rule.named == oid:
             return True
         mine = rule.rank(officer, self, self.policy, now)
         if mine is None:
             return False
         for other in rec.recommended:
-            held = self._officers.get(other)
-            theirs = None if held is None else rule.rank(held, self, self.policy, now)
+            theirs = self._rank(allocation, other, now)
             if theirs is None or mine < theirs:
                 return True
         return False
 
-    def _allocation_rule(self, record: IncidentRecord) -> AllocationRule:
+    def _allocation(self, record: IncidentRecord) -> _Allocation:
         """The allocation rule of a pending incident, kept while incident and grading stay."""
         iid = record.incident_id
         grading = self._gradings[iid]
-        kept = self._allocation_rules.get(iid)
-        if kept is not None and kept[0] is record.incident and kept[1] is grading:
-            return kept[2]
+        kept = self._allocations.get(iid)
+        if kept is not None and kept.incident is record.incident and kept.grading is grading:
+            return kept
         incident = record.incident
         place = self._areas.locate(incident.lon, incident.lat)
-        rule = AllocationRule.of(incident, grading, self, place)
-        self._allocation_rules[iid] = (incident, grading, rule)
-        return rule
+        kept = _Allocation(incident, grading, AllocationRule.of(incident, grading, self, place))
+        self._allocations[iid] = kept
+        return kept
+
+    def _rank(
+        self, allocation: _Allocation, officer_id: str, now: datetime
+    ) -> tuple[float, str] | None:
+        """``rule.rank`` of an officer (a recommended one: asked again at every change of
+        another officer), measured again only when their record or their load changed.
+
+        A fix replaces the record (and moves the officer in the fleet): the record's
+        identity stands for the position too.
+        """
+        o = self._officers.get(officer_id)
+        if o is None:
+            return None
+        load = self._load[officer_id]
+        kept = allocation.ranks.get(officer_id)
+        if kept is not None and kept[0] is o and kept[1] == load:
+            rank = kept[2]
+        else:
+            rank = allocation.rule.rank_on_shift(o, self, self.policy)
+            allocation.ranks[officer_id] = (o, load, rank)
+        return rank if o.shift_end is None or o.shift_end > now else None
 
     def _beats(
         self, officer: Officer, rec: Recommendation, now: datetime, *, moved_only: bool
@@ -809,13 +850,28 @@ class World:
         return speeds
 
     def _current_contest(self) -> _Contest:
+        """The contest of the current races of the pending dispatches.
+
+        Only the races of incidents touched since it was built (``_unraced``) are looked
+        up again, and it is built again only if one of them is not the race it holds: a
+        race changes with its recommendation or its incident, never by itself.
+        """
         contest = self._contest
-        if contest is None or contest.generation != self._generation:
-            contest = self._contest = _Contest.of(
-                self._generation,
-                [self._race(self._recs[iid]) for iid in self._dispatching],
-                self.policy.detour_factor,
-            )
+        if contest is not None and not self._unraced:
+            return contest
+        races = self._contest_races
+        changed = contest is None
+        for iid in self._unraced:
+            rec = self._recs.get(iid) if iid in self._dispatching else None
+            race = None if rec is None else self._race(rec)
+            if race is None:
+                changed = races.pop(iid, None) is not None or changed
+            elif races.get(iid) is not race:
+                races[iid] = race
+                changed = True
+        self._unraced.clear()
+        if contest is None or changed:
+            contest = self._contest = _Contest.of(races.values(), self.policy.detour_factor)
         return contest
 
     def _contending(self, officer: Officer, now: datetime, *, moved_only: bool) -> set[str]:
@@ -857,7 +913,7 @@ class World:
         race = self._race(published)
         if record is None or race is None:
             return
-        self._generation += 1  # the contest's boxes follow the races
+        self._unraced.add(fresh.incident_id)  # the contest's boxes follow the races
         self._races[fresh.incident_id] = _Race.of(
             fresh, record.incident, race.rule, self.policy, published=published
         )
@@ -916,7 +972,7 @@ class World:
             effects.ignored = change.ignored
             return None
         record = change.state
-        self._generation += 1
+        self._unraced.add(record.incident_id)
         self._incidents[record.incident_id] = record
         self._account_load(old, record)
         effects.incidents.append(record)
@@ -935,11 +991,11 @@ class World:
 
     def _drop(self, incident_id: str, ts: datetime, effects: Effects) -> None:
         """The incident no longer awaits a decision: release the officers it held."""
-        self._generation += 1
+        self._unraced.add(incident_id)
         rec = self._recs.pop(incident_id, None)
         self._dispatching.discard(incident_id)
         self._races.pop(incident_id, None)
-        self._allocation_rules.pop(incident_id, None)
+        self._allocations.pop(incident_id, None)
         if rec is None:
             return
         released = [oid for oid, (iid, _) in self._holders.items() if iid == incident_id]
@@ -963,9 +1019,13 @@ class World:
             return []
         contest = self._current_contest()
         wanting: set[str] = set()
+        reached: set[str] = set()
         for o in officers:
             wanting |= self._short_takers(o, contest, now)
-        for iid in (*contest.always, *contest.ids):
+            if o.lon is not None and o.lat is not None:
+                speeds = self._speeds_by_grade(o.transport)
+                reached.update(contest.within_reach(o.lon, o.lat, speeds))
+        for iid in (*contest.always, *(i for i in contest.ids if i in reached)):
             rec = self._recs[iid]
             if any(
                 o.officer_id not in rec.recommended and self._could_serve(o, rec, now)
@@ -1010,7 +1070,6 @@ class World:
         grade by the time its turn comes, since the recommender would pass them over.
         Incidents this one displaces or releases officers to follow, the same way.
         """
-        self._generation += 1
         work: list[tuple[str, tuple[str, ...] | None]] = [(incident_id, offer)]
         seen: set[str] = set()
         while work:
@@ -1049,7 +1108,7 @@ class World:
                     self._recomputed(old, rec)
                 continue
             self._recs[iid] = rec
-            self._generation += 1  # (the contest, read by _wanting, follows the recs)
+            self._unraced.add(iid)  # (the contest, read by _wanting, follows the recs)
             if dispatches(self.policy, grading):
                 self._dispatching.add(iid)
             else:
@@ -1163,6 +1222,18 @@ class World:
 
 
 @dataclass(frozen=True, slots=True)
+class _Allocation:
+    """A pending allocation's rule (kept while its incident and grading stay), and the
+    ranks against it of the officers asked about (see World._rank)."""
+
+    incident: Incident
+    grading: Grading
+    rule: AllocationRule
+    #: officer id -> (their record, their load, :meth:`AllocationRule.rank_on_shift`)
+    ranks: dict[str, tuple[Officer, int, tuple[float, str] | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class _Race:
     """One dispatch recommendation as a moving officer sees it: the ETA to beat, and a
     lat/lon box outside which nobody can beat it (a cheap test before the exact one)."""
@@ -1183,6 +1254,8 @@ class _Race:
     north: float
     west: float
     east: float
+    #: its row in the contest (see _Contest.rows), None if short or with no best ETA
+    row: _Row | None
 
     @classmethod
     def of(
@@ -1220,45 +1293,49 @@ class _Race:
             edge = min(abs(lat) + dlat, 89.0)
             dlon = dlat * (math.pi / 2) / math.cos(math.radians(edge)) * 1.01
             box = (lat - dlat, lat + dlat, lon - dlon, lon + dlon)
-        return cls(rec, published, incident, rule, short, best, etas, worst, lon, lat, *box)
+        row = None
+        if best is not None and not short:
+            grade = min(max(rule.grade, 1), 4)
+            row = (*box, lon, lat, best, grade, math.inf if worst is None else worst)
+        return cls(rec, published, incident, rule, short, best, etas, worst, lon, lat, *box, row)
+
+
+#: A dispatch in the contest: (south, north, west, east, incident lon, lat, best ETA s,
+#: grade 1-4, worst recommended score or inf)
+_Row = tuple[float, float, float, float, float, float, float, int, float]
 
 
 @dataclass(frozen=True, slots=True)
 class _Contest:
     """The pending dispatches a moving officer could win, as boxes (see _contenders)."""
 
-    generation: int
     always: list[str]
     ids: list[str]
-    #: per id: (south, north, west, east, incident lon, lat, best ETA s, grade 1-4)
-    rows: list[tuple[float, float, float, float, float, float, float, int]]
-    table: np.ndarray  # the same rows, for the vectorised test
+    #: per id, its race's row (see _Row)
+    rows: list[_Row]
+    table: np.ndarray  # the same rows, for the vectorised tests
     #: dispatches short of officers, by rule: any officer the rule admits may fill them
     short: dict[DispatchRule, list[str]]
     #: for the distance test: detour factor of the policy
     detour: float
 
     @classmethod
-    def of(cls, generation: int, races: Iterable[_Race | None], detour: float) -> _Contest:
+    def of(cls, races: Iterable[_Race], detour: float) -> _Contest:
         always: list[str] = []
         ids: list[str] = []
-        rows: list[tuple[float, float, float, float, float, float, float, int]] = []
+        rows: list[_Row] = []
         short: dict[DispatchRule, list[str]] = {}
         for race in races:
-            if race is None:
-                continue
             iid = race.rec.incident_id
             if race.short:
                 short.setdefault(race.rule, []).append(iid)
-            elif race.best is None:
+            elif race.row is None:
                 always.append(iid)
             else:
                 ids.append(iid)
-                grade = min(max(race.rule.grade, 1), 4)
-                box = (race.south, race.north, race.west, race.east)
-                rows.append((*box, race.lon, race.lat, race.best, grade))
-        table = np.array(rows, dtype=np.float64).reshape(len(rows), 8)
-        return cls(generation, always, ids, rows, table, short, detour)
+                rows.append(race.row)
+        cells = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * 9)
+        return cls(always, ids, rows, cells.reshape(len(rows), 9), short, detour)
 
     def containing(self, lon: float, lat: float, speeds: np.ndarray, held_at: int = 9) -> list[str]:
         """Ids whose box holds (lon, lat), of a grade before ``held_at``, that an officer
@@ -1269,7 +1346,7 @@ class _Contest:
         if len(ids) < _VECTOR_FROM:
             out = list(self.always)
             detour = self.detour
-            for k, (s, n, w, e, slon, slat, best, grade) in enumerate(self.rows):
+            for k, (s, n, w, e, slon, slat, best, grade, _) in enumerate(self.rows):
                 if s <= lat <= n and w <= lon <= e and grade < held_at:
                     reach = best * float(speeds[grade]) / detour
                     if haversine_m(slon, slat, lon, lat) <= reach * (1 + 1e-9):
@@ -1291,6 +1368,23 @@ class _Contest:
             inside = inside[dist <= reach * (1 + 1e-9)]
         return self.always + [ids[i] for i in inside]
 
+    def within_reach(self, lon: float, lat: float, speeds: np.ndarray) -> list[str]:
+        """Ids an officer at (lon, lat) travelling at ``speeds`` [m/s by grade] may reach
+        within the worst recommended score (plus the rounding: see World._could_serve).
+
+        A superset, for the caller to test exactly: the distance is the vectorised
+        formula's, with some slack; below _VECTOR_FROM ids, simply all of them.
+        """
+        ids = self.ids
+        if len(ids) < _VECTOR_FROM:
+            return ids
+        t = self.table
+        dist = haversine_many_m(t[:, 4], t[:, 5], lon, lat)
+        speed = speeds[t[:, 7].astype(np.int64)]
+        with np.errstate(invalid="ignore"):  # inf x 0 (no worst score, no travel): out
+            reach = (t[:, 8] + _SCORE_ROUNDING) * speed / self.detour
+        return [ids[i] for i in np.flatnonzero(dist <= reach * (1 + 1e-9) + 1e-6)]
+
 
 #: Below this many boxes a Python loop beats numpy's per-call set-up.
 _VECTOR_FROM: Final = 16
@@ -1311,6 +1405,13 @@ def _allocation_relevant(old: Officer | None, new: Officer) -> bool:
         new.shift_end,
     )
     return duty or located or profile
+
+
+def _counted_as(officer: Officer) -> tuple[str, ...]:
+    """The counts an officer adds to in an availability bucket (see ``availability_of``):
+    ``total``, their role, each of their skills."""
+    role = () if officer.role is None else (f"role:{officer.role.value}",)
+    return ("total", *role, *(f"skill:{skill}" for skill in officer.skills))
 
 
 def _same(a: Recommendation, b: Recommendation) -> bool:
