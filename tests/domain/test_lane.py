@@ -290,3 +290,24 @@ def test_the_lane_takes_nearly_every_fix(lines: list[bytes], tmp_path: Path) -> 
     assert used.applied > 0.8 * fixes
     refused = dict(zip(lane.REASONS, used.refused, strict=True))
     assert refused["form"] >= len(lines) - fixes  # every other event goes the Python way
+
+
+def test_timers_head_is_the_first_timers_in_firing_order() -> None:
+    """World.timers_head walks the heap from its root: the same as sorting it all."""
+    import heapq  # noqa: PLC0415
+
+    from sdo.areas import load_areas  # noqa: PLC0415
+    from sdo.domain.world import World  # noqa: PLC0415
+    from sdo.grade import load_rules  # noqa: PLC0415
+
+    settings = Settings()
+    world = World(load_areas(settings.areas_path), load_rules(settings.rules_path))
+    rng = random.Random(4)
+    for n in range(0, 300, 7):
+        world._timers = [
+            (START + timedelta(seconds=rng.randrange(50)), i, "stale", f"o{i}", "")
+            for i in range(n)
+        ]
+        heapq.heapify(world._timers)
+        for k in (0, 1, 5, 32, 33, 400):
+            assert world.timers_head(k) == heapq.nsmallest(k, world._timers)

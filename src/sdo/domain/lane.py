@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = ["REASONS", "FixLane"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US: Final = timedelta(microseconds=1)
 #: Longest officer or event id the lane keeps, in bytes (the contract allows 128 characters).
 _ID_BYTES: Final = 128
 #: Relative margin kept from a distance or ETA limit (far above the last-bit differences
@@ -109,7 +110,7 @@ _CONTENDS: Final = 2
 _PLACED: Final = 4  # the World knows where they are
 _AVAILABLE: Final = 8
 #: How many of the first timers the lane may fire (stale timers moving on).
-_TIMERS: Final = 64
+_TIMERS: Final = 32
 
 # _scan's out[] slots
 _LINES, _APPLIED, _LAST_US, _REASON, _DIRTY = range(5)
@@ -619,8 +620,7 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
 
 
 def _us(when: datetime) -> int:
-    delta = when - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (when - _EPOCH) // _ONE_US
 
 
 class FixLane:

@@ -458,8 +458,18 @@ class World:
 
     def timers_head(self, k: int) -> list[tuple[datetime, int, str, str, str]]:
         """The ``k`` timers due first, in the order they fire: (due, sequence, kind,
-        subject, token)."""
-        return heapq.nsmallest(k, self._timers)
+        subject, token). Read off the heap from its root (a parent fires before its
+        children), in O(k log k) however many timers wait."""
+        timers = self._timers
+        out: list[tuple[datetime, int, str, str, str]] = []
+        front = [(timers[0], 0)] if timers else []
+        while front and len(out) < k:
+            timer, at = heapq.heappop(front)
+            out.append(timer)
+            for child in (2 * at + 1, 2 * at + 2):
+                if child < len(timers):
+                    heapq.heappush(front, (timers[child], child))
+        return out
 
     @property
     def timers_version(self) -> tuple[int, int]:
