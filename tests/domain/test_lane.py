@@ -10,6 +10,7 @@ invalid-line reports, on a simulated log and on one full of hostile and tricky l
 from __future__ import annotations
 
 import io
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -311,3 +312,41 @@ def test_timers_head_is_the_first_timers_in_firing_order() -> None:
         heapq.heapify(world._timers)
         for k in (0, 1, 5, 32, 33, 400):
             assert world.timers_head(k) == heapq.nsmallest(k, world._timers)
+
+
+def test_inside_agrees_with_shapely_near_every_edge() -> None:
+    """Points within metres of the neighbourhoods' edges (where memo cells are mixed):
+    the lane's even-odd test says what shapely says, or declines (-1) right on an edge."""
+    import shapely  # noqa: PLC0415
+
+    from sdo.areas import load_areas  # noqa: PLC0415
+
+    areas = load_areas(Settings().areas_path)
+    rng = random.Random(8)
+    declined = decided = 0
+    for k, nid in enumerate(areas.neighbourhoods):
+        geom = areas._geoms[k]
+        rings = areas.rings(k)
+        coords = np.concatenate(rings)
+        offsets = np.cumsum([0, *(len(r) for r in rings)]).astype(np.int64)
+        for ring in rings:
+            for (x1, y1), (x2, y2) in itertools.pairwise(ring):
+                for _ in range(8):
+                    t = rng.random()
+                    lon = x1 + t * (x2 - x1) + rng.uniform(-5e-5, 5e-5)
+                    lat = y1 + t * (y2 - y1) + rng.uniform(-5e-5, 5e-5)
+                    side = lane._inside(lon, lat, coords, offsets, 0, len(rings))
+                    if side < 0:
+                        declined += 1
+                        continue
+                    decided += 1
+                    assert bool(side) == bool(shapely.intersects_xy(geom, lon, lat)), (
+                        nid,
+                        lon,
+                        lat,
+                    )
+        # on a vertex: declined
+        x, y = rings[0][0]
+        assert lane._inside(float(x), float(y), coords, offsets, 0, len(rings)) == -1
+    assert decided > 1000
+    assert declined < decided / 100

@@ -304,6 +304,14 @@ class Areas:
         west, south, east, north = shapely.total_bounds(self._geoms).tolist()
         return west, south, east, north
 
+    def rings(self, index: int) -> list[np.ndarray]:
+        """The rings (exterior and holes, of every part) of the neighbourhood at
+        ``index`` (:meth:`index_of`), each an (n, 2) array of (lon, lat), closed. A point
+        away from all of them lies in the neighbourhood if an odd number of its rings
+        encloses it."""
+        parts = shapely.get_parts(self._geoms[index])
+        return [shapely.get_coordinates(ring) for ring in shapely.get_rings(parts)]
+
     def learn_cells(self, x0: int, y0: int, nx: int, ny: int, *, fine: bool = False) -> np.ndarray:
         """The memo's verdicts on the ``nx`` x ``ny`` cells with keys from ``(x0, y0)``, as
         an int32 array indexed ``[x - x0, y - y0]``.

@@ -52,6 +52,7 @@ from sdo.domain.state import only_moved
 from sdo.events import Status
 
 if TYPE_CHECKING:
+    from sdo.domain.geo import Areas
     from sdo.domain.state import Officer
     from sdo.domain.world import World
 
@@ -66,6 +67,9 @@ _ID_BYTES: Final = 128
 _MARGIN: Final = 1e-7
 #: Coarse memo cells are learnt in blocks of this many squared.
 _BLOCK: Final = 64
+#: Closer than this (degrees, about 0.1 mm) to a neighbourhood's edge, the exact test
+#: decides whether a point is in it.
+_EDGE_DEG: Final = 1e-9
 #: A cell whose verdict the lane has not learnt yet.
 _UNKNOWN: Final = -3
 _EMPTY: Final = np.iinfo(np.int64).min
@@ -298,6 +302,33 @@ def _haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 
 @njit(cache=True)
+def _inside(
+    lon: float, lat: float, coords: np.ndarray, rings: np.ndarray, first: int, last: int
+) -> int:
+    """1 if (lon, lat) lies in the polygon whose rings are ``first`` to ``last`` (ends
+    excluded) of ``rings`` (offsets into ``coords``), 0 if not, -1 if it is within
+    ``_EDGE_DEG`` of a ring, where only the exact test may say. Away from every edge, the
+    even-odd count of crossings of a ray is exact: a crossing's abscissa is off by far
+    less than the point's distance to the edge."""
+    inside = False
+    near = _EDGE_DEG * _EDGE_DEG
+    for r in range(first, last):
+        for v in range(rings[r], rings[r + 1] - 1):
+            x1, y1 = coords[v, 0], coords[v, 1]
+            x2, y2 = coords[v + 1, 0], coords[v + 1, 1]
+            dx, dy = x2 - x1, y2 - y1
+            length = dx * dx + dy * dy
+            t = 0.0 if length == 0.0 else ((lon - x1) * dx + (lat - y1) * dy) / length
+            t = min(1.0, max(0.0, t))
+            ex, ey = x1 + t * dx - lon, y1 + t * dy - lat
+            if ex * ex + ey * ey <= near:
+                return -1
+            if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * dx / dy:
+                inside = not inside
+    return 1 if inside else 0
+
+
+@njit(cache=True)
 def _hash(buf: np.ndarray, i: int, j: int) -> int:
     """FNV-1a of buf[i:j], as a non-negative int64."""
     h = np.uint64(14695981039346656037)
@@ -389,6 +420,9 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
     fvals: np.ndarray,
     boxes: np.ndarray,
     rules: np.ndarray,
+    coords: np.ndarray,
+    rings: np.ndarray,
+    nb_rings: np.ndarray,
     detour: float,
     better_by: float,
     dirty_list: np.ndarray,
@@ -535,10 +569,18 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
             where[0] = lon
             where[1] = lat
             return pos
+        nbhd = ints[slot, _NBHD]
         if verdict == CELL_MIXED:
-            out[_REASON] = _EDGE
-            return pos  # near an edge: the exact test decides
-        if verdict != ints[slot, _NBHD]:
+            # an edge crosses the cell: the point in their neighbourhood's polygon?
+            if nbhd < 0:
+                out[_REASON] = _EDGE
+                return pos  # (outside the force area before: locate decides)
+            side = _inside(lon, lat, coords, rings, nb_rings[nbhd, 0], nb_rings[nbhd, 1])
+            if side < 0:
+                out[_REASON] = _EDGE
+                return pos  # on the edge, or nearly: the exact test decides
+            verdict = nbhd if side else CELL_OUTSIDE
+        if verdict != nbhd:
             out[_REASON] = _MOVED
             return pos  # placed elsewhere
         # -- no pending dispatch a mover could win from here: _Contest.containing, then
@@ -619,6 +661,18 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
     return pos
 
 
+def _ring_arrays(areas: Areas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every neighbourhood's rings, for points in mixed memo cells (see _inside): the
+    vertices, where each ring starts in them, and each neighbourhood's first and last
+    ring (by index, as Areas.index_of)."""
+    rings = [areas.rings(k) for k in range(len(areas.neighbourhoods))]
+    flat = [ring for nb in rings for ring in nb]
+    coords = np.ascontiguousarray(np.concatenate(flat) if flat else np.zeros((0, 2)))
+    starts = np.cumsum([0, *(len(ring) for ring in flat)]).astype(np.int64)
+    ends = np.cumsum([0, *(len(nb) for nb in rings)]).astype(np.int64)
+    return coords, starts, np.stack([ends[:-1], ends[1:]], axis=1)
+
+
 def _us(when: datetime) -> int:
     return (when - _EPOCH) // _ONE_US
 
@@ -653,6 +707,7 @@ class FixLane:
         self._fkeys = np.full(1 << 16, _EMPTY, dtype=np.int64)
         self._fvals = np.zeros(1 << 16, dtype=np.int32)
         self._fine_count = 0
+        self._coords, self._rings, self._nb_rings = _ring_arrays(world.areas)
         stale_after = timedelta(seconds=world.policy.stale_after_s) // timedelta(microseconds=1)
         self._state = np.array(
             [0, _NEVER, 0, 0, 255, (1 << 16) - 1, x0, y0, nx, ny, stale_after], np.int64
@@ -709,6 +764,9 @@ class FixLane:
             self._fvals,
             self._boxes,
             self._rules,
+            self._coords,
+            self._rings,
+            self._nb_rings,
             self._detour,
             self._better_by,
             self._dirty_list,
