@@ -932,6 +932,9 @@ class FixLane:
             | (_CONTENDS if contends else 0)
             | (_AVAILABLE if record.status is Status.AVAILABLE else 0)
         )
+        if record is last:  # touched by a timer or a stale alert: the flags say it
+            ints[_FLAGS] = flags
+            return
         if last is not None and only_moved(last, record):
             # a fix (plain_fix's), or a timer: what the fix and the stale state say
             event = (record.fix_event or "").encode()
