@@ -112,7 +112,7 @@ class View(Protocol):
         """Ids of officers with this role (any status)."""
 
     def on_duty_with_role(self, role: Role) -> Iterable[str]:
-        """Ids of officers with this role and any status but off duty (in no set order)."""
+        """Ids of officers with this role and any status but off duty (in no particular order)."""
 
     def cover_count(self, cluster_id: str) -> int:
         """Available response officers whose last fix is in this cluster."""
@@ -709,14 +709,6 @@ class AllocationRule:
         """The officer's entry in the ranking, with its reasons, from :meth:`measure`."""
         why = [_tier_reason(m.tier, o, self.response, self.place), f"{m.load} open allocation(s)"]
         return _Scored(o, m.distance_m, m.eta_s, m.score, why)
-
-    def score(self, o: Officer, view: View, policy: Policy) -> _Scored | None:
-        """The officer's entry in the ranking, or None if their tier excludes them.
-
-        The caller has checked the role, :meth:`on_duty` and the skills.
-        """
-        m = self.measure(o, view, policy)
-        return None if m is None else self.entry(o, m)
 
     def rank(
         self, o: Officer, view: View, policy: Policy, now: datetime

@@ -599,7 +599,9 @@ class World:
 
     def _count(self, key: str, names: tuple[str, ...], sign: int, effects: Effects) -> None:
         """Count an officer (``names``: see :func:`_counted_as`) in or out of a bucket."""
-        counts = self._counts.setdefault(key, Counter())
+        counts = self._counts.get(key)
+        if counts is None:  # (not setdefault: that builds a Counter at every call)
+            counts = self._counts[key] = Counter()
         for name in names:
             counts[name] += sign
         if sign < 0:
@@ -613,7 +615,7 @@ class World:
         cluster = self._areas.clusters.get(cluster_id)
         if cluster is None:
             return
-        count = self._counts.get(f"cluster:{cluster_id}", Counter())["role:response"]
+        count = self.cover_count(cluster_id)
         in_gap = count < cluster.min_cover
         if in_gap == (cluster_id in self._gaps):
             return
