@@ -114,7 +114,7 @@ _CONTENDS: Final = 2
 _PLACED: Final = 4  # the World knows where they are
 _AVAILABLE: Final = 8
 #: How many of the first timers the lane may fire (stale timers moving on).
-_TIMERS: Final = 32
+_TIMERS: Final = 12
 
 # _scan's out[] slots
 _LINES, _APPLIED, _LAST_US, _REASON, _DIRTY = range(5)
@@ -798,26 +798,27 @@ class FixLane:
         reals = self._reals[slots]
         raw = self._events[slots].tobytes()  # one copy; each id is a slice of it
         times = self._times
+        if len(times) >= _TIMES_MAX:
+            times.clear()
+        when = [
+            times.get(us) or times.setdefault(us, _EPOCH + timedelta(microseconds=us))
+            for us in rows[:, _FIX_US].tolist()
+        ]
         names = self._names
-        fixes = []
-        for k, (s, lon, lat, us, n) in enumerate(
-            zip(
-                slots.tolist(),
-                reals[:, _LON].tolist(),
-                reals[:, _LAT].tolist(),
-                rows[:, _FIX_US].tolist(),
-                rows[:, _EVENT_LEN].tolist(),
-                strict=True,
-            )
-        ):
-            when = times.get(us)
-            if when is None:
-                if len(times) >= _TIMES_MAX:
-                    times.clear()
-                when = times[us] = _EPOCH + timedelta(microseconds=us)
-            at = k * _ID_BYTES
-            fixes.append((names[s], lon, lat, when, raw[at : at + n].decode()))
-        self._world.take_fixes(fixes)
+        self._world.take_fixes(
+            [names[s] for s in slots.tolist()],
+            reals[:, _LON].tolist(),
+            reals[:, _LAT].tolist(),
+            when,
+            [
+                raw[at : at + n].decode()
+                for at, n in zip(
+                    range(0, count * _ID_BYTES, _ID_BYTES),
+                    rows[:, _EVENT_LEN].tolist(),
+                    strict=True,
+                )
+            ],
+        )
         self._ints[slots, _UNSYNCED] = 0
         out[_DIRTY] = 0
         self._replay_timers()

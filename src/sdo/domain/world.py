@@ -492,16 +492,25 @@ class World:
             self._stale_timers.add(oid)
             self._schedule(stale_at, "stale", oid, token)
 
-    def take_fixes(self, fixes: Iterable[tuple[str, float, float, datetime, str]]) -> None:
-        """Store the last of a run of plain fixes per officer, (id, lon, lat, time, event
+    def take_fixes(
+        self,
+        officer_ids: list[str],
+        lons: list[float],
+        lats: list[float],
+        times: list[datetime],
+        event_ids: list[str],
+    ) -> None:
+        """Store the last of a run of plain fixes of each officer (id, lon, lat, time, event
         id), that a copy of :meth:`plain_fix` accepted and already moved in the fleet."""
         officers = self._officers
-        now = self.now
-        for oid, lon, lat, ts, event_id in fixes:
+        for oid, lon, lat, ts, event_id in zip(
+            officer_ids, lons, lats, times, event_ids, strict=True
+        ):
             officers[oid] = moved(officers[oid], lat, lon, ts, event_id)
-            if ts > now:  # noqa: PLR1730
-                now = ts
-        self.now = now
+        if times:
+            latest = max(times)
+            if latest > self.now:  # noqa: PLR1730
+                self.now = latest
 
     def _quiet_timers(self, now: datetime) -> bool:
         """Fire the timers due by ``now`` if every one of them is a stale timer that only
