@@ -494,8 +494,12 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
             value, i = _number(buf, i + _P_HEADING.shape[0], stop)
             if i < 0 or not 0.0 <= value < 360.0:
                 return pos
-        if i != stop - 1 or buf[i] != 125:  # }
+        if i >= stop or buf[i] != 125:  # }
             return pos
+        for k in range(i + 1, stop):  # then only JSON whitespace (a CRLF log's \r)
+            c = buf[k]
+            if c not in (32, 9, 13):
+                return pos
         # -- the officer, as plain_fix would find them
         h = _hash(buf, id0, id1)
         k = h & hmask
