@@ -10,25 +10,33 @@ call of a numba-compiled function, :func:`_scan`, over a copy of what ``plain_fi
 reads, kept in numpy arrays:
 
 - per officer: the id, the time and event id of the last fix, the neighbourhood, the
-  fleet slot, and two flags: *watched* (a fix of theirs needs more than position checks:
-  see :meth:`World.fix_watch <sdo.domain.world.World.fix_watch>`) and *contends* (it
-  may win a pending dispatch);
+  fleet slot, speeds, role and status tags, skills, shift end, the dispatch holding
+  them, and flags: *watched* (a fix of theirs needs more than these checks: see
+  :meth:`World.fix_watch <sdo.domain.world.World.fix_watch>`), *contends* (it may win a
+  pending dispatch), *available* (their stale timer may move on);
 - the point-lookup memo of :class:`~sdo.domain.geo.Areas`: a dense raster of its coarse
-  cells and an open-addressing table of its fine ones, filled as points need them;
-- when the next timer is due, and the boxes of the pending dispatches a mover could win.
+  cells and an open-addressing table of its fine ones, learnt a block at a time as
+  points need them, and every neighbourhood's rings, for points in cells an edge crosses;
+- the first timers, and the pending dispatches a mover could win (boxes, incident,
+  best ETA, grade, rule masks and first recommended officer).
 
 :func:`_scan` takes a line only when it is a fix in exactly the form :func:`sdo.events.
 encode` writes (every value checked as :func:`sdo.events.plain_fix` checks it, numbers
 and times in the forms it can read exactly) and the copy shows that ``plain_fix`` would
-apply it: a known, watched-free officer; a newer time and another event id; no timer due;
-the same neighbourhood (or outside, as before) by a memo cell with one verdict; not
-inside a pending dispatch's box if they contend. It then writes the officer's position
-into the fleet's columns and its copy, and goes on. At the first line it does not take it
-stops, and the caller gives that line the usual way (``decode_line``, ``plain_fix`` or
-``apply``) after :meth:`FixLane.sync` has stored the last fix of each officer the lane
-moved; :meth:`FixLane.refresh` then copies what that changed. Refusing is always safe: a
-refused line is decided by the same Python code as without the lane, so the lane changes
-how fast, never what (``tests/domain/test_lane.py`` compares the two on hostile logs).
+apply it: a known, unwatched officer; a newer time and another event id; no timer due
+but stale timers that move on (it fires those, as ``World._quiet_timers`` does, and the
+World replays them: :meth:`World.fire_quiet <sdo.domain.world.World.fire_quiet>`); the
+same neighbourhood (or outside, as before), by a memo cell with one verdict or, near an
+edge, by the even-odd test of the neighbourhood's rings (:func:`_inside`); none of the
+pending dispatches the officer could win by ``World._beats`` (tested with a margin: near a
+limit it refuses); a held officer not drifting off. It then writes the
+officer's position into the fleet's columns and its copy, and goes on. At the first line
+it does not take it stops, and the caller gives that line the usual way (``decode_line``,
+``plain_fix`` or ``apply``) after :meth:`FixLane.sync` has stored in the World the last
+fix of each officer the lane moved and the timers it fired; :meth:`FixLane.refresh` then
+copies what that changed. Refusing is always safe: a refused line is decided by the same
+Python code as without the lane, so the lane changes how fast, never what
+(``tests/domain/test_lane.py`` compares the two on a simulated and a hostile log).
 
 Numbers are read by the exact short path: at most 15 significant digits and a fraction
 of at most 22 digits make ``m / 10**k`` one correctly rounded division, which is what
