@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -350,3 +351,32 @@ def test_inside_agrees_with_shapely_near_every_edge() -> None:
         assert lane._inside(float(x), float(y), coords, offsets, 0, len(rings)) == -1
     assert decided > 1000
     assert declined < decided / 100
+
+
+def test_cells_learnt_a_block_at_a_time_are_those_learnt_one_by_one() -> None:
+    """Areas.learn_cells (one vectorised query) gives the verdicts Areas._cell learns one
+    cell at a time, coarse and fine: the lane's copy decides as locate and contains."""
+    from sdo.areas import load_areas  # noqa: PLC0415
+    from sdo.domain import geo  # noqa: PLC0415
+
+    path = Settings().areas_path
+    block, single = load_areas(path), load_areas(path)
+    west, south, east, north = block.bounds
+    x0, y0 = math.floor(west / geo.CELL_DEG) - 2, math.floor(south / geo.CELL_DEG) - 2
+    nx = math.floor(east / geo.CELL_DEG) + 3 - x0
+    ny = math.floor(north / geo.CELL_DEG) + 3 - y0
+    coarse = block.learn_cells(x0, y0, nx, ny)
+    for i in range(0, nx, 3):
+        for j in range(0, ny, 3):
+            key = (x0 + i, y0 + j)
+            assert coarse[i, j] == single._learn(single._cells, key, geo.CELL_DEG), key
+    assert {geo.CELL_OUTSIDE, geo.CELL_MIXED} < set(coarse.ravel().tolist())
+    mixed = np.argwhere(coarse == geo.CELL_MIXED)[::97]
+    for i, j in mixed:
+        fx, fy = (x0 + int(i)) * 10, (y0 + int(j)) * 10
+        fine = block.learn_cells(fx, fy, 10, 10, fine=True)
+        for u in range(10):
+            for v in range(10):
+                key = (fx + u, fy + v)
+                assert fine[u, v] == single._learn(single._fine, key, geo.FINE_DEG), key
+    assert len(mixed) > 10
