@@ -175,6 +175,7 @@ class World:
         return sorted(self._roles[role])
 
     def on_duty_with_role(self, role: Role) -> Iterable[str]:
+        """Officers of ``role`` not off duty (in no particular order)."""
         return self._on_duty[role]
 
     def cover_count(self, cluster_id: str) -> int:
