@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 from numba import njit
 
-from sdo.domain.geo import CELL_DEG, CELL_MIXED, CELL_OUTSIDE, EARTH_RADIUS_M, FINE_DEG
+from sdo.domain.geo import CELL_DEG, CELL_MIXED, CELL_OUTSIDE, FINE_DEG, haversine_m
 from sdo.domain.recommend import fleet_tags
 from sdo.domain.state import only_moved
 from sdo.events import Status
@@ -89,9 +89,9 @@ _TIMES_MAX: Final = 4096
 _MAX_SKILLS: Final = 62
 
 # columns of ints[officer]: flags, memo verdict of their neighbourhood, time (us) and
-# length of the id of their last fix, length of their id, fleet slot, whether the World
-# lacks their last fix, fleet tags, skill bits, shift end (us), grade of the dispatch
-# holding them (9 if none) and its row in boxes (-1 if none, or it has no row)
+# length of the id of their last fix, fleet slot, fleet tags, skill bits, shift end (us),
+# grade of the dispatch holding them (9 if none) and its row in boxes (-1 if none, or it
+# has no row), length of their id, whether the World lacks their last fix
 (
     _FLAGS,
     _NBHD,
@@ -297,16 +297,20 @@ def _time_us(buf: np.ndarray, i: int, end: int) -> int:
     return ((days * 24 + hour) * 60 + minute) * 60 * 1_000_000 + second * 1_000_000
 
 
+#: :func:`sdo.domain.geo.haversine_m`, compiled (LLVM's sin and cos may differ from the
+#: C library's in the last bit: the lane compares with a margin and refuses near a limit).
+_haversine = njit(cache=True)(haversine_m)
+
+
 @njit(cache=True)
-def _haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """:func:`sdo.domain.geo.haversine_m` (the same formula; the last bit may differ, so
-    the lane compares with a margin and refuses near a limit)."""
-    phi1 = math.radians(lat1)
-    phi2 = math.radians(lat2)
-    dphi = phi2 - phi1
-    dlam = math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlam / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, a)))
+def _same_bytes(row: np.ndarray, n: int, buf: np.ndarray, start: int, end: int) -> bool:
+    """Whether the first ``n`` bytes of ``row`` are ``buf[start:end]``."""
+    if n != end - start:
+        return False
+    for b in range(n):  # noqa: SIM110 (a generator is not compiled as well as a loop)
+        if row[b] != buf[start + b]:
+            return False
+    return True
 
 
 @njit(cache=True)
@@ -513,18 +517,10 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
         k = h & hmask
         slot = -1
         while hkeys[k] != _EMPTY:
-            if hkeys[k] == h:
-                s = hslots[k]
-                n = id1 - id0
-                if ints[s, _ID_LEN] == n:
-                    same = True
-                    for b in range(n):
-                        if ids[s, b] != buf[id0 + b]:
-                            same = False
-                            break
-                    if same:
-                        slot = s
-                        break
+            s = hslots[k]
+            if hkeys[k] == h and _same_bytes(ids[s], ints[s, _ID_LEN], buf, id0, id1):
+                slot = s
+                break
             k = (k + 1) & hmask
         if slot < 0 or ints[slot, _FLAGS] & _WATCHED:
             out[_REASON] = _OFFICER
@@ -532,15 +528,8 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
         out[_REASON] = _ORDER
         if ts <= ints[slot, _FIX_US]:
             return pos
-        n = ev1 - ev0
-        if ints[slot, _EVENT_LEN] == n:
-            same = True
-            for b in range(n):
-                if events[slot, b] != buf[ev0 + b]:
-                    same = False
-                    break
-            if same:
-                return pos  # the same event again: plain_fix says no
+        if _same_bytes(events[slot], ints[slot, _EVENT_LEN], buf, ev0, ev1):
+            return pos  # the same event again: plain_fix says no
         # -- the timers due by now, in heap order: World._quiet_timers fires the stale
         #    timers of officers with a newer fix; so does the lane, and the World replays
         #    it (World.fire_quiet). Anything else due, and the line goes the Python way.
@@ -652,9 +641,8 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
                 return pos
         # -- plain: apply it
         ints[slot, _FIX_US] = ts
-        for b in range(n):
-            events[slot, b] = buf[ev0 + b]
-        ints[slot, _EVENT_LEN] = n
+        events[slot, : ev1 - ev0] = buf[ev0:ev1]
+        ints[slot, _EVENT_LEN] = ev1 - ev0
         reals[slot, _LON] = lon
         reals[slot, _LAT] = lat
         f = ints[slot, _FLEET]
@@ -948,12 +936,12 @@ class FixLane:
         if record is last:  # touched by a timer or a stale alert: the flags say it
             ints[_FLAGS] = flags
             return
+        event = (record.fix_event or "").encode()
+        if len(event) > _ID_BYTES:
+            event = b""  # no line the lane takes can carry it: none equals it
+        self._events[slot, : len(event)] = np.frombuffer(event, dtype=np.uint8)
         if last is not None and only_moved(last, record):
             # a fix (plain_fix's), or a timer: what the fix and the stale state say
-            event = (record.fix_event or "").encode()
-            if len(event) > _ID_BYTES:
-                event = b""
-            self._events[slot, : len(event)] = np.frombuffer(event, dtype=np.uint8)
             ints[_FLAGS : _EVENT_LEN + 1] = (flags, ints[_NBHD], _us(record.fix_ts), len(event))
             self._reals[slot, _LON : _LAT + 1] = (record.lon, record.lat)
             return
@@ -962,12 +950,7 @@ class FixLane:
         else:
             known = world.areas.index_of(record.neighbourhood)
             nbhd = CELL_MIXED if known is None else known  # CELL_MIXED: never plain
-        event = (record.fix_event or "").encode()
-        if len(event) > _ID_BYTES:
-            event = b""  # no line the lane takes can carry it: none equals it
-        self._events[slot, : len(event)] = np.frombuffer(event, dtype=np.uint8)
-        hold = self._held.get(oid)
-        ints[_FLAGS : _HELD_ROW + 1] = (
+        ints[_FLAGS : _SHIFT_END + 1] = (
             flags,
             nbhd,
             _us(record.fix_ts),
@@ -976,10 +959,9 @@ class FixLane:
             fleet_tags(record, world.policy),
             self._skill_bits(record.skills),
             _NEVER if record.shift_end is None else _us(record.shift_end),
-            *(_NOT_HELD if hold is None else (hold[1], self._row_of.get(hold[0], -1))),
         )
-        drift = world.drift_of(oid)
-        self._reals[slot] = (record.lon, record.lat, *speeds, *(drift or _NO_DRIFT))
+        self._reals[slot, :_DRIFT_LON] = (record.lon, record.lat, *speeds)
+        self._copy_hold(oid, slot)
 
     def _copy_hold(self, oid: str, slot: int, *, drift: bool = True) -> None:
         """Which pending dispatch holds the officer (and its row), and if ``drift``, how

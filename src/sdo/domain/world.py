@@ -485,7 +485,11 @@ class World:
         officer is not available, or has no fix), as _quiet_timers would."""
         fired = heapq.heappop(self._timers)
         assert fired == timer, (fired, timer)
-        oid, token = timer[3], timer[4]
+        self._move_on(timer[3], timer[4], stale_at)
+
+    def _move_on(self, oid: str, token: str, stale_at: datetime | None) -> None:
+        """A popped stale timer that raised nothing: due again at ``stale_at`` (None: its
+        officer needs none, not being available or having no fix)."""
         self._stale_timers.discard(oid)
         if self.touched is not None:
             self.touched.add(oid)
@@ -531,12 +535,7 @@ class World:
             else:
                 stale_at = None
             heapq.heappop(timers)
-            self._stale_timers.discard(oid)
-            if self.touched is not None:
-                self.touched.add(oid)
-            if stale_at is not None:
-                self._stale_timers.add(oid)
-                self._schedule(stale_at, "stale", oid, token)
+            self._move_on(oid, token, stale_at)
         return True
 
     def _officer_event(self, change: Change[Officer], ts: datetime, effects: Effects) -> None:
