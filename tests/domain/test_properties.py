@@ -388,10 +388,16 @@ class _GeneralPathOnly(World):
 
 class _CountingShortcuts(World):
     taken = 0
+    #: fixes taken into another neighbourhood, of an officer counted available or not
+    placed: Counter[bool]
 
     def _plain_fix(self, event: OfficerLocation) -> Any:
+        before = self.officers.get(event.officer_id)
         effects = super()._plain_fix(event)
         self.taken += effects is not None
+        if effects is not None and before is not None:
+            if effects.officers[0].neighbourhood != before.neighbourhood:
+                self.placed[bool(availability_keys(before))] += 1
         return effects
 
 
@@ -414,13 +420,14 @@ def _step(world: World, event: Any) -> Any:
     )
 
 
-def _agree(events: list[Any], policy: str = "thrive") -> int:
+def _agree(events: list[Any], policy: str = "thrive") -> _CountingShortcuts:
     chosen = Policy.from_mapping(policy, RULES.recommend)
     fast = _CountingShortcuts(AREAS, RULES, chosen)
+    fast.placed = Counter()
     general = _GeneralPathOnly(AREAS, RULES, chosen)
     for n, event in enumerate(events):
         assert _step(fast, event) == _step(general, event), f"event {n}: {event!r}"
-    return fast.taken
+    return fast
 
 
 @st.composite
@@ -468,5 +475,7 @@ def test_plain_fix_shortcut_agrees_on_a_simulated_shift(policy: str) -> None:
 
     events = list(simulate(AREAS, seed=5, hours=2, officers=80, start=T0, incidents_per_day=2000))
     fixes = sum(isinstance(e, OfficerLocation) for e in events)
-    taken = _agree(events, policy)
-    assert taken > fixes / 2, (taken, fixes)
+    fast = _agree(events, policy)
+    assert fast.taken > fixes / 2, (fast.taken, fixes)
+    # into another neighbourhood too, officers counted available (their counts move) or not
+    assert fast.placed[True] > 0 and fast.placed[False] > 0, fast.placed

@@ -298,6 +298,11 @@ class Areas:
         """The neighbourhood's position in file order (a memo verdict), or None if unknown."""
         return self._index.get(neighbourhood_id)
 
+    def placement_at(self, index: int) -> Placement:
+        """The placement of the neighbourhood at ``index`` (:meth:`index_of`)."""
+        placement: Placement = self._placements[index]
+        return placement
+
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) of all neighbourhoods."""

@@ -303,8 +303,16 @@ def apply_location(
 
 #: Where the fix aspect's own fields sit in an Officer tuple (lat, lon, fix_ts, fix_event).
 _FIX_AT: Final = _OFFICER_FIELDS.index("lat")
-if _OFFICER_FIELDS[_FIX_AT : _FIX_AT + 4] != ("lat", "lon", "fix_ts", "fix_event"):
-    raise ImportError("Officer: lat, lon, fix_ts, fix_event must be consecutive fields")
+if _OFFICER_FIELDS[_FIX_AT:] != (
+    "lat",
+    "lon",
+    "fix_ts",
+    "fix_event",
+    "neighbourhood",
+    "npu",
+    "cluster",
+):
+    raise ImportError("Officer: the fix's fields and its place must be the last, in order")
 _FIX_END: Final = _FIX_AT + 4
 _new_tuple = tuple.__new__
 
@@ -316,6 +324,16 @@ def moved(officer: Officer, lat: float, lon: float, ts: datetime, event_id: str)
     the last): two slices and a tuple, no per-field work.
     """
     return _new_tuple(Officer, (*officer[:_FIX_AT], lat, lon, ts, event_id, *officer[_FIX_END:]))
+
+
+def placed(
+    officer: Officer, lat: float, lon: float, ts: datetime, event_id: str, place: Placement
+) -> Officer:
+    """``officer`` with a fix at (lat, lon) in ``place`` (another neighbourhood)."""
+    return _new_tuple(
+        Officer,
+        (*officer[:_FIX_AT], lat, lon, ts, event_id, place.neighbourhood, place.npu, place.cluster),
+    )
 
 
 def only_moved(old: Officer, new: Officer) -> bool:

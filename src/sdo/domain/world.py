@@ -29,7 +29,7 @@ from typing import Any, Final
 import numpy as np
 
 from sdo.domain.fleet import Fleet
-from sdo.domain.geo import EARTH_RADIUS_M, Areas, haversine_m, haversine_many_m
+from sdo.domain.geo import EARTH_RADIUS_M, Areas, Placement, haversine_m, haversine_many_m
 from sdo.domain.grading import Grading, Rules, grade
 from sdo.domain.recommend import (
     AllocationRule,
@@ -55,6 +55,7 @@ from sdo.domain.state import (
     deployment_statuses,
     merge_officer,
     moved,
+    placed,
 )
 from sdo.errors import Rejected
 from sdo.events import (
@@ -323,21 +324,37 @@ class World:
 
     def _plain_fix(self, event: OfficerLocation) -> Effects | None:
         """:meth:`plain_fix` of a fix model: its effects, or None (take the general path)."""
-        new = self.plain_fix(event.officer_id, event.ts, event.event_id, event.lon, event.lat)
-        return None if new is None else Effects(officers=[new])
+        effects = Effects()
+        new = self.plain_fix(
+            event.officer_id, event.ts, event.event_id, event.lon, event.lat, effects
+        )
+        if new is None:
+            return None
+        effects.officers.append(new)
+        return effects
 
     def plain_fix(
-        self, officer_id: str, ts: datetime, event_id: str, lon: float, lat: float
+        self,
+        officer_id: str,
+        ts: datetime,
+        event_id: str,
+        lon: float,
+        lat: float,
+        effects: Effects | None = None,
     ) -> Officer | None:
-        """Apply a fix that can change nothing but the officer's position, or return None.
+        """Apply a fix that can change nothing but the officer's position and place, or
+        return None.
 
         Nearly every event is such a fix: a newer position of an officer, inside the
-        neighbourhood of the last one (or outside the force area, as the last), with no
-        timer due that does anything, no stale alert to clear, no stale timer to start, and
-        no pending dispatch it could win or recommended officer drifting off. Then the
-        general path would only store the record and move the officer in the fleet; this
-        does exactly that, at a fraction of the cost, and returns the new record. Anything
-        else returns None, and the fix must go to :meth:`apply`
+        neighbourhood of the last one (or outside the force area, as the last), or inside
+        another neighbourhood where no cover count can change (the same cluster, or an
+        officer not counted available), with no timer due that does anything, no stale
+        alert to clear, no stale timer to start, and no pending dispatch it could win or
+        recommended officer drifting off. Then the general path would only store the
+        record, move the officer in the fleet and, for a new neighbourhood, between
+        availability counts (into ``effects``, if given: the live worker publishes them);
+        this does exactly that, at a fraction of the cost, and returns the new record.
+        Anything else returns None, and the fix must go to :meth:`apply`
         (``tests/domain/test_properties.py`` checks both ways agree). The evaluator calls
         this with a log line's fields, before any model is built.
 
@@ -359,12 +376,19 @@ class World:
         ):
             return None
         nbhd = old.neighbourhood
+        place = None
         if nbhd is None:
             if self._areas.locate(lon, lat) is not None:
                 return None  # placed again: the general path says where
         elif not self._areas.contains(nbhd, lon, lat):
-            return None
-        new = moved(old, lat, lon, ts, event_id)
+            place = self._areas.locate(lon, lat)
+            if place is None or (place.cluster != old.cluster and status is Status.AVAILABLE):
+                return None  # out of the force area, or a cluster's cover may change
+        new = (
+            moved(old, lat, lon, ts, event_id)
+            if place is None
+            else placed(old, lat, lon, ts, event_id, place)
+        )
         held = self._holders.get(officer_id)
         if self._dispatching and status in _CALLABLE and old.role in _DISPATCHED_ROLES:
             for iid in self._contenders(lon, lat, old.transport, 9 if held is None else held[1]):
@@ -380,6 +404,8 @@ class World:
             self.touched.add(officer_id)
         if status is not Status.OFF_DUTY:
             self._fleet.move(officer_id, lon, lat)
+        if place is not None:
+            self._recount(old, new, effects)
         return new
 
     # -- the fix lane's copy (sdo.domain.lane) ----------------------------------------
@@ -504,14 +530,27 @@ class World:
         lats: list[float],
         times: list[datetime],
         event_ids: list[str],
+        places: list[Placement | None] | None = None,
     ) -> None:
         """Store the last of a run of plain fixes of each officer (id, lon, lat, time, event
-        id), that a copy of :meth:`plain_fix` accepted and already moved in the fleet."""
+        id, and the new place of those it moved to another neighbourhood, if any), that a
+        copy of :meth:`plain_fix` accepted and already moved in the fleet."""
         officers = self._officers
-        for oid, lon, lat, ts, event_id in zip(
-            officer_ids, lons, lats, times, event_ids, strict=True
-        ):
-            officers[oid] = moved(officers[oid], lat, lon, ts, event_id)
+        if places is None:
+            for oid, lon, lat, ts, event_id in zip(
+                officer_ids, lons, lats, times, event_ids, strict=True
+            ):
+                officers[oid] = moved(officers[oid], lat, lon, ts, event_id)
+        else:
+            for oid, lon, lat, ts, event_id, place in zip(
+                officer_ids, lons, lats, times, event_ids, places, strict=True
+            ):
+                old = officers[oid]
+                if place is None:
+                    officers[oid] = moved(old, lat, lon, ts, event_id)
+                else:
+                    new = officers[oid] = placed(old, lat, lon, ts, event_id, place)
+                    self._recount(old, new, None)
         if times:
             latest = max(times)
             if latest > self.now:  # noqa: PLR1730
@@ -585,6 +624,14 @@ class World:
             self._stale_timers.add(oid)
             stale_at = new.fix_ts + timedelta(seconds=self.policy.stale_after_s)
             self._schedule(stale_at, "stale", oid, "")
+        self._recount(old, new, effects)
+
+    def _recount(self, old: Officer | None, new: Officer, effects: Effects | None) -> None:
+        """Move an officer between availability buckets (see ``availability_keys``) and
+        check the cover of the clusters that changed: ``effects`` gets the changed counts
+        and the cover alerts. Without ``effects`` (a fix's move to another neighbourhood of
+        the same cluster, where no cover count changes) the counts only move."""
+        oid = new.officer_id
         old_keys = availability_keys(old) if old is not None else ()
         new_keys = availability_keys(new)
         if old_keys == new_keys and (
@@ -602,11 +649,13 @@ class World:
             for key in new_keys:
                 self._buckets.setdefault(key, set()).add(oid)
                 self._count(key, names, +1, effects)
+        if effects is None:
+            return
         for key in {*old_keys, *new_keys}:
             if key.startswith("cluster:"):
                 self._check_cover(key.removeprefix("cluster:"), effects)
 
-    def _count(self, key: str, names: tuple[str, ...], sign: int, effects: Effects) -> None:
+    def _count(self, key: str, names: tuple[str, ...], sign: int, effects: Effects | None) -> None:
         """Count an officer (``names``: see :func:`_counted_as`) in or out of a bucket."""
         counts = self._counts.get(key)
         if counts is None:  # (not setdefault: that builds a Counter at every call)
@@ -618,7 +667,8 @@ class World:
             for name in names:
                 if name in counts and counts[name] <= 0:
                     del counts[name]
-        effects.availability[key] = dict(counts)
+        if effects is not None:
+            effects.availability[key] = dict(counts)
 
     def _check_cover(self, cluster_id: str, effects: Effects) -> None:
         cluster = self._areas.clusters.get(cluster_id)
