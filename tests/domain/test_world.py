@@ -674,3 +674,19 @@ def test_redelivered_events_change_nothing(force: Any, ev: Any) -> None:
     assert f.world.availability() == availability
     assert {iid: f.world.recommendation(iid) for iid in incidents} == recs
     assert Counter(type(o).__name__ for o in f.outputs)["Recommendation"] >= 4
+
+
+@pytest.mark.parametrize("regraded_as", ["investigator", "neighbourhood", "scheduled", "signpost"])
+def test_a_dispatch_regraded_to_another_response_releases_its_officer(
+    staffed: Any, ev: Any, regraded_as: str
+) -> None:
+    """An emergency whose update grades it as no dispatch at all: its new recommendation
+    says so, and the officer it held goes to the other emergency waiting nearby (found
+    through the contest of pending dispatches, built while the update is applied)."""
+    f = staffed
+    f.apply(ev.incident("i2", *f.place("N06", east_m=100), ts=ev.at(2), graded_as="emergency"))
+    assert f.recommendation("i2").recommended == ("b",)  # a is held by i1
+    effects = f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(3), graded_as=regraded_as))
+    recs = {r.incident_id: r for r in effects.recommendations}
+    assert recs["i1"].response.value == regraded_as
+    assert recs["i2"].recommended == ("a",)

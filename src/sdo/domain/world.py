@@ -971,7 +971,12 @@ class World:
             return race
         # The rule follows from the incident and its grading, and a regrade always issues a
         # new recommendation: keyed on (rec, incident), the race holds the current rule.
-        rule = DispatchRule.of(self.policy, self._gradings[rec.incident_id], record.incident)
+        grading = self._gradings[rec.incident_id]
+        if not dispatches(self.policy, grading):
+            # regraded to a response nobody is dispatched to: no race (the contest may be
+            # built while its new recommendation is computed, with the old one in _recs)
+            return None
+        rule = DispatchRule.of(self.policy, grading, record.incident)
         race = _Race.of(rec, record.incident, rule, self.policy, published=rec)
         self._races[rec.incident_id] = race
         return race
