@@ -263,8 +263,9 @@ def evaluate(
 
     ``lane``: plain AVL fixes go through the compiled fix lane (:mod:`sdo.domain.lane`);
     without it, every line is decoded and applied in Python. The results are the same.
-    ``lane_stats`` receives, per policy, the fixes the lane applied and the lines it
-    refused, by reason (:data:`sdo.domain.lane.REASONS`).
+    ``lane_stats`` receives, per policy, the fixes the lane applied (and how many of them
+    into another neighbourhood) and the lines it refused, by reason
+    (:data:`sdo.domain.lane.REASONS`).
     """
     from sdo.areas import load_areas  # noqa: PLC0415 (keep `sdo evaluate --help` fast)
     from sdo.grade import load_rules  # noqa: PLC0415
@@ -344,7 +345,11 @@ def _pass_with_lane(world: World, metrics: Metrics, reader: LogReader, sink: Any
             pos = stop + 1
     lane.sync()
     reader.lines = lineno
-    return {"applied": lane.applied, "refused": dict(zip(REASONS, lane.refused, strict=True))}
+    return {
+        "applied": lane.applied,
+        "into_another_neighbourhood": lane.replaced,
+        "refused": dict(zip(REASONS, lane.refused, strict=True)),
+    }
 
 
 def cli(args: argparse.Namespace) -> int:

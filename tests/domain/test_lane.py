@@ -23,6 +23,7 @@ import pytest
 
 from sdo.config import Settings
 from sdo.domain import lane
+from sdo.domain.world import World
 from sdo.evaluate import evaluate
 from sdo.events import encode
 from sdo.simulate import simulate
@@ -290,6 +291,7 @@ def test_the_lane_takes_nearly_every_fix(lines: list[bytes], tmp_path: Path) -> 
     fixes = sum(1 for line in lines if line.startswith(b'{"type":"officer.location"'))
     (used,) = taken
     assert used.applied > 0.8 * fixes
+    assert used.replaced > 100  # into other neighbourhoods too (453 when written)
     refused = dict(zip(lane.REASONS, used.refused, strict=True))
     assert refused["form"] >= len(lines) - fixes  # every other event goes the Python way
 
@@ -380,3 +382,30 @@ def test_cells_learnt_a_block_at_a_time_are_those_learnt_one_by_one() -> None:
                 key = (fx + u, fy + v)
                 assert fine[u, v] == single._learn(single._fine, key, geo.FINE_DEG), key
     assert len(mixed) > 10
+
+
+@pytest.mark.parametrize("policy", ["thrive", "closest"])
+def test_the_world_ends_the_same_with_and_without_the_lane(
+    lines: list[bytes], tmp_path: Path, policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond what an evaluation writes: every officer record (places included), the
+    availability counts the lane's moves into other neighbourhoods shift, the fleet."""
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"\n".join(_hostile(lines)))
+    worlds: list[World] = []
+    original = World.__init__
+
+    def spy(self: World, *args: Any) -> None:
+        original(self, *args)
+        worlds.append(self)
+
+    monkeypatch.setattr(World, "__init__", spy)
+    _run(path, policy, use_lane=True)
+    _run(path, policy, use_lane=False)
+    fast, slow = worlds
+    assert fast.touched is not None and slow.touched is None  # the lane ran on one only
+    assert dict(fast.officers) == dict(slow.officers)
+    assert fast.availability() == slow.availability()
+    assert {o: fast.fleet.position(o) for o in fast.officers} == {
+        o: slow.fleet.position(o) for o in slow.officers
+    }

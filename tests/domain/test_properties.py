@@ -395,9 +395,12 @@ class _CountingShortcuts(World):
         before = self.officers.get(event.officer_id)
         effects = super()._plain_fix(event)
         self.taken += effects is not None
-        if effects is not None and before is not None:
-            if effects.officers[0].neighbourhood != before.neighbourhood:
-                self.placed[bool(availability_keys(before))] += 1
+        if (
+            effects is not None
+            and before is not None
+            and effects.officers[0].neighbourhood != before.neighbourhood
+        ):
+            self.placed[bool(availability_keys(before))] += 1
         return effects
 
 

@@ -27,13 +27,16 @@ apply it: a known, unwatched officer; a newer time and another event id; no time
 but stale timers that move on (it fires those, as ``World._quiet_timers`` does, and the
 World replays them: :meth:`World.fire_quiet <sdo.domain.world.World.fire_quiet>`); the
 same neighbourhood (or outside, as before), by a memo cell with one verdict or, near an
-edge, by the even-odd test of the neighbourhood's rings (:func:`_inside`); none of the
+edge, by the even-odd test of the neighbourhood's rings (:func:`_inside`), or another
+neighbourhood by a memo cell with one verdict, where no cover count can change (the same
+cluster, or an officer not available); none of the
 pending dispatches the officer could win by ``World._beats`` (tested with a margin: near a
 limit it refuses); a held officer not drifting off. It then writes the
 officer's position into the fleet's columns and its copy, and goes on. At the first line
 it does not take it stops, and the caller gives that line the usual way (``decode_line``,
 ``plain_fix`` or ``apply``) after :meth:`FixLane.sync` has stored in the World the last
-fix of each officer the lane moved and the timers it fired; :meth:`FixLane.refresh` then
+fix of each officer the lane moved (with their new place, and their availability counts
+moved, if they changed neighbourhood) and the timers it fired; :meth:`FixLane.refresh` then
 copies what that changed. Refusing is always safe: a refused line is decided by the same
 Python code as without the lane, so the lane changes how fast, never what
 (``tests/domain/test_lane.py`` compares the two on a simulated and a hostile log).
@@ -116,6 +119,10 @@ _REALS: Final = 11
 # columns of rules[box]: tag masks of its roles and statuses, skill bits, first officer
 _ROLES, _STATUSES, _SKILLS, _FIRST = range(4)
 
+# what the World lacks of an officer (ints[officer, _UNSYNCED]): their last fix, and
+# their new place (a neighbourhood other than its record's, at some fix since)
+_FIXED: Final = 1
+_REPLACED: Final = 2
 # officer flags
 _WATCHED: Final = 1
 _CONTENDS: Final = 2
@@ -125,12 +132,13 @@ _AVAILABLE: Final = 8
 _TIMERS: Final = 12
 
 # _scan's out[] slots
-_LINES, _APPLIED, _LAST_US, _REASON, _DIRTY = range(5)
+_LINES, _APPLIED, _LAST_US, _REASON, _DIRTY, _REPLACES = range(6)
 # why it stopped: at the end, or at a line that is not a fix in the plain form, whose
 # memo cell it has not learnt, of an officer unknown or watched, not newer than the last
 # (or the same event), with a timer due that is not a stale timer moving on, near an
-# edge (where the exact test decides), in another neighbourhood (or in or out of the
-# force area), where its officer might win a pending dispatch, or of a held officer
+# edge (where the exact test decides), in another neighbourhood it may not take (in or
+# out of the force area, near an edge, another cluster of an available officer), where
+# its officer might win a pending dispatch, or of a held officer
 # drifting off
 REASONS: Final = (
     "end",
@@ -435,6 +443,7 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
     coords: np.ndarray,
     rings: np.ndarray,
     nb_rings: np.ndarray,
+    nb_cluster: np.ndarray,
     detour: float,
     better_by: float,
     dirty_list: np.ndarray,
@@ -571,6 +580,7 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
             where[1] = lat
             return pos
         nbhd = ints[slot, _NBHD]
+        place = verdict  # the memo's: a neighbourhood, outside, or mixed
         if verdict == CELL_MIXED:
             # an edge crosses the cell: the point in their neighbourhood's polygon?
             if nbhd < 0:
@@ -581,9 +591,15 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
                 out[_REASON] = _EDGE
                 return pos  # on the edge, or nearly: the exact test decides
             verdict = nbhd if side else CELL_OUTSIDE
-        if verdict != nbhd:
+        if verdict != nbhd and (
+            place < 0
+            or nbhd < 0
+            or (ints[slot, _FLAGS] & _AVAILABLE and nb_cluster[place] != nb_cluster[nbhd])
+        ):
+            # into or out of the force area, somewhere near an edge (the exact test only
+            # says "not theirs": locate decides), or where a cluster's cover may change
             out[_REASON] = _MOVED
-            return pos  # placed elsewhere
+            return pos
         # -- no pending dispatch a mover could win from here: _Contest.containing, then
         #    _beats (where a limit is near, it refuses: never fewer than plain_fix)
         out[_REASON] = _CONTEST
@@ -650,9 +666,14 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
             flon[f] = lon
             flat[f] = lat
         if not ints[slot, _UNSYNCED]:
-            ints[slot, _UNSYNCED] = 1
             dirty_list[out[_DIRTY]] = slot
             out[_DIRTY] += 1
+        if verdict != nbhd:  # another neighbourhood of the same cluster (or not available)
+            ints[slot, _NBHD] = place
+            ints[slot, _UNSYNCED] = _FIXED | _REPLACED
+            out[_REPLACES] += 1
+        else:
+            ints[slot, _UNSYNCED] |= _FIXED
         out[_LINES] += 1
         out[_APPLIED] += 1
         out[_LAST_US] = ts
@@ -671,6 +692,18 @@ def _ring_arrays(areas: Areas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     starts = np.cumsum([0, *(len(ring) for ring in flat)]).astype(np.int64)
     ends = np.cumsum([0, *(len(nb) for nb in rings)]).astype(np.int64)
     return coords, starts, np.stack([ends[:-1], ends[1:]], axis=1)
+
+
+def _cluster_numbers(areas: Areas) -> np.ndarray:
+    """Every neighbourhood's cluster (by index, as Areas.index_of), as a number."""
+    numbers: dict[str, int] = {}
+    return np.array(
+        [
+            numbers.setdefault(areas.placement_at(k).cluster, len(numbers))
+            for k in range(len(areas.neighbourhoods))
+        ],
+        dtype=np.int64,
+    )
 
 
 def _us(when: datetime) -> int:
@@ -708,6 +741,7 @@ class FixLane:
         self._fvals = np.zeros(1 << 16, dtype=np.int32)
         self._fine_count = 0
         self._coords, self._rings, self._nb_rings = _ring_arrays(world.areas)
+        self._nb_cluster = _cluster_numbers(world.areas)
         stale_after = timedelta(seconds=world.policy.stale_after_s) // timedelta(microseconds=1)
         self._state = np.array(
             [0, _NEVER, 0, 0, 255, (1 << 16) - 1, x0, y0, nx, ny, stale_after], np.int64
@@ -728,10 +762,12 @@ class FixLane:
         self._records: list[Officer | None] = []  # per slot: the record copied last
         self._skills: dict[str, int] = {}
         self._times: dict[int, datetime] = {}
-        self._out = np.zeros(5, dtype=np.int64)
+        self._out = np.zeros(6, dtype=np.int64)
         self._where = np.zeros(2)
         self.lines = 0
         self.applied = 0
+        #: of the fixes applied, those into another neighbourhood than the officer's last
+        self.replaced = 0
         #: lines refused, by reason (see REASONS; "end" counts the blocks finished)
         self.refused = [0] * len(REASONS)
         self.refresh()
@@ -742,7 +778,7 @@ class FixLane:
         """Apply the plain fixes of ``buf`` (whole lines) from ``pos`` on; return where the
         first refused line starts, or ``len(buf)``. ``lines`` and ``applied`` count on."""
         out = self._out
-        out[_LINES] = out[_APPLIED] = 0
+        out[_LINES] = out[_APPLIED] = out[_REPLACES] = 0
         flon, flat = self._world.fleet.columns()
         pos = _scan(
             buf,
@@ -767,6 +803,7 @@ class FixLane:
             self._coords,
             self._rings,
             self._nb_rings,
+            self._nb_cluster,
             self._detour,
             self._better_by,
             self._dirty_list,
@@ -775,6 +812,7 @@ class FixLane:
         )
         self.lines += int(out[_LINES])
         self.applied += int(out[_APPLIED])
+        self.replaced += int(out[_REPLACES])
         self.refused[int(out[_REASON])] += 1
         return int(pos)
 
@@ -805,6 +843,14 @@ class FixLane:
             for us in rows[:, _FIX_US].tolist()
         ]
         names = self._names
+        unsynced = rows[:, _UNSYNCED]
+        places = None
+        if (unsynced & _REPLACED).any():
+            place_at = self._world.areas.placement_at
+            places = [
+                place_at(nbhd) if what & _REPLACED else None
+                for what, nbhd in zip(unsynced.tolist(), rows[:, _NBHD].tolist(), strict=True)
+            ]
         self._world.take_fixes(
             [names[s] for s in slots.tolist()],
             reals[:, _LON].tolist(),
@@ -818,6 +864,7 @@ class FixLane:
                     strict=True,
                 )
             ],
+            places,
         )
         self._ints[slots, _UNSYNCED] = 0
         out[_DIRTY] = 0
