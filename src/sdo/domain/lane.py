@@ -64,6 +64,7 @@ from sdo.events import Status
 
 if TYPE_CHECKING:
     from sdo.domain.geo import Areas
+    from sdo.domain.recommend import DispatchRule
     from sdo.domain.state import Officer
     from sdo.domain.world import World
 
@@ -88,6 +89,8 @@ _NEVER: Final = np.iinfo(np.int64).max
 _NO_DRIFT: Final = (0.0, 0.0, 0.0, 0.0)
 #: Fix times kept as datetimes (fixes come in time order: recent ones repeat).
 _TIMES_MAX: Final = 4096
+#: Rules whose masks are kept (see FixLane._rule_rows).
+_RULES_KEPT: Final = 4096
 #: More skills than this, and rules are taken to admit whatever the skills.
 _MAX_SKILLS: Final = 62
 
@@ -761,6 +764,8 @@ class FixLane:
         self._races: dict[str, object | None] = {}  # World.race_of of the held incidents
         self._records: list[Officer | None] = []  # per slot: the record copied last
         self._skills: dict[str, int] = {}
+        # id(rule) -> (rule, role mask, status mask, skill mask): see _rule_rows
+        self._rule_masks: dict[int, tuple[DispatchRule, int, int, int]] = {}
         self._times: dict[int, datetime] = {}
         self._out = np.zeros(6, dtype=np.int64)
         self._where = np.zeros(2)
@@ -898,17 +903,7 @@ class FixLane:
         if contest is not self._contest or not world.holds(self._held):
             self._contest = contest
             self._boxes, rows, always = world.contest_boxes()
-            self._rules = np.array(
-                [
-                    (
-                        *rule.masks,
-                        self._skill_mask(rule.skills),
-                        -1 if first is None else self._slots.get(first, -2),
-                    )
-                    for _, first, rule in rows
-                ],
-                dtype=np.int64,
-            ).reshape(len(rows), 4)
+            self._rules = self._rule_rows(rows)
             self._state[_BOXES] = len(rows)
             self._state[_ALWAYS] = always
             # who holds whom, and what a held officer may drift from, follow the
@@ -916,22 +911,22 @@ class FixLane:
             self._row_of = {iid: k for k, (iid, _, _) in enumerate(rows)}
             before, self._held = self._held, world.held_officers()
             races, self._races = self._races, {}
+            held_row = self._ints[:, _HELD_ROW]
             for oid in before.keys() | self._held.keys():
                 slot = self._slots.get(oid)
                 if slot is None:
                     continue
                 hold = self._held.get(oid)
-                race = None
-                if hold is not None:
-                    race = self._races.get(hold[0])
-                    if race is None:
-                        race = self._races[hold[0]] = world.race_of(hold[0])
+                if hold is None:
+                    self._copy_hold(oid, slot)
+                    continue
+                race = self._races.get(hold[0])
+                if race is None:
+                    race = self._races[hold[0]] = world.race_of(hold[0])
                 # rows move as dispatches come and go; the drift follows the race
-                self._copy_hold(
-                    oid,
-                    slot,
-                    drift=hold is None or hold != before.get(oid) or race is not races.get(hold[0]),
-                )
+                drift = hold != before.get(oid) or race is not races.get(hold[0])
+                if drift or held_row[slot] != self._row_of.get(hold[0], -1):
+                    self._copy_hold(oid, slot, drift=drift)
         while touched:  # (a new skill touches every officer)
             batch = list(touched)
             touched.clear()
@@ -1034,6 +1029,24 @@ class FixLane:
                 self._world.touched.update(self._names)
             bits |= bit
         return bits
+
+    def _rule_rows(self, rows: list[tuple[str, str | None, DispatchRule]]) -> np.ndarray:
+        """``rules[box]`` of the contest's rows (see World.contest_boxes): the rule's role
+        and status tag masks and skill mask, and the slot of the first officer.
+
+        A race keeps its rule, so the masks are kept per rule object (by identity: hashing
+        a rule is dearer than computing its masks), a bounded number of them."""
+        kept = self._rule_masks
+        if len(kept) > _RULES_KEPT:
+            kept.clear()
+        slots = self._slots
+        out = []
+        for _, first, rule in rows:
+            masks = kept.get(id(rule))
+            if masks is None or masks[0] is not rule:
+                masks = kept[id(rule)] = (rule, *rule.masks, self._skill_mask(rule.skills))
+            out.append((*masks[1:], -1 if first is None else slots.get(first, -2)))
+        return np.array(out, dtype=np.int64).reshape(len(rows), 4)
 
     def _skill_mask(self, skills: frozenset[str]) -> int:
         """A rule's skills as bits, or 0 (nothing required) if one has none: a rule's
