@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 import pytest
 
+from sdo.areas import load_areas
 from sdo.config import Settings
 from sdo.domain import lane
 from sdo.domain.world import World
@@ -409,3 +410,63 @@ def test_the_world_ends_the_same_with_and_without_the_lane(
     assert {o: fast.fleet.position(o) for o in fast.officers} == {
         o: slow.fleet.position(o) for o in slow.officers
     }
+
+
+def test_a_move_back_by_the_python_way_is_copied_back(
+    tmp_path: Path, ev: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane moves an officer into another neighbourhood; a fix it refuses (another
+    form) brings them back the Python way; the lane must then know they are back, and
+    move them again at the next fix (a copy that kept its own neighbourhood would take
+    that fix as a move within it, and the World's record would keep the wrong place)."""
+    areas = load_areas(Settings().areas_path)
+    cluster = next(c for c in areas.clusters.values() if len(c.neighbourhoods) > 1)
+    # (at 6 decimals, as a log writes them: the lane reads up to 15 significant digits)
+    a, b = (
+        tuple(round(x, 6) for x in areas.neighbourhoods[n].centroid)
+        for n in cluster.neighbourhoods[:2]
+    )
+    t = ev.t0
+
+    def fix(officer: str, at: tuple[float, ...], seconds: int, east: float = 0.0) -> Any:
+        return ev.location(
+            officer, round(at[0] + east, 6), at[1], ts=t + timedelta(seconds=seconds)
+        )
+
+    events = [
+        ev.profile("o1", ts=t),
+        ev.status("o1", "committed", ts=t),
+        ev.profile("o2", ts=t),
+        ev.status("o2", "committed", ts=t),
+        fix("o1", a, 10),  # a first fix: the Python way
+        fix("o2", b, 10),
+        fix("o1", a, 20, 1e-5),  # cells not learnt yet: the Python way, and learnt
+        fix("o2", b, 20, 1e-5),
+        fix("o1", b, 30),  # the lane: into b
+        fix("o1", a, 40),  # refused (another form): back to a the Python way
+        fix("o1", b, 50, 2e-5),  # the lane: into b again
+    ]
+    lines = [encode(e) for e in events]
+    lines[9] = lines[9].replace(b'"lat":', b'"lat": ')  # valid JSON the lane does not read
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    worlds: list[World] = []
+    lanes: list[lane.FixLane] = []
+    world_init, lane_init = World.__init__, lane.FixLane.__init__
+
+    def spy_world(self: World, *args: Any) -> None:
+        world_init(self, *args)
+        worlds.append(self)
+
+    def spy_lane(self: lane.FixLane, world: Any) -> None:
+        lane_init(self, world)
+        lanes.append(self)
+
+    monkeypatch.setattr(World, "__init__", spy_world)
+    monkeypatch.setattr(lane.FixLane, "__init__", spy_lane)
+    _run(path, "thrive", use_lane=True)
+    _run(path, "thrive", use_lane=False)
+    fast, slow = worlds
+    assert lanes[0].replaced == 2, dict(zip(lane.REASONS, lanes[0].refused, strict=True))
+    assert slow.officers["o1"].neighbourhood == cluster.neighbourhoods[1]
+    assert dict(fast.officers) == dict(slow.officers)

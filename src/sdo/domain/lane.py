@@ -63,7 +63,7 @@ from sdo.domain.state import only_moved
 from sdo.events import Status
 
 if TYPE_CHECKING:
-    from sdo.domain.geo import Areas
+    from sdo.domain.geo import Areas, Placement
     from sdo.domain.recommend import DispatchRule
     from sdo.domain.state import Officer
     from sdo.domain.world import World
@@ -849,13 +849,20 @@ class FixLane:
         ]
         names = self._names
         unsynced = rows[:, _UNSYNCED]
-        places = None
+        places: list[Placement | None] | None = None
         if (unsynced & _REPLACED).any():
             place_at = self._world.areas.placement_at
-            places = [
-                place_at(nbhd) if what & _REPLACED else None
-                for what, nbhd in zip(unsynced.tolist(), rows[:, _NBHD].tolist(), strict=True)
-            ]
+            places = []
+            for slot, what, nbhd in zip(
+                slots.tolist(), unsynced.tolist(), rows[:, _NBHD].tolist(), strict=True
+            ):
+                if what & _REPLACED:
+                    places.append(place_at(nbhd))
+                    # the record copied last is no longer the World's but for the fix: the
+                    # next copy must be whole (see _copy)
+                    self._records[slot] = None
+                else:
+                    places.append(None)
         self._world.take_fixes(
             [names[s] for s in slots.tolist()],
             reals[:, _LON].tolist(),
