@@ -161,3 +161,37 @@ def test_bad_line_is_reported_with_its_number_and_evaluation_goes_on(
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())["policies"]["thrive"]
     assert m["invalid_lines"] == 1
     assert m["events"] == len(lines) - 1
+
+
+def test_policies_one_at_a_time_or_at_once_write_the_same(
+    log: Path, evaluated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """By default the policies run at once, a process each (``evaluated``); with
+    ``--jobs 1`` one after the other, in this process. Same files, and each skipped line
+    reported once either way."""
+    lines = log.read_bytes().splitlines()
+    lines[99] = b'{"type": "officer.location", "lat": "north"'
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(b"\n".join(lines) + b"\n")
+    outs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs-{jobs}"
+        args = ["evaluate", str(broken), "--out", str(out), "--jobs", jobs]
+        assert main([*args, "--policy", "thrive", "--policy", "closest"]) == 0
+        assert capsys.readouterr().err.count("broken.jsonl:100: skipped") == 1
+        outs[jobs] = out
+    for name in ("recommendations.jsonl", "metrics.json"):
+        assert (outs["1"] / name).read_bytes() == (outs["2"] / name).read_bytes(), name
+    recs = (outs["1"] / "recommendations.jsonl").read_bytes()
+    assert recs.count(b"\n") > 20
+    one = json.loads((outs["1"] / "metrics.json").read_text())["policies"]
+    assert {p: one[p]["invalid_lines"] for p in POLICIES} == {"thrive": 1, "closest": 1}
+
+
+def test_jobs_below_one_is_one_line_and_exit_2(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", str(log), "--out", str(tmp_path / "out"), "--jobs", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--jobs" in err[0]
+    assert not (tmp_path / "out").exists()

@@ -177,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("log", type=Path)
     p.add_argument("--policy", action="append", default=None, help="thrive, closest (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="policies evaluated at once, a process each (default: one per policy, "
+        "up to the number of CPUs)",
+    )
     p.set_defaults(func=_run("sdo.evaluate:cli"))
 
     p = sub.add_parser("grade", help="grade incidents (JSON lines on stdin)")

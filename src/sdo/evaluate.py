@@ -18,6 +18,7 @@ medians, and shares within 15 min (grade 1) and 60 min (grade 2); so does this.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from collections import Counter
@@ -48,6 +49,8 @@ from sdo.events import (
 )
 
 if TYPE_CHECKING:
+    from sdo.domain.geo import Areas
+    from sdo.domain.grading import Rules
     from sdo.replay import LogReader
 
 __all__ = ["Metrics", "cli", "evaluate"]
@@ -258,39 +261,130 @@ def evaluate(
     on_invalid: Any = None,
     lane: bool = True,
     lane_stats: dict[str, dict[str, Any]] | None = None,
+    jobs: int = 1,
 ) -> dict[str, dict[str, Any]]:
-    """Run each policy over ``log``; write every recommendation to ``sink`` (a binary file).
+    """Run each policy over ``log``; write every recommendation to ``sink`` (a binary file),
+    policy after policy.
 
     ``lane``: plain AVL fixes go through the compiled fix lane (:mod:`sdo.domain.lane`);
     without it, every line is decoded and applied in Python. The results are the same.
     ``lane_stats`` receives, per policy, the fixes the lane applied (and how many of them
     into another neighbourhood) and the lines it refused, by reason
-    (:data:`sdo.domain.lane.REASONS`).
+    (:data:`sdo.domain.lane.REASONS`). ``on_invalid(lineno, reason)`` hears of each line
+    skipped (once, in the first policy's pass).
+
+    ``jobs`` > 1 runs up to that many passes at once, each in a process of its own (a
+    pass is one core's work): each writes its recommendations to a file of its own, copied
+    to ``sink`` in policy order, so the results and the bytes are the same as one by one;
+    ``on_invalid`` then hears of the skipped lines when the first pass has ended.
     """
+    if jobs > 1 and len(policies) > 1:
+        return _evaluate_in_parallel(
+            log, settings, policies, sink, on_invalid, lane, lane_stats, jobs
+        )
     from sdo.areas import load_areas  # noqa: PLC0415 (keep `sdo evaluate --help` fast)
     from sdo.grade import load_rules  # noqa: PLC0415
-    from sdo.replay import read_log  # noqa: PLC0415
 
     areas = load_areas(settings.areas_path)
     rules = load_rules(settings.rules_path)
     results = {}
     for name in policies:
-        world = World(areas, rules, Policy.from_mapping(name, rules.recommend))
-        metrics = Metrics(name)
-        reader = read_log(log, on_invalid if name == policies[0] else None)
-        try:
-            if lane:
-                stats = _pass_with_lane(world, metrics, reader, sink)
-                if lane_stats is not None:
-                    lane_stats[name] = stats
-            else:
-                for event in reader.items():
-                    _step(world, metrics, event, sink)
-        finally:
-            reader.close()
-        metrics.invalid = reader.skipped
-        results[name] = metrics.finish()
+        results[name], stats = _one_pass(
+            log, areas, rules, name, sink, on_invalid if name == policies[0] else None, lane
+        )
+        if lane_stats is not None and stats is not None:
+            lane_stats[name] = stats
     return results
+
+
+def _one_pass(
+    log: Path,
+    areas: Areas,
+    rules: Rules,
+    name: str,
+    sink: Any,
+    on_invalid: Any,
+    lane: bool,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """One policy's pass: its metrics, and the lane's stats (None without the lane)."""
+    from sdo.replay import read_log  # noqa: PLC0415
+
+    world = World(areas, rules, Policy.from_mapping(name, rules.recommend))
+    metrics = Metrics(name)
+    reader = read_log(log, on_invalid)
+    stats = None
+    try:
+        if lane:
+            stats = _pass_with_lane(world, metrics, reader, sink)
+        else:
+            for event in reader.items():
+                _step(world, metrics, event, sink)
+    finally:
+        reader.close()
+    metrics.invalid = reader.skipped
+    return metrics.finish(), stats
+
+
+def _evaluate_in_parallel(
+    log: Path,
+    settings: Settings,
+    policies: list[str],
+    sink: Any,
+    on_invalid: Any,
+    lane: bool,
+    lane_stats: dict[str, dict[str, Any]] | None,
+    jobs: int,
+) -> dict[str, dict[str, Any]]:
+    """:func:`evaluate`'s passes in processes of their own (see there)."""
+    import multiprocessing  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
+    # spawn: a fresh interpreter, not a fork of one that may hold threads and locks
+    context = multiprocessing.get_context("spawn")
+    with (
+        tempfile.TemporaryDirectory(prefix="sdo-evaluate-") as tmp,
+        ProcessPoolExecutor(max_workers=min(jobs, len(policies)), mp_context=context) as pool,
+    ):
+        outs = [None if sink is None else Path(tmp) / f"{n}.jsonl" for n in range(len(policies))]
+        futures = [
+            pool.submit(_pass_in_process, log, settings, name, out, n == 0, lane)
+            for n, (name, out) in enumerate(zip(policies, outs, strict=True))
+        ]
+        results = {}
+        for name, out, future in zip(policies, outs, futures, strict=True):
+            results[name], stats, skipped = future.result()
+            if on_invalid is not None:
+                for lineno, reason in skipped:
+                    on_invalid(lineno, reason)
+            if lane_stats is not None and stats is not None:
+                lane_stats[name] = stats
+            if out is not None:
+                with out.open("rb") as part:
+                    shutil.copyfileobj(part, sink, 1 << 20)
+                out.unlink()
+    return results
+
+
+def _pass_in_process(
+    log: Path, settings: Settings, name: str, out: Path | None, report: bool, lane: bool
+) -> tuple[dict[str, Any], dict[str, Any] | None, list[tuple[int, str]]]:
+    """One pass in a worker process: metrics, lane stats, and (if ``report``) the lines
+    skipped; the recommendations go to ``out``."""
+    from sdo.areas import load_areas  # noqa: PLC0415
+    from sdo.grade import load_rules  # noqa: PLC0415
+
+    skipped: list[tuple[int, str]] = []
+    on_invalid = (lambda n, why: skipped.append((n, why))) if report else None
+    areas = load_areas(settings.areas_path)
+    rules = load_rules(settings.rules_path)
+    if out is None:
+        metrics, stats = _one_pass(log, areas, rules, name, None, on_invalid, lane)
+    else:
+        with out.open("wb") as sink:
+            metrics, stats = _one_pass(log, areas, rules, name, sink, on_invalid, lane)
+    return metrics, stats, skipped
 
 
 def _step(world: World, metrics: Metrics, event: Any, sink: Any) -> None:
@@ -362,6 +456,9 @@ def cli(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown policy {unknown[0]!r}; known: {', '.join(POLICIES)}")
     if len(set(policies)) != len(policies):
         raise ConfigError("each --policy may be given once")
+    jobs = args.jobs if args.jobs is not None else min(len(policies), os.cpu_count() or 1)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {jobs}")
     read_log(args.log).close()  # a missing or unreadable log fails before DIR is touched
     out: Path = args.out
     try:
@@ -373,7 +470,7 @@ def cli(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{args.log}:{lineno}: skipped: {reason}\n")
 
     with (out / "recommendations.jsonl").open("wb") as sink:
-        results = evaluate(args.log, settings, policies, sink=sink, on_invalid=invalid)
+        results = evaluate(args.log, settings, policies, sink=sink, on_invalid=invalid, jobs=jobs)
     document = {
         "log": str(args.log),
         "policies": results,
