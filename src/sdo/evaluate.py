@@ -437,7 +437,7 @@ def _pass_with_lane(world: World, metrics: Metrics, reader: LogReader, sink: Any
                 _step(world, metrics, item, sink)
             lane.refresh()
             pos = stop + 1
-    lane.sync()
+    lane.finish()
     reader.lines = lineno
     return {
         "applied": lane.applied,

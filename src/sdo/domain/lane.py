@@ -34,10 +34,13 @@ pending dispatches the officer could win by ``World._beats`` (tested with a marg
 limit it refuses); a held officer not drifting off. It then writes the
 officer's position into the fleet's columns and its copy, and goes on. At the first line
 it does not take it stops, and the caller gives that line the usual way (``decode_line``,
-``plain_fix`` or ``apply``) after :meth:`FixLane.sync` has stored in the World the last
-fix of each officer the lane moved (with their new place, and their availability counts
-moved, if they changed neighbourhood) and the timers it fired; :meth:`FixLane.refresh` then
-copies what that changed. Refusing is always safe: a refused line is decided by the same
+``plain_fix`` or ``apply``) after :meth:`FixLane.sync` has brought the World up to date:
+the officers it moved into another neighbourhood are stored (new place, availability
+counts moved); the others *lag* (:meth:`World.lag <sdo.domain.world.World.lag>`): the
+World stores an officer's last fix when it first reads their record, so the Python path
+builds records only for the officers it looks at, not for every officer that moved
+(most of them); and the timers it fired are fired. :meth:`FixLane.refresh` then copies
+what that line changed. Refusing is always safe: a refused line is decided by the same
 Python code as without the lane, so the lane changes how fast, never what
 (``tests/domain/test_lane.py`` compares the two on a simulated and a hostile log).
 
@@ -123,9 +126,11 @@ _REALS: Final = 11
 _ROLES, _STATUSES, _SKILLS, _FIRST = range(4)
 
 # what the World lacks of an officer (ints[officer, _UNSYNCED]): their last fix, and
-# their new place (a neighbourhood other than its record's, at some fix since)
+# their new place (a neighbourhood other than its record's, at some fix since); and
+# whether they are in dirty_list (moved since the last sync)
 _FIXED: Final = 1
 _REPLACED: Final = 2
+_LISTED: Final = 4
 # officer flags
 _WATCHED: Final = 1
 _CONTENDS: Final = 2
@@ -135,7 +140,7 @@ _AVAILABLE: Final = 8
 _TIMERS: Final = 12
 
 # _scan's out[] slots
-_LINES, _APPLIED, _LAST_US, _REASON, _DIRTY, _REPLACES = range(6)
+_LINES, _APPLIED, _LAST_US, _REASON, _DIRTY, _REPLACES, _MAX_US = range(7)
 # why it stopped: at the end, or at a line that is not a fix in the plain form, whose
 # memo cell it has not learnt, of an officer unknown or watched, not newer than the last
 # (or the same event), with a timer due that is not a stale timer moving on, near an
@@ -668,15 +673,16 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
         if f >= 0:
             flon[f] = lon
             flat[f] = lat
-        if not ints[slot, _UNSYNCED]:
+        if not ints[slot, _UNSYNCED] & _LISTED:
             dirty_list[out[_DIRTY]] = slot
             out[_DIRTY] += 1
         if verdict != nbhd:  # another neighbourhood of the same cluster (or not available)
             ints[slot, _NBHD] = place
-            ints[slot, _UNSYNCED] = _FIXED | _REPLACED
+            ints[slot, _UNSYNCED] = _FIXED | _REPLACED | _LISTED
             out[_REPLACES] += 1
         else:
-            ints[slot, _UNSYNCED] |= _FIXED
+            ints[slot, _UNSYNCED] |= _FIXED | _LISTED
+        out[_MAX_US] = max(out[_MAX_US], ts)
         out[_LINES] += 1
         out[_APPLIED] += 1
         out[_LAST_US] = ts
@@ -718,7 +724,7 @@ class FixLane:
 
     Attach it to a fresh or restored World; it keeps its copy current through
     ``World.touched``. Use: :meth:`scan` a block; at a line it refuses, :meth:`sync`, give
-    the line the usual way, then :meth:`refresh`; :meth:`sync` at the end.
+    the line the usual way, then :meth:`refresh`; :meth:`finish` at the end.
     """
 
     def __init__(self, world: World) -> None:
@@ -767,7 +773,7 @@ class FixLane:
         # id(rule) -> (rule, role mask, status mask, skill mask): see _rule_rows
         self._rule_masks: dict[int, tuple[DispatchRule, int, int, int]] = {}
         self._times: dict[int, datetime] = {}
-        self._out = np.zeros(6, dtype=np.int64)
+        self._out = np.zeros(7, dtype=np.int64)
         self._where = np.zeros(2)
         self.lines = 0
         self.applied = 0
@@ -829,40 +835,83 @@ class FixLane:
         return _EPOCH + timedelta(microseconds=int(self._out[_LAST_US]))
 
     def sync(self) -> None:
-        """Store in the World the last fix of every officer the lane moved since, and
-        fire the timers it fired."""
+        """Bring the World up to date for a line that goes the Python way.
+
+        The officers the lane moved into another neighbourhood since are stored (place,
+        availability counts, last fix); the last fix of the others lags
+        (:meth:`World.lag <sdo.domain.world.World.lag>`: each is stored when the World
+        first reads their record, by :meth:`_catch_up`); event time moves on to the last
+        fix; the timers the lane fired are fired."""
         out = self._out
         count = int(out[_DIRTY])
-        if not count:
-            self._replay_timers()
-            return
-        slots = self._dirty_list[:count]
+        if count:
+            slots = self._dirty_list[:count]
+            replaced = (self._ints[slots, _UNSYNCED] & _REPLACED) != 0
+            if replaced.any():
+                self._store(slots[replaced])
+                slots = slots[~replaced]
+            self._ints[slots, _UNSYNCED] = _FIXED  # (no longer listed)
+            names = self._names
+            self._world.lag(
+                [names[s] for s in slots.tolist()], self._catch_up, self._when(int(out[_MAX_US]))
+            )
+            out[_DIRTY] = 0
+            out[_MAX_US] = 0
+        self._replay_timers()
+
+    def finish(self) -> None:
+        """At the end of the log: :meth:`sync`, and store every lagging fix."""
+        self.sync()
+        self._world.catch_up_all()
+
+    def _when(self, us: int) -> datetime:
+        """The datetime of ``us`` microseconds since the epoch (recent ones are kept)."""
+        times = self._times
+        when = times.get(us)
+        if when is None:
+            if len(times) >= _TIMES_MAX:
+                times.clear()
+            when = times[us] = _EPOCH + timedelta(microseconds=us)
+        return when
+
+    def _catch_up(self, oid: str) -> None:
+        """Store the last fix of a lagging officer (the World asks, see :meth:`sync`)."""
+        slot = self._slots[oid]
+        ints = self._ints
+        if not ints[slot, _UNSYNCED] & _FIXED:
+            return  # stored since (moved into another neighbourhood)
+        assert not ints[slot, _UNSYNCED] & _REPLACED  # (sync stores those)
+        n = int(ints[slot, _EVENT_LEN])
+        reals = self._reals
+        self._world.take_fixes(
+            [oid],
+            [float(reals[slot, _LON])],
+            [float(reals[slot, _LAT])],
+            [self._when(int(ints[slot, _FIX_US]))],
+            [self._events[slot, :n].tobytes().decode()],
+        )
+        ints[slot, _UNSYNCED] = 0
+
+    def _store(self, slots: np.ndarray) -> None:
+        """Store in the World the last fix (and place) of the officers in ``slots``."""
+        count = len(slots)
         rows = self._ints[slots]
         reals = self._reals[slots]
         raw = self._events[slots].tobytes()  # one copy; each id is a slice of it
-        times = self._times
-        if len(times) >= _TIMES_MAX:
-            times.clear()
-        when = [
-            times.get(us) or times.setdefault(us, _EPOCH + timedelta(microseconds=us))
-            for us in rows[:, _FIX_US].tolist()
-        ]
+        when = [self._when(us) for us in rows[:, _FIX_US].tolist()]
         names = self._names
-        unsynced = rows[:, _UNSYNCED]
-        places: list[Placement | None] | None = None
-        if (unsynced & _REPLACED).any():
-            place_at = self._world.areas.placement_at
-            places = []
-            for slot, what, nbhd in zip(
-                slots.tolist(), unsynced.tolist(), rows[:, _NBHD].tolist(), strict=True
-            ):
-                if what & _REPLACED:
-                    places.append(place_at(nbhd))
-                    # the record copied last is no longer the World's but for the fix: the
-                    # next copy must be whole (see _copy)
-                    self._records[slot] = None
-                else:
-                    places.append(None)
+        place_at = self._world.areas.placement_at
+        places: list[Placement | None] = []
+        for slot, what, nbhd in zip(
+            slots.tolist(), rows[:, _UNSYNCED].tolist(), rows[:, _NBHD].tolist(), strict=True
+        ):
+            if what & _REPLACED:
+                places.append(place_at(nbhd))
+                # the record copied last is no longer the World's but for the fix: the
+                # next copy must be whole (see _copy)
+                self._records[slot] = None
+            else:
+                places.append(None)
         self._world.take_fixes(
             [names[s] for s in slots.tolist()],
             reals[:, _LON].tolist(),
@@ -879,8 +928,6 @@ class FixLane:
             places,
         )
         self._ints[slots, _UNSYNCED] = 0
-        out[_DIRTY] = 0
-        self._replay_timers()
 
     def _replay_timers(self) -> None:
         """Have the World fire the timers the lane fired (in the same order)."""

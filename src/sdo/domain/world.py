@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -147,6 +147,10 @@ class World:
         #: Officers whose record, stale state or stale timer changed, while something keeps
         #: a copy of what plain_fix reads (the evaluator's fix lane, sdo.domain.lane).
         self.touched: set[str] | None = None
+        #: Officers whose record lacks their last fix, which a copy holds (the fix lane):
+        #: reading their record first has the copy store it (see lag).
+        self._lagging: set[str] = set()
+        self._fix_source: Callable[[str], None] | None = None
 
     # -- the View the recommender reads -----------------------------------------------
 
@@ -156,7 +160,41 @@ class World:
 
     @property
     def officers(self) -> Mapping[str, Officer]:
-        return self._officers
+        return _CaughtUp(self) if self._lagging else self._officers
+
+    def _officer(self, officer_id: str) -> Officer | None:
+        """An officer's record, with their last fix (see :meth:`lag`)."""
+        if officer_id in self._lagging:
+            self._catch_up(officer_id)
+        return self._officers.get(officer_id)
+
+    def _catch_up(self, officer_id: str) -> None:
+        self._lagging.discard(officer_id)
+        assert self._fix_source is not None
+        self._fix_source(officer_id)
+
+    def lag(
+        self, officer_ids: Iterable[str], fix_source: Callable[[str], None], latest: datetime
+    ) -> None:
+        """Let these officers' records lack their last fix, for now: a copy holds it.
+        ``latest``: the time of the last of those fixes (event time moves on to it).
+
+        The evaluator's fix lane applies most fixes itself, and storing every one in a new
+        record is what would cost most. Instead, the first read of a lagging officer's
+        record (any method here, or :attr:`officers`) calls ``fix_source(officer_id)``,
+        which must store it (:meth:`take_fixes`). The fleet, the place and the
+        availability counts must already be current: only the fix's own fields (position,
+        time, event id) may lag.
+        """
+        self._fix_source = fix_source
+        self._lagging.update(officer_ids)
+        if latest > self.now:  # noqa: PLR1730
+            self.now = latest
+
+    def catch_up_all(self) -> None:
+        """Store the last fix of every lagging officer (see :meth:`lag`)."""
+        for oid in list(self._lagging):
+            self._catch_up(oid)
 
     @property
     def incidents(self) -> Mapping[str, IncidentRecord]:
@@ -201,7 +239,7 @@ class World:
 
     def restore_officer(self, officer: Officer) -> None:
         """Take an officer record from the durable table (no outputs); newer aspects win."""
-        old = self._officers.get(officer.officer_id)
+        old = self._officer(officer.officer_id)
         change = merge_officer(old, officer)
         if change.changed:
             self._officer_changed(old, change.state, Effects())
@@ -214,7 +252,7 @@ class World:
         empty): its owner has already.
         """
         effects = Effects()
-        old = self._officers.get(officer.officer_id)
+        old = self._officer(officer.officer_id)
         change = merge_officer(old, officer)
         if not change.changed:
             effects.ignored = change.ignored
@@ -287,18 +325,14 @@ class World:
         self.advance(ts, effects)
         if isinstance(event, OfficerLocation):
             self._officer_event(
-                apply_location(self._officers.get(event.officer_id), event, self._areas),
+                apply_location(self._officer(event.officer_id), event, self._areas),
                 ts,
                 effects,
             )
         elif isinstance(event, OfficerStatus):
-            self._officer_event(
-                apply_status(self._officers.get(event.officer_id), event), ts, effects
-            )
+            self._officer_event(apply_status(self._officer(event.officer_id), event), ts, effects)
         elif isinstance(event, OfficerProfile):
-            self._officer_event(
-                apply_profile(self._officers.get(event.officer_id), event), ts, effects
-            )
+            self._officer_event(apply_profile(self._officer(event.officer_id), event), ts, effects)
         elif isinstance(event, Incident):
             self._incident_event(event, effects)
         elif isinstance(event, Deployment):
@@ -362,6 +396,8 @@ class World:
         belonged to an officer whose fix is newer, so firing it changes nothing but the
         timer, exactly as :meth:`apply` (through :meth:`advance`) would have done first.
         """
+        if officer_id in self._lagging:
+            self._catch_up(officer_id)
         old = self._officers.get(officer_id)
         if old is None:
             return None
@@ -420,7 +456,7 @@ class World:
         ``speeds`` (m/s by grade 0-4, 0 where they do not travel). (Their status says
         whether a stale timer of theirs may move on: :meth:`_quiet_timers`.)
         """
-        o = self._officers.get(officer_id)
+        o = self._officer(officer_id)
         if o is None:
             return None, True, False, self._speeds_by_grade(None)
         watched = (
@@ -439,7 +475,7 @@ class World:
         rec = None if held is None else self._recs.get(held[0])
         race = None if rec is None else self._race(rec)
         then = None if race is None else race.etas.get(officer_id)
-        o = self._officers.get(officer_id)
+        o = self._officer(officer_id)
         if race is None or then is None or o is None:
             return None
         speed = self.policy.speed(o.transport, race.rule.grade)
@@ -516,6 +552,10 @@ class World:
     def _move_on(self, oid: str, token: str, stale_at: datetime | None) -> None:
         """A popped stale timer that raised nothing: due again at ``stale_at`` (None: its
         officer needs none, not being available or having no fix)."""
+        if stale_at is not None and oid in self._stale_timers:
+            # still with a stale timer: nothing a copy of plain_fix's checks holds changed
+            self._schedule(stale_at, "stale", oid, token)
+            return
         self._stale_timers.discard(oid)
         if self.touched is not None:
             self.touched.add(oid)
@@ -566,7 +606,7 @@ class World:
             due, _, kind, oid, token = timers[0]
             if kind != "stale":
                 return False
-            o = self._officers.get(oid)
+            o = self._officer(oid)
             if o is not None and o.fix_ts is not None and o.status is Status.AVAILABLE:
                 stale_at = o.fix_ts + stale_after
                 if stale_at <= due:
@@ -581,7 +621,7 @@ class World:
         if not change.changed:
             effects.ignored = change.ignored
             return
-        old = self._officers.get(change.state.officer_id)
+        old = self._officer(change.state.officer_id)
         self._officer_changed(old, change.state, effects)
         effects.officers.append(change.state)
         self._react_to_officer(old, change.state, ts, effects)
@@ -811,7 +851,7 @@ class World:
         A fix replaces the record (and moves the officer in the fleet): the record's
         identity stands for the position too.
         """
-        o = self._officers.get(officer_id)
+        o = self._officer(officer_id)
         if o is None:
             return None
         load = self._load[officer_id]
@@ -857,7 +897,7 @@ class World:
         """The first recommended officer's ETA from their current position (else as computed)."""
         assert race.best is not None
         first = race.rec.recommended[0] if race.rec.recommended else None
-        o = None if first is None else self._officers.get(first)
+        o = None if first is None else self._officer(first)
         eta = None if o is None else self._eta_to(o, race)
         return race.best if eta is None else eta
 
@@ -1034,7 +1074,7 @@ class World:
         self._drop(record.incident_id, event.ts, effects)
         for status in deployment_statuses(event):
             self._officer_event(
-                apply_status(self._officers.get(status.officer_id), status), event.ts, effects
+                apply_status(self._officer(status.officer_id), status), event.ts, effects
             )
 
     def _store(
@@ -1090,7 +1130,7 @@ class World:
         Held, those officers were nobody else's candidates (see :meth:`_beats`); free
         again, they are news like an officer coming available.
         """
-        officers = [o for oid in released if (o := self._officers.get(oid)) is not None]
+        officers = [o for oid in released if (o := self._officer(oid)) is not None]
         if not officers:
             return []
         contest = self._current_contest()
@@ -1250,7 +1290,7 @@ class World:
         self._stale_timers.discard(oid)
         if self.touched is not None:
             self.touched.add(oid)
-        o = self._officers.get(oid)
+        o = self._officer(oid)
         if o is None or o.fix_ts is None or o.status is not Status.AVAILABLE:
             return
         stale_at = o.fix_ts + timedelta(seconds=self.policy.stale_after_s)
@@ -1464,6 +1504,35 @@ class _Contest:
 
 #: Below this many boxes a Python loop beats numpy's per-call set-up.
 _VECTOR_FROM: Final = 16
+
+
+class _CaughtUp(Mapping[str, Officer]):
+    """:attr:`World.officers` while some officers lag (see :meth:`World.lag`): each record
+    is read through ``World._officer``."""
+
+    __slots__ = ("_world",)
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def __getitem__(self, officer_id: str) -> Officer:
+        o = self._world._officer(officer_id)
+        if o is None:
+            raise KeyError(officer_id)
+        return o
+
+    def get(self, officer_id: str, default: Any = None) -> Any:
+        o = self._world._officer(officer_id)
+        return default if o is None else o
+
+    def __contains__(self, officer_id: object) -> bool:
+        return officer_id in self._world._officers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._world._officers)
+
+    def __len__(self) -> int:
+        return len(self._world._officers)
 
 
 def _allocation_relevant(old: Officer | None, new: Officer) -> bool:
