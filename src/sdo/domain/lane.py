@@ -146,8 +146,7 @@ _LINES, _APPLIED, _LAST_US, _REASON, _DIRTY, _REPLACES, _MAX_US = range(7)
 # (or the same event), with a timer due that is not a stale timer moving on, near an
 # edge (where the exact test decides), in another neighbourhood it may not take (in or
 # out of the force area, near an edge, another cluster of an available officer), where
-# its officer might win a pending dispatch, or of a held officer
-# drifting off
+# its officer might win a pending dispatch, or of a held officer drifting off
 REASONS: Final = (
     "end",
     "form",
