@@ -40,7 +40,7 @@ from pathlib import Path
 
 from sdo.areas import load_areas
 from sdo.config import Settings
-from sdo.evaluate import evaluate
+from sdo.evaluate import default_jobs, evaluate
 from sdo.replay import read_log
 from sdo.simulate import INCIDENTS_PER_DAY, simulate, write_log
 
@@ -143,7 +143,7 @@ def main() -> None:
         sys.stderr.write(f"{name}: {json.dumps(results[name])}\n")
     together = None
     if args.together:
-        jobs = min(len(policies), os.cpu_count() or 1)
+        jobs = default_jobs(len(policies))
         began = time.perf_counter()
         with open(os.devnull, "wb") as sink:  # noqa: PTH123
             evaluate(log, settings, policies, sink=sink, jobs=jobs)

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from sdo.domain.grading import Rules
     from sdo.replay import LogReader
 
-__all__ = ["Metrics", "cli", "evaluate"]
+__all__ = ["Metrics", "cli", "default_jobs", "evaluate"]
 
 #: Grade → attendance target in seconds (West Midlands: 15 min grade 1, 60 min grade 2).
 TARGET_S = {1: 15 * 60, 2: 60 * 60}
@@ -297,6 +297,12 @@ def evaluate(
     return results
 
 
+def default_jobs(policies: int) -> int:
+    """How many passes ``sdo evaluate`` runs at once by default: one per policy, up to the
+    number of CPUs."""
+    return min(policies, os.cpu_count() or 1)
+
+
 def _one_pass(
     log: Path,
     areas: Areas,
@@ -456,7 +462,7 @@ def cli(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown policy {unknown[0]!r}; known: {', '.join(POLICIES)}")
     if len(set(policies)) != len(policies):
         raise ConfigError("each --policy may be given once")
-    jobs = args.jobs if args.jobs is not None else min(len(policies), os.cpu_count() or 1)
+    jobs = args.jobs if args.jobs is not None else default_jobs(len(policies))
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, not {jobs}")
     read_log(args.log).close()  # a missing or unreadable log fails before DIR is touched

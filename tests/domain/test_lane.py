@@ -171,7 +171,6 @@ def test_every_random_date_agrees() -> None:
 def lines() -> list[bytes]:
     """Six simulated hours, 150 officers (seed 2): the log as lines."""
     areas_path = Settings().areas_path
-    from sdo.areas import load_areas  # noqa: PLC0415
 
     events = simulate(load_areas(areas_path), seed=2, hours=6, officers=150, start=START)
     return [encode(e) for e in events]
@@ -273,22 +272,27 @@ def test_evaluation_is_the_same_with_and_without_the_lane(
         assert fast[1][policy]["invalid_lines"] > 10
 
 
-def test_the_lane_takes_nearly_every_fix(lines: list[bytes], tmp_path: Path) -> None:
+def _made(monkeypatch: pytest.MonkeyPatch, cls: type[Any]) -> list[Any]:
+    """Every instance of ``cls`` made from now on (in the test), in order."""
+    made: list[Any] = []
+    original = cls.__init__
+
+    def spy(self: Any, *args: Any) -> None:
+        original(self, *args)
+        made.append(self)
+
+    monkeypatch.setattr(cls, "__init__", spy)
+    return made
+
+
+def test_the_lane_takes_nearly_every_fix(
+    lines: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A lane that refused everything would pass the tests above: this one would not."""
     path = tmp_path / "log.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    taken: list[lane.FixLane] = []
-    original = lane.FixLane.__init__
-
-    def spy(self: lane.FixLane, world: Any) -> None:
-        original(self, world)
-        taken.append(self)
-
-    lane.FixLane.__init__ = spy  # type: ignore[method-assign]
-    try:
-        _run(path, "thrive", use_lane=True)
-    finally:
-        lane.FixLane.__init__ = original  # type: ignore[method-assign]
+    taken = _made(monkeypatch, lane.FixLane)
+    _run(path, "thrive", use_lane=True)
     fixes = sum(1 for line in lines if line.startswith(b'{"type":"officer.location"'))
     (used,) = taken
     assert used.applied > 0.8 * fixes
@@ -301,8 +305,6 @@ def test_timers_head_is_the_first_timers_in_firing_order() -> None:
     """World.timers_head walks the heap from its root: the same as sorting it all."""
     import heapq  # noqa: PLC0415
 
-    from sdo.areas import load_areas  # noqa: PLC0415
-    from sdo.domain.world import World  # noqa: PLC0415
     from sdo.grade import load_rules  # noqa: PLC0415
 
     settings = Settings()
@@ -322,8 +324,6 @@ def test_inside_agrees_with_shapely_near_every_edge() -> None:
     """Points within metres of the neighbourhoods' edges (where memo cells are mixed):
     the lane's even-odd test says what shapely says, or declines (-1) right on an edge."""
     import shapely  # noqa: PLC0415
-
-    from sdo.areas import load_areas  # noqa: PLC0415
 
     areas = load_areas(Settings().areas_path)
     rng = random.Random(8)
@@ -359,7 +359,6 @@ def test_inside_agrees_with_shapely_near_every_edge() -> None:
 def test_cells_learnt_a_block_at_a_time_are_those_learnt_one_by_one() -> None:
     """Areas.learn_cells (one vectorised query) gives the verdicts Areas._cell learns one
     cell at a time, coarse and fine: the lane's copy decides as locate and contains."""
-    from sdo.areas import load_areas  # noqa: PLC0415
     from sdo.domain import geo  # noqa: PLC0415
 
     path = Settings().areas_path
@@ -393,14 +392,7 @@ def test_the_world_ends_the_same_with_and_without_the_lane(
     availability counts the lane's moves into other neighbourhoods shift, the fleet."""
     path = tmp_path / "log.jsonl"
     path.write_bytes(b"\n".join(_hostile(lines)))
-    worlds: list[World] = []
-    original = World.__init__
-
-    def spy(self: World, *args: Any) -> None:
-        original(self, *args)
-        worlds.append(self)
-
-    monkeypatch.setattr(World, "__init__", spy)
+    worlds = _made(monkeypatch, World)
     _run(path, policy, use_lane=True)
     _run(path, policy, use_lane=False)
     fast, slow = worlds
@@ -450,20 +442,8 @@ def test_a_move_back_by_the_python_way_is_copied_back(
     lines[9] = lines[9].replace(b'"lat":', b'"lat": ')  # valid JSON the lane does not read
     path = tmp_path / "log.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    worlds: list[World] = []
-    lanes: list[lane.FixLane] = []
-    world_init, lane_init = World.__init__, lane.FixLane.__init__
-
-    def spy_world(self: World, *args: Any) -> None:
-        world_init(self, *args)
-        worlds.append(self)
-
-    def spy_lane(self: lane.FixLane, world: Any) -> None:
-        lane_init(self, world)
-        lanes.append(self)
-
-    monkeypatch.setattr(World, "__init__", spy_world)
-    monkeypatch.setattr(lane.FixLane, "__init__", spy_lane)
+    worlds = _made(monkeypatch, World)
+    lanes = _made(monkeypatch, lane.FixLane)
     _run(path, "thrive", use_lane=True)
     _run(path, "thrive", use_lane=False)
     fast, slow = worlds

@@ -750,7 +750,7 @@ class FixLane:
         self._fine_count = 0
         self._coords, self._rings, self._nb_rings = _ring_arrays(world.areas)
         self._nb_cluster = _cluster_numbers(world.areas)
-        stale_after = timedelta(seconds=world.policy.stale_after_s) // timedelta(microseconds=1)
+        stale_after = timedelta(seconds=world.policy.stale_after_s) // _ONE_US
         self._state = np.array(
             [0, _NEVER, 0, 0, 255, (1 << 16) - 1, x0, y0, nx, ny, stale_after], np.int64
         )
@@ -831,7 +831,7 @@ class FixLane:
         """Time of the last fix the last :meth:`scan` applied (None if it applied none)."""
         if not self._out[_APPLIED]:
             return None
-        return _EPOCH + timedelta(microseconds=int(self._out[_LAST_US]))
+        return self._when(int(self._out[_LAST_US]))
 
     def sync(self) -> None:
         """Bring the World up to date for a line that goes the Python way.
@@ -888,6 +888,7 @@ class FixLane:
             [float(reals[slot, _LAT])],
             [self._when(int(ints[slot, _FIX_US]))],
             [self._events[slot, :n].tobytes().decode()],
+            [None],
         )
         ints[slot, _UNSYNCED] = 0
 
@@ -936,10 +937,7 @@ class FixLane:
         world = self._world
         for t in range(self._replayed, upto):
             moved_on = int(self._fired[t])
-            world.fire_quiet(
-                self._timer_list[t],
-                None if moved_on < 0 else _EPOCH + timedelta(microseconds=moved_on),
-            )
+            world.fire_quiet(self._timer_list[t], None if moved_on < 0 else self._when(moved_on))
         self._replayed = upto
         self._timers_version = world.timers_version  # as the lane knows it
 

@@ -396,9 +396,7 @@ class World:
         belonged to an officer whose fix is newer, so firing it changes nothing but the
         timer, exactly as :meth:`apply` (through :meth:`advance`) would have done first.
         """
-        if officer_id in self._lagging:
-            self._catch_up(officer_id)
-        old = self._officers.get(officer_id)
+        old = self._officer(officer_id)
         if old is None:
             return None
         fix_ts = old.fix_ts
@@ -570,27 +568,21 @@ class World:
         lats: list[float],
         times: list[datetime],
         event_ids: list[str],
-        places: list[Placement | None] | None = None,
+        places: list[Placement | None],
     ) -> None:
         """Store the last of a run of plain fixes of each officer (id, lon, lat, time, event
-        id, and the new place of those it moved to another neighbourhood, if any), that a
-        copy of :meth:`plain_fix` accepted and already moved in the fleet."""
+        id, and the new place of those it moved to another neighbourhood, else None), that
+        a copy of :meth:`plain_fix` accepted and already moved in the fleet."""
         officers = self._officers
-        if places is None:
-            for oid, lon, lat, ts, event_id in zip(
-                officer_ids, lons, lats, times, event_ids, strict=True
-            ):
-                officers[oid] = moved(officers[oid], lat, lon, ts, event_id)
-        else:
-            for oid, lon, lat, ts, event_id, place in zip(
-                officer_ids, lons, lats, times, event_ids, places, strict=True
-            ):
-                old = officers[oid]
-                if place is None:
-                    officers[oid] = moved(old, lat, lon, ts, event_id)
-                else:
-                    new = officers[oid] = placed(old, lat, lon, ts, event_id, place)
-                    self._recount(old, new, None)
+        for oid, lon, lat, ts, event_id, place in zip(
+            officer_ids, lons, lats, times, event_ids, places, strict=True
+        ):
+            old = officers[oid]
+            if place is None:
+                officers[oid] = moved(old, lat, lon, ts, event_id)
+            else:
+                new = officers[oid] = placed(old, lat, lon, ts, event_id, place)
+                self._recount(old, new, None)
         if times:
             latest = max(times)
             if latest > self.now:  # noqa: PLR1730
