@@ -306,6 +306,13 @@ def _check_invariants(world: World) -> None:
         rec = world.recommendation(held[0])
         assert rec is not None, f"{oid} held by {held[0]}, which has no recommendation"
         assert oid in rec.recommended, (oid, held, rec.recommended)
+    # the fleet and the incidents know the same holds (the recommender reads them there)
+    for oid in officers:
+        held = world.holder(oid)
+        assert world.fleet.held_grade(oid) == (None if held is None else held[1]), oid
+        assert held is None or oid in world.held_by(held[0]), (oid, held)
+    held_count = sum(world.holder(oid) is not None for oid in officers)
+    assert sum(len(world.held_by(iid)) for iid in world.incidents) == held_count
     # no officer recommended to two pending dispatch incidents of the same grade
     seen: dict[tuple[str, int], str] = {}
     for rec in world.open_recommendations():

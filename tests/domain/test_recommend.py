@@ -445,7 +445,7 @@ def test_dispatch_rule_near_is_a_superset_of_admits(force: Any, ev: Any) -> None
         for now in (ev.at(0), ev.at(60), ev.at(120)):
             got = [
                 h.officer_id
-                for h in rule.near(world, lon, lat, 40_000.0, now)
+                for h in rule.near(world, lon, lat, 40_000.0, now, ())
                 if rule.admits(world.officers[h.officer_id], policy, now)
             ]
             want = sorted(
@@ -455,3 +455,72 @@ def test_dispatch_rule_near_is_a_superset_of_admits(force: Any, ev: Any) -> None
             )
             assert got == [oid for _, oid in want], (roles, now)
             assert got  # the case is not vacuous
+
+
+def test_held_officers_are_left_out_and_counted_as_one_by_one(force: Any, ev: Any) -> None:
+    """DispatchRule.near leaves out the officers held by another incident at the rule's
+    grade or a higher one, and held_before counts those it would have met before a given
+    hit: together, what asking each officer in turn (admitted? held?) gives."""
+    import random  # noqa: PLC0415
+
+    from sdo.domain.geo import haversine_m  # noqa: PLC0415
+    from sdo.domain.recommend import DispatchRule  # noqa: PLC0415
+    from sdo.events import Role, Status, Transport  # noqa: PLC0415
+
+    rng = random.Random(5)
+    f = force()
+    for n in range(150):
+        f.officer(
+            f"o{n:03d}",
+            # some at one spot: equal distances go in id order, held or not
+            f.place("N06") if n % 10 == 0 else f.place("N06", east_m=rng.uniform(-900, 900)),
+            status=rng.choice(["available", "available", "refreshment", "committed"]),
+            role=rng.choice([Role.RESPONSE.value, Role.RESPONSE.value, Role.FORCE_SUPPORT.value]),
+            transport=rng.choice([t.value for t in Transport]),
+            skills=rng.sample(["taser", "first_aid"], rng.randint(0, 2)),
+            shift_end=rng.choice([None, ev.at(30), ev.at(90)]),
+        )
+    world = f.world
+    policy = world.policy
+    lon, lat = f.place("N06", north_m=50)
+    checked = 0
+    for trial in range(40):
+        holds = {f"o{n:03d}": rng.choice([1, 2, 3, 4]) for n in rng.sample(range(150), 90)}
+        mine = set(list(holds)[:5])
+        for oid in world.officers:
+            world.fleet.hold(oid, holds.get(oid))
+        rule = DispatchRule(
+            frozenset({Role.RESPONSE} | ({Role.FORCE_SUPPORT} if trial % 2 else set())),
+            frozenset({Status.AVAILABLE} | ({Status.REFRESHMENT} if trial % 3 == 0 else set())),
+            frozenset({"taser"} if trial % 4 == 0 else set()),
+            1 + trial % 4,
+        )
+        now = rng.choice([ev.at(0), ev.at(30), ev.at(60)])
+        pool = rng.choice([3, 8, 200])
+        radius = rng.choice([400.0, 40_000.0])
+        # one by one, as the recommender once asked
+        want: list[str] = []
+        want_held = 0
+        for _, oid in sorted(
+            (haversine_m(o.lon, o.lat, lon, lat), oid) for oid, o in world.officers.items()
+        ):
+            o = world.officers[oid]
+            if haversine_m(o.lon, o.lat, lon, lat) > radius or not rule.admits(o, policy, now):
+                continue
+            if oid not in mine and holds.get(oid, 99) <= rule.grade:
+                want_held += 1
+                continue
+            want.append(oid)
+            if len(want) == pool:
+                break
+        got = []
+        for h in rule.near(world, lon, lat, radius, now, mine):
+            if rule.admits(world.officers[h.officer_id], policy, now):
+                got.append(h)
+                if len(got) == pool:
+                    break
+        last = got[-1] if len(got) == pool else None
+        assert [h.officer_id for h in got] == want
+        assert rule.held_before(world, lon, lat, radius, now, mine, last, policy) == want_held
+        checked += want_held > 0 and len(got) == pool
+    assert checked > 5  # the cut by the last hit is exercised, not only "all of them"

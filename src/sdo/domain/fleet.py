@@ -15,21 +15,29 @@ of the nearest officers are busy or held by other incidents; a ring search aroun
 point, which this replaced, had to visit them all one by one in Python.
 
 Results are ordered by (distance, officer id), so they never depend on slot order.
+
+The fleet also knows which officers a pending incident holds, and at what grade
+(:meth:`Fleet.hold`): the recommender passes over officers held at its grade or higher,
+and with many incidents pending (every call dispatched, as under the ``closest`` policy)
+most of the nearest officers are held. :meth:`Fleet.near` leaves them out in the same
+vectorised test, and :meth:`Fleet.held_near` finds them when they are to be counted.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Final, NamedTuple
 
 import numpy as np
 
 from sdo.domain.geo import haversine_many_m
 
-__all__ = ["Fleet", "Hit"]
+__all__ = ["NOT_HELD", "Fleet", "Hit"]
 
 _START: Final = 64  # initial column length; doubled as needed
+#: The held grade of an officer no incident holds (grades are 1-4; later than any).
+NOT_HELD: Final = 99
 
 
 class Hit(NamedTuple):
@@ -47,6 +55,8 @@ class Fleet:
         "_free",
         "_group_of",
         "_groups",
+        "_held",
+        "_held_grade",
         "_ids",
         "_lat",
         "_lon",
@@ -67,6 +77,9 @@ class Fleet:
         self._tags = np.zeros(_START, dtype=np.int64)
         self._until = np.zeros(_START)
         self._used = np.zeros(_START, dtype=bool)
+        self._held = np.full(_START, NOT_HELD, dtype=np.int64)
+        #: officer id -> grade of the incident holding them (indexed or not)
+        self._held_grade: dict[str, int] = {}
         self._groups: dict[str, set[int]] = {}
         self._group_of: dict[str, str] = {}
 
@@ -104,6 +117,26 @@ class Fleet:
             self._tags[slot] = tags
             self._until[slot] = until
 
+    def held_grade(self, officer_id: str) -> int | None:
+        """The grade of the incident holding the officer (see :meth:`hold`), if one does;
+        for an indexed officer, what their slot says."""
+        slot = self._slot.get(officer_id)
+        if slot is None:
+            return self._held_grade.get(officer_id)
+        grade = int(self._held[slot])
+        return None if grade == NOT_HELD else grade
+
+    def hold(self, officer_id: str, grade: int | None) -> None:
+        """Note that a pending incident of ``grade`` holds the officer, or (None) none does.
+        Kept while the officer is not indexed, for when they are again."""
+        if grade is None:
+            self._held_grade.pop(officer_id, None)
+        else:
+            self._held_grade[officer_id] = grade
+        slot = self._slot.get(officer_id)
+        if slot is not None:
+            self._held[slot] = NOT_HELD if grade is None else grade
+
     def _new_slot(self, officer_id: str) -> int:
         if self._free:
             slot = self._free.pop()
@@ -118,11 +151,13 @@ class Fleet:
                 self._tags = np.resize(self._tags, size)
                 self._until = np.resize(self._until, size)
                 self._used = np.resize(self._used, size)
+                self._held = np.resize(self._held, size)
             self._ids.append(officer_id)
         self._slot[officer_id] = slot
         self._used[slot] = True
         self._tags[slot] = 0
         self._until[slot] = math.inf
+        self._held[slot] = self._held_grade.get(officer_id, NOT_HELD)
         return slot
 
     def remove(self, officer_id: str) -> None:
@@ -142,32 +177,29 @@ class Fleet:
         any_of: tuple[int, ...] = (),
         all_of: int = 0,
         until_after: float = -math.inf,
+        free_above: int | None = None,
+        mine: Collection[str] = (),
     ) -> Iterator[Hit]:
         """Indexed officers within ``max_m`` of (lon, lat), nearest first, ties by id.
 
         Only officers whose tags share a bit with every mask in ``any_of``, hold every bit
-        of ``all_of``, and whose ``until`` is later than ``until_after``. Lazy: a caller
-        that stops after the first few pays for the scan and the sort, nothing more.
+        of ``all_of``, and whose ``until`` is later than ``until_after``; if ``free_above``
+        is given, only officers no incident holds at that grade or a lower one (see
+        :meth:`hold`), but for those in ``mine``. Lazy: a caller that stops after the first
+        few pays for the scan and the sort, nothing more.
         """
-        n = len(self._ids)
-        keep = self._used[:n].copy()
-        tags = self._tags[:n]
-        for mask in any_of:
-            keep &= (tags & mask) != 0
-        if all_of:
-            keep &= (tags & all_of) == all_of
-        if until_after > -math.inf:
-            keep &= self._until[:n] > until_after
+        keep = self._keep(any_of, all_of, until_after)
+        if free_above is not None:
+            free = self._held[: len(keep)] > free_above
+            for oid in mine:
+                slot = self._slot.get(oid)
+                if slot is not None:
+                    free[slot] = True
+            keep &= free
         index = np.flatnonzero(keep)
         if not len(index):
             return
-        dist = haversine_many_m(self._lon[index], self._lat[index], lon, lat)
-        if max_m < math.inf:
-            inside = dist <= max_m
-            index, dist = index[inside], dist[inside]
-        order = np.argsort(dist, kind="stable")
-        dist = dist[order]
-        index = index[order]
+        index, dist = self._sorted(index, lon, lat, max_m)
         ids = self._ids
         if len(dist) > 1 and bool((dist[1:] == dist[:-1]).any()):
             # equal distances (rare but real: officers at one station) go in id order
@@ -177,6 +209,68 @@ class Fleet:
             return
         for i, d in zip(index.tolist(), dist.tolist(), strict=True):
             yield Hit(ids[i] or "", d)
+
+    def held_near(
+        self,
+        lon: float,
+        lat: float,
+        *,
+        max_m: float,
+        any_of: tuple[int, ...],
+        all_of: int,
+        until_after: float,
+        held_to: int,
+        mine: Collection[str],
+        before: Hit | None,
+    ) -> tuple[list[str], np.ndarray]:
+        """The officers :meth:`near` with ``free_above=held_to`` leaves out for being held,
+        and that it would have yielded before ``before`` (all of them if None): their ids
+        and ``until`` times, in no particular order."""
+        keep = self._keep(any_of, all_of, until_after)
+        keep &= self._held[: len(keep)] <= held_to
+        index = np.flatnonzero(keep)
+        if not len(index):
+            return [], index
+        dist = haversine_many_m(self._lon[index], self._lat[index], lon, lat)
+        limit = max_m if before is None else min(max_m, before.distance_m)
+        inside = dist <= limit
+        index, dist = index[inside], dist[inside]
+        ids = self._ids
+        out: list[str] = []
+        kept: list[int] = []
+        for i, d in zip(index.tolist(), dist.tolist(), strict=True):
+            oid = ids[i] or ""
+            # (ties with ``before`` go in id order, as near yields them)
+            if oid in mine or (before is not None and d == limit and oid >= before.officer_id):
+                continue
+            out.append(oid)
+            kept.append(i)
+        return out, self._until[np.array(kept, dtype=np.int64)]
+
+    def _keep(self, any_of: tuple[int, ...], all_of: int, until_after: float) -> np.ndarray:
+        """Which slots hold an officer passing the tag and ``until`` tests (see near)."""
+        n = len(self._ids)
+        keep = self._used[:n].copy()
+        tags = self._tags[:n]
+        for mask in any_of:
+            keep &= (tags & mask) != 0
+        if all_of:
+            keep &= (tags & all_of) == all_of
+        if until_after > -math.inf:
+            keep &= self._until[:n] > until_after
+        return keep
+
+    def _sorted(
+        self, index: np.ndarray, lon: float, lat: float, max_m: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The slots of ``index`` within ``max_m`` of (lon, lat), and their distances,
+        nearest first."""
+        dist = haversine_many_m(self._lon[index], self._lat[index], lon, lat)
+        if max_m < math.inf:
+            inside = dist <= max_m
+            index, dist = index[inside], dist[inside]
+        order = np.argsort(dist, kind="stable")
+        return index[order], dist[order]
 
     def nearest(
         self,

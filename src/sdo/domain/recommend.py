@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
@@ -105,8 +105,9 @@ class View(Protocol):
     def load(self, officer_id: str) -> int:
         """Open incidents allocated to the officer."""
 
-    def holder(self, officer_id: str) -> tuple[str, int] | None:
-        """(incident id, grade) of the pending incident recommending this officer, if any."""
+    def held_by(self, incident_id: str) -> Collection[str]:
+        """Officers the pending incident holds (recommends); the fleet knows at what grade
+        (:meth:`Fleet.hold <sdo.domain.fleet.Fleet.hold>`)."""
 
     def with_role(self, role: Role) -> Iterable[str]:
         """Ids of officers with this role (any status)."""
@@ -389,11 +390,13 @@ class DispatchRule:
         return (_bits(_ROLE_BIT, self.roles), _bits(_STATUS_BIT, self.statuses))
 
     def near(
-        self, view: View, lon: float, lat: float, max_m: float, now: datetime
+        self, view: View, lon: float, lat: float, max_m: float, now: datetime, mine: Collection[str]
     ) -> Iterator[Hit]:
         """Fleet hits nearest first that may pass :meth:`admits` (a superset: the role,
         status and travel bits are exact; the shift end is taken a second early, and
-        skills are not tested), for the caller to check one by one."""
+        skills are not tested), for the caller to check one by one. Officers held by
+        another incident (not in ``mine``) of the rule's grade or a higher one are left
+        out: the recommender passes them over."""
         return view.fleet.near(
             lon,
             lat,
@@ -401,7 +404,50 @@ class DispatchRule:
             any_of=self.masks,
             all_of=_TRAVELS,
             until_after=now.timestamp() - 1.0,
+            free_above=self.grade,
+            mine=mine,
         )
+
+    def held_before(
+        self,
+        view: View,
+        lon: float,
+        lat: float,
+        max_m: float,
+        now: datetime,
+        mine: Collection[str],
+        before: Hit | None,
+        policy: Policy,
+    ) -> int:
+        """How many officers :meth:`near` left out for being held it would have yielded
+        before ``before`` (all of them if None), that the rule admits."""
+        held, until = view.fleet.held_near(
+            lon,
+            lat,
+            max_m=max_m,
+            any_of=self.masks,
+            all_of=_TRAVELS,
+            until_after=now.timestamp() - 1.0,
+            held_to=self.grade,
+            mine=mine,
+            before=before,
+        )
+        if not held:
+            return 0
+        officers = view.officers
+        if self.skills:
+            ask = held
+            count = 0
+        else:
+            # the tags are exact but for the shift end: only those ending about now are asked
+            sure = until > now.timestamp() + 1.0
+            count = int(sure.sum())
+            ask = [oid for oid, ok in zip(held, sure.tolist(), strict=True) if not ok]
+        for oid in ask:
+            o = officers.get(oid)
+            if o is not None and self.admits(o, policy, now):
+                count += 1
+        return count
 
 
 def _dispatch(
@@ -419,27 +465,28 @@ def _dispatch(
     officers = view.officers
     rule = DispatchRule.of(policy, grading, incident)
     skills = rule.skills
-    held: list[str] = []
     thrive = policy.name != "closest"
-
-    def eligible(oid: str) -> bool:
-        o = officers.get(oid)
-        if o is None or not rule.admits(o, policy, now):
-            return False
-        holder = view.holder(oid)
-        if holder is not None and holder[0] != incident.incident_id and holder[1] <= grade:
-            held.append(oid)
-            return False
-        return True
-
+    mine = view.held_by(incident.incident_id)
     pool = policy.max_candidates + incident.officers_required + 6
-    # Nearest first: the held officers met on the way are exactly the nearer ones.
+    # Nearest first; officers held for other incidents are not in it (see DispatchRule.near)
     hits: list[Hit] = []
-    for hit in rule.near(view, incident.lon, incident.lat, policy.search_radius_m, now):
-        if eligible(hit.officer_id):
+    for hit in rule.near(view, incident.lon, incident.lat, policy.search_radius_m, now, mine):
+        o = officers.get(hit.officer_id)
+        if o is not None and rule.admits(o, policy, now):
             hits.append(hit)
             if len(hits) == pool:
                 break
+    # the held officers nearer than the last of the pool (or within the radius)
+    held = rule.held_before(
+        view,
+        incident.lon,
+        incident.lat,
+        policy.search_radius_m,
+        now,
+        mine,
+        hits[-1] if len(hits) == pool else None,
+        policy,
+    )
     role_names = "/".join(sorted(r.value for r in rule.roles))
     reasons.append(
         f"{grading.response.value}: {role_names} officers, "
@@ -477,7 +524,7 @@ def _dispatch(
 
     if held:
         reasons.append(
-            f"{len(held)} nearer officer(s) held for pending incidents of the same or higher grade"
+            f"{held} nearer officer(s) held for pending incidents of the same or higher grade"
         )
     if scored:
         _why_not_nearest(scored, reasons)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -123,7 +123,10 @@ class World:
         self._load: Counter[str] = Counter()
         self._gradings: dict[str, Grading] = {}
         self._recs: dict[str, Recommendation] = {}
+        #: officer id -> (incident id, grade) of the pending dispatch holding them (see
+        #: _hold), and incident id -> the officers it holds
         self._holders: dict[str, tuple[str, int]] = {}
+        self._held_by: dict[str, set[str]] = {}
         #: incidents whose current recommendation dispatches by ETA (a fix may beat it)
         self._dispatching: set[str] = set()
         #: incident id -> what a moving officer must beat (see _beats), per recommendation
@@ -208,7 +211,28 @@ class World:
         return self._load[officer_id]
 
     def holder(self, officer_id: str) -> tuple[str, int] | None:
+        """(incident id, grade) of the pending dispatch holding the officer, if any."""
         return self._holders.get(officer_id)
+
+    def held_by(self, incident_id: str) -> Collection[str]:
+        return self._held_by.get(incident_id, ())
+
+    def _hold(self, officer_id: str, incident_id: str, grade: int) -> None:
+        """The pending dispatch ``incident_id`` holds the officer (from whoever held them)."""
+        old = self._holders.get(officer_id)
+        if old is not None:
+            self._held_by[old[0]].discard(officer_id)
+        self._holders[officer_id] = (incident_id, grade)
+        self._held_by.setdefault(incident_id, set()).add(officer_id)
+        self._fleet.hold(officer_id, grade)
+
+    def _release_all(self, incident_id: str) -> set[str]:
+        """The incident holds no officer any more: those it held."""
+        released = self._held_by.pop(incident_id, set())
+        for oid in released:
+            del self._holders[oid]
+            self._fleet.hold(oid, None)
+        return released
 
     def with_role(self, role: Role) -> Iterable[str]:
         return sorted(self._roles[role])
@@ -289,8 +313,7 @@ class World:
             self._dispatching.discard(iid)
             self._races.pop(iid, None)
             self._allocations.pop(iid, None)
-            for oid in [o for o, (holder, _) in self._holders.items() if holder == iid]:
-                del self._holders[oid]
+            self._release_all(iid)
 
     def resume(self, now: datetime) -> Effects:
         """After recovery: a current recommendation for every incident awaiting one."""
@@ -1106,9 +1129,7 @@ class World:
         self._allocations.pop(incident_id, None)
         if rec is None:
             return
-        released = [oid for oid, (iid, _) in self._holders.items() if iid == incident_id]
-        for oid in released:
-            del self._holders[oid]
+        released = self._release_all(incident_id)
         if released:
             free = tuple(sorted(released))
             for iid in self._wanting(free, exclude=incident_id, now=ts):
@@ -1195,18 +1216,14 @@ class World:
             seen.add(iid)
             rec = recommend(record, grading, self, self.policy, ts)
             old = self._recs.get(iid)
-            released = set()
-            for oid, (holder, _) in list(self._holders.items()):
-                if holder == iid:
-                    del self._holders[oid]
-                    released.add(oid)
+            released = self._release_all(iid)
             if dispatches(self.policy, grading):
                 for oid in rec.recommended:
                     released.discard(oid)
                     displaced = self._holders.get(oid)
                     if displaced is not None and displaced[0] != iid:
                         work.append((displaced[0], None))
-                    self._holders[oid] = (iid, grading.grade)
+                    self._hold(oid, iid, grading.grade)
             if released:
                 # officers this incident no longer needs may be what others were denied
                 free = tuple(sorted(released))
