@@ -489,3 +489,61 @@ def test_plain_fix_shortcut_agrees_on_a_simulated_shift(policy: str) -> None:
     assert fast.taken > fixes / 2, (fast.taken, fixes)
     # into another neighbourhood too, officers counted available (their counts move) or not
     assert fast.placed[True] > 0 and fast.placed[False] > 0, fast.placed
+
+
+def test_the_contest_kept_race_by_race_is_what_the_races_say() -> None:
+    """The contest of pending dispatches is kept one race at a time (World._Contest.put).
+    After every event of a busy simulated hour under ``closest`` (every incident a pending
+    dispatch), it holds exactly the current race of each pending dispatch: the short ones
+    by rule, those with no best ETA to beat, and the others' rows in their slots (free
+    slots hold a row no point is in); and a dispatch keeps its slot while it has one."""
+    from sdo.domain import world as world_module  # noqa: PLC0415
+    from sdo.simulate import simulate  # noqa: PLC0415
+
+    policy = Policy.from_mapping("closest", RULES.recommend)
+    world = World(AREAS, RULES, policy)
+    events = list(simulate(AREAS, seed=9, hours=1, officers=150, start=T0, incidents_per_day=12000))
+    free_row = world_module._FREE_ROW
+    slots_before: dict[str, int] = {}
+    races_before: dict[str, Any] = {}
+    replaced = most = 0
+    for event in events:
+        try:
+            world.apply(event)
+        except Rejected:
+            continue
+        contest = world._current_contest()
+        races = {
+            iid: race
+            for iid in world._dispatching
+            if (rec := world.recommendation(iid)) is not None
+            and (race := world._race(rec)) is not None
+        }
+        assert contest.races == races
+        short = {
+            (rule, iid) for rule, iids in contest.short.items() for iid in iids if iids[iid] is None
+        }
+        assert short == {(r.rule, iid) for iid, r in races.items() if r.short}
+        assert set(contest.always) == {
+            iid for iid, r in races.items() if not r.short and r.row is None
+        }
+        boxed = {iid for iid, r in races.items() if not r.short and r.row is not None}
+        assert set(contest.slot_of) == boxed
+        for slot, iid in enumerate(contest.ids):
+            if iid is None:
+                assert tuple(contest.table[slot]) == free_row
+                assert contest.rows[slot] is None and contest.entries[slot] is None
+            else:
+                race = races[iid]
+                assert contest.slot_of[iid] == slot
+                assert tuple(contest.table[slot]) == race.row == contest.rows[slot]
+                entry = contest.entries[slot]
+                assert entry is not None and entry[:2] == (race, iid) and entry[3] is race.rule
+        for iid, slot in contest.slot_of.items():
+            if iid in slots_before:
+                assert slots_before[iid] == slot, iid
+                replaced += races[iid] is not races_before[iid]
+        slots_before, races_before = dict(contest.slot_of), races
+        most = max(most, len(slots_before))
+    # (not vacuous: many pending at once, and races replaced in their slots)
+    assert most > 16 and replaced > 30, (most, replaced)

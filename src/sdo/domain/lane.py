@@ -53,7 +53,7 @@ in the form ``YYYY-MM-DDTHH:MM:SSZ`` only.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -92,7 +92,7 @@ _NEVER: Final = np.iinfo(np.int64).max
 _NO_DRIFT: Final = (0.0, 0.0, 0.0, 0.0)
 #: Fix times kept as datetimes (fixes come in time order: recent ones repeat).
 _TIMES_MAX: Final = 4096
-#: Rules whose masks are kept (see FixLane._rule_rows).
+#: Rules whose masks are kept (see FixLane._copy_rules).
 _RULES_KEPT: Final = 4096
 #: More skills than this, and rules are taken to admit whatever the skills.
 _MAX_SKILLS: Final = 62
@@ -729,6 +729,7 @@ class FixLane:
     def __init__(self, world: World) -> None:
         self._world = world
         world.touched = set(world.officers)
+        world.held_touched = set()  # (touched: each officer's hold is copied with them)
         self._slots: dict[str, int] = {}
         self._names: list[str] = []
         self._ids = np.zeros((0, _ID_BYTES), dtype=np.uint8)
@@ -764,12 +765,12 @@ class FixLane:
         self._detour = float(world.policy.detour_factor)
         self._better_by = float(world.policy.better_by_s)
         self._contest: object = None  # World.contest_token when last copied
-        self._held: dict[str, tuple[str, int]] = {}
-        self._row_of: dict[str, int] = {}
-        self._races: dict[str, object | None] = {}  # World.race_of of the held incidents
+        #: per slot of the contest: the race its rules row was copied from (see _copy_rules)
+        self._slot_races: list[object | None] = []
+        self._row_of: Mapping[str, int] = {}  # the World's: incident id -> slot
         self._records: list[Officer | None] = []  # per slot: the record copied last
         self._skills: dict[str, int] = {}
-        # id(rule) -> (rule, role mask, status mask, skill mask): see _rule_rows
+        # id(rule) -> (rule, role mask, status mask, skill mask): see _copy_rules
         self._rule_masks: dict[int, tuple[DispatchRule, int, int, int]] = {}
         self._times: dict[int, datetime] = {}
         self._out = np.zeros(7, dtype=np.int64)
@@ -950,34 +951,23 @@ class FixLane:
             self._out[_REASON] = _DONE
         touched = world.touched
         assert touched is not None
-        contest = world.contest_token()
-        if contest is not self._contest or not world.holds(self._held):
+        contest = world.contest_token()  # (first: it brings held_touched up to date)
+        if contest != self._contest:
             self._contest = contest
-            self._boxes, rows, always = world.contest_boxes()
-            self._rules = self._rule_rows(rows)
-            self._state[_BOXES] = len(rows)
+            self._boxes, slots, self._row_of, always = world.contest_boxes()
+            self._copy_rules(slots)
+            self._state[_BOXES] = len(slots)
             self._state[_ALWAYS] = always
-            # who holds whom, and what a held officer may drift from, follow the
-            # recommendations, too
-            self._row_of = {iid: k for k, (iid, _, _) in enumerate(rows)}
-            before, self._held = self._held, world.held_officers()
-            races, self._races = self._races, {}
-            held_row = self._ints[:, _HELD_ROW]
-            for oid in before.keys() | self._held.keys():
+        # who holds whom, and what a held officer may drift from, follow the
+        # recommendations, too
+        held = world.held_touched
+        assert held is not None
+        if held:
+            for oid in held:
                 slot = self._slots.get(oid)
-                if slot is None:
-                    continue
-                hold = self._held.get(oid)
-                if hold is None:
+                if slot is not None:
                     self._copy_hold(oid, slot)
-                    continue
-                race = self._races.get(hold[0])
-                if race is None:
-                    race = self._races[hold[0]] = world.race_of(hold[0])
-                # rows move as dispatches come and go; the drift follows the race
-                drift = hold != before.get(oid) or race is not races.get(hold[0])
-                if drift or held_row[slot] != self._row_of.get(hold[0], -1):
-                    self._copy_hold(oid, slot, drift=drift)
+            held.clear()
         while touched:  # (a new skill touches every officer)
             batch = list(touched)
             touched.clear()
@@ -1056,15 +1046,14 @@ class FixLane:
         self._reals[slot, :_DRIFT_LON] = (record.lon, record.lat, *speeds)
         self._copy_hold(oid, slot)
 
-    def _copy_hold(self, oid: str, slot: int, *, drift: bool = True) -> None:
-        """Which pending dispatch holds the officer (and its row), and if ``drift``, how
-        far they may drift off."""
-        hold = self._held.get(oid)
+    def _copy_hold(self, oid: str, slot: int) -> None:
+        """Which pending dispatch holds the officer (and its slot), and how far they may
+        drift off."""
+        hold = self._world.holder(oid)
         self._ints[slot, _HELD_GRADE : _HELD_ROW + 1] = (
             _NOT_HELD if hold is None else (hold[1], self._row_of.get(hold[0], -1))
         )
-        if drift:
-            self._reals[slot, _DRIFT_LON:] = self._world.drift_of(oid) or _NO_DRIFT
+        self._reals[slot, _DRIFT_LON:] = self._world.drift_of(oid) or _NO_DRIFT
 
     def _skill_bits(self, skills: Iterable[str]) -> int:
         """An officer's skills as bits (a skill seen for the first time gets one, and every
@@ -1081,23 +1070,36 @@ class FixLane:
             bits |= bit
         return bits
 
-    def _rule_rows(self, rows: list[tuple[str, str | None, DispatchRule]]) -> np.ndarray:
-        """``rules[box]`` of the contest's rows (see World.contest_boxes): the rule's role
-        and status tag masks and skill mask, and the slot of the first officer.
+    def _copy_rules(self, slots: list[tuple[object, str, str | None, DispatchRule] | None]) -> None:
+        """``rules[slot]`` of the contest's slots (see World.contest_boxes) whose race
+        changed since (or whose first officer the lane did not know): the rule's role and
+        status tag masks and skill mask, and the slot of the first officer.
 
         A race keeps its rule, so the masks are kept per rule object (by identity: hashing
         a rule is dearer than computing its masks), a bounded number of them."""
+        rules = self._rules
+        if len(rules) < len(self._boxes):
+            rules = np.zeros((len(self._boxes), 4), dtype=np.int64)
+            rules[: len(self._rules)] = self._rules
+            self._rules = rules
+        done = self._slot_races
+        done.extend([None] * (len(slots) - len(done)))
         kept = self._rule_masks
         if len(kept) > _RULES_KEPT:
             kept.clear()
-        slots = self._slots
-        out = []
-        for _, first, rule in rows:
+        officer_slots = self._slots
+        for k, entry in enumerate(slots):
+            if entry is None:
+                done[k] = None  # (a free slot's box holds no point: its rules are not read)
+                continue
+            race, _, first, rule = entry
+            if race is done[k] and rules[k, _FIRST] != -2:
+                continue
+            done[k] = race
             masks = kept.get(id(rule))
             if masks is None or masks[0] is not rule:
                 masks = kept[id(rule)] = (rule, *rule.masks, self._skill_mask(rule.skills))
-            out.append((*masks[1:], -1 if first is None else slots.get(first, -2)))
-        return np.array(out, dtype=np.int64).reshape(len(rows), 4)
+            rules[k] = (*masks[1:], -1 if first is None else officer_slots.get(first, -2))
 
     def _skill_mask(self, skills: frozenset[str]) -> int:
         """A rule's skills as bits, or 0 (nothing required) if one has none: a rule's

@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import chain
 from typing import Any, Final
 
 import numpy as np
@@ -136,9 +135,8 @@ class World:
         #: incidents whose recommendation or record changed since the contest was built:
         #: their races are looked up again (see _current_contest)
         self._unraced: set[str] = set()
-        #: incident id -> race, of the pending dispatches the contest was built from
-        self._contest_races: dict[str, _Race] = {}
-        self._contest: _Contest | None = None
+        #: the races of the pending dispatches (brought up to date by _current_contest)
+        self._contest = _Contest(self.policy.detour_factor)
         self._speed_rows: dict[Transport | None, np.ndarray] = {}
         self._gaps: set[str] = set()
         self._stale: set[str] = set()
@@ -150,6 +148,11 @@ class World:
         #: Officers whose record, stale state or stale timer changed, while something keeps
         #: a copy of what plain_fix reads (the evaluator's fix lane, sdo.domain.lane).
         self.touched: set[str] | None = None
+        #: Officers whose hold (see holder) changed, while such a copy is kept: also
+        #: those whose holder's race (what drift_of reads) may have changed, since a race
+        #: changes only as its incident is recommended again (which holds its officers
+        #: anew, the same or others) or dropped (which releases them).
+        self.held_touched: set[str] | None = None
         #: Officers whose record lacks their last fix, which a copy holds (the fix lane):
         #: reading their record first has the copy store it (see lag).
         self._lagging: set[str] = set()
@@ -225,6 +228,8 @@ class World:
         self._holders[officer_id] = (incident_id, grade)
         self._held_by.setdefault(incident_id, set()).add(officer_id)
         self._fleet.hold(officer_id, grade)
+        if self.held_touched is not None:
+            self.held_touched.add(officer_id)
 
     def _release_all(self, incident_id: str) -> set[str]:
         """The incident holds no officer any more: those it held."""
@@ -232,6 +237,8 @@ class World:
         for oid in released:
             del self._holders[oid]
             self._fleet.hold(oid, None)
+        if self.held_touched is not None:
+            self.held_touched.update(released)
         return released
 
     def with_role(self, role: Role) -> Iterable[str]:
@@ -504,41 +511,30 @@ class World:
             None if speed is None else (race.lon, race.lat, then + self.policy.better_by_s, speed)
         )
 
-    def race_of(self, incident_id: str) -> object | None:
-        """What a held officer's drift is measured against for this incident (an opaque
-        token: a new one means :meth:`drift_of` may have changed)."""
-        rec = self._recs.get(incident_id)
-        return None if rec is None else self._race(rec)
-
-    def held_officers(self) -> dict[str, tuple[str, int]]:
-        """Officers held by a pending dispatch: (its incident id, its grade)."""
-        return dict(self._holders)
-
-    def holds(self, held: Mapping[str, tuple[str, int]]) -> bool:
-        """Whether ``held`` is who is held now (see :meth:`held_officers`)."""
-        return self._holders == held
-
     def contest_token(self) -> object:
         """The contest of pending dispatches, brought up to date (an opaque token: a new
         one means :meth:`contest_boxes` and the races held officers drift from may have
         changed)."""
-        return self._current_contest()
+        return self._current_contest().version
 
     def contest_boxes(
         self,
-    ) -> tuple[np.ndarray, list[tuple[str, str | None, DispatchRule]], bool]:
+    ) -> tuple[
+        np.ndarray,
+        list[tuple[object, str, str | None, DispatchRule] | None],
+        Mapping[str, int],
+        bool,
+    ]:
         """The pending dispatches a moving officer might win, as :meth:`_contenders` tests
-        them (rows of south, north, west, east, incident lon, lat, best ETA, grade, and
-        more columns); per row, the incident id, its first recommended officer
-        (:meth:`_first_eta`) and its rule (:meth:`_beats`); and whether some must be asked
-        whatever the position."""
+        them: a table with a row per slot (south, north, west, east, incident lon, lat,
+        best ETA, grade, and more columns; a free slot's row holds no point), longer than
+        the slots; per slot, None if free, or its race (an opaque token: a slot's row and
+        the rest change only with it), incident id, first recommended officer
+        (:meth:`_first_eta`) and rule (:meth:`_beats`); incident id -> slot; and whether
+        some must be asked whatever the position. A dispatch keeps its slot while it
+        has a box. (The World's own: to be read, not changed.)"""
         contest = self._current_contest()
-        rows = []
-        for iid in contest.ids:
-            race = self._contest_races[iid]
-            first = race.rec.recommended[0] if race.rec.recommended else None
-            rows.append((iid, first, race.rule))
-        return contest.table, rows, bool(contest.always)
+        return contest.table, contest.entries, contest.slot_of, bool(contest.always)
 
     def timers_head(self, k: int) -> list[tuple[datetime, int, str, str, str]]:
         """The ``k`` timers due first, in the order they fire: (due, sequence, kind,
@@ -961,7 +957,7 @@ class World:
         the distances, are tested all at once.
         """
         contest = self._current_contest()
-        if not (contest.ids or contest.always):
+        if not (contest.slot_of or contest.always):
             return []
         return contest.containing(lon, lat, self._speeds_by_grade(transport), held_at)
 
@@ -978,26 +974,15 @@ class World:
     def _current_contest(self) -> _Contest:
         """The contest of the current races of the pending dispatches.
 
-        Only the races of incidents touched since it was built (``_unraced``) are looked
-        up again, and it is built again only if one of them is not the race it holds: a
+        Only the races of incidents touched since (``_unraced``) are looked up again: a
         race changes with its recommendation or its incident, never by itself.
         """
         contest = self._contest
-        if contest is not None and not self._unraced:
-            return contest
-        races = self._contest_races
-        changed = contest is None
-        for iid in self._unraced:
-            rec = self._recs.get(iid) if iid in self._dispatching else None
-            race = None if rec is None else self._race(rec)
-            if race is None:
-                changed = races.pop(iid, None) is not None or changed
-            elif races.get(iid) is not race:
-                races[iid] = race
-                changed = True
-        self._unraced.clear()
-        if contest is None or changed:
-            contest = self._contest = _Contest.of(races.values(), self.policy.detour_factor)
+        if self._unraced:
+            for iid in self._unraced:
+                rec = self._recs.get(iid) if iid in self._dispatching else None
+                contest.put(iid, None if rec is None else self._race(rec))
+            self._unraced.clear()
         return contest
 
     def _contending(self, officer: Officer, now: datetime, *, moved_only: bool) -> set[str]:
@@ -1154,7 +1139,7 @@ class World:
             if o.lon is not None and o.lat is not None:
                 speeds = self._speeds_by_grade(o.transport)
                 reached.update(contest.within_reach(o.lon, o.lat, speeds))
-        for iid in (*contest.always, *(i for i in contest.ids if i in reached)):
+        for iid in (*contest.always, *(i for i in contest.slot_of if i in reached)):
             rec = self._recs[iid]
             if any(
                 o.officer_id not in rec.recommended and self._could_serve(o, rec, now)
@@ -1430,37 +1415,108 @@ class _Race:
 _Row = tuple[float, float, float, float, float, float, float, int, float]
 
 
-@dataclass(frozen=True, slots=True)
+#: The row of a free slot of the contest's table: no point is in its box, and nobody
+#: reaches it (grade 0: no speed; worst score -inf).
+_FREE_ROW: Final = (math.inf, -math.inf, math.inf, -math.inf, 0.0, 0.0, 0.0, 0, -math.inf)
+
+
 class _Contest:
-    """The pending dispatches a moving officer could win, as boxes (see _contenders)."""
+    """The pending dispatches a moving officer could win, as boxes (see _contenders).
 
-    always: list[str]
-    ids: list[str]
-    #: per id, its race's row (see _Row)
-    rows: list[_Row]
-    table: np.ndarray  # the same rows, for the vectorised tests
-    #: dispatches short of officers, by rule: any officer the rule admits may fill them
-    short: dict[DispatchRule, list[str]]
-    #: for the distance test: detour factor of the policy
-    detour: float
+    Kept up to date one race at a time (:meth:`put`). A dispatch with a box has a slot,
+    its row in :attr:`table`; a race replaced by another with a box keeps the slot (the
+    last slot freed is taken first), so a copy of the table (the fix lane's) changes
+    only where races did. ``version`` counts the changes."""
 
-    @classmethod
-    def of(cls, races: Iterable[_Race], detour: float) -> _Contest:
-        always: list[str] = []
-        ids: list[str] = []
-        rows: list[_Row] = []
-        short: dict[DispatchRule, list[str]] = {}
-        for race in races:
-            iid = race.rec.incident_id
-            if race.short:
-                short.setdefault(race.rule, []).append(iid)
-            elif race.row is None:
-                always.append(iid)
-            else:
-                ids.append(iid)
-                rows.append(race.row)
-        cells = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * 9)
-        return cls(always, ids, rows, cells.reshape(len(rows), 9), short, detour)
+    __slots__ = (
+        "always",
+        "detour",
+        "entries",
+        "free",
+        "ids",
+        "races",
+        "rows",
+        "short",
+        "slot_of",
+        "table",
+        "version",
+    )
+
+    def __init__(self, detour: float) -> None:
+        #: dispatches with no best ETA to beat: every officer is asked
+        self.always: dict[str, None] = {}
+        #: per slot, the incident id and its row (see _Row); None if the slot is free
+        self.ids: list[str | None] = []
+        self.rows: list[_Row | None] = []
+        #: per slot, for a copy of the table (see World.contest_boxes): None if free, or
+        #: (race, incident id, first recommended officer, rule)
+        self.entries: list[tuple[object, str, str | None, DispatchRule] | None] = []
+        #: incident id -> slot, of the dispatches with a box
+        self.slot_of: dict[str, int] = {}
+        self.free: list[int] = []
+        #: the rows by slot, for the vectorised tests (free slots: _FREE_ROW); its length
+        #: (doubled as needed) may exceed the slots'
+        self.table = np.empty((0, 9))
+        #: dispatches short of officers, by rule: any officer the rule admits may fill them
+        self.short: dict[DispatchRule, dict[str, None]] = {}
+        #: incident id -> race, of every pending dispatch
+        self.races: dict[str, _Race] = {}
+        #: for the distance test: detour factor of the policy
+        self.detour = detour
+        self.version = 0
+
+    def put(self, incident_id: str, race: _Race | None) -> None:
+        """The incident's race is now ``race`` (None: it is no pending dispatch)."""
+        old = self.races.get(incident_id)
+        if old is race:
+            return
+        self.version += 1
+        if old is not None:
+            self._take_out(incident_id, old)
+        if race is None:
+            self.races.pop(incident_id, None)
+            return
+        self.races[incident_id] = race
+        if race.short:
+            self.short.setdefault(race.rule, {})[incident_id] = None
+        elif race.row is None:
+            self.always[incident_id] = None
+        else:
+            slot = self.free.pop() if self.free else self._new_slot()
+            self.slot_of[incident_id] = slot
+            self.ids[slot] = incident_id
+            self.rows[slot] = race.row
+            self.table[slot] = race.row
+            first = race.rec.recommended[0] if race.rec.recommended else None
+            self.entries[slot] = (race, incident_id, first, race.rule)
+
+    def _take_out(self, incident_id: str, race: _Race) -> None:
+        if race.short:
+            iids = self.short[race.rule]
+            del iids[incident_id]
+            if not iids:
+                del self.short[race.rule]
+        elif race.row is None:
+            del self.always[incident_id]
+        else:
+            slot = self.slot_of.pop(incident_id)
+            self.ids[slot] = None
+            self.rows[slot] = None
+            self.entries[slot] = None
+            self.table[slot] = _FREE_ROW
+            self.free.append(slot)
+
+    def _new_slot(self) -> int:
+        slot = len(self.ids)
+        self.ids.append(None)
+        self.rows.append(None)
+        self.entries.append(None)
+        if slot >= len(self.table):
+            table = np.empty((max(16, 2 * len(self.table)), 9))
+            table[:slot] = self.table
+            table[slot:] = _FREE_ROW
+            self.table = table
+        return slot
 
     def containing(self, lon: float, lat: float, speeds: np.ndarray, held_at: int = 9) -> list[str]:
         """Ids whose box holds (lon, lat), of a grade before ``held_at``, that an officer
@@ -1468,16 +1524,19 @@ class _Contest:
         (the first officer's ETA is at most best + better_by_s, see _Race.of); and the
         ids with no best to beat."""
         ids = self.ids
-        if len(ids) < _VECTOR_FROM:
+        if len(self.slot_of) < _VECTOR_FROM:
             out = list(self.always)
             detour = self.detour
-            for k, (s, n, w, e, slon, slat, best, grade, _) in enumerate(self.rows):
+            for k, row in enumerate(self.rows):
+                if row is None:
+                    continue
+                s, n, w, e, slon, slat, best, grade, _ = row
                 if s <= lat <= n and w <= lon <= e and grade < held_at:
                     reach = best * float(speeds[grade]) / detour
                     if haversine_m(slon, slat, lon, lat) <= reach * (1 + 1e-9):
-                        out.append(ids[k])
+                        out.append(ids[k] or "")
             return out
-        t = self.table
+        t = self.table[: len(ids)]
         inside = np.flatnonzero(
             (t[:, 0] <= lat)
             & (lat <= t[:, 1])
@@ -1491,7 +1550,7 @@ class _Contest:
             reach = site[:, 6] * speeds[site[:, 7].astype(np.int64)] / self.detour
             # (1e-9 relative slack: the exact test, in _beats, decides)
             inside = inside[dist <= reach * (1 + 1e-9)]
-        return self.always + [ids[i] for i in inside]
+        return [*self.always, *(ids[i] or "" for i in inside.tolist())]
 
     def within_reach(self, lon: float, lat: float, speeds: np.ndarray) -> list[str]:
         """Ids an officer at (lon, lat) travelling at ``speeds`` [m/s by grade] may reach
@@ -1501,14 +1560,14 @@ class _Contest:
         formula's, with some slack; below _VECTOR_FROM ids, simply all of them.
         """
         ids = self.ids
-        if len(ids) < _VECTOR_FROM:
-            return ids
-        t = self.table
+        if len(self.slot_of) < _VECTOR_FROM:
+            return list(self.slot_of)
+        t = self.table[: len(ids)]
         dist = haversine_many_m(t[:, 4], t[:, 5], lon, lat)
         speed = speeds[t[:, 7].astype(np.int64)]
         with np.errstate(invalid="ignore"):  # inf x 0 (no worst score, no travel): out
             reach = (t[:, 8] + _SCORE_ROUNDING) * speed / self.detour
-        return [ids[i] for i in np.flatnonzero(dist <= reach * (1 + 1e-9) + 1e-6)]
+        return [ids[i] or "" for i in np.flatnonzero(dist <= reach * (1 + 1e-9) + 1e-6).tolist()]
 
 
 #: Below this many boxes a Python loop beats numpy's per-call set-up.
