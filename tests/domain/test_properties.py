@@ -547,3 +547,28 @@ def test_the_contest_kept_race_by_race_is_what_the_races_say() -> None:
         most = max(most, len(slots_before))
     # (not vacuous: many pending at once, and races replaced in their slots)
     assert most > 16 and replaced > 30, (most, replaced)
+
+
+@pytest.mark.parametrize("policy", ["thrive", "closest"])
+def test_every_candidate_recommended_is_a_valid_one(policy: str) -> None:
+    """The recommender builds candidates without validating them again (they come from
+    checked records and computed figures): each of a busy simulated hour's would pass,
+    and every recommendation reads back the same from its JSON."""
+    from sdo.events import Candidate, Recommendation, decode  # noqa: PLC0415
+    from sdo.simulate import simulate  # noqa: PLC0415
+
+    world = World(AREAS, RULES, Policy.from_mapping(policy, RULES.recommend))
+    events = simulate(AREAS, seed=4, hours=1, officers=120, start=T0, incidents_per_day=6000)
+    seen = 0
+    for event in events:
+        try:
+            effects = world.apply(event)
+        except Rejected:
+            continue
+        for rec in effects.recommendations:
+            for c in rec.candidates:
+                assert Candidate.model_validate(c.model_dump()) == c
+                seen += 1
+            again = decode(encode(rec))
+            assert isinstance(again, Recommendation) and again == rec
+    assert seen > 500, seen

@@ -222,30 +222,35 @@ class Fleet:
         held_to: int,
         mine: Collection[str],
         before: Hit | None,
-    ) -> tuple[list[str], np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The officers :meth:`near` with ``free_above=held_to`` leaves out for being held,
-        and that it would have yielded before ``before`` (all of them if None): their ids
-        and ``until`` times, in no particular order."""
+        and that it would have yielded before ``before`` (all of them if None): their
+        slots (see :meth:`ids_of`) and ``until`` times, in no particular order."""
         keep = self._keep(any_of, all_of, until_after)
         keep &= self._held[: len(keep)] <= held_to
+        for oid in mine:
+            slot = self._slot.get(oid)
+            if slot is not None:
+                keep[slot] = False
         index = np.flatnonzero(keep)
-        if not len(index):
-            return [], index
-        dist = haversine_many_m(self._lon[index], self._lat[index], lon, lat)
-        limit = max_m if before is None else min(max_m, before.distance_m)
-        inside = dist <= limit
-        index, dist = index[inside], dist[inside]
+        if len(index):
+            dist = haversine_many_m(self._lon[index], self._lat[index], lon, lat)
+            limit = max_m if before is None else min(max_m, before.distance_m)
+            index = index[dist <= limit]
+            if before is not None:
+                # ties with ``before`` go in id order, as near yields them
+                ids = self._ids
+                ties = dist[dist <= limit] == limit
+                if ties.any():
+                    later = [(ids[i] or "") >= before.officer_id for i in index[ties].tolist()]
+                    ties[ties] = later
+                    index = index[~ties]
+        return index, self._until[index]
+
+    def ids_of(self, slots: np.ndarray) -> list[str]:
+        """The officer ids of these slots (as :meth:`held_near` gives them)."""
         ids = self._ids
-        out: list[str] = []
-        kept: list[int] = []
-        for i, d in zip(index.tolist(), dist.tolist(), strict=True):
-            oid = ids[i] or ""
-            # (ties with ``before`` go in id order, as near yields them)
-            if oid in mine or (before is not None and d == limit and oid >= before.officer_id):
-                continue
-            out.append(oid)
-            kept.append(i)
-        return out, self._until[np.array(kept, dtype=np.int64)]
+        return [ids[i] or "" for i in slots.tolist()]
 
     def _keep(self, any_of: tuple[int, ...], all_of: int, until_after: float) -> np.ndarray:
         """Which slots hold an officer passing the tag and ``until`` tests (see near)."""

@@ -100,6 +100,11 @@ class View(Protocol):
     def areas(self) -> Areas: ...
     @property
     def officers(self) -> Mapping[str, Officer]: ...
+    def profile(self, officer_id: str) -> Officer | None:
+        """The officer's record, but its own fix (``lon``, ``lat``, ``fix_ts``,
+        ``fix_event``) may be older than their position in :attr:`fleet`: for a reader of
+        anything else (it may cost less than :attr:`officers`)."""
+
     @property
     def fleet(self) -> Fleet: ...
     def load(self, officer_id: str) -> int:
@@ -267,8 +272,10 @@ def recommend(
     recommended = tuple(s.officer.officer_id for s in ranked[:need])
     if need and len(recommended) < need:
         shortfalls.append(f"only {len(recommended)} of {need} required officers can be recommended")
+    # (built from checked records and computed figures: not validated again, a
+    # recommendation costs less; tests/domain/test_recommend.py checks they would pass)
     candidates = tuple(
-        Candidate(
+        Candidate.model_construct(
             officer_id=s.officer.officer_id,
             callsign=s.officer.callsign or s.officer.officer_id,
             role=s.officer.role or Role.RESPONSE,
@@ -279,9 +286,10 @@ def recommend(
         )
         for s in ranked
     )
+    rec_id = _rec_id(incident.incident_id, now, policy, recommended, candidates)
     return Recommendation(
-        event_id=_rec_id(incident.incident_id, now, policy, recommended, candidates),
-        recommendation_id=_rec_id(incident.incident_id, now, policy, recommended, candidates),
+        event_id=rec_id,
+        recommendation_id=rec_id,
         ts=now,
         incident_id=incident.incident_id,
         grade=grading.grade,
@@ -421,7 +429,8 @@ class DispatchRule:
     ) -> int:
         """How many officers :meth:`near` left out for being held it would have yielded
         before ``before`` (all of them if None), that the rule admits."""
-        held, until = view.fleet.held_near(
+        fleet = view.fleet
+        held, until = fleet.held_near(
             lon,
             lat,
             max_m=max_m,
@@ -432,9 +441,8 @@ class DispatchRule:
             mine=mine,
             before=before,
         )
-        if not held:
+        if not len(held):
             return 0
-        officers = view.officers
         if self.skills:
             ask = held
             count = 0
@@ -442,9 +450,9 @@ class DispatchRule:
             # the tags are exact but for the shift end: only those ending about now are asked
             sure = until > now.timestamp() + 1.0
             count = int(sure.sum())
-            ask = [oid for oid, ok in zip(held, sure.tolist(), strict=True) if not ok]
-        for oid in ask:
-            o = officers.get(oid)
+            ask = held[~sure]
+        for oid in fleet.ids_of(ask):
+            o = view.profile(oid)
             if o is not None and self.admits(o, policy, now):
                 count += 1
         return count
@@ -471,7 +479,7 @@ def _dispatch(
     # Nearest first; officers held for other incidents are not in it (see DispatchRule.near)
     hits: list[Hit] = []
     for hit in rule.near(view, incident.lon, incident.lat, policy.search_radius_m, now, mine):
-        o = officers.get(hit.officer_id)
+        o = view.profile(hit.officer_id)
         if o is not None and rule.admits(o, policy, now):
             hits.append(hit)
             if len(hits) == pool:
@@ -500,7 +508,8 @@ def _dispatch(
     )
     scored: list[_Scored] = []
     for hit in hits:
-        o = officers[hit.officer_id]
+        o = view.profile(hit.officer_id)
+        assert o is not None
         eta = policy.eta_s(hit.distance_m, o.transport, grade)
         assert eta is not None  # eligible() excluded officers who do not travel
         if _shift_ends_first(o, eta, now):
@@ -511,8 +520,8 @@ def _dispatch(
         ]
         score = eta
         stale = False
-        if thrive:
-            score, stale = _penalties(o, eta, grade, policy, now, why, score)
+        if thrive:  # (the age of their fix: their whole record)
+            score, stale = _penalties(officers[o.officer_id], eta, grade, policy, now, why, score)
         if skills:
             why.append(f"holds {', '.join(sorted(skills))}")
         if o.cluster and place and o.cluster != place.cluster:
@@ -807,7 +816,7 @@ def _allocate(
     missing_skill = 0
     for role in rule.roles:
         for oid in view.on_duty_with_role(role):
-            o = officers.get(oid)
+            o = view.profile(oid)  # (measure reads their position in the fleet)
             if o is None or not rule.on_duty(o, now):
                 continue
             if skills and not skills.issubset(o.skills):

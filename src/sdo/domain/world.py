@@ -168,6 +168,10 @@ class World:
     def officers(self) -> Mapping[str, Officer]:
         return _CaughtUp(self) if self._lagging else self._officers
 
+    def profile(self, officer_id: str) -> Officer | None:
+        """The officer's record, which may lack their last fix (see :meth:`lag`)."""
+        return self._officers.get(officer_id)
+
     def _officer(self, officer_id: str) -> Officer | None:
         """An officer's record, with their last fix (see :meth:`lag`)."""
         if officer_id in self._lagging:
