@@ -411,7 +411,7 @@ def test_one_officer_not_recommended_to_two_incidents(force: Any, ev: Any) -> No
 
 def test_dispatch_rule_near_is_a_superset_of_admits(force: Any, ev: Any) -> None:
     """The fleet's tag test leaves out nobody DispatchRule.admits takes: filtered by admits,
-    rule.near() is every admitted officer by (distance, id)."""
+    rule.nearby() is every admitted officer by (distance, id)."""
     import random  # noqa: PLC0415
 
     from sdo.domain.geo import haversine_m  # noqa: PLC0415
@@ -445,7 +445,7 @@ def test_dispatch_rule_near_is_a_superset_of_admits(force: Any, ev: Any) -> None
         for now in (ev.at(0), ev.at(60), ev.at(120)):
             got = [
                 h.officer_id
-                for h in rule.near(world, lon, lat, 40_000.0, now, ())
+                for h in rule.nearby(world, lon, lat, 40_000.0, now, ()).hits()
                 if rule.admits(world.officers[h.officer_id], policy, now)
             ]
             want = sorted(
@@ -458,9 +458,9 @@ def test_dispatch_rule_near_is_a_superset_of_admits(force: Any, ev: Any) -> None
 
 
 def test_held_officers_are_left_out_and_counted_as_one_by_one(force: Any, ev: Any) -> None:
-    """DispatchRule.near leaves out the officers held by another incident at the rule's
-    grade or a higher one, and held_before counts those it would have met before a given
-    hit: together, what asking each officer in turn (admitted? held?) gives."""
+    """DispatchRule.nearby keeps apart the officers held by another incident at the rule's
+    grade or a higher one, and held_before counts those its hits would have met before a
+    given hit: together, what asking each officer in turn (admitted? held?) gives."""
     import random  # noqa: PLC0415
 
     from sdo.domain.geo import haversine_m  # noqa: PLC0415
@@ -514,13 +514,14 @@ def test_held_officers_are_left_out_and_counted_as_one_by_one(force: Any, ev: An
             if len(want) == pool:
                 break
         got = []
-        for h in rule.near(world, lon, lat, radius, now, mine):
+        nearby = rule.nearby(world, lon, lat, radius, now, mine)
+        for h in nearby.hits():
             if rule.admits(world.officers[h.officer_id], policy, now):
                 got.append(h)
                 if len(got) == pool:
                     break
         last = got[-1] if len(got) == pool else None
         assert [h.officer_id for h in got] == want
-        assert rule.held_before(world, lon, lat, radius, now, mine, last, policy) == want_held
+        assert rule.held_before(world, nearby, last, now, policy) == want_held
         checked += want_held > 0 and len(got) == pool
     assert checked > 5  # the cut by the last hit is exercised, not only "all of them"

@@ -20,7 +20,7 @@ The fleet also knows which officers a pending incident holds, and at what grade
 (:meth:`Fleet.hold`): the recommender passes over officers held at its grade or higher,
 and with many incidents pending (every call dispatched, as under the ``closest`` policy)
 most of the nearest officers are held. :meth:`Fleet.near` leaves them out in the same
-vectorised test, and :meth:`Fleet.held_near` finds them when they are to be counted.
+vectorised test (:meth:`Fleet.nearby`), and keeps them apart to be counted.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 
 from sdo.domain.geo import haversine_many_m
 
-__all__ = ["NOT_HELD", "Fleet", "Hit"]
+__all__ = ["NOT_HELD", "Fleet", "Hit", "Nearby"]
 
 _START: Final = 64  # initial column length; doubled as needed
 #: The held grade of an officer no incident holds (grades are 1-4; later than any).
@@ -46,6 +46,45 @@ class Hit(NamedTuple):
 
     officer_id: str
     distance_m: float
+
+
+class Nearby:
+    """Officers near a point, the free apart from the held (see :meth:`Fleet.nearby`)."""
+
+    __slots__ = ("_fleet", "_free", "_free_dist", "_held", "_held_dist")
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        free: np.ndarray,
+        free_dist: np.ndarray,
+        held: np.ndarray,
+        held_dist: np.ndarray,
+    ) -> None:
+        self._fleet = fleet
+        self._free, self._free_dist = free, free_dist
+        self._held, self._held_dist = held, held_dist
+
+    def hits(self) -> Iterator[Hit]:
+        """The free officers, nearest first, ties by id (lazily, as :meth:`Fleet.near`)."""
+        return self._fleet._hits(self._free, self._free_dist, math.inf)
+
+    def held_before(self, before: Hit | None) -> tuple[np.ndarray, np.ndarray]:
+        """The held officers :meth:`hits` would have yielded before ``before`` (all of
+        them if None), had they been free: their slots (see :meth:`Fleet.ids_of`) and
+        ``until`` times, in no particular order."""
+        index, dist = self._held, self._held_dist
+        if before is not None:
+            limit = before.distance_m
+            nearer = dist <= limit
+            index, dist = index[nearer], dist[nearer]
+            ties = dist == limit
+            if ties.any():
+                # ties with ``before`` go in id order, as hits yields them
+                ids = self._fleet._ids
+                ties[ties] = [(ids[i] or "") >= before.officer_id for i in index[ties].tolist()]
+                index = index[~ties]
+        return index, self._fleet._until[index]
 
 
 class Fleet:
@@ -177,40 +216,18 @@ class Fleet:
         any_of: tuple[int, ...] = (),
         all_of: int = 0,
         until_after: float = -math.inf,
-        free_above: int | None = None,
-        mine: Collection[str] = (),
     ) -> Iterator[Hit]:
         """Indexed officers within ``max_m`` of (lon, lat), nearest first, ties by id.
 
         Only officers whose tags share a bit with every mask in ``any_of``, hold every bit
-        of ``all_of``, and whose ``until`` is later than ``until_after``; if ``free_above``
-        is given, only officers no incident holds at that grade or a lower one (see
-        :meth:`hold`), but for those in ``mine``. Lazy: a caller that stops after the first
-        few pays for the scan and the sort, nothing more.
+        of ``all_of``, and whose ``until`` is later than ``until_after``. Lazy: a caller
+        that stops after the first few pays for the scan and the sort, nothing more.
         """
-        keep = self._keep(any_of, all_of, until_after)
-        if free_above is not None:
-            free = self._held[: len(keep)] > free_above
-            for oid in mine:
-                slot = self._slot.get(oid)
-                if slot is not None:
-                    free[slot] = True
-            keep &= free
-        index = np.flatnonzero(keep)
-        if not len(index):
-            return
-        index, dist = self._sorted(index, lon, lat, max_m)
-        ids = self._ids
-        if len(dist) > 1 and bool((dist[1:] == dist[:-1]).any()):
-            # equal distances (rare but real: officers at one station) go in id order
-            pairs = sorted(zip(dist.tolist(), (ids[i] or "" for i in index.tolist()), strict=True))
-            for d, oid in pairs:
-                yield Hit(oid, d)
-            return
-        for i, d in zip(index.tolist(), dist.tolist(), strict=True):
-            yield Hit(ids[i] or "", d)
+        index = np.flatnonzero(self._keep(any_of, all_of, until_after))
+        dist = haversine_many_m(self._lon[index], self._lat[index], lon, lat)
+        return self._hits(index, dist, max_m)
 
-    def held_near(
+    def nearby(
         self,
         lon: float,
         lat: float,
@@ -219,36 +236,42 @@ class Fleet:
         any_of: tuple[int, ...],
         all_of: int,
         until_after: float,
-        held_to: int,
+        free_above: int,
         mine: Collection[str],
-        before: Hit | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The officers :meth:`near` with ``free_above=held_to`` leaves out for being held,
-        and that it would have yielded before ``before`` (all of them if None): their
-        slots (see :meth:`ids_of`) and ``until`` times, in no particular order."""
-        keep = self._keep(any_of, all_of, until_after)
-        keep &= self._held[: len(keep)] <= held_to
+    ) -> Nearby:
+        """The officers :meth:`near` gives, in two parts: those no incident holds at grade
+        ``free_above`` or a lower one (see :meth:`hold`), or held but in ``mine``
+        (:meth:`Nearby.hits`), and the others (:meth:`Nearby.held_before`)."""
+        index = np.flatnonzero(self._keep(any_of, all_of, until_after))
+        dist = haversine_many_m(self._lon[index], self._lat[index], lon, lat)
+        inside = dist <= max_m
+        index, dist = index[inside], dist[inside]
+        held = self._held[index] <= free_above
         for oid in mine:
             slot = self._slot.get(oid)
             if slot is not None:
-                keep[slot] = False
-        index = np.flatnonzero(keep)
-        if len(index):
-            dist = haversine_many_m(self._lon[index], self._lat[index], lon, lat)
-            limit = max_m if before is None else min(max_m, before.distance_m)
-            index = index[dist <= limit]
-            if before is not None:
-                # ties with ``before`` go in id order, as near yields them
-                ids = self._ids
-                ties = dist[dist <= limit] == limit
-                if ties.any():
-                    later = [(ids[i] or "") >= before.officer_id for i in index[ties].tolist()]
-                    ties[ties] = later
-                    index = index[~ties]
-        return index, self._until[index]
+                held[index == slot] = False
+        free = ~held
+        return Nearby(self, index[free], dist[free], index[held], dist[held])
+
+    def _hits(self, index: np.ndarray, dist: np.ndarray, max_m: float) -> Iterator[Hit]:
+        """The slots of ``index`` (at distances ``dist``) within ``max_m``, as hits nearest
+        first, ties by id."""
+        if max_m < math.inf:
+            inside = dist <= max_m
+            index, dist = index[inside], dist[inside]
+        order = np.argsort(dist, kind="stable")
+        dist = dist[order]
+        index = index[order]
+        ids = self._ids
+        if len(dist) > 1 and bool((dist[1:] == dist[:-1]).any()):
+            # equal distances (rare but real: officers at one station) go in id order
+            pairs = sorted(zip(dist.tolist(), (ids[i] or "" for i in index.tolist()), strict=True))
+            return (Hit(oid, d) for d, oid in pairs)
+        return (Hit(ids[i] or "", d) for i, d in zip(index.tolist(), dist.tolist(), strict=True))
 
     def ids_of(self, slots: np.ndarray) -> list[str]:
-        """The officer ids of these slots (as :meth:`held_near` gives them)."""
+        """The officer ids of these slots (as :meth:`Nearby.held_before` gives them)."""
         ids = self._ids
         return [ids[i] or "" for i in slots.tolist()]
 
@@ -264,18 +287,6 @@ class Fleet:
         if until_after > -math.inf:
             keep &= self._until[:n] > until_after
         return keep
-
-    def _sorted(
-        self, index: np.ndarray, lon: float, lat: float, max_m: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The slots of ``index`` within ``max_m`` of (lon, lat), and their distances,
-        nearest first."""
-        dist = haversine_many_m(self._lon[index], self._lat[index], lon, lat)
-        if max_m < math.inf:
-            inside = dist <= max_m
-            index, dist = index[inside], dist[inside]
-        order = np.argsort(dist, kind="stable")
-        return index[order], dist[order]
 
     def nearest(
         self,

@@ -765,8 +765,8 @@ class FixLane:
         self._detour = float(world.policy.detour_factor)
         self._better_by = float(world.policy.better_by_s)
         self._contest: object = None  # World.contest_token when last copied
-        #: per slot of the contest: the race its rules row was copied from (see _copy_rules)
-        self._slot_races: list[object | None] = []
+        #: slots of the contest whose first officer the lane did not know (see _copy_rules)
+        self._unknown_first: set[int] = set()
         self._row_of: Mapping[str, int] = {}  # the World's: incident id -> slot
         self._records: list[Officer | None] = []  # per slot: the record copied last
         self._skills: dict[str, int] = {}
@@ -954,8 +954,9 @@ class FixLane:
         contest = world.contest_token()  # (first: it brings held_touched up to date)
         if contest != self._contest:
             self._contest = contest
-            self._boxes, slots, self._row_of, always = world.contest_boxes()
-            self._copy_rules(slots)
+            self._boxes, slots, changed, self._row_of, always = world.contest_boxes()
+            self._copy_rules(slots, changed)
+            changed.clear()
             self._state[_BOXES] = len(slots)
             self._state[_ALWAYS] = always
         # who holds whom, and what a held officer may drift from, follow the
@@ -1070,10 +1071,15 @@ class FixLane:
             bits |= bit
         return bits
 
-    def _copy_rules(self, slots: list[tuple[object, str, str | None, DispatchRule] | None]) -> None:
-        """``rules[slot]`` of the contest's slots (see World.contest_boxes) whose race
-        changed since (or whose first officer the lane did not know): the rule's role and
-        status tag masks and skill mask, and the slot of the first officer.
+    def _copy_rules(
+        self,
+        slots: list[tuple[object, str, str | None, DispatchRule] | None],
+        changed: Iterable[int],
+    ) -> None:
+        """``rules[slot]`` of the contest's ``changed`` slots (see World.contest_boxes),
+        and of those whose first officer the lane did not know: the rule's role and status
+        tag masks and skill mask, and the slot of the first officer. (A free slot's box
+        holds no point: its rules are not read.)
 
         A race keeps its rule, so the masks are kept per rule object (by identity: hashing
         a rule is dearer than computing its masks), a bounded number of them."""
@@ -1082,24 +1088,25 @@ class FixLane:
             rules = np.zeros((len(self._boxes), 4), dtype=np.int64)
             rules[: len(self._rules)] = self._rules
             self._rules = rules
-        done = self._slot_races
-        done.extend([None] * (len(slots) - len(done)))
         kept = self._rule_masks
         if len(kept) > _RULES_KEPT:
             kept.clear()
         officer_slots = self._slots
-        for k, entry in enumerate(slots):
+        unknown = self._unknown_first
+        todo = set(changed) | unknown if unknown else changed
+        unknown.clear()
+        for k in todo:
+            entry = slots[k]
             if entry is None:
-                done[k] = None  # (a free slot's box holds no point: its rules are not read)
                 continue
-            race, _, first, rule = entry
-            if race is done[k] and rules[k, _FIRST] != -2:
-                continue
-            done[k] = race
+            _, _, first, rule = entry
             masks = kept.get(id(rule))
             if masks is None or masks[0] is not rule:
                 masks = kept[id(rule)] = (rule, *rule.masks, self._skill_mask(rule.skills))
-            rules[k] = (*masks[1:], -1 if first is None else officer_slots.get(first, -2))
+            at = -1 if first is None else officer_slots.get(first, -2)
+            if at == -2:
+                unknown.add(k)
+            rules[k] = (*masks[1:], at)
 
     def _skill_mask(self, skills: frozenset[str]) -> int:
         """A rule's skills as bits, or 0 (nothing required) if one has none: a rule's

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
@@ -45,7 +45,7 @@ from typing import Any, Final, NamedTuple, Protocol
 
 import numpy as np
 
-from sdo.domain.fleet import Fleet, Hit
+from sdo.domain.fleet import Fleet, Hit, Nearby
 from sdo.domain.geo import Areas, Placement, haversine_m
 from sdo.domain.grading import Grading
 from sdo.domain.state import IncidentRecord, Officer
@@ -397,15 +397,15 @@ class DispatchRule:
         """Fleet tag masks: one of the rule's roles, one of its statuses."""
         return (_bits(_ROLE_BIT, self.roles), _bits(_STATUS_BIT, self.statuses))
 
-    def near(
+    def nearby(
         self, view: View, lon: float, lat: float, max_m: float, now: datetime, mine: Collection[str]
-    ) -> Iterator[Hit]:
+    ) -> Nearby:
         """Fleet hits nearest first that may pass :meth:`admits` (a superset: the role,
         status and travel bits are exact; the shift end is taken a second early, and
-        skills are not tested), for the caller to check one by one. Officers held by
-        another incident (not in ``mine``) of the rule's grade or a higher one are left
-        out: the recommender passes them over."""
-        return view.fleet.near(
+        skills are not tested), for the caller to check one by one; officers held by
+        another incident (not in ``mine``) of the rule's grade or a higher one apart:
+        the recommender passes them over (:meth:`held_before` counts them)."""
+        return view.fleet.nearby(
             lon,
             lat,
             max_m=max_m,
@@ -417,30 +417,11 @@ class DispatchRule:
         )
 
     def held_before(
-        self,
-        view: View,
-        lon: float,
-        lat: float,
-        max_m: float,
-        now: datetime,
-        mine: Collection[str],
-        before: Hit | None,
-        policy: Policy,
+        self, view: View, nearby: Nearby, before: Hit | None, now: datetime, policy: Policy
     ) -> int:
-        """How many officers :meth:`near` left out for being held it would have yielded
-        before ``before`` (all of them if None), that the rule admits."""
-        fleet = view.fleet
-        held, until = fleet.held_near(
-            lon,
-            lat,
-            max_m=max_m,
-            any_of=self.masks,
-            all_of=_TRAVELS,
-            until_after=now.timestamp() - 1.0,
-            held_to=self.grade,
-            mine=mine,
-            before=before,
-        )
+        """How many held officers of ``nearby`` its hits would have had before ``before``
+        (all of them if None), that the rule admits."""
+        held, until = nearby.held_before(before)
         if not len(held):
             return 0
         if self.skills:
@@ -451,7 +432,7 @@ class DispatchRule:
             sure = until > now.timestamp() + 1.0
             count = int(sure.sum())
             ask = held[~sure]
-        for oid in fleet.ids_of(ask):
+        for oid in view.fleet.ids_of(ask):
             o = view.profile(oid)
             if o is not None and self.admits(o, policy, now):
                 count += 1
@@ -476,25 +457,17 @@ def _dispatch(
     thrive = policy.name != "closest"
     mine = view.held_by(incident.incident_id)
     pool = policy.max_candidates + incident.officers_required + 6
-    # Nearest first; officers held for other incidents are not in it (see DispatchRule.near)
+    # Nearest first; officers held for other incidents are apart (see DispatchRule.nearby)
+    nearby = rule.nearby(view, incident.lon, incident.lat, policy.search_radius_m, now, mine)
     hits: list[Hit] = []
-    for hit in rule.near(view, incident.lon, incident.lat, policy.search_radius_m, now, mine):
+    for hit in nearby.hits():
         o = view.profile(hit.officer_id)
         if o is not None and rule.admits(o, policy, now):
             hits.append(hit)
             if len(hits) == pool:
                 break
     # the held officers nearer than the last of the pool (or within the radius)
-    held = rule.held_before(
-        view,
-        incident.lon,
-        incident.lat,
-        policy.search_radius_m,
-        now,
-        mine,
-        hits[-1] if len(hits) == pool else None,
-        policy,
-    )
+    held = rule.held_before(view, nearby, hits[-1] if len(hits) == pool else None, now, policy)
     role_names = "/".join(sorted(r.value for r in rule.roles))
     reasons.append(
         f"{grading.response.value}: {role_names} officers, "

@@ -526,19 +526,26 @@ class World:
     ) -> tuple[
         np.ndarray,
         list[tuple[object, str, str | None, DispatchRule] | None],
+        set[int],
         Mapping[str, int],
         bool,
     ]:
         """The pending dispatches a moving officer might win, as :meth:`_contenders` tests
         them: a table with a row per slot (south, north, west, east, incident lon, lat,
         best ETA, grade, and more columns; a free slot's row holds no point), longer than
-        the slots; per slot, None if free, or its race (an opaque token: a slot's row and
-        the rest change only with it), incident id, first recommended officer
-        (:meth:`_first_eta`) and rule (:meth:`_beats`); incident id -> slot; and whether
-        some must be asked whatever the position. A dispatch keeps its slot while it
-        has a box. (The World's own: to be read, not changed.)"""
+        the slots; per slot, None if free, or its race (an opaque token), incident id,
+        first recommended officer (:meth:`_first_eta`) and rule (:meth:`_beats`); the
+        slots written since (the caller clears the set when it has copied them); incident
+        id -> slot; and whether some must be asked whatever the position. A dispatch keeps
+        its slot while it has a box. (The World's own: to be read, not changed.)"""
         contest = self._current_contest()
-        return contest.table, contest.entries, contest.slot_of, bool(contest.always)
+        return (
+            contest.table,
+            contest.entries,
+            contest.changed,
+            contest.slot_of,
+            bool(contest.always),
+        )
 
     def timers_head(self, k: int) -> list[tuple[datetime, int, str, str, str]]:
         """The ``k`` timers due first, in the order they fire: (due, sequence, kind,
@@ -1434,6 +1441,7 @@ class _Contest:
 
     __slots__ = (
         "always",
+        "changed",
         "detour",
         "entries",
         "free",
@@ -1468,6 +1476,8 @@ class _Contest:
         #: for the distance test: detour factor of the policy
         self.detour = detour
         self.version = 0
+        #: slots written since a copy of the table last took them (see World.contest_boxes)
+        self.changed: set[int] = set()
 
     def put(self, incident_id: str, race: _Race | None) -> None:
         """The incident's race is now ``race`` (None: it is no pending dispatch)."""
@@ -1493,6 +1503,7 @@ class _Contest:
             self.table[slot] = race.row
             first = race.rec.recommended[0] if race.rec.recommended else None
             self.entries[slot] = (race, incident_id, first, race.rule)
+            self.changed.add(slot)
 
     def _take_out(self, incident_id: str, race: _Race) -> None:
         if race.short:
@@ -1508,6 +1519,7 @@ class _Contest:
             self.rows[slot] = None
             self.entries[slot] = None
             self.table[slot] = _FREE_ROW
+            self.changed.add(slot)
             self.free.append(slot)
 
     def _new_slot(self) -> int:
