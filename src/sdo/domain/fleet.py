@@ -31,7 +31,7 @@ from typing import Final, NamedTuple
 
 import numpy as np
 
-from sdo.domain.geo import haversine_many_m
+from sdo.domain.geo import haversine_grid_m, haversine_many_m
 
 __all__ = ["NOT_HELD", "Fleet", "Hit", "Nearby"]
 
@@ -338,10 +338,9 @@ class Fleet:
             return [], np.zeros((0, len(points)), dtype=bool)
         index = np.fromiter(slots, dtype=np.int64, count=len(slots))
         index.sort()
-        lons, lats, speed = self._lon[index], self._lat[index], self._speed[index]
-        reach = np.empty((len(index), len(points)), dtype=bool)
-        limit = speed * seconds / detour
-        for j, (plon, plat) in enumerate(points):
-            reach[:, j] = haversine_many_m(lons, lats, plon, plat) <= limit
+        limit = self._speed[index] * seconds / detour
+        plons, plats = zip(*points, strict=True) if points else ((), ())
+        dist = haversine_grid_m(self._lon[index], self._lat[index], plons, plats)
+        reach = dist <= limit[:, None]
         ids = self._ids
         return [ids[int(i)] or "" for i in index], reach
