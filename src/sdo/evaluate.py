@@ -448,6 +448,7 @@ def _pass_with_lane(world: World, metrics: Metrics, reader: LogReader, sink: Any
     return {
         "applied": lane.applied,
         "into_another_neighbourhood": lane.replaced,
+        "near_an_edge": lane.located,
         "refused": dict(zip(REASONS, lane.refused, strict=True)),
     }
 

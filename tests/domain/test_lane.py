@@ -23,7 +23,7 @@ import pytest
 
 from sdo.areas import load_areas
 from sdo.config import Settings
-from sdo.domain import lane
+from sdo.domain import geo, lane
 from sdo.domain.world import World
 from sdo.evaluate import evaluate
 from sdo.events import encode
@@ -297,6 +297,7 @@ def test_the_lane_takes_nearly_every_fix(
     (used,) = taken
     assert used.applied > 0.8 * fixes
     assert used.replaced > 100  # into other neighbourhoods too (453 when written)
+    assert used.located > 10  # near an edge too, placed by the rings (86 when written)
     refused = dict(zip(lane.REASONS, used.refused, strict=True))
     assert refused["form"] >= len(lines) - fixes  # every other event goes the Python way
 
@@ -356,10 +357,39 @@ def test_inside_agrees_with_shapely_near_every_edge() -> None:
     assert declined < decided / 100
 
 
+def test_locate_by_the_rings_agrees_with_areas_locate_near_every_edge() -> None:
+    """Points within metres of the neighbourhoods' edges: the lane's _locate names the
+    neighbourhood Areas.locate names (the first in file order holding the point), says
+    outside where it does, or declines right on an edge."""
+    areas = load_areas(Settings().areas_path)
+    coords, starts, nb_rings, nb_box = lane._ring_arrays(areas)
+    rng = random.Random(9)
+    declined = decided = outside = 0
+    for k in range(len(areas.neighbourhoods)):
+        for ring in areas.rings(k):
+            for (x1, y1), (x2, y2) in itertools.pairwise(ring):
+                for _ in range(12):
+                    t = rng.random()
+                    lon = x1 + t * (x2 - x1) + rng.uniform(-5e-5, 5e-5)
+                    lat = y1 + t * (y2 - y1) + rng.uniform(-5e-5, 5e-5)
+                    got = lane._locate(lon, lat, coords, starts, nb_rings, nb_box)
+                    if got == lane._NEAR_EDGE:
+                        declined += 1
+                        continue
+                    decided += 1
+                    place = areas.locate(lon, lat)
+                    if place is None:
+                        outside += 1
+                        assert got == geo.CELL_OUTSIDE, (lon, lat, got)
+                    else:
+                        assert got >= 0 and areas.placement_at(got) == place, (lon, lat, got)
+    assert decided > 1000 and outside > 50
+    assert declined < decided / 100
+
+
 def test_cells_learnt_a_block_at_a_time_are_those_learnt_one_by_one() -> None:
     """Areas.learn_cells (one vectorised query) gives the verdicts Areas._cell learns one
     cell at a time, coarse and fine: the lane's copy decides as locate and contains."""
-    from sdo.domain import geo  # noqa: PLC0415
 
     path = Settings().areas_path
     block, single = load_areas(path), load_areas(path)

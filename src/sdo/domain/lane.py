@@ -28,8 +28,9 @@ but stale timers that move on (it fires those, as ``World._quiet_timers`` does, 
 World replays them: :meth:`World.fire_quiet <sdo.domain.world.World.fire_quiet>`); the
 same neighbourhood (or outside, as before), by a memo cell with one verdict or, near an
 edge, by the even-odd test of the neighbourhood's rings (:func:`_inside`), or another
-neighbourhood by a memo cell with one verdict, where no cover count can change (the same
-cluster, or an officer not available); none of the
+neighbourhood, by a memo cell with one verdict or, near an edge, by the rings of every
+neighbourhood in file order (:func:`_locate`, as ``Areas.locate``), where no cover count
+can change (the same cluster, or an officer not available); none of the
 pending dispatches the officer could win by ``World._beats`` (tested with a margin: near a
 limit it refuses); a held officer not drifting off. It then writes the
 officer's position into the fleet's columns and its copy, and goes on. At the first line
@@ -140,12 +141,12 @@ _AVAILABLE: Final = 8
 _TIMERS: Final = 12
 
 # _scan's out[] slots
-_LINES, _APPLIED, _LAST_US, _REASON, _DIRTY, _REPLACES, _MAX_US = range(7)
+_LINES, _APPLIED, _LAST_US, _REASON, _DIRTY, _REPLACES, _MAX_US, _LOCATES = range(8)
 # why it stopped: at the end, or at a line that is not a fix in the plain form, whose
 # memo cell it has not learnt, of an officer unknown or watched, not newer than the last
-# (or the same event), with a timer due that is not a stale timer moving on, near an
-# edge (where the exact test decides), in another neighbourhood it may not take (in or
-# out of the force area, near an edge, another cluster of an available officer), where
+# (or the same event), with a timer due that is not a stale timer moving on, within
+# _EDGE_DEG of an edge (where the exact test decides), in another neighbourhood it may
+# not take (into or out of the force area, another cluster of an available officer), where
 # its officer might win a pending dispatch, or of a held officer drifting off
 REASONS: Final = (
     "end",
@@ -355,6 +356,37 @@ def _inside(
     return 1 if inside else 0
 
 
+#: _locate: the point is within _EDGE_DEG of an edge (only the exact test may say).
+_NEAR_EDGE: Final = -4
+
+
+@njit(cache=True)
+def _locate(
+    lon: float,
+    lat: float,
+    coords: np.ndarray,
+    rings: np.ndarray,
+    nb_rings: np.ndarray,
+    nb_box: np.ndarray,
+) -> int:
+    """What :meth:`Areas.locate <sdo.domain.geo.Areas.locate>` says of (lon, lat), by the
+    rings: the first neighbourhood in file order holding it, ``CELL_OUTSIDE`` if none,
+    or ``_NEAR_EDGE`` if it is within ``_EDGE_DEG`` of an edge of one before (or of
+    that one). Away from every edge, "holds" and "intersects" agree (see _inside)."""
+    for k in range(nb_rings.shape[0]):
+        if not (
+            nb_box[k, 0] - _EDGE_DEG <= lon <= nb_box[k, 2] + _EDGE_DEG
+            and nb_box[k, 1] - _EDGE_DEG <= lat <= nb_box[k, 3] + _EDGE_DEG
+        ):
+            continue
+        side = _inside(lon, lat, coords, rings, nb_rings[k, 0], nb_rings[k, 1])
+        if side < 0:
+            return _NEAR_EDGE
+        if side:
+            return k
+    return CELL_OUTSIDE
+
+
 @njit(cache=True)
 def _hash(buf: np.ndarray, i: int, j: int) -> int:
     """FNV-1a of buf[i:j], as a non-negative int64."""
@@ -450,6 +482,7 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
     coords: np.ndarray,
     rings: np.ndarray,
     nb_rings: np.ndarray,
+    nb_box: np.ndarray,
     nb_cluster: np.ndarray,
     detour: float,
     better_by: float,
@@ -588,7 +621,8 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
             return pos
         nbhd = ints[slot, _NBHD]
         place = verdict  # the memo's: a neighbourhood, outside, or mixed
-        if verdict == CELL_MIXED:
+        mixed = verdict == CELL_MIXED
+        if mixed:
             # an edge crosses the cell: the point in their neighbourhood's polygon?
             if nbhd < 0:
                 out[_REASON] = _EDGE
@@ -597,14 +631,20 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
             if side < 0:
                 out[_REASON] = _EDGE
                 return pos  # on the edge, or nearly: the exact test decides
-            verdict = nbhd if side else CELL_OUTSIDE
+            if side:
+                verdict = nbhd
+            else:  # not theirs: whose, as Areas.locate says (or outside every one)
+                verdict = _locate(lon, lat, coords, rings, nb_rings, nb_box)
+                if verdict == _NEAR_EDGE:
+                    out[_REASON] = _EDGE
+                    return pos
+                place = verdict
         if verdict != nbhd and (
             place < 0
             or nbhd < 0
             or (ints[slot, _FLAGS] & _AVAILABLE and nb_cluster[place] != nb_cluster[nbhd])
         ):
-            # into or out of the force area, somewhere near an edge (the exact test only
-            # says "not theirs": locate decides), or where a cluster's cover may change
+            # into or out of the force area, or where a cluster's cover may change
             out[_REASON] = _MOVED
             return pos
         # -- no pending dispatch a mover could win from here: _Contest.containing, then
@@ -679,6 +719,8 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
             ints[slot, _NBHD] = place
             ints[slot, _UNSYNCED] = _FIXED | _REPLACED | _LISTED
             out[_REPLACES] += 1
+            if mixed:
+                out[_LOCATES] += 1
         else:
             ints[slot, _UNSYNCED] |= _FIXED | _LISTED
         out[_MAX_US] = max(out[_MAX_US], ts)
@@ -690,16 +732,22 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
     return pos
 
 
-def _ring_arrays(areas: Areas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ring_arrays(areas: Areas) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every neighbourhood's rings, for points in mixed memo cells (see _inside): the
-    vertices, where each ring starts in them, and each neighbourhood's first and last
-    ring (by index, as Areas.index_of)."""
+    vertices, where each ring starts in them, each neighbourhood's first and last ring
+    (by index, as Areas.index_of), and its box (west, south, east, north) around them."""
     rings = [areas.rings(k) for k in range(len(areas.neighbourhoods))]
     flat = [ring for nb in rings for ring in nb]
     coords = np.ascontiguousarray(np.concatenate(flat) if flat else np.zeros((0, 2)))
     starts = np.cumsum([0, *(len(ring) for ring in flat)]).astype(np.int64)
     ends = np.cumsum([0, *(len(nb) for nb in rings)]).astype(np.int64)
-    return coords, starts, np.stack([ends[:-1], ends[1:]], axis=1)
+    boxes = np.zeros((len(rings), 4))
+    for k, (first, last) in enumerate(zip(ends[:-1].tolist(), ends[1:].tolist(), strict=True)):
+        if last > first:
+            vertices = coords[starts[first] : starts[last]]
+            boxes[k, :2] = vertices.min(axis=0)
+            boxes[k, 2:] = vertices.max(axis=0)
+    return coords, starts, np.stack([ends[:-1], ends[1:]], axis=1), boxes
 
 
 def _cluster_numbers(areas: Areas) -> np.ndarray:
@@ -749,7 +797,7 @@ class FixLane:
         self._fkeys = np.full(1 << 16, _EMPTY, dtype=np.int64)
         self._fvals = np.zeros(1 << 16, dtype=np.int32)
         self._fine_count = 0
-        self._coords, self._rings, self._nb_rings = _ring_arrays(world.areas)
+        self._coords, self._rings, self._nb_rings, self._nb_box = _ring_arrays(world.areas)
         self._nb_cluster = _cluster_numbers(world.areas)
         stale_after = timedelta(seconds=world.policy.stale_after_s) // _ONE_US
         self._state = np.array(
@@ -773,12 +821,14 @@ class FixLane:
         # id(rule) -> (rule, role mask, status mask, skill mask): see _copy_rules
         self._rule_masks: dict[int, tuple[DispatchRule, int, int, int]] = {}
         self._times: dict[int, datetime] = {}
-        self._out = np.zeros(7, dtype=np.int64)
+        self._out = np.zeros(8, dtype=np.int64)
         self._where = np.zeros(2)
         self.lines = 0
         self.applied = 0
         #: of the fixes applied, those into another neighbourhood than the officer's last
         self.replaced = 0
+        #: of those, the ones near an edge, placed by the polygons' rings (see _locate)
+        self.located = 0
         #: lines refused, by reason (see REASONS; "end" counts the blocks finished)
         self.refused = [0] * len(REASONS)
         self.refresh()
@@ -789,7 +839,7 @@ class FixLane:
         """Apply the plain fixes of ``buf`` (whole lines) from ``pos`` on; return where the
         first refused line starts, or ``len(buf)``. ``lines`` and ``applied`` count on."""
         out = self._out
-        out[_LINES] = out[_APPLIED] = out[_REPLACES] = 0
+        out[_LINES] = out[_APPLIED] = out[_REPLACES] = out[_LOCATES] = 0
         flon, flat = self._world.fleet.columns()
         pos = _scan(
             buf,
@@ -814,6 +864,7 @@ class FixLane:
             self._coords,
             self._rings,
             self._nb_rings,
+            self._nb_box,
             self._nb_cluster,
             self._detour,
             self._better_by,
@@ -824,6 +875,7 @@ class FixLane:
         self.lines += int(out[_LINES])
         self.applied += int(out[_APPLIED])
         self.replaced += int(out[_REPLACES])
+        self.located += int(out[_LOCATES])
         self.refused[int(out[_REASON])] += 1
         return int(pos)
 
