@@ -551,9 +551,10 @@ def test_the_contest_kept_race_by_race_is_what_the_races_say() -> None:
 
 @pytest.mark.parametrize("policy", ["thrive", "closest"])
 def test_every_candidate_recommended_is_a_valid_one(policy: str) -> None:
-    """The recommender builds candidates without validating them again (they come from
-    checked records and computed figures): each of a busy simulated hour's would pass,
-    and every recommendation reads back the same from its JSON."""
+    """The recommender builds candidates and recommendations without validating them
+    again (they come from checked records, event times and computed figures): each of a
+    busy simulated hour's would pass, and every recommendation reads back the same from
+    its JSON."""
     from sdo.events import Candidate, Recommendation, decode  # noqa: PLC0415
     from sdo.simulate import simulate  # noqa: PLC0415
 
@@ -571,4 +572,5 @@ def test_every_candidate_recommended_is_a_valid_one(policy: str) -> None:
                 seen += 1
             again = decode(encode(rec))
             assert isinstance(again, Recommendation) and again == rec
+            assert encode(again) == encode(rec)  # (times in UTC, as validation makes them)
     assert seen > 500, seen

@@ -272,8 +272,8 @@ def recommend(
     recommended = tuple(s.officer.officer_id for s in ranked[:need])
     if need and len(recommended) < need:
         shortfalls.append(f"only {len(recommended)} of {need} required officers can be recommended")
-    # (built from checked records and computed figures: not validated again, a
-    # recommendation costs less; tests/domain/test_recommend.py checks they would pass)
+    # (built from checked records, event times and computed figures: not validated again,
+    # a recommendation costs less; tests/domain/test_properties.py checks they would pass)
     candidates = tuple(
         Candidate.model_construct(
             officer_id=s.officer.officer_id,
@@ -287,7 +287,7 @@ def recommend(
         for s in ranked
     )
     rec_id = _rec_id(incident.incident_id, now, policy, recommended, candidates)
-    return Recommendation(
+    return Recommendation.model_construct(
         event_id=rec_id,
         recommendation_id=rec_id,
         ts=now,
