@@ -19,8 +19,8 @@ Results are ordered by (distance, officer id), so they never depend on slot orde
 The fleet also knows which officers a pending incident holds, and at what grade
 (:meth:`Fleet.hold`): the recommender passes over officers held at its grade or higher,
 and with many incidents pending (every call dispatched, as under the ``closest`` policy)
-most of the nearest officers are held. :meth:`Fleet.near` leaves them out in the same
-vectorised test (:meth:`Fleet.nearby`), and keeps them apart to be counted.
+most of the nearest officers are held. :meth:`Fleet.nearby` sets them apart in the same
+vectorised test, to be counted, not asked about one by one.
 """
 
 from __future__ import annotations

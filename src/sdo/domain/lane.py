@@ -1003,7 +1003,7 @@ class FixLane:
             self._out[_REASON] = _DONE
         touched = world.touched
         assert touched is not None
-        contest = world.contest_token()  # (first: it brings held_touched up to date)
+        contest = world.contest_token()
         if contest != self._contest:
             self._contest = contest
             self._boxes, slots, changed, self._row_of, always = world.contest_boxes()

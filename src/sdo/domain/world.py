@@ -517,8 +517,7 @@ class World:
 
     def contest_token(self) -> object:
         """The contest of pending dispatches, brought up to date (an opaque token: a new
-        one means :meth:`contest_boxes` and the races held officers drift from may have
-        changed)."""
+        one means :meth:`contest_boxes` may have changed)."""
         return self._current_contest().version
 
     def contest_boxes(
@@ -1150,7 +1149,7 @@ class World:
             if o.lon is not None and o.lat is not None:
                 speeds = self._speeds_by_grade(o.transport)
                 reached.update(contest.within_reach(o.lon, o.lat, speeds))
-        for iid in (*contest.always, *(i for i in contest.slot_of if i in reached)):
+        for iid in (*contest.always, *reached):  # (a set: sorted by priority below)
             rec = self._recs[iid]
             if any(
                 o.officer_id not in rec.recommended and self._could_serve(o, rec, now)
