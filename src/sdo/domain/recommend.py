@@ -484,7 +484,7 @@ def _dispatch(
         o = view.profile(hit.officer_id)
         assert o is not None
         eta = policy.eta_s(hit.distance_m, o.transport, grade)
-        assert eta is not None  # eligible() excluded officers who do not travel
+        assert eta is not None  # (the rule admits only officers who travel)
         if _shift_ends_first(o, eta, now):
             continue
         why = [
