@@ -529,16 +529,16 @@ def test_the_contest_kept_race_by_race_is_what_the_races_say() -> None:
         }
         boxed = {iid for iid, r in races.items() if not r.short and r.row is not None}
         assert set(contest.slot_of) == boxed
-        for slot, iid in enumerate(contest.ids):
-            if iid is None:
+        for slot, entry in enumerate(contest.entries):
+            if entry is None:
                 assert tuple(contest.table[slot]) == free_row
-                assert contest.rows[slot] is None and contest.entries[slot] is None
             else:
+                iid = entry[1]
                 race = races[iid]
                 assert contest.slot_of[iid] == slot
-                assert tuple(contest.table[slot]) == race.row == contest.rows[slot]
-                entry = contest.entries[slot]
-                assert entry is not None and entry[:2] == (race, iid) and entry[3] is race.rule
+                assert tuple(contest.table[slot]) == race.row
+                first = race.rec.recommended[0] if race.rec.recommended else None
+                assert entry == (race, iid, first, race.rule)
         for iid, slot in contest.slot_of.items():
             if iid in slots_before:
                 assert slots_before[iid] == slot, iid

@@ -54,7 +54,7 @@ in the form ``YYYY-MM-DDTHH:MM:SSZ`` only.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -1125,7 +1125,7 @@ class FixLane:
 
     def _copy_rules(
         self,
-        slots: list[tuple[object, str, str | None, DispatchRule] | None],
+        slots: Sequence[tuple[object, str, str | None, DispatchRule] | None],
         changed: Iterable[int],
     ) -> None:
         """``rules[slot]`` of the contest's ``changed`` slots (see World.contest_boxes),

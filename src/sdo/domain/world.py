@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -524,7 +524,7 @@ class World:
         self,
     ) -> tuple[
         np.ndarray,
-        list[tuple[object, str, str | None, DispatchRule] | None],
+        Sequence[tuple[object, str, str | None, DispatchRule] | None],
         set[int],
         Mapping[str, int],
         bool,
@@ -1425,6 +1425,9 @@ class _Race:
 _Row = tuple[float, float, float, float, float, float, float, int, float]
 
 
+#: A slot of the contest: (race, incident id, first recommended officer, rule)
+_Entry = tuple[_Race, str, str | None, DispatchRule]
+
 #: The row of a free slot of the contest's table: no point is in its box, and nobody
 #: reaches it (grade 0: no speed; worst score -inf).
 _FREE_ROW: Final = (math.inf, -math.inf, math.inf, -math.inf, 0.0, 0.0, 0.0, 0, -math.inf)
@@ -1444,9 +1447,7 @@ class _Contest:
         "detour",
         "entries",
         "free",
-        "ids",
         "races",
-        "rows",
         "short",
         "slot_of",
         "table",
@@ -1456,12 +1457,9 @@ class _Contest:
     def __init__(self, detour: float) -> None:
         #: dispatches with no best ETA to beat: every officer is asked
         self.always: dict[str, None] = {}
-        #: per slot, the incident id and its row (see _Row); None if the slot is free
-        self.ids: list[str | None] = []
-        self.rows: list[_Row | None] = []
-        #: per slot, for a copy of the table (see World.contest_boxes): None if free, or
-        #: (race, incident id, first recommended officer, rule)
-        self.entries: list[tuple[object, str, str | None, DispatchRule] | None] = []
+        #: per slot: None if free, or (race, incident id, first recommended officer, rule),
+        #: what a copy of the table needs besides the row (see World.contest_boxes)
+        self.entries: list[_Entry | None] = []
         #: incident id -> slot, of the dispatches with a box
         self.slot_of: dict[str, int] = {}
         self.free: list[int] = []
@@ -1497,8 +1495,6 @@ class _Contest:
         else:
             slot = self.free.pop() if self.free else self._new_slot()
             self.slot_of[incident_id] = slot
-            self.ids[slot] = incident_id
-            self.rows[slot] = race.row
             self.table[slot] = race.row
             first = race.rec.recommended[0] if race.rec.recommended else None
             self.entries[slot] = (race, incident_id, first, race.rule)
@@ -1514,17 +1510,13 @@ class _Contest:
             del self.always[incident_id]
         else:
             slot = self.slot_of.pop(incident_id)
-            self.ids[slot] = None
-            self.rows[slot] = None
             self.entries[slot] = None
             self.table[slot] = _FREE_ROW
             self.changed.add(slot)
             self.free.append(slot)
 
     def _new_slot(self) -> int:
-        slot = len(self.ids)
-        self.ids.append(None)
-        self.rows.append(None)
+        slot = len(self.entries)
         self.entries.append(None)
         if slot >= len(self.table):
             table = np.empty((max(16, 2 * len(self.table)), 9))
@@ -1538,20 +1530,22 @@ class _Contest:
         travelling at ``speeds`` [m/s by grade] could reach in less than the best ETA
         (the first officer's ETA is at most best + better_by_s, see _Race.of); and the
         ids with no best to beat."""
-        ids = self.ids
+        entries = self.entries
         if len(self.slot_of) < _VECTOR_FROM:
             out = list(self.always)
             detour = self.detour
-            for k, row in enumerate(self.rows):
-                if row is None:
+            for entry in entries:
+                if entry is None:
                     continue
+                row = entry[0].row
+                assert row is not None  # (a race with a slot has a row)
                 s, n, w, e, slon, slat, best, grade, _ = row
                 if s <= lat <= n and w <= lon <= e and grade < held_at:
                     reach = best * float(speeds[grade]) / detour
                     if haversine_m(slon, slat, lon, lat) <= reach * (1 + 1e-9):
-                        out.append(ids[k] or "")
+                        out.append(entry[1])
             return out
-        t = self.table[: len(ids)]
+        t = self.table[: len(entries)]
         inside = np.flatnonzero(
             (t[:, 0] <= lat)
             & (lat <= t[:, 1])
@@ -1565,7 +1559,7 @@ class _Contest:
             reach = site[:, 6] * speeds[site[:, 7].astype(np.int64)] / self.detour
             # (1e-9 relative slack: the exact test, in _beats, decides)
             inside = inside[dist <= reach * (1 + 1e-9)]
-        return [*self.always, *(ids[i] or "" for i in inside.tolist())]
+        return [*self.always, *_ids(entries, inside)]
 
     def within_reach(self, lon: float, lat: float, speeds: np.ndarray) -> list[str]:
         """Ids an officer at (lon, lat) travelling at ``speeds`` [m/s by grade] may reach
@@ -1574,15 +1568,19 @@ class _Contest:
         A superset, for the caller to test exactly: the distance is the vectorised
         formula's, with some slack; below _VECTOR_FROM ids, simply all of them.
         """
-        ids = self.ids
         if len(self.slot_of) < _VECTOR_FROM:
             return list(self.slot_of)
-        t = self.table[: len(ids)]
+        t = self.table[: len(self.entries)]
         dist = haversine_many_m(t[:, 4], t[:, 5], lon, lat)
         speed = speeds[t[:, 7].astype(np.int64)]
         with np.errstate(invalid="ignore"):  # inf x 0 (no worst score, no travel): out
             reach = (t[:, 8] + _SCORE_ROUNDING) * speed / self.detour
-        return [ids[i] or "" for i in np.flatnonzero(dist <= reach * (1 + 1e-9) + 1e-6).tolist()]
+        return _ids(self.entries, np.flatnonzero(dist <= reach * (1 + 1e-9) + 1e-6))
+
+
+def _ids(entries: list[_Entry | None], slots: np.ndarray) -> list[str]:
+    """The incident ids in these (taken) slots of the contest."""
+    return [entry[1] for k in slots.tolist() if (entry := entries[k]) is not None]
 
 
 #: Below this many boxes a Python loop beats numpy's per-call set-up.
