@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from sdo import replay
+from sdo.errors import ConfigError
 from sdo.events import Fix, OfficerLocation, decode
 from sdo.replay import read_log
 
@@ -86,3 +87,22 @@ def test_one_long_line_is_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert [e.event_id for e in reader] == ["e"]
     reader.close()
     assert bad and bad[0][0] == 1 and "larger than" in bad[0][1]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt", "header only"])
+def test_a_damaged_compressed_log_is_one_clear_error(tmp_path: Path, damage: str) -> None:
+    """A cut or corrupted .gz log stops the read with a ConfigError naming the file and
+    the last line read, not a decompressor's traceback."""
+    data = gzip.compress(b"\n".join(_lines() * 2000) + b"\n")
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "corrupt":
+        data = data[:40] + bytes(b ^ 0x5A for b in data[40:200]) + data[200:]
+    else:
+        data = data[:10]
+    path = tmp_path / "log.jsonl.gz"
+    path.write_bytes(data)
+    reader = read_log(path)
+    with pytest.raises(ConfigError, match=r"log\.jsonl\.gz: after line \d+: cannot read"):
+        list(reader)
+    reader.close()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import io
 import logging
 import signal
@@ -36,7 +35,9 @@ import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, cast
+
+from isal import igzip, isal_zlib
 
 from sdo.config import SEQ_HEADER, Settings, Topics
 from sdo.errors import BrokerError, ConfigError, InvalidEvent
@@ -54,6 +55,8 @@ __all__ = [
 
 #: Bytes read (decompressed) at a time; lines are split from these blocks.
 READ_BLOCK: Final = 1 << 20
+#: What reading a damaged log raises (isal's stub types its error as an instance).
+_READ_ERRORS: Final = (OSError, EOFError, zlib.error, cast("type[Exception]", isal_zlib.error))
 #: Futures awaited together: big enough to keep the pipe full, small enough to fail fast.
 SEND_BATCH: Final = 2000
 #: Least time between two progress callbacks (so at most twice a second).
@@ -136,8 +139,12 @@ class LogReader:
         self._size = max(1, path.stat().st_size)
         gz = self._raw.read(2) == b"\x1f\x8b"
         self._raw.seek(0)
+        # (ISA-L's inflate: the same bytes as the gzip module's in under a third of the
+        # time, measured 1.5 s against 5.0 s on the bench's week log)
         self._lines: io.BufferedIOBase = (
-            gzip.GzipFile(fileobj=self._raw, mode="rb") if gz else self._raw
+            igzip.IGzipFile(fileobj=self._raw, mode="rb")  # type: ignore[no-untyped-call]
+            if gz
+            else self._raw
         )
 
     @property
@@ -208,7 +215,7 @@ class LogReader:
                     yield block if cut == len(block) else block[:cut]
                 if cut < len(block):
                     tail.append(block[cut:])
-        except (OSError, EOFError, zlib.error) as exc:
+        except _READ_ERRORS as exc:
             raise ConfigError(f"{self.path}: after line {self.lines}: cannot read: {exc}") from None
         if tail:
             yield b"".join(tail) + b"\n"
