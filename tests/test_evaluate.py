@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sdo import evaluate as ev
 from sdo.cli import main
+from sdo.config import Settings
 from sdo.events import Recommendation, decode
 
 POLICIES = ("thrive", "closest")
@@ -195,3 +198,31 @@ def test_jobs_below_one_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--jobs" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pass_collects_cycles_less_often_and_restores_the_collector(
+    log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During a pass the collector's first threshold is raised (cycles are still
+    collected); after it, even one that fails, thresholds and freezing are as before."""
+    before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    seen: list[tuple[int, ...]] = []
+    step = ev._step
+
+    def watching(*args: Any) -> None:
+        seen.append(gc.get_threshold())
+        step(*args)
+
+    monkeypatch.setattr(ev, "_step", watching)
+    ev.evaluate(log, Settings(), ["thrive"], jobs=1)
+    assert seen and set(seen) == {(ev.GC_THRESHOLD, *before[1:])}
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
+
+    def failing(*args: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ev, "_step", failing)
+    with pytest.raises(RuntimeError, match="boom"):
+        ev.evaluate(log, Settings(), ["thrive"], jobs=1)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)

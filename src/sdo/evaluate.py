@@ -18,15 +18,17 @@ medians, and shares within 15 min (grade 1) and 60 min (grade 2); so does this.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import os
 import statistics
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import orjson
@@ -320,15 +322,42 @@ def _one_pass(
     reader = read_log(log, on_invalid)
     stats = None
     try:
-        if lane:
-            stats = _pass_with_lane(world, metrics, reader, sink)
-        else:
-            for event in reader.items():
-                _step(world, metrics, event, sink)
+        with _fewer_collections():
+            if lane:
+                stats = _pass_with_lane(world, metrics, reader, sink)
+            else:
+                for event in reader.items():
+                    _step(world, metrics, event, sink)
     finally:
         reader.close()
     metrics.invalid = reader.skipped
     return metrics.finish(), stats
+
+
+#: The cyclic collector's first threshold during a pass (Python's default is 700).
+GC_THRESHOLD: Final = 100_000
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run a pass with the cyclic garbage collector called less often.
+
+    A pass allocates millions of short-lived objects (records, recommendations) and
+    makes almost no reference cycles, so at the default threshold the collector runs
+    about every 2,000 log lines and finds next to nothing to free (its rarer full
+    collections scan the whole World, which grows with the log). Raising the first threshold to ``GC_THRESHOLD`` (and freezing
+    what was loaded before the pass: code, areas, rules) took 3-5% off a pass of the
+    ``closest`` policy over the bench's 1-day log. Cycles are still collected, in
+    bigger batches; the thresholds are restored after.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _evaluate_in_parallel(
