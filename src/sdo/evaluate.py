@@ -345,10 +345,11 @@ def _fewer_collections() -> Iterator[None]:
     A pass allocates millions of short-lived objects (records, recommendations) and
     makes almost no reference cycles, so at the default threshold the collector runs
     about every 2,000 log lines and finds next to nothing to free (its rarer full
-    collections scan the whole World, which grows with the log). Raising the first threshold to ``GC_THRESHOLD`` (and freezing
-    what was loaded before the pass: code, areas, rules) took 3-5% off a pass of the
-    ``closest`` policy over the bench's 1-day log. Cycles are still collected, in
-    bigger batches; the thresholds are restored after.
+    collections scan the whole World, which grows with the log). Raising the first
+    threshold to ``GC_THRESHOLD`` (and freezing what was loaded before the pass: code,
+    areas, rules) took about 4% off a pass over the bench's week log, under either
+    policy. Cycles are still collected, in bigger batches; the thresholds are restored
+    after.
     """
     thresholds = gc.get_threshold()
     gc.freeze()
