@@ -346,19 +346,18 @@ def _fewer_collections() -> Iterator[None]:
     makes almost no reference cycles, so at the default threshold the collector runs
     about every 2,000 log lines and finds next to nothing to free (its rarer full
     collections scan the whole World, which grows with the log). Raising the first
-    threshold to ``GC_THRESHOLD`` (and freezing what was loaded before the pass: code,
-    areas, rules) took about 4% off a pass over the bench's week log, under either
-    policy. Cycles are still collected, in bigger batches; the thresholds are restored
-    after.
+    threshold to ``GC_THRESHOLD`` took about 4% off a pass over the bench's week log,
+    under either policy, at the same peak memory. What an earlier pass left is
+    collected first (a process may run several); cycles are still collected during the
+    pass, in bigger batches; the thresholds are restored after.
     """
     thresholds = gc.get_threshold()
-    gc.freeze()
+    gc.collect()
     gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 def _evaluate_in_parallel(
