@@ -203,8 +203,8 @@ def test_jobs_below_one_is_one_line_and_exit_2(
 def test_a_pass_collects_cycles_less_often_and_restores_the_collector(
     log: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """During a pass the collector's first threshold is raised (cycles are still
-    collected); after it, even one that fails, the thresholds are as before."""
+    """During a pass the collector's first threshold is raised; after it, even after
+    one that fails, the thresholds are as before."""
     before = gc.get_threshold()
     seen: list[tuple[int, ...]] = []
     step = ev._step
