@@ -31,7 +31,6 @@ import logging
 import signal
 import sys
 import time
-import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ __all__ = [
 #: Bytes read (decompressed) at a time; lines are split from these blocks.
 READ_BLOCK: Final = 1 << 20
 #: What reading a damaged log raises (isal's stub types its error as an instance).
-_READ_ERRORS: Final = (OSError, EOFError, zlib.error, cast("type[Exception]", isal_zlib.error))
+_READ_ERRORS: Final = (OSError, EOFError, cast("type[Exception]", isal_zlib.error))
 #: Futures awaited together: big enough to keep the pipe full, small enough to fail fast.
 SEND_BATCH: Final = 2000
 #: Least time between two progress callbacks (so at most twice a second).
