@@ -15,22 +15,21 @@ from typing import Any
 import pytest
 
 from sdo.domain.state import Officer, availability_keys, availability_of
+from sdo.domain.world import World
 from sdo.errors import Rejected
 from sdo.events import AlertKind, IncidentState, Recommendation, Status, Transport, encode
 
 
-def _count_recommendations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def _count_recommendations(monkeypatch: pytest.MonkeyPatch, world: World) -> list[str]:
     """From now on, the id of every incident the World's recommender computes, in order."""
-    import sdo.domain.world as world_module  # noqa: PLC0415
-
-    real = world_module.recommend
+    real = world._recommend
     computed: list[str] = []
 
     def counted(record: Any, *args: Any) -> Recommendation:
         computed.append(record.incident_id)
         return real(record, *args)
 
-    monkeypatch.setattr(world_module, "recommend", counted)
+    monkeypatch.setattr(world, "_recommend", counted)
     return computed
 
 
@@ -179,7 +178,7 @@ def test_an_officer_held_elsewhere_moving_closer_costs_nothing(
     )
     assert f.recommendation("A").recommended == ("x",)
     assert f.recommendation("B").recommended == ("y",)  # x is nearer, but held by A
-    computed = _count_recommendations(monkeypatch)
+    computed = _count_recommendations(monkeypatch, f.world)
     for n in range(3):  # x wanders between A and B, never far from A
         f.apply(
             ev.location(
@@ -199,7 +198,7 @@ def test_drift_is_measured_from_the_last_computation(
     f.officer("a", f.place("N06", east_m=200))
     f.officer("b", f.place("E11"))  # far: a stays first however a drifts here
     f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency"))
-    computed = _count_recommendations(monkeypatch)
+    computed = _count_recommendations(monkeypatch, f.world)
     away = f.place("N03")  # minutes further for a car at blue lights, still the nearest
     effects = f.apply(ev.location("a", *away, ts=ev.at(2)))
     assert computed == ["i1"] and effects.recommendations == []
@@ -338,7 +337,7 @@ def investigations(force: Any, ev: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     f.officer("inv-n", None, role="investigator", transport="desk", npu="north")
     f.apply(ev.incident("i1", *f.place("N03"), ts=ev.at(1), graded_as="investigator"))
     assert f.recommendation("i1").recommended == ("inv-n",)
-    f.computed = _count_recommendations(monkeypatch)
+    f.computed = _count_recommendations(monkeypatch, f.world)
     return f
 
 

@@ -266,9 +266,13 @@ class Fleet:
         ids = self._ids
         if len(dist) > 1 and bool((dist[1:] == dist[:-1]).any()):
             # equal distances (rare but real: officers at one station) go in id order
-            pairs = sorted(zip(dist.tolist(), (ids[i] or "" for i in index.tolist()), strict=True))
-            return (Hit(oid, d) for d, oid in pairs)
-        return (Hit(ids[i] or "", d) for i, d in zip(index.tolist(), dist.tolist(), strict=True))
+            pairs = sorted(zip(dist.tolist(), [ids[i] or "" for i in index.tolist()], strict=True))
+            for d, oid in pairs:
+                yield Hit(oid, d)
+            return
+        # (a generator, not a generator expression: compiled, one would be a whole list)
+        for i, d in zip(index.tolist(), dist.tolist(), strict=True):
+            yield Hit(ids[i] or "", d)
 
     def ids_of(self, slots: np.ndarray) -> list[str]:
         """The officer ids of these slots (as :meth:`Nearby.held_before` gives them)."""

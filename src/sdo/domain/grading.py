@@ -349,7 +349,7 @@ def _response(where: str, value: Any) -> Response:
         return Response(value if isinstance(value, str) else repr(value))
     except ValueError:
         raise ConfigError(
-            f"{where} {value!r} is not a response (one of {_list(r.value for r in Response)})"
+            f"{where} {value!r} is not a response (one of {_list([r.value for r in Response])})"
         ) from None
 
 

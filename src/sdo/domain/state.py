@@ -26,6 +26,8 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any, Final, Generic, NamedTuple, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from sdo.domain.geo import Areas, Placement
 from sdo.errors import Rejected
 from sdo.events import (
@@ -208,6 +210,7 @@ def _decode_fields(
 T = TypeVar("T")
 
 
+@mypyc_attr(native_class=False)  # (mypyc: a generic dataclass stays a Python class)
 @dataclass(frozen=True, slots=True)
 class Change(Generic[T]):
     """The outcome of a transition: the new state, or why nothing changed."""

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from sdo.domain.fleet import Fleet
 from sdo.domain.geo import EARTH_RADIUS_M, Areas, Placement, haversine_m, haversine_many_m
@@ -34,6 +35,7 @@ from sdo.domain.recommend import (
     AllocationRule,
     DispatchRule,
     Policy,
+    View,
     allocation_roles,
     cover_group,
     dispatches,
@@ -105,6 +107,7 @@ class Effects:
         return [o for o in self.outputs if isinstance(o, Alert)]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # (tests subclass it; see sdo.compiled)
 class World:
     """All officers and incidents, the indexes over them, and the current recommendations."""
 
@@ -112,6 +115,11 @@ class World:
         self._areas = areas
         self.rules = rules
         self.policy = policy or Policy.from_mapping("thrive", rules.recommend)
+        #: the recommender (a test may count its calls: a compiled module's own globals
+        #: are bound at build time)
+        self._recommend: Callable[
+            [IncidentRecord, Grading, View, Policy, datetime], Recommendation
+        ] = recommend
         self._officers: dict[str, Officer] = {}
         self._incidents: dict[str, IncidentRecord] = {}
         self._fleet = Fleet()
@@ -1209,7 +1217,7 @@ class World:
             ):
                 continue
             seen.add(iid)
-            rec = recommend(record, grading, self, self.policy, ts)
+            rec = self._recommend(record, grading, self, self.policy, ts)
             old = self._recs.get(iid)
             released = self._release_all(iid)
             if dispatches(self.policy, grading):
@@ -1556,9 +1564,10 @@ class _Contest:
         if len(inside):
             site = t[inside]
             dist = haversine_many_m(site[:, 4], site[:, 5], lon, lat)
-            reach = site[:, 6] * speeds[site[:, 7].astype(np.int64)] / self.detour
+            # (not `reach`, a float above: compiled, a local keeps one type)
+            reaches = site[:, 6] * speeds[site[:, 7].astype(np.int64)] / self.detour
             # (1e-9 relative slack: the exact test, in _beats, decides)
-            inside = inside[dist <= reach * (1 + 1e-9)]
+            inside = inside[dist <= reaches * (1 + 1e-9)]
         return [*self.always, *_ids(entries, inside)]
 
     def within_reach(self, lon: float, lat: float, speeds: np.ndarray) -> list[str]:
@@ -1637,7 +1646,7 @@ def _counted_as(officer: Officer) -> tuple[str, ...]:
     """The counts an officer adds to in an availability bucket (see ``availability_of``):
     ``total``, their role, each of their skills."""
     role = () if officer.role is None else (f"role:{officer.role.value}",)
-    return ("total", *role, *(f"skill:{skill}" for skill in officer.skills))
+    return ("total", *role, *[f"skill:{skill}" for skill in officer.skills])
 
 
 def _same(a: Recommendation, b: Recommendation) -> bool:

@@ -1,0 +1,86 @@
+"""Which build of the decision core runs: compiled with mypyc, or from source.
+
+``scripts/setup`` compiles the modules in :data:`COMPILED` with mypyc (see setup.py): the
+same source, as C extensions, which take about a tenth off an evaluation pass. Python
+imports an extension in preference to its source, so a build older than its source
+would run old code. So before any of them is imported (``sdo`` imports this module
+first), if any compiled module's source is newer than its extension (edited since the
+build), all of them are imported from source instead, with a warning; ``scripts/setup``
+compiles them again. All of them, not only the edited one: compiled modules share their
+native classes, and compiled and source modules would not fit together.
+``SDO_PURE=1`` imports them from source on purpose (for a profiler that reads Python
+frames, for instance).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Final
+
+__all__ = ["COMPILED", "in_use"]
+
+#: Modules of sdo.domain that ``scripts/setup`` compiles (setup.py reads this tuple).
+COMPILED: Final = ("state", "fleet", "grading", "recommend", "world")
+
+_DOMAIN: Final = Path(__file__).resolve().parent / "domain"
+
+
+class _FromSource(importlib.abc.MetaPathFinder):
+    """Finds the compiled modules' sources, ahead of their extensions."""
+
+    def __init__(self, sources: dict[str, Path]) -> None:
+        self.sources = sources
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        source = self.sources.get(fullname)
+        return None if source is None else importlib.util.spec_from_file_location(fullname, source)
+
+
+def _extension(name: str) -> Path | None:
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = _DOMAIN / f"{name}{suffix}"
+        if path.exists():
+            return path
+    return None
+
+
+def _choose() -> bool:
+    """Import the compiled modules from their extensions (True) or from source."""
+    built = {name: _extension(name) for name in COMPILED}
+    if not all(built.values()):
+        return False  # a pure install: there is nothing to choose
+    stale = [
+        name
+        for name, ext in built.items()
+        if ext is not None and (_DOMAIN / f"{name}.py").stat().st_mtime > ext.stat().st_mtime
+    ]
+    if stale:
+        logging.getLogger("sdo").warning(
+            "sdo.domain.%s: %s.py changed since it was compiled; the decision core runs "
+            "from source (scripts/setup compiles it again)",
+            stale[0],
+            stale[0],
+        )
+    if stale or os.environ.get("SDO_PURE") == "1":
+        sources = {f"sdo.domain.{name}": _DOMAIN / f"{name}.py" for name in COMPILED}
+        sys.meta_path.insert(0, _FromSource(sources))
+        return False
+    return True
+
+
+_IN_USE: Final = _choose()
+
+
+def in_use() -> bool:
+    """Whether the modules in :data:`COMPILED` run compiled in this process."""
+    return _IN_USE
