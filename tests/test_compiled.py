@@ -4,6 +4,7 @@ source is never run."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import shutil
@@ -16,7 +17,7 @@ import pytest
 import sdo
 import sdo.compiled
 from sdo.cli import main
-from sdo.compiled import COMPILED
+from sdo.compiled import COMPILED, DEPENDS
 
 PURE = os.environ.get("SDO_PURE") == "1"
 SRC = Path(sdo.__file__).resolve().parent.parent
@@ -62,13 +63,46 @@ def test_a_source_edited_after_the_build_runs_from_source(tmp_path: Path) -> Non
     assert asked.stdout.split() == ["False", "True", "True"]
     assert asked.stderr == ""
 
-    world = tmp_path / "sdo" / "domain" / "world.py"
     later = max(p.stat().st_mtime for p in (tmp_path / "sdo" / "domain").iterdir()) + 10
-    os.utime(world, (later, later))
-    edited = _probe(tmp_path)
-    assert edited.stdout.split() == ["False", "True", "True"]
-    assert "world.py changed since it was compiled" in edited.stderr, edited.stderr
-    assert len(edited.stderr.splitlines()) == 1
+    for edited_file in ("sdo/domain/world.py", "sdo/events.py"):  # compiled, imported by them
+        copy = tmp_path / "copy"
+        shutil.copytree(tmp_path, copy, ignore=shutil.ignore_patterns("copy"))
+        os.utime(copy / edited_file, (later, later))
+        edited = _probe(copy)
+        assert edited.stdout.split() == ["False", "True", "True"], edited_file
+        assert f"{edited_file} changed since the decision core was compiled" in edited.stderr
+        assert len(edited.stderr.splitlines()) == 1
+        shutil.rmtree(copy)
+
+
+def _sdo_imports(path: Path) -> set[str]:
+    """The sdo modules a source file imports (as paths relative to the package)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            if name.startswith("sdo.") and name != "sdo.compiled":
+                out.add(name.removeprefix("sdo.").replace(".", "/") + ".py")
+    return out
+
+
+def test_the_build_is_checked_against_every_sdo_module_it_imports() -> None:
+    """DEPENDS holds every sdo module the compiled ones import, and what those import, so
+    an edit to any of them is noticed (a build may keep a constant it read)."""
+    package = SRC / "sdo"
+    todo = [f"domain/{name}.py" for name in COMPILED]
+    seen: set[str] = set()
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(_sdo_imports(package / module))
+    assert "events.py" in seen  # (the walk follows imports)
+    assert seen - {f"domain/{name}.py" for name in COMPILED} == set(DEPENDS)
 
 
 @pytest.fixture(scope="module")

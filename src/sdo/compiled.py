@@ -4,12 +4,13 @@
 same source, as C extensions, which take about a tenth off an evaluation pass. Python
 imports an extension in preference to its source, so a build older than its source
 would run old code. So before any of them is imported (``sdo`` imports this module
-first), if any compiled module's source is newer than its extension (edited since the
-build), all of them are imported from source instead, with a warning; ``scripts/setup``
-compiles them again. All of them, not only the edited one: compiled modules share their
-native classes, and compiled and source modules would not fit together.
-``SDO_PURE=1`` imports them from source on purpose (for a profiler that reads Python
-frames, for instance).
+first), if the source of a compiled module, or of a module they import (:data:`DEPENDS`:
+a build may have taken constants from it), is newer than the extensions (edited since
+the build), all of them are imported from source instead, with a warning;
+``scripts/setup`` compiles them again. All of them, not only the edited one: compiled
+modules share their native classes, and compiled and source modules would not fit
+together. ``SDO_PURE=1`` imports them from source on purpose (for a profiler that reads
+Python frames, for instance).
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Final
 
-__all__ = ["COMPILED", "in_use"]
+__all__ = ["COMPILED", "DEPENDS", "in_use"]
 
 #: Modules of sdo.domain that ``scripts/setup`` compiles (setup.py reads this tuple).
 COMPILED: Final = ("state", "fleet", "grading", "recommend", "world")
 
-_DOMAIN: Final = Path(__file__).resolve().parent / "domain"
+#: The other sdo modules they import (tests/test_compiled.py checks that this is all).
+DEPENDS: Final = ("domain/geo.py", "events.py", "errors.py")
+
+_SDO: Final = Path(__file__).resolve().parent
+_DOMAIN: Final = _SDO / "domain"
 
 
 class _FromSource(importlib.abc.MetaPathFinder):
@@ -59,21 +64,18 @@ def _choose() -> bool:
     built = {name: _extension(name) for name in COMPILED}
     if not all(built.values()):
         return False  # a pure install: there is nothing to choose
-    stale = [
-        name
-        for name, ext in built.items()
-        if ext is not None and (_DOMAIN / f"{name}.py").stat().st_mtime > ext.stat().st_mtime
-    ]
+    oldest = min(ext.stat().st_mtime for ext in built.values() if ext is not None)
+    sources = [_DOMAIN / f"{name}.py" for name in COMPILED] + [_SDO / d for d in DEPENDS]
+    stale = [path for path in sources if path.stat().st_mtime > oldest]
     if stale:
         logging.getLogger("sdo").warning(
-            "sdo.domain.%s: %s.py changed since it was compiled; the decision core runs "
-            "from source (scripts/setup compiles it again)",
-            stale[0],
-            stale[0],
+            "sdo: %s changed since the decision core was compiled; it runs from source "
+            "(scripts/setup compiles it again)",
+            stale[0].relative_to(_SDO.parent).as_posix(),
         )
     if stale or os.environ.get("SDO_PURE") == "1":
-        sources = {f"sdo.domain.{name}": _DOMAIN / f"{name}.py" for name in COMPILED}
-        sys.meta_path.insert(0, _FromSource(sources))
+        by_name = {f"sdo.domain.{name}": _DOMAIN / f"{name}.py" for name in COMPILED}
+        sys.meta_path.insert(0, _FromSource(by_name))
         return False
     return True
 
