@@ -21,7 +21,9 @@ streamed, so it stays bounded by the live state.
 ``sdo evaluate`` does by default): its wall time against the sum of the passes.
 
 ``--profile N`` also prints the N functions with the most own time during the first
-policy's pass (cProfile) to stderr; that pass is then slower and not reported.
+policy's pass (cProfile) to stderr; that pass is then slower and not reported. cProfile
+does not see into the compiled decision core: run with ``SDO_PURE=1`` to profile it from
+source (see :mod:`sdo.compiled`; the JSON's ``decision_core`` says which ran).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sdo import compiled
 from sdo.areas import load_areas
 from sdo.config import Settings
 from sdo.evaluate import default_jobs, evaluate
@@ -177,6 +180,8 @@ def main() -> None:
                 "target_events_per_s": TARGET_EVENTS_PER_S,
                 "met": slowest >= TARGET_EVENTS_PER_S,
                 "cpus": os.cpu_count(),
+                # which build of sdo.domain ran (scripts/setup compiles it; see sdo.compiled)
+                "decision_core": "compiled" if compiled.in_use() else "source",
             },
             indent=2,
         )
