@@ -23,7 +23,7 @@ import pytest
 
 from sdo.areas import load_areas
 from sdo.config import Settings
-from sdo.domain import geo, lane
+from sdo.domain import geo, lane, lane_kernels
 from sdo.domain.world import World
 from sdo.evaluate import evaluate
 from sdo.events import encode
@@ -39,7 +39,7 @@ def _buf(text: bytes) -> np.ndarray:
 def _number(text: str) -> float | None:
     """The lane's reading of a JSON number followed by ``}``, or None if it refuses."""
     raw = (text + "}").encode()
-    value, end = lane._number(_buf(raw), 0, len(raw))
+    value, end = lane_kernels._number(_buf(raw), 0, len(raw))
     return None if end < 0 or raw[end : end + 1] != b"}" else float(value)
 
 
@@ -106,7 +106,7 @@ def test_number_reader_takes_the_forms_a_log_holds() -> None:
 
 def _time(text: str) -> int:
     raw = f'{text}"'.encode()
-    return int(lane._time_us(_buf(raw), 0, len(raw)))
+    return int(lane_kernels._time_us(_buf(raw), 0, len(raw)))
 
 
 @pytest.mark.parametrize(
@@ -340,7 +340,7 @@ def test_inside_agrees_with_shapely_near_every_edge() -> None:
                     t = rng.random()
                     lon = x1 + t * (x2 - x1) + rng.uniform(-5e-5, 5e-5)
                     lat = y1 + t * (y2 - y1) + rng.uniform(-5e-5, 5e-5)
-                    side = lane._inside(lon, lat, coords, offsets, 0, len(rings))
+                    side = lane_kernels._inside(lon, lat, coords, offsets, 0, len(rings))
                     if side < 0:
                         declined += 1
                         continue
@@ -352,7 +352,7 @@ def test_inside_agrees_with_shapely_near_every_edge() -> None:
                     )
         # on a vertex: declined
         x, y = rings[0][0]
-        assert lane._inside(float(x), float(y), coords, offsets, 0, len(rings)) == -1
+        assert lane_kernels._inside(float(x), float(y), coords, offsets, 0, len(rings)) == -1
     assert decided > 1000
     assert declined < decided / 100
 
@@ -372,8 +372,8 @@ def test_locate_by_the_rings_agrees_with_areas_locate_near_every_edge() -> None:
                     t = rng.random()
                     lon = x1 + t * (x2 - x1) + rng.uniform(-5e-5, 5e-5)
                     lat = y1 + t * (y2 - y1) + rng.uniform(-5e-5, 5e-5)
-                    got = lane._locate(lon, lat, coords, starts, nb_rings, nb_box)
-                    if got == lane._NEAR_EDGE:
+                    got = lane_kernels._locate(lon, lat, coords, starts, nb_rings, nb_box)
+                    if got == lane_kernels._NEAR_EDGE:
                         declined += 1
                         continue
                     decided += 1
