@@ -48,9 +48,10 @@ def _probe(root: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_source_edited_after_the_build_runs_from_source(tmp_path: Path) -> None:
-    """A copy of the installed package (times kept): compiled as built; with one compiled
-    module's source touched, every compiled module comes from source, with one warning
-    naming the file; SDO_PURE=1 asks for the sources without a warning."""
+    """A copy of the installed package (times kept): compiled as built; with a compiled
+    module's source touched, or a module they import (events.py), every compiled module
+    comes from source, with one warning naming the file; SDO_PURE=1 asks for the sources
+    without a warning."""
     shutil.copytree(SRC / "sdo", tmp_path / "sdo", ignore=shutil.ignore_patterns("__pycache__"))
     for lib in SRC.glob("sdo_domain__mypyc*"):
         shutil.copy2(lib, tmp_path / lib.name)
