@@ -647,7 +647,7 @@ def test_a_replaced_rule_changes_the_outcome() -> None:
 
 def test_grading_module_is_pure() -> None:
     """sdo.domain.grading imports only the standard library, sdo.events and sdo.errors."""
-    # (its source: the module itself may be compiled, see sdo.domain)
+    # (its source: the module itself may be compiled, see sdo.compiled)
     source = Path(grading_module.__file__).with_name("grading.py").read_text(encoding="utf-8")
     imported: set[str] = set()
     for node in ast.walk(ast.parse(source)):
