@@ -394,6 +394,42 @@ def test_recommended_officer_going_off_duty_recomputes_an_allocation(
     assert f.recommendation("i1").recommended == ("inv-e",)
 
 
+def test_short_allocation_is_not_recomputed_for_an_officer_it_cannot_rank(
+    force: Any, ev: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An allocation short of officers (no investigator on duty) recommends everyone it
+    ranks: an investigator who appears off duty changes nothing and recomputes nothing;
+    the same investigator coming on duty is recommended."""
+    f = force()
+    f.apply(ev.incident("i1", *f.place("N03"), ts=ev.at(1), graded_as="investigator"))
+    assert f.recommendation("i1").recommended == ()
+    computed = _count_recommendations(monkeypatch, f.world)
+    f.officer("inv-z", None, ts=ev.at(2), status="off_duty", role="investigator", npu="north")
+    assert computed == []
+    f.apply(ev.status("inv-z", "available", ts=ev.at(3)))
+    assert computed == ["i1"]
+    assert f.recommendation("i1").recommended == ("inv-z",)
+
+
+def test_short_allocation_says_when_the_officers_on_duty_lack_its_skills(
+    force: Any, ev: Any
+) -> None:
+    """An investigator without the skill an allocation needs cannot be ranked, but their
+    coming on or going off duty changes what its shortfall says."""
+    f = force()
+    f.officer("inv-a", None, status="off_duty", role="investigator", npu="north")
+    where = f.place("N03")
+    f.apply(
+        ev.incident("i1", *where, ts=ev.at(1), graded_as="investigator", required_skills=["dog"])
+    )
+    nobody = "no investigator officer on duty"
+    assert f.recommendation("i1").shortfalls[0] == nobody
+    f.apply(ev.status("inv-a", "available", ts=ev.at(2)))
+    assert f.recommendation("i1").shortfalls[0] == f"{nobody} holding dog"
+    f.apply(ev.status("inv-a", "off_duty", ts=ev.at(3)))
+    assert f.recommendation("i1").shortfalls[0] == nobody
+
+
 def test_named_officer_coming_on_duty_takes_the_neighbourhood_incident(force: Any, ev: Any) -> None:
     """The area's named officer coming on duty is recommended over the team member."""
     f = force()
