@@ -32,7 +32,13 @@ __all__ = ["COMPILED", "DEPENDS", "in_use"]
 COMPILED: Final = ("state", "fleet", "grading", "recommend", "world", "lane")
 
 #: The other sdo modules they import (tests/test_compiled.py checks that this is all).
-DEPENDS: Final = ("domain/geo.py", "domain/lane_kernels.py", "events.py", "errors.py")
+DEPENDS: Final = (
+    "domain/geo.py",
+    "domain/lane_kernels.py",
+    "domain/scans.py",
+    "events.py",
+    "errors.py",
+)
 
 _SDO: Final = Path(__file__).resolve().parent
 _DOMAIN: Final = _SDO / "domain"

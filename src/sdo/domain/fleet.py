@@ -32,6 +32,7 @@ from typing import Final, NamedTuple
 import numpy as np
 
 from sdo.domain.geo import haversine_grid_m, haversine_many_m
+from sdo.domain.scans import keep, split_held
 
 __all__ = ["NOT_HELD", "Fleet", "Hit", "Nearby"]
 
@@ -99,6 +100,7 @@ class Fleet:
         "_ids",
         "_lat",
         "_lon",
+        "_masks",
         "_slot",
         "_speed",
         "_tags",
@@ -121,6 +123,8 @@ class Fleet:
         self._held_grade: dict[str, int] = {}
         self._groups: dict[str, set[int]] = {}
         self._group_of: dict[str, str] = {}
+        #: the tag masks of near's ``any_of``, as the arrays the scan takes
+        self._masks: dict[tuple[int, ...], np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self._slot)
@@ -223,7 +227,7 @@ class Fleet:
         of ``all_of``, and whose ``until`` is later than ``until_after``. Lazy: a caller
         that stops after the first few pays for the scan and the sort, nothing more.
         """
-        index = np.flatnonzero(self._keep(any_of, all_of, until_after))
+        index = self._keep(any_of, all_of, until_after)
         dist = haversine_many_m(self._lon[index], self._lat[index], lon, lat)
         return self._hits(index, dist, max_m)
 
@@ -242,17 +246,13 @@ class Fleet:
         """The officers :meth:`near` gives, in two parts: those no incident holds at grade
         ``free_above`` or a lower one (see :meth:`hold`), or held but in ``mine``
         (:meth:`Nearby.hits`), and the others (:meth:`Nearby.held_before`)."""
-        index = np.flatnonzero(self._keep(any_of, all_of, until_after))
+        index = self._keep(any_of, all_of, until_after)
         dist = haversine_many_m(self._lon[index], self._lat[index], lon, lat)
-        inside = dist <= max_m
-        index, dist = index[inside], dist[inside]
-        held = self._held[index] <= free_above
-        for oid in mine:
-            slot = self._slot.get(oid)
-            if slot is not None:
-                held[index == slot] = False
-        free = ~held
-        return Nearby(self, index[free], dist[free], index[held], dist[held])
+        slots = [s for oid in mine if (s := self._slot.get(oid)) is not None]
+        free, free_dist, held, held_dist = split_held(
+            index, dist, max_m, self._held, free_above, np.array(slots, dtype=np.int64)
+        )
+        return Nearby(self, free, free_dist, held, held_dist)
 
     def _hits(self, index: np.ndarray, dist: np.ndarray, max_m: float) -> Iterator[Hit]:
         """The slots of ``index`` (at distances ``dist``) within ``max_m``, as hits nearest
@@ -280,17 +280,11 @@ class Fleet:
         return [ids[i] or "" for i in slots.tolist()]
 
     def _keep(self, any_of: tuple[int, ...], all_of: int, until_after: float) -> np.ndarray:
-        """Which slots hold an officer passing the tag and ``until`` tests (see near)."""
-        n = len(self._ids)
-        keep = self._used[:n].copy()
-        tags = self._tags[:n]
-        for mask in any_of:
-            keep &= (tags & mask) != 0
-        if all_of:
-            keep &= (tags & all_of) == all_of
-        if until_after > -math.inf:
-            keep &= self._until[:n] > until_after
-        return keep
+        """The slots holding an officer passing the tag and ``until`` tests (see near)."""
+        masks = self._masks.get(any_of)
+        if masks is None:
+            masks = self._masks[any_of] = np.array(any_of, dtype=np.int64)
+        return keep(self._used, self._tags, self._until, len(self._ids), masks, all_of, until_after)
 
     def nearest(
         self,

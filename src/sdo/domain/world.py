@@ -29,7 +29,7 @@ import numpy as np
 from mypy_extensions import mypyc_attr
 
 from sdo.domain.fleet import Fleet
-from sdo.domain.geo import EARTH_RADIUS_M, Areas, Placement, haversine_m, haversine_many_m
+from sdo.domain.geo import EARTH_RADIUS_M, Areas, Placement, haversine_m
 from sdo.domain.grading import Grading, Rules, grade
 from sdo.domain.recommend import (
     AllocationRule,
@@ -43,6 +43,7 @@ from sdo.domain.recommend import (
     fleet_until,
     recommend,
 )
+from sdo.domain.scans import box_reach, score_reach
 from sdo.domain.state import (
     Change,
     IncidentRecord,
@@ -1483,7 +1484,7 @@ class _Contest:
         #: incident id -> slot, of the dispatches with a box
         self.slot_of: dict[str, int] = {}
         self.free: list[int] = []
-        #: the rows by slot, for the vectorised tests (free slots: _FREE_ROW); its length
+        #: the rows by slot, for the scans (free slots: _FREE_ROW); its length
         #: (doubled as needed) may exceed the slots'
         self.table = np.empty((0, 9))
         #: dispatches short of officers, by rule: any officer the rule admits may fill them
@@ -1551,61 +1552,26 @@ class _Contest:
         (the first officer's ETA is at most best + better_by_s, see _Race.of); and the
         ids with no best to beat."""
         entries = self.entries
-        if len(self.slot_of) < _VECTOR_FROM:
-            out = list(self.always)
-            detour = self.detour
-            for entry in entries:
-                if entry is None:
-                    continue
-                row = entry[0].row
-                assert row is not None  # (a race with a slot has a row)
-                s, n, w, e, slon, slat, best, grade, _ = row
-                if s <= lat <= n and w <= lon <= e and grade < held_at:
-                    reach = best * float(speeds[grade]) / detour
-                    if haversine_m(slon, slat, lon, lat) <= reach * (1 + 1e-9):
-                        out.append(entry[1])
-            return out
-        t = self.table[: len(entries)]
-        inside = np.flatnonzero(
-            (t[:, 0] <= lat)
-            & (lat <= t[:, 1])
-            & (t[:, 2] <= lon)
-            & (lon <= t[:, 3])
-            & (t[:, 7] < held_at)
-        )
-        if len(inside):
-            site = t[inside]
-            dist = haversine_many_m(site[:, 4], site[:, 5], lon, lat)
-            # (not `reach`, a float above: compiled, a local keeps one type)
-            reaches = site[:, 6] * speeds[site[:, 7].astype(np.int64)] / self.detour
-            # (1e-9 relative slack: the exact test, in _beats, decides)
-            inside = inside[dist <= reaches * (1 + 1e-9)]
+        # (1e-9 relative slack: the exact test, in _beats, decides)
+        inside = box_reach(self.table, len(entries), lon, lat, speeds, self.detour, held_at)
         return [*self.always, *_ids(entries, inside)]
 
     def within_reach(self, lon: float, lat: float, speeds: np.ndarray) -> list[str]:
         """Ids an officer at (lon, lat) travelling at ``speeds`` [m/s by grade] may reach
         within the worst recommended score (plus the rounding: see World._could_serve).
 
-        A superset, for the caller to test exactly: the distance is the vectorised
-        formula's, with some slack; below _VECTOR_FROM ids, simply all of them.
+        A superset, for the caller to test exactly (the scan's distance, with some slack:
+        see :mod:`sdo.domain.scans`).
         """
-        if len(self.slot_of) < _VECTOR_FROM:
-            return list(self.slot_of)
-        t = self.table[: len(self.entries)]
-        dist = haversine_many_m(t[:, 4], t[:, 5], lon, lat)
-        speed = speeds[t[:, 7].astype(np.int64)]
-        with np.errstate(invalid="ignore"):  # inf x 0 (no worst score, no travel): out
-            reach = (t[:, 8] + _SCORE_ROUNDING) * speed / self.detour
-        return _ids(self.entries, np.flatnonzero(dist <= reach * (1 + 1e-9) + 1e-6))
+        rows = score_reach(
+            self.table, len(self.entries), lon, lat, speeds, self.detour, _SCORE_ROUNDING
+        )
+        return _ids(self.entries, rows)
 
 
 def _ids(entries: list[_Entry | None], slots: np.ndarray) -> list[str]:
     """The incident ids in these (taken) slots of the contest."""
     return [entry[1] for k in slots.tolist() if (entry := entries[k]) is not None]
-
-
-#: Below this many boxes a Python loop beats numpy's per-call set-up.
-_VECTOR_FROM: Final = 16
 
 
 class _CaughtUp(Mapping[str, Officer]):

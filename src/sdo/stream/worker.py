@@ -16,6 +16,7 @@ from sdo.areas import load_areas
 from sdo.broker import ensure_topics, topic_specs
 from sdo.cli import settings_from
 from sdo.config import Settings
+from sdo.domain import scans
 from sdo.domain.recommend import Policy
 from sdo.domain.world import World
 from sdo.errors import BrokerError
@@ -50,7 +51,9 @@ def faust_worker(
 
 
 def make_world(settings: Settings, policy: str = "thrive") -> World:
-    """A World from the settings' area and rules files (one-line errors on bad files)."""
+    """A World from the settings' area and rules files (one-line errors on bad files),
+    its compiled scans ready (see :func:`sdo.domain.scans.warm_up`)."""
+    scans.warm_up()
     areas = load_areas(settings.areas_path)
     rules = load_rules(settings.rules_path)
     return World(areas, rules, Policy.from_mapping(policy, rules.recommend))
