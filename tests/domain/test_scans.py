@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sdo.domain.geo import haversine_many_m
-from sdo.domain.scans import box_reach, keep, score_reach, split_held
+from sdo.domain.scans import box_reach, keep, nearest_first, score_reach, split_held
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -50,6 +50,23 @@ def test_split_held_parts_the_slots_in_order(seed: int) -> None:
     is_held = (held[i] <= 2) & ~np.isin(i, mine)
     assert free.tolist() == i[~is_held].tolist() and free_d.tolist() == d[~is_held].tolist()
     assert taken.tolist() == i[is_held].tolist() and taken_d.tolist() == d[is_held].tolist()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nearest_first_is_a_stable_sort_within_the_radius(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    index = rng.permutation(400)[:150].astype(np.int64)
+    dist = rng.integers(0, 60, 150).astype(float) * 100.0  # (many equal distances)
+    for max_m in (math.inf, 3_000.0):
+        inside = dist <= max_m
+        order = np.argsort(dist[inside], kind="stable")
+        got, got_d, ties = nearest_first(index, dist, max_m)
+        assert got.tolist() == index[inside][order].tolist()
+        assert got_d.tolist() == dist[inside][order].tolist()
+        assert ties
+    distinct = np.arange(5.0)[::-1].copy()
+    got, got_d, ties = nearest_first(np.arange(5, dtype=np.int64), distinct, math.inf)
+    assert (got.tolist(), got_d.tolist(), ties) == ([4, 3, 2, 1, 0], [0, 1, 2, 3, 4], False)
 
 
 def _table(rng: np.random.Generator, rows: int) -> np.ndarray:
@@ -97,10 +114,11 @@ def test_warm_up_compiles_every_scan() -> None:
     recommendation does not wait for numba); before it, none is."""
     code = (
         "from sdo.domain import scans\n"
-        "fns = (scans.keep, scans.split_held, scans.box_reach, scans.score_reach)\n"
+        "fns = (scans.keep, scans.split_held, scans.nearest_first, scans.box_reach,"
+        " scans.score_reach)\n"
         "before = [len(f.signatures) for f in fns]\n"
         "scans.warm_up()\n"
         "print(before, [len(f.signatures) for f in fns])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["[0,", "0,", "0,", "0]", "[1,", "1,", "1,", "1]"]
+    assert out.stdout.split() == ["[0,", "0,", "0,", "0,", "0]", "[1,", "1,", "1,", "1,", "1]"]

@@ -32,7 +32,7 @@ from typing import Final, NamedTuple
 import numpy as np
 
 from sdo.domain.geo import haversine_grid_m, haversine_many_m
-from sdo.domain.scans import keep, split_held
+from sdo.domain.scans import keep, nearest_first, split_held
 
 __all__ = ["NOT_HELD", "Fleet", "Hit", "Nearby"]
 
@@ -257,14 +257,9 @@ class Fleet:
     def _hits(self, index: np.ndarray, dist: np.ndarray, max_m: float) -> Iterator[Hit]:
         """The slots of ``index`` (at distances ``dist``) within ``max_m``, as hits nearest
         first, ties by id."""
-        if max_m < math.inf:
-            inside = dist <= max_m
-            index, dist = index[inside], dist[inside]
-        order = np.argsort(dist, kind="stable")
-        dist = dist[order]
-        index = index[order]
+        index, dist, ties = nearest_first(index, dist, max_m)
         ids = self._ids
-        if len(dist) > 1 and bool((dist[1:] == dist[:-1]).any()):
+        if ties:
             # equal distances (rare but real: officers at one station) go in id order
             pairs = sorted(zip(dist.tolist(), [ids[i] or "" for i in index.tolist()], strict=True))
             for d, oid in pairs:

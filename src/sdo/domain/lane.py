@@ -116,6 +116,7 @@ from sdo.domain.lane_kernels import (
     _X0,
     _Y0,
     REASONS,
+    _dirty_parts,
     _fine_move,
     _fine_put,
     _hash,
@@ -300,12 +301,9 @@ class FixLane:
         out = self._out
         count = int(out[_DIRTY])
         if count:
-            slots = self._dirty_list[:count]
-            replaced = (self._ints[slots, _UNSYNCED] & _REPLACED) != 0
-            if replaced.any():
-                self._store(slots[replaced])
-                slots = slots[~replaced]
-            self._ints[slots, _UNSYNCED] = _FIXED  # (no longer listed)
+            replaced, slots = _dirty_parts(self._dirty_list, count, self._ints)
+            if len(replaced):
+                self._store(replaced)
             names = self._names
             self._world.lag(
                 [names[s] for s in slots.tolist()], self._catch_up, self._when(int(out[_MAX_US]))

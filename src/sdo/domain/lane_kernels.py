@@ -673,3 +673,23 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
         out[_REASON] = _DONE
         pos = stop + 1
     return pos
+
+
+@njit(cache=True)
+def _dirty_parts(dirty: np.ndarray, count: int, ints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` slots of ``dirty`` (moved since the last sync) apart: those
+    moved into another neighbourhood (``_REPLACED``: the World must store them now), and
+    the others, marked ``_FIXED`` only (no longer listed: their fix may lag)."""
+    replaced = np.empty(count, dtype=np.int64)
+    plain = np.empty(count, dtype=np.int64)
+    r = p = 0
+    for i in range(count):
+        slot = dirty[i]
+        if ints[slot, _UNSYNCED] & _REPLACED:
+            replaced[r] = slot
+            r += 1
+        else:
+            ints[slot, _UNSYNCED] = _FIXED
+            plain[p] = slot
+            p += 1
+    return replaced[:r], plain[:p]

@@ -23,7 +23,7 @@ from numba import njit
 
 from sdo.domain.geo import haversine_m
 
-__all__ = ["box_reach", "keep", "score_reach", "split_held", "warm_up"]
+__all__ = ["box_reach", "keep", "nearest_first", "score_reach", "split_held", "warm_up"]
 
 #: :func:`sdo.domain.geo.haversine_m`, compiled (see the module docstring on its last bit).
 _haversine = njit(cache=True)(haversine_m)
@@ -167,5 +167,24 @@ def warm_up() -> None:
     slots = np.zeros(1, dtype=np.int64)
     keep(np.zeros(1, dtype=np.bool_), slots, np.zeros(1), 1, slots, 0, -np.inf)
     split_held(slots, np.zeros(1), 1.0, slots, 1, slots)
+    nearest_first(slots, np.zeros(1), np.inf)
     box_reach(table, 1, 0.0, 0.0, speeds, 1.0, 9)
     score_reach(table, 1, 0.0, 0.0, speeds, 1.0, 0.0)
+
+
+@njit(cache=True)
+def nearest_first(
+    index: np.ndarray, dist: np.ndarray, max_m: float
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The slots ``index`` at distances ``dist`` within ``max_m``, nearest first (a stable
+    sort: equal distances keep their order), and whether two distances are equal."""
+    inside = np.flatnonzero(dist <= max_m)
+    d = dist[inside]
+    order = np.argsort(d, kind="mergesort")
+    d = d[order]
+    ties = False
+    for k in range(1, len(d)):
+        if d[k] == d[k - 1]:
+            ties = True
+            break
+    return index[inside][order], d, ties
