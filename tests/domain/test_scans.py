@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from sdo.domain.geo import haversine_many_m
-from sdo.domain.scans import box_reach, keep, nearest_first, score_reach, split_held
+from sdo.domain.scans import (
+    box_reach,
+    held_nearer,
+    keep,
+    nearest_first,
+    score_reach,
+    split_held,
+)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -69,6 +76,22 @@ def test_nearest_first_is_a_stable_sort_within_the_radius(seed: int) -> None:
     assert (got.tolist(), got_d.tolist(), ties) == ([4, 3, 2, 1, 0], [0, 1, 2, 3, 4], False)
 
 
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("sure_after", [500.0, math.inf])
+def test_held_nearer_counts_the_sure_and_lists_the_rest(seed: int, sure_after: float) -> None:
+    rng = np.random.default_rng(seed)
+    index = rng.permutation(300)[:80].astype(np.int64)
+    dist = rng.integers(0, 40, 80).astype(float) * 100.0
+    until = rng.choice([math.inf, 400.0, 600.0], 300)
+    for limit in (math.inf, 2_000.0):
+        count, ask, ties = held_nearer(index, dist, limit, until, sure_after)
+        nearer = index[dist < limit]
+        sure = until[nearer] > sure_after
+        assert count == int(sure.sum())
+        assert ask.tolist() == nearer[~sure].tolist()
+        assert ties.tolist() == index[dist == limit].tolist()
+
+
 def _table(rng: np.random.Generator, rows: int) -> np.ndarray:
     """Contest rows around Birmingham: boxes, sites, best ETAs, grades, worst scores, with
     free rows (see sdo.domain.world._FREE_ROW) and rows with no worst score."""
@@ -114,11 +137,24 @@ def test_warm_up_compiles_every_scan() -> None:
     recommendation does not wait for numba); before it, none is."""
     code = (
         "from sdo.domain import scans\n"
-        "fns = (scans.keep, scans.split_held, scans.nearest_first, scans.box_reach,"
-        " scans.score_reach)\n"
+        "fns = (scans.keep, scans.split_held, scans.nearest_first, scans.held_nearer,"
+        " scans.box_reach, scans.score_reach)\n"
         "before = [len(f.signatures) for f in fns]\n"
         "scans.warm_up()\n"
         "print(before, [len(f.signatures) for f in fns])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["[0,", "0,", "0,", "0,", "0]", "[1,", "1,", "1,", "1,", "1]"]
+    assert out.stdout.split() == [
+        "[0,",
+        "0,",
+        "0,",
+        "0,",
+        "0,",
+        "0]",
+        "[1,",
+        "1,",
+        "1,",
+        "1,",
+        "1,",
+        "1]",
+    ]

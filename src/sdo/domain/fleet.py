@@ -32,7 +32,7 @@ from typing import Final, NamedTuple
 import numpy as np
 
 from sdo.domain.geo import haversine_grid_m, haversine_many_m
-from sdo.domain.scans import keep, nearest_first, split_held
+from sdo.domain.scans import held_nearer, keep, nearest_first, split_held
 
 __all__ = ["NOT_HELD", "Fleet", "Hit", "Nearby"]
 
@@ -70,22 +70,22 @@ class Nearby:
         """The free officers, nearest first, ties by id (lazily, as :meth:`Fleet.near`)."""
         return self._fleet._hits(self._free, self._free_dist, math.inf)
 
-    def held_before(self, before: Hit | None) -> tuple[np.ndarray, np.ndarray]:
-        """The held officers :meth:`hits` would have yielded before ``before`` (all of
-        them if None), had they been free: their slots (see :meth:`Fleet.ids_of`) and
-        ``until`` times, in no particular order."""
-        index, dist = self._held, self._held_dist
-        if before is not None:
-            limit = before.distance_m
-            nearer = dist <= limit
-            index, dist = index[nearer], dist[nearer]
-            ties = dist == limit
-            if ties.any():
-                # ties with ``before`` go in id order, as hits yields them
-                ids = self._fleet._ids
-                ties[ties] = [(ids[i] or "") >= before.officer_id for i in index[ties].tolist()]
-                index = index[~ties]
-        return index, self._fleet._until[index]
+    def held_before(self, before: Hit | None, sure_after: float) -> tuple[int, np.ndarray]:
+        """Of the held officers :meth:`hits` would have yielded before ``before`` (all of
+        them if None), had they been free: how many have an ``until`` after
+        ``sure_after``, and the slots of the others (see :meth:`Fleet.ids_of`), in no
+        particular order."""
+        fleet = self._fleet
+        limit = math.inf if before is None else before.distance_m
+        count, ask, ties = held_nearer(self._held, self._held_dist, limit, fleet._until, sure_after)
+        if len(ties) and before is not None:
+            # ties with ``before`` go in id order, as hits yields them
+            ids = fleet._ids
+            first = [i for i in ties.tolist() if (ids[i] or "") < before.officer_id]
+            unsure = [i for i in first if not fleet._until[i] > sure_after]
+            count += len(first) - len(unsure)
+            ask = np.concatenate([ask, np.array(unsure, dtype=np.int64)])
+        return count, ask
 
 
 class Fleet:

@@ -421,17 +421,10 @@ class DispatchRule:
     ) -> int:
         """How many held officers of ``nearby`` its hits would have had before ``before``
         (all of them if None), that the rule admits."""
-        held, until = nearby.held_before(before)
-        if not len(held):
-            return 0
-        if self.skills:
-            ask = held
-            count = 0
-        else:
-            # the tags are exact but for the shift end: only those ending about now are asked
-            sure = until > now.timestamp() + 1.0
-            count = int(sure.sum())
-            ask = held[~sure]
+        # the tags are exact but for the shift end (and skills): only those ending about
+        # now are asked (all of them if the rule wants skills)
+        sure_after = math.inf if self.skills else now.timestamp() + 1.0
+        count, ask = nearby.held_before(before, sure_after)
         for oid in view.fleet.ids_of(ask):
             o = view.profile(oid)
             if o is not None and self.admits(o, policy, now):

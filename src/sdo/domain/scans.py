@@ -23,7 +23,15 @@ from numba import njit
 
 from sdo.domain.geo import haversine_m
 
-__all__ = ["box_reach", "keep", "nearest_first", "score_reach", "split_held", "warm_up"]
+__all__ = [
+    "box_reach",
+    "held_nearer",
+    "keep",
+    "nearest_first",
+    "score_reach",
+    "split_held",
+    "warm_up",
+]
 
 #: :func:`sdo.domain.geo.haversine_m`, compiled (see the module docstring on its last bit).
 _haversine = njit(cache=True)(haversine_m)
@@ -100,6 +108,30 @@ def split_held(
     return free_i[:f], free_d[:f], held_i[:h], held_d[:h]
 
 
+@njit(cache=True)
+def held_nearer(
+    index: np.ndarray, dist: np.ndarray, limit: float, until: np.ndarray, sure_after: float
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Of the slots ``index`` at distances ``dist``, those nearer than ``limit``: how many
+    have an ``until`` after ``sure_after``, and the others' slots; and apart, the slots
+    at exactly ``limit`` (the caller breaks those ties)."""
+    ask = np.empty(len(index), dtype=np.int64)
+    ties = np.empty(len(index), dtype=np.int64)
+    count = a = t = 0
+    for j in range(len(index)):
+        slot = index[j]
+        if dist[j] == limit:
+            ties[t] = slot
+            t += 1
+        elif dist[j] < limit:
+            if until[slot] > sure_after:
+                count += 1
+            else:
+                ask[a] = slot
+                a += 1
+    return count, ask[:a], ties[:t]
+
+
 #: Relative slack of the reach tests (the exact test, in the World, decides).
 _SLACK = 1e-9
 
@@ -168,6 +200,7 @@ def warm_up() -> None:
     keep(np.zeros(1, dtype=np.bool_), slots, np.zeros(1), 1, slots, 0, -np.inf)
     split_held(slots, np.zeros(1), 1.0, slots, 1, slots)
     nearest_first(slots, np.zeros(1), np.inf)
+    held_nearer(slots, np.zeros(1), np.inf, np.zeros(1), 0.0)
     box_reach(table, 1, 0.0, 0.0, speeds, 1.0, 9)
     score_reach(table, 1, 0.0, 0.0, speeds, 1.0, 0.0)
 
