@@ -13,7 +13,6 @@ from sdo.domain.geo import (
     Areas,
     Cluster,
     Placement,
-    haversine_grid_m,
     haversine_m,
     haversine_many_m,
 )
@@ -85,21 +84,6 @@ def test_haversine_many_equals_scalar() -> None:
     assert got.shape == lons.shape
     expected = [haversine_m(x, y, -179.5, 0.0) for x, y in zip(lons, lats, strict=True)]
     np.testing.assert_allclose(got, expected, rtol=1e-12)
-
-
-def test_haversine_grid_is_haversine_many_bit_for_bit() -> None:
-    """Each column of the grid is exactly haversine_many_m's for its point: the cover
-    figures (and the recommendations) do not depend on which one computed them."""
-    rng = np.random.default_rng(3)
-    lons, lats = rng.uniform(-2.1, -1.7, 300), rng.uniform(52.3, 52.7, 300)
-    plons, plats = rng.uniform(-2.1, -1.7, 25), rng.uniform(52.3, 52.7, 25)
-    plons[0], plats[0] = lons[0], lats[0]  # (a distance of zero)
-    grid = haversine_grid_m(lons, lats, plons, plats)
-    assert grid.shape == (300, 25)
-    for j in range(25):
-        column = haversine_many_m(lons, lats, float(plons[j]), float(plats[j]))
-        assert (grid[:, j] == column).all(), j
-    assert haversine_grid_m(lons, lats, [], []).shape == (300, 0)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from sdo.domain.scans import (
     held_nearer,
     keep,
     nearest_first,
+    reach_grid,
     score_reach,
     split_held,
 )
@@ -92,6 +94,25 @@ def test_held_nearer_counts_the_sure_and_lists_the_rest(seed: int, sure_after: f
         assert ties.tolist() == index[dist == limit].tolist()
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_reach_grid_is_the_distance_test(seed: int) -> None:
+    """Who reaches which point (a cluster's neighbourhood centroids) in time, as the
+    vectorised distance says, for a subset of the slots, in its order."""
+    rng = np.random.default_rng(seed)
+    lon, lat = rng.uniform(-2.1, -1.7, 400), rng.uniform(52.3, 52.7, 400)
+    speed = rng.choice([0.0, 1.4, 4.0, 13.0], 400)
+    index = rng.permutation(400)[:90].astype(np.int64)
+    plons, plats = rng.uniform(-2.1, -1.7, 12), rng.uniform(52.3, 52.7, 12)
+    got = reach_grid(lon, lat, speed, index, plons, plats, 900.0, 1.35)
+    assert got.shape == (90, 12) and got.dtype == np.bool_
+    limit = speed[index] * 900.0 / 1.35
+    for j in range(12):
+        dist = haversine_many_m(lon[index], lat[index], float(plons[j]), float(plats[j]))
+        assert got[:, j].tolist() == (dist <= limit).tolist()
+    assert 0 < got.sum() < got.size
+    assert reach_grid(lon, lat, speed, index, plons[:0], plats[:0], 900.0, 1.35).shape == (90, 0)
+
+
 def _table(rng: np.random.Generator, rows: int) -> np.ndarray:
     """Contest rows around Birmingham: boxes, sites, best ETAs, grades, worst scores, with
     free rows (see sdo.domain.world._FREE_ROW) and rows with no worst score."""
@@ -136,25 +157,14 @@ def test_warm_up_compiles_every_scan() -> None:
     """In a fresh interpreter, warm_up leaves each scan compiled (a worker's first
     recommendation does not wait for numba); before it, none is."""
     code = (
+        "import json\n"
         "from sdo.domain import scans\n"
-        "fns = (scans.keep, scans.split_held, scans.nearest_first, scans.held_nearer,"
-        " scans.box_reach, scans.score_reach)\n"
+        "fns = [getattr(scans, name) for name in scans.__all__ if name != 'warm_up']\n"
         "before = [len(f.signatures) for f in fns]\n"
         "scans.warm_up()\n"
-        "print(before, [len(f.signatures) for f in fns])\n"
+        "print(json.dumps([before, [len(f.signatures) for f in fns]]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == [
-        "[0,",
-        "0,",
-        "0,",
-        "0,",
-        "0,",
-        "0]",
-        "[1,",
-        "1,",
-        "1,",
-        "1,",
-        "1,",
-        "1]",
-    ]
+    before, after = json.loads(out.stdout)
+    assert len(before) == 7
+    assert (before, after) == ([0] * 7, [1] * 7)

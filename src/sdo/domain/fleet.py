@@ -1,4 +1,4 @@
-"""Where officers are: a column store of positions and tags, scanned with numpy (pure).
+"""Where officers are: a column store of positions and tags, scanned in numba (pure).
 
 Theory of operation
 -------------------
@@ -7,9 +7,9 @@ tag bits and an ``until`` time (what they are is the caller's business; the reco
 puts role, status and "can travel" in the bits and the shift end in ``until``). A fix
 writes two cells of its slot: O(1), no index to maintain.
 
-"Who is nearest to this point" filters the columns by tags first (one vectorised test
-over all slots), then computes great-circle distances (:func:`haversine_many_m`) for the
-survivors only, and sorts them. On the pilot's and a force's scale (hundreds to some
+"Who is nearest to this point" filters the columns by tags first (one compiled scan over
+all slots, :mod:`sdo.domain.scans`), then computes great-circle distances
+(:func:`haversine_many_m`) for the survivors only, and sorts them. On the pilot's and a force's scale (hundreds to some
 thousands on duty) one query is tens of microseconds, and it costs the same however many
 of the nearest officers are busy or held by other incidents; a ring search around the
 point, which this replaced, had to visit them all one by one in Python.
@@ -31,8 +31,8 @@ from typing import Final, NamedTuple
 
 import numpy as np
 
-from sdo.domain.geo import haversine_grid_m, haversine_many_m
-from sdo.domain.scans import held_nearer, keep, nearest_first, split_held
+from sdo.domain.geo import haversine_many_m
+from sdo.domain.scans import held_nearer, keep, nearest_first, reach_grid, split_held
 
 __all__ = ["NOT_HELD", "Fleet", "Hit", "Nearby"]
 
@@ -324,16 +324,22 @@ class Fleet:
     ) -> tuple[list[str], np.ndarray]:
         """Members of ``group`` and, per member and point, whether they reach it in time.
 
-        Vectorised over the group's members: (members × points) booleans.
+        One compiled scan (:func:`sdo.domain.scans.reach_grid`): (members × points) booleans.
         """
         slots = self._groups.get(group)
         if not slots:
             return [], np.zeros((0, len(points)), dtype=bool)
-        index = np.fromiter(slots, dtype=np.int64, count=len(slots))
-        index.sort()
-        limit = self._speed[index] * seconds / detour
-        plons, plats = zip(*points, strict=True) if points else ((), ())
-        dist = haversine_grid_m(self._lon[index], self._lat[index], plons, plats)
-        reach = dist <= limit[:, None]
+        members = sorted(slots)
+        points_at = np.array(points, dtype=np.float64).reshape(len(points), 2)
+        reach = reach_grid(
+            self._lon,
+            self._lat,
+            self._speed,
+            np.array(members, dtype=np.int64),
+            points_at[:, 0],
+            points_at[:, 1],
+            seconds,
+            detour,
+        )
         ids = self._ids
-        return [ids[int(i)] or "" for i in index], reach
+        return [ids[i] or "" for i in members], reach

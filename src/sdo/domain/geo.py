@@ -87,24 +87,6 @@ def haversine_many_m(
     return out
 
 
-def haversine_grid_m(
-    lons: npt.ArrayLike, lats: npt.ArrayLike, plons: npt.ArrayLike, plats: npt.ArrayLike
-) -> npt.NDArray[np.float64]:
-    """Distances in metres from each ``(lons[i], lats[i])`` to each point
-    ``(plons[j], plats[j])``: an (i, j) array, each column what :func:`haversine_many_m`
-    gives for its point (the same operations in the same order)."""
-    phi1 = np.radians(np.asarray(lats, dtype=np.float64))[:, None]
-    lam1 = np.radians(np.asarray(lons, dtype=np.float64))[:, None]
-    phi2 = np.radians(np.asarray(plats, dtype=np.float64))[None, :]
-    lam2 = np.radians(np.asarray(plons, dtype=np.float64))[None, :]
-    a = (
-        np.sin((phi2 - phi1) / 2) ** 2
-        + np.cos(phi1) * np.cos(phi2) * np.sin((lam2 - lam1) / 2) ** 2
-    )
-    out: npt.NDArray[np.float64] = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(1.0, a)))
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class Neighbourhood:
     """One neighbourhood polygon's attributes (its geometry stays inside :class:`Areas`)."""

@@ -4,12 +4,13 @@
 keep their officers and pending dispatches in numpy columns, and ask of them, at every
 recommendation, which rows pass a few tests. As numpy expressions a test costs one call
 and one temporary array per operator, about 1 µs each however few the rows; here each
-scan is one loop. The loops only select rows: every distance the recommender reads,
-ranks by or publishes is still computed by :func:`sdo.domain.geo.haversine_many_m`
-(numpy), so the figures do not depend on this module. Where a scan measures a distance
-itself (the contest's reach tests), it is to keep a superset, with slack far above the
-last-bit differences between LLVM's and the C library's sin and cos; the exact test
-follows in the World.
+scan is one loop. Every distance the recommender ranks by or publishes is still
+computed by :func:`sdo.domain.geo.haversine_many_m` (numpy), so those figures do not
+depend on this module. Where a scan measures a distance itself (numba's sin and cos may
+differ from numpy's in the last bit), it only tests it against a limit: the contest's
+reach tests keep a superset, with slack far above such differences (the exact test
+follows in the World), and the cover reach of a cluster's officers (:func:`reach_grid`)
+could only differ for an officer within a nanometre of the limit.
 
 These functions live in a module of their own because numba compiles them and mypyc
 compiles their callers (see :mod:`sdo.compiled`): a module is compiled by one or the
@@ -28,6 +29,7 @@ __all__ = [
     "held_nearer",
     "keep",
     "nearest_first",
+    "reach_grid",
     "score_reach",
     "split_held",
     "warm_up",
@@ -132,6 +134,30 @@ def held_nearer(
     return count, ask[:a], ties[:t]
 
 
+@njit(cache=True)
+def reach_grid(
+    lon: np.ndarray,
+    lat: np.ndarray,
+    speed: np.ndarray,
+    index: np.ndarray,
+    plons: np.ndarray,
+    plats: np.ndarray,
+    seconds: float,
+    detour: float,
+) -> np.ndarray:
+    """Per slot of ``index`` and point, whether the officer there reaches the point in
+    ``seconds`` at their ``speed`` (m/s) over the great-circle distance times ``detour``:
+    (slots x points) booleans. (Only a point within the last bit of the limit could be
+    judged otherwise than by numpy's formula.)"""
+    out = np.zeros((len(index), len(plons)), dtype=np.bool_)
+    for i in range(len(index)):
+        slot = index[i]
+        limit = speed[slot] * seconds / detour
+        for j in range(len(plons)):
+            out[i, j] = _haversine(lon[slot], lat[slot], plons[j], plats[j]) <= limit
+    return out
+
+
 #: Relative slack of the reach tests (the exact test, in the World, decides).
 _SLACK = 1e-9
 
@@ -201,6 +227,7 @@ def warm_up() -> None:
     split_held(slots, np.zeros(1), 1.0, slots, 1, slots)
     nearest_first(slots, np.zeros(1), np.inf)
     held_nearer(slots, np.zeros(1), np.inf, np.zeros(1), 0.0)
+    reach_grid(np.zeros(1), np.zeros(1), np.zeros(1), slots, np.zeros(1), np.zeros(1), 1.0, 1.0)
     box_reach(table, 1, 0.0, 0.0, speeds, 1.0, 9)
     score_reach(table, 1, 0.0, 0.0, speeds, 1.0, 0.0)
 
