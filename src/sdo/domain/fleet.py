@@ -9,18 +9,19 @@ writes two cells of its slot: O(1), no index to maintain.
 
 "Who is nearest to this point" filters the columns by tags first (one compiled scan over
 all slots, :mod:`sdo.domain.scans`), then computes great-circle distances
-(:func:`haversine_many_m`) for the survivors only, and sorts them. On the pilot's and a force's scale (hundreds to some
-thousands on duty) one query is tens of microseconds, and it costs the same however many
-of the nearest officers are busy or held by other incidents; a ring search around the
-point, which this replaced, had to visit them all one by one in Python.
+(:func:`haversine_many_m`) for the survivors only, and sorts them. On the pilot's and a
+force's scale (hundreds to some thousands on duty) one query is tens of microseconds,
+and it costs the same however many of the nearest officers are busy or held by other
+incidents; a ring search around the point, which this replaced, had to visit them all
+one by one in Python.
 
 Results are ordered by (distance, officer id), so they never depend on slot order.
 
 The fleet also knows which officers a pending incident holds, and at what grade
 (:meth:`Fleet.hold`): the recommender passes over officers held at its grade or higher,
 and with many incidents pending (every call dispatched, as under the ``closest`` policy)
-most of the nearest officers are held. :meth:`Fleet.nearby` sets them apart in the same
-vectorised test, to be counted, not asked about one by one.
+most of the nearest officers are held. :meth:`Fleet.nearby` sets them apart in one scan,
+to be counted, not asked about one by one.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ a clock, so the live worker and ``sdo evaluate`` decide identically.
 
 *Dispatch* responses (emergency, priority, and every incident under the ``closest``
 policy) pre-select the nearest eligible officers from the fleet
-(:class:`sdo.domain.fleet.Fleet`: a vectorised scan filtered by role, status and
+(:class:`sdo.domain.fleet.Fleet`: a compiled scan filtered by role, status and
 "travels" tags, nearest first; each officer is then checked in order until enough are
 found) — never a scored ETA for everyone — then score each:
 
@@ -333,7 +333,7 @@ def dispatches(policy: Policy, grading: Grading) -> bool:
 
 
 #: Tag bits an officer carries in the fleet (see :func:`fleet_tags`): a role, a status, and
-#: whether they travel. A rule's masks pick its candidates in one vectorised test.
+#: whether they travel. A rule's masks pick its candidates in one scan of the fleet.
 _ROLE_BIT: Final = {role: 1 << i for i, role in enumerate(Role)}
 _STATUS_BIT: Final = {status: 1 << (20 + i) for i, status in enumerate(Status)}
 _TRAVELS: Final = 1 << 40

@@ -983,9 +983,8 @@ class World:
 
         A superset: every incident for which ``_beats(..., moved_only=True)`` can be true
         is in it (short incidents never are: an officer who only moved was considered;
-        nor those of grade ``held_at`` or lower priority: the holder keeps them). With many
-        pending dispatches (the ``closest`` policy dispatches everything) the boxes, then
-        the distances, are tested all at once.
+        nor those of grade ``held_at`` or lower priority: the holder keeps them). The boxes,
+        then the distances, are tested in one compiled scan (``scans.box_reach``).
         """
         contest = self._current_contest()
         if not (contest.slot_of or contest.always):
