@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from sdo.broker import EmbeddedBroker
 from sdo.config import Settings
@@ -119,10 +119,11 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
             lambda: console.health.caught_up, CONSOLE_READY_TIMEOUT_S, "console caught up"
         )
         page = await open_page(browser, console.url, sdo_token, errors)
-        await page.wait_for_function(
-            "document.querySelector('#user-name').textContent === 'sgt.jones'"
+        await expect(page.locator("#user-name")).to_have_text("sgt.jones", timeout=PAGE_TIMEOUT_MS)
+        # (the areas come in a message of their own, after the welcome that names the user)
+        await expect(page.locator("#map .area")).to_have_count(
+            len(console.areas.neighbourhoods), timeout=PAGE_TIMEOUT_MS
         )
-        assert await page.locator("#map .area").count() == len(console.areas.neighbourhoods)
 
         events = [
             ev.profile("o1", callsign="NR11"),
@@ -150,7 +151,7 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
         await page.click("#queue .queue-item[data-id='I1']")
         await page.wait_for_selector("#cands tr[data-id='o1'].recommended")
         await page.wait_for_selector("#layer-lines line.recommended", state="attached")
-        await page.wait_for_function("document.querySelector('#conn-state').textContent === 'LIVE'")
+        await expect(page.locator("#conn-state")).to_have_text("LIVE", timeout=PAGE_TIMEOUT_MS)
 
         viewer = await open_page(browser, console.url, viewer_token, errors)
         await viewer.wait_for_selector("#queue .queue-item[data-id='I1']")

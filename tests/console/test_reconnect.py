@@ -16,14 +16,20 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from playwright.async_api import Browser
+from playwright.async_api import Browser, expect
 
 from sdo.broker import EmbeddedBroker
 from sdo.config import Topics
 from sdo.console.auth import add_user
 from sdo.events import encode
 
-from .test_browser import browser, chromium, events_type, open_page  # noqa: F401 (fixtures)
+from .test_browser import (  # noqa: F401 (fixtures)
+    PAGE_TIMEOUT_MS,
+    browser,
+    chromium,
+    events_type,
+    open_page,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -134,12 +140,10 @@ async def test_page_reconnects_with_a_fresh_snapshot_after_the_console_is_killed
         errors: list[str] = []
         page = await open_page(browser, f"http://127.0.0.1:{port}/", token, errors)
         await page.wait_for_selector("#map g.officer[data-id='o1']")
-        await page.wait_for_function("document.querySelector('#conn-state').textContent === 'LIVE'")
+        await expect(page.locator("#conn-state")).to_have_text("LIVE", timeout=PAGE_TIMEOUT_MS)
 
         console.kill()
-        await page.wait_for_function(
-            "document.querySelector('#conn-state').textContent !== 'LIVE'", timeout=LOST_TIMEOUT_MS
-        )
+        await expect(page.locator("#conn-state")).not_to_have_text("LIVE", timeout=LOST_TIMEOUT_MS)
         await send(
             [
                 ev.profile("o2", callsign="NR12"),
@@ -149,10 +153,7 @@ async def test_page_reconnects_with_a_fresh_snapshot_after_the_console_is_killed
         )
         console.start()
         await page.wait_for_selector("#map g.officer[data-id='o2']", timeout=RECONNECT_TIMEOUT_MS)
-        await page.wait_for_function(
-            "document.querySelector('#conn-state').textContent === 'LIVE'",
-            timeout=RECONNECT_TIMEOUT_MS,
-        )
+        await expect(page.locator("#conn-state")).to_have_text("LIVE", timeout=RECONNECT_TIMEOUT_MS)
         assert await page.locator("#map g.officer[data-id='o1']").count() == 1
     finally:
         await producer.stop()
