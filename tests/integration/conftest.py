@@ -117,3 +117,9 @@ def start_worker(
     yield start
     for worker in started:
         worker.close()
+        # (pytest shows what a test printed, teardown included, only when it fails: then
+        # the workers' last log lines say what they were doing)
+        print(
+            f"--- worker {worker.app_id} (exit {worker.proc.returncode}), last lines:\n"
+            + "".join(worker.output[-60:])
+        )
