@@ -111,6 +111,24 @@ def split_held(
 
 
 @njit(cache=True)
+def nearest_first(
+    index: np.ndarray, dist: np.ndarray, max_m: float
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The slots ``index`` at distances ``dist`` within ``max_m``, nearest first (a stable
+    sort: equal distances keep their order), and whether two distances are equal."""
+    inside = np.flatnonzero(dist <= max_m)
+    d = dist[inside]
+    order = np.argsort(d, kind="mergesort")
+    d = d[order]
+    ties = False
+    for k in range(1, len(d)):
+        if d[k] == d[k - 1]:
+            ties = True
+            break
+    return index[inside][order], d, ties
+
+
+@njit(cache=True)
 def held_nearer(
     index: np.ndarray, dist: np.ndarray, limit: float, until: np.ndarray, sure_after: float
 ) -> tuple[int, np.ndarray, np.ndarray]:
@@ -230,21 +248,3 @@ def warm_up() -> None:
     reach_grid(np.zeros(1), np.zeros(1), np.zeros(1), slots, np.zeros(1), np.zeros(1), 1.0, 1.0)
     box_reach(table, 1, 0.0, 0.0, speeds, 1.0, 9)
     score_reach(table, 1, 0.0, 0.0, speeds, 1.0, 0.0)
-
-
-@njit(cache=True)
-def nearest_first(
-    index: np.ndarray, dist: np.ndarray, max_m: float
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """The slots ``index`` at distances ``dist`` within ``max_m``, nearest first (a stable
-    sort: equal distances keep their order), and whether two distances are equal."""
-    inside = np.flatnonzero(dist <= max_m)
-    d = dist[inside]
-    order = np.argsort(d, kind="mergesort")
-    d = d[order]
-    ties = False
-    for k in range(1, len(d)):
-        if d[k] == d[k - 1]:
-            ties = True
-            break
-    return index[inside][order], d, ties
