@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from sdo.domain.state import (
+    SEEN_MAX,
     IncidentRecord,
     Officer,
     apply_deployment,
@@ -20,6 +21,7 @@ from sdo.domain.state import (
     availability_keys,
     availability_of,
     deployment_statuses,
+    merge_officer,
 )
 from sdo.errors import Rejected
 from sdo.events import Decision, IncidentState, Role, Status, Transport
@@ -43,7 +45,7 @@ def _profile(ev: Any, oid: str, ts: Any, event_id: str, callsign: str = "A1") ->
         (0, "e1", "duplicate"),  # the same event again (a redelivery)
         (5, "e1", "duplicate"),  # same id wins over a later ts: it is still the same event
         (-1, "e2", "out_of_order"),  # older than what is held
-        (0, "e2", None),  # equal ts, different id: applied, log order breaks the tie
+        (0, "e2", None),  # equal ts, an id not seen: applied, log order breaks the tie
         (1, "e2", None),  # newer: applied
     ],
 )
@@ -84,6 +86,64 @@ def test_officer_aspect_duplicate_and_order(
         assert value == new_value
     else:
         assert change.state == first
+
+
+def _aspect(ev: Any, areas: Any, aspect: str) -> Any:
+    """(apply, make an event of the aspect at minute m with id i and a value v, the value
+    read back from a record, the seen ids field)."""
+    if aspect == "status":
+        statuses = ["available", "committed", "en_route", "at_scene"]
+        return (
+            apply_status,
+            lambda m, i, v: ev.status("o1", statuses[v % 4], ts=ev.at(m), event_id=i),
+            lambda o: statuses.index(o.status.value),
+            "status_seen",
+        )
+    if aspect == "profile":
+        return (
+            apply_profile,
+            lambda m, i, v: _profile(ev, "o1", ev.at(m), i, f"A{v}"),
+            lambda o: int(o.callsign[1:]),
+            "profile_seen",
+        )
+    return (
+        lambda o, e: apply_location(o, e, areas),
+        lambda m, i, v: ev.location("o1", -1.82 - v / 1000, 52.57, ts=ev.at(m), event_id=i),
+        lambda o: round((-1.82 - o.lon) * 1000),
+        "fix_seen",
+    )
+
+
+@pytest.mark.parametrize("aspect", ["status", "profile", "location"])
+def test_redelivery_after_another_event_at_the_same_time_changes_nothing(
+    ev: Any, areas: Any, aspect: str
+) -> None:
+    """Two events of one aspect at the very same time, then the first again (a redelivery):
+    the record keeps the second. Each id applied at the held time is remembered until a
+    later event comes."""
+    apply, make, value, seen_field = _aspect(ev, areas, aspect)
+    o = apply(None, make(10, "e1", 1)).state
+    o = apply(o, make(10, "e2", 2)).state
+    o = apply(o, make(10, "e3", 3)).state
+    assert (value(o), getattr(o, seen_field)) == (3, ("e1", "e2"))
+    for again in ("e1", "e2", "e3"):
+        change = apply(o, make(10, again, 1 if again != "e1" else 2))
+        assert (change.changed, change.ignored, change.state) == (False, "duplicate", o)
+    later = apply(o, make(11, "e4", 1)).state
+    assert (value(later), getattr(later, seen_field)) == (1, ())
+    assert apply(later, make(10, "e5", 2)).ignored == "out_of_order"
+
+
+def test_seen_ids_are_bounded(ev: Any) -> None:
+    """At most SEEN_MAX ids are remembered at one time, the latest; one more event at that
+    time pushes out the oldest (which a redelivery would then apply again)."""
+    o = None
+    for k in range(SEEN_MAX + 3):
+        o = apply_status(o, ev.status("o1", "available", ts=ev.at(5), event_id=f"e{k}")).state
+    assert o is not None and o.status_event == f"e{SEEN_MAX + 2}"
+    assert o.status_seen == tuple(f"e{k}" for k in range(2, SEEN_MAX + 2))
+    assert apply_status(o, ev.status("o1", "committed", ts=ev.at(5), event_id="e2")).ignored
+    assert apply_status(o, ev.status("o1", "committed", ts=ev.at(5), event_id="e1")).changed
 
 
 def test_officer_aspects_are_independent(ev: Any, areas: Any) -> None:
@@ -265,6 +325,18 @@ def test_apply_incident_equal_ts_other_id_applies(ev: Any) -> None:
     assert change.state.incident.category == "changed"
 
 
+def test_apply_incident_redelivered_at_the_same_time_is_a_duplicate(ev: Any) -> None:
+    """An open version and a close at the very same time, then the open version again (a
+    redelivery): a duplicate, not an update to a closed incident."""
+    record = apply_incident(None, _inc(ev, 5, "i1")).state
+    closed = apply_incident(record, _inc(ev, 5, "i2", state="closed")).state
+    assert closed is not None and not closed.is_open and closed.incident_seen == ("i1",)
+    change = apply_incident(closed, _inc(ev, 5, "i1"))
+    assert (change.changed, change.ignored, change.state) == (False, "duplicate", closed)
+    with pytest.raises(Rejected, match="closed"):
+        apply_incident(closed, _inc(ev, 5, "i3"))  # a version not seen yet: an update
+
+
 def test_closed_incident_is_final(ev: Any) -> None:
     """After a close, a later update is rejected; a redelivered close is still a duplicate."""
     record = apply_incident(None, _inc(ev, 1, "i1")).state
@@ -391,6 +463,19 @@ def test_officer_round_trip(ev: Any, areas: Any) -> None:
     assert Officer.from_dict(Officer("bare").to_dict()) == Officer("bare")
 
 
+def test_deployment_redelivered_at_the_same_time_is_a_duplicate(
+    ev: Any, record: IncidentRecord, officers: dict[str, Officer]
+) -> None:
+    """Two decisions at the very same time, then the first again: the second stands."""
+    first = ev.deployment("inc-1", ["o1"], ts=ev.at(2), event_id="d1")
+    second = ev.deployment("inc-1", ["o2"], ts=ev.at(2), event_id="d2", decision="overridden")
+    held = apply_deployment(apply_deployment(record, first, officers).state, second, officers)
+    assert held.state is not None and held.state.decision_seen == ("d1",)
+    change = apply_deployment(held.state, first, officers)
+    assert (change.ignored, change.state) == ("duplicate", held.state)
+    assert held.state.assigned == ("o2",)
+
+
 def test_incident_record_round_trip(ev: Any, officers: dict[str, Officer]) -> None:
     """IncidentRecord.to_dict survives JSON and from_dict gives the same record back."""
     record = apply_incident(None, _inc(ev, 1, "i1", required_skills=["taser"], grade=2)).state
@@ -399,3 +484,59 @@ def test_incident_record_round_trip(ev: Any, officers: dict[str, Officer]) -> No
     deployed = apply_deployment(record, ev.deployment("inc-1", ["o1"], ts=ev.at(2)), officers).state
     assert deployed is not None
     assert IncidentRecord.from_dict(orjson.loads(orjson.dumps(deployed.to_dict()))) == deployed
+
+
+def test_seen_ids_round_trip(ev: Any, areas: Any, officers: dict[str, Officer]) -> None:
+    """The ids seen at an aspect's time are stored with the record and read back."""
+    o = None
+    for k in range(3):
+        o = apply_status(o, ev.status("o1", "available", ts=ev.at(1), event_id=f"s{k}")).state
+        o = apply_location(
+            o, ev.location("o1", -1.82, 52.57, ts=ev.at(2), event_id=f"f{k}"), areas
+        ).state
+    assert o is not None and o.status_seen == ("s0", "s1") and o.fix_seen == ("f0", "f1")
+    assert Officer.from_dict(orjson.loads(orjson.dumps(o.to_dict()))) == o
+    record = apply_incident(None, _inc(ev, 1, "i1")).state
+    record = apply_incident(record, _inc(ev, 1, "i2")).state
+    assert record is not None
+    for d in ("d1", "d2"):
+        dep = ev.deployment("inc-1", ["o1"], ts=ev.at(2), event_id=d)
+        record = apply_deployment(record, dep, officers).state
+        assert record is not None
+    assert (record.incident_seen, record.decision_seen) == (("i1",), ("d1",))
+    assert IncidentRecord.from_dict(orjson.loads(orjson.dumps(record.to_dict()))) == record
+
+
+# -- merging records written by another worker -----------------------------------------
+
+
+def test_merge_takes_newer_aspects_and_keeps_ours_otherwise(ev: Any, areas: Any) -> None:
+    """Per aspect: a later time wins; an older one, or our own record again, changes nothing."""
+    ours = apply_status(None, ev.status("o1", "available", ts=ev.at(5), event_id="s1")).state
+    ours = apply_profile(ours, _profile(ev, "o1", ev.at(5), "p1", "A1")).state
+    theirs = apply_status(ours, ev.status("o1", "committed", ts=ev.at(6), event_id="s2")).state
+    theirs = apply_profile(theirs, _profile(ev, "o1", ev.at(4), "p0", "Z9")).state  # older: kept
+    merged = merge_officer(ours, theirs)
+    assert merged.changed
+    assert (merged.state.status, merged.state.callsign) == (Status.COMMITTED, "A1")
+    assert merge_officer(merged.state, merged.state).ignored == "not_newer"
+    assert merge_officer(merged.state, ours).ignored == "not_newer"
+
+
+def test_merge_at_the_same_time_agrees_and_keeps_every_seen_id(ev: Any) -> None:
+    """Two workers applied different statuses at the same time: merged either way round,
+    both end with the same record (the greater id wins) and remember both ids, so neither
+    applies either event again."""
+    base = apply_status(None, ev.status("o1", "available", ts=ev.at(5), event_id="s0")).state
+    a = apply_status(base, ev.status("o1", "committed", ts=ev.at(5), event_id="s1")).state
+    b = apply_status(base, ev.status("o1", "en_route", ts=ev.at(5), event_id="s2")).state
+    ab, ba = merge_officer(a, b).state, merge_officer(b, a).state
+    assert ab == ba
+    assert (ab.status, ab.status_event, set(ab.status_seen)) == (
+        Status.EN_ROUTE,
+        "s2",
+        {"s0", "s1"},
+    )
+    for again in ("s0", "s1", "s2"):
+        assert apply_status(ab, ev.status("o1", "at_scene", ts=ev.at(5), event_id=again)).ignored
+    assert merge_officer(ab, a).ignored == "not_newer"

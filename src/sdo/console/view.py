@@ -83,7 +83,9 @@ RECENT_DEPLOYMENTS: Final = 50
 #: Deployments held back per not-yet-seen incident (bounds memory on a bad feed).
 _ORPHANS_PER_INCIDENT: Final = 8
 _ORPHAN_INCIDENTS: Final = 1000
-_HIDDEN_OFFICER_FIELDS: Final = frozenset({"profile_event", "status_event", "fix_event"})
+_HIDDEN_OFFICER_FIELDS: Final = frozenset(
+    {"profile_event", "status_event", "fix_event", "profile_seen", "status_seen", "fix_seen"}
+)
 
 
 def officer_json(officer: Officer) -> dict[str, Any]:

@@ -6,11 +6,18 @@ Each officer record folds three independent feeds: the profile (who they are), t
 status (what they are doing) and the AVL fix (where they are). Kafka delivers each feed
 in order per officer but the three feeds interleave freely, and any event may be
 redelivered. So every aspect keeps the ``ts`` and ``event_id`` of the event that set it,
-and an event is applied only if it is newer than what the record holds for that aspect:
+the ids of the other events it applied at that same ``ts`` (``*_seen``), and an event is
+applied only if it is newer than what the record holds for that aspect:
 
-* same ``event_id`` as the one held → duplicate, ignored;
+* same ``event_id`` as the one held, or one seen at the held ``ts`` → duplicate, ignored;
 * earlier ``ts`` than the one held → out of order, ignored;
-* equal ``ts`` with a different id → applied (log order breaks the tie).
+* equal ``ts`` with an id not seen yet → applied (log order breaks the tie), and the id it
+  replaces joins the seen ones.
+
+So an event redelivered after another of its aspect with the very same time changes
+nothing either (a status then a deployment at one instant, redelivered, stay the
+deployment). The seen ids are bounded (:data:`SEEN_MAX`, the latest kept): a producer that
+stamps more events of one aspect alike than that loses the guarantee for the oldest.
 
 Transitions are functions ``(state, event, ...) -> Change`` that never raise for
 ordinary input; a :class:`Change` says whether anything changed and, if not, why.
@@ -44,6 +51,7 @@ from sdo.events import (
 )
 
 __all__ = [
+    "SEEN_MAX",
     "Change",
     "IncidentRecord",
     "Officer",
@@ -82,16 +90,19 @@ class Officer(NamedTuple):
     shift_end: datetime | None = None
     profile_ts: datetime | None = None
     profile_event: str | None = None
+    profile_seen: tuple[str, ...] = ()
     # status
     status: Status = Status.OFF_DUTY
     incident_id: str | None = None
     status_ts: datetime | None = None
     status_event: str | None = None
+    status_seen: tuple[str, ...] = ()
     # last AVL fix and where it falls
     lat: float | None = None
     lon: float | None = None
     fix_ts: datetime | None = None
     fix_event: str | None = None
+    fix_seen: tuple[str, ...] = ()
     neighbourhood: str | None = None
     npu: str | None = None
     cluster: str | None = None
@@ -131,6 +142,9 @@ _OFFICER_CODECS: Final[dict[str, Callable[[Any], Any]]] = {
     "profile_ts": _dt,
     "status_ts": _dt,
     "fix_ts": _dt,
+    "profile_seen": tuple,
+    "status_seen": tuple,
+    "fix_seen": tuple,
 }
 
 
@@ -146,6 +160,10 @@ class IncidentRecord:
     decision_ts: datetime | None = None
     decision_event: str | None = None
     decided_by: str | None = None
+    #: ids of the other versions taken at the held version's ``ts`` (see the module doc)
+    incident_seen: tuple[str, ...] = ()
+    #: ids of the other deployments taken at ``decision_ts``
+    decision_seen: tuple[str, ...] = ()
 
     @property
     def incident_id(self) -> str:
@@ -179,6 +197,9 @@ class IncidentRecord:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value.isoformat() if isinstance(value, datetime) else str(value)
+        for name in ("incident_seen", "decision_seen"):
+            if getattr(self, name):
+                out[name] = list(getattr(self, name))
         return out
 
     @classmethod
@@ -191,6 +212,8 @@ class IncidentRecord:
             decision_ts=_dt(data.get("decision_ts")),
             decision_event=data.get("decision_event"),
             decided_by=data.get("decided_by"),
+            incident_seen=tuple(data.get("incident_seen", ())),
+            decision_seen=tuple(data.get("decision_seen", ())),
         )
 
 
@@ -224,15 +247,35 @@ class Change(Generic[T]):
         return cls(state, changed=False, ignored=why)
 
 
+#: At most this many ids are kept as seen at an aspect's time (the latest ones).
+SEEN_MAX: Final = 32
+
+
 def _stale(
-    held_ts: datetime | None, held_event: str | None, ts: datetime, event_id: str
+    held_ts: datetime | None,
+    held_event: str | None,
+    seen: tuple[str, ...],
+    ts: datetime,
+    event_id: str,
 ) -> str | None:
     """Why an event must not change an aspect, or None when it may."""
     if held_event == event_id:
         return "duplicate"
-    if held_ts is not None and ts < held_ts:
-        return "out_of_order"
+    if held_ts is not None:
+        if ts < held_ts:
+            return "out_of_order"
+        if ts == held_ts and event_id in seen:
+            return "duplicate"
     return None
+
+
+def _seen_after(
+    held_ts: datetime | None, held_event: str | None, seen: tuple[str, ...], ts: datetime
+) -> tuple[str, ...]:
+    """The seen ids once an event at ``ts`` replaces ``held_event`` (not stale)."""
+    if held_ts is None or held_event is None or ts != held_ts:
+        return ()
+    return (*seen, held_event)[-SEEN_MAX:]
 
 
 # -- officers -----------------------------------------------------------------------------
@@ -240,7 +283,8 @@ def _stale(
 
 def apply_profile(officer: Officer | None, event: OfficerProfile) -> Change[Officer]:
     current = officer or Officer(event.officer_id)
-    why = _stale(current.profile_ts, current.profile_event, event.ts, event.event_id)
+    held_ts, held_event, seen = current.profile_ts, current.profile_event, current.profile_seen
+    why = _stale(held_ts, held_event, seen, event.ts, event.event_id)
     if why:
         return Change.ignore(current, why)
     new = current._replace(
@@ -253,6 +297,7 @@ def apply_profile(officer: Officer | None, event: OfficerProfile) -> Change[Offi
         shift_end=event.shift_end,
         profile_ts=event.ts,
         profile_event=event.event_id,
+        profile_seen=_seen_after(held_ts, held_event, seen, event.ts),
     )
     return Change(new, changed=True)
 
@@ -265,7 +310,8 @@ def apply_status(officer: Officer | None, event: OfficerStatus) -> Change[Office
     incident keep its id; every other status clears it.
     """
     current = officer or Officer(event.officer_id)
-    why = _stale(current.status_ts, current.status_event, event.ts, event.event_id)
+    held_ts, held_event, seen = current.status_ts, current.status_event, current.status_seen
+    why = _stale(held_ts, held_event, seen, event.ts, event.event_id)
     if why:
         return Change.ignore(current, why)
     incident_id = event.incident_id if event.status in _KEEPS_INCIDENT else None
@@ -274,6 +320,7 @@ def apply_status(officer: Officer | None, event: OfficerStatus) -> Change[Office
         incident_id=incident_id,
         status_ts=event.ts,
         status_event=event.event_id,
+        status_seen=_seen_after(held_ts, held_event, seen, event.ts),
     )
     return Change(new, changed=True)
 
@@ -286,7 +333,8 @@ def apply_location(
 ) -> Change[Officer]:
     """Record a fix and where it falls. A fix outside every area is kept, unplaced."""
     current = officer or Officer(event.officer_id)
-    why = _stale(current.fix_ts, current.fix_event, event.ts, event.event_id)
+    held_ts, held_event, seen = current.fix_ts, current.fix_event, current.fix_seen
+    why = _stale(held_ts, held_event, seen, event.ts, event.event_id)
     if why:
         return Change.ignore(current, why)
     place = _placement(current, event, areas)
@@ -297,6 +345,7 @@ def apply_location(
         lon=event.lon,
         fix_ts=event.ts,
         fix_event=event.event_id,
+        fix_seen=_seen_after(held_ts, held_event, seen, event.ts),
         neighbourhood=place.neighbourhood if place else None,
         npu=place.npu if place else None,
         cluster=place.cluster if place else None,
@@ -304,43 +353,59 @@ def apply_location(
     return Change(new, changed=True)
 
 
-#: Where the fix aspect's own fields sit in an Officer tuple (lat, lon, fix_ts, fix_event).
+#: Where the fix aspect's own fields sit in an Officer tuple (lat, lon, fix_ts, fix_event,
+#: fix_seen).
 _FIX_AT: Final = _OFFICER_FIELDS.index("lat")
 if _OFFICER_FIELDS[_FIX_AT:] != (
     "lat",
     "lon",
     "fix_ts",
     "fix_event",
+    "fix_seen",
     "neighbourhood",
     "npu",
     "cluster",
 ):
     raise ImportError("Officer: the fix's fields and its place must be the last, in order")
-_FIX_END: Final = _FIX_AT + 4
+_FIX_END: Final = _FIX_AT + 5
 _new_tuple = tuple.__new__
 
 
 def moved(officer: Officer, lat: float, lon: float, ts: datetime, event_id: str) -> Officer:
-    """``officer`` with a fix at (lat, lon) and the same place (the caller knows it is).
+    """``officer`` with a fix at (lat, lon) and the same place (the caller knows it is),
+    at a ``ts`` later than its fix's (so no id is seen at it yet).
 
     The hottest transition of all (nearly every event is a fix within the neighbourhood of
     the last): two slices and a tuple, no per-field work.
     """
-    return _new_tuple(Officer, (*officer[:_FIX_AT], lat, lon, ts, event_id, *officer[_FIX_END:]))
+    return _new_tuple(
+        Officer, (*officer[:_FIX_AT], lat, lon, ts, event_id, (), *officer[_FIX_END:])
+    )
 
 
 def placed(
     officer: Officer, lat: float, lon: float, ts: datetime, event_id: str, place: Placement
 ) -> Officer:
-    """``officer`` with a fix at (lat, lon) in ``place`` (another neighbourhood)."""
+    """``officer`` with a fix at (lat, lon) in ``place`` (another neighbourhood), at a
+    ``ts`` later than its fix's."""
     return _new_tuple(
         Officer,
-        (*officer[:_FIX_AT], lat, lon, ts, event_id, place.neighbourhood, place.npu, place.cluster),
+        (
+            *officer[:_FIX_AT],
+            lat,
+            lon,
+            ts,
+            event_id,
+            (),
+            place.neighbourhood,
+            place.npu,
+            place.cluster,
+        ),
     )
 
 
 def only_moved(old: Officer, new: Officer) -> bool:
-    """Whether ``new`` differs from ``old`` in its fix alone (position, time, event id)."""
+    """Whether ``new`` differs from ``old`` in its fix alone (position, time, event ids)."""
     return old[:_FIX_AT] == new[:_FIX_AT] and old[_FIX_END:] == new[_FIX_END:]
 
 
@@ -358,15 +423,17 @@ def _placement(current: Officer, event: OfficerLocation, areas: Areas) -> Placem
     return areas.locate(event.lon, event.lat)
 
 
-#: The fields each aspect of an officer record owns: (time field, event field, the rest).
+#: The fields each aspect of an officer record owns: (time field, event field, seen ids
+#: field, the rest).
 _ASPECTS: Final = (
     (
         "profile_ts",
         "profile_event",
+        "profile_seen",
         ("callsign", "role", "skills", "transport", "home_npu", "neighbourhoods", "shift_end"),
     ),
-    ("status_ts", "status_event", ("status", "incident_id")),
-    ("fix_ts", "fix_event", ("lat", "lon", "neighbourhood", "npu", "cluster")),
+    ("status_ts", "status_event", "status_seen", ("status", "incident_id")),
+    ("fix_ts", "fix_event", "fix_seen", ("lat", "lon", "neighbourhood", "npu", "cluster")),
 )
 
 
@@ -375,22 +442,44 @@ def merge_officer(current: Officer | None, incoming: Officer) -> Change[Officer]
 
     An aspect is taken when it is newer: a later ``ts``, or the same ``ts`` and a greater
     event id (so two workers merging each other's records agree, whatever the order).
-    A record we wrote ourselves comes back unchanged.
+    At the same ``ts`` the ids seen by either side are kept, whichever wins, so neither
+    worker applies again an event the other applied. A record we wrote ourselves comes
+    back unchanged.
     """
     if current is None:
         return Change(incoming, changed=True)
     changes: dict[str, Any] = {}
-    for ts_field, event_field, rest in _ASPECTS:
+    for ts_field, event_field, seen_field, rest in _ASPECTS:
         theirs, ours = getattr(incoming, ts_field), getattr(current, ts_field)
         if theirs is None:
             continue
         their_id, our_id = getattr(incoming, event_field), getattr(current, event_field)
         if ours is None or theirs > ours or (theirs == ours and (their_id or "") > (our_id or "")):
-            for name in (ts_field, event_field, *rest):
+            for name in (ts_field, event_field, seen_field, *rest):
                 changes[name] = getattr(incoming, name)
+        if theirs == ours:
+            winner = changes.get(event_field, our_id)
+            ids = _union(
+                getattr(current, seen_field), getattr(incoming, seen_field), (our_id, their_id)
+            )
+            seen = tuple(i for i in ids if i != winner)[-SEEN_MAX:]
+            if seen != getattr(current, seen_field):
+                changes[seen_field] = seen
+            else:
+                changes.pop(seen_field, None)
     if not changes:
         return Change.ignore(current, "not_newer")
     return Change(_evolve(current, **changes), changed=True)
+
+
+def _union(*groups: Iterable[str | None]) -> tuple[str, ...]:
+    """The ids of ``groups`` in order, each once (None left out)."""
+    out: dict[str, None] = {}
+    for group in groups:
+        for i in group:
+            if i is not None:
+                out[i] = None
+    return tuple(out)
 
 
 # -- availability ----------------------------------------------------------------------
@@ -440,13 +529,13 @@ def apply_incident(record: IncidentRecord | None, event: Incident) -> Change[Inc
         # arrives later must not bring it back.
         return Change(IncidentRecord(event, created_ts=event.ts), changed=True)
     held = record.incident
-    if held.event_id == event.event_id:
-        return Change.ignore(record, "duplicate")
-    if event.ts < held.ts:
-        return Change.ignore(record, "out_of_order")
+    why = _stale(held.ts, held.event_id, record.incident_seen, event.ts, event.event_id)
+    if why:
+        return Change.ignore(record, why)
     if held.state is IncidentState.CLOSED:
         raise Rejected(f"incident {event.incident_id} is closed; updates are not accepted")
-    return Change(replace(record, incident=event), changed=True)
+    seen = _seen_after(held.ts, held.event_id, record.incident_seen, event.ts)
+    return Change(replace(record, incident=event, incident_seen=seen), changed=True)
 
 
 def apply_deployment(
@@ -461,10 +550,10 @@ def apply_deployment(
     """
     if record is None:
         raise Rejected(f"deployment for unknown incident {event.incident_id}")
-    if record.decision_event == event.event_id:
-        return Change.ignore(record, "duplicate")
-    if record.decision_ts is not None and event.ts < record.decision_ts:
-        return Change.ignore(record, "out_of_order")
+    held_ts, held_event, seen = record.decision_ts, record.decision_event, record.decision_seen
+    why = _stale(held_ts, held_event, seen, event.ts, event.event_id)
+    if why:
+        return Change.ignore(record, why)
     if record.incident.state is IncidentState.CLOSED:
         raise Rejected(f"incident {event.incident_id} is closed")
     unknown = [oid for oid in event.officer_ids if oid not in officers]
@@ -484,6 +573,7 @@ def apply_deployment(
         decision_ts=event.ts,
         decision_event=event.event_id,
         decided_by=event.by,
+        decision_seen=_seen_after(held_ts, held_event, seen, event.ts),
     )
     return Change(new, changed=True)
 

@@ -43,6 +43,7 @@ _POLL_MS: Final = 200
 _START_TIMEOUT_S: Final = 30.0
 _RETRY_S: Final = 2.0
 _ASPECT_IDS: Final = ("fix_event", "status_event", "profile_event")
+_SEEN_IDS: Final = ("fix_seen", "status_seen", "profile_seen")
 
 
 class OfficerMirror:
@@ -101,8 +102,10 @@ class OfficerMirror:
         data: dict[str, Any] = orjson.loads(value)
         runtime = self.runtime
         current = runtime.world.officers.get(data.get("officer_id", ""))
-        if current is not None and all(
-            data.get(name) == getattr(current, name) for name in _ASPECT_IDS
+        if (
+            current is not None
+            and all(data.get(name) == getattr(current, name) for name in _ASPECT_IDS)
+            and all(tuple(data.get(name, ())) == getattr(current, name) for name in _SEEN_IDS)
         ):
             self.skipped += 1  # ours, or already merged
             return
