@@ -10,12 +10,18 @@ import pytest
 from sdo.errors import InvalidEvent
 from sdo.events import (
     MAX_EVENT_BYTES,
+    Candidate,
     Deployment,
     Fix,
     OfficerLocation,
+    PolicyRef,
+    Recommendation,
+    Response,
+    Role,
     decode,
     decode_line,
     encode,
+    trusted,
 )
 
 LOC = {
@@ -236,3 +242,50 @@ def test_decode_line_takes_the_plain_way_for_encoded_fixes() -> None:
     """What encode writes for an AVL fix comes back as a Fix (the evaluator's fast path)."""
     fix = decode_line(encode(decode(orjson.dumps({**LOC, "speed_mps": 3.5}))))
     assert isinstance(fix, Fix)
+
+
+# -- models built from checked values --------------------------------------------------
+
+_CANDIDATE = {"officer_id": "o1", "callsign": "A1", "role": Role.RESPONSE, "score": 3.25}
+_RECOMMENDATION = {
+    "event_id": "rec-1",
+    "ts": datetime(2015, 12, 1, 9, tzinfo=UTC),
+    "recommendation_id": "rec-1",
+    "incident_id": "inc-1",
+    "grade": 1,
+    "response": Response.EMERGENCY,
+    "recommended": ("o1",),
+    "policy": PolicyRef(name="thrive", version="1"),
+}
+
+
+def test_trusted_builds_what_model_construct_builds() -> None:
+    """The same fields, defaults, order and fields-set as model_construct; the same JSON;
+    and what it builds validates (the values were valid)."""
+    for cls, values in (
+        (Candidate, {**_CANDIDATE, "eta_s": 12.5}),
+        (Recommendation, {**_RECOMMENDATION, "candidates": (Candidate(**_CANDIDATE),)}),
+    ):
+        fast, slow = trusted(cls, **values), cls.model_construct(**values)
+        assert fast == slow
+        assert list(fast.__dict__.items()) == list(slow.__dict__.items())
+        assert fast.model_fields_set == slow.model_fields_set == set(values)
+        assert encode(fast) == encode(slow)
+        if cls is Recommendation:  # an event: it decodes back to itself
+            assert decode(encode(fast)) == fast
+        assert cls.model_validate(fast.model_dump()) == fast
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({**_CANDIDATE, "colour": "red"}, r"unknown fields \['colour'\], missing fields \[\]"),
+        ({"officer_id": "o1", "score": 1.0}, r"missing fields \['callsign', 'role'\]"),
+    ],
+)
+def test_trusted_refuses_unknown_and_missing_fields(
+    values: dict[str, object], message: str
+) -> None:
+    """Unlike model_construct, which drops an unknown field and leaves a missing one out."""
+    with pytest.raises(TypeError, match=message):
+        trusted(Candidate, **values)

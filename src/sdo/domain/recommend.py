@@ -59,6 +59,7 @@ from sdo.events import (
     Role,
     Status,
     Transport,
+    trusted,
 )
 
 __all__ = [
@@ -275,7 +276,8 @@ def recommend(
     # (built from checked records, event times and computed figures: not validated again,
     # a recommendation costs less; tests/domain/test_properties.py checks they would pass)
     candidates = tuple(
-        Candidate.model_construct(
+        trusted(
+            Candidate,
             officer_id=s.officer.officer_id,
             callsign=s.officer.callsign or s.officer.officer_id,
             role=s.officer.role or Role.RESPONSE,
@@ -287,7 +289,8 @@ def recommend(
         for s in ranked
     )
     rec_id = _rec_id(incident.incident_id, now, policy, recommended, candidates)
-    return Recommendation.model_construct(
+    return trusted(
+        Recommendation,
         event_id=rec_id,
         recommendation_id=rec_id,
         ts=now,
