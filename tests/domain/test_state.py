@@ -540,3 +540,14 @@ def test_merge_at_the_same_time_agrees_and_keeps_every_seen_id(ev: Any) -> None:
     for again in ("s0", "s1", "s2"):
         assert apply_status(ab, ev.status("o1", "at_scene", ts=ev.at(5), event_id=again)).ignored
     assert merge_officer(ab, a).ignored == "not_newer"
+
+
+def test_merge_at_the_same_time_takes_the_side_that_applied_last(ev: Any) -> None:
+    """One worker applied s9 then s1 at one time, the other only s9: whichever way round,
+    the merge keeps s1 (applied after s9), though s9 is the greater id."""
+    base = apply_status(None, ev.status("o1", "available", ts=ev.at(5), event_id="s9")).state
+    both = apply_status(base, ev.status("o1", "committed", ts=ev.at(5), event_id="s1")).state
+    assert merge_officer(both, base).ignored == "not_newer"
+    taken = merge_officer(base, both)
+    assert taken.changed and taken.state == both
+    assert (taken.state.status_event, taken.state.status_seen) == ("s1", ("s9",))

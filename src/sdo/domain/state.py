@@ -440,11 +440,12 @@ _ASPECTS: Final = (
 def merge_officer(current: Officer | None, incoming: Officer) -> Change[Officer]:
     """Fold a record written elsewhere (another worker, a table) into ours, per aspect.
 
-    An aspect is taken when it is newer: a later ``ts``, or the same ``ts`` and a greater
-    event id (so two workers merging each other's records agree, whatever the order).
-    At the same ``ts`` the ids seen by either side are kept, whichever wins, so neither
-    worker applies again an event the other applied. A record we wrote ourselves comes
-    back unchanged.
+    An aspect is taken when it is newer: a later ``ts``; at the same ``ts``, the one that
+    applied after the other (its seen ids hold the other's event), else the greater event
+    id (so two workers merging each other's records agree, whatever the order). At the
+    same ``ts`` the ids seen by either side are kept, whichever wins, so neither worker
+    applies again an event the other applied. A record we wrote ourselves comes back
+    unchanged.
     """
     if current is None:
         return Change(incoming, changed=True)
@@ -454,16 +455,21 @@ def merge_officer(current: Officer | None, incoming: Officer) -> Change[Officer]
         if theirs is None:
             continue
         their_id, our_id = getattr(incoming, event_field), getattr(current, event_field)
-        if ours is None or theirs > ours or (theirs == ours and (their_id or "") > (our_id or "")):
+        their_seen, our_seen = getattr(incoming, seen_field), getattr(current, seen_field)
+        if ours is None or theirs > ours:
+            take = True
+        elif theirs < ours or their_id == our_id or their_id in our_seen:
+            take = False
+        else:
+            take = our_id in their_seen or (their_id or "") > (our_id or "")
+        if take:
             for name in (ts_field, event_field, seen_field, *rest):
                 changes[name] = getattr(incoming, name)
         if theirs == ours:
             winner = changes.get(event_field, our_id)
-            ids = _union(
-                getattr(current, seen_field), getattr(incoming, seen_field), (our_id, their_id)
-            )
+            ids = _union(our_seen, their_seen, (our_id, their_id))
             seen = tuple(i for i in ids if i != winner)[-SEEN_MAX:]
-            if seen != getattr(current, seen_field):
+            if seen != our_seen:
                 changes[seen_field] = seen
             else:
                 changes.pop(seen_field, None)
