@@ -13,6 +13,7 @@ from sdo import evaluate as ev
 from sdo.cli import main
 from sdo.config import Settings
 from sdo.events import Recommendation, decode
+from sdo.progress import MAX_REPORTED
 
 POLICIES = ("thrive", "closest")
 
@@ -225,3 +226,64 @@ def test_a_pass_collects_cycles_less_often_and_restores_the_collector(
     with pytest.raises(RuntimeError, match="boom"):
         ev.evaluate(log, Settings(), ["thrive"], jobs=1)
     assert gc.get_threshold() == before
+
+
+# -- progress ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_each_pass_reports_its_progress_to_its_end(log: Path, jobs: int) -> None:
+    """Each pass tells how far it has read and how many events it has applied, in order,
+    and ends with a last report of all its events. One at a time every block is heard;
+    at once, the passes in other processes are looked at now and then (a short pass may
+    be seen only at its end)."""
+    heard: dict[str, list[tuple[float, int, float, bool]]] = {p: [] for p in POLICIES}
+
+    def progress(name: str, fraction: float, events: int, seconds: float, ended: bool) -> None:
+        heard[name].append((fraction, events, seconds, ended))
+
+    results = ev.evaluate(log, Settings(), list(POLICIES), jobs=jobs, progress=progress)
+    for name in POLICIES:
+        reports = heard[name]
+        assert reports[-1][0] == 1.0 and reports[-1][3], name
+        assert reports[-1][1] == results[name]["events"] > 0
+        assert [r[3] for r in reports].count(True) == 1
+        for key in (0, 1, 2):  # fraction, events, seconds: never backwards
+            values = [r[key] for r in reports]
+            assert values == sorted(values), (name, key)
+        if jobs == 1:  # a 3-hour log is several blocks of a megabyte
+            assert len(reports) > 2 and 0 < reports[0][0] < 1
+
+
+def test_cli_says_when_each_pass_ends(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a terminal (a pipe, a CI log) no refreshed line, but one line per pass when
+    it ends: its events, seconds and rate."""
+    assert _evaluate(log, tmp_path / "out", *POLICIES) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())["policies"]
+    for name in POLICIES:
+        (done,) = [x for x in err.splitlines() if x.startswith(f"sdo evaluate: {name}: ")]
+        assert f"{metrics[name]['events']:,} events in " in done and done.endswith("/s)")
+
+
+def test_many_bad_lines_are_counted_and_only_the_first_are_shown(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A damaged log is not echoed line by line: the first MAX_REPORTED are shown with
+    their numbers, then one line says more were counted; metrics count them all."""
+    lines = log.read_bytes().splitlines()[:4000]
+    bad = list(range(100, 100 + 3 * (MAX_REPORTED + 5), 3))
+    for n in bad:
+        lines[n - 1] = b"{not json"
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(b"\n".join(lines) + b"\n")
+    assert _evaluate(broken, tmp_path / "out", "thrive") == 0
+    err = capsys.readouterr().err.splitlines()
+    shown = [x for x in err if ": skipped: " in x]
+    assert [x.split(":")[2] for x in shown] == [str(n) for n in bad[:MAX_REPORTED]]
+    assert err.count("sdo evaluate: more invalid lines; counted, not shown") == 1
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())["policies"]["thrive"]
+    assert m["invalid_lines"] == len(bad)

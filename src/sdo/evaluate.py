@@ -23,8 +23,9 @@ import gc
 import os
 import statistics
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,13 +50,21 @@ from sdo.events import (
     Role,
     encode,
 )
+from sdo.progress import LineReporter, ProgressLine, duration
 
 if TYPE_CHECKING:
     from sdo.domain.geo import Areas
     from sdo.domain.grading import Rules
     from sdo.replay import LogReader
 
-__all__ = ["Metrics", "cli", "default_jobs", "evaluate"]
+__all__ = ["Metrics", "PassProgress", "cli", "default_jobs", "evaluate"]
+
+#: How a pass reports its progress: (policy, fraction of the log file read, events applied,
+#: seconds since the pass began, whether it has ended). Called after every block of the log
+#: read (about a megabyte), and once more at the end.
+PassProgress = Callable[[str, float, int, float, bool], None]
+#: Least time between two looks at the passes running in other processes.
+PROGRESS_EVERY_S: Final = 0.5
 
 #: Grade → attendance target in seconds (West Midlands: 15 min grade 1, 60 min grade 2).
 TARGET_S = {1: 15 * 60, 2: 60 * 60}
@@ -264,6 +273,7 @@ def evaluate(
     lane: bool = True,
     lane_stats: dict[str, dict[str, Any]] | None = None,
     jobs: int = 1,
+    progress: PassProgress | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run each policy over ``log``; write every recommendation to ``sink`` (a binary file),
     policy after policy.
@@ -279,10 +289,13 @@ def evaluate(
     pass is one core's work): each writes its recommendations to a file of its own, copied
     to ``sink`` in policy order, so the results and the bytes are the same as one by one;
     ``on_invalid`` then hears of the skipped lines when the first pass has ended.
+
+    ``progress`` (see :data:`PassProgress`) hears how each pass is getting on; passes in
+    other processes are looked at every :data:`PROGRESS_EVERY_S`.
     """
     if jobs > 1 and len(policies) > 1:
         return _evaluate_in_parallel(
-            log, settings, policies, sink, on_invalid, lane, lane_stats, jobs
+            log, settings, policies, sink, on_invalid, lane, lane_stats, jobs, progress
         )
     from sdo.areas import load_areas  # noqa: PLC0415 (keep `sdo evaluate --help` fast)
     from sdo.grade import load_rules  # noqa: PLC0415
@@ -292,7 +305,14 @@ def evaluate(
     results = {}
     for name in policies:
         results[name], stats = _one_pass(
-            log, areas, rules, name, sink, on_invalid if name == policies[0] else None, lane
+            log,
+            areas,
+            rules,
+            name,
+            sink,
+            on_invalid if name == policies[0] else None,
+            lane,
+            progress,
         )
         if lane_stats is not None and stats is not None:
             lane_stats[name] = stats
@@ -313,6 +333,7 @@ def _one_pass(
     sink: Any,
     on_invalid: Any,
     lane: bool,
+    progress: PassProgress | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """One policy's pass: its metrics, and the lane's stats (None without the lane)."""
     from sdo.replay import read_log  # noqa: PLC0415
@@ -321,17 +342,33 @@ def _one_pass(
     metrics = Metrics(name)
     reader = read_log(log, on_invalid)
     stats = None
+    start = time.perf_counter()
+    tick = None
+    if progress is not None:
+        report = progress
+
+        def tick() -> None:
+            report(name, reader.fraction, metrics.events, time.perf_counter() - start, False)
+
     try:
         with _fewer_collections():
             if lane:
-                stats = _pass_with_lane(world, metrics, reader, sink)
+                stats = _pass_with_lane(world, metrics, reader, sink, tick)
             else:
-                for event in reader.items():
+                for n, event in enumerate(reader.items(), 1):
                     _step(world, metrics, event, sink)
+                    if tick is not None and n % _TICK_ITEMS == 0:
+                        tick()
     finally:
         reader.close()
     metrics.invalid = reader.skipped
+    if progress is not None:
+        progress(name, 1.0, metrics.events, time.perf_counter() - start, True)
     return metrics.finish(), stats
+
+
+#: Without the lane, a pass reports its progress every this many events.
+_TICK_ITEMS: Final = 8192
 
 
 #: The cyclic collector's first threshold during a pass (Python's default is 700).
@@ -369,24 +406,54 @@ def _evaluate_in_parallel(
     lane: bool,
     lane_stats: dict[str, dict[str, Any]] | None,
     jobs: int,
+    progress: PassProgress | None,
 ) -> dict[str, dict[str, Any]]:
     """:func:`evaluate`'s passes in processes of their own (see there)."""
     import multiprocessing  # noqa: PLC0415
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
-    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait  # noqa: PLC0415
 
     # spawn: a fresh interpreter, not a fork of one that may hold threads and locks
     context = multiprocessing.get_context("spawn")
+    # each pass's progress, _SLOT numbers from its slot on (written by its process alone)
+    shared = context.Array("d", _SLOT * len(policies), lock=False)
     with (
         tempfile.TemporaryDirectory(prefix="sdo-evaluate-") as tmp,
-        ProcessPoolExecutor(max_workers=min(jobs, len(policies)), mp_context=context) as pool,
+        ProcessPoolExecutor(
+            max_workers=min(jobs, len(policies)),
+            mp_context=context,
+            initializer=_share_progress,
+            initargs=(shared,),
+        ) as pool,
     ):
         outs = [None if sink is None else Path(tmp) / f"{n}.jsonl" for n in range(len(policies))]
         futures = [
-            pool.submit(_pass_in_process, log, settings, name, out, n == 0, lane)
+            pool.submit(
+                _pass_in_process,
+                log,
+                settings,
+                name,
+                out,
+                n == 0,
+                lane,
+                None if progress is None else n,
+            )
             for n, (name, out) in enumerate(zip(policies, outs, strict=True))
         ]
+        if progress is not None:
+            told: set[str] = set()
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, timeout=PROGRESS_EVERY_S, return_when=FIRST_EXCEPTION)
+                for n, name in enumerate(policies):
+                    fraction, events, seconds, ended = shared[_SLOT * n : _SLOT * (n + 1)]
+                    if name not in told and seconds > 0:
+                        progress(name, fraction, int(events), seconds, bool(ended))
+                        if ended:
+                            told.add(name)
+                if any(f.done() and f.exception() is not None for f in futures):
+                    break  # its result() below raises it
         results = {}
         for name, out, future in zip(policies, outs, futures, strict=True):
             results[name], stats, skipped = future.result()
@@ -402,11 +469,28 @@ def _evaluate_in_parallel(
     return results
 
 
+#: Numbers per pass in the shared progress array: fraction, events, seconds, ended.
+_SLOT: Final = 4
+#: The shared progress array, in a worker process (set by :func:`_share_progress`).
+_SHARED: list[Any] = []
+
+
+def _share_progress(shared: Any) -> None:
+    _SHARED[:] = [shared]
+
+
 def _pass_in_process(
-    log: Path, settings: Settings, name: str, out: Path | None, report: bool, lane: bool
+    log: Path,
+    settings: Settings,
+    name: str,
+    out: Path | None,
+    report: bool,
+    lane: bool,
+    slot: int | None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, list[tuple[int, str]]]:
     """One pass in a worker process: metrics, lane stats, and (if ``report``) the lines
-    skipped; the recommendations go to ``out``."""
+    skipped; the recommendations go to ``out``; its progress to the shared array's
+    ``slot`` (None: not watched)."""
     from sdo.areas import load_areas  # noqa: PLC0415
     from sdo.grade import load_rules  # noqa: PLC0415
 
@@ -414,11 +498,18 @@ def _pass_in_process(
     on_invalid = (lambda n, why: skipped.append((n, why))) if report else None
     areas = load_areas(settings.areas_path)
     rules = load_rules(settings.rules_path)
+    progress = None
+    if slot is not None and _SHARED:
+        shared, at = _SHARED[0], _SLOT * slot
+
+        def progress(_: str, fraction: float, events: int, seconds: float, ended: bool) -> None:
+            shared[at : at + _SLOT] = (fraction, float(events), seconds, float(ended))
+
     if out is None:
-        metrics, stats = _one_pass(log, areas, rules, name, None, on_invalid, lane)
+        metrics, stats = _one_pass(log, areas, rules, name, None, on_invalid, lane, progress)
     else:
         with out.open("wb") as sink:
-            metrics, stats = _one_pass(log, areas, rules, name, sink, on_invalid, lane)
+            metrics, stats = _one_pass(log, areas, rules, name, sink, on_invalid, lane, progress)
     return metrics, stats, skipped
 
 
@@ -445,9 +536,16 @@ def _step(world: World, metrics: Metrics, event: Any, sink: Any) -> None:
             sink.write(encode(rec) + b"\n")
 
 
-def _pass_with_lane(world: World, metrics: Metrics, reader: LogReader, sink: Any) -> dict[str, Any]:
+def _pass_with_lane(
+    world: World,
+    metrics: Metrics,
+    reader: LogReader,
+    sink: Any,
+    tick: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """One pass: blocks of lines through the fix lane; each line it refuses by :func:`_step`
-    (after the lane has stored its fixes in the World, and before it copies the changes)."""
+    (after the lane has stored its fixes in the World, and before it copies the changes).
+    ``tick()`` after each block."""
     from sdo.domain.lane import REASONS, FixLane  # noqa: PLC0415 (numba is slow to import)
 
     lane = FixLane(world)
@@ -472,6 +570,8 @@ def _pass_with_lane(world: World, metrics: Metrics, reader: LogReader, sink: Any
                 _step(world, metrics, item, sink)
             lane.refresh()
             pos = stop + 1
+        if tick is not None:
+            tick()
     lane.finish()
     reader.lines = lineno
     return {
@@ -502,11 +602,22 @@ def cli(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot create {out}: {exc.strerror or exc}") from None
 
-    def invalid(lineno: int, reason: str) -> None:
-        sys.stderr.write(f"{args.log}:{lineno}: skipped: {reason}\n")
-
-    with (out / "recommendations.jsonl").open("wb") as sink:
-        results = evaluate(args.log, settings, policies, sink=sink, on_invalid=invalid, jobs=jobs)
+    line = ProgressLine(sys.stderr)
+    passes = _PassesLine(line, policies)
+    invalid = LineReporter("sdo evaluate", args.log, line)
+    try:
+        with (out / "recommendations.jsonl").open("wb") as sink:
+            results = evaluate(
+                args.log,
+                settings,
+                policies,
+                sink=sink,
+                on_invalid=invalid,
+                jobs=jobs,
+                progress=passes,
+            )
+    finally:
+        line.clear()
     document = {
         "log": str(args.log),
         "policies": results,
@@ -528,6 +639,35 @@ def cli(args: argparse.Namespace) -> int:
         f"wrote {out / 'metrics.json'}, {out / 'recommendations.jsonl'}, {out / 'report.html'}\n"
     )
     return 0
+
+
+class _PassesLine:
+    """``sdo evaluate``'s progress on stderr: each running pass's share of the log, rate
+    and ETA on one line; a line of its own when a pass ends (events, seconds, rate)."""
+
+    def __init__(self, line: ProgressLine, policies: list[str]) -> None:
+        self.line = line
+        self.running: dict[str, str] = dict.fromkeys(policies, "")
+        self.shown_at = 0.0
+
+    def __call__(
+        self, name: str, fraction: float, events: int, seconds: float, ended: bool
+    ) -> None:
+        rate = events / seconds if seconds > 0 else 0.0
+        if ended:
+            self.running.pop(name, None)
+            self.line.say(
+                f"sdo evaluate: {name}: {events:,} events in {seconds:.1f} s ({rate:,.0f}/s)"
+            )
+            return
+        eta = ""
+        if 0 < fraction < 1:
+            eta = f", ETA {duration(seconds * (1 - fraction) / fraction)}"
+        self.running[name] = f"{name} {fraction:.0%} ({rate:,.0f}/s{eta})"
+        now = time.monotonic()
+        if now - self.shown_at >= PROGRESS_EVERY_S:
+            self.shown_at = now
+            self.line.show("sdo evaluate: " + ", ".join(t for t in self.running.values() if t))
 
 
 def _assumptions(settings: Settings) -> dict[str, Any]:

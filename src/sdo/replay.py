@@ -30,17 +30,17 @@ import io
 import logging
 import signal
 import sys
-import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final, cast
+from typing import Any, Final, cast
 
 from isal import igzip, isal_zlib
 
 from sdo.config import SEQ_HEADER, Settings, Topics
 from sdo.errors import BrokerError, ConfigError, InvalidEvent
 from sdo.events import Fix, decode_line, encode
+from sdo.progress import LineReporter, ProgressLine, duration
 
 __all__ = [
     "LogReader",
@@ -60,10 +60,6 @@ _READ_ERRORS: Final = (OSError, EOFError, cast("type[Exception]", isal_zlib.erro
 SEND_BATCH: Final = 2000
 #: Least time between two progress callbacks (so at most twice a second).
 PROGRESS_EVERY_S: Final = 0.5
-#: Without a terminal, a plain progress line this often.
-PLAIN_PROGRESS_EVERY_S: Final = 10.0
-#: Invalid lines reported one by one; beyond this they are only counted.
-MAX_REPORTED: Final = 20
 #: Bound on connecting to the broker and creating the topics.
 CONNECT_TIMEOUT_S: Final = 15.0
 
@@ -391,10 +387,13 @@ async def replay(
     """Replay the log at ``path`` (see the module docstring).
 
     ``on_invalid(lineno, reason)`` hears of each invalid line (default: one line on
-    stderr for the first :data:`MAX_REPORTED`). ``progress(stats, fraction)`` is called at
-    most twice a second with how far through the file the replay is.
+    stderr for the first :data:`sdo.progress.MAX_REPORTED`). ``progress(stats,
+    fraction)`` is called at most twice a second with how far through the file the
+    replay is.
     """
-    reader = LogReader(path, on_invalid if on_invalid is not None else _Reporter(path))
+    reader = LogReader(
+        path, on_invalid if on_invalid is not None else LineReporter("sdo replay", path)
+    )
     stats = ReplayStats()
 
     def tick(s: ReplayStats) -> None:
@@ -413,71 +412,23 @@ async def replay(
 # -- the command --------------------------------------------------------------------------
 
 
-class _Reporter:
-    """Reports invalid lines on stderr, the first :data:`MAX_REPORTED` one by one."""
-
-    def __init__(self, path: Path, before: Callable[[], None] | None = None) -> None:
-        self.path = path
-        self.count = 0
-        self.before = before
-
-    def __call__(self, lineno: int, reason: str) -> None:
-        self.count += 1
-        if self.count > MAX_REPORTED + 1:
-            return
-        if self.before is not None:
-            self.before()
-        if self.count <= MAX_REPORTED:
-            print(f"sdo replay: {self.path}:{lineno}: skipped: {reason}", file=sys.stderr)  # noqa: T201
-        else:
-            print("sdo replay: more invalid lines; counted, not shown", file=sys.stderr)  # noqa: T201
-
-
-class _ProgressLine:
-    """One refreshed line on a terminal; otherwise a plain line now and then."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.shown = False
-        self.last_plain = time.monotonic()
-
-    def __call__(self, stats: ReplayStats, fraction: float | None) -> None:
-        eta = ""
-        if fraction and 0 < fraction < 1 and stats.seconds > 0:
-            eta = f", ETA {_duration(stats.seconds * (1 - fraction) / fraction)}"
-        pct = f" ({fraction:.0%})" if fraction is not None else ""
-        text = f"sdo replay: {stats.sent} sent{pct}, {stats.rate:,.0f}/s{eta}"
-        if stats.skipped:
-            text += f", {stats.skipped} skipped"
-        if self.tty:
-            self.stream.write("\r\x1b[K" + text)
-            self.stream.flush()
-            self.shown = True
-        elif time.monotonic() - self.last_plain >= PLAIN_PROGRESS_EVERY_S:
-            self.last_plain = time.monotonic()
-            print(text, file=self.stream)
-
-    def clear(self) -> None:
-        if self.shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self.shown = False
-
-
-def _duration(seconds: float) -> str:
-    s = round(seconds)
-    return (
-        f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-    )
+def _progress_text(stats: ReplayStats, fraction: float | None) -> str:
+    eta = ""
+    if fraction and 0 < fraction < 1 and stats.seconds > 0:
+        eta = f", ETA {duration(stats.seconds * (1 - fraction) / fraction)}"
+    pct = f" ({fraction:.0%})" if fraction is not None else ""
+    text = f"sdo replay: {stats.sent} sent{pct}, {stats.rate:,.0f}/s{eta}"
+    if stats.skipped:
+        text += f", {stats.skipped} skipped"
+    return text
 
 
 async def _run(args: argparse.Namespace, speed: float | None) -> ReplayStats:
     from sdo.cli import settings_from  # noqa: PLC0415  (cli imports this module lazily)
 
     settings = settings_from(args)
-    line = _ProgressLine(sys.stderr)
-    reporter = _Reporter(args.log, before=line.clear)
+    line = ProgressLine(sys.stderr)
+    reporter = LineReporter("sdo replay", args.log, line)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     try:
@@ -486,8 +437,14 @@ async def _run(args: argparse.Namespace, speed: float | None) -> ReplayStats:
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
         handled = False
     try:
-        return await replay(args.log, settings, speed=speed, progress=line, on_invalid=reporter,
-                            stop=stop)  # fmt: skip
+        return await replay(
+            args.log,
+            settings,
+            speed=speed,
+            progress=lambda stats, fraction: line.show(_progress_text(stats, fraction)),
+            on_invalid=reporter,
+            stop=stop,
+        )
     finally:
         line.clear()
         if handled:
