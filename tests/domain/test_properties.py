@@ -30,7 +30,15 @@ from hypothesis import strategies as st
 from sdo.areas import load_areas
 from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, package_data
 from sdo.domain.recommend import Policy
-from sdo.domain.state import availability_keys, availability_of
+from sdo.domain.state import (
+    Officer,
+    apply_location,
+    apply_profile,
+    apply_status,
+    availability_keys,
+    availability_of,
+    merge_officer,
+)
 from sdo.domain.world import World
 from sdo.errors import InvalidEvent, Rejected
 from sdo.events import (
@@ -386,6 +394,58 @@ def test_redelivering_everything_changes_nothing(events: list[Any]) -> None:
         world.apply(event)
     assert {k: v.to_dict() for k, v in world.officers.items()} == officers
     assert {k: v.to_dict() for k, v in world.incidents.items()} == incidents
+
+
+def _officer_after(events: list[Any]) -> Officer | None:
+    officer = None
+    for event in events:
+        if isinstance(event, OfficerProfile):
+            officer = apply_profile(officer, event).state
+        elif isinstance(event, OfficerStatus):
+            officer = apply_status(officer, event).state
+        else:
+            officer = apply_location(officer, event, AREAS).state
+    return officer
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.lists(st.one_of(_profile(), _status(), _location()), min_size=1, max_size=40), st.data())
+def test_merging_a_worker_that_stopped_early_agrees_both_ways(events: list[Any], data: Any) -> None:
+    """Two workers applied one officer's events in the same order (one partition), one of
+    them stopping early. Merging either's record into the other's gives the record of the
+    one that went further, whichever way round; and then every event either applied is a
+    duplicate or out of order. Times are to the second, so events of an aspect often share
+    one (the merge must not take the earlier of two events at the same time).
+
+    Times are coarsened to 20 minutes, so that many events share one, and the ids fall in
+    log order, so that the earlier of two events at one time has the greater id."""
+    events = [
+        e.model_copy(
+            update={
+                "event_id": f"u{len(events) - k:03d}",
+                "officer_id": "o1",
+                "ts": e.ts - timedelta(minutes=e.ts.minute % 20, seconds=e.ts.second),
+            }
+        )
+        for k, e in enumerate(events)
+    ]
+    cut = data.draw(st.integers(min_value=1, max_value=len(events)), label="cut")
+    behind, ahead = _officer_after(events[:cut]), _officer_after(events)
+    assert behind is not None and ahead is not None
+    caught_up = merge_officer(behind, ahead).state
+    assert caught_up.to_dict() == ahead.to_dict()
+    assert merge_officer(ahead, behind).ignored == "not_newer"
+    for event in events:
+        if isinstance(event, OfficerProfile):
+            assert not apply_profile(caught_up, event).changed
+        elif isinstance(event, OfficerStatus):
+            assert not apply_status(caught_up, event).changed
+        else:
+            assert not apply_location(caught_up, event, AREAS).changed
 
 
 # -- the World's shortcut for plain fixes ----------------------------------------------
