@@ -287,3 +287,53 @@ def test_many_bad_lines_are_counted_and_only_the_first_are_shown(
     assert err.count("sdo evaluate: more invalid lines; counted, not shown") == 1
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())["policies"]["thrive"]
     assert m["invalid_lines"] == len(bad)
+
+
+# -- what an evaluation leaves in DIR ------------------------------------------------------
+
+
+def test_an_interrupted_evaluation_leaves_the_last_results_as_they_were(
+    log: Path,
+    evaluated: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ctrl-C half way (here: a KeyboardInterrupt from the 200th line the lane refuses, one
+    pass at a time): one line, exit 130, and DIR holds the earlier evaluation's three
+    files, unchanged, and nothing else (no half-written recommendations beside the old
+    metrics)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    before = {}
+    for name in ("recommendations.jsonl", "metrics.json", "report.html"):
+        before[name] = (evaluated / name).read_bytes()
+        (out / name).write_bytes(before[name])
+    step, calls = ev._step, [0]
+
+    def interrupted(*args: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 200:
+            raise KeyboardInterrupt
+        step(*args)
+
+    monkeypatch.setattr(ev, "_step", interrupted)
+    args = ["evaluate", str(log), "--out", str(out), "--jobs", "1"]
+    assert main([*args, "--policy", "thrive", "--policy", "closest"]) == 130
+    assert calls[0] == 200
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "sdo evaluate: interrupted"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_file_that_cannot_be_written_is_one_line_and_exit_2(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DIR cannot take the recommendations (here a directory stands where their file is
+    written first, which stops root as well as anyone): one line naming DIR, exit 2,
+    and what stood there is left alone."""
+    out = tmp_path / "out"
+    (out / ".recommendations.jsonl.partial").mkdir(parents=True)
+    assert _evaluate(log, out, "thrive") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot write in {out}" in err[0], err
+    assert [p.name for p in out.iterdir()] == [".recommendations.jsonl.partial"]

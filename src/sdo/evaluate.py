@@ -605,8 +605,17 @@ def cli(args: argparse.Namespace) -> int:
     line = ProgressLine(sys.stderr)
     passes = _PassesLine(line, policies)
     invalid = LineReporter("sdo evaluate", args.log, line)
+    # Written beside their names and moved into place once all three are whole: an
+    # evaluation that fails or is interrupted leaves DIR as it was (no half file, no
+    # metrics of one run beside the recommendations of another).
+    names = ("recommendations.jsonl", "metrics.json", "report.html")
+    partial = {name: out / f".{name}.partial" for name in names}
     try:
-        with (out / "recommendations.jsonl").open("wb") as sink:
+        try:
+            recommendations = partial["recommendations.jsonl"].open("wb")
+        except OSError as exc:
+            raise ConfigError(f"cannot write in {out}: {exc.strerror or exc}") from None
+        with recommendations as sink:
             results = evaluate(
                 args.log,
                 settings,
@@ -616,17 +625,25 @@ def cli(args: argparse.Namespace) -> int:
                 jobs=jobs,
                 progress=passes,
             )
+        line.clear()
+        document = {
+            "log": str(args.log),
+            "policies": results,
+            "assumptions": _assumptions(settings),
+        }
+        partial["metrics.json"].write_bytes(
+            orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+        )
+        from sdo.report import write_report  # noqa: PLC0415 (matplotlib is slow to import)
+
+        write_report(document, partial["report.html"])
+        for name in names:
+            partial[name].replace(out / name)
     finally:
         line.clear()
-    document = {
-        "log": str(args.log),
-        "policies": results,
-        "assumptions": _assumptions(settings),
-    }
-    (out / "metrics.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
-    from sdo.report import write_report  # noqa: PLC0415 (matplotlib is slow to import)
-
-    write_report(document, out / "report.html")
+        for path in partial.values():
+            if path.is_file():
+                path.unlink()
     for name, m in results.items():
         g1 = m["grades"]["1"]
         sys.stdout.write(
