@@ -97,6 +97,9 @@ def test_report_names_both_policies_and_embeds_plots(evaluated: Path) -> None:
     assert "thrive" in page and "closest" in page
     assert page.count('src="data:image/png;base64,') >= 3
     assert "Assumptions" in page and "Reading the figures" in page
+    # the speeds as a table in km/h, not a dump of the figures in metres per second
+    assert "<th>transport</th><th>grade 1</th>" in page and " km/h</td>" in page
+    assert "speed_mps" not in page and "{'" not in page
 
 
 def test_thrive_moves_demand_off_response_officers(metrics: dict[str, Any]) -> None:

@@ -692,13 +692,16 @@ def _assumptions(settings: Settings) -> dict[str, Any]:
 
     policy = Policy.from_mapping("thrive", load_rules(settings.rules_path).recommend)
     return {
-        "eta": f"great-circle distance x {policy.detour_factor} / speed by transport and grade",
+        "eta": f"straight-line (great-circle) distance × {policy.detour_factor} for the road "
+        "network, ÷ the speed of the officer's transport for the incident's grade",
         "speed_mps_by_grade_1_2_3": dict(policy.speed_mps),
         "stale_fix_after_s": policy.stale_after_s,
         "attendance": "time from incident creation to the first recommendation naming an "
         "officer, plus that officer's ETA (an estimate; no travel is observed)",
-        "cover": f"expected coverage within {policy.cover_time_s / 60:.0f} min, "
-        f"busy probability {policy.cover_busy_p}",
+        "cover": "thrive weighs what sending a response officer costs their cluster: the "
+        "expected share of its neighbourhoods that would lose cover (an available officer "
+        f"within {policy.cover_time_s / 60:.0f} min), taking each officer to be busy with "
+        f"probability {policy.cover_busy_p}; not for grade 1, where the fastest goes",
         "targets": "grade 1 within 15 min, grade 2 within 60 min (West Midlands Police)",
     }
 

@@ -194,12 +194,55 @@ the log (officers move as recorded, so this mostly reflects the log, not the pol
 </ul>"""
 
 
+#: What each assumption of metrics.json is called in the report, in this order (any other
+#: is shown under its own name, after these).
+_ASSUMED = {
+    "eta": "Travel time (ETA)",
+    "attendance": "Estimated attendance",
+    "stale_fix_after_s": "Stale location",
+    "cover": "Cover",
+    "targets": "Targets",
+}
+
+
+def _assumptions(assumed: dict[str, Any]) -> str:
+    """The assumptions in words, and the speeds as a table in km/h (metrics.json keeps
+    them as figures, in metres per second)."""
+    order = {key: n for n, key in enumerate(_ASSUMED)}
+    items = []
+    for key, value in sorted(assumed.items(), key=lambda kv: order.get(kv[0], len(order))):
+        if key == "speed_mps_by_grade_1_2_3":
+            continue
+        if key == "stale_fix_after_s":
+            text = (
+                f"an officer whose last AVL fix is older than {float(value) / 60:g} min counts "
+                "as stale: their position is uncertain, and the recommendation says so"
+            )
+        else:
+            text = str(value)
+        items.append(f"<li><b>{html.escape(_ASSUMED.get(key, key))}</b>: {html.escape(text)}</li>")
+    out = f"<ul>{''.join(items)}</ul>"
+    speeds = assumed.get("speed_mps_by_grade_1_2_3")
+    if isinstance(speeds, dict) and speeds:
+        grades = max(len(v) for v in speeds.values())
+        head = "".join(f"<th>grade {g}</th>" for g in range(1, grades + 1))
+        rows = "".join(
+            f"<tr><th>{html.escape(str(transport))}</th>"
+            + "".join(f"<td>{float(v) * 3.6:.0f} km/h</td>" for v in values)
+            + "</tr>"
+            for transport, values in speeds.items()
+        )
+        out += (
+            "<p>Average speeds assumed for the ETA, by transport and the incident's grade "
+            "(a grade 1 call is driven to under blue lights):</p>"
+            f"<table><tr><th>transport</th>{head}</tr>{rows}</table>"
+        )
+    return out
+
+
 def write_report(document: dict[str, Any], path: Path) -> None:
     policies = document["policies"]
-    assumptions = "".join(
-        f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>"
-        for k, v in document["assumptions"].items()
-    )
+    assumptions = _assumptions(document["assumptions"])
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sdo evaluation</title>
 <style>
@@ -230,7 +273,7 @@ officers: to investigators, the neighbourhood's named officer, or a partner serv
 <p>Minutes each response cluster spent below its minimum available cover.</p>
 <img alt="cover gaps" src="data:image/png;base64,{_cover_plot(policies)}">
 <h2>Assumptions</h2>
-<ul>{assumptions}</ul>
+{assumptions}
 </body></html>
 """
     path.write_text(page, encoding="utf-8")
