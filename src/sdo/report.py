@@ -191,7 +191,7 @@ Shown as – when the log records no deployments.</li>
 <li><b>Who is sent</b> (the first plot): the role of the officer the first recommendation
 naming anyone names. <i>Nobody available</i>: no recommendation named an officer before the
 incident was dealt with in the log (every suitable officer within reach was committed, or
-held for a more urgent call still waiting).</li>
+recommended for another waiting call of the same or a higher grade).</li>
 <li><b>Cover-gap minutes</b>: minutes a response cluster spent below its minimum number of
 available response officers while this policy's recommendations were being followed in
 the log (officers move as recorded, so this mostly reflects the log, not the policy).</li>
