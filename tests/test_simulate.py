@@ -6,8 +6,9 @@ import gzip
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from sdo.domain.geo import Areas
 from sdo.domain.grading import Rules, grade
 from sdo.events import Incident, IncidentState, Response, Status, decode
 from sdo.grade import load_rules
-from sdo.simulate import DISPATCHER, _facts, simulate
+from sdo.simulate import DISPATCHER, _facts, simulate, write_log
 
 START = datetime(2015, 12, 1, 6, 0, tzinfo=UTC)
 
@@ -59,6 +60,33 @@ def test_plain_log_matches_gzip_log(tmp_path: Path, capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2
     assert "events" in err[0] and "incidents" in err[0] and "20 officers" in err[0]
+
+
+def test_the_log_takes_its_name_only_when_whole(areas: Areas, tmp_path: Path) -> None:
+    """Interrupted half way (a KeyboardInterrupt from the events), the writer leaves the
+    log that was at OUT as it was, and nothing beside it; whole, it reports its progress
+    in order and replaces it."""
+    out = tmp_path / "day.jsonl.gz"
+    out.write_bytes(b"an earlier log")
+
+    def interrupted() -> Any:
+        for n, event in enumerate(simulate(areas, seed=1, hours=3, officers=120, start=START)):
+            if n == 5_000:
+                raise KeyboardInterrupt
+            yield event
+
+    with pytest.raises(KeyboardInterrupt):
+        write_log(interrupted(), out)
+    assert [p.name for p in tmp_path.iterdir()] == ["day.jsonl.gz"]
+    assert out.read_bytes() == b"an earlier log"
+
+    heard: list[tuple[int, datetime]] = []
+    events = simulate(areas, seed=1, hours=3, officers=120, start=START)
+    counts = write_log(events, out, lambda n, ts: heard.append((n, ts)))
+    assert [p.name for p in tmp_path.iterdir()] == ["day.jsonl.gz"]
+    assert gzip.decompress(out.read_bytes()).count(b"\n") == counts.events
+    assert len(heard) >= 2 and heard == sorted(heard)
+    assert heard[-1][0] <= counts.events and START <= heard[-1][1] <= START + timedelta(hours=3)
 
 
 def test_events_decode_and_are_in_time_order(tmp_path: Path) -> None:

@@ -12,8 +12,17 @@ import time
 from pathlib import Path
 from typing import IO, Final
 
-__all__ = ["MAX_REPORTED", "PLAIN_PROGRESS_EVERY_S", "LineReporter", "ProgressLine", "duration"]
+__all__ = [
+    "MAX_REPORTED",
+    "PLAIN_PROGRESS_EVERY_S",
+    "REFRESH_S",
+    "LineReporter",
+    "ProgressLine",
+    "duration",
+]
 
+#: Least time between two refreshes of a progress line (twice a second).
+REFRESH_S: Final = 0.5
 #: Without a terminal, a plain progress line this often.
 PLAIN_PROGRESS_EVERY_S: Final = 10.0
 #: Invalid lines reported one by one; beyond this they are only counted.

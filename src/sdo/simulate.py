@@ -87,6 +87,7 @@ from sdo.events import (
     Transport,
     encode,
 )
+from sdo.progress import REFRESH_S, ProgressLine, duration
 
 __all__ = [
     "DISPATCHER",
@@ -943,38 +944,64 @@ class LogCounts:
     officers: int = 0
 
 
-def write_log(events: Iterator[Any], out: Path) -> LogCounts:
+def write_log(
+    events: Iterator[Any],
+    out: Path,
+    progress: Callable[[int, datetime], None] | None = None,
+) -> LogCounts:
     """Write ``events`` as JSON lines to ``out`` (gzip if it ends in ``.gz``), streaming.
 
     The gzip header carries no file name and ``mtime=0``, so equal events give equal bytes.
+    The log is written beside ``out`` and takes its name only when whole: an interrupted
+    run leaves no truncated log (and an earlier one at ``out`` as it was).
+    ``progress(events written, time of the last)`` is called every few thousand events.
     """
-    counts = LogCounts()
-    officers: dict[str, None] = {}
+    partial = out.with_name(f".{out.name}.partial")
     try:
-        raw = out.open("wb")
+        raw = partial.open("wb")
     except OSError as exc:
         raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
-    with raw:
-        sink: io.BufferedIOBase = (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1)
-            if out.name.endswith(".gz")
-            else raw
-        )
-        with sink:
-            chunk: list[bytes] = []
-            for event in events:
-                chunk.append(encode(event))
-                kind = event.type
-                counts.by_type[kind] = counts.by_type.get(kind, 0) + 1
-                if kind == "incident" and event.state is IncidentState.OPEN:
-                    counts.incidents += 1
-                elif kind == "officer.profile":
-                    officers[event.officer_id] = None
-                if len(chunk) >= 4096:
-                    sink.write(b"\n".join(chunk) + b"\n")
-                    chunk.clear()
-            if chunk:
+    try:
+        with raw:
+            counts = _write_lines(events, raw, gz=out.name.endswith(".gz"), progress=progress)
+        partial.replace(out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return counts
+
+
+def _write_lines(
+    events: Iterator[Any],
+    raw: io.BufferedIOBase,
+    *,
+    gz: bool,
+    progress: Callable[[int, datetime], None] | None,
+) -> LogCounts:
+    counts = LogCounts()
+    officers: dict[str, None] = {}
+    written = 0
+    sink: io.BufferedIOBase = (
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) if gz else raw
+    )
+    with sink:
+        chunk: list[bytes] = []
+        for event in events:
+            chunk.append(encode(event))
+            kind = event.type
+            counts.by_type[kind] = counts.by_type.get(kind, 0) + 1
+            if kind == "incident" and event.state is IncidentState.OPEN:
+                counts.incidents += 1
+            elif kind == "officer.profile":
+                officers[event.officer_id] = None
+            if len(chunk) >= 4096:
                 sink.write(b"\n".join(chunk) + b"\n")
+                written += len(chunk)
+                chunk.clear()
+                if progress is not None:
+                    progress(written, event.ts)
+        if chunk:
+            sink.write(b"\n".join(chunk) + b"\n")
     counts.events = sum(counts.by_type.values())
     counts.officers = len(officers)
     return counts
@@ -1002,7 +1029,27 @@ def cli(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     events = simulate(areas, seed=args.seed, hours=args.hours, officers=args.officers,
                       start=start, incidents_per_day=per_day)  # fmt: skip
-    counts = write_log(events, args.out)
+    line = ProgressLine(sys.stderr)
+    span_s = args.hours * 3600.0
+    shown = [0.0]
+
+    def progress(written: int, ts: datetime) -> None:
+        now = time.perf_counter()
+        if now - shown[0] < REFRESH_S:
+            return
+        shown[0] = now
+        fraction = min(1.0, max(0.0, (ts - start).total_seconds() / span_s))
+        seconds = now - began
+        eta = f", ETA {duration(seconds * (1 - fraction) / fraction)}" if fraction > 0 else ""
+        line.show(
+            f"sdo simulate: {fraction:.0%} of {args.hours:g} h, {written:,} events "
+            f"({written / seconds:,.0f}/s){eta}"
+        )
+
+    try:
+        counts = write_log(events, args.out, progress)
+    finally:
+        line.clear()
     took = time.perf_counter() - began
     print(  # noqa: T201  (the command's one summary line)
         f"sdo simulate: {counts.events} events, {counts.incidents} incidents, "
