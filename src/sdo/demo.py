@@ -22,6 +22,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sdo.broker import EmbeddedBroker, ensure_topics, topic_specs
 from sdo.cli import settings_from
@@ -35,6 +36,9 @@ __all__ = ["cli"]
 
 WORKER_READY_TIMEOUT_S = 90.0
 STATUS_EVERY_S = 5.0
+#: How long the feed and the console may take to end once the demo stops, before they are
+#: cancelled.
+_GRACE_S = 10.0
 DEMO_USER = "demo-sdo"
 
 
@@ -104,16 +108,27 @@ async def _demo(args: argparse.Namespace) -> int:
             stop.set()
             if timer is not None:
                 timer.cancel()
-            for task in (feed_task, status_task, console_task, *drains):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _wind_down((feed_task, console_task), (status_task, *drains), _GRACE_S)
             if failure is not None:
                 raise failure
         finally:
             await _stop_worker(worker)
     _say("demo stopped")
     return 0
+
+
+async def _wind_down(
+    ending: tuple[asyncio.Task[Any], ...], others: tuple[asyncio.Task[Any], ...], grace_s: float
+) -> None:
+    """Give the tasks that end on their own once the demo stops (the feed, the console)
+    up to ``grace_s`` to close their Kafka clients, then cancel what is left and the
+    ``others``. Cancelled half way through a close, a producer keeps its connection, and
+    the broker then waits for it (seconds) before it exits."""
+    await asyncio.wait(ending, timeout=grace_s)
+    for task in (*ending, *others):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _feed_time(consoles: list[Console]) -> datetime:
