@@ -418,11 +418,11 @@ def test_merging_a_worker_that_stopped_early_agrees_both_ways(events: list[Any],
     """Two workers applied one officer's events in the same order (one partition), one of
     them stopping early. Merging either's record into the other's gives the record of the
     one that went further, whichever way round; and then every event either applied is a
-    duplicate or out of order. Times are to the second, so events of an aspect often share
-    one (the merge must not take the earlier of two events at the same time).
+    duplicate or out of order.
 
-    Times are coarsened to 20 minutes, so that many events share one, and the ids fall in
-    log order, so that the earlier of two events at one time has the greater id."""
+    Times are coarsened to 20 minutes, so that events of an aspect often share one, and
+    the ids decrease along the log, so that the earlier of two events at one time has the
+    greater id (the merge must not take it for the later)."""
     events = [
         e.model_copy(
             update={
