@@ -446,13 +446,7 @@ class Fix(NamedTuple):
         values["ts"] = self.ts
         # What OfficerLocation.model_construct builds, without its per-call field walk (a
         # third of the cost of a whole fix): plain_fix checked the values.
-        model = object.__new__(OfficerLocation)
-        _set = object.__setattr__
-        _set(model, "__dict__", values)
-        _set(model, "__pydantic_fields_set__", set(self.fields))
-        _set(model, "__pydantic_extra__", None)
-        _set(model, "__pydantic_private__", None)
-        return model
+        return _built(OfficerLocation, values, set(self.fields))
 
 
 def plain_fix(obj: dict[str, Any]) -> Fix | None:
@@ -568,10 +562,16 @@ def trusted(cls: type[_M], **values: Any) -> _M:
         unknown = sorted(values.keys() - template.keys())
         missing = sorted(k for k, v in data.items() if v is _REQUIRED)
         raise TypeError(f"{cls.__name__}: unknown fields {unknown}, missing fields {missing}")
+    return _built(cls, data, set(values))
+
+
+def _built(cls: type[_M], data: dict[str, Any], fields_set: set[str]) -> _M:
+    """A ``cls`` holding ``data`` (every field, in order) as pydantic's ``model_construct``
+    leaves it, unvalidated."""
     model = object.__new__(cls)
     _set = object.__setattr__
     _set(model, "__dict__", data)
-    _set(model, "__pydantic_fields_set__", set(values))
+    _set(model, "__pydantic_fields_set__", fields_set)
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return model
