@@ -14,7 +14,8 @@ def test_tasks_that_end_on_their_own_close_before_the_rest_is_cancelled() -> Non
 
     async def feed(stop: asyncio.Event) -> None:
         await stop.wait()
-        await asyncio.sleep(0.05)  # producer.stop(): flush, close the connection
+        for _ in range(3):  # producer.stop(): flush, close the connection (a few turns)
+            await asyncio.sleep(0)
         log.append("feed closed its producer")
 
     async def status() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sdo.progress import MAX_REPORTED, LineReporter, ProgressLine, duration
+from sdo.progress import MAX_REPORTED, LineReporter, ProgressLine, duration, eta_text
 
 
 class _Terminal(io.StringIO):
@@ -64,3 +64,12 @@ def test_a_reported_line_clears_the_progress_line_first() -> None:
 )
 def test_duration(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "fraction", "text"),
+    [(30, 0.25, ", ETA 1:30"), (30, None, ""), (30, 0.0, ""), (30, 1.0, ""), (0, 0.5, "")],
+)
+def test_eta_text(seconds: float, fraction: float | None, text: str) -> None:
+    """At the pace so far; nothing before there is anything to go on, or once done."""
+    assert eta_text(seconds, fraction) == text

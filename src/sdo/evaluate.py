@@ -50,7 +50,7 @@ from sdo.events import (
     Role,
     encode,
 )
-from sdo.progress import LineReporter, ProgressLine, duration
+from sdo.progress import REFRESH_S, LineReporter, ProgressLine, eta_text
 
 if TYPE_CHECKING:
     from sdo.domain.geo import Areas
@@ -63,8 +63,6 @@ __all__ = ["Metrics", "PassProgress", "cli", "default_jobs", "evaluate"]
 #: seconds since the pass began, whether it has ended). Called after every block of the log
 #: read (about a megabyte), and once more at the end.
 PassProgress = Callable[[str, float, int, float, bool], None]
-#: Least time between two looks at the passes running in other processes.
-PROGRESS_EVERY_S: Final = 0.5
 
 #: Grade → attendance target in seconds (West Midlands: 15 min grade 1, 60 min grade 2).
 TARGET_S = {1: 15 * 60, 2: 60 * 60}
@@ -291,7 +289,7 @@ def evaluate(
     ``on_invalid`` then hears of the skipped lines when the first pass has ended.
 
     ``progress`` (see :data:`PassProgress`) hears how each pass is getting on; passes in
-    other processes are looked at every :data:`PROGRESS_EVERY_S`.
+    other processes are looked at every :data:`sdo.progress.REFRESH_S`.
     """
     if jobs > 1 and len(policies) > 1:
         return _evaluate_in_parallel(
@@ -445,7 +443,7 @@ def _evaluate_in_parallel(
             told: set[str] = set()
             pending = set(futures)
             while pending:
-                _, pending = wait(pending, timeout=PROGRESS_EVERY_S, return_when=FIRST_EXCEPTION)
+                _, pending = wait(pending, timeout=REFRESH_S, return_when=FIRST_EXCEPTION)
                 for n, name in enumerate(policies):
                     fraction, events, seconds, ended = shared[_SLOT * n : _SLOT * (n + 1)]
                     if name not in told and seconds > 0:
@@ -677,12 +675,10 @@ class _PassesLine:
                 f"sdo evaluate: {name}: {events:,} events in {seconds:.1f} s ({rate:,.0f}/s)"
             )
             return
-        eta = ""
-        if 0 < fraction < 1:
-            eta = f", ETA {duration(seconds * (1 - fraction) / fraction)}"
+        eta = eta_text(seconds, fraction)
         self.running[name] = f"{name} {fraction:.0%} ({rate:,.0f}/s{eta})"
         now = time.monotonic()
-        if now - self.shown_at >= PROGRESS_EVERY_S:
+        if now - self.shown_at >= REFRESH_S:
             self.shown_at = now
             self.line.show("sdo evaluate: " + ", ".join(t for t in self.running.values() if t))
 

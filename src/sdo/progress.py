@@ -19,6 +19,7 @@ __all__ = [
     "LineReporter",
     "ProgressLine",
     "duration",
+    "eta_text",
 ]
 
 #: Least time between two refreshes of a progress line (twice a second).
@@ -94,6 +95,14 @@ class LineReporter:
             stream = self.stream or sys.stderr
             stream.write(text + "\n")
             stream.flush()
+
+
+def eta_text(seconds: float, fraction: float | None) -> str:
+    """``", ETA m:ss"`` for work ``fraction`` done in ``seconds``, at the same pace; empty
+    before there is anything to go on, and once it is done."""
+    if not fraction or not 0 < fraction < 1 or seconds <= 0:
+        return ""
+    return f", ETA {duration(seconds * (1 - fraction) / fraction)}"
 
 
 def duration(seconds: float) -> str:

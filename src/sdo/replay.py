@@ -40,7 +40,7 @@ from isal import igzip, isal_zlib
 from sdo.config import SEQ_HEADER, Settings, Topics
 from sdo.errors import BrokerError, ConfigError, InvalidEvent
 from sdo.events import Fix, decode_line, encode
-from sdo.progress import LineReporter, ProgressLine, duration
+from sdo.progress import LineReporter, ProgressLine, eta_text
 
 __all__ = [
     "LogReader",
@@ -413,9 +413,7 @@ async def replay(
 
 
 def _progress_text(stats: ReplayStats, fraction: float | None) -> str:
-    eta = ""
-    if fraction and 0 < fraction < 1 and stats.seconds > 0:
-        eta = f", ETA {duration(stats.seconds * (1 - fraction) / fraction)}"
+    eta = eta_text(stats.seconds, fraction)
     pct = f" ({fraction:.0%})" if fraction is not None else ""
     text = f"sdo replay: {stats.sent} sent{pct}, {stats.rate:,.0f}/s{eta}"
     if stats.skipped:

@@ -87,7 +87,7 @@ from sdo.events import (
     Transport,
     encode,
 )
-from sdo.progress import REFRESH_S, ProgressLine, duration
+from sdo.progress import REFRESH_S, ProgressLine, eta_text
 
 __all__ = [
     "DISPATCHER",
@@ -1040,7 +1040,7 @@ def cli(args: argparse.Namespace) -> int:
         shown[0] = now
         fraction = min(1.0, max(0.0, (ts - start).total_seconds() / span_s))
         seconds = now - began
-        eta = f", ETA {duration(seconds * (1 - fraction) / fraction)}" if fraction > 0 else ""
+        eta = eta_text(seconds, fraction)
         line.show(
             f"sdo simulate: {fraction:.0%} of {args.hours:g} h, {written:,} events "
             f"({written / seconds:,.0f}/s){eta}"
