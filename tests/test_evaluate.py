@@ -102,6 +102,21 @@ def test_report_names_both_policies_and_embeds_plots(evaluated: Path) -> None:
     assert "speed_mps" not in page and "{'" not in page
 
 
+def test_report_explains_how_often_recommendations_change(
+    evaluated: Path, metrics: dict[str, Any]
+) -> None:
+    """Closest issues several times as many recommendations as thrive: the report says why,
+    with each policy's recommendations per incident, and that grade 3 under thrive is a
+    booking, not an attendance."""
+    page = " ".join((evaluated / "report.html").read_text(encoding="utf-8").split())
+    reading = page.split("<h2>Reading the figures</h2>")[1].split("</ul>")[0]
+    for name, m in metrics["policies"].items():
+        ratio = m["recommendations"] / m["incidents"]
+        assert f"{ratio:.1f} per incident under <b>{name}</b>" in reading
+    assert "Grade 3 has no target" in reading
+    assert "{" not in reading  # (every placeholder filled)
+
+
 def test_thrive_moves_demand_off_response_officers(metrics: dict[str, Any]) -> None:
     """THRIVE+ sends a share of calls elsewhere; closest sends a response officer to all."""
     thrive, closest = metrics["policies"]["thrive"], metrics["policies"]["closest"]

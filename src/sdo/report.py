@@ -68,10 +68,13 @@ def _attendance_plot(policies: dict[str, Any]) -> str:
         xs = [i + k * width for i in range(3)]
         ax.bar(xs, meds, width=width, label=f"{name} median")
         ax.scatter(xs, p90, marker="_", s=300, color="black")
-    ax.axhline(15, color="#c0392b", linestyle="--", linewidth=1)
-    ax.axhline(60, color="#e67e22", linestyle="--", linewidth=1)
+    # each target over its own grade's bars only (grade 3 has none)
+    for i, (minutes, colour) in enumerate(((15, "#c0392b"), (60, "#e67e22"))):
+        left, right = i - width / 2, i + width * (len(names) - 0.5)
+        ax.hlines(minutes, left, right, colors=colour, linestyles="--", linewidth=1)
     ax.set_xticks(
-        [i + width * (len(names) - 1) / 2 for i in range(3)], ["grade 1", "grade 2", "grade 3"]
+        [i + width * (len(names) - 1) / 2 for i in range(3)],
+        ["grade 1", "grade 2", "grade 3 (no target)"],
     )
     ax.set_ylabel("minutes")
     ax.set_title("Estimated attendance: median bars, 90th percentile ticks; targets dashed")
@@ -177,6 +180,11 @@ def _rank(order: list[str]) -> Callable[[str], tuple[int, str]]:
 
 
 _READING = """<ul>
+<li><b>Recommendations issued</b>: an incident gets one when it is graded, and another each
+time what the SDO would act on changes: who it names (a nearer officer comes free, its officer
+is taken by a more urgent call) or what it lacks. {per_incident} Calls waiting for the same
+kind of officer change each other's recommendations: under <b>closest</b> every call waits for
+a response officer.</li>
 <li><b>Sent somewhere other than a response officer</b>: incidents whose first recommendation
 naming an officer names an investigator, neighbourhood officer, PCSO or force-support officer;
 plus those referred to a partner service (no officer, by design) and those waiting for an
@@ -184,7 +192,11 @@ investigator or the neighbourhood team. <b>closest</b> sends a response officer 
 so its share is zero by construction; the difference is the demand THRIVE+ moves.</li>
 <li><b>Estimated attendance</b>: from the call until the first recommendation that names an
 officer, plus that officer's estimated travel time. An estimate from positions, not an
-observed arrival. Medians and shares within target, as the force reports them.</li>
+observed arrival. Medians and shares within target, as the force reports them. Grade 3
+has no target: <b>thrive</b> books a scheduled call with the lightest-loaded suitable officer
+(an appointment), so its figure there is how soon an officer was named plus their travel time,
+not when the appointment is kept; <b>closest</b> sends the nearest free response officer, when
+one comes free.</li>
 <li><b>Agrees with the deployment actually made</b>: of the deployments recorded in the log,
 the share whose officers include the first officer this policy recommended just before.
 Shown as – when the log records no deployments.</li>
@@ -196,6 +208,17 @@ recommended for another waiting call of the same or a higher grade).</li>
 available response officers while this policy's recommendations were being followed in
 the log (officers move as recorded, so this mostly reflects the log, not the policy).</li>
 </ul>"""
+
+
+def _reading(policies: dict[str, Any]) -> str:
+    """How to read the figures, with each policy's recommendations per incident."""
+    ratios = [
+        f"{m['recommendations'] / m['incidents']:.1f} per incident under <b>{html.escape(n)}</b>"
+        for n, m in policies.items()
+        if m["incidents"]
+    ]
+    per_incident = f"Here: {', '.join(ratios)}." if ratios else ""
+    return _READING.format(per_incident=per_incident)
 
 
 #: What each assumption of metrics.json is called in the report, in this order (any other
@@ -265,13 +288,15 @@ everything (the status quo).</p>
 <table>{_rows(policies)}</table>
 {_grading(policies)}
 <h2>Reading the figures</h2>
-{_READING}
+{_reading(policies)}
 <h2>Who is sent</h2>
 <p>THRIVE+ is meant to move demand that needs no blue-light attendance away from response
 officers: to investigators, the neighbourhood's named officer, or a partner service.</p>
 <img alt="who is sent" src="data:image/png;base64,{_who_plot(policies)}">
 <h2>How fast</h2>
-<p>Estimated attendance for graded calls, against the force's targets.</p>
+<p>Estimated attendance for graded calls, against the force's targets (grade 1 within 15
+min, grade 2 within 60 min). Grade 3 has no target, and under <b>thrive</b> its figure is not
+an attendance (see "Estimated attendance" above).</p>
 <img alt="attendance" src="data:image/png;base64,{_attendance_plot(policies)}">
 <h2>Cover</h2>
 <p>Minutes each response cluster spent below its minimum available cover.</p>
