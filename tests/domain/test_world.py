@@ -189,6 +189,30 @@ def test_an_officer_held_elsewhere_moving_closer_costs_nothing(
     assert f.recommendation("B").recommended == ("y",)
 
 
+def test_an_officer_taken_by_the_first_of_an_offer_still_reaches_a_later_allocation(
+    force: Any, ev: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An officer coming on duty is offered to the short dispatches (an emergency, then a
+    priority call) and counted for a scheduled call, all by priority. The emergency takes
+    them; the priority call, finding them held, is passed over without being computed
+    (World._offer_in_turn); the scheduled call after it is still recomputed, and
+    recommends them."""
+    f = force()
+    centre = f.place("N06")
+    f.officer("o", _at_eta(f.world, centre, 200, bearing="east"), status="off_duty")
+    f.apply(ev.incident("e", *centre, ts=ev.at(1), graded_as="emergency"))
+    f.apply(ev.incident("p", *centre, ts=ev.at(2), graded_as="priority"))
+    f.apply(ev.incident("s", *centre, ts=ev.at(3), graded_as="scheduled"))
+    assert [f.recommendation(i).recommended for i in "eps"] == [(), (), ()]
+    computed = _count_recommendations(monkeypatch, f.world)
+    effects = f.apply(ev.status("o", "available", ts=ev.at(4)))
+    assert computed == ["e", "s"]
+    assert {r.incident_id: r.recommended for r in effects.recommendations} == {
+        "e": ("o",),
+        "s": ("o",),
+    }
+
+
 def test_drift_is_measured_from_the_last_computation(
     force: Any, ev: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

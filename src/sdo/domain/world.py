@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -821,11 +821,7 @@ class World:
         offered: set[str] = set()
         if new.has_fix and new.status in _CALLABLE and new.role in _DISPATCHED_ROLES:
             offered = self._contending(new, ts, moved_only=moved_only) - todo
-        for iid in sorted(todo | offered, key=self._priority):
-            if iid in todo:
-                self._rerecommend(iid, ts, effects)
-            else:
-                self._rerecommend(iid, ts, effects, offer=(oid,))
+        self._offer_in_turn(sorted(todo | offered, key=self._priority), (oid,), ts, effects, todo)
 
     def _could_take(self, officer: Officer, rec: Recommendation, now: datetime) -> bool:
         """Could this officer's change alter who an allocation recommends?
@@ -1147,8 +1143,7 @@ class World:
         released = self._release_all(incident_id)
         if released:
             free = tuple(sorted(released))
-            for iid in self._wanting(free, exclude=incident_id, now=ts):
-                self._rerecommend(iid, ts, effects, offer=free)
+            self._offer_in_turn(self._wanting(free, exclude=incident_id, now=ts), free, ts, effects)
 
     def _wanting(self, released: Iterable[str], *, exclude: str, now: datetime) -> list[str]:
         """Pending dispatches that officers just released by another incident could now
@@ -1198,6 +1193,68 @@ class World:
         eta = self._eta_to(officer, race)
         return eta is not None and eta <= race.worst + _SCORE_ROUNDING
 
+    def _held_off(self, incident_id: str, grade: int, offer: tuple[str, ...]) -> bool:
+        """Is every officer of ``offer`` held against this dispatch of ``grade``? Then the
+        recommender would pass them all over: offering them recomputes nothing."""
+        for oid in offer:  # noqa: SIM110 (mypyc: a loop, not a generator object per call)
+            if not self._held_against(oid, incident_id, grade):
+                return False
+        return True
+
+    def _holders_of(self, offer: tuple[str, ...]) -> set[str]:
+        """The incidents holding the officers of ``offer``."""
+        return {held[0] for oid in offer if (held := self._holders.get(oid)) is not None}
+
+    def _offer_in_turn(
+        self,
+        iids: list[str],
+        offer: tuple[str, ...],
+        ts: datetime,
+        effects: Effects,
+        todo: Collection[str] = (),
+    ) -> None:
+        """Offer the officers of ``offer`` to each of ``iids`` (by priority) in turn; those
+        in ``todo`` are recomputed whatever the offer (see :meth:`_rerecommend`).
+
+        Once every officer of the offer is held against one of them (:meth:`_held_off`),
+        every later one (a grade no higher) would find them held too, except an incident
+        now holding one of those officers: the others are passed over without a call, up
+        to the next incident of ``todo``, whose recomputation may change the holds.
+        (Passing over changes nothing: the holds stay as they were until a recomputation.)
+        """
+        k = 0
+        while k < len(iids):
+            iid = iids[k]
+            k += 1
+            if iid in todo:
+                self._rerecommend(iid, ts, effects)
+                continue
+            grading = self._gradings.get(iid)
+            if grading is not None and self._held_off(iid, grading.grade, offer):
+                k = self._passed_over(iids, k, offer, todo)
+                continue
+            self._rerecommend(iid, ts, effects, offer=offer)
+
+    def _passed_over(
+        self, iids: list[str], k: int, offer: tuple[str, ...], todo: Collection[str]
+    ) -> int:
+        """Where :meth:`_offer_in_turn` goes on after an incident before ``iids[k]`` was
+        held off: at the next incident of ``todo`` or now holding an officer of the offer."""
+        holders = self._holders_of(offer)
+        while k < len(iids) and iids[k] not in todo and iids[k] not in holders:
+            k += 1
+        return k
+
+    def _pass_over(
+        self, work: deque[tuple[str, tuple[str, ...] | None]], offer: tuple[str, ...]
+    ) -> None:
+        """The same in :meth:`_rerecommend`'s queue, after an incident of ``offer`` was held
+        off: the rest of that offer (queued together, by priority, each with this very
+        tuple) up to an incident now holding one of its officers are dropped."""
+        holders = self._holders_of(offer)
+        while work and work[0][1] is offer and work[0][0] not in holders:
+            work.popleft()
+
     def _rerecommend(
         self,
         incident_id: str,
@@ -1214,19 +1271,18 @@ class World:
         grade by the time its turn comes, since the recommender would pass them over.
         Incidents this one displaces or releases officers to follow, the same way.
         """
-        work: list[tuple[str, tuple[str, ...] | None]] = [(incident_id, offer)]
+        work: deque[tuple[str, tuple[str, ...] | None]] = deque([(incident_id, offer)])
         seen: set[str] = set()
         while work:
-            iid, offered = work.pop(0)
+            iid, offered = work.popleft()
             if iid in seen:
                 continue
             record = self._incidents.get(iid)
             if record is None or not record.awaiting_deployment:
                 continue
             grading = self._gradings[iid]
-            if offered is not None and all(
-                self._held_against(oid, iid, grading.grade) for oid in offered
-            ):
+            if offered is not None and self._held_off(iid, grading.grade, offered):
+                self._pass_over(work, offered)
                 continue
             seen.add(iid)
             rec = self._recommend(record, grading, self, self.policy, ts)
