@@ -216,3 +216,120 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
         await viewer.close()
         await page.close()
     assert errors == []
+
+
+async def test_sdo_works_the_queue_from_the_keyboard(
+    browser: Browser,
+    broker: EmbeddedBroker,
+    topic_prefix: str,
+    tmp_path: Path,
+    events_type: Any,
+) -> None:
+    """J/K (or the arrows) move through the pending incidents in queue order; ? shows the
+    keys; O opens the override form, where typed letters are text, not keys; A only puts
+    the focus on Accept (nothing is sent) and Enter then accepts; a viewer's A does
+    nothing."""
+    ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
+    users = tmp_path / "users.json"
+    sdo_token, _ = add_user(users, "sgt.keys", "sdo")
+    viewer_token, _ = add_user(users, "pc.keys", "viewer")
+    settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
+    errors: list[str] = []
+    async with Console(settings, Users(users), bind="127.0.0.1:0") as console:
+        await wait_until(
+            lambda: console.health.caught_up, CONSOLE_READY_TIMEOUT_S, "console caught up"
+        )
+        page = await open_page(browser, console.url, sdo_token, errors)
+        await expect(page.locator("#user-name")).to_have_text("sgt.keys", timeout=PAGE_TIMEOUT_MS)
+        events = [
+            ev.profile("o1", callsign="NR11"),
+            ev.status("o1", "available", at=1),
+            ev.location("o1", at=2),
+            *[e for n, iid in enumerate(("I1", "I2", "I3")) for e in (
+                ev.incident(iid, at=3 + 2 * n),
+                ev.recommendation(iid, ["o1"], at=4 + 2 * n, rid=f"R{iid}"),
+            )],
+        ]  # fmt: skip
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            for e in events:
+                key = getattr(e, "officer_id", None) or e.incident_id
+                await producer.send_and_wait(
+                    console.topics.for_type(e.type), key=key.encode(), value=encode(e)
+                )
+        finally:
+            await producer.stop()
+        await expect(page.locator("#queue .queue-item")).to_have_count(3)
+        selected = page.locator("#queue .queue-item.selected")
+
+        async def keys(*names: str) -> None:
+            for name in names:
+                await page.keyboard.press(name)
+
+        await keys("j")
+        await expect(selected).to_have_attribute("data-id", "I1")
+        await keys("ArrowDown")
+        await expect(selected).to_have_attribute("data-id", "I2")
+        await keys("k")
+        await expect(selected).to_have_attribute("data-id", "I1")
+        await keys("ArrowUp")  # the top stays the top
+        await expect(selected).to_have_attribute("data-id", "I1")
+        await keys("j", "j", "j", "j")  # and the bottom the bottom
+        await expect(selected).to_have_attribute("data-id", "I3")
+        await keys("k")
+        await expect(selected).to_have_attribute("data-id", "I2")
+
+        await keys("?")
+        await expect(page.locator("#keys")).to_be_visible()
+        await keys("Escape")
+        await expect(page.locator("#keys")).to_be_hidden()
+
+        await keys("o")
+        await expect(page.locator("#decide-form")).to_be_visible()
+        await expect(page.locator("#decide-reason")).to_be_focused()
+        await page.keyboard.type("ajk")  # text in the reason, not keys
+        await expect(page.locator("#decide-reason")).to_have_value("ajk")
+        await expect(selected).to_have_attribute("data-id", "I2")
+        await keys("Escape")
+        await expect(page.locator("#decide-form")).to_be_hidden()
+
+        consumer = AIOKafkaConsumer(
+            console.topics.deployment,
+            bootstrap_servers=broker.bootstrap,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            await keys("a")
+            await expect(page.locator("#btn-accept")).to_be_focused()
+            early = await consumer.getmany(timeout_ms=1000)
+            assert not any(early.values()), "A alone sent a decision"
+            await keys("Enter")
+            deployments: list[dict[str, Any]] = []
+
+            async def read() -> None:
+                while not deployments:
+                    batch = await consumer.getmany(timeout_ms=200)
+                    deployments.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
+
+            await asyncio.wait_for(read(), KAFKA_TIMEOUT_S)
+        finally:
+            await consumer.stop()
+        assert [(d["incident_id"], d["decision"], d["by"]) for d in deployments] == [
+            ("I2", "accepted", "sgt.keys")
+        ]
+        await page.wait_for_selector("#resourced .queue-item[data-id='I2']")
+
+        viewer = await open_page(browser, console.url, viewer_token, errors)
+        await expect(viewer.locator("#queue .queue-item")).to_have_count(2)
+        await viewer.keyboard.press("j")
+        await expect(viewer.locator("#queue .queue-item.selected")).to_have_attribute(
+            "data-id", "I1"
+        )
+        await viewer.keyboard.press("a")
+        await expect(viewer.locator("#btn-accept")).not_to_be_focused()
+        await expect(viewer.locator("#btn-accept")).to_be_disabled()
+        await viewer.close()
+        await page.close()
+    assert errors == []

@@ -604,6 +604,56 @@ function renderDecisions() {
     d.reason ? h("span", { class: "muted" }, ` (${d.reason})`) : "")));
 }
 
+// -- keyboard ------------------------------------------------------------------------
+// An SDO works the queue from the keyboard: move through the pending incidents, then
+// accept (two keys: A puts the focus on Accept, Enter presses it), override or decline.
+
+function toggleKeys(show) {
+  const el = $("#keys");
+  el.hidden = show === undefined ? !el.hidden : !show;
+}
+
+function step(delta) {
+  const { pending } = sortedPending();
+  if (!pending.length) return;
+  const at = pending.findIndex((i) => i.incident_id === state.selected);
+  const next = at < 0 ? (delta > 0 ? 0 : pending.length - 1)
+    : Math.min(pending.length - 1, Math.max(0, at + delta));
+  select(pending[next].incident_id);
+  // once rendered, keep the selected item in sight in a long queue
+  requestAnimationFrame(() => {
+    const el = document.querySelector(`#queue .queue-item.selected`);
+    if (el) el.scrollIntoView({ block: "nearest" });
+  });
+}
+
+function press(id) {
+  const button = $(id);
+  if (!button.disabled && !$("#rec").hidden) button.click();
+}
+
+function onKey(ev) {
+  if (ev.key === "Escape") {
+    if (!$("#keys").hidden) toggleKeys(false);
+    else if (state.form) { state.form = null; schedule(); }
+    return;
+  }
+  const t = ev.target;
+  const typing = t instanceof HTMLElement && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName));
+  if (typing || ev.ctrlKey || ev.metaKey || ev.altKey || !$("#login").hidden) return;
+  const key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
+  if (key === "j" || key === "ArrowDown") step(1);
+  else if (key === "k" || key === "ArrowUp") step(-1);
+  else if (key === "a") {
+    const accept = $("#btn-accept");
+    if (!accept.disabled && !$("#rec").hidden) accept.focus();
+  } else if (key === "o") press("#btn-override");
+  else if (key === "d") press("#btn-decline");
+  else if (key === "?") toggleKeys();
+  else return;
+  ev.preventDefault();
+}
+
 // -- wiring --------------------------------------------------------------------------
 
 function wire() {
@@ -641,7 +691,9 @@ function wire() {
     if (form.kind === "override") act("override", { officer_ids: [...form.picked], reason });
     else act("decline", { reason });
   });
-  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && state.form) { state.form = null; schedule(); } });
+  document.addEventListener("keydown", onKey);
+  $("#keys-btn").addEventListener("click", () => toggleKeys());
+  $("#keys-close").addEventListener("click", () => toggleKeys(false));
   // Timers, data age and staleness change with time alone: re-render once a second.
   setInterval(schedule, 1000);
 }
