@@ -218,17 +218,18 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
     assert errors == []
 
 
-async def test_sdo_works_the_queue_from_the_keyboard(
+async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
     browser: Browser,
     broker: EmbeddedBroker,
     topic_prefix: str,
     tmp_path: Path,
     events_type: Any,
 ) -> None:
-    """J/K (or the arrows) move through the pending incidents in queue order; ? shows the
-    keys; O opens the override form, where typed letters are text, not keys; A only puts
-    the focus on Accept (nothing is sent) and Enter then accepts; a viewer's A does
-    nothing."""
+    """Incidents arriving while the page is open are marked NEW, and the tab's title counts
+    the queue. J/K (or the arrows) move through the pending incidents in queue order; ?
+    shows the keys; O opens the override form, where typed letters are text, not keys; A
+    only puts the focus on Accept (nothing is sent) and Enter then accepts; a viewer's
+    page, opened later, marks nothing NEW, and its A does nothing."""
     ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
     users = tmp_path / "users.json"
     sdo_token, _ = add_user(users, "sgt.keys", "sdo")
@@ -261,6 +262,11 @@ async def test_sdo_works_the_queue_from_the_keyboard(
         finally:
             await producer.stop()
         await expect(page.locator("#queue .queue-item")).to_have_count(3)
+        # arrived while the page was open: marked NEW; the tab counts the queue
+        await expect(page.locator("#queue .queue-item.fresh .new")).to_have_count(3)
+        await expect(page).to_have_title("(3, 3 grade 1) SDO console")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "console-new.png"))
         selected = page.locator("#queue .queue-item.selected")
 
         async def keys(*names: str) -> None:
@@ -323,6 +329,9 @@ async def test_sdo_works_the_queue_from_the_keyboard(
 
         viewer = await open_page(browser, console.url, viewer_token, errors)
         await expect(viewer.locator("#queue .queue-item")).to_have_count(2)
+        # what a page finds when it connects is no news
+        await expect(viewer.locator("#queue .queue-item.fresh")).to_have_count(0)
+        await expect(viewer).to_have_title("(2, 2 grade 1) SDO console")
         await viewer.keyboard.press("j")
         await expect(viewer.locator("#queue .queue-item.selected")).to_have_attribute(
             "data-id", "I1"

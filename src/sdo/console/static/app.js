@@ -7,6 +7,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const TOKEN_KEY = "sdo-console-token";
 const CLIENT_STALE_S = 5; // no websocket message for this long: the connection is stale
 const BACKOFF_MAX_S = 30;
+const FRESH_S = 30; // an incident that arrives while the page is open is marked NEW this long
 const STATUS_TEXT = {
   available: "available", en_route: "en route", at_scene: "at scene",
   committed: "committed", refreshment: "refreshment", off_duty: "off duty",
@@ -34,6 +35,7 @@ const state = {
   pending: new Map(), // request_id -> description
   form: null, // {kind: "override"|"decline", picked: Set}
   requestSeq: 0,
+  fresh: new Map(), // incident_id -> performance.now() when it arrived live (not in a snapshot)
 };
 
 // -- small DOM helpers ---------------------------------------------------------------
@@ -186,6 +188,7 @@ function handle(msg) {
       state.availability = msg.availability;
       state.minCover = msg.min_cover || state.minCover;
       state.deployments = msg.deployments.slice(-50).reverse();
+      state.fresh.clear(); // what a (re)connection finds is not news
       break;
     case "officer":
       state.officers.set(msg.officer.officer_id, msg.officer);
@@ -196,6 +199,9 @@ function handle(msg) {
         state.recs.delete(msg.incident.incident_id);
         if (state.selected === msg.incident.incident_id) state.selected = null;
       } else {
+        if (!state.incidents.has(msg.incident.incident_id)) {
+          state.fresh.set(msg.incident.incident_id, performance.now());
+        }
         state.incidents.set(msg.incident.incident_id, msg.incident);
       }
       break;
@@ -306,18 +312,32 @@ function timerEl(inc) {
     d.left <= 0 ? `OVERDUE ${fmtDuration(-d.left)}` : fmtDuration(d.left));
 }
 
+function isFresh(id) {
+  const at = state.fresh.get(id);
+  if (at === undefined) return false;
+  if (performance.now() - at < FRESH_S * 1000) return true;
+  state.fresh.delete(id);
+  return false;
+}
+
 function renderQueue() {
   const { pending, resourced } = sortedPending();
   $("#pending-count").textContent = String(pending.length);
+  // the tab and the taskbar show the queue too: (pending, of which grade 1) SDO console
+  const urgent = pending.filter((i) => gradeOf(i) === 1).length;
+  document.title = pending.length
+    ? `(${pending.length}${urgent ? `, ${urgent} grade 1` : ""}) SDO console` : "SDO console";
   $("#queue").replaceChildren(...pending.map((inc) => {
     const g = gradeOf(inc);
     const rec = state.recs.get(inc.incident_id);
+    const fresh = isFresh(inc.incident_id);
     return h("li", {
-      class: `queue-item g${g}${state.selected === inc.incident_id ? " selected" : ""}`,
+      class: `queue-item g${g}${state.selected === inc.incident_id ? " selected" : ""}${fresh ? " fresh" : ""}`,
       dataset: { id: inc.incident_id }, onclick: () => select(inc.incident_id),
     },
     h("span", { class: `grade g${g}` }, g || "?"),
-    h("span", { class: "id" }, inc.incident_id, " ", h("span", { class: "muted" }, rec ? rec.response : "awaiting recommendation")),
+    h("span", { class: "id" }, fresh ? h("span", { class: "new" }, "NEW") : null, inc.incident_id, " ",
+      h("span", { class: "muted" }, rec ? rec.response : "awaiting recommendation")),
     timerEl(inc),
     h("span", { class: "cat" }, `${inc.category} · ${inc.summary || ""}`));
   }));
