@@ -18,7 +18,7 @@ from sdo.broker import EmbeddedBroker
 from sdo.config import Settings
 from sdo.console.auth import Users, add_user
 from sdo.console.server import Console
-from sdo.events import encode
+from sdo.events import Alert, encode
 
 #: The event factory of ``conftest.py`` (a fixture; conftest modules are not importable).
 EventsType = Any
@@ -226,10 +226,11 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
     events_type: Any,
 ) -> None:
     """Incidents arriving while the page is open are marked NEW, and the tab's title counts
-    the queue. J/K (or the arrows) move through the pending incidents in queue order; ?
-    shows the keys; O opens the override form, where typed letters are text, not keys; A
-    only puts the focus on Accept (nothing is sent) and Enter then accepts; a viewer's
-    page, opened later, marks nothing NEW, and its A does nothing."""
+    the queue; an alert about an incident opens it. J/K (or the arrows) move through the
+    pending incidents in queue order; ? shows the keys; O opens the override form, where
+    typed letters are text, not keys; A only puts the focus on Accept (nothing is sent)
+    and Enter then accepts; a viewer's page, opened later, marks nothing NEW, and its A
+    does nothing."""
     ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
     users = tmp_path / "users.json"
     sdo_token, _ = add_user(users, "sgt.keys", "sdo")
@@ -250,18 +251,27 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
                 ev.incident(iid, at=3 + 2 * n),
                 ev.recommendation(iid, ["o1"], at=4 + 2 * n, rid=f"R{iid}"),
             )],
+            Alert(
+                event_id="a-unresourced", ts=ev.t0 + timedelta(seconds=9), kind="unresourced",
+                severity="critical", subject="I3", message="grade 1 incident I3 unresourced",
+            ),
         ]  # fmt: skip
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
         await producer.start()
         try:
             for e in events:
-                key = getattr(e, "officer_id", None) or e.incident_id
+                key = getattr(e, "officer_id", None) or getattr(e, "incident_id", None)
                 await producer.send_and_wait(
-                    console.topics.for_type(e.type), key=key.encode(), value=encode(e)
+                    console.topics.for_type(e.type),
+                    key=(key or e.subject).encode(),
+                    value=encode(e),
                 )
         finally:
             await producer.stop()
         await expect(page.locator("#queue .queue-item")).to_have_count(3)
+        # an alert about an incident opens it
+        await page.click("#alerts li.link[data-incident='I3']")
+        await expect(page.locator("#queue .queue-item.selected")).to_have_attribute("data-id", "I3")
         # arrived while the page was open: marked NEW; the tab counts the queue
         await expect(page.locator("#queue .queue-item.fresh .new")).to_have_count(3)
         await expect(page).to_have_title("(3, 3 grade 1) SDO console")
@@ -273,7 +283,7 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
             for name in names:
                 await page.keyboard.press(name)
 
-        await keys("j")
+        await keys("k", "k", "k")
         await expect(selected).to_have_attribute("data-id", "I1")
         await keys("ArrowDown")
         await expect(selected).to_have_attribute("data-id", "I2")

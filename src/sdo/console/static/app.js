@@ -352,7 +352,11 @@ function renderQueue() {
 function renderAlerts() {
   const alerts = [...state.alerts.values()].sort((a, b) => Date.parse(b.ts) - Date.parse(a.ts));
   $("#alert-count").textContent = String(alerts.length);
-  $("#alerts").replaceChildren(...alerts.map((a) => h("li", { class: `sev-${a.severity}` },
+  // an alert about an incident on the page (unresourced, overdue) opens it when clicked
+  $("#alerts").replaceChildren(...alerts.map((a) => h("li", state.incidents.has(a.subject)
+    ? { class: `sev-${a.severity} link`, dataset: { incident: a.subject }, title: "open the incident",
+      onclick: () => select(a.subject) }
+    : { class: `sev-${a.severity}` },
     h("div", {}, h("span", { class: "alert-kind" }, a.kind.replace(/_/g, " ")), " · ", a.subject,
       h("span", { class: "muted" }, "  ", fmtTime(Date.parse(a.ts)))),
     h("div", { class: "muted" }, a.message))));
