@@ -228,9 +228,9 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
     """Incidents arriving while the page is open are marked NEW, and the tab's title counts
     the queue; an alert about an incident opens it. J/K (or the arrows) move through the
     pending incidents in queue order; ? shows the keys; O opens the override form, where
-    typed letters are text, not keys; A only puts the focus on Accept (nothing is sent)
-    and Enter then accepts; a viewer's page, opened later, marks nothing NEW, and its A
-    does nothing."""
+    typed letters are text, not keys; A only puts the focus on Accept (nothing is sent),
+    moving to another incident takes it away, and Enter then accepts; a viewer's page,
+    opened later, marks nothing NEW, and its A does nothing."""
     ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
     users = tmp_path / "users.json"
     sdo_token, _ = add_user(users, "sgt.keys", "sdo")
@@ -298,6 +298,8 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
 
         await keys("?")
         await expect(page.locator("#keys")).to_be_visible()
+        await keys("j")  # the help is open: no other key acts
+        await expect(selected).to_have_attribute("data-id", "I2")
         await keys("Escape")
         await expect(page.locator("#keys")).to_be_hidden()
 
@@ -317,10 +319,18 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
         )
         await consumer.start()
         try:
+            accept = page.locator("#btn-accept")
             await keys("a")
-            await expect(page.locator("#btn-accept")).to_be_focused()
+            await expect(accept).to_be_focused()
+            # moving on takes the focus off Accept: an Enter then accepts nothing
+            await keys("j")
+            await expect(accept).not_to_be_focused()
+            await keys("Enter", "k")
+            await expect(selected).to_have_attribute("data-id", "I2")
+            await keys("a")
+            await expect(accept).to_be_focused()
             early = await consumer.getmany(timeout_ms=1000)
-            assert not any(early.values()), "A alone sent a decision"
+            assert not any(early.values()), "A alone, or Enter after moving on, sent a decision"
             await keys("Enter")
             deployments: list[dict[str, Any]] = []
 

@@ -352,7 +352,7 @@ function renderQueue() {
 function renderAlerts() {
   const alerts = [...state.alerts.values()].sort((a, b) => Date.parse(b.ts) - Date.parse(a.ts));
   $("#alert-count").textContent = String(alerts.length);
-  // an alert about an incident on the page (unresourced, overdue) opens it when clicked
+  // an alert about an incident on the page (unresourced, or its warning) opens it when clicked
   $("#alerts").replaceChildren(...alerts.map((a) => h("li", state.incidents.has(a.subject)
     ? { class: `sev-${a.severity} link`, dataset: { incident: a.subject }, title: "open the incident",
       onclick: () => select(a.subject) }
@@ -480,7 +480,13 @@ function renderMap() {
 // -- recommendation panel ----------------------------------------------------------------
 
 function select(id) {
-  if (state.selected !== id) state.form = null;
+  if (state.selected !== id) {
+    state.form = null;
+    // Accept acts on the selection: focused for one incident, it must not take an Enter
+    // meant for nothing on another
+    const accept = $("#btn-accept");
+    if (document.activeElement === accept) accept.blur();
+  }
   state.selected = id;
   schedule();
 }
@@ -662,6 +668,7 @@ function onKey(ev) {
     else if (state.form) { state.form = null; schedule(); }
     return;
   }
+  if (!$("#keys").hidden && ev.key !== "?") return; // the help is open: only ? and Esc
   const t = ev.target;
   const typing = t instanceof HTMLElement && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName));
   if (typing || ev.ctrlKey || ev.metaKey || ev.altKey || !$("#login").hidden) return;
