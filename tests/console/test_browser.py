@@ -226,7 +226,8 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
     events_type: Any,
 ) -> None:
     """Incidents arriving while the page is open are marked NEW, and the tab's title counts
-    the queue; an alert about an incident opens it. J/K (or the arrows) move through the
+    the queue; an officer's tooltip gives their transport and skills; an alert about an
+    incident opens it. J/K (or the arrows) move through the
     pending incidents in queue order; ? shows the keys; O opens the override form, where
     typed letters are text, not keys; A only puts the focus on Accept (nothing is sent),
     moving to another incident takes it away, and Enter then accepts; a viewer's page,
@@ -269,6 +270,9 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
         finally:
             await producer.stop()
         await expect(page.locator("#queue .queue-item")).to_have_count(3)
+        # an officer on the map tells what they are doing, then what they can do
+        tip = page.locator("#map g.officer[data-id='o1'] > title")
+        await expect(tip).to_have_text("NR11 · response · available\ncar · first aid")
         # an alert about an incident opens it
         await page.click("#alerts li.link[data-incident='I3']")
         await expect(page.locator("#queue .queue-item.selected")).to_have_attribute("data-id", "I3")

@@ -312,6 +312,17 @@ function timerEl(inc) {
     d.left <= 0 ? `OVERDUE ${fmtDuration(-d.left)}` : fmtDuration(d.left));
 }
 
+function officerTip(o, stale, now) {
+  // what the officer is doing, then what they can do: transport, skills, shift end
+  const doing = `${o.callsign || o.officer_id} · ${(o.role || "?").replace(/_/g, " ")} · `
+    + `${STATUS_TEXT[o.status] || o.status}${o.incident_id ? " → " + o.incident_id : ""}`;
+  const can = [o.transport || "transport unknown"];
+  if (o.skills && o.skills.length) can.push(o.skills.map((k) => k.replace(/_/g, " ")).join(", "));
+  if (o.shift_end) can.push(`shift ends ${fmtTime(Date.parse(o.shift_end))}`);
+  if (stale) can.push(`last fix ${fmtDuration((now - Date.parse(o.fix_ts)) / 1000)} ago`);
+  return `${doing}\n${can.join(" · ")}`;
+}
+
 function isFresh(id) {
   const at = state.fresh.get(id);
   if (at === undefined) return false;
@@ -442,7 +453,7 @@ function renderMap() {
     const g = s("g", { class: `officer${stale ? " stale-fix" : ""}`, "data-id": o.officer_id, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` });
     g.append(s("circle", { r: 8, class: `st-${o.status}` }));
     g.append(s("text", { x: 11, y: 5 }, o.callsign || o.officer_id));
-    g.append(s("title", {}, `${o.callsign || o.officer_id} · ${o.role || "?"} · ${STATUS_TEXT[o.status] || o.status}${o.incident_id ? " → " + o.incident_id : ""}`));
+    g.append(s("title", {}, officerTip(o, stale, now)));
     officers.push(g);
   }
   $("#layer-officers").replaceChildren(...officers);
