@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib.metadata
 import json
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,22 @@ def test_report_names_both_policies_and_embeds_plots(evaluated: Path) -> None:
     # the speeds as a table in km/h, not a dump of the figures in metres per second
     assert "<th>transport</th><th>grade 1</th>" in page and " km/h</td>" in page
     assert "speed_mps" not in page and "{'" not in page
+
+
+def test_metrics_and_report_say_what_else_decided_the_figures(
+    evaluated: Path, metrics: dict[str, Any]
+) -> None:
+    """Besides the log, the areas, the rules and sdo's version decide an evaluation: both
+    files name them, so it can be run again the same way."""
+    inputs = metrics["inputs"]
+    assert inputs["areas"] == "packaged areas_pilot.geojson"
+    assert inputs["rules"] == "packaged rules.json"
+    assert inputs["sdo"] == importlib.metadata.version("sdo")
+    page = " ".join((evaluated / "report.html").read_text(encoding="utf-8").split())
+    assert (
+        f"areas: packaged areas_pilot.geojson; rules: packaged rules.json; sdo {inputs['sdo']}"
+        in page
+    )
 
 
 def test_report_explains_how_often_recommendations_change(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib.metadata
 import os
 import statistics
 import sys
@@ -35,7 +36,7 @@ import numpy as np
 import orjson
 
 from sdo.cli import settings_from
-from sdo.config import Settings
+from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, Settings
 from sdo.domain.recommend import POLICIES, Policy
 from sdo.domain.world import World
 from sdo.errors import BadInput, ConfigError
@@ -626,6 +627,7 @@ def cli(args: argparse.Namespace) -> int:
         line.clear()
         document = {
             "log": str(args.log),
+            "inputs": _inputs(settings),
             "policies": results,
             "assumptions": _assumptions(settings),
         }
@@ -654,6 +656,20 @@ def cli(args: argparse.Namespace) -> int:
         f"wrote {out / 'metrics.json'}, {out / 'recommendations.jsonl'}, {out / 'report.html'}\n"
     )
     return 0
+
+
+def _inputs(settings: Settings) -> dict[str, str]:
+    """What besides the log decided the figures: the area and rule files (a packaged one
+    by its name) and sdo's version, so that an evaluation can be run again the same way."""
+    try:
+        version = importlib.metadata.version("sdo")
+    except importlib.metadata.PackageNotFoundError:  # (run from a source tree)
+        version = "unknown"
+    return {
+        "areas": str(settings.areas) if settings.areas is not None else f"packaged {DEFAULT_AREAS}",
+        "rules": str(settings.rules) if settings.rules is not None else f"packaged {DEFAULT_RULES}",
+        "sdo": version,
+    }
 
 
 class _PassesLine:

@@ -210,6 +210,16 @@ the log (officers move as recorded, so this mostly reflects the log, not the pol
 </ul>"""
 
 
+def _inputs(document: dict[str, Any]) -> str:
+    """The areas, rules and sdo version the evaluation ran with (if metrics.json says)."""
+    inputs = document.get("inputs")
+    if not isinstance(inputs, dict):
+        return ""
+    labels = (("areas", "areas:"), ("rules", "rules:"), ("sdo", "sdo"))
+    parts = [f"{label} {html.escape(str(inputs[key]))}" for key, label in labels if key in inputs]
+    return "; " + "; ".join(parts) if parts else ""
+
+
 def _reading(policies: dict[str, Any]) -> str:
     """How to read the figures, with each policy's recommendations per incident."""
     ratios = [
@@ -280,10 +290,10 @@ th:first-child {{ text-align: left; font-weight: normal; }}
 img {{ max-width: 100%; }} .note {{ color: #555; }}
 </style></head><body>
 <h1>Dispatch policies compared</h1>
-<p class="note">Log: {html.escape(document["log"])}. Each policy was run over the same recorded
-events with the same decision code as the live system. <b>thrive</b> routes each call by its
-THRIVE+ grading (the product); <b>closest</b> sends the closest available response officer to
-everything (the status quo).</p>
+<p class="note">Log: {html.escape(document["log"])}{_inputs(document)}. Each policy was run
+over the same recorded events with the same decision code as the live system.
+<b>thrive</b> routes each call by its THRIVE+ grading (the product); <b>closest</b> sends
+the closest available response officer to everything (the status quo).</p>
 <h2>Headline figures</h2>
 <table>{_rows(policies)}</table>
 {_grading(policies)}
