@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -226,8 +227,8 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
     events_type: Any,
 ) -> None:
     """Incidents arriving while the page is open are marked NEW, and the tab's title counts
-    the queue; an officer's tooltip gives their transport and skills; an alert about an
-    incident opens it. J/K (or the arrows) move through the
+    the queue; an officer's tooltip gives their transport and skills, a neighbourhood's
+    its typology and named officer; an alert about an incident opens it. J/K (or the arrows) move through the
     pending incidents in queue order; ? shows the keys; O opens the override form, where
     typed letters are text, not keys; A only puts the focus on Accept (nothing is sent),
     moving to another incident takes it away, and Enter then accepts; a viewer's page,
@@ -248,6 +249,8 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
             ev.profile("o1", callsign="NR11"),
             ev.status("o1", "available", at=1),
             ev.location("o1", at=2),
+            ev.profile("N-0101", callsign="NB01", role="neighbourhood"),  # Mere Green's named
+            ev.status("N-0101", "committed", at=1),
             *[e for n, iid in enumerate(("I1", "I2", "I3")) for e in (
                 ev.incident(iid, at=3 + 2 * n),
                 ev.recommendation(iid, ["o1"], at=4 + 2 * n, rid=f"R{iid}"),
@@ -273,6 +276,11 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
         # an officer on the map tells what they are doing, then what they can do
         tip = page.locator("#map g.officer[data-id='o1'] > title")
         await expect(tip).to_have_text("NR11 · response · available\ncar · first aid")
+        # a neighbourhood tells its typology, its named officer and what they are doing
+        area = page.locator("#layer-areas path[data-id='N01'] > title")
+        await expect(area).to_have_text(
+            re.compile(r"Mere Green \(N01\) .* typology 1\s+named officer NB01 \(committed\)")
+        )
         # an alert about an incident opens it
         await page.click("#alerts li.link[data-incident='I3']")
         await expect(page.locator("#queue .queue-item.selected")).to_have_attribute("data-id", "I3")

@@ -36,6 +36,7 @@ const state = {
   form: null, // {kind: "override"|"decline", picked: Set}
   requestSeq: 0,
   fresh: new Map(), // incident_id -> performance.now() when it arrived live (not in a snapshot)
+  areaProps: new Map(), // neighbourhood id -> its properties (from the areas message)
 };
 
 // -- small DOM helpers ---------------------------------------------------------------
@@ -312,6 +313,20 @@ function timerEl(inc) {
     d.left <= 0 ? `OVERDUE ${fmtDuration(-d.left)}` : fmtDuration(d.left));
 }
 
+function areaTip(p, available) {
+  // the neighbourhood, its typology and named officer (with what they are doing now)
+  if (!p) return "";
+  const lines = [`${p.name} (${p.id}) · NPU ${p.npu} · cluster ${p.cluster} · typology ${p.typology}`];
+  if (p.named_officer) {
+    const o = state.officers.get(p.named_officer);
+    lines.push(`named officer ${o ? `${o.callsign || o.officer_id} (${STATUS_TEXT[o.status] || o.status})` : p.named_officer}`);
+  } else {
+    lines.push("no named officer");
+  }
+  if (available !== undefined) lines.push(`${available} officer(s) available here`);
+  return lines.join("\n");
+}
+
 function officerTip(o, stale, now) {
   // what the officer is doing, then what they can do: transport, skills, shift end
   const doing = `${o.callsign || o.officer_id} · ${(o.role || "?").replace(/_/g, " ")} · `
@@ -407,7 +422,8 @@ function buildMap() {
   for (const f of feats) {
     const p = f.properties;
     const el = s("path", { d: pathOf(f.geometry), class: "area", "data-id": p.id });
-    el.append(s("title", {}, `${p.name} (${p.id}) · NPU ${p.npu} · cluster ${p.cluster}`));
+    el.append(s("title", {}, areaTip(p, undefined)));
+    state.areaProps.set(p.id, p);
     areasLayer.append(el);
     let cx = 0, cy = 0, n = 0;
     for (const ring of rings(f.geometry)) {
@@ -442,6 +458,8 @@ function renderMap() {
     const counts = state.availability[`nbhd:${el.dataset.id}`];
     const n = (counts && counts.total) || 0;
     el.setAttribute("class", `area cover-${Math.min(n, 3)}`);
+    const tip = el.firstChild, text = areaTip(state.areaProps.get(el.dataset.id), n);
+    if (tip && tip.textContent !== text) tip.textContent = text;
   }
   const staleMs = 5 * 60 * 1000;
   const now = nowMs();
