@@ -227,12 +227,13 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
     events_type: Any,
 ) -> None:
     """Incidents arriving while the page is open are marked NEW, and the tab's title counts
-    the queue; an officer's tooltip gives their transport and skills, a neighbourhood's
-    its typology and named officer; an alert about an incident opens it. J/K (or the arrows) move through the
-    pending incidents in queue order; ? shows the keys; O opens the override form, where
-    typed letters are text, not keys; A only puts the focus on Accept (nothing is sent),
-    moving to another incident takes it away, and Enter then accepts; a viewer's page,
-    opened later, marks nothing NEW, and its A does nothing."""
+    the queue; an officer's tooltip gives their transport and skills, a neighbourhood's its
+    typology and named officer; an alert about an incident opens it. J/K (or the arrows)
+    move through the pending incidents in queue order; ? shows the keys; O opens the
+    override form, where typed letters are text, not keys, and whose officers come nearest
+    first; A only puts the focus on Accept (nothing is sent), moving to another incident
+    takes it away, and Enter then accepts; a viewer's page, opened later, marks nothing
+    NEW, and its A does nothing."""
     ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
     users = tmp_path / "users.json"
     sdo_token, _ = add_user(users, "sgt.keys", "sdo")
@@ -251,6 +252,8 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
             ev.location("o1", at=2),
             ev.profile("N-0101", callsign="NB01", role="neighbourhood"),  # Mere Green's named
             ev.status("N-0101", "committed", at=1),
+            ev.profile("o2"), ev.status("o2", "available", at=1), ev.location("o2", (-1.83, 52.55), at=2),
+            ev.profile("o3"), ev.status("o3", "available", at=1), ev.location("o3", (-1.8155, 52.595), at=2),
             *[e for n, iid in enumerate(("I1", "I2", "I3")) for e in (
                 ev.incident(iid, at=3 + 2 * n),
                 ev.recommendation(iid, ["o1"], at=4 + 2 * n, rid=f"R{iid}"),
@@ -318,6 +321,16 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
         await keys("o")
         await expect(page.locator("#decide-form")).to_be_visible()
         await expect(page.locator("#decide-reason")).to_be_focused()
+        # the officers to deploy instead: available ones, nearest to the incident first
+        options = page.locator("#pick-officer option")
+        await expect(options).to_have_count(4)
+        assert [await o.get_attribute("value") for o in await options.all()] == [
+            "",
+            "o3",
+            "o1",
+            "o2",
+        ]
+        await expect(options.nth(3)).to_have_text("CSo2 (response, north, 5.1 km)")
         await page.keyboard.type("ajk")  # text in the reason, not keys
         await expect(page.locator("#decide-reason")).to_have_value("ajk")
         await expect(selected).to_have_attribute("data-id", "I2")

@@ -75,6 +75,13 @@ function fmtDuration(sec) {
   return (neg ? "-" : "") + body;
 }
 
+function metres(lon1, lat1, lon2, lat2) {
+  // great-circle distance (for ordering and showing; the recommender computes its own)
+  const r = Math.PI / 180, dlat = (lat2 - lat1) * r, dlon = (lon2 - lon1) * r;
+  const a = Math.sin(dlat / 2) ** 2 + Math.cos(lat1 * r) * Math.cos(lat2 * r) * Math.sin(dlon / 2) ** 2;
+  return 2 * 6371008.8 * Math.asin(Math.sqrt(a));
+}
+
 function fmtTime(ms) {
   if (!Number.isFinite(ms)) return "–";
   return new Date(ms).toISOString().slice(11, 19) + "Z";
@@ -590,12 +597,20 @@ function renderForm() {
     $("#decide-what").textContent = names.length ? `Deploy instead: ${names.join(", ")}` : "Tick candidates or add officers, and give a reason.";
     const select = $("#pick-officer");
     const current = new Set([...select.options].map((o) => o.value));
-    const avail = [...state.officers.values()].filter((o) => o.status === "available" && !form.picked.has(o.officer_id))
-      .sort((a, b) => (a.callsign || "").localeCompare(b.callsign || ""));
-    const wanted = new Set(["", ...avail.map((o) => o.officer_id)]);
+    // nearest to the incident first (straight line), those with no fix last
+    const inc = state.incidents.get(state.selected);
+    const away = (o) => (inc && o.lon !== undefined && o.lat !== undefined && o.lon !== null && o.lat !== null
+      ? metres(o.lon, o.lat, inc.lon, inc.lat) : Infinity);
+    const avail = [...state.officers.values()]
+      .filter((o) => o.status === "available" && !form.picked.has(o.officer_id))
+      .map((o) => ({ o, m: away(o) }))
+      .sort((a, b) => a.m - b.m || (a.o.callsign || "").localeCompare(b.o.callsign || ""));
+    const wanted = new Set(["", ...avail.map(({ o }) => o.officer_id)]);
     if (current.size !== wanted.size || [...wanted].some((v) => !current.has(v))) {
-      select.replaceChildren(h("option", { value: "" }, "— available officers —"),
-        ...avail.map((o) => h("option", { value: o.officer_id }, `${o.callsign || o.officer_id} (${o.role || "?"}${o.npu ? ", " + o.npu : ""})`)));
+      select.replaceChildren(h("option", { value: "" }, "— available officers, nearest first —"),
+        ...avail.map(({ o, m }) => h("option", { value: o.officer_id },
+          `${o.callsign || o.officer_id} (${(o.role || "?").replace(/_/g, " ")}${o.npu ? ", " + o.npu : ""}`
+          + `${Number.isFinite(m) ? `, ${(m / 1000).toFixed(1)} km` : ", no fix"})`)));
     }
   } else {
     $("#decide-what").textContent = "Decline: no deployment. A reason is required.";
