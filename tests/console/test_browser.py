@@ -226,14 +226,14 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
     tmp_path: Path,
     events_type: Any,
 ) -> None:
-    """Incidents arriving while the page is open are marked NEW, and the tab's title counts
-    the queue; an officer's tooltip gives their transport and skills, a neighbourhood's its
-    typology and named officer; an alert about an incident opens it. J/K (or the arrows)
-    move through the pending incidents in queue order; ? shows the keys; O opens the
-    override form, where typed letters are text, not keys, and whose officers come nearest
-    first; A only puts the focus on Accept (nothing is sent), moving to another incident
-    takes it away, and Enter then accepts; a viewer's page, opened later, marks nothing
-    NEW, and its A does nothing."""
+    """Incidents arriving while the page is open are marked NEW, the tab's title counts the
+    queue, and each item says who its recommendation sends; an officer's tooltip gives
+    their transport and skills, a neighbourhood's its typology and named officer; an alert
+    about an incident opens it. J/K (or the arrows) move through the pending incidents in
+    queue order; ? shows the keys; O opens the override form, where typed letters are
+    text, not keys, and whose officers come nearest first; A only puts the focus on Accept
+    (nothing is sent), moving to another incident takes it away, and Enter then accepts;
+    a viewer's page, opened later, marks nothing NEW, and its A does nothing."""
     ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
     users = tmp_path / "users.json"
     sdo_token, _ = add_user(users, "sgt.keys", "sdo")
@@ -276,6 +276,10 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
         finally:
             await producer.stop()
         await expect(page.locator("#queue .queue-item")).to_have_count(3)
+        # each queue item says who the recommendation sends, and how soon
+        await expect(page.locator("#queue .queue-item[data-id='I1'] .who")).to_have_text(
+            "→ NR11 · ETA 2:00"
+        )
         # an officer on the map tells what they are doing, then what they can do
         tip = page.locator("#map g.officer[data-id='o1'] > title")
         await expect(tip).to_have_text("NR11 · response · available\ncar · first aid")
@@ -371,6 +375,19 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
             ("I2", "accepted", "sgt.keys")
         ]
         await page.wait_for_selector("#resourced .queue-item[data-id='I2']")
+        # a recommendation that names nobody says so in the queue
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            nobody = ev.recommendation("I3", [], at=20, rid="RI3-none")
+            await producer.send_and_wait(
+                console.topics.for_type(nobody.type), key=b"I3", value=encode(nobody)
+            )
+        finally:
+            await producer.stop()
+        await expect(page.locator("#queue .queue-item[data-id='I3'] .who")).to_have_text(
+            "no officer recommended"
+        )
 
         viewer = await open_page(browser, console.url, viewer_token, errors)
         await expect(viewer.locator("#queue .queue-item")).to_have_count(2)

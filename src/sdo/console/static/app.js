@@ -345,6 +345,18 @@ function officerTip(o, stale, now) {
   return `${doing}\n${can.join(" · ")}`;
 }
 
+function whoEl(rec) {
+  // who the recommendation sends and how soon, to triage the queue without opening each
+  if (!rec) return null;
+  if (!rec.recommended.length) {
+    return rec.service ? h("span", { class: "who muted" }, `refer to ${rec.service}`)
+      : h("span", { class: "who none" }, "no officer recommended");
+  }
+  const first = rec.candidates.find((c) => c.officer_id === rec.recommended[0]);
+  const eta = first && first.eta_s !== null && first.eta_s !== undefined ? ` · ETA ${fmtDuration(first.eta_s)}` : "";
+  return h("span", { class: "who" }, `→ ${rec.recommended.map(callsign).join(", ")}${eta}`);
+}
+
 function isFresh(id) {
   const at = state.fresh.get(id);
   if (at === undefined) return false;
@@ -372,7 +384,8 @@ function renderQueue() {
     h("span", { class: "id" }, fresh ? h("span", { class: "new" }, "NEW") : null, inc.incident_id, " ",
       h("span", { class: "muted" }, rec ? rec.response : "awaiting recommendation")),
     timerEl(inc),
-    h("span", { class: "cat" }, `${inc.category} · ${inc.summary || ""}`));
+    h("span", { class: "cat" }, `${inc.category} · ${inc.summary || ""}`),
+    whoEl(rec));
   }));
   $("#resourced").replaceChildren(...resourced.slice(0, 20).map((inc) => h("li", {
     class: `queue-item g${gradeOf(inc)}${state.selected === inc.incident_id ? " selected" : ""}`,
