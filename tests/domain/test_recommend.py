@@ -7,6 +7,7 @@ is the ``ts`` of the events fed to :meth:`World.apply`; no clock is read.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -169,6 +170,12 @@ def test_stale_fix_flagged_and_penalised(force: Any, ev: Any) -> None:
         for r in rec.reasons
     ), rec.reasons
     assert not any("stale" in s for s in rec.shortfalls)
+    # each candidate's reasons begin with the ETA, by what and how far; the reason the
+    # nearest is not first gives their other reasons only
+    assert re.fullmatch(r"ETA \S+ (min|s) by car \(0\.3 km\)", _reasons(rec, "stale")[0])
+    assert re.fullmatch(r"ETA \S+ (min|s) by car \(1\.0 km\)", _reasons(rec, "fresh")[0])
+    nearest = next(r for r in rec.reasons if r.startswith("nearest eligible officer"))
+    assert "ETA" not in nearest and nearest.endswith(": " + "; ".join(_reasons(rec, "stale")[1:]))
 
 
 def test_all_fixes_stale_is_a_shortfall(force: Any, ev: Any) -> None:

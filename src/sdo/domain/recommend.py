@@ -239,6 +239,9 @@ class _Scored:
     score: float
     reasons: list[str]
     stale: bool = False
+    #: the reasons begin with the ETA, by what and how far (:func:`_eta_reason`), written
+    #: only for the candidates kept: a dispatch scores more officers than it lists
+    eta_first: bool = False
 
 
 def recommend(
@@ -284,7 +287,7 @@ def recommend(
             eta_s=None if s.eta_s is None else round(s.eta_s, 1),
             distance_m=None if s.distance_m is None else round(s.distance_m, 1),
             score=round(s.score, 2),
-            reasons=tuple(s.reasons),
+            reasons=(_eta_reason(s), *s.reasons) if s.eta_first else tuple(s.reasons),
         )
         for s in ranked
     )
@@ -483,10 +486,7 @@ def _dispatch(
         assert eta is not None  # (the rule admits only officers who travel)
         if _shift_ends_first(o, eta, now):
             continue
-        why = [
-            f"ETA {_mins(eta)} by {o.transport.value if o.transport else '?'} "
-            f"({hit.distance_m / 1000:.1f} km)"
-        ]
+        why: list[str] = []  # (the ETA comes first, written if kept: eta_first)
         score = eta
         stale = False
         if thrive:  # (the age of their fix: their whole record)
@@ -495,7 +495,7 @@ def _dispatch(
             why.append(f"holds {', '.join(sorted(skills))}")
         if o.cluster and place and o.cluster != place.cluster:
             why.append(f"from cluster {o.cluster} (borderless)")
-        scored.append(_Scored(o, hit.distance_m, eta, score, why, stale))
+        scored.append(_Scored(o, hit.distance_m, eta, score, why, stale, eta_first=True))
     if thrive:
         _cover(scored, grade, view, policy)
     scored.sort(key=lambda s: (s.score, s.officer.officer_id))
@@ -528,13 +528,19 @@ def _cover_shortfall(cluster_id: str, view: View, shortfalls: list[str]) -> None
         )
 
 
+def _eta_reason(s: _Scored) -> str:
+    """A dispatch candidate's first reason: "ETA 4 min by car (1.6 km)"."""
+    transport = s.officer.transport.value if s.officer.transport else "?"
+    return f"ETA {_mins(s.eta_s or 0.0)} by {transport} ({(s.distance_m or 0.0) / 1000:.1f} km)"
+
+
 def _why_not_nearest(scored: list[_Scored], reasons: list[str]) -> None:
     """When the nearest eligible officer is not ranked first, say why."""
     nearest = min(scored, key=lambda s: (s.distance_m or 0.0, s.officer.officer_id))
     if nearest is scored[0]:
         return
     pos = scored.index(nearest) + 1
-    extra = [r for r in nearest.reasons if not r.startswith("ETA")]
+    extra = nearest.reasons  # (its ETA is not among them: see _Scored.eta_first)
     reasons.append(
         f"nearest eligible officer {nearest.officer.callsign} "
         f"({(nearest.distance_m or 0) / 1000:.1f} km) is ranked {pos}: "
