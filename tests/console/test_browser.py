@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from sdo.config import Settings
 from sdo.console.auth import Users, add_user
 from sdo.console.server import Console
 from sdo.events import Alert, encode
+from sdo.replay import key_of
 
 #: The event factory of ``conftest.py`` (a fixture; conftest modules are not importable).
 EventsType = Any
@@ -98,6 +100,48 @@ async def open_page(browser: Browser, url: str, token: str, errors: list[str]) -
     return page
 
 
+@contextlib.asynccontextmanager
+async def live_console(
+    broker: EmbeddedBroker, topic_prefix: str, tmp_path: Path, sdo_user: str, viewer_user: str
+) -> AsyncIterator[tuple[Console, str, str]]:
+    """A console on the broker, caught up, with an SDO and a viewer: (console, their tokens)."""
+    users = tmp_path / "users.json"
+    sdo_token, _ = add_user(users, sdo_user, "sdo")
+    viewer_token, _ = add_user(users, viewer_user, "viewer")
+    settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
+    async with Console(settings, Users(users), bind="127.0.0.1:0") as console:
+        await wait_until(
+            lambda: console.health.caught_up, CONSOLE_READY_TIMEOUT_S, "console caught up"
+        )
+        yield console, sdo_token, viewer_token
+
+
+async def produce(broker: EmbeddedBroker, console: Console, events: list[Any]) -> None:
+    """Send events to their topics in order, keyed as CONTRACT §1 says."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send_and_wait(
+                console.topics.for_type(e.type), key=key_of(e), value=encode(e)
+            )
+    finally:
+        await producer.stop()
+
+
+async def read_deployments(consumer: AIOKafkaConsumer) -> list[dict[str, Any]]:
+    """The deployment events the consumer reads, once there is one."""
+    deployments: list[dict[str, Any]] = []
+
+    async def read() -> None:
+        while not deployments:
+            batch = await consumer.getmany(timeout_ms=200)
+            deployments.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
+
+    await asyncio.wait_for(read(), KAFKA_TIMEOUT_S)
+    return deployments
+
+
 async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
     browser: Browser,
     broker: EmbeddedBroker,
@@ -110,15 +154,12 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
     shows it; a viewer's page offers no Accept and the server refuses a forced one."""
     # Events a minute old, so the deadline timers show a live emergency.
     ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
-    users = tmp_path / "users.json"
-    sdo_token, _ = add_user(users, "sgt.jones", "sdo")
-    viewer_token, _ = add_user(users, "pc.watch", "viewer")
-    settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
     errors: list[str] = []
-    async with Console(settings, Users(users), bind="127.0.0.1:0") as console:
-        await wait_until(
-            lambda: console.health.caught_up, CONSOLE_READY_TIMEOUT_S, "console caught up"
-        )
+    async with live_console(broker, topic_prefix, tmp_path, "sgt.jones", "pc.watch") as (
+        console,
+        sdo_token,
+        viewer_token,
+    ):
         page = await open_page(browser, console.url, sdo_token, errors)
         await expect(page.locator("#user-name")).to_have_text("sgt.jones", timeout=PAGE_TIMEOUT_MS)
         # (the areas come in a message of their own, after the welcome that names the user)
@@ -136,16 +177,7 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
             ev.incident("I1", at=3),
             ev.recommendation("I1", ["o1", "o2"], at=4, rid="R1"),
         ]
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
-        await producer.start()
-        try:
-            for e in events:
-                key = getattr(e, "officer_id", None) or e.incident_id
-                await producer.send_and_wait(
-                    console.topics.for_type(e.type), key=key.encode(), value=encode(e)
-                )
-        finally:
-            await producer.stop()
+        await produce(broker, console, events)
 
         await page.wait_for_selector("#map g.officer[data-id='o1']")
         await page.wait_for_selector("#map g.officer[data-id='o2']")
@@ -183,14 +215,7 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
         try:
             await page.wait_for_selector("#btn-accept:not([disabled])")
             await page.click("#btn-accept")
-            deployments: list[dict[str, Any]] = []
-
-            async def read() -> None:
-                while not deployments:
-                    batch = await consumer.getmany(timeout_ms=200)
-                    deployments.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
-
-            await asyncio.wait_for(read(), KAFKA_TIMEOUT_S)
+            deployments = await read_deployments(consumer)
         finally:
             await consumer.stop()
         dep = deployments[0]
@@ -235,15 +260,12 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
     (nothing is sent), moving to another incident takes it away, and Enter then accepts;
     a viewer's page, opened later, marks nothing NEW, and its A does nothing."""
     ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
-    users = tmp_path / "users.json"
-    sdo_token, _ = add_user(users, "sgt.keys", "sdo")
-    viewer_token, _ = add_user(users, "pc.keys", "viewer")
-    settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
     errors: list[str] = []
-    async with Console(settings, Users(users), bind="127.0.0.1:0") as console:
-        await wait_until(
-            lambda: console.health.caught_up, CONSOLE_READY_TIMEOUT_S, "console caught up"
-        )
+    async with live_console(broker, topic_prefix, tmp_path, "sgt.keys", "pc.keys") as (
+        console,
+        sdo_token,
+        viewer_token,
+    ):
         page = await open_page(browser, console.url, sdo_token, errors)
         await expect(page.locator("#user-name")).to_have_text("sgt.keys", timeout=PAGE_TIMEOUT_MS)
         events = [
@@ -263,18 +285,7 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
                 severity="critical", subject="I3", message="grade 1 incident I3 unresourced",
             ),
         ]  # fmt: skip
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
-        await producer.start()
-        try:
-            for e in events:
-                key = getattr(e, "officer_id", None) or getattr(e, "incident_id", None)
-                await producer.send_and_wait(
-                    console.topics.for_type(e.type),
-                    key=(key or e.subject).encode(),
-                    value=encode(e),
-                )
-        finally:
-            await producer.stop()
+        await produce(broker, console, events)
         await expect(page.locator("#queue .queue-item")).to_have_count(3)
         # each queue item says who the recommendation sends, and how soon
         await expect(page.locator("#queue .queue-item[data-id='I1'] .who")).to_have_text(
@@ -361,14 +372,7 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
             early = await consumer.getmany(timeout_ms=1000)
             assert not any(early.values()), "A alone, or Enter after moving on, sent a decision"
             await keys("Enter")
-            deployments: list[dict[str, Any]] = []
-
-            async def read() -> None:
-                while not deployments:
-                    batch = await consumer.getmany(timeout_ms=200)
-                    deployments.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
-
-            await asyncio.wait_for(read(), KAFKA_TIMEOUT_S)
+            deployments = await read_deployments(consumer)
         finally:
             await consumer.stop()
         assert [(d["incident_id"], d["decision"], d["by"]) for d in deployments] == [
@@ -376,15 +380,7 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
         ]
         await page.wait_for_selector("#resourced .queue-item[data-id='I2']")
         # a recommendation that names nobody says so in the queue
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
-        await producer.start()
-        try:
-            nobody = ev.recommendation("I3", [], at=20, rid="RI3-none")
-            await producer.send_and_wait(
-                console.topics.for_type(nobody.type), key=b"I3", value=encode(nobody)
-            )
-        finally:
-            await producer.stop()
+        await produce(broker, console, [ev.recommendation("I3", [], at=20, rid="RI3-none")])
         await expect(page.locator("#queue .queue-item[data-id='I3'] .who")).to_have_text(
             "no officer recommended"
         )
