@@ -647,9 +647,6 @@ def test_every_candidate_recommended_is_a_valid_one(policy: str) -> None:
 class _EachAskedInTurn(World):
     """The World asking every incident of an offer in turn: none passed over unasked."""
 
-    def _passed_over(self, iids: list[str], k: int, offer: Any, todo: Any) -> int:
-        return k
-
     def _pass_over(self, work: Any, offer: Any) -> None:
         return None
 
@@ -659,12 +656,6 @@ class _CountingPassOvers(World):
     passed = 0
     #: runs of them ended by an incident holding an officer of the offer (asked again)
     at_a_holder = 0
-
-    def _passed_over(self, iids: list[str], k: int, offer: Any, todo: Any) -> int:
-        went_on = super()._passed_over(iids, k, offer, todo)
-        self.passed += went_on - k
-        self.at_a_holder += went_on < len(iids) and iids[went_on] not in todo
-        return went_on
 
     def _pass_over(self, work: Any, offer: Any) -> None:
         before = len(work)
@@ -686,7 +677,7 @@ def _decided(world: World, event: Any) -> Any:
 def test_passing_over_held_off_incidents_changes_nothing(policy: str, seed: int) -> None:
     """An officer freed or newly available is offered to the pending dispatches that could
     take them, by priority, until one does; the rest, held off, are passed over unasked
-    (World._offer_in_turn, and _rerecommend's queue) but for an incident that has come to
+    (World._pass_over, in World._offer_in_turn and _rerecommend's queue) but for an incident that has come to
     hold the officer meanwhile (through another's chain), which is asked. A busy simulated
     shift decides exactly the same as when every one is asked, event by event; the holds
     and pending recommendations agree all along."""

@@ -1218,39 +1218,32 @@ class World:
 
         Once every officer of the offer is held against one of them (:meth:`_held_off`),
         every later one (a grade no higher) would find them held too, except an incident
-        now holding one of those officers: the others are passed over without a call, up
-        to the next incident of ``todo``, whose recomputation may change the holds.
-        (Passing over changes nothing: the holds stay as they were until a recomputation.)
+        now holding one of those officers: the others are passed over without a call
+        (:meth:`_pass_over`), up to the next incident of ``todo``, whose recomputation may
+        change the holds. (Passing over changes nothing: the holds stay as they were until
+        a recomputation.) Each is its own :meth:`_rerecommend`, chain and all, before the
+        next.
         """
-        k = 0
-        while k < len(iids):
-            iid = iids[k]
-            k += 1
-            if iid in todo:
+        turns: deque[tuple[str, tuple[str, ...] | None]] = deque(
+            (iid, None if iid in todo else offer) for iid in iids
+        )
+        while turns:
+            iid, offered = turns.popleft()
+            if offered is None:
                 self._rerecommend(iid, ts, effects)
                 continue
             grading = self._gradings.get(iid)
-            if grading is not None and self._held_off(iid, grading.grade, offer):
-                k = self._passed_over(iids, k, offer, todo)
+            if grading is not None and self._held_off(iid, grading.grade, offered):
+                self._pass_over(turns, offered)
                 continue
-            self._rerecommend(iid, ts, effects, offer=offer)
-
-    def _passed_over(
-        self, iids: list[str], k: int, offer: tuple[str, ...], todo: Collection[str]
-    ) -> int:
-        """Where :meth:`_offer_in_turn` goes on after an incident before ``iids[k]`` was
-        held off: at the next incident of ``todo`` or now holding an officer of the offer."""
-        holders = self._holders_of(offer)
-        while k < len(iids) and iids[k] not in todo and iids[k] not in holders:
-            k += 1
-        return k
+            self._rerecommend(iid, ts, effects, offer=offered)
 
     def _pass_over(
         self, work: deque[tuple[str, tuple[str, ...] | None]], offer: tuple[str, ...]
     ) -> None:
-        """The same in :meth:`_rerecommend`'s queue, after an incident of ``offer`` was held
-        off: the rest of that offer (queued together, by priority, each with this very
-        tuple) up to an incident now holding one of its officers are dropped."""
+        """After an incident offered ``offer`` was held off: the incidents next in ``work``
+        offered the same (queued together, by priority, each with this very tuple) are
+        dropped, up to one now holding an officer of the offer (or one not offered it)."""
         holders = self._holders_of(offer)
         while work and work[0][1] is offer and work[0][0] not in holders:
             work.popleft()
