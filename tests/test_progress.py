@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from sdo.progress import MAX_REPORTED, LineReporter, ProgressLine, duration, eta_text
+from sdo.progress import (
+    MAX_REPORTED,
+    REFRESH_S,
+    LineReporter,
+    ProgressLine,
+    duration,
+    eta_text,
+)
 
 
 class _Terminal(io.StringIO):
@@ -37,6 +44,20 @@ def test_without_a_terminal_a_plain_line_now_and_then(monkeypatch: pytest.Monkey
     line.show("too soon again")
     line.say("a: done")
     assert out.getvalue() == "a 50%\na: done\n"
+
+
+def test_a_refresh_is_due_at_once_then_every_refresh_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Callers ask ``due()`` before they put a progress text together: true at first, then
+    not again until REFRESH_S has passed."""
+    clock = [100.0]
+    monkeypatch.setattr("sdo.progress.time.monotonic", lambda: clock[0])
+    line = ProgressLine(io.StringIO())
+    assert line.due()
+    assert not line.due()
+    clock[0] = 100.0 + REFRESH_S * 0.9
+    assert not line.due()
+    clock[0] = 100.0 + REFRESH_S
+    assert line.due()
 
 
 def test_invalid_lines_beyond_the_limit_are_only_counted() -> None:

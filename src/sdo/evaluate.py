@@ -679,7 +679,6 @@ class _PassesLine:
     def __init__(self, line: ProgressLine, policies: list[str]) -> None:
         self.line = line
         self.running: dict[str, str] = dict.fromkeys(policies, "")
-        self.shown_at = 0.0
 
     def __call__(
         self, name: str, fraction: float, events: int, seconds: float, ended: bool
@@ -693,9 +692,7 @@ class _PassesLine:
             return
         eta = eta_text(seconds, fraction)
         self.running[name] = f"{name} {fraction:.0%} ({rate:,.0f}/s{eta})"
-        now = time.monotonic()
-        if now - self.shown_at >= REFRESH_S:
-            self.shown_at = now
+        if self.line.due():
             self.line.show("sdo evaluate: " + ", ".join(t for t in self.running.values() if t))
 
 

@@ -7,6 +7,7 @@ are reported one by one up to a limit, then only counted.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,17 @@ class ProgressLine:
         self.plain_every_s = plain_every_s
         self.shown = False
         self.last_plain = time.monotonic()
+        self.refreshed = -math.inf
+
+    def due(self) -> bool:
+        """Whether the progress is due to be shown again (at most every
+        :data:`REFRESH_S`): a caller asks before it puts the text together. Once true, not
+        again until then."""
+        now = time.monotonic()
+        if now - self.refreshed < REFRESH_S:
+            return False
+        self.refreshed = now
+        return True
 
     def show(self, text: str) -> None:
         """The current progress (replaces the last on a terminal)."""

@@ -40,7 +40,7 @@ from isal import igzip, isal_zlib
 from sdo.config import SEQ_HEADER, Settings, Topics
 from sdo.errors import BrokerError, ConfigError, InvalidEvent
 from sdo.events import Fix, decode_line, encode
-from sdo.progress import LineReporter, ProgressLine, eta_text
+from sdo.progress import REFRESH_S, LineReporter, ProgressLine, eta_text
 
 __all__ = [
     "LogReader",
@@ -58,8 +58,6 @@ READ_BLOCK: Final = 1 << 20
 _READ_ERRORS: Final = (OSError, EOFError, cast("type[Exception]", isal_zlib.error))
 #: Futures awaited together: big enough to keep the pipe full, small enough to fail fast.
 SEND_BATCH: Final = 2000
-#: Least time between two progress callbacks (so at most twice a second).
-PROGRESS_EVERY_S: Final = 0.5
 #: Bound on connecting to the broker and creating the topics.
 CONNECT_TIMEOUT_S: Final = 15.0
 
@@ -260,12 +258,12 @@ async def feed(
 
     Paced by ``speed`` (see the module docstring). Returns when the events run out or
     ``stop`` is set, with every sent event acknowledged. ``progress(stats)`` is called at
-    most every :data:`PROGRESS_EVERY_S`.
+    most every :data:`sdo.progress.REFRESH_S`.
     """
     stats = stats if stats is not None else ReplayStats()
     loop = asyncio.get_running_loop()
     began = loop.time()
-    next_tick = began + PROGRESS_EVERY_S
+    next_tick = began + REFRESH_S
     origin: tuple[Any, float] | None = None
     pending: list[Any] = []
     topic_of: dict[str, str] = {}
@@ -302,7 +300,7 @@ async def feed(
             if progress is not None and loop.time() >= next_tick:
                 stats.seconds = loop.time() - began
                 progress(stats)
-                next_tick = loop.time() + PROGRESS_EVERY_S
+                next_tick = loop.time() + REFRESH_S
         # At the end or on a stop: everything handed to the producer is acknowledged.
         await _drain(pending, stats)
     finally:

@@ -87,7 +87,7 @@ from sdo.events import (
     Transport,
     encode,
 )
-from sdo.progress import REFRESH_S, ProgressLine, eta_text
+from sdo.progress import ProgressLine, eta_text
 
 __all__ = [
     "DISPATCHER",
@@ -1031,15 +1031,12 @@ def cli(args: argparse.Namespace) -> int:
                       start=start, incidents_per_day=per_day)  # fmt: skip
     line = ProgressLine(sys.stderr)
     span_s = args.hours * 3600.0
-    shown = [0.0]
 
     def progress(written: int, ts: datetime) -> None:
-        now = time.perf_counter()
-        if now - shown[0] < REFRESH_S:
+        if not line.due():
             return
-        shown[0] = now
         fraction = min(1.0, max(0.0, (ts - start).total_seconds() / span_s))
-        seconds = now - began
+        seconds = time.perf_counter() - began
         eta = eta_text(seconds, fraction)
         line.show(
             f"sdo simulate: {fraction:.0%} of {args.hours:g} h, {written:,} events "
