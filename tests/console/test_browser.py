@@ -11,17 +11,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from sdo.broker import EmbeddedBroker
 from sdo.config import Settings
 from sdo.console.auth import Users, add_user
 from sdo.console.server import Console
-from sdo.events import Alert, encode
-from sdo.replay import key_of
+from sdo.events import Alert
+from tests.kafka_io import produce, read_deployments
 
 #: The event factory of ``conftest.py`` (a fixture; conftest modules are not importable).
 EventsType = Any
@@ -116,32 +115,6 @@ async def live_console(
         yield console, sdo_token, viewer_token
 
 
-async def produce(broker: EmbeddedBroker, console: Console, events: list[Any]) -> None:
-    """Send events to their topics in order, keyed as CONTRACT §1 says."""
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send_and_wait(
-                console.topics.for_type(e.type), key=key_of(e), value=encode(e)
-            )
-    finally:
-        await producer.stop()
-
-
-async def read_deployments(consumer: AIOKafkaConsumer) -> list[dict[str, Any]]:
-    """The deployment events the consumer reads, once there is one."""
-    deployments: list[dict[str, Any]] = []
-
-    async def read() -> None:
-        while not deployments:
-            batch = await consumer.getmany(timeout_ms=200)
-            deployments.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
-
-    await asyncio.wait_for(read(), KAFKA_TIMEOUT_S)
-    return deployments
-
-
 async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
     browser: Browser,
     broker: EmbeddedBroker,
@@ -177,7 +150,7 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
             ev.incident("I1", at=3),
             ev.recommendation("I1", ["o1", "o2"], at=4, rid="R1"),
         ]
-        await produce(broker, console, events)
+        await produce(broker.bootstrap, console.topics, events)
 
         await page.wait_for_selector("#map g.officer[data-id='o1']")
         await page.wait_for_selector("#map g.officer[data-id='o2']")
@@ -215,7 +188,7 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
         try:
             await page.wait_for_selector("#btn-accept:not([disabled])")
             await page.click("#btn-accept")
-            deployments = await read_deployments(consumer)
+            deployments = await read_deployments(consumer, KAFKA_TIMEOUT_S)
         finally:
             await consumer.stop()
         dep = deployments[0]
@@ -285,7 +258,7 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
                 severity="critical", subject="I3", message="grade 1 incident I3 unresourced",
             ),
         ]  # fmt: skip
-        await produce(broker, console, events)
+        await produce(broker.bootstrap, console.topics, events)
         await expect(page.locator("#queue .queue-item")).to_have_count(3)
         # each queue item says who the recommendation sends, and how soon
         await expect(page.locator("#queue .queue-item[data-id='I1'] .who")).to_have_text(
@@ -372,7 +345,7 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
             early = await consumer.getmany(timeout_ms=1000)
             assert not any(early.values()), "A alone, or Enter after moving on, sent a decision"
             await keys("Enter")
-            deployments = await read_deployments(consumer)
+            deployments = await read_deployments(consumer, KAFKA_TIMEOUT_S)
         finally:
             await consumer.stop()
         assert [(d["incident_id"], d["decision"], d["by"]) for d in deployments] == [
@@ -380,7 +353,9 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
         ]
         await page.wait_for_selector("#resourced .queue-item[data-id='I2']")
         # a recommendation that names nobody says so in the queue
-        await produce(broker, console, [ev.recommendation("I3", [], at=20, rid="RI3-none")])
+        await produce(
+            broker.bootstrap, console.topics, [ev.recommendation("I3", [], at=20, rid="RI3-none")]
+        )
         await expect(page.locator("#queue .queue-item[data-id='I3'] .who")).to_have_text(
             "no officer recommended"
         )

@@ -12,13 +12,13 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from sdo.broker import EmbeddedBroker
-from sdo.config import Settings, Topics
+from sdo.config import Settings
 from sdo.console.auth import Users, add_user
 from sdo.console.server import Console
 from sdo.events import (
@@ -27,8 +27,8 @@ from sdo.events import (
     OfficerProfile,
     OfficerStatus,
     Recommendation,
-    encode,
 )
+from tests.kafka_io import produce, read_deployments
 
 pytestmark = pytest.mark.integration
 
@@ -106,18 +106,6 @@ def pilot_events() -> list[BaseModel]:
             policy={"name": "thrive", "version": "1"},
         ),
     ]
-
-
-async def produce(bootstrap: str, topics: Topics, events: list[BaseModel]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for event in events:
-            key: str = getattr(event, "officer_id", None) or event.incident_id  # type: ignore[attr-defined]
-            topic = topics.for_type(event.type)  # type: ignore[attr-defined]
-            await producer.send_and_wait(topic, key=key.encode(), value=encode(event))
-    finally:
-        await producer.stop()
 
 
 async def wait_until(condition: Callable[[], Any], limit_s: float, what: str) -> Any:
@@ -302,14 +290,7 @@ async def test_sdo_accept_publishes_a_deployment_and_viewer_is_refused(
     )
     await consumer.start()
     try:
-        deployments: list[dict[str, Any]] = []
-
-        async def read() -> None:
-            while not deployments:
-                batch = await consumer.getmany(timeout_ms=200)
-                deployments.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
-
-        await asyncio.wait_for(read(), KAFKA_TIMEOUT_S)
+        deployments = await read_deployments(consumer, KAFKA_TIMEOUT_S)
     finally:
         await consumer.stop()
     assert len(deployments) == 1
