@@ -372,3 +372,116 @@ def test_a_file_that_cannot_be_written_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"cannot write in {out}" in err[0], err
     assert [p.name for p in out.iterdir()] == [".recommendations.jsonl.partial"]
+
+
+def _rules(tmp_path: Path, name: str, change: Any = None) -> Path:
+    """The packaged rules, changed by ``change(rules)`` if given, in ``tmp_path/name``."""
+    rules = json.loads(Settings().rules_path.read_text())
+    if change is not None:
+        change(rules)
+    path = tmp_path / name
+    path.write_text(json.dumps(rules))
+    return path
+
+
+def _recs(path: Path) -> list[Recommendation]:
+    recs = []
+    for line in path.read_bytes().splitlines():
+        rec = decode(line)
+        assert isinstance(rec, Recommendation)
+        recs.append(rec)
+    return recs
+
+
+def test_a_variant_with_the_same_rules_decides_as_its_policy_under_a_name_of_its_own(
+    log: Path, evaluated: Path, tmp_path: Path
+) -> None:
+    """``thrive@FILE`` with FILE the rules in force: the same recommendations, one for one,
+    named ``thrive@same`` and with ids of their own; the same figures; no rules change."""
+    same = _rules(tmp_path, "same.json")
+    out = tmp_path / "out"
+    assert _evaluate(log, out, "thrive", f"thrive@{same}") == 0
+    document = json.loads((out / "metrics.json").read_text())
+    base, variant = document["policies"]["thrive"], document["policies"]["thrive@same"]
+    assert variant.pop("variant_of") == "thrive"
+    assert variant.pop("rules") == str(same)
+    assert variant.pop("rules_changes") == []
+    assert variant.pop("policy") == "thrive@same"
+    assert {k: v for k, v in base.items() if k != "policy"} == variant
+    recs = _recs(out / "recommendations.jsonl")
+    ours = [r for r in recs if r.policy.name == "thrive"]
+    theirs = [r for r in recs if r.policy.name == "thrive@same"]
+    assert len(ours) == len(theirs) == len(recs) / 2 > 20
+    for a, b in zip(ours, theirs, strict=True):
+        assert (a.ts, a.incident_id, a.recommended, a.candidates, a.reasons) == (
+            b.ts,
+            b.incident_id,
+            b.recommended,
+            b.candidates,
+            b.reasons,
+        )
+    assert not {r.recommendation_id for r in ours} & {r.recommendation_id for r in theirs}
+    # the policy run without a variant is as it was
+    alone = _recs(evaluated / "recommendations.jsonl")
+    assert [r for r in alone if r.policy.name == "thrive"] == ours
+
+
+def _attend_all(rules: dict[str, Any]) -> None:
+    """Rules that signpost nothing: a call once signposted falls to the next rule."""
+    rules["rules"] = [r for r in rules["rules"] if r["name"] != "signpost"]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_variant_with_other_rules_is_graded_by_them_and_the_report_says_what_changed(
+    log: Path, metrics: dict[str, Any], tmp_path: Path, jobs: str
+) -> None:
+    """A variant without the signpost rule: nothing signposted (thrive signposts some), the
+    change listed in metrics.json and the report, the variant's grading in the report."""
+    assert metrics["policies"]["thrive"]["by_response"].get("signpost", 0) > 0
+    rules = _rules(tmp_path, "attend-all.json", _attend_all)
+    out = tmp_path / "out"
+    policies = ["--policy", "thrive", "--policy", "closest", "--policy", f"thrive@{rules}"]
+    assert main(["evaluate", str(log), "--out", str(out), "--jobs", jobs, *policies]) == 0
+    document = json.loads((out / "metrics.json").read_text())
+    assert list(document["policies"]) == ["thrive", "closest", "thrive@attend-all"]
+    variant = document["policies"]["thrive@attend-all"]
+    assert variant["rules_changes"] == ["rules.signpost: removed"]
+    assert "signpost" not in variant["by_response"]
+    assert variant["incidents"] == document["policies"]["thrive"]["incidents"]
+    assert (
+        variant["share_off_response_officers"]
+        < metrics["policies"]["thrive"]["share_off_response_officers"]
+    )
+    names = {r.policy.name for r in _recs(out / "recommendations.jsonl")}
+    assert names == {"thrive", "closest", "thrive@attend-all"}
+    report = (out / "report.html").read_text()
+    assert "<b>thrive@attend-all</b> is <b>thrive</b> run with the rules in" in report
+    assert "<code>rules.signpost: removed</code>" in report
+    assert "under <b>thrive@attend-all</b>: emergency" in report
+
+
+@pytest.mark.parametrize(
+    ("policies", "says"),
+    [
+        (["thrive@"], "a rules file must follow the @"),
+        (["thrive@{tmp}/none.json"], "none.json: no such file"),
+        (["fastest@{tmp}/same.json"], "unknown policy 'fastest'"),
+        (["thrive@{tmp}/same.json", "thrive@{tmp}/b/same.json"], "both called 'thrive@same'"),
+        (["thrive", "thrive"], "each --policy may be given once"),
+    ],
+)
+def test_a_variant_that_cannot_run_is_one_line_and_exit_2(
+    log: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    policies: list[str],
+    says: str,
+) -> None:
+    (tmp_path / "b").mkdir()
+    _rules(tmp_path, "same.json")
+    _rules(tmp_path / "b", "same.json")
+    given = [p.format(tmp=tmp_path) for p in policies]
+    assert _evaluate(log, tmp_path / "out", *given) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err
+    assert not (tmp_path / "out").exists()

@@ -13,7 +13,7 @@ from sdo.cli import main
 from sdo.config import package_data
 from sdo.errors import ConfigError
 from sdo.events import Response
-from sdo.grade import load_rules
+from sdo.grade import load_rules, rules_changes
 
 
 @pytest.fixture(autouse=True)
@@ -222,3 +222,65 @@ def test_packaged_default_rules_load() -> None:
     """The shipped rules.json is valid and grades with the CONTRACT §2 responses."""
     rules = load_rules(package_data("rules.json"))
     assert {r.response for r in rules.rules} == set(Response)
+
+
+def _changed(tmp_path: Path, change: Any) -> list[str]:
+    """What :func:`rules_changes` says of the packaged rules changed by ``change``."""
+    base = package_data("rules.json")
+    rules = orjson.loads(base.read_bytes())
+    change(rules)
+    other = tmp_path / "other.json"
+    other.write_bytes(orjson.dumps(rules))
+    return rules_changes(base, other)
+
+
+def test_rules_changes_says_nothing_of_the_same_rules(tmp_path: Path) -> None:
+    assert _changed(tmp_path, lambda rules: None) == []
+    # a recommend setting given at its default is no change
+    assert _changed(tmp_path, lambda rules: rules["recommend"].update(better_by_s=60)) == []
+
+
+def test_rules_changes_names_each_change_by_where_it_is(tmp_path: Path) -> None:
+    """Settings against their defaults, rules by name, lists by position, removals and
+    additions, and a value too long to read cut short."""
+
+    def change(rules: dict[str, Any]) -> None:
+        rules["recommend"]["better_by_s"] = 120
+        rules["recommend"]["speed_mps"] = {"car": [20, 11, 9]}
+        by_name = {r["name"]: r for r in rules["rules"]}
+        by_name["signpost"]["then"]["grade"] = 3
+        by_name["emergency"]["when"]["any"][0]["at_least"] = "medium"
+        by_name["priority"]["description"] = "x" * 200
+        del rules["services"]["noise"]
+        rules["services"]["graffiti"] = "Council cleansing"
+
+    said = _changed(tmp_path, change)
+    assert said[:3] == [
+        'rules.emergency.when.any[0].at_least: "high" → "medium"',
+        "rules.priority.description: " + said[1].split(": ", 1)[1],
+        "rules.signpost.then.grade: 4 → 3",
+    ]
+    assert said[1].endswith("xxx…") and len(said[1]) < 200
+    assert said[3:] == [
+        "services.noise: removed",
+        'services.graffiti: added, "Council cleansing"',
+        "recommend.speed_mps.car[0]: 13 → 20",
+        "recommend.better_by_s: 60 → 120",
+    ]
+
+
+def test_rules_changes_sees_rules_reordered_and_removed(tmp_path: Path) -> None:
+    """The first rule that matches decides, so the order of the rules is a change."""
+
+    def change(rules: dict[str, Any]) -> None:
+        names = [r["name"] for r in rules["rules"]]
+        i, j = names.index("investigator"), names.index("signpost")
+        rules["rules"][i], rules["rules"][j] = rules["rules"][j], rules["rules"][i]
+        rules["rules"] = [r for r in rules["rules"] if r["name"] != "neighbourhood"]
+
+    said = _changed(tmp_path, change)
+    assert said == [
+        "rules in the order: emergency, priority, investigator, signpost, scheduled → "
+        "emergency, priority, signpost, investigator, scheduled",
+        "rules.neighbourhood: removed",
+    ]

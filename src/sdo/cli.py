@@ -175,7 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="offline: run dispatch policies over a log")
     _common(p, broker=False)
     p.add_argument("log", type=Path)
-    p.add_argument("--policy", action="append", default=None, help="thrive, closest (repeatable)")
+    p.add_argument(
+        "--policy",
+        action="append",
+        default=None,
+        help="thrive, closest, or a variant NAME@RULES_FILE run with rules of its own "
+        "(repeatable; default: thrive and closest)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument(
         "--jobs",

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from sdo.domain.grading import Rules
     from sdo.replay import LogReader
 
-__all__ = ["Metrics", "PassProgress", "cli", "default_jobs", "evaluate"]
+__all__ = ["Metrics", "PassProgress", "PolicySpec", "cli", "default_jobs", "evaluate"]
 
 #: How a pass reports its progress: (policy, fraction of the log file read, events applied,
 #: seconds since the pass began, whether it has ended). Called after every block of the log
@@ -90,11 +90,64 @@ class _Incident:
     signposted: bool = False
 
 
+@dataclass(frozen=True)
+class PolicySpec:
+    """One ``--policy``: ``NAME`` (one of :data:`POLICIES`), run with the evaluation's
+    rules, or ``NAME@RULES``, a variant of it run with the rules file ``RULES`` (grading
+    and recommendation settings both) and labelled ``NAME@STEM`` by the file's name, e.g.
+    ``thrive@faster`` for ``thrive@rules/faster.json``: what an evaluator asks when
+    weighing a change to the rules against the rules in force."""
+
+    label: str  # what metrics.json, the report and the recommendations call it
+    name: str
+    rules: Path | None = None  # None: the evaluation's (``--rules``)
+
+    @classmethod
+    def parse(cls, text: str) -> PolicySpec:
+        name, at, path = text.partition("@")
+        if name not in POLICIES:
+            raise ConfigError(
+                f"unknown policy {name!r}; known: {', '.join(POLICIES)} "
+                "(a variant with its own rules: NAME@RULES_FILE)"
+            )
+        if not at:
+            return cls(name, name)
+        if not path:
+            raise ConfigError(f"--policy {text}: a rules file must follow the @")
+        rules = Path(path)
+        return cls(f"{name}@{rules.stem}", name, rules)
+
+    def load(self, settings: Settings) -> tuple[Rules, Policy]:
+        """The grading rules and the policy this pass runs with (a variant's policy
+        carries its label into its recommendations)."""
+        from sdo.grade import load_rules  # noqa: PLC0415
+
+        rules = load_rules(self.rules or settings.rules_path)
+        label = "" if self.rules is None else self.label
+        return rules, Policy.from_mapping(self.name, rules.recommend, label)
+
+
+def _specs(policies: Iterable[str | PolicySpec]) -> list[PolicySpec]:
+    specs = [p if isinstance(p, PolicySpec) else PolicySpec.parse(p) for p in policies]
+    labels = [s.label for s in specs]
+    twice = next((label for label in labels if labels.count(label) > 1), None)
+    if twice is not None:
+        if "@" not in twice:
+            raise ConfigError("each --policy may be given once")
+        raise ConfigError(
+            f"two --policy are both called {twice!r}: a variant is called by its rules "
+            "file's name, so give the files different names"
+        )
+    return specs
+
+
 @dataclass
 class Metrics:
     """Accumulates the figures of one policy over one pass."""
 
     policy: str
+    #: whether the policy routes incidents by their THRIVE+ grading (not ``closest``)
+    thrive_routing: bool = True
     events: int = 0
     invalid: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
@@ -180,7 +233,7 @@ class Metrics:
         total = len(graded) or 1
         # Where the policy routes each incident: its THRIVE+ response, or (closest) always
         # the nearest response officer whatever the grading says.
-        thrive_routing = self.policy != "closest"
+        thrive_routing = self.thrive_routing
         by_route = Counter(i.response if thrive_routing else _CLOSEST_ROUTE for i in graded)
         # who the first recommendation naming an officer sends (signposted: nobody, by design)
         sent_to: Counter[str] = Counter()
@@ -265,7 +318,7 @@ def _rate(flags: list[bool]) -> float | None:
 def evaluate(
     log: Path,
     settings: Settings,
-    policies: list[str],
+    policies: list[str] | list[PolicySpec],
     *,
     sink: Any = None,
     on_invalid: Any = None,
@@ -275,7 +328,8 @@ def evaluate(
     progress: PassProgress | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run each policy over ``log``; write every recommendation to ``sink`` (a binary file),
-    policy after policy.
+    policy after policy. A policy is a :class:`PolicySpec` or its text (``thrive``,
+    ``thrive@RULES``); the results are keyed by its label.
 
     ``lane``: plain AVL fixes go through the compiled fix lane (:mod:`sdo.domain.lane`);
     without it, every line is decoded and applied in Python. The results are the same.
@@ -292,29 +346,29 @@ def evaluate(
     ``progress`` (see :data:`PassProgress`) hears how each pass is getting on; passes in
     other processes are looked at every :data:`sdo.progress.REFRESH_S`.
     """
-    if jobs > 1 and len(policies) > 1:
+    specs = _specs(policies)
+    if jobs > 1 and len(specs) > 1:
         return _evaluate_in_parallel(
-            log, settings, policies, sink, on_invalid, lane, lane_stats, jobs, progress
+            log, settings, specs, sink, on_invalid, lane, lane_stats, jobs, progress
         )
     from sdo.areas import load_areas  # noqa: PLC0415 (keep `sdo evaluate --help` fast)
-    from sdo.grade import load_rules  # noqa: PLC0415
 
     areas = load_areas(settings.areas_path)
-    rules = load_rules(settings.rules_path)
     results = {}
-    for name in policies:
-        results[name], stats = _one_pass(
+    for n, spec in enumerate(specs):
+        rules, policy = spec.load(settings)
+        results[spec.label], stats = _one_pass(
             log,
             areas,
             rules,
-            name,
+            policy,
             sink,
-            on_invalid if name == policies[0] else None,
+            on_invalid if n == 0 else None,
             lane,
             progress,
         )
         if lane_stats is not None and stats is not None:
-            lane_stats[name] = stats
+            lane_stats[spec.label] = stats
     return results
 
 
@@ -328,7 +382,7 @@ def _one_pass(
     log: Path,
     areas: Areas,
     rules: Rules,
-    name: str,
+    policy: Policy,
     sink: Any,
     on_invalid: Any,
     lane: bool,
@@ -337,8 +391,9 @@ def _one_pass(
     """One policy's pass: its metrics, and the lane's stats (None without the lane)."""
     from sdo.replay import read_log  # noqa: PLC0415
 
-    world = World(areas, rules, Policy.from_mapping(name, rules.recommend))
-    metrics = Metrics(name)
+    name = policy.shown
+    world = World(areas, rules, policy)
+    metrics = Metrics(name, thrive_routing=policy.name != "closest")
     reader = read_log(log, on_invalid)
     stats = None
     start = time.perf_counter()
@@ -399,7 +454,7 @@ def _fewer_collections() -> Iterator[None]:
 def _evaluate_in_parallel(
     log: Path,
     settings: Settings,
-    policies: list[str],
+    specs: list[PolicySpec],
     sink: Any,
     on_invalid: Any,
     lane: bool,
@@ -416,36 +471,37 @@ def _evaluate_in_parallel(
     # spawn: a fresh interpreter, not a fork of one that may hold threads and locks
     context = multiprocessing.get_context("spawn")
     # each pass's progress, _SLOT numbers from its slot on (written by its process alone)
-    shared = context.Array("d", _SLOT * len(policies), lock=False)
+    shared = context.Array("d", _SLOT * len(specs), lock=False)
     with (
         tempfile.TemporaryDirectory(prefix="sdo-evaluate-") as tmp,
         ProcessPoolExecutor(
-            max_workers=min(jobs, len(policies)),
+            max_workers=min(jobs, len(specs)),
             mp_context=context,
             initializer=_share_progress,
             initargs=(shared,),
         ) as pool,
     ):
-        outs = [None if sink is None else Path(tmp) / f"{n}.jsonl" for n in range(len(policies))]
+        outs = [None if sink is None else Path(tmp) / f"{n}.jsonl" for n in range(len(specs))]
         futures = [
             pool.submit(
                 _pass_in_process,
                 log,
                 settings,
-                name,
+                spec,
                 out,
                 n == 0,
                 lane,
                 None if progress is None else n,
             )
-            for n, (name, out) in enumerate(zip(policies, outs, strict=True))
+            for n, (spec, out) in enumerate(zip(specs, outs, strict=True))
         ]
+        names = [spec.label for spec in specs]
         if progress is not None:
             told: set[str] = set()
             pending = set(futures)
             while pending:
                 _, pending = wait(pending, timeout=REFRESH_S, return_when=FIRST_EXCEPTION)
-                for n, name in enumerate(policies):
+                for n, name in enumerate(names):
                     fraction, events, seconds, ended = shared[_SLOT * n : _SLOT * (n + 1)]
                     if name not in told and seconds > 0:
                         progress(name, fraction, int(events), seconds, bool(ended))
@@ -454,7 +510,7 @@ def _evaluate_in_parallel(
                 if any(f.done() and f.exception() is not None for f in futures):
                     break  # its result() below raises it
         results = {}
-        for name, out, future in zip(policies, outs, futures, strict=True):
+        for name, out, future in zip(names, outs, futures, strict=True):
             results[name], stats, skipped = future.result()
             if on_invalid is not None:
                 for lineno, reason in skipped:
@@ -481,7 +537,7 @@ def _share_progress(shared: Any) -> None:
 def _pass_in_process(
     log: Path,
     settings: Settings,
-    name: str,
+    spec: PolicySpec,
     out: Path | None,
     report: bool,
     lane: bool,
@@ -491,12 +547,11 @@ def _pass_in_process(
     skipped; the recommendations go to ``out``; its progress to the shared array's
     ``slot`` (None: not watched)."""
     from sdo.areas import load_areas  # noqa: PLC0415
-    from sdo.grade import load_rules  # noqa: PLC0415
 
     skipped: list[tuple[int, str]] = []
     on_invalid = (lambda n, why: skipped.append((n, why))) if report else None
     areas = load_areas(settings.areas_path)
-    rules = load_rules(settings.rules_path)
+    rules, policy = spec.load(settings)
     progress = None
     if slot is not None and _SHARED:
         shared, at = _SHARED[0], _SLOT * slot
@@ -505,10 +560,10 @@ def _pass_in_process(
             shared[at : at + _SLOT] = (fraction, float(events), seconds, float(ended))
 
     if out is None:
-        metrics, stats = _one_pass(log, areas, rules, name, None, on_invalid, lane, progress)
+        metrics, stats = _one_pass(log, areas, rules, policy, None, on_invalid, lane, progress)
     else:
         with out.open("wb") as sink:
-            metrics, stats = _one_pass(log, areas, rules, name, sink, on_invalid, lane, progress)
+            metrics, stats = _one_pass(log, areas, rules, policy, sink, on_invalid, lane, progress)
     return metrics, stats, skipped
 
 
@@ -582,16 +637,17 @@ def _pass_with_lane(
 
 
 def cli(args: argparse.Namespace) -> int:
+    from sdo.grade import rules_changes  # noqa: PLC0415
     from sdo.replay import read_log  # noqa: PLC0415
 
     settings = settings_from(args)
-    policies = args.policy or ["thrive", "closest"]
-    unknown = [p for p in policies if p not in POLICIES]
-    if unknown:
-        raise ConfigError(f"unknown policy {unknown[0]!r}; known: {', '.join(POLICIES)}")
-    if len(set(policies)) != len(policies):
-        raise ConfigError("each --policy may be given once")
-    jobs = args.jobs if args.jobs is not None else default_jobs(len(policies))
+    specs = _specs(args.policy or ["thrive", "closest"])
+    variants = {}
+    for spec in specs:
+        if spec.rules is not None:
+            spec.load(settings)  # a bad rules file fails here, before DIR is touched
+            variants[spec.label] = _variant(spec, rules_changes(settings.rules_path, spec.rules))
+    jobs = args.jobs if args.jobs is not None else default_jobs(len(specs))
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, not {jobs}")
     read_log(args.log).close()  # a missing or unreadable log fails before DIR is touched
@@ -602,7 +658,7 @@ def cli(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot create {out}: {exc.strerror or exc}") from None
 
     line = ProgressLine(sys.stderr)
-    passes = _PassesLine(line, policies)
+    passes = _PassesLine(line, [spec.label for spec in specs])
     invalid = LineReporter("sdo evaluate", args.log, line)
     # Written beside their names and moved into place once all three are whole: an
     # evaluation that fails or is interrupted leaves DIR as it was (no half file, no
@@ -618,13 +674,15 @@ def cli(args: argparse.Namespace) -> int:
             results = evaluate(
                 args.log,
                 settings,
-                policies,
+                specs,
                 sink=sink,
                 on_invalid=invalid,
                 jobs=jobs,
                 progress=passes,
             )
         line.clear()
+        for label, variant in variants.items():
+            results[label] = {**results[label], **variant}
         document = {
             "log": str(args.log),
             "inputs": _inputs(settings),
@@ -656,6 +714,12 @@ def cli(args: argparse.Namespace) -> int:
         f"wrote {out / 'metrics.json'}, {out / 'recommendations.jsonl'}, {out / 'report.html'}\n"
     )
     return 0
+
+
+def _variant(spec: PolicySpec, changes: list[str]) -> dict[str, Any]:
+    """What metrics.json says of a variant besides its figures: which policy it varies,
+    its rules file, and what that changes from the evaluation's rules."""
+    return {"variant_of": spec.name, "rules": str(spec.rules), "rules_changes": changes}
 
 
 def _inputs(settings: Settings) -> dict[str, str]:

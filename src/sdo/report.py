@@ -163,16 +163,62 @@ def _rows(policies: dict[str, Any]) -> str:
 
 
 def _grading(policies: dict[str, Any]) -> str:
-    first = next(iter(policies.values()), None)
+    first_name, first = next(iter(policies.items()), ("", None))
     if not first or not first["incidents"]:
         return "<p>No incidents were graded.</p>"
-    order = ["emergency", "priority", "scheduled", "neighbourhood", "investigator", "signpost"]
-    shares = first["share_by_response"]
-    parts = ", ".join(f"{html.escape(r)} {shares[r]:.0%}" for r in sorted(shares, key=_rank(order)))
-    return (
-        f"<p>THRIVE+ grades the {first['incidents']} incidents as: {parts}. The grading is "
-        "the same under every policy; a policy only changes who is recommended.</p>"
+    text = (
+        f"<p>THRIVE+ grades the {first['incidents']} incidents as: {_graded(first)}. The "
+        "grading is the same under every policy run with the same rules; a policy only "
+        "changes who is recommended."
     )
+    # a variant's rules may grade otherwise
+    others = [
+        f"under <b>{html.escape(n)}</b>: {_graded(m)}"
+        for n, m in policies.items()
+        if m["incidents"] and m["share_by_response"] != first["share_by_response"]
+    ]
+    if others:
+        text += (
+            f" That is the grading under <b>{html.escape(first_name)}</b>; with rules of "
+            f"their own, {'; '.join(others)}."
+        )
+    return text + "</p>"
+
+
+def _graded(metrics: dict[str, Any]) -> str:
+    order = ["emergency", "priority", "scheduled", "neighbourhood", "investigator", "signpost"]
+    shares = metrics["share_by_response"]
+    return ", ".join(f"{html.escape(r)} {shares[r]:.0%}" for r in sorted(shares, key=_rank(order)))
+
+
+def _variants_assume(policies: dict[str, Any]) -> str:
+    if not any("variant_of" in m for m in policies.values()):
+        return ""
+    return (
+        "<p>These follow from the evaluation's rules; a variant runs with the changes its "
+        "rules file makes to them (listed at the top).</p>"
+    )
+
+
+def _variants(policies: dict[str, Any]) -> str:
+    """What each variant is: the policy it varies and what its rules file changes."""
+    out = []
+    for name, m in policies.items():
+        if "variant_of" not in m:
+            continue
+        changes = m.get("rules_changes") or []
+        what = (
+            "which change, from the evaluation's rules:</p><ul>"
+            + "".join(f"<li><code>{html.escape(c)}</code></li>" for c in changes)
+            + "</ul>"
+            if changes
+            else "which say the same as the evaluation's rules.</p>"
+        )
+        out.append(
+            f"<p><b>{html.escape(name)}</b> is <b>{html.escape(m['variant_of'])}</b> run with "
+            f"the rules in {html.escape(str(m.get('rules', '?')))}, {what}"
+        )
+    return "\n".join(out)
 
 
 def _rank(order: list[str]) -> Callable[[str], tuple[int, str]]:
@@ -294,6 +340,7 @@ img {{ max-width: 100%; }} .note {{ color: #555; }}
 over the same recorded events with the same decision code as the live system.
 <b>thrive</b> routes each call by its THRIVE+ grading (the product); <b>closest</b> sends
 the closest available response officer to everything (the status quo).</p>
+{_variants(policies)}
 <h2>Headline figures</h2>
 <table>{_rows(policies)}</table>
 {_grading(policies)}
@@ -312,7 +359,7 @@ an attendance (see "Estimated attendance" above).</p>
 <p>Minutes each response cluster spent below its minimum available cover.</p>
 <img alt="cover gaps" src="data:image/png;base64,{_cover_plot(policies)}">
 <h2>Assumptions</h2>
-{assumptions}
+{assumptions}{_variants_assume(policies)}
 </body></html>
 """
     path.write_text(page, encoding="utf-8")

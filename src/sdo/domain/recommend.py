@@ -138,10 +138,16 @@ def _speeds() -> dict[str, tuple[float, float, float]]:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Parameters of the decision; override any of them in the rules file's ``recommend``."""
+    """Parameters of the decision; override any of them in the rules file's ``recommend``.
+
+    ``name`` is the decision (one of :data:`POLICIES`); ``label``, if set, what its
+    recommendations call it instead (``sdo evaluate``'s variants of a policy with rules of
+    their own: ``thrive@faster``), so that variants' recommendations and their ids differ.
+    """
 
     name: str = "thrive"
     version: str = "1"
+    label: str = ""
     detour_factor: float = 1.35
     speed_mps: Mapping[str, tuple[float, float, float]] = field(default_factory=_speeds)
     stale_after_s: float = 300.0
@@ -168,15 +174,15 @@ class Policy:
     )
 
     @classmethod
-    def from_mapping(cls, name: str, obj: Mapping[str, Any]) -> Policy:
+    def from_mapping(cls, name: str, obj: Mapping[str, Any], label: str = "") -> Policy:
         """The policy ``name`` with overrides from a rules file's ``recommend`` section."""
         if name not in POLICIES:
             raise ConfigError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")
-        known = {f.name for f in fields(cls)} - {"name"}
+        known = {f.name for f in fields(cls)} - {"name", "label"}
         unknown = sorted(set(obj) - known)
         if unknown:
             raise ConfigError(f"recommend: unknown setting(s) {', '.join(unknown)}")
-        values: dict[str, Any] = {"name": name}
+        values: dict[str, Any] = {"name": name, "label": label}
         for key, value in obj.items():
             if key == "speed_mps":
                 values[key] = _speed_table(value)
@@ -194,8 +200,13 @@ class Policy:
         return cls(**values)
 
     @property
+    def shown(self) -> str:
+        """What recommendations call the policy: its label, or else its name."""
+        return self.label or self.name
+
+    @property
     def ref(self) -> PolicyRef:
-        return PolicyRef(name=self.name, version=self.version)
+        return PolicyRef(name=self.shown, version=self.version)
 
     def __post_init__(self) -> None:
         # (transport, grade) -> m/s, looked up for every candidate: precomputed once
@@ -318,7 +329,7 @@ def _rec_id(
 ) -> str:
     # Content-derived: a redelivered event yields the same id; replay and live agree.
     text = "|".join(
-        [incident_id, now.isoformat(), policy.name, ",".join(recommended)]
+        [incident_id, now.isoformat(), policy.shown, ",".join(recommended)]
         + [c.officer_id for c in candidates]
     )
     return "rec-" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:20]
