@@ -71,6 +71,7 @@ def test_writes_metrics_with_every_figure_for_both_policies(metrics: dict[str, A
             assert {"attend_median_s", "eta_p90_s", "share_over_30_min"} <= set(m["grades"][g])
         assert "share_within_15_min" in m["grades"]["1"]
         assert "share_within_60_min" in m["grades"]["2"]
+        assert "share_leaving_cluster_below_min_cover" in m["grades"]["3"]
     thrive, closest = metrics["policies"]["thrive"], metrics["policies"]["closest"]
     # the grading is a property of the incidents, not of the policy
     assert thrive["by_response"] == closest["by_response"]

@@ -49,6 +49,7 @@ from sdo.events import (
     Recommendation,
     Response,
     Role,
+    Status,
     encode,
 )
 from sdo.progress import REFRESH_S, LineReporter, ProgressLine, eta_text
@@ -88,6 +89,9 @@ class _Incident:
     last_rec: Recommendation | None = None
     agreed: bool | None = None
     signposted: bool = False
+    #: whether the response officers first recommended would leave a cluster of theirs
+    #: below its minimum cover (None: no available response officer among them)
+    below_cover: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,7 @@ class Metrics:
         inc.attend_s = waited + lead.eta_s if lead.eta_s is not None else None
         officers = world.officers
         inc.roles = tuple(c.role.value for c in rec.candidates[: len(rec.recommended)])
+        inc.below_cover = _below_cover(world, rec.recommended)
         record = world.incidents.get(rec.incident_id)
         if record is not None and record.incident.required_skills:
             need = set(record.incident.required_skills)
@@ -270,6 +275,9 @@ class Metrics:
                 entry[f"share_within_{TARGET_S[g] // 60}_min"] = _share(
                     times, lambda t, g=g: t <= TARGET_S[g]
                 )
+            cover = [i.below_cover for i in rows if i.below_cover is not None]
+            entry["sends_response_officer"] = len(cover)
+            entry["share_leaving_cluster_below_min_cover"] = _rate(cover)
             grades[str(g)] = entry
         skill = [i.skill_ok for i in graded if i.skill_ok is not None]
         named = [i.named for i in graded if i.named is not None]
@@ -297,6 +305,26 @@ class Metrics:
             "cover_gap_minutes": {k: round(v, 1) for k, v in sorted(self.gap_minutes.items())},
             "alerts": dict(sorted(self.alerts.items())),
         }
+
+
+def _below_cover(world: World, recommended: tuple[str, ...]) -> bool | None:
+    """Whether sending the ``recommended`` available response officers would leave one of
+    their clusters below its minimum cover, as it stands now (None: none of them is an
+    available response officer in a cluster)."""
+    taken: Counter[str] = Counter()
+    for oid in recommended:
+        officer = world.officers.get(oid)
+        if (
+            officer is not None
+            and officer.role is Role.RESPONSE
+            and officer.status is Status.AVAILABLE
+            and officer.cluster in world.areas.clusters
+        ):
+            taken[officer.cluster] += 1
+    if not taken:
+        return None
+    clusters = world.areas.clusters
+    return any(world.cover_count(c) - n < clusters[c].min_cover for c, n in taken.items())
 
 
 def _q(values: list[float], q: float) -> float | None:

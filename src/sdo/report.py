@@ -149,6 +149,11 @@ def _rows(policies: dict[str, Any]) -> str:
             "pct",
         ),
         (
+            "Grade 2: sending leaves a cluster below minimum cover",
+            lambda m: m["grades"]["2"].get("share_leaving_cluster_below_min_cover"),
+            "pct",
+        ),
+        (
             "Cover-gap minutes (all clusters)",
             lambda m: round(sum(m["cover_gap_minutes"].values())),
             "",
@@ -250,9 +255,17 @@ Shown as – when the log records no deployments.</li>
 naming anyone names. <i>Nobody available</i>: no recommendation named an officer before the
 incident was dealt with in the log (every suitable officer within reach was committed, or
 recommended for another waiting call of the same or a higher grade).</li>
+<li><b>Sending leaves a cluster below minimum cover</b>: of the grade 2 incidents whose
+first recommendation naming an officer names available response officers, the share where
+sending them would leave their response cluster with fewer available response officers than
+its minimum cover, as things stood when it was recommended (metrics.json has it for every
+grade). This is the policy's own choice: <b>thrive</b> weighs it for grades 2 to 4, and
+would rather send an officer from a cluster that can spare one; <b>closest</b> does not.
+For grade 1 the fastest goes, cover or not.</li>
 <li><b>Cover-gap minutes</b>: minutes a response cluster spent below its minimum number of
-available response officers while this policy's recommendations were being followed in
-the log (officers move as recorded, so this mostly reflects the log, not the policy).</li>
+available response officers. Officers move and are deployed as the log recorded, not as a
+policy would have sent them, so this is the log's figure and, on one log, the same under
+every policy; the row above is the policy's.</li>
 </ul>"""
 
 
@@ -356,7 +369,8 @@ min, grade 2 within 60 min). Grade 3 has no target, and under <b>thrive</b> its 
 an attendance (see "Estimated attendance" above).</p>
 <img alt="attendance" src="data:image/png;base64,{_attendance_plot(policies)}">
 <h2>Cover</h2>
-<p>Minutes each response cluster spent below its minimum available cover.</p>
+<p>Minutes each response cluster spent below its minimum available cover, as the log
+recorded it (the same under every policy: see "Cover-gap minutes" above).</p>
 <img alt="cover gaps" src="data:image/png;base64,{_cover_plot(policies)}">
 <h2>Assumptions</h2>
 {assumptions}{_variants_assume(policies)}
