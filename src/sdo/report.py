@@ -345,6 +345,7 @@ def write_report(document: dict[str, Any], path: Path) -> None:
 body {{ font: 15px/1.45 system-ui, sans-serif; max-width: 960px; margin: 2em auto; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: .35em .8em; text-align: right; }}
+td {{ white-space: nowrap; }}
 th:first-child {{ text-align: left; font-weight: normal; }}
 img {{ max-width: 100%; }} .note {{ color: #555; }}
 </style></head><body>
