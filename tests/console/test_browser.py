@@ -375,3 +375,81 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
         await viewer.close()
         await page.close()
     assert errors == []
+
+
+async def test_sdo_finds_an_officer_by_callsign(
+    browser: Browser,
+    broker: EmbeddedBroker,
+    topic_prefix: str,
+    tmp_path: Path,
+    events_type: Any,
+) -> None:
+    """``/`` opens Find; typing lists the officers whose callsign holds it (those it begins
+    first), each with what they are doing and where; the arrows choose, Enter marks the
+    one chosen on the map and opens the incident they are on; Esc clears it. Keys typed
+    in Find are text, not the page's keys."""
+    ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
+    errors: list[str] = []
+    async with live_console(broker, topic_prefix, tmp_path, "sgt.find", "pc.find") as (
+        console,
+        sdo_token,
+        _,
+    ):
+        page = await open_page(browser, console.url, sdo_token, errors)
+        await expect(page.locator("#user-name")).to_have_text("sgt.find", timeout=PAGE_TIMEOUT_MS)
+        events = [
+            ev.profile("o1", callsign="NR11"), ev.status("o1", "available", at=1),
+            ev.location("o1", at=2),
+            ev.profile("o2", callsign="NR12"), ev.location("o2", (-1.83, 52.59), at=2),
+            ev.incident("I1", at=3),
+            ev.status("o2", "en_route", at=4, incident_id="I1"),
+            ev.profile("o3", callsign="NR21"), ev.status("o3", "off_duty", at=1),
+            ev.profile("o4", callsign="ANR1"), ev.status("o4", "available", at=1),
+            ev.incident("I2", at=5),
+        ]  # fmt: skip
+        await produce(broker.bootstrap, console.topics, events)
+        await expect(page.locator("#queue .queue-item")).to_have_count(2)
+        await page.wait_for_selector("#map g.officer[data-id='o2']")
+        await page.click("#queue .queue-item[data-id='I2']")
+        selected = page.locator("#queue .queue-item.selected")
+        await expect(selected).to_have_attribute("data-id", "I2")
+
+        await page.keyboard.press("/")
+        find, results = page.locator("#find"), page.locator("#find-results li")
+        await expect(find).to_be_focused()
+        await page.keyboard.type("nr1")  # j, k, a … would be keys of the page: here text
+        await expect(find).to_have_value("nr1")
+        # those it begins first, then those that hold it; not NR21
+        assert [await li.get_attribute("data-id") for li in await results.all()] == [
+            "o1",
+            "o2",
+            "o4",
+        ]
+        await expect(results.nth(0)).to_contain_text("NR11 · response · available")
+        await expect(results.nth(0).locator(".sub")).to_have_text(re.compile(r"fix \d+:\d\d ago"))
+        await expect(results.nth(1)).to_contain_text("NR12 · response · en route → I1")
+        await expect(results.nth(2).locator(".sub")).to_have_text("no position yet")
+        await expect(results.nth(0)).to_have_class("active")
+        await page.keyboard.press("ArrowDown")
+        await expect(results.nth(1)).to_have_class("active")
+        await expect(selected).to_have_attribute("data-id", "I2")  # not the queue's arrow
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#find-results")).to_be_hidden()
+        await expect(find).to_have_value("NR12")
+        await expect(page.locator("#map g.officer.found")).to_have_attribute("data-id", "o2")
+        await expect(page.locator("#map g.officer.found circle.find-ring")).to_have_count(1)
+        # the incident they are on is opened
+        await expect(selected).to_have_attribute("data-id", "I1")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "console-find.png"))
+
+        await page.keyboard.press("/")
+        await page.keyboard.press("Control+a")
+        await page.keyboard.type("zz9")
+        await expect(results).to_have_text(["no officer matches “zz9”"])
+        await page.keyboard.press("Escape")
+        await expect(find).to_have_value("")
+        await expect(find).not_to_be_focused()
+        await expect(page.locator("#map g.officer.found")).to_have_count(0)
+        await page.close()
+    assert errors == []

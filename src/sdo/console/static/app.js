@@ -37,7 +37,11 @@ const state = {
   requestSeq: 0,
   fresh: new Map(), // incident_id -> performance.now() when it arrived live (not in a snapshot)
   areaProps: new Map(), // neighbourhood id -> its properties (from the areas message)
+  find: { query: "", active: 0 }, // the officer finder: what is typed, the match chosen
+  found: null, // officer_id shown on the map by the finder
 };
+
+const FIND_MAX = 8; // matches listed
 
 // -- small DOM helpers ---------------------------------------------------------------
 
@@ -260,6 +264,7 @@ function schedule() {
 
 function render() {
   renderBanner();
+  renderFind();
   renderQueue();
   renderAlerts();
   renderMap();
@@ -488,12 +493,16 @@ function renderMap() {
     if (o.lat === undefined || o.lon === undefined || o.status === "off_duty") continue;
     const [x, y] = P(o.lon, o.lat);
     const stale = o.fix_ts && now - Date.parse(o.fix_ts) > staleMs;
-    const g = s("g", { class: `officer${stale ? " stale-fix" : ""}`, "data-id": o.officer_id, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` });
+    const found = state.found === o.officer_id;
+    const g = s("g", { class: `officer${stale ? " stale-fix" : ""}${found ? " found" : ""}`, "data-id": o.officer_id, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` });
+    if (found) g.append(s("circle", { r: 20, class: "find-ring" }));
     g.append(s("circle", { r: 8, class: `st-${o.status}` }));
     g.append(s("text", { x: 11, y: 5 }, o.callsign || o.officer_id));
     g.append(s("title", {}, officerTip(o, stale, now)));
     officers.push(g);
   }
+  // the one found last, on top of the others
+  officers.sort((a, b) => (a.dataset.id === state.found) - (b.dataset.id === state.found));
   $("#layer-officers").replaceChildren(...officers);
   const incs = [];
   for (const inc of state.incidents.values()) {
@@ -524,6 +533,92 @@ function renderMap() {
     }
   }
   $("#layer-lines").replaceChildren(...lines);
+}
+
+// -- finding an officer ------------------------------------------------------------------
+
+function findMatches(query) {
+  // officers whose callsign (or id) holds what is typed; those it begins first, then by callsign
+  const q = query.trim().toLowerCase();
+  if (!q) return [];
+  const hits = [];
+  for (const o of state.officers.values()) {
+    const name = (o.callsign || o.officer_id).toLowerCase();
+    const at = name.indexOf(q);
+    if (at >= 0 || o.officer_id.toLowerCase().includes(q)) hits.push([at === 0 ? 0 : 1, name, o]);
+  }
+  hits.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  return hits.slice(0, FIND_MAX).map((hit) => hit[2]);
+}
+
+function whereText(o) {
+  // what the finder says of where an officer is (the map shows only those on duty with a fix)
+  if (o.status === "off_duty") return "off duty: not on the map";
+  if (o.lat === undefined || o.lon === undefined) return "no position yet";
+  const age = o.fix_ts ? (nowMs() - Date.parse(o.fix_ts)) / 1000 : null;
+  return age === null ? "on the map" : `fix ${fmtDuration(Math.max(0, age))} ago`;
+}
+
+function renderFind() {
+  const list = $("#find-results");
+  const { query } = state.find;
+  if (!query.trim() || document.activeElement !== $("#find")) {
+    list.hidden = true;
+    return;
+  }
+  const hits = findMatches(query);
+  state.find.active = Math.min(state.find.active, Math.max(0, hits.length - 1));
+  const items = hits.map((o, n) => {
+    const doing = officerTip(o, false, nowMs()).split("\n")[0];
+    return h("li", {
+      class: n === state.find.active ? "active" : "",
+      "data-id": o.officer_id,
+      role: "option",
+      // (mousedown: before the field loses the focus and the list hides)
+      onmousedown: (ev) => { ev.preventDefault(); showFound(o.officer_id); },
+    }, h("div", {}, doing), h("div", { class: "sub" }, whereText(o)));
+  });
+  if (!items.length) items.push(h("li", { class: "none" }, `no officer matches “${query.trim()}”`));
+  list.replaceChildren(...items);
+  list.hidden = false;
+}
+
+function showFound(id) {
+  // mark the officer on the map (and keep the field's text); their job, if any, is selected
+  const o = state.officers.get(id);
+  state.found = id;
+  if (o) $("#find").value = o.callsign || o.officer_id;
+  state.find.query = "";
+  $("#find").blur();
+  if (o && o.incident_id && state.incidents.has(o.incident_id)) select(o.incident_id);
+  schedule();
+}
+
+function clearFind() {
+  state.find = { query: "", active: 0 };
+  state.found = null;
+  $("#find").value = "";
+  $("#find").blur();
+  schedule();
+}
+
+function onFindKey(ev) {
+  // the field's own keys; none reaches the page's (see onKey)
+  const hits = findMatches(state.find.query);
+  if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+    const last = Math.max(0, hits.length - 1);
+    state.find.active = Math.min(last, Math.max(0, state.find.active + (ev.key === "ArrowDown" ? 1 : -1)));
+    schedule();
+  } else if (ev.key === "Enter") {
+    if (hits.length) showFound(hits[state.find.active].officer_id);
+  } else if (ev.key === "Escape") {
+    clearFind();
+  } else {
+    ev.stopPropagation();
+    return;
+  }
+  ev.preventDefault();
+  ev.stopPropagation();
 }
 
 // -- recommendation panel ----------------------------------------------------------------
@@ -738,6 +833,7 @@ function onKey(ev) {
   } else if (key === "o") press("#btn-override");
   else if (key === "d") press("#btn-decline");
   else if (key === "?") toggleKeys();
+  else if (key === "/") $("#find").focus();
   else return;
   ev.preventDefault();
 }
@@ -780,6 +876,15 @@ function wire() {
     else act("decline", { reason });
   });
   document.addEventListener("keydown", onKey);
+  const find = $("#find");
+  find.addEventListener("keydown", onFindKey);
+  find.addEventListener("input", () => {
+    state.find = { query: find.value, active: 0 };
+    if (!find.value) state.found = null;
+    schedule();
+  });
+  find.addEventListener("focus", () => { state.find.query = find.value; schedule(); });
+  find.addEventListener("blur", schedule);
   $("#keys-btn").addEventListener("click", () => toggleKeys());
   $("#keys-close").addEventListener("click", () => toggleKeys(false));
   // Timers, data age and staleness change with time alone: re-render once a second.
