@@ -19,7 +19,7 @@ from sdo.broker import EmbeddedBroker
 from sdo.config import Settings
 from sdo.console.auth import Users, add_user
 from sdo.console.server import Console
-from sdo.events import Alert
+from sdo.events import Alert, Response
 from tests.kafka_io import produce, read_deployments
 
 #: The event factory of ``conftest.py`` (a fixture; conftest modules are not importable).
@@ -82,9 +82,13 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
             await b.close()
 
 
-async def open_page(browser: Browser, url: str, token: str, errors: list[str]) -> Page:
+async def open_page(
+    browser: Browser, url: str, token: str, errors: list[str], init_script: str = ""
+) -> Page:
     page = await browser.new_page(viewport={"width": 1600, "height": 1000})
     page.set_default_timeout(PAGE_TIMEOUT_MS)
+    if init_script:
+        await page.add_init_script(init_script)
 
     def on_console(msg: ConsoleMessage) -> None:
         if msg.type == "error":
@@ -451,5 +455,97 @@ async def test_sdo_finds_an_officer_by_callsign(
         await expect(find).to_have_value("")
         await expect(find).not_to_be_focused()
         await expect(page.locator("#map g.officer.found")).to_have_count(0)
+        await page.close()
+    assert errors == []
+
+
+#: Counts the oscillators the page starts (Web Audio's, in the page's own world).
+COUNT_TONES = """
+window.tones = 0;
+const start = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function (...args) { window.tones += 1; return start.apply(this, args); };
+"""
+
+
+async def test_a_call_waiting_at_grade_1_chimes_once_unless_the_sound_is_off(
+    browser: Browser,
+    broker: EmbeddedBroker,
+    topic_prefix: str,
+    tmp_path: Path,
+    events_type: Any,
+) -> None:
+    """A call that arrives, or is regraded, at grade 1 while the page is open sounds a
+    chime (two tones), once; a grade 2 call none; ``M`` (or the button) turns the sound
+    off, and it stays off when the page is loaded again, which chimes for none of the
+    calls it finds."""
+    ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
+    errors: list[str] = []
+    async with live_console(broker, topic_prefix, tmp_path, "sgt.chime", "pc.chime") as (
+        console,
+        sdo_token,
+        _,
+    ):
+        page = await open_page(browser, console.url, sdo_token, errors, COUNT_TONES)
+        await expect(page.locator("#user-name")).to_have_text("sgt.chime", timeout=PAGE_TIMEOUT_MS)
+        sound = page.locator("#sound-btn")
+        await expect(sound).to_have_text("Sound on")
+
+        def grade_2(rec: Any) -> Any:
+            return rec.model_copy(update={"grade": 2, "response": Response.PRIORITY})
+
+        await produce(
+            broker.bootstrap,
+            console.topics,
+            [
+                ev.incident("I1", at=1),
+                ev.recommendation("I1", [], at=2, rid="R1"),
+                ev.incident("I2", at=3),
+                grade_2(ev.recommendation("I2", [], at=4, rid="R2")),
+                ev.recommendation("I1", [], at=5, rid="R1b"),  # I1 again: no second chime
+            ],
+        )
+        await expect(page.locator("#queue .queue-item")).to_have_count(2)
+        await expect(sound).to_have_attribute("data-chimes", "1")
+        assert await page.evaluate("window.tones") == 2
+        # regraded to 1 while it waits
+        await produce(
+            broker.bootstrap, console.topics, [ev.recommendation("I2", [], at=6, rid="R2b")]
+        )
+        await expect(sound).to_have_attribute("data-chimes", "2")
+
+        print(
+            "ACTIVE",
+            await page.evaluate(
+                "document.activeElement && (document.activeElement.tagName + '#' + document.activeElement.id)"
+            ),
+        )
+        await page.keyboard.press("m")
+        print("AFTER", await page.evaluate("localStorage.getItem('sdo-console-sound')"))
+        await expect(sound).to_have_text("Sound off")
+        await expect(sound).to_have_attribute("aria-pressed", "false")
+        await produce(
+            broker.bootstrap,
+            console.topics,
+            [ev.incident("I3", at=7), ev.recommendation("I3", [], at=8, rid="R3")],
+        )
+        await expect(page.locator("#queue .queue-item")).to_have_count(3)
+        assert await page.evaluate("window.tones") == 4  # the second chime's, no third
+        await expect(sound).to_have_attribute("data-chimes", "2")
+
+        await page.reload()  # (the session keeps the token: it connects again)
+        await expect(page.locator("#queue .queue-item")).to_have_count(3)
+        await expect(sound).to_have_text("Sound off")
+        await sound.click()
+        await expect(sound).to_have_text("Sound on")
+        await produce(
+            broker.bootstrap,
+            console.topics,
+            [ev.recommendation("I1", ["o9"], at=9, rid="R1c"), ev.incident("I4", at=10)],
+        )
+        await expect(page.locator("#queue .queue-item")).to_have_count(4)
+        await expect(page.locator("#queue .queue-item[data-id='I1'] .who")).to_contain_text("→ o9")
+        # found waiting on connecting (I1, re-issued since), or not graded yet: no chime
+        assert await page.evaluate("window.tones") == 0
+        await expect(sound).not_to_have_attribute("data-chimes", re.compile("."))
         await page.close()
     assert errors == []

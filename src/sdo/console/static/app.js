@@ -5,6 +5,7 @@
 const $ = (sel) => document.querySelector(sel);
 const SVG_NS = "http://www.w3.org/2000/svg";
 const TOKEN_KEY = "sdo-console-token";
+const SOUND_KEY = "sdo-console-sound"; // "off" if the SDO turned the chime off (this browser)
 const CLIENT_STALE_S = 5; // no websocket message for this long: the connection is stale
 const BACKOFF_MAX_S = 30;
 const FRESH_S = 30; // an incident that arrives while the page is open is marked NEW this long
@@ -39,6 +40,9 @@ const state = {
   areaProps: new Map(), // neighbourhood id -> its properties (from the areas message)
   find: { query: "", active: 0 }, // the officer finder: what is typed, the match chosen
   found: null, // officer_id shown on the map by the finder
+  chimed: new Set(), // incidents whose wait at grade 1 was announced (or found on connecting)
+  chimes: 0, // chimes sounded since the page loaded (the page shows it: #sound-btn data-chimes)
+  audio: null, // the AudioContext, made at the first chime
 };
 
 const FIND_MAX = 8; // matches listed
@@ -201,6 +205,7 @@ function handle(msg) {
       state.minCover = msg.min_cover || state.minCover;
       state.deployments = msg.deployments.slice(-50).reverse();
       state.fresh.clear(); // what a (re)connection finds is not news
+      state.chimed = new Set([...state.incidents.values()].filter(waitsAtGrade1).map((i) => i.incident_id));
       break;
     case "officer":
       state.officers.set(msg.officer.officer_id, msg.officer);
@@ -209,16 +214,19 @@ function handle(msg) {
       if (msg.incident.state === "closed") {
         state.incidents.delete(msg.incident.incident_id);
         state.recs.delete(msg.incident.incident_id);
+        state.chimed.delete(msg.incident.incident_id);
         if (state.selected === msg.incident.incident_id) state.selected = null;
       } else {
         if (!state.incidents.has(msg.incident.incident_id)) {
           state.fresh.set(msg.incident.incident_id, performance.now());
         }
         state.incidents.set(msg.incident.incident_id, msg.incident);
+        announce(msg.incident.incident_id);
       }
       break;
     case "recommendation":
       state.recs.set(msg.recommendation.incident_id, msg.recommendation);
+      announce(msg.recommendation.incident_id);
       break;
     case "alert": {
       const key = `${msg.alert.kind}:${msg.alert.subject}`;
@@ -255,6 +263,57 @@ function handle(msg) {
   schedule();
 }
 
+// -- the grade 1 chime ----------------------------------------------------------------
+
+function waitsAtGrade1(inc) {
+  return inc.state === "open" && !inc.decision && gradeOf(inc) === 1;
+}
+
+function soundOn() { return localStorage.getItem(SOUND_KEY) !== "off"; }
+
+function announce(id) {
+  // once per incident, when a live message makes it a grade 1 call waiting (new, or regraded)
+  const inc = state.incidents.get(id);
+  if (!inc || !waitsAtGrade1(inc) || state.chimed.has(id)) return;
+  state.chimed.add(id);
+  if (soundOn()) chime();
+}
+
+function chime() {
+  // two short tones (Web Audio: no file to fetch); a browser that allows no sound before
+  // the first click or key on the page stays silent until then
+  state.chimes += 1;
+  $("#sound-btn").dataset.chimes = String(state.chimes);
+  try {
+    const ctx = state.audio || (state.audio = new AudioContext());
+    if (ctx.state === "suspended") ctx.resume();
+    const t = ctx.currentTime;
+    for (const [freq, at] of [[880, 0], [660, 0.22]]) {
+      const osc = ctx.createOscillator(), gain = ctx.createGain();
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, t + at);
+      gain.gain.exponentialRampToValueAtTime(0.25, t + at + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t + at + 0.2);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(t + at);
+      osc.stop(t + at + 0.21);
+    }
+  } catch (err) {
+    // no audio device or no Web Audio: the title and the queue still say it
+  }
+}
+
+function toggleSound() {
+  localStorage.setItem(SOUND_KEY, soundOn() ? "off" : "on");
+  renderSound();
+}
+
+function renderSound() {
+  const button = $("#sound-btn"), on = soundOn();
+  button.setAttribute("aria-pressed", String(on));
+  button.textContent = on ? "Sound on" : "Sound off";
+}
+
 // -- rendering -----------------------------------------------------------------------
 
 let frame = 0;
@@ -264,6 +323,7 @@ function schedule() {
 
 function render() {
   renderBanner();
+  renderSound();
   renderFind();
   renderQueue();
   renderAlerts();
@@ -834,6 +894,7 @@ function onKey(ev) {
   else if (key === "d") press("#btn-decline");
   else if (key === "?") toggleKeys();
   else if (key === "/") $("#find").focus();
+  else if (key === "m") toggleSound();
   else return;
   ev.preventDefault();
 }
@@ -886,6 +947,7 @@ function wire() {
   find.addEventListener("focus", () => { state.find.query = find.value; schedule(); });
   find.addEventListener("blur", schedule);
   $("#keys-btn").addEventListener("click", () => toggleKeys());
+  $("#sound-btn").addEventListener("click", toggleSound);
   $("#keys-close").addEventListener("click", () => toggleKeys(false));
   // Timers, data age and staleness change with time alone: re-render once a second.
   setInterval(schedule, 1000);
