@@ -311,19 +311,17 @@ def _below_cover(world: World, recommended: tuple[str, ...]) -> bool | None:
     """Whether sending the ``recommended`` available response officers would leave one of
     their clusters below its minimum cover, as it stands now (None: none of them is an
     available response officer in a cluster)."""
+    clusters = world.areas.clusters
     taken: Counter[str] = Counter()
     for oid in recommended:
         officer = world.officers.get(oid)
-        if (
-            officer is not None
-            and officer.role is Role.RESPONSE
-            and officer.status is Status.AVAILABLE
-            and officer.cluster in world.areas.clusters
-        ):
-            taken[officer.cluster] += 1
+        if officer is None or officer.role is not Role.RESPONSE:
+            continue
+        cluster = officer.cluster
+        if officer.status is Status.AVAILABLE and cluster is not None and cluster in clusters:
+            taken[cluster] += 1
     if not taken:
         return None
-    clusters = world.areas.clusters
     return any(world.cover_count(c) - n < clusters[c].min_cover for c, n in taken.items())
 
 
