@@ -7,6 +7,7 @@ import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -119,115 +120,144 @@ async def live_console(
         yield console, sdo_token, viewer_token
 
 
-async def test_sdo_sees_the_picture_and_accepts_a_recommendation(
-    browser: Browser,
-    broker: EmbeddedBroker,
-    topic_prefix: str,
-    tmp_path: Path,
-    events_type: Any,
-) -> None:
-    """The page loads without console errors; officers and an incident appear once their
-    events reach Kafka; the SDO's Accept becomes a deployment event on Kafka and the page
-    shows it; a viewer's page offers no Accept and the server refuses a forced one."""
-    # Events a minute old, so the deadline timers show a live emergency.
-    ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
-    errors: list[str] = []
-    async with live_console(broker, topic_prefix, tmp_path, "sgt.jones", "pc.watch") as (
-        console,
-        sdo_token,
-        viewer_token,
-    ):
-        page = await open_page(browser, console.url, sdo_token, errors)
-        await expect(page.locator("#user-name")).to_have_text("sgt.jones", timeout=PAGE_TIMEOUT_MS)
-        # (the areas come in a message of their own, after the welcome that names the user)
-        await expect(page.locator("#map .area")).to_have_count(
-            len(console.areas.neighbourhoods), timeout=PAGE_TIMEOUT_MS
+SDO_USER, VIEWER_USER = "sgt.jones", "pc.watch"
+
+
+@dataclass
+class Desk:
+    """A console on the broker, caught up, with an SDO and a viewer; pages on it for them,
+    and events a minute old (so the deadline timers show a live emergency)."""
+
+    browser: Browser
+    console: Console
+    bootstrap: str  # the broker's
+    tokens: dict[str, str]
+    ev: Any
+    #: console errors and uncaught exceptions of every page opened (a test ends asserting none)
+    errors: list[str] = field(default_factory=list)
+
+    async def open(self, user: str = SDO_USER, init_script: str = "") -> Page:
+        """A page of ``user``'s, logged in and welcomed by name."""
+        page = await open_page(
+            self.browser, self.console.url, self.tokens[user], self.errors, init_script
         )
+        await expect(page.locator("#user-name")).to_have_text(user, timeout=PAGE_TIMEOUT_MS)
+        return page
 
-        events = [
-            ev.profile("o1", callsign="NR11"),
-            ev.status("o1", "available", at=1),
-            ev.location("o1", at=2),
-            ev.profile("o2", callsign="NR12"),
-            ev.status("o2", "available", at=1),
-            ev.location("o2", (-1.83, 52.59), at=2),
-            ev.incident("I1", at=3),
-            ev.recommendation("I1", ["o1", "o2"], at=4, rid="R1"),
-        ]
-        await produce(broker.bootstrap, console.topics, events)
-
-        await page.wait_for_selector("#map g.officer[data-id='o1']")
-        await page.wait_for_selector("#map g.officer[data-id='o2']")
-        await page.click("#queue .queue-item[data-id='I1']")
-        await page.wait_for_selector("#cands tr[data-id='o1'].recommended")
-        await page.wait_for_selector("#layer-lines line.recommended", state="attached")
-        await expect(page.locator("#conn-state")).to_have_text("LIVE", timeout=PAGE_TIMEOUT_MS)
-
-        viewer = await open_page(browser, console.url, viewer_token, errors)
-        await viewer.wait_for_selector("#queue .queue-item[data-id='I1']")
-        await viewer.click("#queue .queue-item[data-id='I1']")
-        await viewer.wait_for_selector("#viewer-note", state="visible")
-        assert await viewer.is_disabled("#btn-accept")
-        forced = await viewer.evaluate(
-            """([token]) => new Promise((resolve) => {
-                const ws = new WebSocket(`ws://${location.host}/ws`);
-                ws.onopen = () => ws.send(JSON.stringify({type: "auth", token}));
-                ws.onmessage = (e) => {
-                  const m = JSON.parse(e.data);
-                  if (m.type === "hello") ws.send(JSON.stringify({type: "accept", incident_id: "I1",
-                    recommendation_id: "R1", request_id: "forced"}));
-                  if (m.request_id === "forced") { ws.close(); resolve(m); }
-                };
-            })""",
-            [viewer_token],
-        )
-        assert forced["type"] == "error" and forced["code"] == "forbidden"
-
+    @contextlib.asynccontextmanager
+    async def deployments(self) -> AsyncIterator[AIOKafkaConsumer]:
+        """A consumer of the deployment topic, from its start."""
         consumer = AIOKafkaConsumer(
-            console.topics.deployment,
-            bootstrap_servers=broker.bootstrap,
+            self.console.topics.deployment,
+            bootstrap_servers=self.bootstrap,
             auto_offset_reset="earliest",
         )
         await consumer.start()
         try:
-            await page.wait_for_selector("#btn-accept:not([disabled])")
-            await page.click("#btn-accept")
-            deployments = await read_deployments(consumer, KAFKA_TIMEOUT_S)
+            yield consumer
         finally:
             await consumer.stop()
-        dep = deployments[0]
-        assert (
-            dep["incident_id"],
-            dep["decision"],
-            dep["officer_ids"],
-            dep["by"],
-            dep["recommendation_id"],
-        ) == (
-            "I1",
-            "accepted",
-            ["o1"],
-            "sgt.jones",
-            "R1",
-        )
-        # Every page shows the decision once it comes back through Kafka.
-        for p in (page, viewer):
-            await p.wait_for_selector("#resourced .queue-item[data-id='I1']")
-            await p.wait_for_selector("#map g.officer[data-id='o1'] circle.st-en_route")
-        await page.wait_for_selector(".toast.ok")
-        ARTIFACTS.mkdir(exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
-        await viewer.close()
-        await page.close()
-    assert errors == []
+
+    async def produce(self, events: list[Any]) -> None:
+        """Publish ``events`` to the console's input topics (keyed as the worker keys them)."""
+        await produce(self.bootstrap, self.console.topics, events)
 
 
-async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
-    browser: Browser,
-    broker: EmbeddedBroker,
-    topic_prefix: str,
-    tmp_path: Path,
-    events_type: Any,
-) -> None:
+@pytest.fixture
+async def desk(
+    browser: Browser, broker: EmbeddedBroker, topic_prefix: str, tmp_path: Path, events_type: Any
+) -> AsyncIterator[Desk]:
+    async with live_console(broker, topic_prefix, tmp_path, SDO_USER, VIEWER_USER) as (
+        console,
+        sdo_token,
+        viewer_token,
+    ):
+        ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
+        tokens = {SDO_USER: sdo_token, VIEWER_USER: viewer_token}
+        yield Desk(browser, console, broker.bootstrap, tokens, ev)
+
+
+async def test_sdo_sees_the_picture_and_accepts_a_recommendation(desk: Desk) -> None:
+    """The page loads without console errors; officers and an incident appear once their
+    events reach Kafka; the SDO's Accept becomes a deployment event on Kafka and the page
+    shows it; a viewer's page offers no Accept and the server refuses a forced one."""
+    ev, console = desk.ev, desk.console
+    page = await desk.open()
+    # (the areas come in a message of their own, after the welcome that names the user)
+    await expect(page.locator("#map .area")).to_have_count(
+        len(console.areas.neighbourhoods), timeout=PAGE_TIMEOUT_MS
+    )
+
+    events = [
+        ev.profile("o1", callsign="NR11"),
+        ev.status("o1", "available", at=1),
+        ev.location("o1", at=2),
+        ev.profile("o2", callsign="NR12"),
+        ev.status("o2", "available", at=1),
+        ev.location("o2", (-1.83, 52.59), at=2),
+        ev.incident("I1", at=3),
+        ev.recommendation("I1", ["o1", "o2"], at=4, rid="R1"),
+    ]
+    await desk.produce(events)
+
+    await page.wait_for_selector("#map g.officer[data-id='o1']")
+    await page.wait_for_selector("#map g.officer[data-id='o2']")
+    await page.click("#queue .queue-item[data-id='I1']")
+    await page.wait_for_selector("#cands tr[data-id='o1'].recommended")
+    await page.wait_for_selector("#layer-lines line.recommended", state="attached")
+    await expect(page.locator("#conn-state")).to_have_text("LIVE", timeout=PAGE_TIMEOUT_MS)
+
+    viewer = await desk.open(VIEWER_USER)
+    await viewer.wait_for_selector("#queue .queue-item[data-id='I1']")
+    await viewer.click("#queue .queue-item[data-id='I1']")
+    await viewer.wait_for_selector("#viewer-note", state="visible")
+    assert await viewer.is_disabled("#btn-accept")
+    forced = await viewer.evaluate(
+        """([token]) => new Promise((resolve) => {
+            const ws = new WebSocket(`ws://${location.host}/ws`);
+            ws.onopen = () => ws.send(JSON.stringify({type: "auth", token}));
+            ws.onmessage = (e) => {
+              const m = JSON.parse(e.data);
+              if (m.type === "hello") ws.send(JSON.stringify({type: "accept", incident_id: "I1",
+                recommendation_id: "R1", request_id: "forced"}));
+              if (m.request_id === "forced") { ws.close(); resolve(m); }
+            };
+        })""",
+        [desk.tokens[VIEWER_USER]],
+    )
+    assert forced["type"] == "error" and forced["code"] == "forbidden"
+
+    async with desk.deployments() as consumer:
+        await page.wait_for_selector("#btn-accept:not([disabled])")
+        await page.click("#btn-accept")
+        deployments = await read_deployments(consumer, KAFKA_TIMEOUT_S)
+    dep = deployments[0]
+    assert (
+        dep["incident_id"],
+        dep["decision"],
+        dep["officer_ids"],
+        dep["by"],
+        dep["recommendation_id"],
+    ) == (
+        "I1",
+        "accepted",
+        ["o1"],
+        SDO_USER,
+        "R1",
+    )
+    # Every page shows the decision once it comes back through Kafka.
+    for p in (page, viewer):
+        await p.wait_for_selector("#resourced .queue-item[data-id='I1']")
+        await p.wait_for_selector("#map g.officer[data-id='o1'] circle.st-en_route")
+    await page.wait_for_selector(".toast.ok")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+    await viewer.close()
+    await page.close()
+    assert desk.errors == []
+
+
+async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(desk: Desk) -> None:
     """Incidents arriving while the page is open are marked NEW, the tab's title counts the
     queue, and each item says who its recommendation sends; an officer's tooltip gives
     their transport and skills, a neighbourhood's its typology and named officer; an alert
@@ -236,227 +266,195 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(
     text, not keys, and whose officers come nearest first; A only puts the focus on Accept
     (nothing is sent), moving to another incident takes it away, and Enter then accepts;
     a viewer's page, opened later, marks nothing NEW, and its A does nothing."""
-    ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
-    errors: list[str] = []
-    async with live_console(broker, topic_prefix, tmp_path, "sgt.keys", "pc.keys") as (
-        console,
-        sdo_token,
-        viewer_token,
-    ):
-        page = await open_page(browser, console.url, sdo_token, errors)
-        await expect(page.locator("#user-name")).to_have_text("sgt.keys", timeout=PAGE_TIMEOUT_MS)
-        events = [
-            ev.profile("o1", callsign="NR11"),
-            ev.status("o1", "available", at=1),
-            ev.location("o1", at=2),
-            ev.profile("N-0101", callsign="NB01", role="neighbourhood"),  # Mere Green's named
-            ev.status("N-0101", "committed", at=1),
-            ev.profile("o2"), ev.status("o2", "available", at=1), ev.location("o2", (-1.83, 52.55), at=2),
-            ev.profile("o3"), ev.status("o3", "available", at=1), ev.location("o3", (-1.8155, 52.595), at=2),
-            *[e for n, iid in enumerate(("I1", "I2", "I3")) for e in (
-                ev.incident(iid, at=3 + 2 * n),
-                ev.recommendation(iid, ["o1"], at=4 + 2 * n, rid=f"R{iid}"),
-            )],
-            Alert(
-                event_id="a-unresourced", ts=ev.t0 + timedelta(seconds=9), kind="unresourced",
-                severity="critical", subject="I3", message="grade 1 incident I3 unresourced",
-            ),
-        ]  # fmt: skip
-        await produce(broker.bootstrap, console.topics, events)
-        await expect(page.locator("#queue .queue-item")).to_have_count(3)
-        # each queue item says who the recommendation sends, and how soon
-        await expect(page.locator("#queue .queue-item[data-id='I1'] .who")).to_have_text(
-            "→ NR11 · ETA 2:00"
-        )
-        # an officer on the map tells what they are doing, then what they can do
-        tip = page.locator("#map g.officer[data-id='o1'] > title")
-        await expect(tip).to_have_text("NR11 · response · available\ncar · first aid")
-        # a neighbourhood tells its typology, its named officer and what they are doing
-        area = page.locator("#layer-areas path[data-id='N01'] > title")
-        await expect(area).to_have_text(
-            re.compile(r"Mere Green \(N01\) .* typology 1\s+named officer NB01 \(committed\)")
-        )
-        # an alert about an incident opens it
-        await page.click("#alerts li.link[data-incident='I3']")
-        await expect(page.locator("#queue .queue-item.selected")).to_have_attribute("data-id", "I3")
-        # arrived while the page was open: marked NEW; the tab counts the queue
-        await expect(page.locator("#queue .queue-item.fresh .new")).to_have_count(3)
-        await expect(page).to_have_title("(3, 3 grade 1) SDO console")
-        ARTIFACTS.mkdir(exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / "console-new.png"))
-        selected = page.locator("#queue .queue-item.selected")
+    ev = desk.ev
+    page = await desk.open()
+    events = [
+        ev.profile("o1", callsign="NR11"),
+        ev.status("o1", "available", at=1),
+        ev.location("o1", at=2),
+        ev.profile("N-0101", callsign="NB01", role="neighbourhood"),  # Mere Green's named
+        ev.status("N-0101", "committed", at=1),
+        ev.profile("o2"), ev.status("o2", "available", at=1), ev.location("o2", (-1.83, 52.55), at=2),
+        ev.profile("o3"), ev.status("o3", "available", at=1), ev.location("o3", (-1.8155, 52.595), at=2),
+        *[e for n, iid in enumerate(("I1", "I2", "I3")) for e in (
+            ev.incident(iid, at=3 + 2 * n),
+            ev.recommendation(iid, ["o1"], at=4 + 2 * n, rid=f"R{iid}"),
+        )],
+        Alert(
+            event_id="a-unresourced", ts=ev.t0 + timedelta(seconds=9), kind="unresourced",
+            severity="critical", subject="I3", message="grade 1 incident I3 unresourced",
+        ),
+    ]  # fmt: skip
+    await desk.produce(events)
+    await expect(page.locator("#queue .queue-item")).to_have_count(3)
+    # each queue item says who the recommendation sends, and how soon
+    await expect(page.locator("#queue .queue-item[data-id='I1'] .who")).to_have_text(
+        "→ NR11 · ETA 2:00"
+    )
+    # an officer on the map tells what they are doing, then what they can do
+    tip = page.locator("#map g.officer[data-id='o1'] > title")
+    await expect(tip).to_have_text("NR11 · response · available\ncar · first aid")
+    # a neighbourhood tells its typology, its named officer and what they are doing
+    area = page.locator("#layer-areas path[data-id='N01'] > title")
+    await expect(area).to_have_text(
+        re.compile(r"Mere Green \(N01\) .* typology 1\s+named officer NB01 \(committed\)")
+    )
+    # an alert about an incident opens it
+    await page.click("#alerts li.link[data-incident='I3']")
+    await expect(page.locator("#queue .queue-item.selected")).to_have_attribute("data-id", "I3")
+    # arrived while the page was open: marked NEW; the tab counts the queue
+    await expect(page.locator("#queue .queue-item.fresh .new")).to_have_count(3)
+    await expect(page).to_have_title("(3, 3 grade 1) SDO console")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "console-new.png"))
+    selected = page.locator("#queue .queue-item.selected")
 
-        async def keys(*names: str) -> None:
-            for name in names:
-                await page.keyboard.press(name)
+    async def keys(*names: str) -> None:
+        for name in names:
+            await page.keyboard.press(name)
 
-        await keys("k", "k", "k")
-        await expect(selected).to_have_attribute("data-id", "I1")
-        await keys("ArrowDown")
+    await keys("k", "k", "k")
+    await expect(selected).to_have_attribute("data-id", "I1")
+    await keys("ArrowDown")
+    await expect(selected).to_have_attribute("data-id", "I2")
+    await keys("k")
+    await expect(selected).to_have_attribute("data-id", "I1")
+    await keys("ArrowUp")  # the top stays the top
+    await expect(selected).to_have_attribute("data-id", "I1")
+    await keys("j", "j", "j", "j")  # and the bottom the bottom
+    await expect(selected).to_have_attribute("data-id", "I3")
+    await keys("k")
+    await expect(selected).to_have_attribute("data-id", "I2")
+
+    await keys("?")
+    await expect(page.locator("#keys")).to_be_visible()
+    await keys("j")  # the help is open: no other key acts
+    await expect(selected).to_have_attribute("data-id", "I2")
+    await keys("Escape")
+    await expect(page.locator("#keys")).to_be_hidden()
+
+    await keys("o")
+    await expect(page.locator("#decide-form")).to_be_visible()
+    await expect(page.locator("#decide-reason")).to_be_focused()
+    # the officers to deploy instead: available ones, nearest to the incident first
+    options = page.locator("#pick-officer option")
+    await expect(options).to_have_count(4)
+    assert [await o.get_attribute("value") for o in await options.all()] == [
+        "",
+        "o3",
+        "o1",
+        "o2",
+    ]
+    await expect(options.nth(3)).to_have_text("CSo2 (response, north, 5.1 km)")
+    await page.keyboard.type("ajk")  # text in the reason, not keys
+    await expect(page.locator("#decide-reason")).to_have_value("ajk")
+    await expect(selected).to_have_attribute("data-id", "I2")
+    await keys("Escape")
+    await expect(page.locator("#decide-form")).to_be_hidden()
+
+    async with desk.deployments() as consumer:
+        accept = page.locator("#btn-accept")
+        await keys("a")
+        await expect(accept).to_be_focused()
+        # moving on takes the focus off Accept: an Enter then accepts nothing
+        await keys("j")
+        await expect(accept).not_to_be_focused()
+        await keys("Enter", "k")
         await expect(selected).to_have_attribute("data-id", "I2")
-        await keys("k")
-        await expect(selected).to_have_attribute("data-id", "I1")
-        await keys("ArrowUp")  # the top stays the top
-        await expect(selected).to_have_attribute("data-id", "I1")
-        await keys("j", "j", "j", "j")  # and the bottom the bottom
-        await expect(selected).to_have_attribute("data-id", "I3")
-        await keys("k")
-        await expect(selected).to_have_attribute("data-id", "I2")
+        await keys("a")
+        await expect(accept).to_be_focused()
+        early = await consumer.getmany(timeout_ms=1000)
+        assert not any(early.values()), "A alone, or Enter after moving on, sent a decision"
+        await keys("Enter")
+        deployments = await read_deployments(consumer, KAFKA_TIMEOUT_S)
+    assert [(d["incident_id"], d["decision"], d["by"]) for d in deployments] == [
+        ("I2", "accepted", SDO_USER)
+    ]
+    await page.wait_for_selector("#resourced .queue-item[data-id='I2']")
+    # a recommendation that names nobody says so in the queue
+    await desk.produce([ev.recommendation("I3", [], at=20, rid="RI3-none")])
+    await expect(page.locator("#queue .queue-item[data-id='I3'] .who")).to_have_text(
+        "no officer recommended"
+    )
 
-        await keys("?")
-        await expect(page.locator("#keys")).to_be_visible()
-        await keys("j")  # the help is open: no other key acts
-        await expect(selected).to_have_attribute("data-id", "I2")
-        await keys("Escape")
-        await expect(page.locator("#keys")).to_be_hidden()
-
-        await keys("o")
-        await expect(page.locator("#decide-form")).to_be_visible()
-        await expect(page.locator("#decide-reason")).to_be_focused()
-        # the officers to deploy instead: available ones, nearest to the incident first
-        options = page.locator("#pick-officer option")
-        await expect(options).to_have_count(4)
-        assert [await o.get_attribute("value") for o in await options.all()] == [
-            "",
-            "o3",
-            "o1",
-            "o2",
-        ]
-        await expect(options.nth(3)).to_have_text("CSo2 (response, north, 5.1 km)")
-        await page.keyboard.type("ajk")  # text in the reason, not keys
-        await expect(page.locator("#decide-reason")).to_have_value("ajk")
-        await expect(selected).to_have_attribute("data-id", "I2")
-        await keys("Escape")
-        await expect(page.locator("#decide-form")).to_be_hidden()
-
-        consumer = AIOKafkaConsumer(
-            console.topics.deployment,
-            bootstrap_servers=broker.bootstrap,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        try:
-            accept = page.locator("#btn-accept")
-            await keys("a")
-            await expect(accept).to_be_focused()
-            # moving on takes the focus off Accept: an Enter then accepts nothing
-            await keys("j")
-            await expect(accept).not_to_be_focused()
-            await keys("Enter", "k")
-            await expect(selected).to_have_attribute("data-id", "I2")
-            await keys("a")
-            await expect(accept).to_be_focused()
-            early = await consumer.getmany(timeout_ms=1000)
-            assert not any(early.values()), "A alone, or Enter after moving on, sent a decision"
-            await keys("Enter")
-            deployments = await read_deployments(consumer, KAFKA_TIMEOUT_S)
-        finally:
-            await consumer.stop()
-        assert [(d["incident_id"], d["decision"], d["by"]) for d in deployments] == [
-            ("I2", "accepted", "sgt.keys")
-        ]
-        await page.wait_for_selector("#resourced .queue-item[data-id='I2']")
-        # a recommendation that names nobody says so in the queue
-        await produce(
-            broker.bootstrap, console.topics, [ev.recommendation("I3", [], at=20, rid="RI3-none")]
-        )
-        await expect(page.locator("#queue .queue-item[data-id='I3'] .who")).to_have_text(
-            "no officer recommended"
-        )
-
-        viewer = await open_page(browser, console.url, viewer_token, errors)
-        await expect(viewer.locator("#queue .queue-item")).to_have_count(2)
-        # what a page finds when it connects is no news
-        await expect(viewer.locator("#queue .queue-item.fresh")).to_have_count(0)
-        await expect(viewer).to_have_title("(2, 2 grade 1) SDO console")
-        await viewer.keyboard.press("j")
-        await expect(viewer.locator("#queue .queue-item.selected")).to_have_attribute(
-            "data-id", "I1"
-        )
-        await viewer.keyboard.press("a")
-        await expect(viewer.locator("#btn-accept")).not_to_be_focused()
-        await expect(viewer.locator("#btn-accept")).to_be_disabled()
-        await viewer.close()
-        await page.close()
-    assert errors == []
+    viewer = await desk.open(VIEWER_USER)
+    await expect(viewer.locator("#queue .queue-item")).to_have_count(2)
+    # what a page finds when it connects is no news
+    await expect(viewer.locator("#queue .queue-item.fresh")).to_have_count(0)
+    await expect(viewer).to_have_title("(2, 2 grade 1) SDO console")
+    await viewer.keyboard.press("j")
+    await expect(viewer.locator("#queue .queue-item.selected")).to_have_attribute("data-id", "I1")
+    await viewer.keyboard.press("a")
+    await expect(viewer.locator("#btn-accept")).not_to_be_focused()
+    await expect(viewer.locator("#btn-accept")).to_be_disabled()
+    await viewer.close()
+    await page.close()
+    assert desk.errors == []
 
 
-async def test_sdo_finds_an_officer_by_callsign(
-    browser: Browser,
-    broker: EmbeddedBroker,
-    topic_prefix: str,
-    tmp_path: Path,
-    events_type: Any,
-) -> None:
+async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     """``/`` opens Find; typing lists the officers whose callsign holds it (those it begins
     first), each with what they are doing and where; the arrows choose, Enter marks the
     one chosen on the map and opens the incident they are on; Esc clears it. Keys typed
     in Find are text, not the page's keys."""
-    ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
-    errors: list[str] = []
-    async with live_console(broker, topic_prefix, tmp_path, "sgt.find", "pc.find") as (
-        console,
-        sdo_token,
-        _,
-    ):
-        page = await open_page(browser, console.url, sdo_token, errors)
-        await expect(page.locator("#user-name")).to_have_text("sgt.find", timeout=PAGE_TIMEOUT_MS)
-        events = [
-            ev.profile("o1", callsign="NR11"), ev.status("o1", "available", at=1),
-            ev.location("o1", at=2),
-            ev.profile("o2", callsign="NR12"), ev.location("o2", (-1.83, 52.59), at=2),
-            ev.incident("I1", at=3),
-            ev.status("o2", "en_route", at=4, incident_id="I1"),
-            ev.profile("o3", callsign="NR21"), ev.status("o3", "off_duty", at=1),
-            ev.profile("o4", callsign="ANR1"), ev.status("o4", "available", at=1),
-            ev.incident("I2", at=5),
-        ]  # fmt: skip
-        await produce(broker.bootstrap, console.topics, events)
-        await expect(page.locator("#queue .queue-item")).to_have_count(2)
-        await page.wait_for_selector("#map g.officer[data-id='o2']")
-        await page.click("#queue .queue-item[data-id='I2']")
-        selected = page.locator("#queue .queue-item.selected")
-        await expect(selected).to_have_attribute("data-id", "I2")
+    ev = desk.ev
+    page = await desk.open()
+    events = [
+        ev.profile("o1", callsign="NR11"), ev.status("o1", "available", at=1),
+        ev.location("o1", at=2),
+        ev.profile("o2", callsign="NR12"), ev.location("o2", (-1.83, 52.59), at=2),
+        ev.incident("I1", at=3),
+        ev.status("o2", "en_route", at=4, incident_id="I1"),
+        ev.profile("o3", callsign="NR21"), ev.status("o3", "off_duty", at=1),
+        ev.profile("o4", callsign="ANR1"), ev.status("o4", "available", at=1),
+        ev.incident("I2", at=5),
+    ]  # fmt: skip
+    await desk.produce(events)
+    await expect(page.locator("#queue .queue-item")).to_have_count(2)
+    await page.wait_for_selector("#map g.officer[data-id='o2']")
+    await page.click("#queue .queue-item[data-id='I2']")
+    selected = page.locator("#queue .queue-item.selected")
+    await expect(selected).to_have_attribute("data-id", "I2")
 
-        await page.keyboard.press("/")
-        find, results = page.locator("#find"), page.locator("#find-results li")
-        await expect(find).to_be_focused()
-        await page.keyboard.type("nr1")  # j, k, a … would be keys of the page: here text
-        await expect(find).to_have_value("nr1")
-        # those it begins first, then those that hold it; not NR21
-        assert [await li.get_attribute("data-id") for li in await results.all()] == [
-            "o1",
-            "o2",
-            "o4",
-        ]
-        await expect(results.nth(0)).to_contain_text("NR11 · response · available")
-        await expect(results.nth(0).locator(".sub")).to_have_text(re.compile(r"fix \d+:\d\d ago"))
-        await expect(results.nth(1)).to_contain_text("NR12 · response · en route → I1")
-        await expect(results.nth(2).locator(".sub")).to_have_text("no position yet")
-        await expect(results.nth(0)).to_have_class("active")
-        await page.keyboard.press("ArrowDown")
-        await expect(results.nth(1)).to_have_class("active")
-        await expect(selected).to_have_attribute("data-id", "I2")  # not the queue's arrow
-        await page.keyboard.press("Enter")
-        await expect(page.locator("#find-results")).to_be_hidden()
-        await expect(find).to_have_value("NR12")
-        await expect(page.locator("#map g.officer.found")).to_have_attribute("data-id", "o2")
-        await expect(page.locator("#map g.officer.found circle.find-ring")).to_have_count(1)
-        # the incident they are on is opened
-        await expect(selected).to_have_attribute("data-id", "I1")
-        ARTIFACTS.mkdir(exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / "console-find.png"))
+    await page.keyboard.press("/")
+    find, results = page.locator("#find"), page.locator("#find-results li")
+    await expect(find).to_be_focused()
+    await page.keyboard.type("nr1")  # j, k, a … would be keys of the page: here text
+    await expect(find).to_have_value("nr1")
+    # those it begins first, then those that hold it; not NR21
+    assert [await li.get_attribute("data-id") for li in await results.all()] == [
+        "o1",
+        "o2",
+        "o4",
+    ]
+    await expect(results.nth(0)).to_contain_text("NR11 · response · available")
+    await expect(results.nth(0).locator(".sub")).to_have_text(re.compile(r"fix \d+:\d\d ago"))
+    await expect(results.nth(1)).to_contain_text("NR12 · response · en route → I1")
+    await expect(results.nth(2).locator(".sub")).to_have_text("no position yet")
+    await expect(results.nth(0)).to_have_class("active")
+    await page.keyboard.press("ArrowDown")
+    await expect(results.nth(1)).to_have_class("active")
+    await expect(selected).to_have_attribute("data-id", "I2")  # not the queue's arrow
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#find-results")).to_be_hidden()
+    await expect(find).to_have_value("NR12")
+    await expect(page.locator("#map g.officer.found")).to_have_attribute("data-id", "o2")
+    await expect(page.locator("#map g.officer.found circle.find-ring")).to_have_count(1)
+    # the incident they are on is opened
+    await expect(selected).to_have_attribute("data-id", "I1")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "console-find.png"))
 
-        await page.keyboard.press("/")
-        await page.keyboard.press("Control+a")
-        await page.keyboard.type("zz9")
-        await expect(results).to_have_text(["no officer matches “zz9”"])
-        await page.keyboard.press("Escape")
-        await expect(find).to_have_value("")
-        await expect(find).not_to_be_focused()
-        await expect(page.locator("#map g.officer.found")).to_have_count(0)
-        await page.close()
-    assert errors == []
+    await page.keyboard.press("/")
+    await page.keyboard.press("Control+a")
+    await page.keyboard.type("zz9")
+    await expect(results).to_have_text(["no officer matches “zz9”"])
+    await page.keyboard.press("Escape")
+    await expect(find).to_have_value("")
+    await expect(find).not_to_be_focused()
+    await expect(page.locator("#map g.officer.found")).to_have_count(0)
+    await page.close()
+    assert desk.errors == []
 
 
 #: Counts the oscillators the page starts (Web Audio's, in the page's own world).
@@ -467,85 +465,64 @@ OscillatorNode.prototype.start = function (...args) { window.tones += 1; return 
 """
 
 
-async def test_a_call_waiting_at_grade_1_chimes_once_unless_the_sound_is_off(
-    browser: Browser,
-    broker: EmbeddedBroker,
-    topic_prefix: str,
-    tmp_path: Path,
-    events_type: Any,
-) -> None:
+async def test_a_call_waiting_at_grade_1_chimes_once_unless_the_sound_is_off(desk: Desk) -> None:
     """A call that arrives, or is regraded, at grade 1 while the page is open sounds a
     chime (two tones), once; a grade 2 call none; ``M`` (or the button) turns the sound
     off, and it stays off when the page is loaded again, which chimes for none of the
     calls it finds."""
-    ev = events_type(datetime.now(UTC) - timedelta(seconds=60))
-    errors: list[str] = []
-    async with live_console(broker, topic_prefix, tmp_path, "sgt.chime", "pc.chime") as (
-        console,
-        sdo_token,
-        _,
-    ):
-        page = await open_page(browser, console.url, sdo_token, errors, COUNT_TONES)
-        await expect(page.locator("#user-name")).to_have_text("sgt.chime", timeout=PAGE_TIMEOUT_MS)
-        sound = page.locator("#sound-btn")
-        await expect(sound).to_have_text("Sound on")
+    ev = desk.ev
+    page = await desk.open(init_script=COUNT_TONES)
+    sound = page.locator("#sound-btn")
+    await expect(sound).to_have_text("Sound on")
 
-        def grade_2(rec: Any) -> Any:
-            return rec.model_copy(update={"grade": 2, "response": Response.PRIORITY})
+    def grade_2(rec: Any) -> Any:
+        return rec.model_copy(update={"grade": 2, "response": Response.PRIORITY})
 
-        await produce(
-            broker.bootstrap,
-            console.topics,
-            [
-                ev.incident("I1", at=1),
-                ev.recommendation("I1", [], at=2, rid="R1"),
-                ev.incident("I2", at=3),
-                grade_2(ev.recommendation("I2", [], at=4, rid="R2")),
-                ev.recommendation("I1", [], at=5, rid="R1b"),  # I1 again: no second chime
-            ],
-        )
-        await expect(page.locator("#queue .queue-item")).to_have_count(2)
-        await expect(sound).to_have_attribute("data-chimes", "1")
-        assert await page.evaluate("window.tones") == 2
-        # regraded to 1 while it waits
-        await produce(
-            broker.bootstrap, console.topics, [ev.recommendation("I2", [], at=6, rid="R2b")]
-        )
-        await expect(sound).to_have_attribute("data-chimes", "2")
+    await desk.produce(
+        [
+            ev.incident("I1", at=1),
+            ev.recommendation("I1", [], at=2, rid="R1"),
+            ev.incident("I2", at=3),
+            grade_2(ev.recommendation("I2", [], at=4, rid="R2")),
+            ev.recommendation("I1", [], at=5, rid="R1b"),  # I1 again: no second chime
+        ],
+    )
+    await expect(page.locator("#queue .queue-item")).to_have_count(2)
+    await expect(sound).to_have_attribute("data-chimes", "1")
+    assert await page.evaluate("window.tones") == 2
+    # regraded to 1 while it waits
+    await desk.produce([ev.recommendation("I2", [], at=6, rid="R2b")])
+    await expect(sound).to_have_attribute("data-chimes", "2")
 
-        print(
-            "ACTIVE",
-            await page.evaluate(
-                "document.activeElement && (document.activeElement.tagName + '#' + document.activeElement.id)"
-            ),
-        )
-        await page.keyboard.press("m")
-        print("AFTER", await page.evaluate("localStorage.getItem('sdo-console-sound')"))
-        await expect(sound).to_have_text("Sound off")
-        await expect(sound).to_have_attribute("aria-pressed", "false")
-        await produce(
-            broker.bootstrap,
-            console.topics,
-            [ev.incident("I3", at=7), ev.recommendation("I3", [], at=8, rid="R3")],
-        )
-        await expect(page.locator("#queue .queue-item")).to_have_count(3)
-        assert await page.evaluate("window.tones") == 4  # the second chime's, no third
-        await expect(sound).to_have_attribute("data-chimes", "2")
+    print(
+        "ACTIVE",
+        await page.evaluate(
+            "document.activeElement && (document.activeElement.tagName + '#' + document.activeElement.id)"
+        ),
+    )
+    await page.keyboard.press("m")
+    print("AFTER", await page.evaluate("localStorage.getItem('sdo-console-sound')"))
+    await expect(sound).to_have_text("Sound off")
+    await expect(sound).to_have_attribute("aria-pressed", "false")
+    await desk.produce(
+        [ev.incident("I3", at=7), ev.recommendation("I3", [], at=8, rid="R3")],
+    )
+    await expect(page.locator("#queue .queue-item")).to_have_count(3)
+    assert await page.evaluate("window.tones") == 4  # the second chime's, no third
+    await expect(sound).to_have_attribute("data-chimes", "2")
 
-        await page.reload()  # (the session keeps the token: it connects again)
-        await expect(page.locator("#queue .queue-item")).to_have_count(3)
-        await expect(sound).to_have_text("Sound off")
-        await sound.click()
-        await expect(sound).to_have_text("Sound on")
-        await produce(
-            broker.bootstrap,
-            console.topics,
-            [ev.recommendation("I1", ["o9"], at=9, rid="R1c"), ev.incident("I4", at=10)],
-        )
-        await expect(page.locator("#queue .queue-item")).to_have_count(4)
-        await expect(page.locator("#queue .queue-item[data-id='I1'] .who")).to_contain_text("→ o9")
-        # found waiting on connecting (I1, re-issued since), or not graded yet: no chime
-        assert await page.evaluate("window.tones") == 0
-        await expect(sound).not_to_have_attribute("data-chimes", re.compile("."))
-        await page.close()
-    assert errors == []
+    await page.reload()  # (the session keeps the token: it connects again)
+    await expect(page.locator("#queue .queue-item")).to_have_count(3)
+    await expect(sound).to_have_text("Sound off")
+    await sound.click()
+    await expect(sound).to_have_text("Sound on")
+    await desk.produce(
+        [ev.recommendation("I1", ["o9"], at=9, rid="R1c"), ev.incident("I4", at=10)],
+    )
+    await expect(page.locator("#queue .queue-item")).to_have_count(4)
+    await expect(page.locator("#queue .queue-item[data-id='I1'] .who")).to_contain_text("→ o9")
+    # found waiting on connecting (I1, re-issued since), or not graded yet: no chime
+    assert await page.evaluate("window.tones") == 0
+    await expect(sound).not_to_have_attribute("data-chimes", re.compile("."))
+    await page.close()
+    assert desk.errors == []
