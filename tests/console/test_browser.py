@@ -421,7 +421,9 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     await expect(find).to_be_focused()
     await page.keyboard.type("nr1")  # j, k, a … would be keys of the page: here text
     await expect(find).to_have_value("nr1")
-    # those it begins first, then those that hold it; not NR21
+    # those it begins first, then those that hold it; not NR21 (the list follows the typing:
+    # wait for the last letter's)
+    await expect(results).to_have_count(3)
     assert [await li.get_attribute("data-id") for li in await results.all()] == [
         "o1",
         "o2",
@@ -484,30 +486,28 @@ async def test_a_call_waiting_at_grade_1_chimes_once_unless_the_sound_is_off(des
             ev.recommendation("I1", [], at=2, rid="R1"),
             ev.incident("I2", at=3),
             grade_2(ev.recommendation("I2", [], at=4, rid="R2")),
-            ev.recommendation("I1", [], at=5, rid="R1b"),  # I1 again: no second chime
+            ev.recommendation("I1", ["o8"], at=5, rid="R1b"),  # I1 again: no second chime
         ],
     )
     await expect(page.locator("#queue .queue-item")).to_have_count(2)
     await expect(sound).to_have_attribute("data-chimes", "1")
+    await expect(page.locator("#queue .queue-item[data-id='I1'] .who")).to_contain_text("→ o8")
+    await expect(page.locator("#queue .queue-item[data-id='I2'] .grade")).to_have_text("2")
     assert await page.evaluate("window.tones") == 2
     # regraded to 1 while it waits
     await desk.produce([ev.recommendation("I2", [], at=6, rid="R2b")])
     await expect(sound).to_have_attribute("data-chimes", "2")
 
-    print(
-        "ACTIVE",
-        await page.evaluate(
-            "document.activeElement && (document.activeElement.tagName + '#' + document.activeElement.id)"
-        ),
-    )
     await page.keyboard.press("m")
-    print("AFTER", await page.evaluate("localStorage.getItem('sdo-console-sound')"))
     await expect(sound).to_have_text("Sound off")
     await expect(sound).to_have_attribute("aria-pressed", "false")
     await desk.produce(
         [ev.incident("I3", at=7), ev.recommendation("I3", [], at=8, rid="R3")],
     )
     await expect(page.locator("#queue .queue-item")).to_have_count(3)
+    await expect(page.locator("#queue .queue-item[data-id='I3'] .who")).to_have_text(
+        "no officer recommended"
+    )
     assert await page.evaluate("window.tones") == 4  # the second chime's, no third
     await expect(sound).to_have_attribute("data-chimes", "2")
 
