@@ -348,6 +348,15 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(desk
     await expect(options.nth(3)).to_have_text("CSo2 (response, north, 5.1 km)")
     await page.keyboard.type("ajk")  # text in the reason, not keys
     await expect(page.locator("#decide-reason")).to_have_value("ajk")
+    # what sending them does to their cluster's cover: north-1 has three, its minimum is 4
+    cover = page.locator("#decide-cover li")
+    await expect(cover).to_have_count(0)
+    await page.select_option("#pick-officer", "o3")
+    await expect(cover).to_have_text(
+        ["cluster north-1 would have 2 available response officer(s), below its minimum cover of 4"]
+    )
+    await page.select_option("#pick-officer", "o2")
+    await expect(cover).to_contain_text(["would have 1 available"])
     await expect(selected).to_have_attribute("data-id", "I2")
     await keys("Escape")
     await expect(page.locator("#decide-form")).to_be_hidden()

@@ -754,12 +754,59 @@ function callsign(id) {
   return (o && o.callsign) || id;
 }
 
+function insideRing(ring, lon, lat) {
+  // even-odd rule: a horizontal ray from the point crosses the ring an odd number of times
+  let inside = false;
+  for (let i = 0, j = ring.length - 1; i < ring.length; j = i, i += 1) {
+    const [xi, yi] = ring[i], [xj, yj] = ring[j];
+    if ((yi > lat) !== (yj > lat) && lon < ((xj - xi) * (lat - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
+function areaAt(lon, lat) {
+  // the properties of the neighbourhood a point falls in (null outside them all)
+  for (const f of (state.areas && state.areas.features) || []) {
+    const g = f.geometry;
+    const polygons = !g ? [] : g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+    for (const [outer, ...holes] of polygons) {
+      if (insideRing(outer, lon, lat) && !holes.some((hole) => insideRing(hole, lon, lat))) return f.properties;
+    }
+  }
+  return null;
+}
+
+function coverWarnings(ids) {
+  // what sending these officers would do to their response clusters' cover (CONTRACT §3:
+  // cover must not collapse); the SDO may still send them
+  const taken = new Map();
+  for (const id of ids) {
+    const o = state.officers.get(id);
+    if (!o || o.role !== "response" || o.status !== "available" || o.lon == null || o.lat == null) continue;
+    const area = areaAt(o.lon, o.lat);
+    if (area && area.cluster) taken.set(area.cluster, (taken.get(area.cluster) || 0) + 1);
+  }
+  const out = [];
+  for (const [cluster, n] of taken) {
+    const min = state.minCover[cluster];
+    const have = (state.availability[`cluster:${cluster}`] || {})["role:response"] || 0;
+    if (min !== undefined && have - n < min) {
+      out.push(`cluster ${cluster} would have ${Math.max(0, have - n)} available response officer(s), below its minimum cover of ${min}`);
+    }
+  }
+  return out;
+}
+
 function renderForm() {
   const form = state.form;
   const el = $("#decide-form");
   el.hidden = !form;
   if (!form) return;
   $("#pick-wrap").hidden = form.kind !== "override";
+  const warnings = form.kind === "override" ? coverWarnings(form.picked) : [];
+  const cover = $("#decide-cover");
+  cover.hidden = !warnings.length;
+  if (cover.textContent !== warnings.join("")) cover.replaceChildren(...warnings.map((w) => h("li", {}, w)));
   if (form.kind === "override") {
     const names = [...form.picked].map(callsign);
     $("#decide-what").textContent = names.length ? `Deploy instead: ${names.join(", ")}` : "Tick candidates or add officers, and give a reason.";
