@@ -402,7 +402,7 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(desk
 
 
 async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
-    """``/`` opens Find; typing lists the officers whose callsign holds it (those it begins
+    """A cluster's cover is its available response officers. ``/`` opens Find; typing lists the officers whose callsign holds it (those it begins
     first), each with what they are doing and where; the arrows choose, Enter marks the
     one chosen on the map and opens the incident they are on; Esc clears it. Keys typed
     in Find are text, not the page's keys."""
@@ -416,11 +416,17 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
         ev.status("o2", "en_route", at=4, incident_id="I1"),
         ev.profile("o3", callsign="NR21"), ev.status("o3", "off_duty", at=1),
         ev.profile("o4", callsign="ANR1"), ev.status("o4", "available", at=1),
+        ev.profile("o5", callsign="PC5", role="pcso"), ev.status("o5", "available", at=1),
+        ev.location("o5", at=2),
         ev.incident("I2", at=5),
     ]  # fmt: skip
     await desk.produce(events)
     await expect(page.locator("#queue .queue-item")).to_have_count(2)
     await page.wait_for_selector("#map g.officer[data-id='o2']")
+    # north-1's cover counts its available response officers (o1), not the PCSO beside
+    cover = page.locator("#av-cluster tr[data-id='north-1'] td.cover")
+    await expect(cover).to_have_text("1 / 4")
+    await expect(cover).to_have_class("cover below")
     await page.click("#queue .queue-item[data-id='I2']")
     selected = page.locator("#queue .queue-item.selected")
     await expect(selected).to_have_attribute("data-id", "I2")

@@ -862,10 +862,14 @@ function toast(text, ok) {
 function renderAvailability() {
   const av = state.availability;
   const rows = (prefix) => Object.entries(av).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]);
+  // a cluster's cover is its available response officers (as the worker's cover-gap alert
+  // counts them); the others are listed beside
   $("#av-cluster tbody").replaceChildren(...rows("cluster:").map(([id, c]) => {
     const min = state.minCover[id];
-    const below = min !== undefined && (c.total || 0) < min;
-    return h("tr", {}, h("td", {}, id), h("td", { class: below ? "below" : "okcover" }, `${c.total || 0} / ${min ?? "–"}`),
+    const response = c["role:response"] || 0;
+    const below = min !== undefined && response < min;
+    return h("tr", { "data-id": id }, h("td", {}, id),
+      h("td", { class: `cover ${below ? "below" : "okcover"}` }, `${response} / ${min ?? "–"}`),
       h("td", { class: "muted" }, roleSummary(c)));
   }));
   $("#av-npu tbody").replaceChildren(...rows("npu:").map(([id, c]) => h("tr", {}, h("td", {}, id), h("td", {}, c.total || 0), h("td", { class: "muted" }, roleSummary(c)))));
