@@ -469,6 +469,7 @@ def test_a_variant_with_other_rules_is_graded_by_them_and_the_report_says_what_c
         (["fastest@{tmp}/same.json"], "unknown policy 'fastest'"),
         (["thrive@{tmp}/same.json", "thrive@{tmp}/b/same.json"], "both called 'thrive@same'"),
         (["thrive", "thrive"], "each --policy may be given once"),
+        ([f"thrive@{'r' * 130}.json"], "at most 128 characters"),
     ],
 )
 def test_a_variant_that_cannot_run_is_one_line_and_exit_2(

@@ -94,6 +94,10 @@ class _Incident:
     below_cover: bool | None = None
 
 
+#: The longest name a policy may have in a recommendation (``PolicyRef.name``, an ``Id``).
+_LABEL_MAX: Final = 128
+
+
 @dataclass(frozen=True)
 class PolicySpec:
     """One ``--policy``: ``NAME`` (one of :data:`POLICIES`), run with the evaluation's
@@ -119,7 +123,13 @@ class PolicySpec:
         if not path:
             raise ConfigError(f"--policy {text}: a rules file must follow the @")
         rules = Path(path)
-        return cls(f"{name}@{rules.stem}", name, rules)
+        label = f"{name}@{rules.stem.strip()}"
+        if len(label) > _LABEL_MAX:
+            raise ConfigError(
+                f"--policy {text}: a variant is called {name}@ and its rules file's name, "
+                f"at most {_LABEL_MAX} characters: give the file a shorter name"
+            )
+        return cls(label, name, rules)
 
     def load(self, settings: Settings) -> tuple[Rules, Policy]:
         """The grading rules and the policy this pass runs with (a variant's policy
