@@ -484,7 +484,8 @@ OscillatorNode.prototype.start = function (...args) { window.tones += 1; return 
 
 async def test_a_call_waiting_at_grade_1_chimes_once_unless_the_sound_is_off(desk: Desk) -> None:
     """A call that arrives, or is regraded, at grade 1 while the page is open sounds a
-    chime (two tones), once; a grade 2 call none; ``M`` (or the button) turns the sound
+    chime (two tones), once, and again once when it is alerted unresourced; a grade 2
+    call none; ``M`` (or the button) turns the sound
     off, and it stays off when the page is loaded again, which chimes for none of the
     calls it finds."""
     ev = desk.ev
@@ -512,6 +513,14 @@ async def test_a_call_waiting_at_grade_1_chimes_once_unless_the_sound_is_off(des
     # regraded to 1 while it waits
     await desk.produce([ev.recommendation("I2", [], at=6, rid="R2b")])
     await expect(sound).to_have_attribute("data-chimes", "2")
+    # past its deadline with nobody deployed: again, once (the alert repeated is not news)
+    unresourced = Alert(
+        event_id="a-unresourced", ts=ev.t0 + timedelta(seconds=7), kind="unresourced",
+        severity="critical", subject="I1", message="grade 1 incident I1 unresourced",
+    )  # fmt: skip
+    await desk.produce([unresourced, unresourced.model_copy(update={"event_id": "a-again"})])
+    await expect(page.locator("#alerts li")).to_have_count(1)
+    await expect(sound).to_have_attribute("data-chimes", "3")
 
     await page.keyboard.press("m")
     await expect(sound).to_have_text("Sound off")
@@ -523,8 +532,8 @@ async def test_a_call_waiting_at_grade_1_chimes_once_unless_the_sound_is_off(des
     await expect(page.locator("#queue .queue-item[data-id='I3'] .who")).to_have_text(
         "no officer recommended"
     )
-    assert await page.evaluate("window.tones") == 4  # the second chime's, no third
-    await expect(sound).to_have_attribute("data-chimes", "2")
+    assert await page.evaluate("window.tones") == 6  # the third chime's, no fourth
+    await expect(sound).to_have_attribute("data-chimes", "3")
 
     await page.reload()  # (the session keeps the token: it connects again)
     await expect(page.locator("#queue .queue-item")).to_have_count(3)

@@ -231,7 +231,13 @@ function handle(msg) {
     case "alert": {
       const key = `${msg.alert.kind}:${msg.alert.subject}`;
       if (msg.alert.active === false) state.alerts.delete(key);
-      else state.alerts.set(key, msg.alert);
+      else {
+        // a grade 1 call past its deadline with nobody deployed: the chime again, once
+        const known = state.alerts.has(key);
+        state.alerts.set(key, msg.alert);
+        const inc = state.incidents.get(msg.alert.subject);
+        if (!known && msg.alert.kind === "unresourced" && inc && waitsAtGrade1(inc) && soundOn()) chime();
+      }
       break;
     }
     case "availability":
