@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import importlib.metadata
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,8 @@ def test_report_names_both_policies_and_embeds_plots(evaluated: Path) -> None:
     """report.html is self-contained: policy names, PNG plots inline, assumptions stated."""
     page = (evaluated / "report.html").read_text(encoding="utf-8")
     assert "thrive" in page and "closest" in page
-    assert page.count('src="data:image/png;base64,') >= 3
+    assert page.count('src="data:image/png;base64,') >= 4
+    assert '<img alt="by hour of the day"' in page
     assert "Assumptions" in page and "Reading the figures" in page
     # the speeds as a table in km/h, not a dump of the figures in metres per second
     assert "<th>transport</th><th>grade 1</th>" in page and " km/h</td>" in page
@@ -487,3 +489,34 @@ def test_a_variant_that_cannot_run_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_figures_by_hour_of_the_day_add_up_to_the_day(metrics: dict[str, Any]) -> None:
+    """Each policy's calls by the hour they came in (UK time): 24 hours, every graded call
+    in one of them, shares and medians only where there are calls."""
+    for m in metrics["policies"].values():
+        by_hour = m["by_hour"]
+        assert by_hour["time_zone"] == "Europe/London"
+        hours = by_hour["hours"]
+        assert [h["hour"] for h in hours] == list(range(24))
+        assert sum(h["incidents"] for h in hours) == m["incidents"]
+        for h in hours:
+            if not h["incidents"]:
+                assert h["share_off_response_officers"] is None
+                assert h["grade_1_attend_median_s"] is h["grade_2_attend_median_s"] is None
+            else:
+                assert 0 <= h["share_off_response_officers"] <= 1
+    closest = metrics["policies"]["closest"]["by_hour"]["hours"]
+    assert {h["share_off_response_officers"] for h in closest if h["incidents"]} == {0.0}
+
+
+@pytest.mark.parametrize(
+    ("utc", "hour"),
+    [
+        ("2015-07-01T23:30:00+00:00", 0),  # British Summer Time: an hour ahead
+        ("2015-12-01T23:30:00+00:00", 23),  # winter: UTC
+        ("2015-03-29T01:30:00+00:00", 2),  # the clocks went forward at 01:00 UTC
+    ],
+)
+def test_the_hour_of_a_call_is_on_the_force_s_clock(utc: str, hour: int) -> None:
+    assert ev.local_hour(datetime.fromisoformat(utc)) == hour

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
@@ -69,6 +70,11 @@ PassProgress = Callable[[str, float, int, float, bool], None]
 #: Grade → attendance target in seconds (West Midlands: 15 min grade 1, 60 min grade 2).
 TARGET_S = {1: 15 * 60, 2: 60 * 60}
 LONG_WAIT_S = 30 * 60
+#: The force's clock, for the hours of the day (the log's times are UTC).
+LOCAL_TIME: Final = "Europe/London"
+_LOCAL = ZoneInfo(LOCAL_TIME)
+#: An hour's median is given from this many calls of a grade (fewer: None).
+HOUR_MIN_CALLS: Final = 3
 #: The route of every incident under the ``closest`` policy (no THRIVE+ routing).
 _CLOSEST_ROUTE = "closest response officer"
 #: Routes whose incidents wait for someone other than a response officer.
@@ -252,7 +258,7 @@ class Metrics:
         by_route = Counter(i.response if thrive_routing else _CLOSEST_ROUTE for i in graded)
         # who the first recommendation naming an officer sends (signposted: nobody, by design)
         sent_to: Counter[str] = Counter()
-        off_response = 0
+        off: list[bool] = []  # per graded incident, in order
         for i in graded:
             if i.signposted:
                 who = "partner service (no officer)"
@@ -264,9 +270,10 @@ class Metrics:
             # Demand off response officers: someone else was named, nobody by design, or
             # it waits for a non-response pool (an investigator, the neighbourhood team).
             if who == "nobody available":
-                off_response += thrive_routing and i.response in _NON_RESPONSE_POOLS
+                off.append(thrive_routing and i.response in _NON_RESPONSE_POOLS)
             else:
-                off_response += who != Role.RESPONSE.value
+                off.append(who != Role.RESPONSE.value)
+        off_response = sum(off)
         grades: dict[str, Any] = {}
         for g in (1, 2, 3, 4):
             rows = [i for i in graded if i.grade == g]
@@ -312,9 +319,40 @@ class Metrics:
             "named_officer_incidents": len(named),
             "agreement_with_recorded_deployments": _rate(agreed),
             "recorded_deployments_compared": len(agreed),
+            "by_hour": _by_hour(graded, off),
             "cover_gap_minutes": {k: round(v, 1) for k, v in sorted(self.gap_minutes.items())},
             "alerts": dict(sorted(self.alerts.items())),
         }
+
+
+def local_hour(when: datetime) -> int:
+    """The hour of the day of ``when`` on the force's clock (:data:`LOCAL_TIME`)."""
+    return when.astimezone(_LOCAL).hour
+
+
+def _by_hour(graded: list[_Incident], off: list[bool]) -> dict[str, Any]:
+    """Per hour of the day the calls came in (local time): how many, the share sent off
+    response officers, and grade 1's and 2's median estimated attendance (None from fewer
+    than :data:`HOUR_MIN_CALLS` calls)."""
+    hours: list[list[tuple[_Incident, bool]]] = [[] for _ in range(24)]
+    for inc, away in zip(graded, off, strict=True):
+        hours[local_hour(inc.created)].append((inc, away))
+    rows = []
+    for hour, calls in enumerate(hours):
+        row: dict[str, Any] = {
+            "hour": hour,
+            "incidents": len(calls),
+            "share_off_response_officers": round(sum(a for _, a in calls) / len(calls), 4)
+            if calls
+            else None,
+        }
+        for g in (1, 2):
+            times = sorted(i.attend_s for i, _ in calls if i.grade == g and i.attend_s is not None)
+            row[f"grade_{g}_attend_median_s"] = (
+                _q(times, 0.5) if len(times) >= HOUR_MIN_CALLS else None
+            )
+        rows.append(row)
+    return {"time_zone": LOCAL_TIME, "hours": rows}
 
 
 def _below_cover(world: World, recommended: tuple[str, ...]) -> bool | None:

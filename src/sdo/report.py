@@ -97,6 +97,37 @@ def _cover_plot(policies: dict[str, Any]) -> str:
     return _png(fig)
 
 
+def _hours_plot(policies: dict[str, Any]) -> str | None:
+    """Three panels by hour of the day: the share sent off response officers, and grade 1's
+    and 2's median estimated attendance, a line per policy (None if metrics.json has no
+    hours: an older one)."""
+    if not all("by_hour" in m for m in policies.values()):
+        return None
+    fig, axes = plt.subplots(3, 1, figsize=(7.5, 6.6), sharex=True)
+    panels = (
+        ("share_off_response_officers", "sent off response officers", 1.0, None),
+        ("grade_1_attend_median_s", "grade 1 median (min)", 1 / 60, 15),
+        ("grade_2_attend_median_s", "grade 2 median (min)", 1 / 60, 60),
+    )
+    nan = float("nan")
+    for ax, (key, label, scale, target) in zip(axes, panels, strict=True):
+        for name, m in policies.items():
+            rows = m["by_hour"]["hours"]
+            values = [nan if r[key] is None else r[key] * scale for r in rows]
+            ax.plot([r["hour"] for r in rows], values, marker="o", markersize=3, label=name)
+        if target is not None:
+            ax.axhline(target, color="#c0392b", linestyle="--", linewidth=1)
+        ax.set_ylabel(label, fontsize=8)
+    axes[0].set_ylim(0, 1)
+    axes[0].legend(fontsize=8, ncol=min(len(policies), 4))
+    first = next(iter(policies.values()))
+    counts = [r["incidents"] for r in first["by_hour"]["hours"]]
+    axes[-1].set_xticks(range(24), [f"{h}\n{n}" for h, n in enumerate(counts)], fontsize=7)
+    zone = first["by_hour"]["time_zone"]
+    axes[-1].set_xlabel(f"hour of the day the call came in ({zone}), and calls in it")
+    return _png(fig)
+
+
 def _fmt(value: Any, kind: str = "") -> str:
     if value is None:
         return "–"
@@ -194,6 +225,20 @@ def _graded(metrics: dict[str, Any]) -> str:
     order = ["emergency", "priority", "scheduled", "neighbourhood", "investigator", "signpost"]
     shares = metrics["share_by_response"]
     return ", ".join(f"{html.escape(r)} {shares[r]:.0%}" for r in sorted(shares, key=_rank(order)))
+
+
+def _hours(policies: dict[str, Any]) -> str:
+    png = _hours_plot(policies)
+    if png is None:
+        return ""
+    return (
+        "<h2>By hour of the day</h2>\n<p>Does a policy hold up when calls peak and officers "
+        "are busy? The share of calls sent somewhere other than a response officer, and the "
+        "median estimated attendance of grades 1 and 2 (targets dashed), by the hour the "
+        "call came in. An hour with fewer than 3 calls of a grade has no median there; the "
+        "number of calls in each hour is under it.</p>\n"
+        f'<img alt="by hour of the day" src="data:image/png;base64,{png}">'
+    )
 
 
 def _variants_assume(policies: dict[str, Any]) -> str:
@@ -369,6 +414,7 @@ officers: to investigators, the neighbourhood's named officer, or a partner serv
 min, grade 2 within 60 min). Grade 3 has no target, and under <b>thrive</b> its figure is not
 an attendance (see "Estimated attendance" above).</p>
 <img alt="attendance" src="data:image/png;base64,{_attendance_plot(policies)}">
+{_hours(policies)}
 <h2>Cover</h2>
 <p>Minutes each response cluster spent below its minimum available cover, as the log
 recorded it (the same under every policy: see "Cover-gap minutes" above).</p>
