@@ -402,10 +402,12 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(desk
 
 
 async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
-    """A cluster's cover is its available response officers. ``/`` opens Find; typing lists the officers whose callsign holds it (those it begins
-    first), each with what they are doing and where; the arrows choose, Enter marks the
-    one chosen on the map and opens the incident they are on; Esc clears it. Keys typed
-    in Find are text, not the page's keys."""
+    """A cluster's cover is its available response officers. ``/`` opens Find; typing
+    lists the officers whose callsign holds it (those it begins first), then those with a
+    skill that holds it (the available first), each with what they are doing, where, and
+    what they can do; the arrows choose, Enter marks the one chosen on the map and opens
+    the incident they are on; Esc clears it. Keys typed in Find are text, not the page's
+    keys."""
     ev = desk.ev
     page = await desk.open()
     events = [
@@ -414,9 +416,10 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
         ev.profile("o2", callsign="NR12"), ev.location("o2", (-1.83, 52.59), at=2),
         ev.incident("I1", at=3),
         ev.status("o2", "en_route", at=4, incident_id="I1"),
-        ev.profile("o3", callsign="NR21"), ev.status("o3", "off_duty", at=1),
+        ev.profile("o3", callsign="NR21", skills=["taser"]), ev.status("o3", "off_duty", at=1),
         ev.profile("o4", callsign="ANR1"), ev.status("o4", "available", at=1),
-        ev.profile("o5", callsign="PC5", role="pcso"), ev.status("o5", "available", at=1),
+        ev.profile("o5", callsign="PC5", role="pcso", skills=["taser", "first_aid"]),
+        ev.status("o5", "available", at=1),
         ev.location("o5", at=2),
         ev.incident("I2", at=5),
     ]  # fmt: skip
@@ -447,7 +450,7 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     await expect(results.nth(0)).to_contain_text("NR11 · response · available")
     await expect(results.nth(0).locator(".sub")).to_have_text(re.compile(r"fix \d+:\d\d ago"))
     await expect(results.nth(1)).to_contain_text("NR12 · response · en route → I1")
-    await expect(results.nth(2).locator(".sub")).to_have_text("no position yet")
+    await expect(results.nth(2).locator(".sub")).to_have_text("no position yet · car · first aid")
     await expect(results.nth(0)).to_have_class("active")
     await page.keyboard.press("ArrowDown")
     await expect(results.nth(1)).to_have_class("active")
@@ -465,7 +468,16 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     await page.keyboard.press("/")
     await page.keyboard.press("Control+a")
     await page.keyboard.type("zz9")
-    await expect(results).to_have_text(["no officer matches “zz9”"])
+    await expect(results).to_have_text(["no officer or skill matches “zz9”"])
+    # a skill: who has it, the available first, what they can do under each
+    await page.keyboard.press("Control+a")
+    await page.keyboard.type("tase")
+    await expect(results).to_have_count(2)
+    assert [await li.get_attribute("data-id") for li in await results.all()] == ["o5", "o3"]
+    await expect(results.nth(0).locator(".sub")).to_contain_text("car · taser, first aid")
+    await expect(results.nth(1).locator(".sub")).to_have_text(
+        "off duty: not on the map · car · taser"
+    )
     await page.keyboard.press("Escape")
     await expect(find).to_have_value("")
     await expect(find).not_to_be_focused()

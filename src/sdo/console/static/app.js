@@ -604,14 +604,19 @@ function renderMap() {
 // -- finding an officer ------------------------------------------------------------------
 
 function findMatches(query) {
-  // officers whose callsign (or id) holds what is typed; those it begins first, then by callsign
+  // officers whose callsign (or id) holds what is typed, those it begins first; then those
+  // with a skill that holds it ("taser", "urdu"), the available first; each by callsign
   const q = query.trim().toLowerCase();
   if (!q) return [];
   const hits = [];
   for (const o of state.officers.values()) {
     const name = (o.callsign || o.officer_id).toLowerCase();
     const at = name.indexOf(q);
-    if (at >= 0 || o.officer_id.toLowerCase().includes(q)) hits.push([at === 0 ? 0 : 1, name, o]);
+    let rank = at === 0 ? 0 : at > 0 || o.officer_id.toLowerCase().includes(q) ? 1 : -1;
+    if (rank < 0 && (o.skills || []).some((k) => k.replace(/_/g, " ").toLowerCase().includes(q))) {
+      rank = o.status === "available" ? 2 : 3;
+    }
+    if (rank >= 0) hits.push([rank, name, o]);
   }
   hits.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
   return hits.slice(0, FIND_MAX).map((hit) => hit[2]);
@@ -635,16 +640,16 @@ function renderFind() {
   const hits = findMatches(query);
   state.find.active = Math.min(state.find.active, Math.max(0, hits.length - 1));
   const items = hits.map((o, n) => {
-    const doing = officerTip(o, false, nowMs()).split("\n")[0];
+    const [doing, can] = officerTip(o, false, nowMs()).split("\n");
     return h("li", {
       class: n === state.find.active ? "active" : "",
       "data-id": o.officer_id,
       role: "option",
       // (mousedown: before the field loses the focus and the list hides)
       onmousedown: (ev) => { ev.preventDefault(); showFound(o.officer_id); },
-    }, h("div", {}, doing), h("div", { class: "sub" }, whereText(o)));
+    }, h("div", {}, doing), h("div", { class: "sub" }, `${whereText(o)} · ${can}`));
   });
-  if (!items.length) items.push(h("li", { class: "none" }, `no officer matches “${query.trim()}”`));
+  if (!items.length) items.push(h("li", { class: "none" }, `no officer or skill matches “${query.trim()}”`));
   list.replaceChildren(...items);
   list.hidden = false;
 }
