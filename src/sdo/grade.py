@@ -17,7 +17,6 @@ import orjson
 
 from sdo.config import DEFAULT_RULES, package_data
 from sdo.domain.grading import Rules, grade
-from sdo.domain.recommend import Policy
 from sdo.errors import BadInput, ConfigError
 from sdo.events import Incident, decode
 
@@ -68,6 +67,9 @@ def rules_changes(base: Path, other: Path) -> list[str]:
 def _with_defaults(obj: Any) -> Any:
     """The rules with every ``recommend`` setting, the defaults of those not given (a file
     that sets ``better_by_s`` to 120 changes it from 60, not from nothing)."""
+    # (here, not at the top: the recommender loads numba, which `sdo grade` does not need)
+    from sdo.domain.recommend import Policy  # noqa: PLC0415
+
     if not isinstance(obj, dict) or not isinstance(obj.get("recommend", {}), dict):
         return obj
     policy = Policy()
