@@ -310,7 +310,7 @@ For grade 1 the fastest goes, cover or not.</li>
 <li><b>Cover-gap minutes</b>: minutes a response cluster spent below its minimum number of
 available response officers. Officers move and are deployed as the log recorded, not as a
 policy would have sent them, so this is the log's figure and, on one log, the same under
-every policy; the row above is the policy's.</li>
+every policy; the share left below minimum cover, above, is the policy's.</li>
 </ul>"""
 
 
