@@ -406,8 +406,8 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     lists the officers whose callsign holds it (those it begins first), then those with a
     skill that holds it (the available first), each with what they are doing, where, and
     what they can do; the arrows choose, Enter marks the one chosen on the map and opens
-    the incident they are on; Esc clears it. Keys typed in Find are text, not the page's
-    keys."""
+    the incident they are on; Esc clears it. An incident's id finds it, and Enter opens it.
+    Keys typed in Find are text, not the page's keys."""
     ev = desk.ev
     page = await desk.open()
     events = [
@@ -468,7 +468,7 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     await page.keyboard.press("/")
     await page.keyboard.press("Control+a")
     await page.keyboard.type("zz9")
-    await expect(results).to_have_text(["no officer or skill matches “zz9”"])
+    await expect(results).to_have_text(["no officer, skill or incident matches “zz9”"])
     # a skill: who has it, the available first, what they can do under each
     await page.keyboard.press("Control+a")
     await page.keyboard.type("tase")
@@ -482,6 +482,15 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     await expect(find).to_have_value("")
     await expect(find).not_to_be_focused()
     await expect(page.locator("#map g.officer.found")).to_have_count(0)
+    # an incident by its id: Enter opens it
+    await page.keyboard.press("/")
+    await page.keyboard.type("i2")
+    await expect(results).to_have_count(1)
+    await expect(results.nth(0)).to_have_attribute("data-id", "I2")
+    await expect(results.nth(0).locator(".sub")).to_have_text("waiting · Burglary in progress")
+    await page.keyboard.press("Enter")
+    await expect(selected).to_have_attribute("data-id", "I2")
+    await expect(find).to_have_value("")
     await page.close()
     assert desk.errors == []
 

@@ -601,11 +601,12 @@ function renderMap() {
   $("#layer-lines").replaceChildren(...lines);
 }
 
-// -- finding an officer ------------------------------------------------------------------
+// -- finding an officer or an incident -----------------------------------------------------
 
 function findMatches(query) {
-  // officers whose callsign (or id) holds what is typed, those it begins first; then those
-  // with a skill that holds it ("taser", "urdu"), the available first; each by callsign
+  // officers whose callsign (or id) holds what is typed and incidents whose id does, those
+  // it begins first; then officers with a skill that holds it ("taser", "urdu"), the
+  // available first; each by name. A hit is {o: officer} or {inc: incident}.
   const q = query.trim().toLowerCase();
   if (!q) return [];
   const hits = [];
@@ -616,10 +617,23 @@ function findMatches(query) {
     if (rank < 0 && (o.skills || []).some((k) => k.replace(/_/g, " ").toLowerCase().includes(q))) {
       rank = o.status === "available" ? 2 : 3;
     }
-    if (rank >= 0) hits.push([rank, name, o]);
+    if (rank >= 0) hits.push([rank, name, { o }]);
+  }
+  for (const inc of state.incidents.values()) {
+    const name = inc.incident_id.toLowerCase();
+    const at = name.indexOf(q);
+    if (at >= 0) hits.push([at === 0 ? 0 : 1, name, { inc }]);
   }
   hits.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
   return hits.slice(0, FIND_MAX).map((hit) => hit[2]);
+}
+
+function incidentText(inc) {
+  // what the finder says of an incident: its grade and kind; waiting, or what was decided
+  const head = `${inc.incident_id} · grade ${gradeOf(inc) || "?"} · ${inc.category}`;
+  const now = inc.state === "open" && !inc.decision ? "waiting"
+    : inc.decision ? `${inc.decision}${inc.decided_by ? " by " + inc.decided_by : ""}` : inc.state;
+  return [head, inc.summary ? `${now} · ${inc.summary}` : now];
 }
 
 function whereText(o) {
@@ -639,19 +653,39 @@ function renderFind() {
   }
   const hits = findMatches(query);
   state.find.active = Math.min(state.find.active, Math.max(0, hits.length - 1));
-  const items = hits.map((o, n) => {
-    const [doing, can] = officerTip(o, false, nowMs()).split("\n");
+  const items = hits.map((hit, n) => {
+    const { o, inc } = hit;
+    let lines;
+    if (o) {
+      const [doing, can] = officerTip(o, false, nowMs()).split("\n");
+      lines = [doing, `${whereText(o)} · ${can}`];
+    } else {
+      lines = incidentText(inc);
+    }
     return h("li", {
-      class: n === state.find.active ? "active" : "",
-      "data-id": o.officer_id,
+      class: `${inc ? "incident " : ""}${n === state.find.active ? "active" : ""}`,
+      "data-id": o ? o.officer_id : inc.incident_id,
       role: "option",
       // (mousedown: before the field loses the focus and the list hides)
-      onmousedown: (ev) => { ev.preventDefault(); showFound(o.officer_id); },
-    }, h("div", {}, doing), h("div", { class: "sub" }, `${whereText(o)} · ${can}`));
+      onmousedown: (ev) => { ev.preventDefault(); pick(hit); },
+    }, h("div", {}, lines[0]), h("div", { class: "sub" }, lines[1]));
   });
-  if (!items.length) items.push(h("li", { class: "none" }, `no officer or skill matches “${query.trim()}”`));
+  if (!items.length) items.push(h("li", { class: "none" }, `no officer, skill or incident matches “${query.trim()}”`));
   list.replaceChildren(...items);
   list.hidden = false;
+}
+
+function pick(hit) {
+  if (hit.o) { showFound(hit.o.officer_id); return; }
+  // an incident: opened (and kept in sight in its list); the field is cleared
+  state.find = { query: "", active: 0 };
+  $("#find").value = "";
+  $("#find").blur();
+  select(hit.inc.incident_id);
+  requestAnimationFrame(() => {
+    const el = document.querySelector(".queue-item.selected");
+    if (el) el.scrollIntoView({ block: "nearest" });
+  });
 }
 
 function showFound(id) {
@@ -681,7 +715,7 @@ function onFindKey(ev) {
     state.find.active = Math.min(last, Math.max(0, state.find.active + (ev.key === "ArrowDown" ? 1 : -1)));
     schedule();
   } else if (ev.key === "Enter") {
-    if (hits.length) showFound(hits[state.find.active].officer_id);
+    if (hits.length) pick(hits[state.find.active]);
   } else if (ev.key === "Escape") {
     clearFind();
   } else {
