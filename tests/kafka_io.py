@@ -27,12 +27,21 @@ async def produce(bootstrap: str, topics: Topics, events: Iterable[Any]) -> None
         await producer.stop()
 
 
-async def read_deployments(consumer: AIOKafkaConsumer, timeout_s: float) -> list[dict[str, Any]]:
-    """The deployment events ``consumer`` reads, once there is one (within ``timeout_s``)."""
+async def read_deployments(
+    consumer: AIOKafkaConsumer, timeout_s: float, until: str | None = None
+) -> list[dict[str, Any]]:
+    """The deployment events ``consumer`` reads, once there is one (within ``timeout_s``);
+    with ``until``, every one read up to one for that incident (any sent before it is
+    among them: one broker, each fetch takes what every partition holds)."""
     deployments: list[dict[str, Any]] = []
 
+    def done() -> bool:
+        if until is None:
+            return bool(deployments)
+        return any(d["incident_id"] == until for d in deployments)
+
     async def read() -> None:
-        while not deployments:
+        while not done():
             batch = await consumer.getmany(timeout_ms=200)
             deployments.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
 
