@@ -799,26 +799,28 @@ function callsign(id) {
   return (o && o.callsign) || id;
 }
 
-function insideRing(ring, lon, lat) {
-  // even-odd rule: a horizontal ray from the point crosses the ring an odd number of times
-  let inside = false;
-  for (let i = 0, j = ring.length - 1; i < ring.length; j = i, i += 1) {
-    const [xi, yi] = ring[i], [xj, yj] = ring[j];
-    if ((yi > lat) !== (yj > lat) && lon < ((xj - xi) * (lat - yi)) / (yj - yi) + xi) inside = !inside;
-  }
-  return inside;
-}
-
 function areaAt(lon, lat) {
-  // the properties of the neighbourhood a point falls in (null outside them all)
+  // the properties of the neighbourhood a point falls in (null outside them all): the
+  // even-odd rule over all of a feature's rings (holes and parts alike, see rings()), a
+  // horizontal ray from the point crossing them an odd number of times
   for (const f of (state.areas && state.areas.features) || []) {
-    const g = f.geometry;
-    const polygons = !g ? [] : g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
-    for (const [outer, ...holes] of polygons) {
-      if (insideRing(outer, lon, lat) && !holes.some((hole) => insideRing(hole, lon, lat))) return f.properties;
+    let inside = false;
+    for (const ring of rings(f.geometry)) {
+      for (let i = 0, j = ring.length - 1; i < ring.length; j = i, i += 1) {
+        const [xi, yi] = ring[i], [xj, yj] = ring[j];
+        if ((yi > lat) !== (yj > lat) && lon < ((xj - xi) * (lat - yi)) / (yj - yi) + xi) inside = !inside;
+      }
     }
+    if (inside) return f.properties;
   }
   return null;
+}
+
+function responseCover(cluster) {
+  // a cluster's cover: its available response officers (as the worker's cover-gap alert
+  // counts them), and its minimum (undefined if the area file gives none)
+  const counts = state.availability[`cluster:${cluster}`] || {};
+  return { have: counts["role:response"] || 0, min: state.minCover[cluster] };
 }
 
 function coverWarnings(ids) {
@@ -833,8 +835,7 @@ function coverWarnings(ids) {
   }
   const out = [];
   for (const [cluster, n] of taken) {
-    const min = state.minCover[cluster];
-    const have = (state.availability[`cluster:${cluster}`] || {})["role:response"] || 0;
+    const { have, min } = responseCover(cluster);
     if (min !== undefined && have - n < min) {
       out.push(`cluster ${cluster} would have ${Math.max(0, have - n)} available response officer(s), below its minimum cover of ${min}`);
     }
@@ -907,14 +908,12 @@ function toast(text, ok) {
 function renderAvailability() {
   const av = state.availability;
   const rows = (prefix) => Object.entries(av).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]);
-  // a cluster's cover is its available response officers (as the worker's cover-gap alert
-  // counts them); the others are listed beside
+  // a cluster's cover (responseCover), the other roles listed beside
   $("#av-cluster tbody").replaceChildren(...rows("cluster:").map(([id, c]) => {
-    const min = state.minCover[id];
-    const response = c["role:response"] || 0;
-    const below = min !== undefined && response < min;
+    const { have, min } = responseCover(id);
+    const below = min !== undefined && have < min;
     return h("tr", { "data-id": id }, h("td", {}, id),
-      h("td", { class: `cover ${below ? "below" : "okcover"}` }, `${response} / ${min ?? "–"}`),
+      h("td", { class: `cover ${below ? "below" : "okcover"}` }, `${have} / ${min ?? "–"}`),
       h("td", { class: "muted" }, roleSummary(c)));
   }));
   $("#av-npu tbody").replaceChildren(...rows("npu:").map(([id, c]) => h("tr", {}, h("td", {}, id), h("td", {}, c.total || 0), h("td", { class: "muted" }, roleSummary(c)))));
