@@ -205,6 +205,73 @@ def test_bad_line_is_reported_with_its_number_and_evaluation_goes_on(
     assert m["events"] == len(lines) - 1
 
 
+def test_what_was_read_of_the_log_is_accounted_for(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The evaluator is told, after the pass, how many lines were skipped (beyond the first
+    few shown) and how many events were evaluated; metrics.json and the report give the
+    period the log covers (its first event to its last), the skipped lines and the events
+    that could not be applied (a deployment for an unknown incident)."""
+    lines = log.read_bytes().splitlines()[:3000]
+    lines[9] = b"{not json"
+    lines[19] = b"[1, 2]"
+    stray = {
+        "type": "deployment",
+        "event_id": "stray-1",
+        "ts": json.loads(lines[1000])["ts"],
+        "incident_id": "INC-NOT-IN-THE-LOG",
+        "decision": "declined",
+        "officer_ids": [],
+        "by": "sgt.test",
+        "reason": "not ours",
+    }
+    lines.insert(1000, json.dumps(stray).encode())
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "out"
+    assert _evaluate(broken, out, "thrive") == 0
+    err = capsys.readouterr().err.splitlines()
+    events = len(lines) - 2
+    assert (
+        f"sdo evaluate: 2 invalid line(s) of {broken} skipped; {events:,} events evaluated" in err
+    )
+    m = json.loads((out / "metrics.json").read_text())["policies"]["thrive"]
+    assert m["events"] == events
+    assert m["rejected_events"] == {"deployment": 1}
+    valid = [json.loads(x) for x in lines if x.startswith(b'{"')]
+    first, last = valid[0]["ts"], valid[-1]["ts"]
+    assert m["period"]["from"] == first and m["period"]["to"] == last
+    hours = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds() / 3600
+    assert m["period"]["hours"] == round(hours, 2) > 0
+    report = (out / "report.html").read_text()
+    assert f"The log: {events:,} events over {m['period']['hours']:g} hours, from " in report
+    assert f"from {first[:16].replace('T', ' ')} to {last[:16].replace('T', ' ')} UTC" in report
+    assert "2 line(s) were not valid events and were skipped" in report
+    assert "1 event(s) could not be applied" in report and "(deployment 1)" in report
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"", "(the log is empty)"),
+        (b"\n\n", "(the log is empty)"),
+        (b"not json\n" * 30 + b'{"type": "nothing"}\n', "(31 invalid line(s) skipped)"),
+    ],
+)
+def test_a_log_without_one_valid_event_is_an_error_not_an_empty_report(
+    content: bytes, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Evaluating the wrong file (or an empty one) says so in one line, exit 2, and leaves
+    no DIR behind, rather than a report of nothing."""
+    bad = tmp_path / "wrong.jsonl"
+    bad.write_bytes(content)
+    out = tmp_path / "out"
+    assert _evaluate(bad, out, "thrive") == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if ": error: " in x]
+    assert err == [f"sdo evaluate: error: {bad}: no valid event to evaluate {said}"]
+    assert not out.exists()
+
+
 def test_policies_one_at_a_time_or_at_once_write_the_same(
     log: Path, evaluated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

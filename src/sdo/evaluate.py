@@ -52,6 +52,7 @@ from sdo.events import (
     Role,
     Status,
     encode,
+    rfc3339,
 )
 from sdo.progress import REFRESH_S, LineReporter, ProgressLine, eta_text
 
@@ -176,6 +177,8 @@ class Metrics:
     gap_open: dict[str, datetime] = field(default_factory=dict)
     gap_minutes: dict[str, float] = field(default_factory=dict)
     alerts: Counter[str] = field(default_factory=Counter)
+    #: the times of the first and the last event applied (the period the log covers)
+    first_ts: datetime | None = None
     last_ts: datetime | None = None
 
     def before(self, world: World, event: Any) -> None:
@@ -304,6 +307,7 @@ class Metrics:
             "events": self.events,
             "invalid_lines": self.invalid,
             "rejected_events": dict(self.rejected),
+            "period": _period(self.first_ts, self.last_ts),
             "recommendations": self.recommendations,
             "incidents": len(graded),
             "by_grade": dict(sorted(by_grade.items())),
@@ -323,6 +327,17 @@ class Metrics:
             "cover_gap_minutes": {k: round(v, 1) for k, v in sorted(self.gap_minutes.items())},
             "alerts": dict(sorted(self.alerts.items())),
         }
+
+
+def _period(first: datetime | None, last: datetime | None) -> dict[str, Any] | None:
+    """The period a log covers: from its first event to its last (None without one)."""
+    if first is None or last is None:
+        return None
+    return {
+        "from": rfc3339(first),
+        "to": rfc3339(last),
+        "hours": round((last - first).total_seconds() / 3600, 2),
+    }
 
 
 def local_hour(when: datetime) -> int:
@@ -643,6 +658,10 @@ def _pass_in_process(
 
 def _step(world: World, metrics: Metrics, event: Any, sink: Any) -> None:
     """Apply one item of :meth:`LogReader.items` (a model, or a plain fix's fields)."""
+    if metrics.first_ts is None:
+        # (with the lane too, the log's first event comes here: the World knows no
+        # officer yet, so the lane applies none of their fixes)
+        metrics.first_ts = event.ts
     if type(event) is Fix:
         # Nearly every event: applied from the line's fields when it can only move the
         # officer (no outputs, nothing else to count); else its model.
@@ -726,6 +745,7 @@ def cli(args: argparse.Namespace) -> int:
         raise ConfigError(f"--jobs must be at least 1, not {jobs}")
     read_log(args.log).close()  # a missing or unreadable log fails before DIR is touched
     out: Path = args.out
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -755,6 +775,7 @@ def cli(args: argparse.Namespace) -> int:
                 progress=passes,
             )
         line.clear()
+        _check_read(args.log, next(iter(results.values())))
         for label, variant in variants.items():
             results[label] = {**results[label], **variant}
         document = {
@@ -776,6 +797,8 @@ def cli(args: argparse.Namespace) -> int:
         for path in partial.values():
             if path.is_file():
                 path.unlink()
+        if created and not any(out.iterdir()):
+            out.rmdir()  # (made for this evaluation, which failed)
     for name, m in results.items():
         g1 = m["grades"]["1"]
         sys.stdout.write(
@@ -788,6 +811,22 @@ def cli(args: argparse.Namespace) -> int:
         f"wrote {out / 'metrics.json'}, {out / 'recommendations.jsonl'}, {out / 'report.html'}\n"
     )
     return 0
+
+
+def _check_read(log: Path, metrics: dict[str, Any]) -> None:
+    """Say how many lines of ``log`` were skipped as invalid (the first few were shown as
+    they came); a log without one valid event is an error, not an empty report."""
+    invalid = metrics["invalid_lines"]
+    if not metrics["events"]:
+        raise ConfigError(
+            f"{log}: no valid event to evaluate"
+            + (f" ({invalid:,} invalid line(s) skipped)" if invalid else " (the log is empty)")
+        )
+    if invalid:
+        sys.stderr.write(
+            f"sdo evaluate: {invalid:,} invalid line(s) of {log} skipped; "
+            f"{metrics['events']:,} events evaluated\n"
+        )
 
 
 def _variant(spec: PolicySpec, changes: list[str]) -> dict[str, Any]:

@@ -595,6 +595,11 @@ def to_json_dict(event: BaseModel) -> dict[str, Any]:
     return data if kind is None else {"type": kind, **data}
 
 
+def rfc3339(ts: datetime) -> str:
+    """An event time as the wire writes it: RFC 3339, UTC as ``Z``."""
+    return ts.isoformat().replace("+00:00", "Z")
+
+
 def encode(event: BaseModel) -> bytes:
     """The event as compact UTF-8 JSON, the form used on Kafka and in logs."""
     return orjson.dumps(to_json_dict(event))

@@ -324,6 +324,40 @@ def _inputs(document: dict[str, Any]) -> str:
     return "; " + "; ".join(parts) if parts else ""
 
 
+def _log_read(policies: dict[str, Any]) -> str:
+    """What was read of the log (the same in every pass): its events and the period they
+    cover, the lines skipped as invalid and the events that could not be applied."""
+    m = next(iter(policies.values()), None)
+    if m is None or "events" not in m:
+        return ""
+    parts = [f"{m['events']:,} events"]
+    period = m.get("period")
+    if period:
+        parts[0] += (
+            f" over {period['hours']:g} hours, from {_when(period['from'])} "
+            f"to {_when(period['to'])} UTC"
+        )
+    invalid = m.get("invalid_lines", 0)
+    if invalid:
+        parts.append(
+            f"{invalid:,} line(s) were not valid events and were skipped "
+            "(<code>sdo evaluate</code> lists the first of them)"
+        )
+    rejected = m.get("rejected_events") or {}
+    if rejected:
+        kinds = ", ".join(f"{html.escape(k)} {n:,}" for k, n in sorted(rejected.items()))
+        parts.append(
+            f"{sum(rejected.values()):,} event(s) could not be applied and were left out, "
+            f"as the live worker sends them to the dead-letter topic ({kinds})"
+        )
+    return f"<p>The log: {'; '.join(parts)}.</p>"
+
+
+def _when(text: str) -> str:
+    """An RFC 3339 time of metrics.json as "2015-12-01 06:00"."""
+    return html.escape(text[:16].replace("T", " "))
+
+
 def _reading(policies: dict[str, Any]) -> str:
     """How to read the figures, with each policy's recommendations per incident."""
     ratios = [
@@ -399,6 +433,7 @@ img {{ max-width: 100%; }} .note {{ color: #555; }}
 over the same recorded events with the same decision code as the live system.
 <b>thrive</b> routes each call by its THRIVE+ grading (the product); <b>closest</b> sends
 the closest available response officer to everything (the status quo).</p>
+{_log_read(policies)}
 {_variants(policies)}
 <h2>Headline figures</h2>
 <table>{_rows(policies)}</table>

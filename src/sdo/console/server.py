@@ -59,7 +59,7 @@ from sdo.console.hub import Hub
 from sdo.console.view import ACTIONS, ConsoleView
 from sdo.domain.geo import Areas
 from sdo.errors import ConfigError, InvalidEvent, Rejected
-from sdo.events import decode, encode
+from sdo.events import decode, encode, rfc3339
 from sdo.metrics import ConsoleMetrics, MetricsServer, new_registry, serve_metrics
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def parse_bind(bind: str) -> tuple[str, int]:
 
 
 def _iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.isoformat().replace("+00:00", "Z")
+    return None if ts is None else rfc3339(ts)
 
 
 @dataclass

@@ -58,6 +58,7 @@ from sdo.events import (
     OfficerProfile,
     OfficerStatus,
     Recommendation,
+    rfc3339,
     to_json_dict,
 )
 
@@ -97,16 +98,12 @@ def incident_json(record: IncidentRecord) -> dict[str, Any]:
     """An incident as the page sees it: the handler's fields plus sdo's decision state."""
     out = to_json_dict(record.incident)
     out.pop("type", None)
-    out["created_ts"] = _iso(record.created_ts)
+    out["created_ts"] = rfc3339(record.created_ts)
     out["assigned"] = list(record.assigned)
     out["decision"] = record.decision.value if record.decision else None
     out["decided_by"] = record.decided_by
-    out["decision_ts"] = _iso(record.decision_ts) if record.decision_ts else None
+    out["decision_ts"] = rfc3339(record.decision_ts) if record.decision_ts else None
     return out
-
-
-def _iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
 
 
 def _event_json(event: Any) -> dict[str, Any]:
@@ -163,7 +160,7 @@ class ConsoleView:
         open_ids = [i for i, r in self.incidents.items() if r.is_open]
         return {
             "type": "snapshot",
-            "event_time": _iso(self.event_time) if self.event_time else None,
+            "event_time": rfc3339(self.event_time) if self.event_time else None,
             "officers": [officer_json(o) for o in self.officers.values()],
             "incidents": [incident_json(self.incidents[i]) for i in open_ids],
             "recommendations": [
