@@ -285,7 +285,7 @@ CATALOGUE: Final[list[Case]] = [
         "location",
         _const(js(without(location(), "type"))),
         "dead",
-        "unknown event type",
+        "type: Field required",
     ),
     Case(
         "output_type_on_input_topic",

@@ -50,7 +50,14 @@ def test_round_trip_normalises_time_to_utc() -> None:
     [
         (b"{not json", "malformed JSON"),
         (b"[1, 2]", "a JSON object"),
-        (orjson.dumps({**LOC, "type": "officer.teleport"}), "unknown event type"),
+        (
+            orjson.dumps({**LOC, "type": "officer.teleport"}),
+            "unknown event type 'officer.teleport' (known: officer.location, officer.status,",
+        ),
+        (
+            orjson.dumps({k: v for k, v in LOC.items() if k != "type"}),
+            "type: Field required (an event says which it is: officer.location,",
+        ),
         (orjson.dumps({**LOC, "colour": "blue"}), "colour: Extra inputs are not permitted"),
         (
             orjson.dumps({k: v for k, v in LOC.items() if k != "officer_id"}),

@@ -401,7 +401,10 @@ def decode(raw: bytes | str, *, expect: str | None = None) -> Any:
         raise InvalidEvent(f"an event is a JSON object, got {type(obj).__name__}")
     kind = obj.get("type")
     if kind not in EVENT_TYPES:
-        raise InvalidEvent(f"unknown event type {kind!r}")
+        known = ", ".join(EVENT_TYPES)
+        if kind is None:
+            raise InvalidEvent(f"type: Field required (an event says which it is: {known})")
+        raise InvalidEvent(f"unknown event type {kind!r} (known: {known})")
     if expect is not None and kind != expect:
         raise InvalidEvent(f"event type {kind!r} does not belong here (expected {expect!r})")
     if kind == "officer.location":
