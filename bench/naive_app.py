@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from typing import Any
 
 import faust
@@ -21,12 +22,13 @@ from sdo.config import Topics
 from sdo.events import decode, to_json_dict
 
 
-def build(broker: str, prefix: str, app_id: str, partitions: int = 4) -> faust.App:
+def build(broker: str, prefix: str, app_id: str, datadir: str, partitions: int = 4) -> faust.App:
     topics = Topics(prefix)
     app = faust.App(
         app_id,
         broker=broker,
         store="memory://",
+        datadir=datadir,  # (Faust's default is ./APP_ID-data, left behind in the tree)
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=partitions,
@@ -62,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--topic-prefix", required=True)
     p.add_argument("--app-id", required=True)
     args = p.parse_args(argv)
-    app = build(args.broker, args.topic_prefix, args.app_id)
-    faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+    with tempfile.TemporaryDirectory(prefix=f"{args.app_id}-") as datadir:
+        app = build(args.broker, args.topic_prefix, args.app_id, datadir)
+        faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
     return 0
 
 

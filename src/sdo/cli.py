@@ -16,9 +16,9 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from sdo.config import Settings, env_default
+from sdo.config import KAFKA_PASSWORD_ENV, Settings, env_default, kafka_auth
 from sdo.errors import BadInput, BrokerError
 
 __all__ = ["build_parser", "main", "settings_from"]
@@ -32,6 +32,7 @@ def _common(p: argparse.ArgumentParser, *, broker: bool = True, areas: bool = Tr
             default=env_default("topic_prefix"),
             help="topic name prefix (SDO_TOPIC_PREFIX)",
         )
+        _kafka_security(p)
     if areas:
         p.add_argument(
             "--areas", type=Path, default=env_default("areas"), help="area GeoJSON (SDO_AREAS)"
@@ -39,6 +40,57 @@ def _common(p: argparse.ArgumentParser, *, broker: bool = True, areas: bool = Tr
         p.add_argument(
             "--rules", type=Path, default=env_default("rules"), help="grading rules (SDO_RULES)"
         )
+
+
+def _kafka_security(p: argparse.ArgumentParser) -> None:
+    """How the Kafka clients connect to a production cluster (docs/run-on-kafka.md)."""
+    g = p.add_argument_group("Kafka security (a production cluster; default: plaintext)")
+    g.add_argument(
+        "--kafka-security",
+        default=env_default("kafka_security"),
+        metavar="PROTOCOL",
+        help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (SDO_KAFKA_SECURITY)",
+    )
+    g.add_argument(
+        "--kafka-ca",
+        type=Path,
+        default=env_default("kafka_ca"),
+        metavar="PEM",
+        help="CA certificate(s) to trust instead of the system's (SDO_KAFKA_CA)",
+    )
+    g.add_argument(
+        "--kafka-cert",
+        type=Path,
+        default=env_default("kafka_cert"),
+        metavar="PEM",
+        help="client certificate, for mutual TLS (SDO_KAFKA_CERT)",
+    )
+    g.add_argument(
+        "--kafka-key",
+        type=Path,
+        default=env_default("kafka_key"),
+        metavar="PEM",
+        help="the client certificate's private key (SDO_KAFKA_KEY)",
+    )
+    g.add_argument(
+        "--kafka-sasl-mechanism",
+        default=env_default("kafka_sasl_mechanism"),
+        metavar="M",
+        help="SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN (SDO_KAFKA_SASL_MECHANISM)",
+    )
+    g.add_argument(
+        "--kafka-user", default=env_default("kafka_user"), help="SASL user (SDO_KAFKA_USER)"
+    )
+    g.add_argument(
+        "--kafka-password-file",
+        type=Path,
+        default=env_default("kafka_password_file"),
+        metavar="FILE",
+        help=(
+            f"SASL password, the file's first line (SDO_KAFKA_PASSWORD_FILE; or the "
+            f"password itself in {KAFKA_PASSWORD_ENV})"
+        ),
+    )
 
 
 def _observability(p: argparse.ArgumentParser, *, metrics: bool = True) -> None:
@@ -60,11 +112,21 @@ def _observability(p: argparse.ArgumentParser, *, metrics: bool = True) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The :class:`Settings` the parsed flags describe."""
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for name in ("broker", "topic_prefix", "areas", "rules"):
         value = getattr(args, name, None)
         if value is not None:
             kwargs[name] = value
+    if hasattr(args, "kafka_security"):
+        kwargs["kafka"] = kafka_auth(
+            args.kafka_security,
+            ca=args.kafka_ca,
+            cert=args.kafka_cert,
+            key=args.kafka_key,
+            mechanism=args.kafka_sasl_mechanism,
+            user=args.kafka_user,
+            password_file=args.kafka_password_file,
+        )
     return Settings(**kwargs)
 
 

@@ -7,11 +7,12 @@ Nothing else in sdo reads ``os.environ``.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from sdo.errors import ConfigError
 
@@ -19,10 +20,14 @@ __all__ = [
     "DEFAULT_AREAS",
     "DEFAULT_RULES",
     "ENV",
+    "KAFKA_PASSWORD_ENV",
     "SEQ_HEADER",
+    "KafkaAuth",
     "Settings",
     "Topics",
     "broker_host_port",
+    "broker_hosts",
+    "kafka_auth",
     "package_data",
 ]
 
@@ -35,7 +40,20 @@ ENV: Final[dict[str, tuple[str, str | None]]] = {
     "users": ("SDO_USERS", "./sdo-users.json"),
     "bind": ("SDO_CONSOLE_BIND", "127.0.0.1:8765"),
     "port": ("SDO_BROKER_PORT", "9092"),
+    # how the Kafka clients connect (a production cluster's TLS and SASL; not in CONTRACT
+    # §5's table, which names the rest: docs/run-on-kafka.md)
+    "kafka_security": ("SDO_KAFKA_SECURITY", "PLAINTEXT"),
+    "kafka_ca": ("SDO_KAFKA_CA", None),
+    "kafka_cert": ("SDO_KAFKA_CERT", None),
+    "kafka_key": ("SDO_KAFKA_KEY", None),
+    "kafka_sasl_mechanism": ("SDO_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+    "kafka_user": ("SDO_KAFKA_USER", None),
+    "kafka_password_file": ("SDO_KAFKA_PASSWORD_FILE", None),
 }
+
+#: The SASL password, when not in a file: an environment variable with no flag (a password
+#: on a command line is visible to every user of the machine).
+KAFKA_PASSWORD_ENV: Final = "SDO_KAFKA_PASSWORD"  # noqa: S105 (its name, not a password)
 
 
 def package_data(name: str) -> Path:
@@ -58,14 +76,146 @@ def env_default(key: str, environ: Mapping[str, str] | None = None) -> str | Non
     return env.get(var) or default
 
 
+def broker_hosts(url: str) -> list[tuple[str, int]]:
+    """The brokers of a broker URL, as (host, port), with a clear error:
+    ``kafka://host:port``, ``host:port``, or several to bootstrap from
+    (``kafka://k1:9092,k2:9092`` or Faust's ``kafka://k1:9092;kafka://k2:9092``)."""
+    hosts = []
+    for part in url.replace(";", ",").split(","):
+        rest = part.strip()
+        rest = (rest.split("://", 1)[1] if "://" in rest else rest).rstrip("/")
+        host, sep, port = rest.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ConfigError(
+                f"broker URL {url!r} is not of the form kafka://HOST:PORT[,HOST:PORT]"
+            )
+        hosts.append((host, int(port)))
+    return hosts
+
+
 def broker_host_port(url: str) -> tuple[str, int]:
-    """``kafka://host:port`` (or ``host:port``) -> (host, port), with a clear error."""
-    rest = url.split("://", 1)[1] if "://" in url else url
-    rest = rest.split(",", 1)[0].rstrip("/")
-    host, sep, port = rest.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ConfigError(f"broker URL {url!r} is not of the form kafka://HOST:PORT")
-    return host, int(port)
+    """The first broker of a broker URL (see :func:`broker_hosts`)."""
+    return broker_hosts(url)[0]
+
+
+#: Kafka security protocols and SASL mechanisms the clients (aiokafka, Faust) speak.
+_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_MECHANISMS: Final = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaAuth:
+    """How the Kafka clients connect: the security protocol, TLS files (the CA to trust,
+    and a client certificate for mutual TLS) and SASL credentials. Checked when built, so
+    a mistake is one line at start-up, not a failed handshake later."""
+
+    protocol: str = "PLAINTEXT"
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    mechanism: str = "SCRAM-SHA-512"
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in _PROTOCOLS:
+            raise ConfigError(
+                f"Kafka security {self.protocol!r} is not one of {', '.join(_PROTOCOLS)}"
+            )
+        if self.mechanism not in _MECHANISMS:
+            raise ConfigError(
+                f"SASL mechanism {self.mechanism!r} is not one of {', '.join(_MECHANISMS)}"
+            )
+        if not self.tls and (self.ca or self.cert or self.key):
+            raise ConfigError(
+                f"a CA, certificate or key is for TLS: Kafka security is {self.protocol}, "
+                "not SSL or SASL_SSL"
+            )
+        if (self.cert is None) != (self.key is None):
+            raise ConfigError("a client certificate and its key go together: give both or neither")
+        if self.sasl and not (self.user and self.password):
+            raise ConfigError(
+                f"Kafka security {self.protocol} needs a user and a password (--kafka-user, "
+                f"and --kafka-password-file or {KAFKA_PASSWORD_ENV})"
+            )
+        if not self.sasl and (self.user or self.password):
+            raise ConfigError(
+                f"a Kafka user and password are for SASL: Kafka security is {self.protocol}, "
+                "not SASL_PLAINTEXT or SASL_SSL"
+            )
+        if self.tls:
+            self.ssl_context()  # unreadable or mismatched files fail here
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context (None without TLS): the system's CAs, or only ``ca``; the
+        broker's name is checked against its certificate."""
+        if not self.tls:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=self.ca)
+            if self.cert is not None:
+                context.load_cert_chain(self.cert, self.key)
+        except (OSError, ssl.SSLError) as exc:
+            files = ", ".join(str(f) for f in (self.ca, self.cert, self.key) if f is not None)
+            raise ConfigError(f"cannot load the Kafka TLS files ({files}): {exc}") from None
+        return context
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for an aiokafka client (producer, consumer, admin)."""
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.tls:
+            options["ssl_context"] = self.ssl_context()
+        if self.sasl:
+            options.update(
+                sasl_mechanism=self.mechanism,
+                sasl_plain_username=self.user,
+                sasl_plain_password=self.password,
+            )
+        return options
+
+
+def kafka_auth(
+    protocol: str | None,
+    *,
+    ca: Path | None = None,
+    cert: Path | None = None,
+    key: Path | None = None,
+    mechanism: str | None = None,
+    user: str | None = None,
+    password_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> KafkaAuth:
+    """A :class:`KafkaAuth` from flags: the password from ``password_file`` (its first
+    line) or else :data:`KAFKA_PASSWORD_ENV`."""
+    env = os.environ if environ is None else environ
+    password = env.get(KAFKA_PASSWORD_ENV) or None
+    if password_file is not None:
+        try:
+            lines = password_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"cannot read the Kafka password file {password_file}: {exc}"
+            ) from None
+        password = lines[0] if lines and lines[0] else None
+        if password is None:
+            raise ConfigError(f"the Kafka password file {password_file} is empty")
+    return KafkaAuth(
+        protocol=(protocol or "PLAINTEXT").upper(),
+        ca=ca,
+        cert=cert,
+        key=key,
+        mechanism=(mechanism or "SCRAM-SHA-512").upper(),
+        user=user or None,
+        password=password,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +286,7 @@ class Settings:
     topic_prefix: str = "sdo."
     areas: Path | None = None
     rules: Path | None = None
+    kafka: KafkaAuth = field(default_factory=KafkaAuth)
 
     @property
     def topics(self) -> Topics:
@@ -151,5 +302,9 @@ class Settings:
 
     @property
     def bootstrap(self) -> str:
-        host, port = broker_host_port(self.broker)
-        return f"{host}:{port}"
+        """``host:port[,host:port…]``, for an aiokafka client's ``bootstrap_servers``."""
+        return ",".join(f"{host}:{port}" for host, port in broker_hosts(self.broker))
+
+    def client_options(self) -> dict[str, Any]:
+        """``bootstrap_servers`` and the security options, for an aiokafka client."""
+        return {"bootstrap_servers": self.bootstrap, **self.kafka.client_options()}

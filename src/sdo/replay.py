@@ -328,11 +328,11 @@ async def _start_producer(settings: Settings) -> Any:
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415  (heavy; only when sending)
     from aiokafka.errors import KafkaError  # noqa: PLC0415
 
-    from sdo.broker import ensure_topics, start_client, topic_specs  # noqa: PLC0415
+    from sdo.broker import ensure_topics, start_client, tls_problem, topic_specs  # noqa: PLC0415
 
     bootstrap = settings.bootstrap
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **settings.client_options(),
         acks=1,
         linger_ms=5,
         max_batch_size=512 * 1024,
@@ -341,9 +341,15 @@ async def _start_producer(settings: Settings) -> Any:
     try:
         await start_client(producer.start, producer.stop, timeout=CONNECT_TIMEOUT_S)
     except (KafkaError, OSError, TimeoutError) as exc:
-        raise BrokerError(f"cannot reach the broker at {bootstrap}: {exc}") from exc
+        why = await tls_problem(settings) or exc
+        raise BrokerError(f"cannot reach the broker at {bootstrap}: {why}") from exc
     try:
-        await ensure_topics(bootstrap, topic_specs(settings.topics), timeout=CONNECT_TIMEOUT_S)
+        await ensure_topics(
+            bootstrap,
+            topic_specs(settings.topics),
+            timeout=CONNECT_TIMEOUT_S,
+            security=settings.kafka.client_options(),
+        )
     except BaseException:
         await producer.stop()
         raise

@@ -51,12 +51,13 @@ async def produce_raw(bootstrap: str, topic: str, key: bytes | None, value: byte
 class Collector:
     """Reads topics from the beginning and keeps every record, for condition waits."""
 
-    def __init__(self, bootstrap: str, *topics: str) -> None:
+    def __init__(self, bootstrap: str, *topics: str, **security: Any) -> None:
         self._consumer = AIOKafkaConsumer(
             *topics,
             bootstrap_servers=bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            **security,  # (KafkaAuth.client_options(): TLS, SASL)
         )
         self.records: list[ConsumerRecord[bytes, bytes]] = []
 

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_bench import run_bench
+from tests.test_bench import ROOT, run_bench
 
 pytestmark = pytest.mark.integration
 
 
 def test_ingest_quick_runs_and_every_latest_fix_is_in_the_table() -> None:
+    """... and leaves nothing in the tree (the naive peer's Faust data directory was
+    ``./bench-naive-ID-data``, one more on every run)."""
+    before = set(ROOT.iterdir())
     result = run_bench("ingest.py", "--quick", timeout=600)
     assert result["sdo_worker"]["all_latest_fixes_in_table"] is True
     assert result["sdo_worker"]["events_per_s"] > 0
     assert result["naive_faust"]["events_per_s"] > 0
+    assert sorted(p.name for p in set(ROOT.iterdir()) - before) == []
 
 
 def test_latency_quick_runs_end_to_end() -> None:

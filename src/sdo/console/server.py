@@ -585,9 +585,14 @@ class Console:
 
         bootstrap = self.settings.bootstrap
         self._set_health("connecting", f"connecting to Kafka at {bootstrap}")
-        await ensure_topics(bootstrap, topic_specs(self.topics), timeout=KAFKA_TIMEOUT)
+        await ensure_topics(
+            bootstrap,
+            topic_specs(self.topics),
+            timeout=KAFKA_TIMEOUT,
+            security=self.settings.kafka.client_options(),
+        )
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **self.settings.client_options(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -610,7 +615,7 @@ class Console:
         await consumer.seek_to_beginning(*tps)
         if self._producer is None:
             producer = AIOKafkaProducer(
-                bootstrap_servers=bootstrap,
+                **self.settings.client_options(),
                 acks="all",
                 request_timeout_ms=int(KAFKA_TIMEOUT * 1000),
                 client_id="sdo-console",

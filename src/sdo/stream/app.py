@@ -41,7 +41,7 @@ import faust
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, StreamT
 
-from sdo.config import Settings
+from sdo.config import KafkaAuth, Settings
 from sdo.domain.state import IncidentRecord, Officer
 from sdo.domain.world import Effects, World
 from sdo.errors import BadInput
@@ -383,6 +383,20 @@ def _text(key: Any) -> str:
     return key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
 
 
+def faust_credentials(auth: KafkaAuth) -> Any:
+    """Faust's form of the Kafka security settings (None: plaintext)."""
+    if auth.sasl:
+        return faust.SASLCredentials(
+            username=auth.user,
+            password=auth.password,
+            ssl_context=auth.ssl_context(),
+            mechanism=auth.mechanism,
+        )
+    if auth.tls:
+        return faust.SSLCredentials(auth.ssl_context())
+    return None
+
+
 def build_app(
     settings: Settings, world: World, options: WorkerOptions
 ) -> tuple[faust.App, Runtime]:
@@ -390,6 +404,7 @@ def build_app(
     app = faust.App(
         options.app_id,
         broker=settings.broker,
+        broker_credentials=faust_credentials(settings.kafka),
         datadir=options.data_dir,
         store="memory://",
         key_serializer="raw",
@@ -462,7 +477,8 @@ def build_app(
         # the global officer view (sdo.stream.mirror), once this worker's tables are back
         await runtime.ready.wait()
         topic = runtime.officers.changelog_topic.get_topic_name()
-        await OfficerMirror(runtime, settings.bootstrap, topic).run()
+        security = settings.kafka.client_options()
+        await OfficerMirror(runtime, settings.bootstrap, topic, security).run()
 
     install_consumer(app, before_commit=runtime.flush, hold=runtime.hold)
 

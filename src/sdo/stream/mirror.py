@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -49,10 +50,18 @@ _SEEN_IDS: Final = ("fix_seen", "status_seen", "profile_seen")
 class OfficerMirror:
     """Reads the officers changelog and merges other workers' records into the World."""
 
-    def __init__(self, runtime: Runtime, bootstrap: str, topic: str) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        bootstrap: str,
+        topic: str,
+        security: Mapping[str, Any] | None = None,
+    ) -> None:
         self.runtime = runtime
         self.bootstrap = bootstrap
         self.topic = topic
+        #: the consumer's security options (:meth:`sdo.config.KafkaAuth.client_options`)
+        self.security = dict(security or {})
         self.merged = 0
         self.skipped = 0
 
@@ -76,6 +85,7 @@ class OfficerMirror:
         while True:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self.bootstrap,
+                **self.security,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 fetch_max_wait_ms=FETCH_WAIT_MS,

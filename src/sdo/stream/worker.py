@@ -13,7 +13,7 @@ from typing import Any
 import faust
 
 from sdo.areas import load_areas
-from sdo.broker import ensure_topics, topic_specs
+from sdo.broker import ensure_topics, tls_problem, topic_specs
 from sdo.cli import settings_from
 from sdo.config import Settings
 from sdo.domain import scans
@@ -70,16 +70,18 @@ def prepare_topics(
                 topic_specs(settings.topics, partitions),
                 timeout=timeout,
                 replication_factor=replication,
+                security=settings.kafka.client_options(),
             )
         )
-    except BrokerError:
-        raise
-    except (OSError, TimeoutError, ConnectionError) as exc:
-        raise BrokerError(f"cannot reach the broker at {settings.broker}: {exc}") from None
     except Exception as exc:
-        if type(exc).__module__.startswith("aiokafka"):
-            raise BrokerError(f"cannot reach the broker at {settings.broker}: {exc}") from None
-        raise
+        broker = isinstance(exc, BrokerError | OSError | TimeoutError | ConnectionError)
+        if not broker and not type(exc).__module__.startswith("aiokafka"):
+            raise
+        # (aiokafka says only that it could not connect: a TLS mistake is named here)
+        why = asyncio.run(tls_problem(settings))
+        if isinstance(exc, BrokerError) and why is None:
+            raise
+        raise BrokerError(f"cannot reach the broker at {settings.broker}: {why or exc}") from None
 
 
 def cli(args: argparse.Namespace) -> int:
