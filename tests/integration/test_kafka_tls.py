@@ -156,6 +156,27 @@ async def test_replay_worker_and_console_work_over_mutual_tls(
     assert tls_kafka.terminator.connections > before
 
 
+async def test_the_console_says_why_it_cannot_reach_kafka_over_tls(
+    tls_kafka: TlsKafka, topic_prefix: str, tmp_path: Path
+) -> None:
+    """A console whose CA does not vouch for the broker keeps trying, and its feed status
+    (on every page, and in its log) says what is wrong, not only that Kafka is down."""
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    auth = kafka_auth("SSL", ca=other)
+    settings = Settings(broker=tls_kafka.url, topic_prefix=topic_prefix, kafka=auth)
+    users = tmp_path / "users.json"
+    add_user(users, "sgt.jones", "sdo")
+    async with Console(settings, Users(users), bind="127.0.0.1:0") as console:
+        await wait_until(lambda: console.health.state == "down", FEED_S, "the feed to be down")
+    assert console.health.detail == (
+        f"cannot reach Kafka at 127.0.0.1:{tls_kafka.terminator.port}: TLS with "
+        f"127.0.0.1:{tls_kafka.terminator.port} failed: the broker's certificate is not "
+        "trusted (self-signed certificate in certificate chain); --kafka-ca names the CA "
+        "that signed it"
+    )
+
+
 @pytest.mark.parametrize(
     ("files", "said"),
     [

@@ -571,8 +571,12 @@ class Console:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("console: Kafka feed failed: %s", exc)
-                self._set_health("down", f"cannot reach Kafka at {self.settings.bootstrap}")
+                from sdo.broker import tls_problem  # noqa: PLC0415
+
+                why = await tls_problem(self.settings)  # (aiokafka says only "cannot connect")
+                log.warning("console: Kafka feed failed: %s", why or exc)
+                where = f"cannot reach Kafka at {self.settings.bootstrap}"
+                self._set_health("down", f"{where}: {why}" if why else where)
                 await self._close_kafka()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
