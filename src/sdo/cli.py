@@ -79,7 +79,10 @@ def _kafka_security(p: argparse.ArgumentParser) -> None:
         help="SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN (SDO_KAFKA_SASL_MECHANISM)",
     )
     g.add_argument(
-        "--kafka-user", default=env_default("kafka_user"), help="SASL user (SDO_KAFKA_USER)"
+        "--kafka-user",
+        default=env_default("kafka_user"),
+        metavar="NAME",
+        help="SASL user (SDO_KAFKA_USER)",
     )
     g.add_argument(
         "--kafka-password-file",
