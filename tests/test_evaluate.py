@@ -587,3 +587,53 @@ def test_figures_by_hour_of_the_day_add_up_to_the_day(metrics: dict[str, Any]) -
 )
 def test_the_hour_of_a_call_is_on_the_force_s_clock(utc: str, hour: int) -> None:
     assert ev.local_hour(datetime.fromisoformat(utc)) == hour
+
+
+# -- 95% intervals -------------------------------------------------------------------------
+
+
+def test_an_interval_is_the_spread_of_the_figure_over_resamples() -> None:
+    """A share of 1 in 2 over 400 incidents: its 95% interval is about ±1.96 standard
+    errors (0.025) either side, as the binomial says; a median of 0..999 holds the
+    median; the same values give the same interval; too few values, none."""
+    flags = [i % 2 == 0 for i in range(400)]
+    low, high = ev._ci95(flags)  # type: ignore[misc]
+    assert 0.44 < low < 0.47 and 0.53 < high < 0.56
+    assert ev._ci95(flags) == [low, high]
+    values = [float(v) for v in range(1000)]
+    low, high = ev._ci95(values, median=True)  # type: ignore[misc]
+    assert 440 < low < 499.5 < high < 560
+    assert ev._ci95(values[: ev.CI_MIN_VALUES - 1], median=True) is None
+    assert ev._ci95(values[: ev.CI_MIN_VALUES], median=True) is not None
+
+
+def test_more_incidents_narrow_the_interval() -> None:
+    few = [float(v % 97) for v in range(0, 3000, 7)][:40]
+    many = few * 50
+    low_few, high_few = ev._ci95(few, median=True)  # type: ignore[misc]
+    low_many, high_many = ev._ci95(many, median=True)  # type: ignore[misc]
+    assert high_many - low_many < (high_few - low_few) / 3
+
+
+def test_headline_figures_have_their_intervals(metrics: dict[str, Any], evaluated: Path) -> None:
+    """metrics.json gives the 95% interval of the share sent off response officers and of
+    grade 1's and 2's median attendance and share within target, each around its figure;
+    the report shows them in brackets and says what they are."""
+    for m in metrics["policies"].values():
+        pairs = [("share_off_response_officers", m)]
+        for g, target in (("1", 15), ("2", 60)):
+            grade = m["grades"][g]
+            pairs += [("attend_median_s", grade), (f"share_within_{target}_min", grade)]
+        for key, where in pairs:
+            interval = where[f"{key}_ci95" if "share" in key else "attend_median_ci95_s"]
+            if interval is None:
+                continue
+            low, high = interval
+            assert low <= where[key] <= high, (key, where[key], interval)
+    thrive = metrics["policies"]["thrive"]
+    assert thrive["share_off_response_officers_ci95"] is not None
+    assert "intervals" in metrics["assumptions"]
+    report = (evaluated / "report.html").read_text()
+    low, high = thrive["share_off_response_officers_ci95"]
+    assert f'<small class="ci" title="95% interval">({low:.0%}–{high:.0%})</small>' in report
+    assert "<b>Figures in brackets</b>: the 95% interval" in report

@@ -76,6 +76,11 @@ LOCAL_TIME: Final = "Europe/London"
 _LOCAL = ZoneInfo(LOCAL_TIME)
 #: An hour's median is given from this many calls of a grade (fewer: None).
 HOUR_MIN_CALLS: Final = 3
+#: Each 95% interval comes from this many resamples of the incidents (a bootstrap), drawn
+#: from a fixed seed: the same log gives the same intervals. None below CI_MIN_VALUES.
+BOOTSTRAP_RESAMPLES: Final = 1000
+_BOOTSTRAP_SEED: Final = 20151201
+CI_MIN_VALUES: Final = 10
 #: The route of every incident under the ``closest`` policy (no THRIVE+ routing).
 _CLOSEST_ROUTE = "closest response officer"
 #: Routes whose incidents wait for someone other than a response officer.
@@ -288,13 +293,15 @@ class Metrics:
                 "eta_median_s": _q(etas, 0.5),
                 "eta_p90_s": _q(etas, 0.9),
                 "attend_median_s": _q(times, 0.5),
+                "attend_median_ci95_s": _ci95(times, median=True),
                 "attend_p90_s": _q(times, 0.9),
                 "share_over_30_min": _share(times, lambda t: t > LONG_WAIT_S),
             }
             if g in TARGET_S:
-                entry[f"share_within_{TARGET_S[g] // 60}_min"] = _share(
-                    times, lambda t, g=g: t <= TARGET_S[g]
-                )
+                name = f"share_within_{TARGET_S[g] // 60}_min"
+                within = [t <= TARGET_S[g] for t in times]
+                entry[name] = _rate(within)
+                entry[f"{name}_ci95"] = _ci95(within)
             cover = [i.below_cover for i in rows if i.below_cover is not None]
             entry["sends_response_officer"] = len(cover)
             entry["share_leaving_cluster_below_min_cover"] = _rate(cover)
@@ -314,6 +321,7 @@ class Metrics:
             "by_response": dict(sorted(by_response.items())),
             "first_recommendation_sends": dict(sent_to.most_common()),
             "share_off_response_officers": round(off_response / total, 4),
+            "share_off_response_officers_ci95": _ci95(off),
             "share_by_response": {r: round(n / total, 4) for r, n in sorted(by_response.items())},
             "share_by_route": {r: round(n / total, 4) for r, n in sorted(by_route.items())},
             "grades": grades,
@@ -394,6 +402,27 @@ def _q(values: list[float], q: float) -> float | None:
     if len(values) == 1:
         return round(values[0], 1)
     return round(statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1], 1)
+
+
+def _ci95(values: list[float] | list[bool], *, median: bool = False) -> list[float] | None:
+    """The 95% interval of the median (or, of flags, the share) of ``values``: the 2.5th
+    and 97.5th percentiles of it over :data:`BOOTSTRAP_RESAMPLES` resamples of the values
+    with replacement; how far the figure could move on another log like this one. None
+    for fewer than :data:`CI_MIN_VALUES`."""
+    n = len(values)
+    if n < CI_MIN_VALUES:
+        return None
+    data = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(_BOOTSTRAP_SEED)
+    stats = np.empty(BOOTSTRAP_RESAMPLES)
+    step = max(1, 2_000_000 // n)  # resamples at once, a few megabytes each
+    for start in range(0, BOOTSTRAP_RESAMPLES, step):
+        count = min(step, BOOTSTRAP_RESAMPLES - start)
+        sample = data[rng.integers(0, n, size=(count, n))]
+        stats[start : start + count] = np.median(sample, axis=1) if median else sample.mean(1)
+    low, high = np.percentile(stats, [2.5, 97.5])
+    digits = 1 if median else 4
+    return [round(float(low), digits), round(float(high), digits)]
 
 
 def _share(values: list[float], pred: Any) -> float | None:
@@ -889,6 +918,10 @@ def _assumptions(settings: Settings) -> dict[str, Any]:
         f"within {policy.cover_time_s / 60:.0f} min), taking each officer to be busy with "
         f"probability {policy.cover_busy_p}; not for grade 1, where the fastest goes",
         "targets": "grade 1 within 15 min, grade 2 within 60 min (West Midlands Police)",
+        "intervals": f"95% intervals (the fields ending in ci95) are percentiles of the "
+        f"figure over {BOOTSTRAP_RESAMPLES:,} resamples of the incidents with replacement "
+        f"(a bootstrap, seeded: the same log gives the same intervals); none from fewer "
+        f"than {CI_MIN_VALUES} incidents",
     }
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import matplotlib
 
+from sdo.evaluate import BOOTSTRAP_RESAMPLES, CI_MIN_VALUES
+
 matplotlib.use("Agg")  # no display here; must precede pyplot
 import matplotlib.pyplot as plt
 
@@ -138,64 +140,115 @@ def _fmt(value: Any, kind: str = "") -> str:
     return html.escape(str(value))
 
 
+#: A headline row: its label, how to read its figure from a policy's metrics, how to show
+#: it, and where its 95% interval is (None: it has none).
+_Row = tuple[str, Callable[[dict[str, Any]], Any], str, Callable[[dict[str, Any]], Any] | None]
+
+
+def _grade(g: str, key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda m: m["grades"][g].get(key)
+
+
 def _rows(policies: dict[str, Any]) -> str:
-    lines: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
-        ("Incidents graded", lambda m: m["incidents"], ""),
-        ("Recommendations issued", lambda m: m["recommendations"], ""),
+    lines: list[_Row] = [
+        ("Incidents graded", lambda m: m["incidents"], "", None),
+        ("Recommendations issued", lambda m: m["recommendations"], "", None),
         (
             "Sent somewhere other than a response officer",
             lambda m: m["share_off_response_officers"],
             "pct",
+            lambda m: m.get("share_off_response_officers_ci95"),
         ),
-        ("… to an investigator", lambda m: m["share_by_route"].get("investigator", 0.0), "pct"),
+        (
+            "… to an investigator",
+            lambda m: m["share_by_route"].get("investigator", 0.0),
+            "pct",
+            None,
+        ),
         (
             "… to the neighbourhood team",
             lambda m: m["share_by_route"].get("neighbourhood", 0.0),
             "pct",
+            None,
         ),
-        ("… signposted to a partner", lambda m: m["share_by_route"].get("signpost", 0.0), "pct"),
+        (
+            "… signposted to a partner",
+            lambda m: m["share_by_route"].get("signpost", 0.0),
+            "pct",
+            None,
+        ),
         (
             "Grade 1: median estimated attendance",
-            lambda m: m["grades"]["1"]["attend_median_s"],
+            _grade("1", "attend_median_s"),
             "min",
+            _grade("1", "attend_median_ci95_s"),
         ),
-        ("Grade 1: within 15 min", lambda m: m["grades"]["1"].get("share_within_15_min"), "pct"),
+        (
+            "Grade 1: within 15 min",
+            _grade("1", "share_within_15_min"),
+            "pct",
+            _grade("1", "share_within_15_min_ci95"),
+        ),
         (
             "Grade 2: median estimated attendance",
-            lambda m: m["grades"]["2"]["attend_median_s"],
+            _grade("2", "attend_median_s"),
             "min",
+            _grade("2", "attend_median_ci95_s"),
         ),
-        ("Grade 2: within 60 min", lambda m: m["grades"]["2"].get("share_within_60_min"), "pct"),
         (
-            "Grade 1: recommended officer ETA, median",
-            lambda m: m["grades"]["1"]["eta_median_s"],
-            "min",
+            "Grade 2: within 60 min",
+            _grade("2", "share_within_60_min"),
+            "pct",
+            _grade("2", "share_within_60_min_ci95"),
         ),
-        ("Over 30 min (grade 2)", lambda m: m["grades"]["2"]["share_over_30_min"], "pct"),
-        ("Required skills matched", lambda m: m["skill_match_rate"], "pct"),
-        ("Neighbourhood calls to the named officer", lambda m: m["named_officer_alignment"], "pct"),
+        ("Grade 1: recommended officer ETA, median", _grade("1", "eta_median_s"), "min", None),
+        ("Over 30 min (grade 2)", _grade("2", "share_over_30_min"), "pct", None),
+        ("Required skills matched", lambda m: m["skill_match_rate"], "pct", None),
+        (
+            "Neighbourhood calls to the named officer",
+            lambda m: m["named_officer_alignment"],
+            "pct",
+            None,
+        ),
         (
             "Agrees with the deployment actually made",
             lambda m: m["agreement_with_recorded_deployments"],
             "pct",
+            None,
         ),
         (
             "Grade 2: sending leaves a cluster below minimum cover",
-            lambda m: m["grades"]["2"].get("share_leaving_cluster_below_min_cover"),
+            _grade("2", "share_leaving_cluster_below_min_cover"),
             "pct",
+            None,
         ),
         (
             "Cover-gap minutes (all clusters)",
             lambda m: round(sum(m["cover_gap_minutes"].values())),
             "",
+            None,
         ),
     ]
     names = list(policies)
     out = ["<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"]
-    for label, get, kind in lines:
-        cells = "".join(f"<td>{_fmt(get(policies[n]), kind)}</td>" for n in names)
+    for label, get, kind, interval in lines:
+        cells = "".join(
+            f"<td>{_fmt(get(policies[n]), kind)}"
+            + _interval(None if interval is None else interval(policies[n]), kind)
+            + "</td>"
+            for n in names
+        )
         out.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
     return "\n".join(out)
+
+
+def _interval(bounds: Any, kind: str) -> str:
+    """A figure's 95% interval, small beside it ("3.3–3.9"), or nothing."""
+    if not bounds or bounds[0] == bounds[1]:
+        return ""  # (every resample the same: all or none of them, say)
+    low, high = bounds
+    text = f"{low / 60:.1f}–{high / 60:.1f}" if kind == "min" else f"{low:.0%}–{high:.0%}"
+    return f' <small class="ci" title="95% interval">({text})</small>'
 
 
 def _grading(policies: dict[str, Any]) -> str:
@@ -276,6 +329,11 @@ def _rank(order: list[str]) -> Callable[[str], tuple[int, str]]:
 
 
 _READING = """<ul>
+<li><b>Figures in brackets</b>: the 95% interval of the figure beside them, from resampling
+the incidents ({resamples:,} times, a bootstrap): how far it could move on another log like
+this one. Where two policies' intervals do not overlap, the log shows a difference; where
+they overlap, it may be chance (more days of log narrow them). None from fewer than
+{few} incidents.</li>
 <li><b>Recommendations issued</b>: an incident gets one when it is graded, and another each
 time what the SDO would act on changes: who it names (a nearer officer comes free, its officer
 is taken by a more urgent call) or what it lacks. {per_incident} Calls waiting for the same
@@ -366,7 +424,9 @@ def _reading(policies: dict[str, Any]) -> str:
         if m["incidents"]
     ]
     per_incident = f"Here: {', '.join(ratios)}." if ratios else ""
-    return _READING.format(per_incident=per_incident)
+    return _READING.format(
+        per_incident=per_incident, resamples=BOOTSTRAP_RESAMPLES, few=CI_MIN_VALUES
+    )
 
 
 #: What each assumption of metrics.json is called in the report, in this order (any other
@@ -377,6 +437,7 @@ _ASSUMED = {
     "stale_fix_after_s": "Stale location",
     "cover": "Cover",
     "targets": "Targets",
+    "intervals": "Intervals",
 }
 
 
@@ -426,7 +487,7 @@ table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: .35em .8em; text-align: right; }}
 td {{ white-space: nowrap; }}
 th:first-child {{ text-align: left; font-weight: normal; }}
-img {{ max-width: 100%; }} .note {{ color: #555; }}
+img {{ max-width: 100%; }} .note {{ color: #555; }} .ci {{ color: #777; }}
 </style></head><body>
 <h1>Dispatch policies compared</h1>
 <p class="note">Log: {html.escape(document["log"])}{_inputs(document)}. Each policy was run
