@@ -412,14 +412,18 @@ def _ci95(values: list[float] | list[bool], *, median: bool = False) -> list[flo
     n = len(values)
     if n < CI_MIN_VALUES:
         return None
-    data = np.asarray(values, dtype=np.float64)
     rng = np.random.default_rng(_BOOTSTRAP_SEED)
-    stats = np.empty(BOOTSTRAP_RESAMPLES)
-    step = max(1, 2_000_000 // n)  # resamples at once, a few megabytes each
-    for start in range(0, BOOTSTRAP_RESAMPLES, step):
-        count = min(step, BOOTSTRAP_RESAMPLES - start)
-        sample = data[rng.integers(0, n, size=(count, n))]
-        stats[start : start + count] = np.median(sample, axis=1) if median else sample.mean(1)
+    if median:
+        data = np.asarray(values, dtype=np.float64)
+        stats = np.empty(BOOTSTRAP_RESAMPLES)
+        step = max(1, 2_000_000 // n)  # resamples at once, a few megabytes each
+        for start in range(0, BOOTSTRAP_RESAMPLES, step):
+            count = min(step, BOOTSTRAP_RESAMPLES - start)
+            sample = data[rng.integers(0, n, size=(count, n))]
+            stats[start : start + count] = np.median(sample, axis=1)
+    else:
+        # a resample of n flags holds Binomial(n, share) of them set: drawn at once
+        stats = rng.binomial(n, sum(values) / n, size=BOOTSTRAP_RESAMPLES) / n
     low, high = np.percentile(stats, [2.5, 97.5])
     digits = 1 if median else 4
     return [round(float(low), digits), round(float(high), digits)]
