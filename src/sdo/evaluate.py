@@ -416,7 +416,7 @@ def _ci95(values: list[float] | list[bool], *, median: bool = False) -> list[flo
     if median:
         data = np.asarray(values, dtype=np.float64)
         stats = np.empty(BOOTSTRAP_RESAMPLES)
-        step = max(1, 2_000_000 // n)  # resamples at once, a few megabytes each
+        step = max(1, 250_000 // n)  # resamples at once, a few megabytes each
         for start in range(0, BOOTSTRAP_RESAMPLES, step):
             count = min(step, BOOTSTRAP_RESAMPLES - start)
             sample = data[rng.integers(0, n, size=(count, n))]
