@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from sdo.config import KAFKA_PASSWORD_ENV, Settings, env_default, kafka_auth
+from sdo.config import ENV, KAFKA_PASSWORD_ENV, Settings, env_default, kafka_auth
 from sdo.errors import BadInput, BrokerError
 
 __all__ = ["build_parser", "main", "settings_from"]
@@ -26,7 +26,12 @@ __all__ = ["build_parser", "main", "settings_from"]
 
 def _common(p: argparse.ArgumentParser, *, broker: bool = True, areas: bool = True) -> None:
     if broker:
-        p.add_argument("--broker", default=env_default("broker"), help="Kafka URL (SDO_BROKER)")
+        p.add_argument(
+            "--broker",
+            default=env_default("broker"),
+            metavar="URL",
+            help="Kafka: kafka://HOST:PORT[,HOST:PORT...] (SDO_BROKER)",
+        )
         p.add_argument(
             "--topic-prefix",
             default=env_default("topic_prefix"),
@@ -42,58 +47,32 @@ def _common(p: argparse.ArgumentParser, *, broker: bool = True, areas: bool = Tr
         )
 
 
+#: The Kafka security flags: (settings key in ENV, metavar, whether a path, what it is).
+_KAFKA_FLAGS: Final = (
+    ("kafka_security", "PROTOCOL", False, "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+    ("kafka_ca", "PEM", True, "CA certificate(s) to trust instead of the system's"),
+    ("kafka_cert", "PEM", True, "client certificate, for mutual TLS"),
+    ("kafka_key", "PEM", True, "the client certificate's private key"),
+    ("kafka_sasl_mechanism", "M", False, "SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN"),
+    ("kafka_user", "NAME", False, "SASL user"),
+    ("kafka_password_file", "FILE", True, "SASL password, the file's first line"),
+)
+
+
 def _kafka_security(p: argparse.ArgumentParser) -> None:
     """How the Kafka clients connect to a production cluster (docs/run-on-kafka.md)."""
     g = p.add_argument_group("Kafka security (a production cluster; default: plaintext)")
-    g.add_argument(
-        "--kafka-security",
-        default=env_default("kafka_security"),
-        metavar="PROTOCOL",
-        help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (SDO_KAFKA_SECURITY)",
-    )
-    g.add_argument(
-        "--kafka-ca",
-        type=Path,
-        default=env_default("kafka_ca"),
-        metavar="PEM",
-        help="CA certificate(s) to trust instead of the system's (SDO_KAFKA_CA)",
-    )
-    g.add_argument(
-        "--kafka-cert",
-        type=Path,
-        default=env_default("kafka_cert"),
-        metavar="PEM",
-        help="client certificate, for mutual TLS (SDO_KAFKA_CERT)",
-    )
-    g.add_argument(
-        "--kafka-key",
-        type=Path,
-        default=env_default("kafka_key"),
-        metavar="PEM",
-        help="the client certificate's private key (SDO_KAFKA_KEY)",
-    )
-    g.add_argument(
-        "--kafka-sasl-mechanism",
-        default=env_default("kafka_sasl_mechanism"),
-        metavar="M",
-        help="SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN (SDO_KAFKA_SASL_MECHANISM)",
-    )
-    g.add_argument(
-        "--kafka-user",
-        default=env_default("kafka_user"),
-        metavar="NAME",
-        help="SASL user (SDO_KAFKA_USER)",
-    )
-    g.add_argument(
-        "--kafka-password-file",
-        type=Path,
-        default=env_default("kafka_password_file"),
-        metavar="FILE",
-        help=(
-            f"SASL password, the file's first line (SDO_KAFKA_PASSWORD_FILE; or the "
-            f"password itself in {KAFKA_PASSWORD_ENV})"
-        ),
-    )
+    for key, metavar, path, text in _KAFKA_FLAGS:
+        variable = ENV[key][0]
+        if key == "kafka_password_file":
+            variable += f"; or the password itself in {KAFKA_PASSWORD_ENV}"
+        g.add_argument(
+            "--" + key.replace("_", "-"),
+            type=Path if path else str,
+            default=env_default(key),
+            metavar=metavar,
+            help=f"{text} ({variable})",
+        )
 
 
 def _observability(p: argparse.ArgumentParser, *, metrics: bool = True) -> None:
