@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from sdo import evaluate as ev
@@ -637,3 +638,83 @@ def test_headline_figures_have_their_intervals(metrics: dict[str, Any], evaluate
     low, high = thrive["share_off_response_officers_ci95"]
     assert f'<small class="ci" title="95% interval">({low:.0%}–{high:.0%})</small>' in report
     assert "<b>Figures in brackets</b>: the 95% interval" in report
+
+
+# -- policies compared on the same incidents -----------------------------------------------
+
+
+def _paired(ids: list[str], attend: list[float | None], grade: int = 1) -> dict[str, list[Any]]:
+    return {
+        "ids": ids,
+        "grade": [grade] * len(ids),
+        "attend_s": attend,
+        "off": [t is not None and t > 300 for t in attend],
+    }
+
+
+def test_a_difference_on_every_incident_is_shown_and_exact() -> None:
+    """thrive a minute faster on each of 40 grade 1 incidents: the median difference is
+    -60 s in every resample (the paired interval is exactly that), the log shows it; the
+    status quo (closest) is what the others are compared against."""
+    ids = [f"I{n}" for n in range(40)]
+    times = [200.0 + 13 * n for n in range(40)]
+    paired = {
+        "closest": _paired(ids, times),
+        "thrive": _paired(ids, [t - 60 for t in times]),
+    }
+    (c,) = ev.compare(paired)
+    assert (c["policy"], c["against"], c["incidents"]) == ("thrive", "closest", 40)
+    g1 = c["grades"]["1"]
+    assert (g1["incidents"], g1["target_min"]) == (40, 15)
+    assert g1["attend_median_s_diff"] == -60.0
+    assert g1["attend_median_s_diff_ci95"] == [-60.0, -60.0]
+    assert c["grades"]["2"]["incidents"] == 0 and c["grades"]["2"]["attend_median_s_diff"] is None
+
+
+def test_incidents_are_paired_by_id_and_only_where_both_have_a_figure() -> None:
+    """Another order, an incident only one policy graded, one neither sent an officer to:
+    paired by id, those left out."""
+    ids = [f"I{n}" for n in range(30)]
+    times: list[float | None] = [100.0 + 10 * n for n in range(30)]
+    other = list(reversed(ids[1:]))  # I0 not graded by the other
+    other_times = [None if iid == "I5" else 100.0 + 10 * int(iid[1:]) for iid in other]
+    (c,) = ev.compare({"thrive": _paired(ids, times), "closest": _paired(other, other_times)})
+    assert c["incidents"] == 29
+    assert c["grades"]["1"]["incidents"] == 28
+    assert c["grades"]["1"]["attend_median_s_diff"] == 0.0
+    assert c["grades"]["1"]["attend_median_s_diff_ci95"] == [0.0, 0.0]
+
+
+def test_noise_alone_is_not_shown_as_a_difference() -> None:
+    """Two policies whose times differ only by noise (no shift): the interval spans zero.
+    A whole share's worth of difference in flags: exactly one."""
+    rng = np.random.default_rng(7)
+    ids = [f"I{n}" for n in range(200)]
+    base = rng.uniform(100, 900, 200)
+    noisy = base + rng.normal(0, 120, 200)
+    (c,) = ev.compare({"closest": _paired(ids, list(base)), "thrive": _paired(ids, list(noisy))})
+    low, high = c["grades"]["1"]["attend_median_s_diff_ci95"]
+    assert low < 0 < high
+    everyone = {"ids": ids, "grade": [3] * 200, "attend_s": [None] * 200, "off": [True] * 200}
+    nobody = {**everyone, "off": [False] * 200}
+    (c,) = ev.compare({"thrive": everyone, "closest": nobody})
+    assert c["share_off_response_officers_diff"] == 1.0
+    assert c["share_off_response_officers_diff_ci95"] == [1.0, 1.0]
+
+
+def test_the_evaluation_compares_thrive_with_closest(
+    metrics: dict[str, Any], evaluated: Path
+) -> None:
+    """metrics.json's comparisons and the report's section: thrive against closest, its
+    share off response officers the difference of the two policies' shares."""
+    (c,) = metrics["comparisons"]
+    assert (c["policy"], c["against"]) == ("thrive", "closest")
+    thrive, closest = metrics["policies"]["thrive"], metrics["policies"]["closest"]
+    assert c["incidents"] == thrive["incidents"] == closest["incidents"]
+    diff = thrive["share_off_response_officers"] - closest["share_off_response_officers"]
+    assert c["share_off_response_officers_diff"] == pytest.approx(diff, abs=1e-3)
+    low, high = c["share_off_response_officers_diff_ci95"]
+    assert 0 < low <= c["share_off_response_officers_diff"] <= high
+    report = (evaluated / "report.html").read_text()
+    assert "<h2>Differences on the same incidents</h2>" in report
+    assert "<h3>thrive against closest</h3>" in report

@@ -81,6 +81,9 @@ HOUR_MIN_CALLS: Final = 3
 BOOTSTRAP_RESAMPLES: Final = 1000
 _BOOTSTRAP_SEED: Final = 20151201
 CI_MIN_VALUES: Final = 10
+#: The key of a pass's per-incident figures in its results until :func:`evaluate` hands
+#: them to its ``paired`` (they are not written to metrics.json).
+PAIRED: Final = "_paired"
 #: The route of every incident under the ``closest`` policy (no THRIVE+ routing).
 _CLOSEST_ROUTE = "closest response officer"
 #: Routes whose incidents wait for someone other than a response officer.
@@ -306,6 +309,12 @@ class Metrics:
             entry["sends_response_officer"] = len(cover)
             entry["share_leaving_cluster_below_min_cover"] = _rate(cover)
             grades[str(g)] = entry
+        paired = {  # per graded incident, for comparing policies on the same incidents
+            "ids": [iid for iid, i in self.incidents.items() if i.first_rec is not None],
+            "grade": [i.grade for i in graded],
+            "attend_s": [i.attend_s for i in graded],
+            "off": off,
+        }
         skill = [i.skill_ok for i in graded if i.skill_ok is not None]
         named = [i.named for i in graded if i.named is not None]
         agreed = [i.agreed for i in self.incidents.values() if i.agreed is not None]
@@ -334,6 +343,7 @@ class Metrics:
             "by_hour": _by_hour(graded, off),
             "cover_gap_minutes": {k: round(v, 1) for k, v in sorted(self.gap_minutes.items())},
             "alerts": dict(sorted(self.alerts.items())),
+            PAIRED: paired,
         }
 
 
@@ -429,6 +439,89 @@ def _ci95(values: list[float] | list[bool], *, median: bool = False) -> list[flo
     return [round(float(low), digits), round(float(high), digits)]
 
 
+def compare(paired: dict[str, dict[str, list[Any]]]) -> list[dict[str, Any]]:
+    """Each policy against the status quo (``closest`` if it was evaluated, else the first
+    policy), on the same incidents: the difference in the share sent off response officers
+    (every incident graded under both) and, per grade 1 and 2, in median estimated
+    attendance and the share within target (the incidents of that grade under both that
+    both sent an officer to), each with a paired 95% interval: the same resamples of the
+    incidents under both policies, so what the incidents have in common cancels out."""
+    names = list(paired)
+    if len(names) < 2:
+        return []
+    base = "closest" if "closest" in paired else names[0]
+    out = []
+    for name in names:
+        if name == base:
+            continue
+        a, b = paired[name], paired[base]
+        where_b = {iid: k for k, iid in enumerate(b["ids"])}
+        both = [(k, where_b[iid]) for k, iid in enumerate(a["ids"]) if iid in where_b]
+        off_a = [float(a["off"][k]) for k, _ in both]
+        off_b = [float(b["off"][j]) for _, j in both]
+        entry: dict[str, Any] = {"policy": name, "against": base, "incidents": len(both)}
+        entry.update(_difference("share_off_response_officers", off_a, off_b))
+        grades: dict[str, Any] = {}
+        for g, target in sorted(TARGET_S.items()):
+            rows = [
+                (a["attend_s"][k], b["attend_s"][j])
+                for k, j in both
+                if a["grade"][k] == b["grade"][j] == g
+                and a["attend_s"][k] is not None
+                and b["attend_s"][j] is not None
+            ]
+            times_a = [x for x, _ in rows]
+            times_b = [y for _, y in rows]
+            within = f"share_within_{target // 60}_min"
+            grades[str(g)] = {
+                "incidents": len(rows),
+                "target_min": target // 60,
+                **_difference("attend_median_s", times_a, times_b, median=True),
+                **_difference(
+                    within,
+                    [float(t <= target) for t in times_a],
+                    [float(t <= target) for t in times_b],
+                ),
+            }
+        entry["grades"] = grades
+        out.append(entry)
+    return out
+
+
+def _difference(
+    key: str, a: list[float], b: list[float], *, median: bool = False
+) -> dict[str, Any]:
+    """``{key}_diff`` (a's median, or share, minus b's, over the same items) and its paired
+    95% interval ``{key}_diff_ci95`` (None from fewer than :data:`CI_MIN_VALUES`)."""
+    n = len(a)
+    digits = 1 if median else 4
+    if not n:
+        return {f"{key}_diff": None, f"{key}_diff_ci95": None}
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    point = float(np.median(x) - np.median(y)) if median else float(x.mean() - y.mean())
+    interval = None
+    if n >= CI_MIN_VALUES:
+        rng = np.random.default_rng(_BOOTSTRAP_SEED)
+        if median:
+            stats = np.empty(BOOTSTRAP_RESAMPLES)
+            step = max(1, 250_000 // n)
+            for start in range(0, BOOTSTRAP_RESAMPLES, step):
+                count = min(step, BOOTSTRAP_RESAMPLES - start)
+                idx = rng.integers(0, n, size=(count, n))
+                stats[start : start + count] = np.median(x[idx], axis=1) - np.median(y[idx], 1)
+        else:
+            # each item's difference is -1, 0 or +1: a resample's counts are multinomial
+            d = x - y
+            fewer, more = float((d < 0).mean()), float((d > 0).mean())
+            p = [fewer, max(0.0, 1.0 - fewer - more), more]
+            counts = rng.multinomial(n, p, size=BOOTSTRAP_RESAMPLES)
+            stats = (counts[:, 2] - counts[:, 0]) / n
+        low, high = np.percentile(stats, [2.5, 97.5])
+        interval = [round(float(low), digits), round(float(high), digits)]
+    return {f"{key}_diff": round(point, digits), f"{key}_diff_ci95": interval}
+
+
 def _share(values: list[float], pred: Any) -> float | None:
     return round(sum(1 for v in values if pred(v)) / len(values), 4) if values else None
 
@@ -448,6 +541,7 @@ def evaluate(
     lane_stats: dict[str, dict[str, Any]] | None = None,
     jobs: int = 1,
     progress: PassProgress | None = None,
+    paired: dict[str, dict[str, list[Any]]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run each policy over ``log``; write every recommendation to ``sink`` (a binary file),
     policy after policy. A policy is a :class:`PolicySpec` or its text (``thrive``,
@@ -467,12 +561,16 @@ def evaluate(
 
     ``progress`` (see :data:`PassProgress`) hears how each pass is getting on; passes in
     other processes are looked at every :data:`sdo.progress.REFRESH_S`.
+
+    ``paired`` receives, per policy, its figures per graded incident (ids, grade,
+    estimated attendance, sent off response officers), for :func:`compare`.
     """
     specs = _specs(policies)
     if jobs > 1 and len(specs) > 1:
-        return _evaluate_in_parallel(
+        results = _evaluate_in_parallel(
             log, settings, specs, sink, on_invalid, lane, lane_stats, jobs, progress
         )
+        return _take_paired(results, paired)
     from sdo.areas import load_areas  # noqa: PLC0415 (keep `sdo evaluate --help` fast)
 
     areas = load_areas(settings.areas_path)
@@ -491,6 +589,16 @@ def evaluate(
         )
         if lane_stats is not None and stats is not None:
             lane_stats[spec.label] = stats
+    return _take_paired(results, paired)
+
+
+def _take_paired(
+    results: dict[str, dict[str, Any]], paired: dict[str, dict[str, list[Any]]] | None
+) -> dict[str, dict[str, Any]]:
+    for name, metrics in results.items():
+        figures = metrics.pop(PAIRED)
+        if paired is not None:
+            paired[name] = figures
     return results
 
 
@@ -797,6 +905,7 @@ def cli(args: argparse.Namespace) -> int:
             recommendations = partial["recommendations.jsonl"].open("wb")
         except OSError as exc:
             raise ConfigError(f"cannot write in {out}: {exc.strerror or exc}") from None
+        paired: dict[str, dict[str, list[Any]]] = {}
         with recommendations as sink:
             results = evaluate(
                 args.log,
@@ -806,6 +915,7 @@ def cli(args: argparse.Namespace) -> int:
                 on_invalid=invalid,
                 jobs=jobs,
                 progress=passes,
+                paired=paired,
             )
         line.clear()
         _check_read(args.log, next(iter(results.values())))
@@ -815,6 +925,7 @@ def cli(args: argparse.Namespace) -> int:
             "log": str(args.log),
             "inputs": _inputs(settings),
             "policies": results,
+            "comparisons": compare(paired),
             "assumptions": _assumptions(settings),
         }
         partial["metrics.json"].write_bytes(

@@ -251,6 +251,76 @@ def _interval(bounds: Any, kind: str) -> str:
     return f' <small class="ci" title="95% interval">({text})</small>'
 
 
+def _comparisons(comparisons: list[dict[str, Any]]) -> str:
+    """Each policy against the status quo on the same incidents: the difference, its
+    paired 95% interval, and whether the log shows one (the interval leaves out zero)."""
+    if not comparisons:
+        return ""
+    parts = []
+    for c in comparisons:
+        name, base = html.escape(c["policy"]), html.escape(c["against"])
+        rows = [
+            _difference_row(
+                "Sent somewhere other than a response officer",
+                c,
+                "share_off_response_officers",
+                "pct",
+                c["incidents"],
+            )
+        ]
+        for g, grade in c["grades"].items():
+            minutes = grade["target_min"]
+            within = f"share_within_{minutes}_min"
+            rows += [
+                _difference_row(
+                    f"Grade {g}: median estimated attendance",
+                    grade,
+                    "attend_median_s",
+                    "min",
+                    grade["incidents"],
+                ),
+                _difference_row(
+                    f"Grade {g}: within {minutes} min", grade, within, "pct", grade["incidents"]
+                ),
+            ]
+        parts.append(
+            f"<h3>{name} against {base}</h3><table><tr><th></th><th>{name} − {base}</th>"
+            "<th>95% interval</th><th>does the log show a difference?</th>"
+            "<th>incidents</th></tr>" + "".join(rows) + "</table>"
+        )
+    return (
+        "<h2>Differences on the same incidents</h2>"
+        "<p>Each policy against the status quo, incident by incident: the share sent off "
+        "response officers over every incident both graded; attendance over the incidents "
+        "of the grade both sent an officer to (so a median here can differ from the "
+        "difference of the headline medians). The interval comes from resampling the "
+        "incidents under both policies at once, which is sharper than comparing the "
+        "headline intervals. Where it leaves out zero, the log shows a difference; where it "
+        "spans zero, the difference may be chance.</p>" + "".join(parts)
+    )
+
+
+def _difference_row(label: str, where: dict[str, Any], key: str, kind: str, n: int) -> str:
+    diff, interval = where.get(f"{key}_diff"), where.get(f"{key}_diff_ci95")
+
+    def signed(v: float) -> str:
+        text = f"{v / 60:+.1f} min" if kind == "min" else f"{v * 100:+.0f} points"
+        return text.replace("-", "−").replace("+0 points", "0 points")
+
+    shown, spread = "–", "–"
+    if interval is not None:
+        low, high = interval
+        shown = "yes" if low > 0 or high < 0 else "no: it may be chance"
+        if low == high == 0:
+            shown = "no: the same on every incident"
+        elif low != high:
+            spread = f"{signed(low)} to {signed(high)}"
+    return (
+        f"<tr><th>{html.escape(label)}</th><td>{'–' if diff is None else signed(diff)}</td>"
+        f"<td>{spread}</td><td>{shown}</td><td>{n:,}</td></tr>"
+    )
+
+
 def _grading(policies: dict[str, Any]) -> str:
     first_name, first = next(iter(policies.items()), ("", None))
     if not first or not first["incidents"]:
@@ -499,6 +569,7 @@ the closest available response officer to everything (the status quo).</p>
 <h2>Headline figures</h2>
 <table>{_rows(policies)}</table>
 {_grading(policies)}
+{_comparisons(document.get("comparisons") or [])}
 <h2>Reading the figures</h2>
 {_reading(policies)}
 <h2>Who is sent</h2>
