@@ -718,3 +718,24 @@ def test_the_evaluation_compares_thrive_with_closest(
     report = (evaluated / "report.html").read_text()
     assert "<h2>Differences on the same incidents</h2>" in report
     assert "<h3>thrive against closest</h3>" in report
+
+
+def test_against_names_the_policy_the_others_are_compared_with(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--against thrive: closest is compared with thrive (a rules change is weighed
+    against the product, not the status quo); a policy not evaluated is one line, exit 2,
+    before anything is written."""
+    out = tmp_path / "out"
+    assert main(["evaluate", str(log), "--out", str(out), "--against", "thrive"]) == 0
+    (c,) = json.loads((out / "metrics.json").read_text())["comparisons"]
+    assert (c["policy"], c["against"]) == ("closest", "thrive")
+    capsys.readouterr()
+    args = ["evaluate", str(log), "--out", str(tmp_path / "o2"), "--against", "fastest"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "sdo evaluate: error: --against 'fastest' is not one of the policies evaluated: "
+        "thrive, closest"
+    ]
+    assert not (tmp_path / "o2").exists()

@@ -228,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument(
+        "--against",
+        default=None,
+        metavar="POLICY",
+        help="the policy the others are compared with, incident by incident (default: "
+        "closest if evaluated, else the first)",
+    )
+    p.add_argument(
         "--jobs",
         type=int,
         default=None,

@@ -439,17 +439,20 @@ def _ci95(values: list[float] | list[bool], *, median: bool = False) -> list[flo
     return [round(float(low), digits), round(float(high), digits)]
 
 
-def compare(paired: dict[str, dict[str, list[Any]]]) -> list[dict[str, Any]]:
-    """Each policy against the status quo (``closest`` if it was evaluated, else the first
-    policy), on the same incidents: the difference in the share sent off response officers
-    (every incident graded under both) and, per grade 1 and 2, in median estimated
-    attendance and the share within target (the incidents of that grade under both that
-    both sent an officer to), each with a paired 95% interval: the same resamples of the
-    incidents under both policies, so what the incidents have in common cancels out."""
+def compare(
+    paired: dict[str, dict[str, list[Any]]], against: str | None = None
+) -> list[dict[str, Any]]:
+    """Each policy against ``against`` (by default the status quo: ``closest`` if it was
+    evaluated, else the first policy), on the same incidents: the difference in the share
+    sent off response officers (every incident graded under both) and, per grade 1 and
+    2, in median estimated attendance and the share within target (the incidents of that
+    grade under both that both sent an officer to), each with a paired 95% interval: the
+    same resamples of the incidents under both policies, so what the incidents have in
+    common cancels out."""
     names = list(paired)
     if len(names) < 2:
         return []
-    base = "closest" if "closest" in paired else names[0]
+    base = against or ("closest" if "closest" in paired else names[0])
     out = []
     for name in names:
         if name == base:
@@ -881,6 +884,7 @@ def cli(args: argparse.Namespace) -> int:
         if spec.rules is not None:
             spec.load(settings)  # a bad rules file fails here, before DIR is touched
             variants[spec.label] = _variant(spec, rules_changes(settings.rules_path, spec.rules))
+    _check_against(args.against, specs)
     jobs = args.jobs if args.jobs is not None else default_jobs(len(specs))
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, not {jobs}")
@@ -925,7 +929,7 @@ def cli(args: argparse.Namespace) -> int:
             "log": str(args.log),
             "inputs": _inputs(settings),
             "policies": results,
-            "comparisons": compare(paired),
+            "comparisons": compare(paired, args.against),
             "assumptions": _assumptions(settings),
         }
         partial["metrics.json"].write_bytes(
@@ -955,6 +959,14 @@ def cli(args: argparse.Namespace) -> int:
         f"wrote {out / 'metrics.json'}, {out / 'recommendations.jsonl'}, {out / 'report.html'}\n"
     )
     return 0
+
+
+def _check_against(against: str | None, specs: list[PolicySpec]) -> None:
+    labels = [spec.label for spec in specs]
+    if against is not None and against not in labels:
+        raise ConfigError(
+            f"--against {against!r} is not one of the policies evaluated: {', '.join(labels)}"
+        )
 
 
 def _check_read(log: Path, metrics: dict[str, Any]) -> None:

@@ -290,7 +290,8 @@ def _comparisons(comparisons: list[dict[str, Any]]) -> str:
         )
     return (
         "<h2>Differences on the same incidents</h2>"
-        "<p>Each policy against the status quo, incident by incident: the share sent off "
+        "<p>Each policy against the status quo (or the policy <code>--against</code> "
+        "names), incident by incident: the share sent off "
         "response officers over every incident both graded; attendance over the incidents "
         "of the grade both sent an officer to (so a median here can differ from the "
         "difference of the headline medians). The interval comes from resampling the "
