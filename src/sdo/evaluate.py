@@ -424,19 +424,30 @@ def _ci95(values: list[float] | list[bool], *, median: bool = False) -> list[flo
         return None
     rng = np.random.default_rng(_BOOTSTRAP_SEED)
     if median:
-        data = np.asarray(values, dtype=np.float64)
-        stats = np.empty(BOOTSTRAP_RESAMPLES)
-        step = max(1, 250_000 // n)  # resamples at once, a few megabytes each
-        for start in range(0, BOOTSTRAP_RESAMPLES, step):
-            count = min(step, BOOTSTRAP_RESAMPLES - start)
-            sample = data[rng.integers(0, n, size=(count, n))]
-            stats[start : start + count] = np.median(sample, axis=1)
+        stats = _resampled_medians(rng, np.asarray(values, dtype=np.float64))
     else:
         # a resample of n flags holds Binomial(n, share) of them set: drawn at once
         stats = rng.binomial(n, sum(values) / n, size=BOOTSTRAP_RESAMPLES) / n
     low, high = np.percentile(stats, [2.5, 97.5])
     digits = 1 if median else 4
     return [round(float(low), digits), round(float(high), digits)]
+
+
+def _resampled_medians(
+    rng: np.random.Generator, x: np.ndarray, y: np.ndarray | None = None
+) -> np.ndarray:
+    """The median of ``x`` (less that of ``y``, over the same items) in each of
+    :data:`BOOTSTRAP_RESAMPLES` resamples of the items with replacement."""
+    n = len(x)
+    stats = np.empty(BOOTSTRAP_RESAMPLES)
+    step = max(1, 250_000 // n)  # resamples at once, a few megabytes each
+    for start in range(0, BOOTSTRAP_RESAMPLES, step):
+        count = min(step, BOOTSTRAP_RESAMPLES - start)
+        idx = rng.integers(0, n, size=(count, n))
+        stats[start : start + count] = np.median(x[idx], axis=1)
+        if y is not None:
+            stats[start : start + count] -= np.median(y[idx], axis=1)
+    return stats
 
 
 def compare(
@@ -507,12 +518,7 @@ def _difference(
     if n >= CI_MIN_VALUES:
         rng = np.random.default_rng(_BOOTSTRAP_SEED)
         if median:
-            stats = np.empty(BOOTSTRAP_RESAMPLES)
-            step = max(1, 250_000 // n)
-            for start in range(0, BOOTSTRAP_RESAMPLES, step):
-                count = min(step, BOOTSTRAP_RESAMPLES - start)
-                idx = rng.integers(0, n, size=(count, n))
-                stats[start : start + count] = np.median(x[idx], axis=1) - np.median(y[idx], 1)
+            stats = _resampled_medians(rng, x, y)
         else:
             # each item's difference is -1, 0 or +1: a resample's counts are multinomial
             d = x - y
