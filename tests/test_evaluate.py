@@ -739,3 +739,22 @@ def test_against_names_the_policy_the_others_are_compared_with(
         "thrive, closest"
     ]
     assert not (tmp_path / "o2").exists()
+
+
+def test_the_comparison_is_one_line_of_the_command_s_output() -> None:
+    """A shown difference is marked *, one that may be chance is not; a grade with no
+    incident says n/a."""
+    ids = [f"I{n}" for n in range(40)]
+    times = [200.0 + 13 * n for n in range(40)]
+    closest = _paired(ids, times)
+    thrive = {**_paired(ids, [t - 60 for t in times]), "off": [n % 2 == 0 for n in range(40)]}
+    (c,) = ev.compare({"closest": closest, "thrive": thrive})
+    line = ev._comparison_line(c)
+    off = c["share_off_response_officers_diff"] * 100
+    low, high = (v * 100 for v in c["share_off_response_officers_diff_ci95"])
+    assert line == (
+        f"thrive - closest, same incidents: off response officers {off:+.0f} pts"
+        f"{'*' if low > 0 or high < 0 else ''} ({low:+.0f} pts to {high:+.0f} pts), grade 1 "
+        "median attendance -1.0 min* (-1.0 min to -1.0 min), grade 2 median attendance n/a "
+        "(95% intervals; * the log shows it)\n"
+    )

@@ -931,11 +931,12 @@ def cli(args: argparse.Namespace) -> int:
         _check_read(args.log, next(iter(results.values())))
         for label, variant in variants.items():
             results[label] = {**results[label], **variant}
+        comparisons = compare(paired, args.against)
         document = {
             "log": str(args.log),
             "inputs": _inputs(settings),
             "policies": results,
-            "comparisons": compare(paired, args.against),
+            "comparisons": comparisons,
             "assumptions": _assumptions(settings),
         }
         partial["metrics.json"].write_bytes(
@@ -953,6 +954,12 @@ def cli(args: argparse.Namespace) -> int:
                 path.unlink()
         if created and not any(out.iterdir()):
             out.rmdir()  # (made for this evaluation, which failed)
+    _summary(results, comparisons, out)
+    return 0
+
+
+def _summary(results: dict[str, Any], comparisons: list[dict[str, Any]], out: Path) -> None:
+    """What ``sdo evaluate`` prints when it is done: a line per policy and comparison."""
     for name, m in results.items():
         g1 = m["grades"]["1"]
         sys.stdout.write(
@@ -961,10 +968,38 @@ def cli(args: argparse.Namespace) -> int:
             f"{_minutes(g1['attend_median_s'])}, within 15 min "
             f"{_pct(g1.get('share_within_15_min'))}\n"
         )
+    for c in comparisons:
+        sys.stdout.write(_comparison_line(c))
     sys.stdout.write(
         f"wrote {out / 'metrics.json'}, {out / 'recommendations.jsonl'}, {out / 'report.html'}\n"
     )
-    return 0
+
+
+def _comparison_line(c: dict[str, Any]) -> str:
+    """One comparison on the same incidents, in a line: each difference with its 95%
+    interval, marked ``*`` where the interval leaves out zero (the log shows it)."""
+
+    def part(label: str, where: dict[str, Any], key: str, minutes: bool) -> str:
+        diff, interval = where[f"{key}_diff"], where[f"{key}_diff_ci95"]
+        if diff is None:
+            return f"{label} n/a"
+
+        def fmt(v: float) -> str:
+            return f"{v / 60:+.1f} min" if minutes else f"{v * 100:+.0f} pts"
+
+        if interval is None:
+            return f"{label} {fmt(diff)}"
+        low, high = interval
+        mark = "*" if low > 0 or high < 0 else ""
+        return f"{label} {fmt(diff)}{mark} ({fmt(low)} to {fmt(high)})"
+
+    parts = [part("off response officers", c, "share_off_response_officers", False)]
+    for g, grade in c["grades"].items():
+        parts.append(part(f"grade {g} median attendance", grade, "attend_median_s", True))
+    return (
+        f"{c['policy']} - {c['against']}, same incidents: {', '.join(parts)} "
+        "(95% intervals; * the log shows it)\n"
+    )
 
 
 def _check_against(against: str | None, specs: list[PolicySpec]) -> None:
