@@ -617,20 +617,32 @@ def test_more_incidents_narrow_the_interval() -> None:
 
 
 def test_headline_figures_have_their_intervals(metrics: dict[str, Any], evaluated: Path) -> None:
-    """metrics.json gives the 95% interval of the share sent off response officers and of
-    grade 1's and 2's median attendance and share within target, each around its figure;
-    the report shows them in brackets and says what they are."""
+    """metrics.json gives the 95% interval of each headline share and of grade 1's and
+    2's median attendance, each around its figure; the report shows them in brackets and
+    says what they are."""
+    shares = (
+        "share_off_response_officers",
+        "skill_match_rate",
+        "named_officer_alignment",
+        "agreement_with_recorded_deployments",
+    )
+    given = 0
     for m in metrics["policies"].values():
-        pairs = [("share_off_response_officers", m)]
+        pairs = [(key, m) for key in shares]
         for g, target in (("1", 15), ("2", 60)):
             grade = m["grades"][g]
             pairs += [("attend_median_s", grade), (f"share_within_{target}_min", grade)]
+            pairs += [("share_over_30_min", grade)]
+            pairs += [("share_leaving_cluster_below_min_cover", grade)]
         for key, where in pairs:
-            interval = where[f"{key}_ci95" if "share" in key else "attend_median_ci95_s"]
-            if interval is None:
+            interval = where[f"{key}_ci95" if key != "attend_median_s" else "attend_median_ci95_s"]
+            if interval is None:  # (fewer than CI_MIN_VALUES: the fixture's hours are few)
+                assert where[key] is None or key != "share_off_response_officers"
                 continue
+            given += 1
             low, high = interval
             assert low <= where[key] <= high, (key, where[key], interval)
+    assert given >= 2
     thrive = metrics["policies"]["thrive"]
     assert thrive["share_off_response_officers_ci95"] is not None
     assert "intervals" in metrics["assumptions"]
@@ -758,3 +770,26 @@ def test_the_comparison_is_one_line_of_the_command_s_output() -> None:
         "median attendance -1.0 min* (-1.0 min to -1.0 min), grade 2 median attendance n/a "
         "(95% intervals; * the log shows it)\n"
     )
+
+
+def test_every_headline_share_has_its_interval_on_a_pilot_day(tmp_path: Path) -> None:
+    """A simulated pilot day has enough incidents for every headline share's interval
+    (the three-hour fixture has too few for most): each is given, and holds its figure."""
+    day = tmp_path / "day.jsonl"
+    assert main(["simulate", "--hours", "24", "--officers", "120", "--out", str(day)]) == 0
+    assert _evaluate(day, tmp_path / "out", "thrive") == 0
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())["policies"]["thrive"]
+    grade2 = m["grades"]["2"]
+    figures = [
+        (m, "share_off_response_officers"),
+        (m, "skill_match_rate"),
+        (m, "named_officer_alignment"),
+        (m, "agreement_with_recorded_deployments"),
+        (grade2, "share_over_30_min"),
+        (grade2, "share_leaving_cluster_below_min_cover"),
+        (grade2, "share_within_60_min"),
+        (m["grades"]["1"], "share_within_15_min"),
+    ]
+    for where, key in figures:
+        low, high = where[f"{key}_ci95"]
+        assert low <= where[key] <= high, (key, where[key], (low, high))

@@ -299,6 +299,7 @@ class Metrics:
                 "attend_median_ci95_s": _ci95(times, median=True),
                 "attend_p90_s": _q(times, 0.9),
                 "share_over_30_min": _share(times, lambda t: t > LONG_WAIT_S),
+                "share_over_30_min_ci95": _ci95([t > LONG_WAIT_S for t in times]),
             }
             if g in TARGET_S:
                 name = f"share_within_{TARGET_S[g] // 60}_min"
@@ -308,6 +309,7 @@ class Metrics:
             cover = [i.below_cover for i in rows if i.below_cover is not None]
             entry["sends_response_officer"] = len(cover)
             entry["share_leaving_cluster_below_min_cover"] = _rate(cover)
+            entry["share_leaving_cluster_below_min_cover_ci95"] = _ci95(cover)
             grades[str(g)] = entry
         paired = {  # per graded incident, for comparing policies on the same incidents
             "ids": [iid for iid, i in self.incidents.items() if i.first_rec is not None],
@@ -335,10 +337,13 @@ class Metrics:
             "share_by_route": {r: round(n / total, 4) for r, n in sorted(by_route.items())},
             "grades": grades,
             "skill_match_rate": _rate(skill),
+            "skill_match_rate_ci95": _ci95(skill),
             "skill_match_incidents": len(skill),
             "named_officer_alignment": _rate(named),
+            "named_officer_alignment_ci95": _ci95(named),
             "named_officer_incidents": len(named),
             "agreement_with_recorded_deployments": _rate(agreed),
+            "agreement_with_recorded_deployments_ci95": _ci95(agreed),
             "recorded_deployments_compared": len(agreed),
             "by_hour": _by_hour(graded, off),
             "cover_gap_minutes": {k: round(v, 1) for k, v in sorted(self.gap_minutes.items())},
