@@ -259,7 +259,8 @@ class Metrics:
                 minutes = (self.last_ts - since).total_seconds() / 60
                 self.gap_minutes[cluster] = self.gap_minutes.get(cluster, 0.0) + minutes
             self.gap_open.clear()
-        graded = [i for i in self.incidents.values() if i.first_rec is not None]
+        ids = [iid for iid, i in self.incidents.items() if i.first_rec is not None]
+        graded = [self.incidents[iid] for iid in ids]
         by_response = Counter(i.response for i in graded)
         by_grade = Counter(str(i.grade) for i in graded)
         total = len(graded) or 1
@@ -298,21 +299,17 @@ class Metrics:
                 "attend_median_s": _q(times, 0.5),
                 "attend_median_ci95_s": _ci95(times, median=True),
                 "attend_p90_s": _q(times, 0.9),
-                "share_over_30_min": _share(times, lambda t: t > LONG_WAIT_S),
-                "share_over_30_min_ci95": _ci95([t > LONG_WAIT_S for t in times]),
+                **_rated("share_over_30_min", [t > LONG_WAIT_S for t in times]),
             }
             if g in TARGET_S:
-                name = f"share_within_{TARGET_S[g] // 60}_min"
                 within = [t <= TARGET_S[g] for t in times]
-                entry[name] = _rate(within)
-                entry[f"{name}_ci95"] = _ci95(within)
+                entry.update(_rated(f"share_within_{TARGET_S[g] // 60}_min", within))
             cover = [i.below_cover for i in rows if i.below_cover is not None]
             entry["sends_response_officer"] = len(cover)
-            entry["share_leaving_cluster_below_min_cover"] = _rate(cover)
-            entry["share_leaving_cluster_below_min_cover_ci95"] = _ci95(cover)
+            entry.update(_rated("share_leaving_cluster_below_min_cover", cover))
             grades[str(g)] = entry
         paired = {  # per graded incident, for comparing policies on the same incidents
-            "ids": [iid for iid, i in self.incidents.items() if i.first_rec is not None],
+            "ids": ids,
             "grade": [i.grade for i in graded],
             "attend_s": [i.attend_s for i in graded],
             "off": off,
@@ -336,14 +333,11 @@ class Metrics:
             "share_by_response": {r: round(n / total, 4) for r, n in sorted(by_response.items())},
             "share_by_route": {r: round(n / total, 4) for r, n in sorted(by_route.items())},
             "grades": grades,
-            "skill_match_rate": _rate(skill),
-            "skill_match_rate_ci95": _ci95(skill),
+            **_rated("skill_match_rate", skill),
             "skill_match_incidents": len(skill),
-            "named_officer_alignment": _rate(named),
-            "named_officer_alignment_ci95": _ci95(named),
+            **_rated("named_officer_alignment", named),
             "named_officer_incidents": len(named),
-            "agreement_with_recorded_deployments": _rate(agreed),
-            "agreement_with_recorded_deployments_ci95": _ci95(agreed),
+            **_rated("agreement_with_recorded_deployments", agreed),
             "recorded_deployments_compared": len(agreed),
             "by_hour": _by_hour(graded, off),
             "cover_gap_minutes": {k: round(v, 1) for k, v in sorted(self.gap_minutes.items())},
@@ -536,8 +530,9 @@ def _difference(
     return {f"{key}_diff": round(point, digits), f"{key}_diff_ci95": interval}
 
 
-def _share(values: list[float], pred: Any) -> float | None:
-    return round(sum(1 for v in values if pred(v)) / len(values), 4) if values else None
+def _rated(key: str, flags: list[bool]) -> dict[str, Any]:
+    """A share of ``flags`` (``key``) and its 95% interval (``{key}_ci95``)."""
+    return {key: _rate(flags), f"{key}_ci95": _ci95(flags)}
 
 
 def _rate(flags: list[bool]) -> float | None:
