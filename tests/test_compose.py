@@ -338,6 +338,9 @@ def test_dependencies_health_checks_and_volumes_are_consistent(resolved: dict[st
         test = services[name]["healthcheck"]["test"]
         assert test[0] in {"CMD", "CMD-SHELL"}, name
     assert "kafka-topics.sh" in " ".join(services["kafka"]["healthcheck"]["test"])
+    for name in ("worker", "console"):  # healthy = ready, from the probe beside /metrics
+        assert "127.0.0.1:9100/readyz" in " ".join(services[name]["healthcheck"]["test"])
+        assert "0.0.0.0:9100" in services[name]["command"]
     for name, service in services.items():
         for dep, cond in (service.get("depends_on") or {}).items():
             assert dep in services, f"{name} depends on unknown {dep}"

@@ -10,10 +10,11 @@ families of their process and offer one small method per thing that happens; the
 agents and the console hub call those methods and never touch ``prometheus_client``.
 
 :func:`serve_metrics` exposes a registry at ``http://HOST:PORT/metrics`` with
-``prometheus_client.start_http_server`` (a daemon thread, so it suits both the asyncio
-console and the Faust worker). It binds 127.0.0.1 unless told otherwise
-(``--metrics-port 0.0.0.0:9100`` in a container). Metric objects are thread-safe, so the
-scrape thread reads while the event loop writes.
+``prometheus_client``'s WSGI app on a threaded server (a daemon thread, so it suits both
+the asyncio console and the Faust worker), and beside it the process's liveness and
+readiness probes, ``/healthz`` and ``/readyz`` (:mod:`sdo.health`). It binds 127.0.0.1
+unless told otherwise (``--metrics-port 0.0.0.0:9100`` in a container). Metric objects
+are thread-safe, so the scrape thread reads while the event loop writes.
 
 Label values are bounded: event types, topics and ignore reasons come from small closed
 sets, and anything else passes through :class:`_BoundedLabel`, which folds values beyond
@@ -25,12 +26,14 @@ Metric names (all prefixed ``sdo_``) are part of the operator's contract; see
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
-from wsgiref.simple_server import WSGIServer
+from typing import Any, Final
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CollectorRegistry,
@@ -39,13 +42,15 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
-    start_http_server,
+    make_wsgi_app,
 )
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from sdo.errors import BadInput, ConfigError
+from sdo.health import LoopProbes, probe_response
 
 __all__ = [
     "CONSOLE_ACTION_OUTCOMES",
@@ -391,15 +396,47 @@ class MetricsServer:
         self.close()
 
 
-def serve_metrics(registry: CollectorRegistry, address: str | int) -> MetricsServer:
-    """Serve ``registry`` at ``http://ADDRESS/metrics`` from a daemon thread.
+def serve_metrics(
+    registry: CollectorRegistry, address: str | int, probes: LoopProbes | None = None
+) -> MetricsServer:
+    """Serve ``registry`` at ``http://ADDRESS/metrics`` from a daemon thread, and with
+    ``probes`` the liveness and readiness probes ``/healthz`` and ``/readyz``
+    (:mod:`sdo.health`).
 
     ``address`` is a ``--metrics-port`` value (see :func:`parse_address`). A port that
     cannot be bound is a :class:`~sdo.errors.ConfigError` (one line from the CLI).
     """
     host, port = parse_address(address)
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        answer = probe_response(probes, environ.get("PATH_INFO", ""))
+        if answer is None:
+            served: list[bytes] = metrics_app(environ, start_response)
+            return served
+        status, body = answer
+        payload = json.dumps(body).encode()
+        reason = "OK" if status == 200 else "Service Unavailable"
+        start_response(
+            f"{status} {reason}",
+            [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+        )
+        return [payload]
+
+    class Server(ThreadingWSGIServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
     try:
-        httpd, thread = start_http_server(port, addr=host, registry=registry)
+        httpd = make_server(host, port, app, Server, handler_class=_QuietHandler)
     except OSError as exc:
         raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
+    thread = threading.Thread(target=httpd.serve_forever, name="sdo-metrics", daemon=True)
+    thread.start()
     return MetricsServer(host, int(httpd.server_port), httpd, thread)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr: scrapes and probes come every few seconds."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # the base's name
+        pass

@@ -79,6 +79,16 @@ def _pump(worker: WorkerProcess) -> None:
 
 
 @pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own (one it may freeze), started in the main thread."""
+    own = EmbeddedBroker(port=0).start()
+    try:
+        yield own
+    finally:
+        own.stop()
+
+
+@pytest.fixture
 def start_worker(
     broker: EmbeddedBroker, topic_prefix: str
 ) -> Iterator[Callable[..., WorkerProcess]]:

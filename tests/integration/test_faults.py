@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -617,18 +617,8 @@ async def test_sigkill_mid_stream_restores_state_and_recommends_again(
 # -- 3. broker outage -------------------------------------------------------------------
 
 
-@pytest.fixture
-def outage_broker() -> Iterator[EmbeddedBroker]:
-    """A broker of this test's own (it gets frozen), started in the main thread."""
-    own = EmbeddedBroker(port=0).start()
-    try:
-        yield own
-    finally:
-        own.stop()
-
-
 def start_worker_on(
-    broker: EmbeddedBroker, prefix: str, started: list[WorkerProcess]
+    broker: EmbeddedBroker, prefix: str, started: list[WorkerProcess], *extra: str
 ) -> WorkerProcess:
     app_id = f"sdo-outage-{uuid4().hex[:8]}"
     cmd = [
@@ -646,6 +636,7 @@ def start_worker_on(
         str(WORKER_SESSION_TIMEOUT_S),
         "-l",
         "info",
+        *extra,
     ]
     proc = subprocess.Popen(
         cmd,
@@ -693,7 +684,7 @@ async def _produce(bootstrap: str, topics: Topics, events: list[BaseModel]) -> N
 
 @pytest.mark.parametrize("outage_s", [OUTAGE_S])
 async def test_broker_outage_worker_and_console_survive_and_catch_up(
-    outage_broker: EmbeddedBroker, tmp_path: Path, outage_s: float
+    own_broker: EmbeddedBroker, tmp_path: Path, outage_s: float
 ) -> None:
     """The broker frozen for ``outage_s``: the worker process stays up, the console keeps
     serving and tells its pages the feed is down; after SIGCONT, events produced during
@@ -703,11 +694,11 @@ async def test_broker_outage_worker_and_console_survive_and_catch_up(
     users = tmp_path / "users.json"
     token, _ = add_user(users, "sgt.outage", "sdo")
     try:
-        worker = start_worker_on(outage_broker, prefix, started)
+        worker = start_worker_on(own_broker, prefix, started)
         topics = worker.topics
         officers_log = worker.changelog("officers")
-        await _produce(outage_broker.bootstrap, topics, _officer("before", 0))
-        async with Collector(outage_broker.bootstrap, officers_log) as c:
+        await _produce(own_broker.bootstrap, topics, _officer("before", 0))
+        async with Collector(own_broker.bootstrap, officers_log) as c:
             await c.wait_for(
                 lambda c: (
                     (v := latest_values(c, officers_log).get("before")) and v.get("fix_event")
@@ -715,7 +706,7 @@ async def test_broker_outage_worker_and_console_survive_and_catch_up(
                 what="the first officer applied",
                 limit_s=APPLY_TIMEOUT_S,
             )
-        settings = Settings(broker=outage_broker.url, topic_prefix=prefix)
+        settings = Settings(broker=own_broker.url, topic_prefix=prefix)
         async with Console(settings, Users(users), bind="127.0.0.1:0") as console:
             deadline = time.monotonic() + APPLY_TIMEOUT_S
             while not (console.health.caught_up and "before" in console.view.officers):
@@ -730,10 +721,10 @@ async def test_broker_outage_worker_and_console_survive_and_catch_up(
                         page.append(orjson.loads(raw))
 
                 reader = asyncio.create_task(read())
-                outage_broker.pause()
+                own_broker.pause()
                 paused_at = time.monotonic()
                 during = asyncio.create_task(
-                    _produce(outage_broker.bootstrap, topics, _officer("during", 60))
+                    _produce(own_broker.bootstrap, topics, _officer("during", 60))
                 )
                 saw_down = False
                 try:
@@ -745,11 +736,11 @@ async def test_broker_outage_worker_and_console_survive_and_catch_up(
                         )
                         await asyncio.sleep(POLL_S)
                 finally:
-                    outage_broker.resume()
+                    own_broker.resume()
                 assert worker.proc.poll() is None
-                await _produce(outage_broker.bootstrap, topics, _officer("after", 120))
+                await _produce(own_broker.bootstrap, topics, _officer("after", 120))
                 await asyncio.wait_for(during, CATCH_UP_TIMEOUT_S)
-                async with Collector(outage_broker.bootstrap, officers_log) as c:
+                async with Collector(own_broker.bootstrap, officers_log) as c:
                     await c.wait_for(
                         lambda c: all(
                             (v := latest_values(c, officers_log).get(o))

@@ -60,6 +60,7 @@ from sdo.console.view import ACTIONS, ConsoleView
 from sdo.domain.geo import Areas
 from sdo.errors import ConfigError, InvalidEvent, Rejected
 from sdo.events import decode, encode, rfc3339
+from sdo.health import LoopProbes
 from sdo.metrics import ConsoleMetrics, MetricsServer, new_registry, serve_metrics
 
 if TYPE_CHECKING:
@@ -279,7 +280,10 @@ class Console:
         self.origins = self._default_origins()
         if self._metrics_port is not None:  # metrics hook
             try:
-                self.metrics_server = serve_metrics(self.metrics.registry, self._metrics_port)
+                probes = LoopProbes(self.problems, asyncio.get_running_loop())
+                self.metrics_server = serve_metrics(
+                    self.metrics.registry, self._metrics_port, probes
+                )
             except ConfigError:
                 sock.close()
                 raise
@@ -553,6 +557,18 @@ class Console:
                 self.metrics.feed_state(h.state)  # metrics hook
             self._inflight = {k: v for k, v in self._inflight.items() if v > now}
             self.hub.broadcast([self._status()])
+
+    def problems(self) -> list[str]:
+        """Why this console should not be given SDOs (empty: it may): the readiness
+        probe. Not before its feed has been read to the end once (its pages would show
+        an incomplete picture), nor while the feed is down; a lagging or quiet feed is
+        shown on the page, and the console stays ready."""
+        h = self.health
+        if h.state == "down":
+            return [f"its Kafka feed is down ({h.detail or 'no detail'})"]
+        if not h.caught_up:
+            return [f"its Kafka feed is {h.state.replace('_', ' ')}, not read to the end yet"]
+        return []
 
     def _set_health(self, state: str, detail: str | None = None) -> None:
         changed = (self.health.state, self.health.detail) != (state, detail)

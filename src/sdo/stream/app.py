@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
@@ -49,7 +49,7 @@ from sdo.events import MAX_EVENT_BYTES, Alert, DeadLetter, Recommendation, decod
 from sdo.metrics import WorkerMetrics
 from sdo.stream.mirror import OfficerMirror
 from sdo.stream.ordering import EventTimeScheduler
-from sdo.stream.transport import install_consumer
+from sdo.stream.transport import fetch_ages, install_consumer
 
 __all__ = ["Runtime", "WorkerOptions", "build_app"]
 
@@ -64,6 +64,10 @@ _INPUTS: Mapping[str, tuple[str, str]] = {
     "incident": ("incident", "incident_id"),
     "deployment": ("deployment", "incident_id"),
 }
+
+
+#: Readiness: the longest an input partition may go without a fetch answered (seconds).
+FETCH_UNANSWERED_S: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,10 @@ class Runtime:
     #: called once the World has been rebuilt and the worker processes events
     on_ready: Callable[[], None] | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: the input topics (the readiness probe watches their fetches)
+    input_topics: frozenset[str] = frozenset()
+    #: monotonic time the World was first rebuilt (None: not yet)
+    ready_at: float | None = None
 
     async def handle(self, event: EventT[Any], topic: str, expect: str, key_field: str) -> None:
         started = time.monotonic()
@@ -297,6 +305,37 @@ class Runtime:
                 return False
         return True
 
+    def problems(self, unanswered_s: float = FETCH_UNANSWERED_S) -> list[str]:
+        """Why this worker is not ready to process (empty: it is): the readiness probe.
+
+        Not ready while its tables are being restored, while its group rebalances, and
+        while the broker has answered no fetch on one of its input partitions for
+        ``unanswered_s`` (a broker down or unreachable: the consumer fetches every few
+        tens of milliseconds while it runs). Call on the worker's loop.
+        """
+        if not self.ready.is_set():
+            return ["restoring its tables from their changelogs"]
+        problems = []
+        if self.app.rebalancing:
+            problems.append("its consumer group is rebalancing")
+        try:
+            ages = fetch_ages(self.app, self.input_topics)
+        except RuntimeError as exc:
+            return [*problems, str(exc)]
+        if ages is None:
+            return [*problems, "it has no partitions assigned by its consumer group yet"]
+        since_ready = 0.0 if self.ready_at is None else time.monotonic() - self.ready_at
+        # (a partition not fetched yet since it was assigned: as long as the worker ran)
+        waited = {f"{t}[{p}]": since_ready if a is None else a for (t, p), a in ages.items()}
+        silent = sorted(name for name, s in waited.items() if s > unanswered_s)
+        if silent:
+            oldest = max(waited[name] for name in silent)
+            problems.append(
+                f"the broker has answered no fetch for {oldest:.0f} s on {len(silent)} input "
+                f"partition(s) ({', '.join(silent[:4])}{', ...' if len(silent) > 4 else ''})"
+            )
+        return problems
+
     def revoke(self, partitions: set[int]) -> None:
         """Input partitions were taken away: forget the incidents they carried."""
         gone = [iid for iid, p in self.incident_partitions.items() if p in partitions]
@@ -331,6 +370,8 @@ class Runtime:
             len(effects.recommendations),
         )
         await self.publish(effects)
+        if self.ready_at is None:
+            self.ready_at = time.monotonic()
         self.ready.set()
         if self.on_ready is not None:
             self.on_ready()
@@ -449,6 +490,7 @@ def build_app(
         officers=table("officers", by_key=True),
         incidents=table("incidents", by_key=False),
         availability=table("availability", by_key=True),
+        input_topics=frozenset(getattr(topics, attr) for attr in _INPUTS),
         outputs={
             "recommendation": app.topic(topics.recommendation, internal=False),
             "alert": app.topic(topics.alert, internal=False),

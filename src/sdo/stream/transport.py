@@ -12,17 +12,22 @@
   producer before committing): at-least-once holds.
 
 Installed on the app's own transport instance, not globally: :func:`install_consumer`.
+
+* **Fetch answers.** :func:`fetch_ages` says how long ago the broker last answered a fetch
+  for each assigned partition (aiokafka's partition state, as Faust's own stall warnings
+  read it): the worker's readiness probe (:mod:`sdo.health`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from typing import Any, Final
 
 import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 
-__all__ = ["FETCH_WAIT_MS", "install_consumer"]
+__all__ = ["FETCH_WAIT_MS", "fetch_ages", "install_consumer"]
 
 #: Longest a fetch waits for data, ms (a hop's worst-case delay on the embedded broker).
 FETCH_WAIT_MS: Final = 20
@@ -72,3 +77,33 @@ def install_consumer(
             return limit if committed is None or limit > committed else None
 
     app.transport.Consumer = SdoConsumer  # type: ignore[misc]  # this app's transport only
+
+
+def fetch_ages(
+    app: faust.App, topics: Collection[str]
+) -> dict[tuple[str, int], float | None] | None:
+    """Per assigned partition of ``topics``: seconds since the broker last answered a
+    fetch for it (None: not yet since it was assigned). None while the consumer has no
+    assignment (joining its group); empty when it was assigned none of ``topics``.
+
+    Reads aiokafka's partition state as Faust's ``verify_event_path`` does (the time of
+    the last fetch answer, set even when it brought no record). Call on the app's loop.
+    Raises ``RuntimeError`` when the consumer is not running.
+    """
+    consumer: Any = app.consumer  # (the aiokafka driver's Consumer; typed as the ABC)
+    try:
+        aio = consumer._thread._ensure_consumer()
+        assignment = aio._fetcher._subscriptions.subscription.assignment
+    except (AttributeError, RuntimeError, AssertionError) as exc:
+        raise RuntimeError(f"the Kafka consumer is not running ({exc})") from None
+    if assignment is None:
+        return None
+    now_ms = time.time() * 1000  # aiokafka stamps wall-clock milliseconds
+    ages: dict[tuple[str, int], float | None] = {}
+    for tp in assignment.tps:
+        if tp.topic not in topics:
+            continue
+        state = assignment.state_value(tp)
+        stamp = None if state is None else state.timestamp
+        ages[(tp.topic, tp.partition)] = None if stamp is None else (now_ms - stamp) / 1000
+    return ages

@@ -21,6 +21,7 @@ from sdo.domain.recommend import Policy
 from sdo.domain.world import World
 from sdo.errors import BrokerError
 from sdo.grade import load_rules
+from sdo.health import LoopProbes
 from sdo.logs import dict_config
 from sdo.metrics import WorkerMetrics, new_registry, serve_metrics
 from sdo.stream.app import WorkerOptions, build_app
@@ -105,11 +106,16 @@ def cli(args: argparse.Namespace) -> int:
     # The ready line is how `sdo demo` and the tests know the worker is processing.
     runtime.on_ready = lambda: print(f"worker ready ({options.app_id})", flush=True)  # noqa: T201
     level = _LOGLEVELS[args.loglevel]
+    # Faust (mode) replaces the logging set-up when it starts: hand it the config instead.
+    logging_config = dict_config(level, args.log_format) if args.log_format else None
+    worker = faust_worker(app, level, logging_config)
     server = None
     if args.metrics_port is not None:
         registry = new_registry()
         runtime.metrics = WorkerMetrics(registry)
-        server = serve_metrics(registry, args.metrics_port)
+        # /healthz and /readyz beside /metrics, asked on the loop the worker runs
+        probes = LoopProbes(runtime.problems, worker.loop)
+        server = serve_metrics(registry, args.metrics_port, probes)
         print(f"metrics at {server.url}", flush=True)  # noqa: T201
 
         @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -117,10 +123,8 @@ def cli(args: argparse.Namespace) -> int:
             if runtime.metrics is not None:
                 runtime.metrics.revoked((tp.topic, tp.partition) for tp in revoked)
 
-    # Faust (mode) replaces the logging set-up when it starts: hand it the config instead.
-    logging_config = dict_config(level, args.log_format) if args.log_format else None
     try:
-        faust_worker(app, level, logging_config).execute_from_commandline()
+        worker.execute_from_commandline()
     finally:
         if server is not None:
             server.close()

@@ -1,0 +1,102 @@
+"""/healthz and /readyz of a real ``sdo worker`` and a real console, through a broker
+outage: a broker of the test's own, frozen (SIGSTOP) and thawed.
+
+Both become ready once they process; while the broker does not answer, both are live
+(restarting them would not help) and not ready, each saying why; both are ready again
+once it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Final
+from uuid import uuid4
+
+import pytest
+
+from sdo.broker import EmbeddedBroker
+from sdo.config import Settings
+from sdo.console.auth import Users, add_user
+from sdo.console.server import Console
+
+from .conftest import WorkerProcess
+from .test_faults import start_worker_on
+from .test_workers import metrics_url
+
+pytestmark = pytest.mark.integration
+
+#: A probe follows the broker within this: the worker's fetch silence limit (10 s) or
+#: the console's probe timeout, plus their polling, with room for a loaded machine.
+FOLLOW_TIMEOUT_S: Final = 60.0
+#: One HTTP request to a local probe (the probe itself waits at most 5 s for its loop).
+REQUEST_TIMEOUT_S: Final = 15.0
+POLL_S: Final = 0.2
+
+
+def get(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=REQUEST_TIMEOUT_S) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+async def until(url: str, status: int, what: str) -> dict[str, Any]:
+    """Poll ``url`` (from a thread: the console's loop is this one) until it answers
+    ``status``; its body."""
+    deadline = time.monotonic() + FOLLOW_TIMEOUT_S
+    while True:
+        got, body = await asyncio.to_thread(get, url)
+        if got == status:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: {url} still {got} after {FOLLOW_TIMEOUT_S:g} s: {body}")
+        await asyncio.sleep(POLL_S)
+
+
+async def test_worker_and_console_probes_follow_a_broker_outage(
+    own_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    prefix = f"t{uuid4().hex[:8]}."
+    users = tmp_path / "users.json"
+    add_user(users, "sgt.probe", "sdo")
+    started: list[WorkerProcess] = []
+    try:
+        worker = start_worker_on(own_broker, prefix, started, "--metrics-port", "127.0.0.1:0")
+        worker_base = metrics_url(worker).removesuffix("/metrics")
+        await until(worker_base + "/readyz", 200, "the worker, once it printed ready")
+        settings = Settings(broker=own_broker.url, topic_prefix=prefix)
+        async with Console(
+            settings, Users(users), bind="127.0.0.1:0", metrics_port="127.0.0.1:0"
+        ) as console:
+            assert console.metrics_server is not None
+            console_base = console.metrics_server.url.removesuffix("/metrics")
+            await until(console_base + "/readyz", 200, "the console, once its feed is read")
+            own_broker.pause()
+            try:
+                worker_says = await until(worker_base + "/readyz", 503, "the worker, broker frozen")
+                console_says = await until(
+                    console_base + "/readyz", 503, "the console, broker frozen"
+                )
+                for base in (worker_base, console_base):
+                    status, body = await asyncio.to_thread(get, base + "/healthz")
+                    assert (status, body["status"]) == (200, "ok"), (base, body)
+                assert worker.proc.poll() is None
+            finally:
+                own_broker.resume()
+            await until(worker_base + "/readyz", 200, "the worker, broker thawed")
+            await until(console_base + "/readyz", 200, "the console, broker thawed")
+        print(
+            f"\nwhile frozen: worker {worker_says['problems']}, console {console_says['problems']}"
+        )
+        assert any("broker" in p or "group" in p for p in worker_says["problems"]), worker_says
+        assert any("feed is down" in p for p in console_says["problems"]), console_says
+    finally:
+        for w in started:
+            w.close()
