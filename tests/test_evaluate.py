@@ -236,9 +236,16 @@ def test_what_was_read_of_the_log_is_accounted_for(
     assert (
         f"sdo evaluate: 2 invalid line(s) of {broken} skipped; {events:,} events evaluated" in err
     )
+    assert (
+        f"sdo evaluate: 1 event(s) of {broken} could not be applied and were left out: "
+        "deployment 1, e.g. deployment for unknown incident INC-NOT-IN-THE-LOG" in err
+    )
     m = json.loads((out / "metrics.json").read_text())["policies"]["thrive"]
     assert m["events"] == events
     assert m["rejected_events"] == {"deployment": 1}
+    assert m["rejected_examples"] == {
+        "deployment": "deployment for unknown incident INC-NOT-IN-THE-LOG"
+    }
     valid = [json.loads(x) for x in lines if x.startswith(b'{"')]
     first, last = valid[0]["ts"], valid[-1]["ts"]
     assert m["period"]["from"] == first and m["period"]["to"] == last
@@ -270,6 +277,60 @@ def test_a_log_without_one_valid_event_is_an_error_not_an_empty_report(
     assert _evaluate(bad, out, "thrive") == 2
     err = [x for x in capsys.readouterr().err.splitlines() if ": error: " in x]
     assert err == [f"sdo evaluate: error: {bad}: no valid event to evaluate {said}"]
+    assert not out.exists()
+
+
+def test_incidents_outside_the_area_file_are_an_error_that_says_why(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log evaluated with another force's area file (every incident outside it): one
+    line naming how many incidents were rejected, an example reason and the likely
+    mistake; exit 2, no DIR left. Not a report of 0 incidents and exit 0."""
+    far = tmp_path / "far.geojson"
+    far.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {
+                            "id": "n1",
+                            "name": "Far",
+                            "npu": "p",
+                            "cluster": "c",
+                            "typology": 1,
+                        },
+                        "geometry": {
+                            "type": "Polygon",
+                            "coordinates": [[[0, 51], [0.01, 51], [0.01, 51.01], [0, 51]]],
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    out = tmp_path / "out"
+    assert main(["evaluate", str(log), "--areas", str(far), "--out", str(out)]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if ": error: " in x]
+    assert len(err) == 1, err
+    incidents = sum(1 for x in log.read_bytes().splitlines() if b'"type":"incident"' in x)
+    assert f"{log}: no incident to evaluate (events that could not be applied: " in err[0]
+    assert f"incident {incidents:,}, e.g. incident location (lat " in err[0]
+    assert "is outside the force area" in err[0]
+    assert err[0].endswith("Is --areas the area file the log was made for?")
+    assert not out.exists()
+
+
+def test_an_evaluations_own_output_is_not_a_log_to_evaluate(
+    evaluated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """recommendations.jsonl given as the log: its events are valid but no input (they
+    are outputs), so there is no incident to evaluate: one line, exit 2."""
+    out = tmp_path / "out"
+    assert _evaluate(evaluated / "recommendations.jsonl", out, "thrive") == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if ": error: " in x]
+    assert len(err) == 1 and ": no incident to evaluate" in err[0], err
     assert not out.exists()
 
 
@@ -684,17 +745,52 @@ def test_a_difference_on_every_incident_is_shown_and_exact() -> None:
 
 
 def test_incidents_are_paired_by_id_and_only_where_both_have_a_figure() -> None:
-    """Another order, an incident only one policy graded, one neither sent an officer to:
-    paired by id, those left out."""
+    """Another order, an incident only one policy graded, one only one sent an officer
+    to: paired by id; the median over those both sent an officer to, the share within
+    target over all (no officer named: a miss)."""
     ids = [f"I{n}" for n in range(30)]
     times: list[float | None] = [100.0 + 10 * n for n in range(30)]
     other = list(reversed(ids[1:]))  # I0 not graded by the other
     other_times = [None if iid == "I5" else 100.0 + 10 * int(iid[1:]) for iid in other]
     (c,) = ev.compare({"thrive": _paired(ids, times), "closest": _paired(other, other_times)})
     assert c["incidents"] == 29
-    assert c["grades"]["1"]["incidents"] == 28
-    assert c["grades"]["1"]["attend_median_s_diff"] == 0.0
-    assert c["grades"]["1"]["attend_median_s_diff_ci95"] == [0.0, 0.0]
+    g1 = c["grades"]["1"]
+    assert (g1["incidents"], g1["both_with_officer"]) == (29, 28)
+    assert (g1["only_this_without_officer"], g1["only_against_without_officer"]) == (0, 1)
+    assert g1["attend_median_s_diff"] == 0.0
+    assert g1["attend_median_s_diff_ci95"] == [0.0, 0.0]
+    # I5: within 15 min under thrive, no officer named under closest: +1 of 29
+    assert g1["share_within_15_min_diff"] == round(1 / 29, 4)
+
+
+def test_no_officer_named_misses_the_target_and_is_counted(metrics: dict[str, Any]) -> None:
+    """Per grade, those no officer was named for are counted, and the share within target
+    is over every incident of the grade: it is at most the share of those with one."""
+    for m in metrics["policies"].values():
+        for g, minutes in (("1", 15), ("2", 60)):
+            grade = m["grades"][g]
+            assert grade["with_officer"] + grade["without_officer"] == grade["incidents"]
+            share = grade[f"share_within_{minutes}_min"]
+            if grade["incidents"]:
+                assert share * grade["incidents"] <= grade["with_officer"] + 1e-9
+
+
+def test_the_parts_of_the_demand_off_response_officers_add_up_to_it(
+    metrics: dict[str, Any], evaluated: Path
+) -> None:
+    """Where that demand went, by role or pool: the parts add up to the headline share,
+    and the report shows them under it."""
+    thrive = metrics["policies"]["thrive"]
+    parts = thrive["share_off_response_officers_by"]
+    assert parts and set(parts) <= {
+        "investigator", "neighbourhood", "pcso", "force_support", "supervisor",
+        "partner service (no officer)", "waiting for the investigator pool",
+        "waiting for the neighbourhood pool",
+    }  # fmt: skip
+    assert sum(parts.values()) == pytest.approx(thrive["share_off_response_officers"], abs=1e-3)
+    assert metrics["policies"]["closest"]["share_off_response_officers_by"] == {}
+    page = (evaluated / "report.html").read_text()
+    assert "… to an investigator" in page
 
 
 def test_noise_alone_is_not_shown_as_a_difference() -> None:
@@ -767,7 +863,8 @@ def test_the_comparison_is_one_line_of_the_command_s_output() -> None:
     assert line == (
         f"thrive - closest, same incidents: off response officers {off:+.0f} pts"
         f"{'*' if low > 0 or high < 0 else ''} ({low:+.0f} pts to {high:+.0f} pts), grade 1 "
-        "median attendance -1.0 min* (-1.0 min to -1.0 min), grade 2 median attendance n/a "
+        "median attendance -1.0 min* (-1.0 min to -1.0 min), within 15 min +0 pts "
+        "(+0 pts to +0 pts), grade 2 median attendance n/a, within 60 min n/a "
         "(95% intervals; * the log shows it)\n"
     )
 

@@ -11,6 +11,7 @@ import pytest
 
 from sdo.cli import main
 from sdo.config import package_data
+from sdo.domain.recommend import Policy
 from sdo.errors import ConfigError
 from sdo.events import Response
 from sdo.grade import load_rules, rules_changes
@@ -216,6 +217,61 @@ def test_invalid_rules_file_exits_2(
     assert err.count("\n") == 1
     assert 'rule "emergency"' in err
     assert "'blue_lights' is not a response" in err
+
+
+@pytest.mark.parametrize(
+    ("recommend", "fragment"),
+    [
+        ({"better_by_s": "abc"}, "recommend.better_by_s must be a number, not 'abc'"),
+        ({"better_by_s": True}, "recommend.better_by_s must be a number"),
+        ({"better_by_s": -5}, "recommend.better_by_s must be a non-negative number"),
+        ({"max_candidates": "x"}, "recommend.max_candidates must be a whole number ≥ 1"),
+        ({"max_candidates": 0}, "recommend.max_candidates must be a whole number ≥ 1"),
+        ({"max_candidates": 2.5}, "recommend.max_candidates must be a whole number ≥ 1"),
+        ({"detour_factor": 0}, "recommend.detour_factor must be at least 1"),
+        ({"cover_busy_p": 7}, "recommend.cover_busy_p is a probability (0 to 1)"),
+        ({"cover_weight_s": [0, 0]}, "recommend.cover_weight_s must map grades to seconds"),
+        ({"cover_weight_s": {"two": 0}}, "recommend.cover_weight_s: grades are 1 to 4, not 'two'"),
+        ({"below_min_penalty_s": {"9": 5}}, "grades are 1 to 4, not '9'"),
+        ({"cover_weight_s": {"2": -500}}, "recommend.cover_weight_s.2 must be a non-negative"),
+        ({"speed_mps": [1, 2, 3]}, "recommend.speed_mps must map transports to speeds"),
+        ({"speed_mps": {"car": 13}}, "recommend.speed_mps.car: three positive speeds"),
+        ({"speed_mps": {"car": [13, "fast", 9]}}, "recommend.speed_mps.car must be a number"),
+        ({"speed_mps": {"car": [13, 0, 9]}}, "recommend.speed_mps.car: three positive speeds"),
+        ({"better_by": 60}, "recommend: unknown setting(s) better_by"),
+    ],
+)
+def test_recommend_settings_are_checked_when_the_rules_load(
+    tmp_path: Path, recommend: dict[str, Any], fragment: str
+) -> None:
+    """A wrong ``recommend`` setting is a one-line error naming the file and the setting,
+    found when the rules file is read (not a traceback halfway through a run)."""
+    obj = orjson.loads(package_data("rules.json").read_bytes())
+    obj["recommend"] = recommend
+    path = tmp_path / "typo.json"
+    path.write_bytes(orjson.dumps(obj))
+    with pytest.raises(ConfigError) as caught:
+        load_rules(path)
+    assert str(caught.value).startswith(f"rules file {path}: ")
+    assert fragment in str(caught.value)
+
+
+def test_recommend_settings_in_range_load(tmp_path: Path) -> None:
+    obj = orjson.loads(package_data("rules.json").read_bytes())
+    obj["recommend"] = {
+        "better_by_s": 300,
+        "max_candidates": 3,
+        "detour_factor": 1.2,
+        "cover_busy_p": 0.25,
+        "cover_weight_s": {"2": 600, "3": 0},
+        "speed_mps": {"car": [14, 12.5, 9]},
+    }
+    path = tmp_path / "ok.json"
+    path.write_bytes(orjson.dumps(obj))
+    policy = Policy.from_mapping("closest", load_rules(path).recommend)
+    assert (policy.better_by_s, policy.max_candidates, policy.cover_busy_p) == (300.0, 3, 0.25)
+    assert policy.cover_weight_s == {2: 600.0, 3: 0.0}
+    assert policy.speed_mps["car"] == (14.0, 12.5, 9.0)
 
 
 def test_packaged_default_rules_load() -> None:

@@ -287,3 +287,46 @@ def test_bad_rows_are_skipped_with_line_numbers(
     events = [decode(line) for line in out.read_bytes().splitlines()]
     assert sorted({e.incident_id for e in events}) == ["PUK-1", "PUK-4"]
     assert {e.category for e in events if e.incident_id == "PUK-4"} == {"other"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ((), "outside every area of the area file (is --areas the area file for these records?)"),
+        (("--since", "2018-01-01"), "outside --since/--until"),
+    ],
+)
+def test_nothing_to_import_is_one_line_exit_2(
+    month_csv: Path,
+    areas_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...],
+    said: str,
+) -> None:
+    """Records that all fall outside the areas (the packaged pilot areas, not
+    Birmingham's centre) or outside the window: one line saying why, exit 2, and no
+    empty log written."""
+    out = tmp_path / "o.jsonl"
+    if extra:
+        code = _import(month_csv, areas_file, out, *extra)
+    else:
+        code = main(["import", "police-uk", str(month_csv), "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    rows = len(_rows(month_csv))
+    assert f"{month_csv}: no incident to import ({rows} row(s) read, " in err[0]
+    assert said in err[0]
+    assert not out.exists()
+
+
+def test_a_log_without_officers_is_said_to_give_no_attendance(
+    month_log: Path, month_csv: Path, areas_file: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Without --officers the import says what an evaluation of the log can tell."""
+    assert _import(month_csv, areas_file, tmp_path / "o.jsonl.gz") == 0
+    assert "the log has no officers (--officers K simulates some)" in capsys.readouterr().err
+    assert _import(month_csv, areas_file, tmp_path / "p.jsonl.gz", "--officers", "5") == 0
+    assert "the log has no officers" not in capsys.readouterr().err

@@ -180,6 +180,8 @@ class Metrics:
     events: int = 0
     invalid: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    #: the first reason given, per kind of event rejected (what to tell the evaluator)
+    rejected_example: dict[str, str] = field(default_factory=dict)
     recommendations: int = 0
     incidents: dict[str, _Incident] = field(default_factory=dict)
     gap_open: dict[str, datetime] = field(default_factory=dict)
@@ -271,6 +273,7 @@ class Metrics:
         # who the first recommendation naming an officer sends (signposted: nobody, by design)
         sent_to: Counter[str] = Counter()
         off: list[bool] = []  # per graded incident, in order
+        off_to: Counter[str] = Counter()  # where the demand off response officers went
         for i in graded:
             if i.signposted:
                 who = "partner service (no officer)"
@@ -282,9 +285,13 @@ class Metrics:
             # Demand off response officers: someone else was named, nobody by design, or
             # it waits for a non-response pool (an investigator, the neighbourhood team).
             if who == "nobody available":
-                off.append(thrive_routing and i.response in _NON_RESPONSE_POOLS)
+                moved = thrive_routing and i.response in _NON_RESPONSE_POOLS
+                where = f"waiting for the {i.response} pool"
             else:
-                off.append(who != Role.RESPONSE.value)
+                moved, where = who != Role.RESPONSE.value, who
+            off.append(moved)
+            if moved:
+                off_to[where] += 1
         off_response = sum(off)
         grades: dict[str, Any] = {}
         for g in (1, 2, 3, 4):
@@ -294,6 +301,7 @@ class Metrics:
             entry: dict[str, Any] = {
                 "incidents": len(rows),
                 "with_officer": len(times),
+                "without_officer": len(rows) - len(times),
                 "eta_median_s": _q(etas, 0.5),
                 "eta_p90_s": _q(etas, 0.9),
                 "attend_median_s": _q(times, 0.5),
@@ -302,7 +310,8 @@ class Metrics:
                 **_rated("share_over_30_min", [t > LONG_WAIT_S for t in times]),
             }
             if g in TARGET_S:
-                within = [t <= TARGET_S[g] for t in times]
+                # over every incident of the grade: one no officer was named for missed it
+                within = [_within(i.attend_s, TARGET_S[g]) for i in rows]
                 entry.update(_rated(f"share_within_{TARGET_S[g] // 60}_min", within))
             cover = [i.below_cover for i in rows if i.below_cover is not None]
             entry["sends_response_officer"] = len(cover)
@@ -322,6 +331,7 @@ class Metrics:
             "events": self.events,
             "invalid_lines": self.invalid,
             "rejected_events": dict(self.rejected),
+            "rejected_examples": dict(sorted(self.rejected_example.items())),
             "period": _period(self.first_ts, self.last_ts),
             "recommendations": self.recommendations,
             "incidents": len(graded),
@@ -330,6 +340,10 @@ class Metrics:
             "first_recommendation_sends": dict(sent_to.most_common()),
             "share_off_response_officers": round(off_response / total, 4),
             "share_off_response_officers_ci95": _ci95(off),
+            # (its parts: where that demand went; they add up to it)
+            "share_off_response_officers_by": {
+                k: round(n / total, 4) for k, n in off_to.most_common()
+            },
             "share_by_response": {r: round(n / total, 4) for r, n in sorted(by_response.items())},
             "share_by_route": {r: round(n / total, 4) for r, n in sorted(by_route.items())},
             "grades": grades,
@@ -455,10 +469,10 @@ def compare(
     """Each policy against ``against`` (by default the status quo: ``closest`` if it was
     evaluated, else the first policy), on the same incidents: the difference in the share
     sent off response officers (every incident graded under both) and, per grade 1 and
-    2, in median estimated attendance and the share within target (the incidents of that
-    grade under both that both sent an officer to), each with a paired 95% interval: the
-    same resamples of the incidents under both policies, so what the incidents have in
-    common cancels out."""
+    2, in the share within target (every incident of that grade under both; one with no
+    officer named missed it) and in median estimated attendance (those both named an
+    officer for), each with a paired 95% interval: the same resamples of the incidents
+    under both policies, so what the incidents have in common cancels out."""
     names = list(paired)
     if len(names) < 2:
         return []
@@ -476,24 +490,26 @@ def compare(
         entry.update(_difference("share_off_response_officers", off_a, off_b))
         grades: dict[str, Any] = {}
         for g, target in sorted(TARGET_S.items()):
-            rows = [
+            pairs = [
                 (a["attend_s"][k], b["attend_s"][j])
                 for k, j in both
                 if a["grade"][k] == b["grade"][j] == g
-                and a["attend_s"][k] is not None
-                and b["attend_s"][j] is not None
             ]
-            times_a = [x for x, _ in rows]
-            times_b = [y for _, y in rows]
+            rows = [(x, y) for x, y in pairs if x is not None and y is not None]
             within = f"share_within_{target // 60}_min"
             grades[str(g)] = {
-                "incidents": len(rows),
+                "incidents": len(pairs),
+                "both_with_officer": len(rows),
+                "only_this_without_officer": sum(x is None and y is not None for x, y in pairs),
+                "only_against_without_officer": sum(x is not None and y is None for x, y in pairs),
                 "target_min": target // 60,
-                **_difference("attend_median_s", times_a, times_b, median=True),
+                **_difference(
+                    "attend_median_s", [x for x, _ in rows], [y for _, y in rows], median=True
+                ),
                 **_difference(
                     within,
-                    [float(t <= target) for t in times_a],
-                    [float(t <= target) for t in times_b],
+                    [float(_within(x, target)) for x, _ in pairs],
+                    [float(_within(y, target)) for _, y in pairs],
                 ),
             }
         entry["grades"] = grades
@@ -528,6 +544,11 @@ def _difference(
         low, high = np.percentile(stats, [2.5, 97.5])
         interval = [round(float(low), digits), round(float(high), digits)]
     return {f"{key}_diff": round(point, digits), f"{key}_diff_ci95": interval}
+
+
+def _within(attend_s: float | None, target_s: int) -> bool:
+    """Attended within target, by the estimate; no officer named: not within it."""
+    return attend_s is not None and attend_s <= target_s
 
 
 def _rated(key: str, flags: list[bool]) -> dict[str, Any]:
@@ -824,7 +845,9 @@ def _step(world: World, metrics: Metrics, event: Any, sink: Any) -> None:
     try:
         effects = world.apply(event)
     except BadInput as exc:
-        metrics.rejected[exc.reason.split(" ", 2)[0]] += 1
+        kind = exc.reason.split(" ", 2)[0]
+        metrics.rejected[kind] += 1
+        metrics.rejected_example.setdefault(kind, exc.reason)
         metrics.events += 1
         return
     metrics.after(world, event, effects.outputs)
@@ -962,11 +985,14 @@ def _summary(results: dict[str, Any], comparisons: list[dict[str, Any]], out: Pa
     """What ``sdo evaluate`` prints when it is done: a line per policy and comparison."""
     for name, m in results.items():
         g1 = m["grades"]["1"]
+        missing = g1["without_officer"]
         sys.stdout.write(
             f"{name}: {m['incidents']} incidents, {m['share_off_response_officers']:.0%} sent off "
             f"response officers, grade 1 median attendance "
             f"{_minutes(g1['attend_median_s'])}, within 15 min "
-            f"{_pct(g1.get('share_within_15_min'))}\n"
+            f"{_pct(g1.get('share_within_15_min'))}"
+            + (f" ({missing} of {g1['incidents']} with no officer named)" if missing else "")
+            + "\n"
         )
     for c in comparisons:
         sys.stdout.write(_comparison_line(c))
@@ -996,6 +1022,8 @@ def _comparison_line(c: dict[str, Any]) -> str:
     parts = [part("off response officers", c, "share_off_response_officers", False)]
     for g, grade in c["grades"].items():
         parts.append(part(f"grade {g} median attendance", grade, "attend_median_s", True))
+        within = f"share_within_{grade['target_min']}_min"
+        parts.append(part(f"within {grade['target_min']} min", grade, within, False))
     return (
         f"{c['policy']} - {c['against']}, same incidents: {', '.join(parts)} "
         "(95% intervals; * the log shows it)\n"
@@ -1012,17 +1040,34 @@ def _check_against(against: str | None, specs: list[PolicySpec]) -> None:
 
 def _check_read(log: Path, metrics: dict[str, Any]) -> None:
     """Say how many lines of ``log`` were skipped as invalid (the first few were shown as
-    they came); a log without one valid event is an error, not an empty report."""
+    they came) and how many events could not be applied, with a reason of each kind; a
+    log without one valid event, or without one incident to evaluate, is an error, not
+    an empty report."""
     invalid = metrics["invalid_lines"]
     if not metrics["events"]:
         raise ConfigError(
             f"{log}: no valid event to evaluate"
             + (f" ({invalid:,} invalid line(s) skipped)" if invalid else " (the log is empty)")
         )
+    rejected, examples = metrics["rejected_events"], metrics["rejected_examples"]
+    why = "; ".join(
+        f"{kind} {n:,}, e.g. {examples.get(kind, '?')}" for kind, n in sorted(rejected.items())
+    )
+    if not metrics["incidents"]:
+        hint = " Is --areas the area file the log was made for?" if "outside" in why else ""
+        raise ConfigError(
+            f"{log}: no incident to evaluate"
+            + (f" (events that could not be applied: {why}).{hint}" if why else " in the log")
+        )
     if invalid:
         sys.stderr.write(
             f"sdo evaluate: {invalid:,} invalid line(s) of {log} skipped; "
             f"{metrics['events']:,} events evaluated\n"
+        )
+    if rejected:
+        sys.stderr.write(
+            f"sdo evaluate: {sum(rejected.values()):,} event(s) of {log} could not be applied "
+            f"and were left out: {why}\n"
         )
 
 
@@ -1080,7 +1125,9 @@ def _assumptions(settings: Settings) -> dict[str, Any]:
         "speed_mps_by_grade_1_2_3": dict(policy.speed_mps),
         "stale_fix_after_s": policy.stale_after_s,
         "attendance": "time from incident creation to the first recommendation naming an "
-        "officer, plus that officer's ETA (an estimate; no travel is observed)",
+        "officer, plus that officer's ETA (an estimate; no travel is observed); an incident "
+        "no recommendation named an officer for has none: it counts as not within target, "
+        "and is left out of the medians (without_officer counts them)",
         "cover": "thrive weighs what sending a response officer costs their cluster: the "
         "expected share of its neighbourhoods that would lose cover (an available officer "
         f"within {policy.cover_time_s / 60:.0f} min), taking each officer to be busy with "

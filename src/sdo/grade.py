@@ -17,6 +17,7 @@ import orjson
 
 from sdo.config import DEFAULT_RULES, package_data
 from sdo.domain.grading import Rules, grade
+from sdo.domain.recommend import Policy
 from sdo.errors import BadInput, ConfigError
 from sdo.events import Incident, decode
 
@@ -31,9 +32,11 @@ def load_rules(path: Path) -> Rules:
     """
     obj = _read(path)
     try:
-        return Rules.from_mapping(obj)
+        rules = Rules.from_mapping(obj)
+        Policy.from_mapping("thrive", rules.recommend)  # its `recommend` settings, checked
     except ConfigError as exc:
         raise ConfigError(f"rules file {path}: {exc}") from None
+    return rules
 
 
 def _read(path: Path) -> Any:

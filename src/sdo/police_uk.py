@@ -494,6 +494,8 @@ def cli(args: argparse.Namespace) -> int:
 
     records = read_records(args.csv, stats, bad)
     incidents = convert(records, areas, seed=args.seed, stats=stats, since=since, until=until)
+    if not incidents:
+        raise ConfigError(f"{args.csv}: no incident to import ({_left_out(stats)})")
     events: Iterator[Any] = iter(incidents)
     if args.officers and incidents:
         start = since or incidents[0].ts.astimezone(LOCAL).replace(
@@ -524,4 +526,24 @@ def cli(args: argparse.Namespace) -> int:
         f"{counts.events} events ({counts.officers} officers on duty) -> {args.out}; "
         "times within each month are synthetic (seeded)\n"
     )
+    if not args.officers:
+        err(
+            "sdo import: the log has no officers (--officers K simulates some): evaluating "
+            "it gives the grading and routing shares, not attendance times\n"
+        )
     return 0
+
+
+def _left_out(stats: Conversion) -> str:
+    """Why a conversion kept nothing, in words."""
+    parts = [f"{stats.rows} row(s) read"]
+    if stats.outside:
+        parts.append(
+            f"{stats.outside} outside every area of the area file (is --areas the area file "
+            "for these records?)"
+        )
+    if stats.outside_window:
+        parts.append(f"{stats.outside_window} outside --since/--until")
+    if stats.bad:
+        parts.append(f"{sum(stats.bad.values())} unusable")
+    return ", ".join(parts)

@@ -11,7 +11,7 @@ import html
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import matplotlib
 
@@ -149,6 +149,43 @@ def _grade(g: str, key: str) -> Callable[[dict[str, Any]], Any]:
     return lambda m: m["grades"][g].get(key)
 
 
+#: How the parts of the demand sent off response officers read in the report.
+_OFF_PART_LABELS: Final = {
+    "investigator": "… to an investigator",
+    "neighbourhood": "… to a neighbourhood officer",
+    "pcso": "… to a PCSO",
+    "force_support": "… to force support (blue-light units)",
+    "supervisor": "… to a supervisor",
+    "partner service (no officer)": "… signposted to a partner service",
+}
+
+
+def _off_response_parts(policies: dict[str, Any]) -> list[_Row]:
+    """A row per place the demand off response officers went, largest first: the rows add
+    up to the headline share."""
+    largest: dict[str, float] = {}
+    for m in policies.values():
+        for part, share in (m.get("share_off_response_officers_by") or {}).items():
+            largest[part] = max(largest.get(part, 0.0), share)
+    rows: list[_Row] = []
+    for part in sorted(largest, key=lambda p: (-largest[p], p)):
+        label = _OFF_PART_LABELS.get(part, f"… {part.replace('_', ' ')}")
+
+        def get(m: dict[str, Any], part: str = part) -> Any:
+            return (m.get("share_off_response_officers_by") or {}).get(part, 0.0)
+
+        rows.append((label, get, "pct", None))
+    return rows
+
+
+def _without_officer(g: str) -> Callable[[dict[str, Any]], Any]:
+    def shown(m: dict[str, Any]) -> str:
+        grade = m["grades"][g]
+        return f"{grade['without_officer']} of {grade['incidents']}"
+
+    return shown
+
+
 def _rows(policies: dict[str, Any]) -> str:
     lines: list[_Row] = [
         ("Incidents graded", lambda m: m["incidents"], "", None),
@@ -159,24 +196,7 @@ def _rows(policies: dict[str, Any]) -> str:
             "pct",
             lambda m: m.get("share_off_response_officers_ci95"),
         ),
-        (
-            "… to an investigator",
-            lambda m: m["share_by_route"].get("investigator", 0.0),
-            "pct",
-            None,
-        ),
-        (
-            "… to the neighbourhood team",
-            lambda m: m["share_by_route"].get("neighbourhood", 0.0),
-            "pct",
-            None,
-        ),
-        (
-            "… signposted to a partner",
-            lambda m: m["share_by_route"].get("signpost", 0.0),
-            "pct",
-            None,
-        ),
+        *_off_response_parts(policies),
         (
             "Grade 1: median estimated attendance",
             _grade("1", "attend_median_s"),
@@ -189,6 +209,7 @@ def _rows(policies: dict[str, Any]) -> str:
             "pct",
             _grade("1", "share_within_15_min_ci95"),
         ),
+        ("Grade 1: no officer named", _without_officer("1"), "", None),
         (
             "Grade 2: median estimated attendance",
             _grade("2", "attend_median_s"),
@@ -201,6 +222,7 @@ def _rows(policies: dict[str, Any]) -> str:
             "pct",
             _grade("2", "share_within_60_min_ci95"),
         ),
+        ("Grade 2: no officer named", _without_officer("2"), "", None),
         ("Grade 1: recommended officer ETA, median", _grade("1", "eta_median_s"), "min", None),
         (
             "Over 30 min (grade 2)",
@@ -287,7 +309,7 @@ def _comparisons(comparisons: list[dict[str, Any]]) -> str:
                     grade,
                     "attend_median_s",
                     "min",
-                    grade["incidents"],
+                    grade["both_with_officer"],
                 ),
                 _difference_row(
                     f"Grade {g}: within {minutes} min", grade, within, "pct", grade["incidents"]
@@ -302,10 +324,11 @@ def _comparisons(comparisons: list[dict[str, Any]]) -> str:
         "<h2>Differences on the same incidents</h2>"
         "<p>Each policy against the status quo (or the policy <code>--against</code> "
         "names), incident by incident: the share sent off "
-        "response officers over every incident both graded; attendance over the incidents "
-        "of the grade both sent an officer to (so a median here can differ from the "
-        "difference of the headline medians). The interval comes from resampling the "
-        "incidents under both policies at once, which is sharper than comparing the "
+        "response officers over every incident both graded; the share within target over "
+        "every incident of the grade (one a policy named no officer for missed it); the "
+        "median attendance over the incidents of the grade both sent an officer to (so it "
+        "can differ from the difference of the headline medians). The interval comes from "
+        "resampling the incidents under both policies at once, which is sharper than comparing the "
         "headline intervals. Where it leaves out zero, the log shows a difference; where it "
         "spans zero, the difference may be chance.</p>" + "".join(parts)
     )
@@ -423,11 +446,16 @@ a response officer.</li>
 <li><b>Sent somewhere other than a response officer</b>: incidents whose first recommendation
 naming an officer names an investigator, neighbourhood officer, PCSO or force-support officer;
 plus those referred to a partner service (no officer, by design) and those waiting for an
-investigator or the neighbourhood team. <b>closest</b> sends a response officer to everything,
+investigator or the neighbourhood team. The rows below it split it by where that demand
+went (they add up to it); force support takes some priority calls (blue-light units).
+<b>closest</b> sends a response officer to everything,
 so its share is zero by construction; the difference is the demand THRIVE+ moves.</li>
 <li><b>Estimated attendance</b>: from the call until the first recommendation that names an
 officer, plus that officer's estimated travel time. An estimate from positions, not an
-observed arrival. Medians and shares within target, as the force reports them. Grade 3
+observed arrival. Medians and shares within target, as the force reports them. A call no
+recommendation named an officer for (<i>no officer named</i>: nobody eligible with the
+skills it needs, or everyone committed) has no estimate: it counts as missing its target,
+and is left out of the median. Grade 3
 has no target: <b>thrive</b> books a scheduled call with the lightest-loaded suitable officer
 (an appointment), so its figure there is how soon an officer was named plus their travel time,
 not when the appointment is kept; <b>closest</b> sends the nearest free response officer, when

@@ -187,15 +187,26 @@ class Policy:
             if key == "speed_mps":
                 values[key] = _speed_table(value)
             elif key in ("cover_weight_s", "below_min_penalty_s"):
-                values[key] = {int(g): float(v) for g, v in dict(value).items()}
+                values[key] = _by_grade(key, value)
             elif key == "version":
                 values[key] = str(value)
             elif key == "max_candidates":
-                values[key] = int(value)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ConfigError(
+                        f"recommend.max_candidates must be a whole number ≥ 1, not {value!r}"
+                    )
+                values[key] = value
             else:
-                number = float(value)
-                if not math.isfinite(number) or number < 0:
-                    raise ConfigError(f"recommend.{key} must be a non-negative number")
+                number = _number(f"recommend.{key}", value)
+                if key == "detour_factor" and number < 1:
+                    raise ConfigError(
+                        f"recommend.detour_factor must be at least 1 (a road is never shorter "
+                        f"than the straight line), not {value!r}"
+                    )
+                if key == "cover_busy_p" and number > 1:
+                    raise ConfigError(
+                        f"recommend.cover_busy_p is a probability (0 to 1), not {value!r}"
+                    )
                 values[key] = number
         return cls(**values)
 
@@ -228,16 +239,44 @@ class Policy:
         return None if speed is None else distance_m * self.detour_factor / speed
 
 
+def _number(where: str, value: Any) -> float:
+    """A finite, non-negative number from a rules file, or a one-line ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where} must be a number, not {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"{where} must be a non-negative number, not {value!r}")
+    return number
+
+
+def _by_grade(key: str, value: Any) -> dict[int, float]:
+    """``{"1": s, ...}`` seconds by grade 1-4 from a rules file."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f'recommend.{key} must map grades to seconds, e.g. {{"2": 600}}')
+    out = {}
+    for grade, seconds in value.items():
+        g = str(grade).strip()
+        if g not in ("1", "2", "3", "4"):
+            raise ConfigError(f"recommend.{key}: grades are 1 to 4, not {grade!r}")
+        out[int(g)] = _number(f"recommend.{key}.{g}", seconds)
+    return out
+
+
 def _speed_table(value: Any) -> dict[str, tuple[float, float, float]]:
     out = _speeds()
-    for transport, speeds in dict(value).items():
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            'recommend.speed_mps must map transports to speeds, e.g. {"car": [13, 11, 9]}'
+        )
+    for transport, speeds in value.items():
         if transport not in out:
             raise ConfigError(f"recommend.speed_mps: unknown transport {transport!r}")
-        triple = tuple(float(s) for s in speeds)
-        if len(triple) != 3 or min(triple) <= 0:
-            raise ConfigError(
-                f"recommend.speed_mps.{transport}: three positive speeds (grades 1, 2, 3+)"
-            )
+        shape = f"recommend.speed_mps.{transport}: three positive speeds in m/s (grades 1, 2, 3+)"
+        if not isinstance(speeds, list | tuple) or len(speeds) != 3:
+            raise ConfigError(shape)
+        triple = tuple(_number(f"recommend.speed_mps.{transport}", s) for s in speeds)
+        if min(triple) <= 0:
+            raise ConfigError(shape)
         out[transport] = (triple[0], triple[1], triple[2])
     return out
 
