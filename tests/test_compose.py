@@ -411,6 +411,15 @@ def test_three_node_override_forms_one_quorum(compose: dict[str, Any]) -> None:
     topics = services["topics"]
     assert environment(topics)["REPLICATION"] == "3"
     assert set(topics["depends_on"]) == set(nodes)
+    # the workers' changelog topics: --replication from SDO_REPLICATION, which the
+    # override's own usage line sets (at 1 they would refuse writes: min ISR 2)
+    with_three = interpolate(merge(compose, load(KAFKA3)), {"SDO_REPLICATION": "3"})
+    worker = with_three["services"]["worker"]["command"]
+    assert worker[worker.index("--replication") + 1] == "3"
+    assert (
+        "SDO_REPLICATION=3 docker compose -f docker-compose.yml -f docker-compose.kafka3.yml"
+        in (KAFKA3.read_text())
+    )
 
 
 # -- the documentation ------------------------------------------------------------------------

@@ -608,14 +608,16 @@ async def ensure_topics(
     timeout: float = DEFAULT_START_TIMEOUT,  # noqa: ASYNC109  (one bound for the whole job)
     replication_factor: int = 1,
     security: Mapping[str, Any] | None = None,
-) -> None:
+) -> dict[str, int]:
     """Create the topics in ``specs`` that do not exist yet, and wait until they are usable.
     ``security``: the client's security options (:meth:`sdo.config.KafkaAuth.client_options`).
+    Returns each topic's partition count as the broker has it.
 
     Idempotent: an existing topic is left as it is (a different partition count is logged as
-    a warning, not changed). A broker that rejects a topic's configs gets the topic without
-    them (logged at debug). Raises :class:`BrokerError` if the broker is unreachable or
-    refuses a topic, or the whole operation exceeds ``timeout`` seconds.
+    a warning, not changed: the caller decides whether it matters). A broker that rejects
+    a topic's configs gets the topic without them (logged at debug). Raises
+    :class:`BrokerError` if the broker is unreachable or refuses a topic, or the whole
+    operation exceeds ``timeout`` seconds.
     """
     from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415  (heavy; only when needed)
 
@@ -631,7 +633,7 @@ async def ensure_topics(
             await _create_topics(
                 admin, specs, replication_factor=replication_factor, timeout_ms=int(timeout * 1000)
             )
-            await _await_metadata(admin, specs)
+            return await _await_metadata(admin, specs)
     except TimeoutError as exc:
         raise BrokerError(f"topics not ready at {bootstrap} within {timeout:g}s") from exc
     except BrokerError:
@@ -689,8 +691,8 @@ def _kafka_error(code: int, rest: Sequence[object]) -> str:
     return f"error {code} ({for_code(code).__name__}){message}"
 
 
-async def _await_metadata(admin: Any, specs: Sequence[TopicSpec]) -> None:
-    """Poll metadata until every topic has all its partitions with a leader.
+async def _await_metadata(admin: Any, specs: Sequence[TopicSpec]) -> dict[str, int]:
+    """Poll metadata until every topic has all its partitions with a leader; their counts.
 
     Topic creation is asynchronous on a real Kafka cluster; the caller's timeout bounds this.
     """
@@ -715,6 +717,7 @@ async def _await_metadata(admin: Any, specs: Sequence[TopicSpec]) -> None:
                 ready[name],
                 expected,
             )
+    return {name: ready[name] for name in wanted}
 
 
 # -- `sdo broker` -------------------------------------------------------------------------

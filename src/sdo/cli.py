@@ -201,9 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="write a deterministic synthetic pilot event log")
     _common(p, broker=False)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--hours", type=float, default=24.0)
-    p.add_argument("--officers", type=int, default=120)
+    p.add_argument(
+        "--seed", type=int, default=1, help="random seed: same seed and arguments, same bytes"
+    )
+    p.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
+    p.add_argument(
+        "--officers", type=int, default=120, help="officers on the roster (default 120: the pilot)"
+    )
     p.add_argument(
         "--start", default="2015-12-01T06:00:00Z", help="simulated start time (RFC 3339)"
     )
@@ -212,13 +216,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="publish an event log to Kafka")
     _common(p, areas=False)
-    p.add_argument("log", type=Path)
-    p.add_argument("--speed", default="max", help="N x real time, or max")
+    p.add_argument("log", type=Path, help="event log (JSON lines, .gz allowed)")
+    p.add_argument(
+        "--speed",
+        default="max",
+        help="N x real time (60: a simulated day in 24 min), or max: as fast as Kafka takes "
+        "it (default)",
+    )
     p.set_defaults(func=_run("sdo.replay:cli"))
 
-    p = sub.add_parser("evaluate", help="offline: run dispatch policies over a log")
+    p = sub.add_parser(
+        "evaluate",
+        help="offline: run dispatch policies over a log",
+        description="Run dispatch policies over an event log, offline (no Kafka), with the "
+        "live worker's decision code, and write DIR/metrics.json, DIR/recommendations.jsonl "
+        "and DIR/report.html. thrive is the product; closest sends the closest available "
+        "response officer to everything (the status quo). --areas must be the area file "
+        "the log was made for.",
+    )
     _common(p, broker=False)
-    p.add_argument("log", type=Path)
+    p.add_argument("log", type=Path, help="event log (JSON lines, .gz allowed)")
     p.add_argument(
         "--policy",
         action="append",
@@ -226,7 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="thrive, closest, or a variant NAME@RULES_FILE run with rules of its own "
         "(repeatable; default: thrive and closest)",
     )
-    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output directory (made if missing; its three files are replaced once all are "
+        "written)",
+    )
     p.add_argument(
         "--against",
         default=None,

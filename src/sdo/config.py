@@ -7,6 +7,7 @@ Nothing else in sdo reads ``os.environ``.
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -218,11 +219,33 @@ def kafka_auth(
     )
 
 
+#: A Kafka topic name: these characters, at most 249 of them.
+_TOPIC_CHARS: Final = re.compile(r"[A-Za-z0-9._-]*")
+_TOPIC_MAX = 249
+#: The longest name a prefix is put before (a Faust changelog's name adds the app id).
+_LONGEST_SUFFIX = len("officer.location")
+
+
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """The topic names of CONTRACT §1 under one prefix."""
+    """The topic names of CONTRACT §1 under one prefix.
+
+    The prefix is checked here, before any topic is created: a name the broker would
+    refuse (Kafka takes letters, digits, ``.``, ``_`` and ``-``) is a one-line error."""
 
     prefix: str = "sdo."
+
+    def __post_init__(self) -> None:
+        if not _TOPIC_CHARS.fullmatch(self.prefix):
+            raise ConfigError(
+                f"--topic-prefix {self.prefix!r}: a topic name takes only letters, digits, "
+                "'.', '_' and '-'"
+            )
+        if len(self.prefix) + _LONGEST_SUFFIX > _TOPIC_MAX:
+            raise ConfigError(
+                f"--topic-prefix is {len(self.prefix)} characters long: topic names are at "
+                f"most {_TOPIC_MAX}"
+            )
 
     @property
     def location(self) -> str:
@@ -287,6 +310,9 @@ class Settings:
     areas: Path | None = None
     rules: Path | None = None
     kafka: KafkaAuth = field(default_factory=KafkaAuth)
+
+    def __post_init__(self) -> None:
+        Topics(self.topic_prefix)  # a prefix Kafka would refuse: one line, before anything
 
     @property
     def topics(self) -> Topics:

@@ -3,16 +3,18 @@ outage: a broker of the test's own, frozen (SIGSTOP) and thawed.
 
 Both become ready once they process; while the broker does not answer, both are live
 (restarting them would not help) and not ready, each saying why; both are ready again
-once it answers.
+once it answers. A worker told to stop is not ready until it is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 from uuid import uuid4
@@ -100,3 +102,30 @@ async def test_worker_and_console_probes_follow_a_broker_outage(
     finally:
         for w in started:
             w.close()
+
+
+async def test_a_stopping_worker_is_not_ready(
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    """After SIGTERM, until its probes' port closes, the worker answers 503 (stopping),
+    never 200 once it has said so: a load balancer or a rollout sees it go."""
+    worker = start_worker(None, "--metrics-port", "127.0.0.1:0")
+    base = metrics_url(worker).removesuffix("/metrics")
+    await until(base + "/readyz", 200, "the worker, once it printed ready")
+    worker.proc.send_signal(signal.SIGTERM)
+    answers: list[tuple[int, list[str]]] = []
+    deadline = time.monotonic() + FOLLOW_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            status, body = await asyncio.to_thread(get, base + "/readyz")
+        except (urllib.error.URLError, ConnectionError):
+            break  # the port closed: the worker is gone
+        answers.append((status, body["problems"]))
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError(f"the worker did not stop within {FOLLOW_TIMEOUT_S:g} s")
+    assert worker.proc.wait(FOLLOW_TIMEOUT_S) == 0
+    first = next((k for k, (status, _) in enumerate(answers) if status != 200), None)
+    assert first is not None, f"never unready while stopping: {answers[-5:]}"
+    assert all(status == 503 for status, _ in answers[first:]), answers
+    assert answers[first][1] in (["stopping"], ["its event loop has stopped"]), answers[first]

@@ -6,6 +6,9 @@ Observed only through Kafka: the tables' changelog topics and the output topics.
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from sdo.broker import EmbeddedBroker
+from sdo.broker import EmbeddedBroker, ensure_topics, topic_specs
+from sdo.config import Topics
 from sdo.events import (
     Incident,
     OfficerLocation,
@@ -221,3 +225,31 @@ async def test_incident_recommends_nearest_and_reissues_when_officer_goes_off_du
         assert again["recommended"] == ["far"]
         assert "near" not in [cand["officer_id"] for cand in again["candidates"]]
         assert again["recommendation_id"] != rec["recommendation_id"]
+
+
+#: A worker that refuses to start does so within this (imports, topic metadata).
+REFUSE_TIMEOUT_S = 60.0
+
+
+async def test_input_topics_with_another_partition_count_stop_the_worker_at_start(
+    broker: EmbeddedBroker, topic_prefix: str
+) -> None:
+    """Topics made with 4 partitions (by the console, say) and a worker started with
+    --partitions 8: its tables could not be co-partitioned with them and its agent would
+    crash on every event, so it stops at start with one line saying how to start it."""
+    topics = Topics(topic_prefix)
+    await ensure_topics(broker.bootstrap, topic_specs(topics, 4))
+    cmd = [
+        sys.executable, "-m", "sdo", "worker", "--broker", broker.url,
+        "--topic-prefix", topic_prefix, "--partitions", "8", "--session-timeout", "3",
+    ]  # fmt: skip
+    done = await asyncio.to_thread(
+        subprocess.run, cmd, capture_output=True, text=True, timeout=REFUSE_TIMEOUT_S
+    )
+    assert done.returncode == 2, done.stderr
+    errors = [x for x in done.stderr.splitlines() if "error" in x]
+    assert len(errors) == 1, done.stderr
+    assert "input topic(s) with another number of partitions than --partitions 8" in errors[0]
+    assert f"{topics.incident} 4" in errors[0]
+    assert errors[0].endswith("start the worker with --partitions 4")
+    assert "Traceback" not in done.stderr

@@ -41,7 +41,7 @@ import faust
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, StreamT
 
-from sdo.config import KafkaAuth, Settings
+from sdo.config import KafkaAuth, Settings, Topics
 from sdo.domain.state import IncidentRecord, Officer
 from sdo.domain.world import Effects, World
 from sdo.errors import BadInput
@@ -51,7 +51,7 @@ from sdo.stream.mirror import OfficerMirror
 from sdo.stream.ordering import EventTimeScheduler
 from sdo.stream.transport import fetch_ages, install_consumer
 
-__all__ = ["Runtime", "WorkerOptions", "build_app"]
+__all__ = ["Runtime", "WorkerOptions", "build_app", "input_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,11 @@ _INPUTS: Mapping[str, tuple[str, str]] = {
     "incident": ("incident", "incident_id"),
     "deployment": ("deployment", "incident_id"),
 }
+
+
+def input_topics(topics: Topics) -> list[str]:
+    """The names of the worker's input topics (one agent reads them all)."""
+    return [getattr(topics, attr) for attr in _INPUTS]
 
 
 #: Readiness: the longest an input partition may go without a fetch answered (seconds).
@@ -308,11 +313,13 @@ class Runtime:
     def problems(self, unanswered_s: float = FETCH_UNANSWERED_S) -> list[str]:
         """Why this worker is not ready to process (empty: it is): the readiness probe.
 
-        Not ready while its tables are being restored, while its group rebalances, and
-        while the broker has answered no fetch on one of its input partitions for
-        ``unanswered_s`` (a broker down or unreachable: the consumer fetches every few
-        tens of milliseconds while it runs). Call on the worker's loop.
+        Not ready while it stops, while its tables are being restored, while its group
+        rebalances, and while the broker has answered no fetch on one of its input
+        partitions for ``unanswered_s`` (a broker down or unreachable: the consumer
+        fetches every few tens of milliseconds while it runs). Call on the worker's loop.
         """
+        if self.app.should_stop:
+            return ["stopping"]
         if not self.ready.is_set():
             return ["restoring its tables from their changelogs"]
         problems = []
@@ -444,6 +451,10 @@ def build_app(
     """A Faust app wired to ``world``; run it with ``faust.Worker``."""
     app = faust.App(
         options.app_id,
+        # Faust reads some 80 environment variables of its own (BROKER_URL, WEB_PORT, ...),
+        # and they would win over sdo's flags; Kubernetes sets WEB_PORT=tcp://... in every
+        # pod beside a Service called "web". Settings come from sdo's flags and SDO_* only.
+        env={},
         broker=settings.broker,
         broker_credentials=faust_credentials(settings.kafka),
         datadir=options.data_dir,
@@ -490,7 +501,7 @@ def build_app(
         officers=table("officers", by_key=True),
         incidents=table("incidents", by_key=False),
         availability=table("availability", by_key=True),
-        input_topics=frozenset(getattr(topics, attr) for attr in _INPUTS),
+        input_topics=frozenset(input_topics(topics)),
         outputs={
             "recommendation": app.topic(topics.recommendation, internal=False),
             "alert": app.topic(topics.alert, internal=False),

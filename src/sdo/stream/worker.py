@@ -19,12 +19,12 @@ from sdo.config import Settings
 from sdo.domain import scans
 from sdo.domain.recommend import Policy
 from sdo.domain.world import World
-from sdo.errors import BrokerError
+from sdo.errors import BrokerError, ConfigError
 from sdo.grade import load_rules
 from sdo.health import LoopProbes
 from sdo.logs import dict_config
 from sdo.metrics import WorkerMetrics, new_registry, serve_metrics
-from sdo.stream.app import WorkerOptions, build_app
+from sdo.stream.app import WorkerOptions, build_app, input_topics
 
 __all__ = ["cli", "faust_worker", "make_world", "prepare_topics"]
 
@@ -63,9 +63,11 @@ def make_world(settings: Settings, policy: str = "thrive") -> World:
 def prepare_topics(
     settings: Settings, partitions: int, timeout: float = 30.0, *, replication: int = 1
 ) -> None:
-    """Create the contract topics (idempotent); a clear error if the broker is not there."""
+    """Create the contract topics (idempotent); a clear error if the broker is not there,
+    or if an input topic exists with another partition count than ``partitions`` (the
+    worker's tables are partitioned like its input: it could not apply those events)."""
     try:
-        asyncio.run(
+        counts = asyncio.run(
             ensure_topics(
                 settings.bootstrap,
                 topic_specs(settings.topics, partitions),
@@ -83,6 +85,20 @@ def prepare_topics(
         if isinstance(exc, BrokerError) and why is None:
             raise
         raise BrokerError(f"cannot reach the broker at {settings.broker}: {why or exc}") from None
+    inputs = {name: counts[name] for name in input_topics(settings.topics)}
+    wrong = {name: n for name, n in inputs.items() if n != partitions}
+    if wrong:
+        found = ", ".join(f"{name} {n}" for name, n in sorted(wrong.items()))
+        counts_seen = set(inputs.values())
+        fix = (
+            f"start the worker with --partitions {counts_seen.pop()}"
+            if len(counts_seen) == 1
+            else "the input topics must all have the same number of partitions"
+        )
+        raise ConfigError(
+            f"input topic(s) with another number of partitions than --partitions {partitions} "
+            f"({found}): {fix}"
+        )
 
 
 def cli(args: argparse.Namespace) -> int:
