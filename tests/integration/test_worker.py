@@ -253,3 +253,18 @@ async def test_input_topics_with_another_partition_count_stop_the_worker_at_star
     assert f"{topics.incident} 4" in errors[0]
     assert errors[0].endswith("start the worker with --partitions 4")
     assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_broker_is_one_line_exit_1() -> None:
+    """Nothing listens at --broker: one line naming it (not aiokafka's log of each
+    attempt beside it), exit 1, no traceback."""
+    cmd = [sys.executable, "-m", "sdo", "worker", "--broker", "kafka://127.0.0.1:1"]
+    done = subprocess.run(
+        cmd, check=False, capture_output=True, text=True, timeout=REFUSE_TIMEOUT_S
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        "sdo worker: broker error: cannot reach the broker at kafka://127.0.0.1:1: "
+        "KafkaConnectionError: Unable to bootstrap from "
+        "[('127.0.0.1', 1, <AddressFamily.AF_INET: 2>)]"
+    ]

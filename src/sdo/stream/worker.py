@@ -66,25 +66,7 @@ def prepare_topics(
     """Create the contract topics (idempotent); a clear error if the broker is not there,
     or if an input topic exists with another partition count than ``partitions`` (the
     worker's tables are partitioned like its input: it could not apply those events)."""
-    try:
-        counts = asyncio.run(
-            ensure_topics(
-                settings.bootstrap,
-                topic_specs(settings.topics, partitions),
-                timeout=timeout,
-                replication_factor=replication,
-                security=settings.kafka.client_options(),
-            )
-        )
-    except Exception as exc:
-        broker = isinstance(exc, BrokerError | OSError | TimeoutError | ConnectionError)
-        if not broker and not type(exc).__module__.startswith("aiokafka"):
-            raise
-        # (aiokafka says only that it could not connect: a TLS mistake is named here)
-        why = asyncio.run(tls_problem(settings))
-        if isinstance(exc, BrokerError) and why is None:
-            raise
-        raise BrokerError(f"cannot reach the broker at {settings.broker}: {why or exc}") from None
+    counts = _topic_counts(settings, partitions, timeout, replication)
     inputs = {name: counts[name] for name in input_topics(settings.topics)}
     wrong = {name: n for name, n in inputs.items() if n != partitions}
     if wrong:
@@ -99,6 +81,49 @@ def prepare_topics(
             f"input topic(s) with another number of partitions than --partitions {partitions} "
             f"({found}): {fix}"
         )
+
+
+def _topic_counts(
+    settings: Settings, partitions: int, timeout: float, replication: int
+) -> dict[str, int]:
+    """:func:`ensure_topics`, its failure as one line: aiokafka logs every failed attempt
+    to connect, and before Faust sets logging up that reached stderr beside our line."""
+    kafka_log = logging.getLogger("aiokafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
+    try:
+        return asyncio.run(
+            ensure_topics(
+                settings.bootstrap,
+                topic_specs(settings.topics, partitions),
+                timeout=timeout,
+                replication_factor=replication,
+                security=settings.kafka.client_options(),
+            )
+        )
+    except Exception as exc:
+        broker = isinstance(exc, BrokerError | OSError | TimeoutError | ConnectionError)
+        if not broker and not type(exc).__module__.startswith("aiokafka"):
+            raise
+        # (aiokafka says only that it could not connect: a TLS mistake is named here)
+        why = asyncio.run(tls_problem(settings))
+        cause = exc.__cause__ if isinstance(exc, BrokerError) else exc
+        if why is None and (cause is None or not _unreachable(cause)):
+            raise
+        if why is None:
+            why = str(cause)
+            if not why.startswith(type(cause).__name__):  # (aiokafka's errors name themselves)
+                why = f"{type(cause).__name__}: {why}"
+        raise BrokerError(f"cannot reach the broker at {settings.broker}: {why}") from None
+    finally:
+        kafka_log.setLevel(level)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A failure to connect at all (not a broker's refusal of a request)."""
+    return isinstance(exc, OSError | ConnectionError | TimeoutError) or (
+        type(exc).__name__ == "KafkaConnectionError"
+    )
 
 
 def cli(args: argparse.Namespace) -> int:
