@@ -330,3 +330,15 @@ def test_a_log_without_officers_is_said_to_give_no_attendance(
     assert "the log has no officers (--officers K simulates some)" in capsys.readouterr().err
     assert _import(month_csv, areas_file, tmp_path / "p.jsonl.gz", "--officers", "5") == 0
     assert "the log has no officers" not in capsys.readouterr().err
+
+
+def test_an_existing_log_is_not_overwritten_without_force(
+    month_csv: Path, areas_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "kept.jsonl"
+    out.write_bytes(b"keep me\n")
+    assert _import(month_csv, areas_file, out) == 2
+    assert "exists; give --force to replace it" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me\n"
+    assert _import(month_csv, areas_file, out, "--force") == 0
+    assert out.read_bytes() != b"keep me\n"

@@ -224,3 +224,21 @@ def test_a_day_keeps_officers_inside_the_areas(day: DayStats) -> None:
     assert day.fixes_sampled > 1000
     assert day.fixes_inside / day.fixes_sampled >= 0.95
     assert day.kinds["officer.location"] > 0.9 * sum(day.kinds.values())
+
+
+def test_an_existing_log_is_replaced_only_with_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log is data: --out naming an existing file is one line and exit 2, the file left
+    as it was; with --force it is replaced. A directory is never a log."""
+    out = tmp_path / "recorded.jsonl"
+    out.write_bytes(b"the pilot's recorded log\n")
+    args = ["simulate", "--hours", "1", "--officers", "10", "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sdo simulate: error: {out} exists; give --force to replace it"]
+    assert out.read_bytes() == b"the pilot's recorded log\n"
+    assert main([*args, "--force"]) == 0
+    assert out.read_bytes().startswith(b'{"type":')
+    assert main(["simulate", "--hours", "1", "--out", str(tmp_path), "--force"]) == 2
+    assert "is a directory, not a log file" in capsys.readouterr().err

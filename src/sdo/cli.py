@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--start", default="2015-12-01T06:00:00Z", help="simulated start time (RFC 3339)"
     )
     p.add_argument("--out", type=Path, required=True, help="LOG (.jsonl or .jsonl.gz)")
+    p.add_argument("--force", action="store_true", help="replace LOG if it exists")
     p.set_defaults(func=_run("sdo.simulate:cli"))
 
     p = sub.add_parser("replay", help="publish an event log to Kafka")
@@ -307,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--areas", type=Path, default=env_default("areas"), help="area GeoJSON (SDO_AREAS)"
     )
     q.add_argument("--out", type=Path, required=True, help="LOG (.jsonl or .jsonl.gz)")
+    q.add_argument("--force", action="store_true", help="replace LOG if it exists")
     q.add_argument("--seed", type=int, default=1, help="seed for the synthetic times and answers")
     q.add_argument(
         "--officers", type=int, default=None, help="also simulate K officers (roster, AVL)"

@@ -474,8 +474,9 @@ def cli(args: argparse.Namespace) -> int:
     """``sdo import police-uk``: write the log, report what was skipped on stderr."""
     from sdo.areas import load_areas  # noqa: PLC0415  (shapely only when the command runs)
     from sdo.cli import settings_from  # noqa: PLC0415  (cli imports this module lazily)
-    from sdo.simulate import write_log  # noqa: PLC0415
+    from sdo.simulate import check_new, write_log  # noqa: PLC0415
 
+    check_new(args.out, force=args.force)
     if args.officers is not None and args.officers < 1:
         raise ConfigError("--officers must be at least 1")
     since = _parse_time(args.since, "--since")

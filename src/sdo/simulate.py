@@ -944,6 +944,14 @@ class LogCounts:
     officers: int = 0
 
 
+def check_new(out: Path, *, force: bool) -> None:
+    """A log is data: writing over an existing file takes ``--force``."""
+    if out.is_dir():
+        raise ConfigError(f"{out} is a directory, not a log file")
+    if out.exists() and not force:
+        raise ConfigError(f"{out} exists; give --force to replace it")
+
+
 def write_log(
     events: Iterator[Any],
     out: Path,
@@ -1023,6 +1031,7 @@ def cli(args: argparse.Namespace) -> int:
     from sdo.cli import settings_from  # noqa: PLC0415  (cli imports this module lazily)
 
     settings = settings_from(args)
+    check_new(args.out, force=args.force)
     areas = load_areas(settings.areas_path)
     start = _parse_start(args.start)
     per_day = getattr(args, "incidents_per_day", None) or INCIDENTS_PER_DAY
