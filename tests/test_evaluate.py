@@ -890,3 +890,24 @@ def test_every_headline_share_has_its_interval_on_a_pilot_day(tmp_path: Path) ->
     for where, key in figures:
         low, high = where[f"{key}_ci95"]
         assert low <= where[key] <= high, (key, where[key], (low, high))
+
+
+def test_a_file_that_is_not_an_event_log_is_refused_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CSV given as the log: one line from its first lines (not twenty "skipped" lines
+    and a pass over the whole file), exit 2, no DIR."""
+    csv_file = tmp_path / "crimes.csv"
+    csv_file.write_text(
+        "type,street,month,latitude,longitude\n"
+        + "burglary,On or near A,2017-03,52.48,-1.89\n" * 5000
+    )
+    out = tmp_path / "out"
+    assert _evaluate(csv_file, out, "thrive") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(
+        f"sdo evaluate: error: {csv_file}: not an event log: none of its first 50 lines is "
+        "an event (line 1: malformed JSON"
+    )
+    assert not out.exists()

@@ -904,7 +904,6 @@ def _pass_with_lane(
 
 def cli(args: argparse.Namespace) -> int:
     from sdo.grade import rules_changes  # noqa: PLC0415
-    from sdo.replay import read_log  # noqa: PLC0415
 
     settings = settings_from(args)
     specs = _specs(args.policy or ["thrive", "closest"])
@@ -917,7 +916,7 @@ def cli(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else default_jobs(len(specs))
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, not {jobs}")
-    read_log(args.log).close()  # a missing or unreadable log fails before DIR is touched
+    _sniff(args.log)  # a missing, unreadable or wrong file fails before DIR is touched
     out: Path = args.out
     created = not out.exists()
     try:
@@ -1028,6 +1027,40 @@ def _comparison_line(c: dict[str, Any]) -> str:
         f"{c['policy']} - {c['against']}, same incidents: {', '.join(parts)} "
         "(95% intervals; * the log shows it)\n"
     )
+
+
+#: A file whose first this many lines are all invalid is not taken for an event log.
+SNIFF_LINES: Final = 50
+
+
+class _NotALog(Exception):
+    pass
+
+
+def _sniff(log: Path) -> None:
+    """Refuse, in one line, a file that is not an event log (a CSV, a report): its first
+    :data:`SNIFF_LINES` lines are all invalid. A log with a few bad lines passes; the
+    passes report those."""
+    from sdo.replay import read_log  # noqa: PLC0415
+
+    first: list[tuple[int, str]] = []
+
+    def invalid(lineno: int, reason: str) -> None:
+        first.append((lineno, reason))
+        if len(first) >= SNIFF_LINES:
+            raise _NotALog
+
+    reader = read_log(log, invalid)
+    try:
+        next(iter(reader), None)
+    except _NotALog:
+        lineno, reason = first[0]
+        raise ConfigError(
+            f"{log}: not an event log: none of its first {SNIFF_LINES} lines is an event "
+            f"(line {lineno}: {reason})"
+        ) from None
+    finally:
+        reader.close()
 
 
 def _check_against(against: str | None, specs: list[PolicySpec]) -> None:
