@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from sdo.broker import EmbeddedBroker
 from sdo.config import Settings
 from sdo.console.auth import Users, add_user
 from sdo.console.server import Console
-from sdo.events import Alert, Response
+from sdo.events import Alert, Response, encode
 from tests.kafka_io import produce, read_deployments
 
 #: The event factory of ``conftest.py`` (a fixture; conftest modules are not importable).
@@ -406,7 +406,8 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     skill that holds it (the available first), each with what they are doing, where, and
     what they can do; the arrows choose, Enter marks the one chosen on the map and opens
     the incident they are on; Esc clears it. An incident's id finds it, and Enter opens it.
-    Keys typed in Find are text, not the page's keys."""
+    Keys typed in Find are text, not the page's keys. A skill is found as the panel
+    writes it (``first_aid``); ``/`` after a mark starts afresh; Esc clears the mark."""
     ev = desk.ev
     page = await desk.open()
     events = [
@@ -490,6 +491,31 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     await page.keyboard.press("Enter")
     await expect(selected).to_have_attribute("data-id", "I2")
     await expect(find).to_have_value("")
+    # a skill as the panel writes it ("needs first_aid") finds who has it too
+    await page.keyboard.press("/")
+    await page.keyboard.type("first_aid")
+    await expect(results.filter(has_text="first aid")).to_have_count(4)
+    await expect(results).to_have_count(4)
+    await page.keyboard.press("Escape")
+    # after an officer is marked, / starts afresh (the old text is replaced, not added
+    # to), and Esc clears the mark with the field no longer focused
+    await page.keyboard.press("/")
+    await page.keyboard.type("nr12")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#map g.officer.found")).to_have_count(1)
+    await expect(find).not_to_be_focused()
+    await page.keyboard.press("/")
+    await page.keyboard.type("i1")
+    await expect(find).to_have_value("i1")
+    await page.keyboard.press("Escape")
+    await page.keyboard.press("/")
+    await page.keyboard.type("nr12")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#map g.officer.found")).to_have_attribute("data-id", "o2")
+    await expect(find).not_to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#map g.officer.found")).to_have_count(0)
+    await expect(find).to_have_value("")
     await page.close()
     assert desk.errors == []
 
@@ -568,5 +594,75 @@ async def test_a_call_waiting_at_grade_1_chimes_once_unless_the_sound_is_off(des
     # found waiting on connecting (I1, re-issued since), or not graded yet: no chime
     assert await page.evaluate("window.tones") == 0
     await expect(sound).not_to_have_attribute("data-chimes", re.compile("."))
+    await page.close()
+    assert desk.errors == []
+
+
+#: How long a person holds a click (press to release), ms: long enough for the page to
+#: redraw several times while officers move.
+HELD_CLICK_MS = 300
+
+
+async def test_a_held_click_lands_while_officers_move(desk: Desk) -> None:
+    """The page redraws on every batch of messages. While an officer moves (a fix every
+    few tens of milliseconds), a click held as long as a person holds one still selects
+    the incident in the queue, and still ticks a candidate in the override form: what did
+    not change is not redrawn, and a press selects."""
+    ev = desk.ev
+    page = await desk.open()
+    await desk.produce(
+        [
+            ev.profile("o1", callsign="NR11"),
+            ev.status("o1", "available", at=1),
+            ev.location("o1", at=2),
+            ev.profile("o2", callsign="NR12"),
+            ev.status("o2", "available", at=1),
+            ev.location("o2", (-1.83, 52.55), at=2),
+            ev.incident("I1", at=3),
+            ev.recommendation("I1", ["o1"], at=4, rid="R1"),
+            ev.incident("I2", at=5),
+            ev.recommendation("I2", ["o1", "o2"], at=6, rid="R2"),
+        ]
+    )
+    await expect(page.locator("#queue .queue-item")).to_have_count(2)
+    producer = AIOKafkaProducer(bootstrap_servers=desk.bootstrap)
+    await producer.start()
+    stop = asyncio.Event()
+    moves = 0
+
+    async def move() -> None:
+        nonlocal moves
+        while not stop.is_set():
+            moves += 1
+            fix = ev.location("o2", (-1.83 + moves * 1e-4, 52.55), at=10 + moves)
+            await producer.send_and_wait(desk.console.topics.location, key=b"o2", value=encode(fix))
+            await asyncio.sleep(0.02)
+
+    async def hold(selector: str) -> None:
+        box = await page.locator(selector).bounding_box()
+        assert box is not None, selector
+        await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        await page.mouse.down()
+        await asyncio.sleep(HELD_CLICK_MS / 1000)
+        await page.mouse.up()
+
+    marker = page.locator("#map g.officer[data-id='o2']")
+    mover = asyncio.create_task(move())
+    try:
+        first = await marker.get_attribute("transform")
+        await expect(marker).not_to_have_attribute("transform", first or "")  # it moves
+        await hold("#queue .queue-item[data-id='I2']")
+        await expect(page.locator("#queue .queue-item.selected")).to_have_attribute("data-id", "I2")
+        await page.click("#btn-override")
+        await expect(page.locator("#decide-form")).to_be_visible()
+        box = "#cands tr[data-id='o2'] input[type=checkbox]"
+        await hold(box)
+        await expect(page.locator(box)).to_be_checked()
+        await expect(page.locator("#decide-what")).to_have_text("Deploy instead: NR12")
+    finally:
+        stop.set()
+        await mover
+        await producer.stop()
+    assert moves > 10
     await page.close()
     assert desk.errors == []

@@ -10,7 +10,7 @@ import pytest
 from sdo.console.view import ConsoleView
 from sdo.domain.geo import Areas
 from sdo.errors import Rejected
-from sdo.events import Decision, Deployment
+from sdo.events import Decision, Deployment, Status
 
 #: The event factory of ``conftest.py`` (a fixture; conftest modules are not importable).
 Events = Any
@@ -130,6 +130,31 @@ def test_deployment_resources_incident_and_sends_officers_en_route(
     assert deltas[2]["officer"]["status"] == "en_route"
     assert view.availability()["cluster:north-1"] == {"total": 0}
     assert view.apply(_deployment("I1", ("o1",))) == []  # redelivery is a no-op
+
+
+def test_a_redeployment_stands_down_the_officer_left_out(view: ConsoleView, ev: Events) -> None:
+    """Accepted with o1, then overridden with o2: o1, still en route, is available again on
+    every console (and counted so), o2 en route."""
+    _on_duty(view, ev, "o1")
+    _on_duty(view, ev, "o2")
+    view.apply(ev.incident("I1"))
+    view.apply(_deployment("I1", ("o1",)))
+    assert view.officers["o1"].status is Status.EN_ROUTE
+    redeploy = Deployment(
+        event_id="d2",
+        ts=T0.replace(minute=7),
+        incident_id="I1",
+        decision=Decision.OVERRIDDEN,
+        officer_ids=("o2",),
+        by="sdo1",
+        reason="o2 knows the family",
+    )
+    deltas = view.apply(redeploy)
+    officers = {d["officer"]["officer_id"]: d["officer"] for d in deltas if d["type"] == "officer"}
+    assert officers["o2"]["status"] == "en_route"
+    assert officers["o1"]["status"] == "available"
+    assert view.officers["o1"].status is Status.AVAILABLE
+    assert view.availability()["cluster:north-1"]["total"] == 1
 
 
 def test_deployment_read_before_its_incident_is_applied_when_it_arrives(

@@ -445,6 +445,35 @@ def test_deployment_statuses(
     assert deployment_statuses(event) == statuses  # deterministic: a redelivery repeats them
 
 
+def test_a_redeployment_stands_down_the_officers_it_leaves_out(ev: Any) -> None:
+    """An override of a decided incident: the officers it had sent and no longer sends, if
+    still en route to it, are available again; one at the scene, or sent elsewhere since,
+    is left as they are; one sent again is not stood down."""
+    first = ev.deployment("inc-1", ["o1", "o2", "o3", "o4"], ts=ev.at(2), event_id="d-1")
+    before = IncidentRecord(
+        ev.incident("inc-1", -1.83, 52.56), created_ts=ev.at(0), assigned=first.officer_ids
+    )
+    officers = {
+        "o1": Officer("o1", status=Status.EN_ROUTE, incident_id="inc-1"),
+        "o2": Officer("o2", status=Status.AT_SCENE, incident_id="inc-1"),
+        "o3": Officer("o3", status=Status.EN_ROUTE, incident_id="inc-9"),
+        "o4": Officer("o4", status=Status.EN_ROUTE, incident_id="inc-1"),
+    }
+    again = ev.deployment(
+        "inc-1", ["o4", "o5"], ts=ev.at(5), decision="overridden", event_id="d-2", by="sgt.x"
+    )
+    statuses = deployment_statuses(again, before, officers)
+    assert [(s.event_id, s.officer_id, s.status) for s in statuses] == [
+        ("d-2:o4", "o4", Status.EN_ROUTE),
+        ("d-2:o5", "o5", Status.EN_ROUTE),
+        ("d-2:o1:stood-down", "o1", Status.AVAILABLE),
+    ]
+    stood = statuses[-1]
+    assert stood.incident_id is None and stood.ts == ev.at(5)
+    assert stood.note == "stood down by sgt.x: inc-1 redeployed"
+    assert deployment_statuses(again, before, officers) == statuses
+
+
 # -- table storage -----------------------------------------------------------------------
 
 

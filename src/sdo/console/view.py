@@ -278,7 +278,7 @@ class ConsoleView:
             {"type": "deployment", "deployment": _event_json(event)},
             {"type": "incident", "incident": incident_json(new)},
         ]
-        for status in deployment_statuses(event):
+        for status in deployment_statuses(event, record, self.officers):
             deltas.extend(self._officer(apply_status(self.officers.get(status.officer_id), status)))
         return deltas
 

@@ -584,15 +584,22 @@ def apply_deployment(
     return Change(new, changed=True)
 
 
-def deployment_statuses(event: Deployment) -> list[OfficerStatus]:
-    """The status events a deployment implies: each deployed officer is ``en_route``.
+def deployment_statuses(
+    event: Deployment,
+    previous: IncidentRecord | None = None,
+    officers: Mapping[str, Officer] | None = None,
+) -> list[OfficerStatus]:
+    """The status events a deployment implies: each deployed officer is ``en_route``; and
+    on a redeployment (an override of a decided incident, ``previous`` its record before),
+    each officer it had sent who is left out and still ``en_route`` to it is stood down:
+    ``available`` again (one already at the scene stays until they clear).
 
     Event ids derive from the deployment's, so a redelivered deployment yields the same
     status events, which the officer state then ignores as duplicates.
     """
     if event.decision is Decision.DECLINED:
         return []
-    return [
+    out = [
         OfficerStatus(
             event_id=f"{event.event_id}:{oid}",
             ts=event.ts,
@@ -603,3 +610,23 @@ def deployment_statuses(event: Deployment) -> list[OfficerStatus]:
         )
         for oid in event.officer_ids
     ]
+    if previous is None or officers is None:
+        return out
+    for oid in previous.assigned:
+        officer = officers.get(oid)
+        if (
+            oid not in event.officer_ids
+            and officer is not None
+            and officer.status is Status.EN_ROUTE
+            and officer.incident_id == event.incident_id
+        ):
+            out.append(
+                OfficerStatus(
+                    event_id=f"{event.event_id}:{oid}:stood-down",
+                    ts=event.ts,
+                    officer_id=oid,
+                    status=Status.AVAILABLE,
+                    note=f"stood down by {event.by}: {event.incident_id} redeployed",
+                )
+            )
+    return out

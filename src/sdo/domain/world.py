@@ -1098,7 +1098,7 @@ class World:
         if record is None:
             return
         self._drop(record.incident_id, event.ts, effects)
-        for status in deployment_statuses(event):
+        for status in deployment_statuses(event, old, self.officers):
             self._officer_event(
                 apply_status(self._officer(status.officer_id), status), event.ts, effects
             )

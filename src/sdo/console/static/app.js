@@ -65,6 +65,28 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Put ``children`` in ``container``, touching only what changed. The page renders on every
+// batch of messages (several times a second while officers move): an element replaced
+// between the press and the release of a click loses the click, and a hovered marker its
+// tooltip. Same number of children: each whose markup changed is replaced, the others are
+// left in place (their listeners are those of the same thing); otherwise all are replaced.
+function reconcile(container, children) {
+  const old = container.children;
+  if (old.length !== children.length) {
+    container.replaceChildren(...children);
+    return;
+  }
+  for (let i = 0; i < children.length; i += 1) {
+    if (old[i].outerHTML !== children[i].outerHTML) old[i].replaceWith(children[i]);
+  }
+}
+
+// A press selects (not only a click): a click whose element is redrawn under the pointer
+// still lands (see reconcile).
+function onPress(fn) {
+  return (ev) => { if (ev.button === 0) fn(); };
+}
+
 function s(tag, attrs = {}, text) {
   const el = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -443,13 +465,14 @@ function renderQueue() {
   const urgent = pending.filter((i) => gradeOf(i) === 1).length;
   document.title = pending.length
     ? `(${pending.length}${urgent ? `, ${urgent} grade 1` : ""}) SDO console` : "SDO console";
-  $("#queue").replaceChildren(...pending.map((inc) => {
+  reconcile($("#queue"), pending.map((inc) => {
     const g = gradeOf(inc);
     const rec = state.recs.get(inc.incident_id);
     const fresh = isFresh(inc.incident_id);
     return h("li", {
       class: `queue-item g${g}${state.selected === inc.incident_id ? " selected" : ""}${fresh ? " fresh" : ""}`,
       dataset: { id: inc.incident_id }, onclick: () => select(inc.incident_id),
+      onpointerdown: onPress(() => select(inc.incident_id)),
     },
     h("span", { class: `grade g${g}` }, g || "?"),
     h("span", { class: "id" }, fresh ? h("span", { class: "new" }, "NEW") : null, inc.incident_id, " ",
@@ -458,9 +481,10 @@ function renderQueue() {
     h("span", { class: "cat" }, `${inc.category} · ${inc.summary || ""}`),
     whoEl(rec));
   }));
-  $("#resourced").replaceChildren(...resourced.slice(0, 20).map((inc) => h("li", {
+  reconcile($("#resourced"), resourced.slice(0, 20).map((inc) => h("li", {
     class: `queue-item g${gradeOf(inc)}${state.selected === inc.incident_id ? " selected" : ""}`,
     dataset: { id: inc.incident_id }, onclick: () => select(inc.incident_id),
+    onpointerdown: onPress(() => select(inc.incident_id)),
   }, h("span", { class: `grade g${gradeOf(inc)}` }, gradeOf(inc) || "?"),
   h("span", { class: "id" }, inc.incident_id, " ", h("span", { class: "muted" }, inc.decision || inc.state)),
   h("span", { class: "muted" }, inc.decided_by || ""))));
@@ -470,9 +494,9 @@ function renderAlerts() {
   const alerts = [...state.alerts.values()].sort((a, b) => Date.parse(b.ts) - Date.parse(a.ts));
   $("#alert-count").textContent = String(alerts.length);
   // an alert about an incident on the page (unresourced, or its warning) opens it when clicked
-  $("#alerts").replaceChildren(...alerts.map((a) => h("li", state.incidents.has(a.subject)
+  reconcile($("#alerts"), alerts.map((a) => h("li", state.incidents.has(a.subject)
     ? { class: `sev-${a.severity} link`, dataset: { incident: a.subject }, title: "open the incident",
-      onclick: () => select(a.subject) }
+      onclick: () => select(a.subject), onpointerdown: onPress(() => select(a.subject)) }
     : { class: `sev-${a.severity}` },
     h("div", {}, h("span", { class: "alert-kind" }, a.kind.replace(/_/g, " ")), " · ", a.subject,
       h("span", { class: "muted" }, "  ", fmtTime(Date.parse(a.ts)))),
@@ -569,7 +593,7 @@ function renderMap() {
   }
   // the one found last, on top of the others
   officers.sort((a, b) => (a.dataset.id === state.found) - (b.dataset.id === state.found));
-  $("#layer-officers").replaceChildren(...officers);
+  reconcile($("#layer-officers"), officers);
   const incs = [];
   for (const inc of state.incidents.values()) {
     const [x, y] = P(inc.lon, inc.lat);
@@ -582,9 +606,10 @@ function renderMap() {
     el.append(s("text", { x: x + 15, y: y - 9 }, inc.incident_id));
     el.append(s("title", {}, `${inc.incident_id} · grade ${g || "?"} · ${inc.category}`));
     el.addEventListener("click", () => select(inc.incident_id));
+    el.addEventListener("pointerdown", onPress(() => select(inc.incident_id)));
     incs.push(el);
   }
-  $("#layer-incidents").replaceChildren(...incs);
+  reconcile($("#layer-incidents"), incs);
   const lines = [];
   const sel = state.selected && state.incidents.get(state.selected);
   const rec = sel && state.recs.get(sel.incident_id);
@@ -598,7 +623,7 @@ function renderMap() {
       lines.push(s("line", { x1: ix, y1: iy, x2: ox, y2: oy, class: `cand-line${recommended.has(c.officer_id) ? " recommended" : ""}` }));
     }
   }
-  $("#layer-lines").replaceChildren(...lines);
+  reconcile($("#layer-lines"), lines);
 }
 
 // -- finding an officer or an incident -----------------------------------------------------
@@ -614,7 +639,9 @@ function findMatches(query) {
     const name = (o.callsign || o.officer_id).toLowerCase();
     const at = name.indexOf(q);
     let rank = at === 0 ? 0 : at > 0 || o.officer_id.toLowerCase().includes(q) ? 1 : -1;
-    if (rank < 0 && (o.skills || []).some((k) => k.replace(/_/g, " ").toLowerCase().includes(q))) {
+    // a skill as the panel shows it ("needs mental_health") or in words ("mental health")
+    const words = q.replace(/_/g, " ");
+    if (rank < 0 && (o.skills || []).some((k) => k.replace(/_/g, " ").toLowerCase().includes(words))) {
       rank = o.status === "available" ? 2 : 3;
     }
     if (rank >= 0) hits.push([rank, name, { o }]);
@@ -756,7 +783,7 @@ function renderPanel() {
   $("#rec-sub").textContent = `${inc.summary || ""} · created ${fmtTime(Date.parse(inc.created_ts))} · ${inc.state}`;
   $("#rec-deadline").replaceChildren(...(deadlineOf(inc) ? [h("span", { class: "muted" }, "Deadline: "), timerEl(inc)] : []));
   $("#rec-response").textContent = rec ? `${rec.response} · policy ${rec.policy.name} ${rec.policy.version}` : "awaiting recommendation…";
-  $("#rec-reasons").replaceChildren(...(rec ? rec.reasons : []).map((r) => h("li", {}, r)));
+  reconcile($("#rec-reasons"), (rec ? rec.reasons : []).map((r) => h("li", {}, r)));
   const t = inc.thrive || {};
   $("#rec-thrive").replaceChildren(
     ...["threat", "harm", "risk", "vulnerability"].map((k) => h("span", { class: `chip ${t[k]}` }, `${k}: ${t[k]}`)),
@@ -769,7 +796,7 @@ function renderPanel() {
   svc.textContent = rec && rec.service ? `Signpost to: ${rec.service}` : "";
   const recommended = new Set(rec ? rec.recommended : []);
   const form = state.form;
-  $("#cands tbody").replaceChildren(...(rec ? rec.candidates : []).map((c, i) => {
+  reconcile($("#cands tbody"), (rec ? rec.candidates : []).map((c, i) => {
     const box = h("input", {
       type: "checkbox", "aria-label": `pick ${c.callsign}`, disabled: !(form && form.kind === "override"),
       checked: form && form.kind === "override" && form.picked.has(c.officer_id),
@@ -973,6 +1000,7 @@ function onKey(ev) {
   if (ev.key === "Escape") {
     if (!$("#keys").hidden) toggleKeys(false);
     else if (state.form) { state.form = null; schedule(); }
+    else if (state.found) clearFind();
     return;
   }
   if (!$("#keys").hidden && ev.key !== "?") return; // the help is open: only ? and Esc
@@ -988,7 +1016,7 @@ function onKey(ev) {
   } else if (key === "o") press("#btn-override");
   else if (key === "d") press("#btn-decline");
   else if (key === "?") toggleKeys();
-  else if (key === "/") $("#find").focus();
+  else if (key === "/") { $("#find").focus(); $("#find").select(); }
   else if (key === "m") toggleSound();
   else return;
   ev.preventDefault();
