@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -430,6 +431,15 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     cover = page.locator("#av-cluster tr[data-id='north-1'] td.cover")
     await expect(cover).to_have_text("1 / 4")
     await expect(cover).to_have_class("cover below")
+    # a cover-gap alert gives the cluster's count now beside the one it was raised with,
+    # and its time in UK local time (GMT or BST), not UTC
+    gap = ev.alert("north-1", at=6)
+    await desk.produce([gap])
+    alert = page.locator("#alerts li").filter(has_text="cover gap")
+    await expect(alert).to_contain_text("north-1 below minimum cover · now 1 / 4")
+    local = gap.ts.astimezone(ZoneInfo("Europe/London")).strftime("%H:%M:%S")
+    await expect(alert).to_contain_text(local)
+    await expect(alert).not_to_contain_text(local + "Z")
     await page.click("#queue .queue-item[data-id='I2']")
     selected = page.locator("#queue .queue-item.selected")
     await expect(selected).to_have_attribute("data-id", "I2")

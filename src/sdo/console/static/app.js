@@ -112,9 +112,14 @@ function metres(lon1, lat1, lon2, lat2) {
   return 2 * 6371008.8 * Math.asin(Math.sqrt(a));
 }
 
+// Times as the control room reads them: UK local time (GMT, or BST in summer), not UTC.
+const UK_TIME = new Intl.DateTimeFormat("en-GB", {
+  timeZone: "Europe/London", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+});
+
 function fmtTime(ms) {
   if (!Number.isFinite(ms)) return "–";
-  return new Date(ms).toISOString().slice(11, 19) + "Z";
+  return UK_TIME.format(new Date(ms));
 }
 
 // -- time ----------------------------------------------------------------------------
@@ -500,7 +505,14 @@ function renderAlerts() {
     : { class: `sev-${a.severity}` },
     h("div", {}, h("span", { class: "alert-kind" }, a.kind.replace(/_/g, " ")), " · ", a.subject,
       h("span", { class: "muted" }, "  ", fmtTime(Date.parse(a.ts)))),
-    h("div", { class: "muted" }, a.message))));
+    h("div", { class: "muted" }, a.message, coverNow(a)))));
+}
+
+function coverNow(alert) {
+  // a cover-gap alert says the count when it was raised; the cluster's count now beside it
+  if (alert.kind !== "cover_gap" || state.minCover[alert.subject] === undefined) return null;
+  const { have, min } = responseCover(alert.subject);
+  return h("span", { class: "cover-now" }, ` · now ${have} / ${min}`);
 }
 
 // -- map -----------------------------------------------------------------------------
@@ -526,8 +538,10 @@ function buildMap() {
   const k = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
   const W = 1000, scale = W / ((maxLon - minLon) * k || 1), H = (maxLat - minLat) * scale || 1000;
   const pad = 20;
+  // room below the areas for the legend, which lies over the map's bottom edge
+  const below = pad + 0.09 * (H + 2 * pad);
   state.proj = (lon, lat) => [pad + (lon - minLon) * k * scale, pad + (maxLat - lat) * scale];
-  svg.setAttribute("viewBox", `0 0 ${W + 2 * pad} ${H + 2 * pad}`);
+  svg.setAttribute("viewBox", `0 0 ${W + 2 * pad} ${H + pad + below}`);
   const P = state.proj;
   const pathOf = (geom) => rings(geom).map((ring) => "M" + ring.map(([x, y]) => P(x, y).map((v) => v.toFixed(1)).join(",")).join("L") + "Z").join("");
   const areasLayer = $("#layer-areas"), labels = $("#layer-labels");
