@@ -11,6 +11,7 @@ from sdo.errors import InvalidEvent
 from sdo.events import (
     MAX_EVENT_BYTES,
     Candidate,
+    Decision,
     Deployment,
     Fix,
     OfficerLocation,
@@ -116,7 +117,7 @@ def test_expected_type_is_enforced() -> None:
             {"decision": "declined", "reason": "duplicate call", "officer_ids": ["o1"]},
             "names no officers",
         ),
-        ({"decision": "accepted"}, "at least one officer"),
+        ({"decision": "overridden", "reason": "nearer"}, "at least one officer"),
         ({"decision": "overridden", "officer_ids": ["o1"]}, "needs a reason"),
         ({"decision": "accepted", "officer_ids": ["o1", "o1"]}, "duplicates"),
     ],
@@ -132,6 +133,25 @@ def test_deployment_consistency(fields: dict[str, object], reason: str) -> None:
     }
     with pytest.raises(InvalidEvent, match=reason):
         decode(orjson.dumps({**base, **fields}))
+
+
+def test_an_accepted_signpost_names_no_officer() -> None:
+    """Accepting a recommendation that names nobody by design (a signpost) is a valid
+    decision: the call is referred, no officer is sent."""
+    event = decode(
+        orjson.dumps(
+            {
+                "type": "deployment",
+                "event_id": "d",
+                "ts": LOC["ts"],
+                "incident_id": "i",
+                "by": "sdo1",
+                "decision": "accepted",
+                "recommendation_id": "r1",
+            }
+        )
+    )
+    assert event.decision is Decision.ACCEPTED and event.officer_ids == ()
 
 
 def test_valid_deployment() -> None:

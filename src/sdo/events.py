@@ -262,7 +262,11 @@ class Incident(_Envelope):
 
 
 class Deployment(_Envelope):
-    """An SDO's decision on a recommendation: the audit trail."""
+    """An SDO's decision on a recommendation: the audit trail.
+
+    ``accepted`` takes the recommendation as given: its officers, or none when it names
+    none by design (a signpost: the call is referred to the partner service it names).
+    ``overridden`` names at least one officer; ``declined`` none, and a reason."""
 
     type: Literal["deployment"] = "deployment"
     incident_id: Id
@@ -279,8 +283,8 @@ class Deployment(_Envelope):
                 raise ValueError("a declined deployment needs a reason")
             if self.officer_ids:
                 raise ValueError("a declined deployment names no officers")
-        elif not self.officer_ids:
-            raise ValueError(f"an {self.decision.value} deployment names at least one officer")
+        elif self.decision is Decision.OVERRIDDEN and not self.officer_ids:
+            raise ValueError("an overridden deployment names at least one officer")
         if self.decision is Decision.OVERRIDDEN and not (self.reason and self.reason.strip()):
             raise ValueError("an overridden deployment needs a reason")
         if len(set(self.officer_ids)) != len(self.officer_ids):

@@ -10,7 +10,7 @@ import pytest
 from sdo.console.view import ConsoleView
 from sdo.domain.geo import Areas
 from sdo.errors import Rejected
-from sdo.events import Decision, Deployment, Status
+from sdo.events import Decision, Deployment, Response, Status
 
 #: The event factory of ``conftest.py`` (a fixture; conftest modules are not importable).
 Events = Any
@@ -188,6 +188,37 @@ def test_accept_gives_the_recommended_officers(view: ConsoleView, ev: Events) ->
     assert dep.decision is Decision.ACCEPTED
     assert dep.officer_ids == ("o1",)
     assert (dep.by, dep.recommendation_id, dep.ts, dep.event_id) == ("sdo1", "R1", NOW, "e1")
+
+
+def test_accepting_a_signpost_refers_the_call_and_sends_nobody(
+    view: ConsoleView, ev: Events
+) -> None:
+    """A signpost names no officer by design: Accept takes it as given (the call goes to
+    the partner service), not a Decline; a recommendation that names nobody for want of
+    officers still cannot be accepted."""
+    view.apply(ev.incident("I1"))
+    signpost = ev.recommendation("I1", [], rid="R1").model_copy(
+        update={"grade": 4, "response": Response.SIGNPOST, "service": "Council noise line"}
+    )
+    view.apply(signpost)
+    dep = view.decide(
+        {"type": "accept", "incident_id": "I1", "recommendation_id": "R1"},
+        by="sdo1",
+        event_id="e1",
+        now=NOW,
+    )
+    assert (dep.decision, dep.officer_ids) == (Decision.ACCEPTED, ())
+    view.apply(dep)
+    assert view.incidents["I1"].decision is Decision.ACCEPTED
+    view.apply(ev.incident("I2"))
+    view.apply(ev.recommendation("I2", [], rid="R2"))
+    with pytest.raises(Rejected, match="names no officers; override or decline"):
+        view.decide(
+            {"type": "accept", "incident_id": "I2", "recommendation_id": "R2"},
+            by="sdo1",
+            event_id="e2",
+            now=NOW,
+        )
 
 
 def test_override_and_decline(view: ConsoleView, ev: Events) -> None:

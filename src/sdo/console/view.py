@@ -409,7 +409,7 @@ def _accepted_officers(
         raise Rejected(f"there is no recommendation for incident {incident_id} yet")
     if rec_id != rec.recommendation_id:
         raise Rejected("that recommendation has been superseded; review the current one")
-    if not rec.recommended:
+    if not rec.recommended and rec.service is None:
         raise Rejected("the recommendation names no officers; override or decline")
     if officer_ids and officer_ids != rec.recommended:
         raise Rejected("accept takes the recommended officers as given; use override")

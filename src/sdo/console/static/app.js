@@ -828,7 +828,8 @@ function renderPanel() {
   decided.textContent = inc.decision ? `${inc.decision} by ${inc.decided_by} at ${fmtTime(Date.parse(inc.decision_ts))}${inc.assigned && inc.assigned.length ? " → " + inc.assigned.map(callsign).join(", ") : ""}` : "";
   const can = canDecide();
   const awaiting = inc.state === "open" && !inc.decision;
-  $("#btn-accept").disabled = !(can && awaiting && rec && rec.recommended.length);
+  // a signpost names nobody by design: accepting it refers the call to the service
+  $("#btn-accept").disabled = !(can && awaiting && rec && (rec.recommended.length || rec.service));
   $("#btn-override").disabled = !(can && inc.state !== "closed");
   $("#btn-decline").disabled = !(can && awaiting);
   $("#viewer-note").hidden = !(state.hello && !state.hello.can_decide);
