@@ -109,6 +109,16 @@ def test_expected_type_is_enforced() -> None:
         decode(orjson.dumps(LOC), expect="incident")
 
 
+#: A deployment's envelope, without its decision.
+DEPLOYMENT = {
+    "type": "deployment",
+    "event_id": "d",
+    "ts": LOC["ts"],
+    "incident_id": "i",
+    "by": "sdo1",
+}
+
+
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [
@@ -124,51 +134,20 @@ def test_expected_type_is_enforced() -> None:
 )
 def test_deployment_consistency(fields: dict[str, object], reason: str) -> None:
     """Deployment decisions must be internally consistent (reason for decline/override)."""
-    base = {
-        "type": "deployment",
-        "event_id": "d",
-        "ts": LOC["ts"],
-        "incident_id": "i",
-        "by": "sdo1",
-    }
     with pytest.raises(InvalidEvent, match=reason):
-        decode(orjson.dumps({**base, **fields}))
+        decode(orjson.dumps({**DEPLOYMENT, **fields}))
 
 
 def test_an_accepted_signpost_names_no_officer() -> None:
     """Accepting a recommendation that names nobody by design (a signpost) is a valid
     decision: the call is referred, no officer is sent."""
-    event = decode(
-        orjson.dumps(
-            {
-                "type": "deployment",
-                "event_id": "d",
-                "ts": LOC["ts"],
-                "incident_id": "i",
-                "by": "sdo1",
-                "decision": "accepted",
-                "recommendation_id": "r1",
-            }
-        )
-    )
+    event = decode(orjson.dumps({**DEPLOYMENT, "decision": "accepted", "recommendation_id": "r1"}))
     assert event.decision is Decision.ACCEPTED and event.officer_ids == ()
 
 
 def test_valid_deployment() -> None:
     """An accepted deployment with officers decodes."""
-    event = decode(
-        orjson.dumps(
-            {
-                "type": "deployment",
-                "event_id": "d",
-                "ts": LOC["ts"],
-                "incident_id": "i",
-                "by": "sdo1",
-                "decision": "accepted",
-                "officer_ids": ["o1"],
-            }
-        )
-    )
+    event = decode(orjson.dumps({**DEPLOYMENT, "decision": "accepted", "officer_ids": ["o1"]}))
     assert isinstance(event, Deployment) and event.officer_ids == ("o1",)
 
 
