@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -34,12 +33,11 @@ ANSWER_S = 0.5
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
     """An event loop running in a thread of its own, stopped and closed at the end."""
     running = asyncio.new_event_loop()
+    started = threading.Event()
+    running.call_soon(started.set)  # the loop's first callback: it runs
     thread = threading.Thread(target=running.run_forever, daemon=True)
     thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not running.is_running():
-        assert time.monotonic() < deadline, "the loop did not start"
-        time.sleep(0.01)
+    assert started.wait(START_TIMEOUT_S), "the loop did not start"
     try:
         yield running
     finally:
