@@ -10,12 +10,13 @@ Every row is one thing a producer can get wrong. Each ends in exactly one of:
 It never stops the agent (the next valid event is applied) and never alters state (the
 tables hold exactly what they held before, for ``dead`` and ``ignored`` rows).
 
-The rows are checked at three levels: :func:`sdo.events.decode` (contract rows), the pure
+The rows are checked at four levels: :func:`sdo.events.decode` (contract rows), the
+admission rule every component applies (:func:`sdo.admission.admit`: tombstones, absurd
+times against this process's clock, Kafka keys), the pure
 :class:`~sdo.domain.world.World` (state rows), and the Faust adapter's
 :meth:`sdo.stream.app.Runtime.handle` with in-memory tables and a recording output (every
-row, including the adapter's own checks: Kafka key, far-future event time, dead-letter
-encoding). ``tests/integration/test_faults.py`` sends the same catalogue through a real
-``sdo worker``.
+row, and dead-letter encoding). ``tests/integration/test_faults.py`` sends the same
+catalogue through a real ``sdo worker``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, Final
 import orjson
 import pytest
 
+from sdo.admission import admit
 from sdo.areas import load_areas
 from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, package_data
 from sdo.domain.geo import Areas
@@ -193,7 +195,7 @@ class Case:
 
     name: str
     topic: str  # attribute of sdo.config.Topics
-    build: Callable[[datetime], bytes]  # record time -> the value bytes
+    build: Callable[[datetime], bytes | None]  # record time -> the value bytes (None: none)
     outcome: str  # dead | ignored | benign
     reason: str  # substring of the dead letter's error, or the ignore reason
     key: bytes | None = VICTIM.encode()
@@ -201,17 +203,40 @@ class Case:
     stateful: bool = False
     #: checked by decode() alone (no state, no adapter)
     contract: bool = True
+    #: refused by the admission rule (sdo.admission), before any state is looked at
+    admission: bool = False
 
-    def value(self, record_time: datetime = RECORD_TIME) -> bytes:
+    def value(self, record_time: datetime = RECORD_TIME) -> bytes | None:
         return self.build(record_time)
 
 
-def _const(value: bytes) -> Callable[[datetime], bytes]:
+def _const(value: bytes | None) -> Callable[[datetime], bytes | None]:
     return lambda _rt: value
 
 
-def _future(record_time: datetime) -> bytes:
-    return js(location(eid="bad-future", ts=iso(record_time + timedelta(days=1))))
+def _ahead_of_the_clock(_rt: datetime) -> bytes:
+    """A fix a day ahead of this machine's clock (and of its record time: a producer may
+    set that to anything), however long after T0 the test runs."""
+    return js(location(eid="bad-future", ts=iso(datetime.now(UTC) + timedelta(days=1))))
+
+
+def _at_time(text: str, topic: str) -> Callable[[datetime], bytes]:
+    build = {
+        "location": lambda: with_(location(eid=f"bad-{topic}-t"), ts=text),
+        "status": lambda: with_(status(eid=f"bad-{topic}-t"), ts=text),
+        "incident": lambda: with_(incident("I-absurd", eid=f"bad-{topic}-t"), ts=text),
+        "deployment": lambda: with_(deployment(eid=f"bad-{topic}-t"), ts=text),
+    }[topic]
+    return lambda _rt: js(build())
+
+
+_KEYS: Final = {
+    "location": VICTIM.encode(),
+    "status": VICTIM.encode(),
+    "profile": VICTIM.encode(),
+    "incident": b"I-absurd",
+    "deployment": OPEN.encode(),
+}
 
 
 _BIG_SUMMARY: Final = "x" * (MAX_EVENT_BYTES + 1024)
@@ -394,9 +419,60 @@ CATALOGUE: Final[list[Case]] = [
     Case(
         "garbage_timestamp", "location", _const(js(with_(location(), ts="yesterday"))), "dead", "ts"
     ),
-    # The domain has no clock; the adapter judges event time against the record's broker
-    # timestamp: more than an hour ahead of it is a broken producer clock.
-    Case("far_future_timestamp", "location", _future, "dead", "future", contract=False),
+    # The domain has no clock; the admission rule judges event time against the wall clock
+    # of the process admitting it (a producer may stamp its record with any time): more
+    # than --max-ahead past it is a broken producer clock. Before 2000 is no time at all.
+    Case(
+        "far_future_timestamp",
+        "location",
+        _ahead_of_the_clock,
+        "dead",
+        "ahead of this process's clock",
+        contract=False,
+        admission=True,
+    ),
+    *[
+        Case(
+            f"ts_{label}_{topic}",
+            topic,
+            _at_time(text, topic),
+            "dead",
+            reason,
+            key=_KEYS[topic],
+            contract=False,
+            admission=True,
+        )
+        for label, text, reason in (
+            ("9999", "9999-12-31T23:59:59Z", "ahead of this process's clock"),
+            ("2100", "2100-01-01T00:00:00Z", "ahead of this process's clock"),
+            ("0001", "0001-01-01T00:00:00Z", "before 2000-01-01"),
+            ("1999", "1999-12-31T23:59:59Z", "before 2000-01-01"),
+        )
+        for topic in ("location", "status", "incident", "deployment")
+    ],
+    Case(
+        "shift_end_9999",
+        "profile",
+        _const(js(with_(profile(eid="bad-shift"), shift_end="9999-12-31T23:59:59Z"))),
+        "dead",
+        "shift_end",
+        contract=False,
+        admission=True,
+    ),
+    # A tombstone (no value: Kafka's delete, ordinary on the compacted profile topic)
+    *[
+        Case(
+            f"tombstone_{topic}",
+            topic,
+            _const(None),
+            "dead",
+            "tombstone",
+            key=_KEYS[topic],
+            contract=False,
+            admission=True,
+        )
+        for topic in ("location", "status", "profile", "incident", "deployment")
+    ],
     # -- semantic ----------------------------------------------------------------------
     Case(
         "declined_without_reason",
@@ -443,12 +519,14 @@ CATALOGUE: Final[list[Case]] = [
         stateful=True,
         contract=False,
     ),
+    # Late but valid: it waits for its incident (bounded; refused after waiting: see
+    # test_a_deployment_for_an_incident_that_never_comes_is_dead_lettered_after_waiting)
     Case(
         "deployment_unknown_incident",
         "deployment",
         _const(js(deployment("I-nowhere"))),
-        "dead",
-        "unknown incident",
+        "ignored",
+        "waiting_for_incident",
         key=b"I-nowhere",
         stateful=True,
         contract=False,
@@ -482,6 +560,7 @@ CATALOGUE: Final[list[Case]] = [
         "does not match",
         key=b"someone-else",
         contract=False,
+        admission=True,
     ),
     # -- accepted on purpose -----------------------------------------------------------
     # The three officer feeds interleave freely, so a status may arrive before the
@@ -528,16 +607,23 @@ class Recorder:
 
     def __init__(self) -> None:
         self.sent: list[tuple[bytes | None, bytes]] = []
+        self.stamps: list[float | None] = []
 
-    async def send(self, *, key: bytes | None = None, value: bytes) -> None:
+    async def send(
+        self, *, key: bytes | None = None, value: bytes, timestamp: float | None = None
+    ) -> None:
         self.sent.append((key, value))
+        self.stamps.append(timestamp)
 
 
 def make_runtime(areas: Areas, rules: Rules) -> Any:
+    from sdo.admission import Admission  # noqa: PLC0415
     from sdo.stream.app import Runtime  # noqa: PLC0415  (imports Faust: only these tests)
 
     return Runtime(
         world=World(areas, rules),
+        admit=Admission(areas=areas),
+        topic_of={kind: f"sdo.{topic}" for topic, kind in EXPECT.items()},
         # every record is the last of its partition: caught up, every change written
         app=SimpleNamespace(consumer=SimpleNamespace(highwater=lambda tp: 1)),
         officers={},
@@ -555,15 +641,17 @@ def record(key: bytes | None, value: bytes, record_time: datetime = RECORD_TIME)
     return SimpleNamespace(key=key, value=value, message=message)
 
 
-def handle(runtime: Any, topic: str, key: bytes | None, value: bytes) -> None:
-    expect, key_field = {
-        "location": ("officer.location", "officer_id"),
-        "status": ("officer.status", "officer_id"),
-        "profile": ("officer.profile", "officer_id"),
-        "incident": ("incident", "incident_id"),
-        "deployment": ("deployment", "incident_id"),
-    }[topic]
-    asyncio.run(runtime.handle(record(key, value), f"sdo.{topic}", expect, key_field))
+EXPECT: Final = {
+    "location": "officer.location",
+    "status": "officer.status",
+    "profile": "officer.profile",
+    "incident": "incident",
+    "deployment": "deployment",
+}
+
+
+def handle(runtime: Any, topic: str, key: bytes | None, value: bytes | None) -> None:
+    asyncio.run(runtime.handle(record(key, value), f"sdo.{topic}", EXPECT[topic]))
     runtime.flush()  # what the consumer does before each commit: officer records to the table
 
 
@@ -586,15 +674,20 @@ def tables(runtime: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("case", [c for c in CATALOGUE if c.contract], ids=name_of)
 def test_decode_refuses_with_a_specific_reason(case: Case) -> None:
     """Every contract row fails in :func:`decode` with :class:`InvalidEvent` naming why."""
-    expect = {
-        "location": "officer.location",
-        "status": "officer.status",
-        "profile": "officer.profile",
-        "incident": "incident",
-        "deployment": "deployment",
-    }[case.topic]
+    value = case.value()
+    assert value is not None
     with pytest.raises(InvalidEvent) as err:
-        decode(case.value(), expect=expect)
+        decode(value, expect=EXPECT[case.topic])
+    assert case.reason in err.value.reason, err.value.reason
+
+
+@pytest.mark.parametrize("case", [c for c in CATALOGUE if c.admission], ids=name_of)
+def test_the_admission_rule_refuses_with_a_specific_reason(case: Case) -> None:
+    """Every admission row fails in :func:`sdo.admission.admit` (what the worker, the
+    console and the evaluator all apply) with :class:`InvalidEvent` naming why; the same
+    value with an honest time and key would pass."""
+    with pytest.raises(InvalidEvent) as err:
+        admit(case.value(), expect=EXPECT[case.topic], wall=datetime.now(UTC), key=case.key)
     assert case.reason in err.value.reason, err.value.reason
 
 
@@ -621,11 +714,7 @@ def snapshot(world: World) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "case",
-    [
-        c
-        for c in CATALOGUE
-        if not c.contract and c.name != "kafka_key_not_the_id" and c.name != "far_future_timestamp"
-    ],
+    [c for c in CATALOGUE if not c.contract and not c.admission],
     ids=name_of,
 )
 def test_world_rejects_or_ignores_without_changing_state(
@@ -635,7 +724,9 @@ def test_world_rejects_or_ignores_without_changing_state(
     the ignore reason; neither changes a record, a count or a recommendation, nor emits."""
     world = seeded_world(areas, rules)
     before = snapshot(world)
-    event = decode(case.value())
+    value = case.value()
+    assert value is not None
+    event = decode(value)
     if case.outcome == "dead":
         with pytest.raises(Rejected) as err:
             world.apply(event)
@@ -716,7 +807,9 @@ def test_adapter_dead_letters_or_counts_and_carries_on(
             if letter.get("raw_encoding") == "base64"
             else letter["raw"].encode()
         )
-        if letter.get("raw_truncated"):
+        if value is None:  # a tombstone: nothing to keep
+            assert kept == b""
+        elif letter.get("raw_truncated"):
             # an oversized input is kept up to the size limit, and says so
             assert len(kept) == MAX_EVENT_BYTES and value.startswith(kept)
         else:
@@ -770,6 +863,85 @@ def test_catalogue_covers_issue_7() -> None:
         "deployment_unknown_officer",
         "kafka_key_not_the_id",
         "non_utf8_bytes",
+        # issue 25: tombstones and absurd times on every input topic
+        *(f"tombstone_{t}" for t in ("location", "status", "profile", "incident", "deployment")),
+        *(f"ts_9999_{t}" for t in ("location", "status", "incident", "deployment")),
+        *(f"ts_2100_{t}" for t in ("location", "status", "incident", "deployment")),
+        *(f"ts_0001_{t}" for t in ("location", "status", "incident", "deployment")),
     }
     assert required <= names, required - names
     assert len(names) == len(CATALOGUE)
+
+
+def test_an_unexpected_exception_is_an_internal_error_dead_letter_and_the_next_applies(
+    areas: Areas, rules: Rules
+) -> None:
+    """A bug that raises while one record is applied (anything but bad input) never stops
+    the agent: the record is dead-lettered as ``internal error: <type>: <message>``,
+    counted, logged with its traceback, and the next record is applied."""
+
+    class Buggy(World):
+        def apply(self, event: Any) -> Any:
+            if getattr(event, "event_id", "") == "boom-l":
+                raise OverflowError("date value out of range")
+            return super().apply(event)
+
+    runtime = make_runtime(areas, rules)
+    runtime.world = Buggy(areas, rules)
+    handle(runtime, "location", VICTIM.encode(), js(location(eid="boom-l")))
+    ((key, value),) = runtime.outputs["deadletter"].sent
+    letter = orjson.loads(value)
+    assert letter["error"] == "internal error: OverflowError: date value out of range"
+    assert letter["source_topic"] == "sdo.location" and key == VICTIM.encode()
+    assert runtime.internal_errors == 1
+    topic, key, event = next_event()
+    handle(runtime, topic, key, js(event))
+    assert runtime.officers["next-0"]["fix_event"] == "next-0-l"
+
+
+def test_a_deployment_for_an_incident_that_never_comes_is_dead_lettered_after_waiting(
+    areas: Areas, rules: Rules
+) -> None:
+    """A deployment read before its incident waits (no dead letter); once event time is
+    the waiting bound past it with no incident, it is dead-lettered from the deployment
+    topic, keyed by its incident, with its own JSON as raw and the reason."""
+    from sdo.domain.waiting import WAIT  # noqa: PLC0415
+
+    runtime = make_runtime(areas, rules)
+    for topic, key, event in setup_events():
+        handle(runtime, topic, key, js(event))
+    handle(runtime, "deployment", b"I-nowhere", js(deployment("I-nowhere", t=100)))
+    assert runtime.outputs["deadletter"].sent == []
+    later = location("next-9", eid="later-l", ts=at(100 + WAIT.total_seconds()))
+    handle(runtime, "location", b"next-9", js(later))
+    ((key, value),) = runtime.outputs["deadletter"].sent
+    letter = orjson.loads(value)
+    assert key == b"I-nowhere" and letter["source_topic"] == "sdo.deployment"
+    assert letter["error"].startswith("deployment for unknown incident I-nowhere (waited")
+    assert orjson.loads(letter["raw"])["event_id"] == "bad-d"
+
+
+def test_outputs_carry_the_worlds_clock_as_record_time_and_alerts_their_identity_as_key(
+    areas: Areas, rules: Rules
+) -> None:
+    """Recommendations and alerts are published with the record time of their ``ts`` (the
+    World's clock, not the wall clock), recommendations keyed by incident and numbered,
+    alerts keyed by kind and subject (a raise and its clear share a partition)."""
+    runtime = make_runtime(areas, rules)
+    for topic, key, event in setup_events():
+        handle(runtime, topic, key, js(event))
+    # a deadline alert: event time passes the open incident's grade 1 deadline
+    handle(runtime, "location", b"next-1", js(location("next-1", eid="n1", ts=at(10 + 15 * 60))))
+    recs = runtime.outputs["recommendation"]
+    assert recs.sent, "the open incident was recommended"
+    for (key, value), stamp in zip(recs.sent, recs.stamps, strict=True):
+        rec = orjson.loads(value)
+        assert key == rec["incident_id"].encode() and rec["seq"] >= 1
+        assert stamp == datetime.fromisoformat(rec["ts"]).timestamp()
+    alerts = runtime.outputs["alert"]
+    kinds = [orjson.loads(v)["kind"] for _, v in alerts.sent]
+    assert "unresourced" in kinds, kinds
+    for (key, value), stamp in zip(alerts.sent, alerts.stamps, strict=True):
+        alert = orjson.loads(value)
+        assert key == f"{alert['kind']}:{alert['subject']}".encode()
+        assert stamp == datetime.fromisoformat(alert["ts"]).timestamp()

@@ -92,6 +92,17 @@ def _observability(p: argparse.ArgumentParser, *, metrics: bool = True) -> None:
         )
 
 
+def _admission(p: argparse.ArgumentParser) -> None:
+    """``--max-ahead``: the clock skew the admission rule allows (sdo.admission)."""
+    p.add_argument(
+        "--max-ahead",
+        default=env_default("max_ahead"),
+        metavar="SECONDS",
+        help="refuse events whose ts is more than this past this machine's clock "
+        "(SDO_MAX_AHEAD; default 300)",
+    )
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """The :class:`Settings` the parsed flags describe."""
     kwargs: dict[str, Any] = {}
@@ -99,6 +110,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             kwargs[name] = value
+    ahead = getattr(args, "max_ahead", None)
+    if ahead is not None:
+        try:
+            kwargs["max_ahead_s"] = float(ahead)
+        except ValueError:
+            raise BadInput(f"--max-ahead {ahead!r}: give a number of seconds") from None
     if hasattr(args, "kafka_security"):
         kwargs["kafka"] = kafka_auth(
             args.kafka_security,
@@ -174,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=6.0,
         help="Kafka consumer session timeout, s (the embedded broker joins after half of it)",
     )
+    p.add_argument(
+        "--order-idle",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="longest an input partition with nothing fetched holds back the others' older "
+        "events (event-time order across partitions; default 1)",
+    )
+    _admission(p)
     _observability(p)
     p.set_defaults(func=_run("sdo.stream.worker:cli"))
 
@@ -186,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM)")
     p.add_argument("--key", type=Path, default=None, help="TLS private key (PEM)")
     p.add_argument("--origin", action="append", default=None, help="allowed Origin (repeatable)")
+    _admission(p)
     _observability(p)
     p.set_defaults(func=_run("sdo.console.server:cli"))
 
@@ -266,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="policies evaluated at once, a process each (default: one per policy, "
         "up to the number of CPUs)",
     )
+    _admission(p)
     p.set_defaults(func=_run("sdo.evaluate:cli"))
 
     p = sub.add_parser("grade", help="grade incidents (JSON lines on stdin)")

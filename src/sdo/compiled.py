@@ -29,7 +29,17 @@ from typing import Final
 __all__ = ["COMPILED", "DEPENDS", "in_use"]
 
 #: Modules of sdo.domain that ``scripts/setup`` compiles (setup.py reads this tuple).
-COMPILED: Final = ("state", "fleet", "grading", "recommend", "world", "lane")
+COMPILED: Final = (
+    "state",
+    "fleet",
+    "grading",
+    "recommend",
+    "contest",
+    "alarms",
+    "waiting",
+    "world",
+    "lane",
+)
 
 #: The other sdo modules they import (tests/test_compiled.py checks that this is all).
 DEPENDS: Final = (

@@ -41,6 +41,9 @@ ENV: Final[dict[str, tuple[str, str | None]]] = {
     "users": ("SDO_USERS", "./sdo-users.json"),
     "bind": ("SDO_CONSOLE_BIND", "127.0.0.1:8765"),
     "port": ("SDO_BROKER_PORT", "9092"),
+    # how far past the admitting process's clock an event time may be (the admission rule,
+    # sdo.admission; seconds)
+    "max_ahead": ("SDO_MAX_AHEAD", "300"),
     # how the Kafka clients connect (a production cluster's TLS and SASL; not in CONTRACT
     # §5's table, which names the rest: docs/run-on-kafka.md)
     "kafka_security": ("SDO_KAFKA_SECURITY", "PLAINTEXT"),
@@ -310,9 +313,15 @@ class Settings:
     areas: Path | None = None
     rules: Path | None = None
     kafka: KafkaAuth = field(default_factory=KafkaAuth)
+    #: how far past this process's clock an event time may be (sdo.admission), seconds
+    max_ahead_s: float = 300.0
 
     def __post_init__(self) -> None:
         Topics(self.topic_prefix)  # a prefix Kafka would refuse: one line, before anything
+        if not (self.max_ahead_s >= 0 and self.max_ahead_s < 10 * 365 * 86_400):
+            raise ConfigError(
+                f"--max-ahead {self.max_ahead_s:g}: give seconds, from 0 to under ten years"
+            )
 
     @property
     def topics(self) -> Topics:

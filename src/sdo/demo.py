@@ -7,8 +7,12 @@ Kafka at ``--speed`` × real time, starting at the current wall-clock time so th
 clocks read sensibly. A line of live availability is printed every few seconds.
 Ctrl-C stops everything cleanly (feed, console, worker, broker, in that order).
 
-Decisions taken in the demo are stamped with the feed's event time, not the wall clock:
-the simulated officers' later status events then follow them as they would live.
+The feed runs ahead of the wall clock (``--speed`` × real time): its events' times are
+up to :data:`FEED_HOURS` past now by its end. The worker and the console admit event
+times that far ahead (``--max-ahead``, the admission rule's skew: :mod:`sdo.admission`),
+so nothing the demo feeds, and no decision an SDO takes in it, is refused at any speed.
+Decisions are stamped with the feed's clock (the console's default), so the simulated
+officers' later status events follow them as they would live.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ STATUS_EVERY_S = 5.0
 #: cancelled.
 _GRACE_S = 10.0
 DEMO_USER = "demo-sdo"
+#: Hours of simulated feed (a week), and so how far ahead of the clock its times run.
+FEED_HOURS = 24 * 7
+#: The admission skew the demo's worker and console allow: the whole feed, and an hour.
+MAX_AHEAD_S = (FEED_HOURS + 1) * 3600.0
 
 
 def cli(args: argparse.Namespace) -> int:
@@ -57,7 +65,11 @@ async def _demo(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sdo-demo-"))
     async with EmbeddedBroker(port=0) as broker:
         settings = Settings(
-            broker=broker.url, topic_prefix=base.topic_prefix, areas=base.areas, rules=base.rules
+            broker=broker.url,
+            topic_prefix=base.topic_prefix,
+            areas=base.areas,
+            rules=base.rules,
+            max_ahead_s=MAX_AHEAD_S,
         )
         await ensure_topics(broker.bootstrap, topic_specs(settings.topics))
         _say(f"broker ready at {broker.bootstrap}")
@@ -83,7 +95,6 @@ async def _demo(args: argparse.Namespace) -> int:
                     args.bind,
                     ready=announce,
                     stop=stop,
-                    decision_clock=lambda: _feed_time(consoles),
                 )
             )
             feed_task = asyncio.create_task(_feed(settings, args, stop))
@@ -131,12 +142,6 @@ async def _wind_down(
             await task
 
 
-def _feed_time(consoles: list[Console]) -> datetime:
-    if consoles and consoles[0].view.event_time is not None:
-        return consoles[0].view.event_time
-    return datetime.now(UTC)
-
-
 async def _feed(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> None:
     from sdo.areas import load_areas  # noqa: PLC0415
     from sdo.replay import replay_events  # noqa: PLC0415
@@ -144,7 +149,7 @@ async def _feed(settings: Settings, args: argparse.Namespace, stop: asyncio.Even
 
     areas = load_areas(settings.areas_path)
     start = datetime.now(UTC).replace(second=0, microsecond=0)
-    events = simulate(areas, seed=args.seed, hours=24 * 7, officers=args.officers, start=start)
+    events = simulate(areas, seed=args.seed, hours=FEED_HOURS, officers=args.officers, start=start)
     await replay_events(events, settings, speed=args.speed, stop=stop)
 
 
@@ -184,6 +189,8 @@ async def _start_worker(settings: Settings, workdir: Path) -> asyncio.subprocess
         "sdo-demo",
         "--session-timeout",
         "3",
+        "--max-ahead",
+        str(settings.max_ahead_s),
         "-l",
         "warn",
         "--data-dir",

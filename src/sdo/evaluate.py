@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import orjson
 
+from sdo.admission import DEFAULT_MAX_AHEAD_S, Admission
 from sdo.cli import settings_from
 from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, Settings
 from sdo.domain.recommend import POLICIES, Policy
@@ -210,7 +211,8 @@ class Metrics:
             if isinstance(out, Recommendation):
                 self._recommendation(world, out)
             else:
-                self.alerts[out.kind.value] += 1
+                if out.active:  # (raises; each is cleared once)
+                    self.alerts[out.kind.value] += 1
                 if out.kind is AlertKind.COVER_GAP:
                     self._gap(out.subject, out.ts, out.active)
 
@@ -616,6 +618,7 @@ def evaluate(
             on_invalid if n == 0 else None,
             lane,
             progress,
+            settings.max_ahead_s,
         )
         if lane_stats is not None and stats is not None:
             lane_stats[spec.label] = stats
@@ -647,12 +650,18 @@ def _one_pass(
     on_invalid: Any,
     lane: bool,
     progress: PassProgress | None = None,
+    max_ahead_s: float = DEFAULT_MAX_AHEAD_S,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """One policy's pass: its metrics, and the lane's stats (None without the lane)."""
+    """One policy's pass: its metrics, and the lane's stats (None without the lane).
+
+    Every event passes the admission rule the worker and the console apply
+    (:mod:`sdo.admission`; the force area is the World's to check here, counted as
+    rejected as the worker's dead letters are)."""
     from sdo.replay import read_log  # noqa: PLC0415
 
     name = policy.shown
     world = World(areas, rules, policy)
+    admission = Admission(max_ahead_s=max_ahead_s)
     metrics = Metrics(name, thrive_routing=policy.name != "closest")
     reader = read_log(log, on_invalid)
     stats = None
@@ -667,10 +676,10 @@ def _one_pass(
     try:
         with _fewer_collections():
             if lane:
-                stats = _pass_with_lane(world, metrics, reader, sink, tick)
+                stats = _pass_with_lane(world, metrics, reader, sink, admission, tick)
             else:
                 for n, event in enumerate(reader.items(), 1):
-                    _step(world, metrics, event, sink)
+                    _step(world, metrics, event, sink, admission)
                     if tick is not None and n % _TICK_ITEMS == 0:
                         tick()
     finally:
@@ -819,16 +828,27 @@ def _pass_in_process(
         def progress(_: str, fraction: float, events: int, seconds: float, ended: bool) -> None:
             shared[at : at + _SLOT] = (fraction, float(events), seconds, float(ended))
 
+    ahead = settings.max_ahead_s
     if out is None:
-        metrics, stats = _one_pass(log, areas, rules, policy, None, on_invalid, lane, progress)
+        metrics, stats = _one_pass(
+            log, areas, rules, policy, None, on_invalid, lane, progress, ahead
+        )
     else:
         with out.open("wb") as sink:
-            metrics, stats = _one_pass(log, areas, rules, policy, sink, on_invalid, lane, progress)
+            metrics, stats = _one_pass(
+                log, areas, rules, policy, sink, on_invalid, lane, progress, ahead
+            )
     return metrics, stats, skipped
 
 
-def _step(world: World, metrics: Metrics, event: Any, sink: Any) -> None:
-    """Apply one item of :meth:`LogReader.items` (a model, or a plain fix's fields)."""
+def _step(world: World, metrics: Metrics, event: Any, sink: Any, admission: Admission) -> None:
+    """Admit and apply one item of :meth:`LogReader.items` (a model, or a plain fix's
+    fields)."""
+    try:
+        admission.event(event)
+    except BadInput as exc:
+        _rejected(metrics, exc.reason)
+        return
     if metrics.first_ts is None:
         # (with the lane too, the log's first event comes here: the World knows no
         # officer yet, so the lane applies none of their fixes)
@@ -845,15 +865,24 @@ def _step(world: World, metrics: Metrics, event: Any, sink: Any) -> None:
     try:
         effects = world.apply(event)
     except BadInput as exc:
-        kind = exc.reason.split(" ", 2)[0]
-        metrics.rejected[kind] += 1
-        metrics.rejected_example.setdefault(kind, exc.reason)
-        metrics.events += 1
+        _rejected(metrics, exc.reason)
         return
+    for _, why in effects.refused:  # (waited for an incident that never came)
+        _rejected(metrics, why, counted=True)
     metrics.after(world, event, effects.outputs)
     if sink is not None:
         for rec in effects.recommendations:
             sink.write(encode(rec) + b"\n")
+
+
+def _rejected(metrics: Metrics, reason: str, *, counted: bool = False) -> None:
+    """An event the live worker would dead-letter: counted by kind (the reason's first
+    word) with the first reason as example; ``counted``: already among the events."""
+    kind = reason.split(" ", 2)[0]
+    metrics.rejected[kind] += 1
+    metrics.rejected_example.setdefault(kind, reason)
+    if not counted:
+        metrics.events += 1
 
 
 def _pass_with_lane(
@@ -861,6 +890,7 @@ def _pass_with_lane(
     metrics: Metrics,
     reader: LogReader,
     sink: Any,
+    admission: Admission,
     tick: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """One pass: blocks of lines through the fix lane; each line it refuses by :func:`_step`
@@ -868,7 +898,7 @@ def _pass_with_lane(
     ``tick()`` after each block."""
     from sdo.domain.lane import REASONS, FixLane  # noqa: PLC0415 (numba is slow to import)
 
-    lane = FixLane(world)
+    lane = FixLane(world, window_us=admission.window_us())
     lineno = 0
     for block in reader.blocks():
         buf = np.frombuffer(block, dtype=np.uint8)
@@ -887,7 +917,7 @@ def _pass_with_lane(
             lane.sync()
             item = reader.decode(lineno, block[pos:stop])
             if item is not None:
-                _step(world, metrics, item, sink)
+                _step(world, metrics, item, sink, admission)
             lane.refresh()
             pos = stop + 1
         if tick is not None:

@@ -60,6 +60,7 @@ __all__ = [
     "Status",
     "Thrive",
     "Transport",
+    "alert_key",
     "decode",
     "decode_line",
     "encode",
@@ -313,6 +314,9 @@ class Recommendation(_Envelope):
     type: Literal["recommendation"] = "recommendation"
     recommendation_id: Id
     incident_id: Id
+    #: the incident's recommendations are numbered 1, 2, ...: a consumer keeps the one
+    #: with the highest ``seq`` (0: not numbered, an older producer; ordered by ``ts``)
+    seq: Annotated[int, Field(ge=0)] = 0
     grade: Annotated[int, Field(ge=1, le=4)]
     response: Response
     reasons: tuple[str, ...] = ()
@@ -333,6 +337,12 @@ class Alert(_Envelope):
     message: Text
     area_id: Id | None = None
     active: bool = True
+
+
+def alert_key(alert: Alert) -> str:
+    """An alert's identity, ``kind:subject``: its Kafka key, shared by its raise and its
+    clear (so both go to one partition, in order), and what a console keys it by."""
+    return f"{alert.kind.value}:{alert.subject}"
 
 
 class DeadLetter(_Envelope):

@@ -190,6 +190,19 @@ class WorkerMetrics:
             ["topic"],
             registry=registry,
         )
+        self._internal = Counter(
+            "sdo_internal_errors",
+            "Input events whose application raised an unexpected exception (a bug in sdo; "
+            "each is logged with its traceback and dead-lettered), by source topic.",
+            ["topic"],
+            registry=registry,
+        )
+        self._order_forced = Counter(
+            "sdo_order_forced",
+            "Input records released before every partition could show it had nothing "
+            "older (an input partition unanswered for longer than --order-idle).",
+            registry=registry,
+        )
         self._partition_lag: dict[tuple[str, int], int] = {}
         self._type = _BoundedLabel()
         self._reason = _BoundedLabel()
@@ -206,6 +219,15 @@ class WorkerMetrics:
         """
         reason = reason_class(error) if isinstance(error, BadInput) else "bad_input"
         self._dead.labels(reason, self._topic(topic)).inc()
+
+    def internal_error(self, topic: str) -> None:
+        """Applying one event from ``topic`` raised an unexpected exception (sdo's bug)."""
+        self._internal.labels(self._topic(topic)).inc()
+
+    def order_forced(self, n: int) -> None:
+        """``n`` input records were released out of certain order (see sdo.stream.ordering)."""
+        if n:
+            self._order_forced.inc(n)
 
     def ignored(self, reason: str) -> None:
         """One valid event changed nothing, for ``reason`` (``Effects.ignored``)."""

@@ -277,8 +277,8 @@ def _made(monkeypatch: pytest.MonkeyPatch, cls: type[Any]) -> list[Any]:
     made: list[Any] = []
     original = cls.__init__
 
-    def spy(self: Any, *args: Any) -> None:
-        original(self, *args)
+    def spy(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
         made.append(self)
 
     monkeypatch.setattr(cls, "__init__", spy)
@@ -312,13 +312,13 @@ def test_timers_head_is_the_first_timers_in_firing_order() -> None:
     world = World(load_areas(settings.areas_path), load_rules(settings.rules_path))
     rng = random.Random(4)
     for n in range(0, 300, 7):
-        world._timers = [
+        world._alarms.timers = [
             (START + timedelta(seconds=rng.randrange(50)), i, "stale", f"o{i}", "")
             for i in range(n)
         ]
-        heapq.heapify(world._timers)
+        heapq.heapify(world._alarms.timers)
         for k in (0, 1, 5, 32, 33, 400):
-            assert world.timers_head(k) == heapq.nsmallest(k, world._timers)
+            assert world.timers_head(k) == heapq.nsmallest(k, world._alarms.timers)
 
 
 def test_inside_agrees_with_shapely_near_every_edge() -> None:

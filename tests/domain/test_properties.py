@@ -382,12 +382,15 @@ def test_redelivering_everything_changes_nothing(events: list[Any]) -> None:
     events = [e.model_copy(update={"event_id": f"u{k}"}) for k, e in enumerate(events)]
     world = World(AREAS, RULES)
     accepted = []
+    refused: set[str] = set()  # (a deployment that waited for its incident, then refused)
     for event in events:
         try:
-            world.apply(event)
+            effects = world.apply(event)
         except Rejected:
             continue
         accepted.append(event)
+        refused.update(late.event_id for late, _ in effects.refused)
+    accepted = [e for e in accepted if e.event_id not in refused]
     officers = {k: v.to_dict() for k, v in world.officers.items()}
     incidents = {k: v.to_dict() for k, v in world.incidents.items()}
     for event in accepted:
@@ -557,18 +560,18 @@ def test_plain_fix_shortcut_agrees_on_a_simulated_shift(policy: str) -> None:
 
 
 def test_the_contest_kept_race_by_race_is_what_the_races_say() -> None:
-    """The contest of pending dispatches is kept one race at a time (World._Contest.put).
+    """The contest of pending dispatches is kept one race at a time (contest.Contest.put).
     After every event of a busy simulated hour under ``closest`` (every incident a pending
     dispatch), it holds exactly the current race of each pending dispatch: the short ones
     by rule, those with no best ETA to beat, and the others' rows in their slots (free
     slots hold a row no point is in); and a dispatch keeps its slot while it has one."""
-    from sdo.domain import world as world_module  # noqa: PLC0415
+    from sdo.domain import contest as contest_module  # noqa: PLC0415
     from sdo.simulate import simulate  # noqa: PLC0415
 
     policy = Policy.from_mapping("closest", RULES.recommend)
     world = World(AREAS, RULES, policy)
     events = list(simulate(AREAS, seed=9, hours=1, officers=150, start=T0, incidents_per_day=12000))
-    free_row = world_module._FREE_ROW
+    free_row = contest_module.FREE_ROW
     slots_before: dict[str, int] = {}
     races_before: dict[str, Any] = {}
     replaced = most = 0

@@ -96,6 +96,86 @@ def test_force_support_eligible_for_priority_only(force: Any, ev: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    ("skills", "holder", "officers_required", "recommended", "shortfalls"),
+    [
+        # nobody eligible holds dog; a force-support dog handler is on duty: sent as well
+        (
+            ["dog"],
+            "dog-unit",
+            1,
+            ("near", "dog-unit"),
+            ["no eligible officer available holds dog", "nearest holder of dog: CS-dog-unit"],
+        ),
+        (["dog"], None, 1, ("near",), ["nobody available holds dog"]),
+        # two required: both nearest, and the holder
+        (["dog"], "dog-unit", 2, ("near", "far", "dog-unit"), ["nearest holder of dog"]),
+        # one eligible holder of two: it, the nearest other, and no extra unit is needed
+        # for what the holder brings (the extra unit is the nearest *other* holder)
+        (
+            ["language:urdu"],
+            "far",
+            2,
+            ("far", "near", "urdu-2"),
+            ["no eligible officer available holds language:urdu"],
+        ),
+    ],
+)
+def test_grade_1_is_never_unanswered_for_want_of_a_skill(
+    force: Any,
+    ev: Any,
+    skills: list[str],
+    holder: str | None,
+    officers_required: int,
+    recommended: tuple[str, ...],
+    shortfalls: list[str],
+) -> None:
+    """CONTRACT §3: a grade 1 call whose skills no eligible officer holds gets the nearest
+    eligible officers anyway, a shortfall naming the missing skill, and the nearest holder
+    of it (any role), if one is available, as an extra unit."""
+    f = force()
+    f.officer("near", f.place("N06", east_m=200))
+    f.officer("far", f.place("N03"), skills=skills if holder == "far" else [])
+    if holder == "dog-unit":
+        f.officer("dog-unit", f.place("E12"), role="force_support", skills=skills)
+    if holder == "far":
+        f.officer("urdu-2", f.place("E12"), role="neighbourhood", skills=skills)
+    f.apply(
+        ev.incident(
+            "i1",
+            *f.place("N06"),
+            ts=ev.at(1),
+            graded_as="emergency",
+            required_skills=skills,
+            officers_required=officers_required,
+        )
+    )
+    rec = f.recommendation("i1")
+    assert rec.grade == 1
+    assert rec.recommended == recommended, rec.shortfalls
+    for expected in shortfalls:
+        assert any(expected in s for s in rec.shortfalls), rec.shortfalls
+    if holder in recommended and holder != "far":
+        assert any("extra unit" in r for r in _reasons(rec, holder))
+
+
+def test_a_skill_holder_coming_on_duty_is_offered_to_a_grade_1_call_that_fell_back(
+    force: Any, ev: Any
+) -> None:
+    """A grade 1 call sent the nearest officers for want of a skill gets the holder as its
+    extra unit as soon as one comes available, wherever they are."""
+    f = force()
+    f.officer("near", f.place("N06", east_m=200))
+    f.apply(
+        ev.incident(
+            "i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency", required_skills=["dog"]
+        )
+    )
+    assert f.recommendation("i1").recommended == ("near",)
+    f.officer("dog-unit", f.place("E12"), ts=ev.at(2), role="force_support", skills=["dog"])
+    assert f.recommendation("i1").recommended == ("near", "dog-unit")
+
+
+@pytest.mark.parametrize(
     ("skills_required", "near_skills", "far_skills", "recommended", "shortfall"),
     [
         (["taser"], [], ["taser"], ("far",), None),
@@ -114,7 +194,8 @@ def test_required_skill_is_a_hard_constraint(
     recommended: tuple[str, ...],
     shortfall: str | None,
 ) -> None:
-    """Officers without every required skill are never candidates; a missing skill is named."""
+    """Below grade 1, officers without every required skill are never candidates; a
+    missing skill is named. (Grade 1 falls back: see the test after.)"""
     f = force()
     f.officer("near", f.place("N06", east_m=200), skills=near_skills)
     f.officer("far", f.place("N03"), skills=far_skills)
@@ -123,7 +204,7 @@ def test_required_skill_is_a_hard_constraint(
             "i1",
             *f.place("N06"),
             ts=ev.at(1),
-            graded_as="emergency",
+            graded_as="priority",
             required_skills=skills_required,
         )
     )

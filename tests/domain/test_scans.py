@@ -115,7 +115,7 @@ def test_reach_grid_is_the_distance_test(seed: int) -> None:
 
 def _table(rng: np.random.Generator, rows: int) -> np.ndarray:
     """Contest rows around Birmingham: boxes, sites, best ETAs, grades, worst scores, with
-    free rows (see sdo.domain.world._FREE_ROW) and rows with no worst score."""
+    free rows (see sdo.domain.contest.FREE_ROW) and rows with no worst score."""
     lat, lon = rng.uniform(52.4, 52.6, rows), rng.uniform(-2.0, -1.7, rows)
     half = rng.uniform(0.005, 0.05, rows)
     best = rng.uniform(30, 900, rows)

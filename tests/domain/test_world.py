@@ -266,9 +266,9 @@ def test_race_box_never_excludes_an_officer_who_would_win(
     point from which some transport's ETA beats the first candidate by better_by_s, even
     after the first has drifted by up to better_by_s (more triggers a recomputation), at
     any latitude (the box widens in longitude with 1/cos(lat))."""
+    from sdo.domain.contest import Race  # noqa: PLC0415
     from sdo.domain.geo import haversine_m  # noqa: PLC0415
     from sdo.domain.recommend import DispatchRule  # noqa: PLC0415
-    from sdo.domain.world import _Race  # noqa: PLC0415
 
     staffed.apply(ev.status("a", "off_duty", ts=ev.at(2)))  # b, 2.7 km away, is first
     world = staffed.world
@@ -277,7 +277,7 @@ def test_race_box_never_excludes_an_officer_who_would_win(
     assert rec.recommended == ("b",)
     incident = ev.incident("far", lon, lat, graded_as="emergency")
     rule = DispatchRule.of(policy, world.grading("i1"), world.incidents["i1"].incident)
-    race = _Race.of(rec, incident, rule, policy, published=rec)
+    race = Race.of(rec, incident, rule, policy, published=rec)
     assert race.best is not None and not race.short
     rng = random.Random(3)
     reach_deg = 0.05 / max(math.cos(math.radians(lat)), 0.05)
@@ -498,12 +498,44 @@ def test_declined_deployment_stops_recommending(staffed: Any, ev: Any) -> None:
     assert f.recs_for("i1", since=mark) == []
 
 
-def test_deployment_for_unknown_incident_rejected(force: Any, ev: Any) -> None:
-    """World.apply raises Rejected for a deployment it cannot apply (the adapter dead-letters)."""
+def test_deployment_before_its_incident_waits_and_applies_when_it_arrives(
+    force: Any, ev: Any
+) -> None:
+    """A deployment read before its incident (another partition, a console's decision
+    overtaking the feed) is not refused: it waits, changes nothing meanwhile, and applies
+    when the incident arrives (officer en route, incident resourced)."""
     f = force()
     f.officer("a", f.place("N06"))
-    with pytest.raises(Rejected, match="unknown incident"):
-        f.apply(ev.deployment("nope", ["a"], ts=ev.at(1)))
+    waiting = f.apply(ev.deployment("i1", ["a"], ts=ev.at(2)))
+    assert waiting.ignored == "waiting_for_incident"
+    assert waiting.refused == [] and waiting.officers == [] and waiting.incidents == []
+    arrived = f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency"))
+    record = f.world.incidents["i1"]
+    assert record.decision is not None and record.decision.value == "accepted"
+    assert record.state.value == "resourced" and record.assigned == ("a",)
+    assert f.world.officers["a"].status.value == "en_route"
+    assert arrived.refused == []
+
+
+def test_a_deployment_waits_for_its_incident_ten_minutes_of_event_time(force: Any, ev: Any) -> None:
+    """One whose incident never comes is refused (Effects.refused: the worker dead-letters
+    it) once event time is WAIT past its ts, not before; one more than PER_INCIDENT for the
+    same incident is refused at once."""
+    from sdo.domain.waiting import PER_INCIDENT, WAIT  # noqa: PLC0415
+
+    f = force()
+    f.officer("a", f.place("N06"))
+    f.apply(ev.deployment("nope", ["a"], ts=ev.at(1)))
+    wait_min = WAIT.total_seconds() / 60
+    assert f.advance(ev.at(1 + wait_min - 0.01)).refused == []
+    refused = f.advance(ev.at(1 + wait_min)).refused
+    assert [(d.incident_id, why.split(" (")[0]) for d, why in refused] == [
+        ("nope", "deployment for unknown incident nope")
+    ]
+    for n in range(PER_INCIDENT):
+        f.apply(ev.deployment("later", ["a"], ts=ev.at(20), event_id=f"d{n}"))
+    with pytest.raises(Rejected, match="unknown incident later"):
+        f.apply(ev.deployment("later", ["a"], ts=ev.at(20), event_id="one-too-many"))
 
 
 # -- availability --------------------------------------------------------------------------
@@ -649,10 +681,12 @@ def test_unresourced_warning_then_deadline(
         (AlertKind.UNRESOURCED_WARNING, "i1", ev.at(warn_min))
     ]
     assert f.advance(ev.at(deadline_min - 0.01)).alerts == []
-    late = f.advance(ev.at(deadline_min + 30)).alerts  # a late tick still dates it at the deadline
+    # a late tick: the alert carries the World's clock; its message says the deadline
+    late = f.advance(ev.at(deadline_min + 30)).alerts
     assert [(a.kind, a.subject, a.ts) for a in late] == [
-        (AlertKind.UNRESOURCED, "i1", ev.at(deadline_min))
+        (AlertKind.UNRESOURCED, "i1", ev.at(deadline_min + 30))
     ]
+    assert f"past its {deadline_min} min deadline" in late[0].message
     assert f.advance(ev.at(deadline_min + 60)).alerts == []
 
 
@@ -681,7 +715,12 @@ def test_no_unresourced_after_deployment(
         f.apply(ev.location("far", *f.place("E12", east_m=50), ts=ev.at(tick_at)))
     f.apply(ev.deployment("i1", ["a"], ts=ev.at(deploy_at)))
     f.advance(ev.at(60))
-    assert [a.kind for a in f.alerts() if a.subject == "i1"] == expected
+    mine = [a for a in f.alerts() if a.subject == "i1"]
+    assert [a.kind for a in mine if a.active] == expected
+    # each raised alert is cleared once, when the deployment decides the call
+    assert [(a.kind, a.ts) for a in mine if not a.active] == [
+        (kind, ev.at(deploy_at)) for kind in expected
+    ]
 
 
 # -- determinism and idempotence -------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""``Runtime.flush`` and ``Runtime.hold``: which officer records are written at a commit,
-and how far the consumer may commit while some are not.
+"""``Runtime.flush`` and ``Runtime.hold``: at each commit every change is written, and the
+consumer commits past everything but a deployment still waiting for its incident.
 
-The runtime's Kafka parts are plain stand-ins here (a dict for the officers table, a
-highwater per partition); that the consumer obeys ``hold`` against a real broker is shown by
-the crash test in ``tests/integration/test_faults.py`` (no fix lost after SIGKILL).
+The runtime's Kafka parts are plain stand-ins here (dicts for the tables); that a worker
+killed at any moment restarts consistent with the offsets it resumes from, and decides as
+it would have, is shown against a real broker by ``tests/integration/test_faults.py`` and
+``tests/integration/test_backlog.py``.
 """
 
 from __future__ import annotations
@@ -12,187 +13,123 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from sdo.areas import load_areas
+from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, package_data
 from sdo.domain.state import Officer
-from sdo.domain.world import Effects
-from sdo.events import Status
+from sdo.domain.world import Effects, World
+from sdo.events import Deployment, Status
+from sdo.grade import load_rules
 from sdo.stream.app import Runtime
 
 TP = ("sdo.officer.location", 0)
-STATUS_TP = ("sdo.officer.status", 0)
+DEPLOYMENTS = ("sdo.deployment", 1)
+T0 = datetime(2015, 12, 1, 9, 0, tzinfo=UTC)
 
 
-def runtime(highwater: dict[Any, int]) -> tuple[Runtime, dict[str, Any]]:
-    table: dict[str, Any] = {}
-    app = SimpleNamespace(consumer=SimpleNamespace(highwater=highwater.get))
-    rt = Runtime(
-        world=None,  # type: ignore[arg-type]  # flush does not read the World
-        app=app,  # type: ignore[arg-type]
-        officers=table,
+def runtime() -> Runtime:
+    world = World(load_areas(package_data(DEFAULT_AREAS)), load_rules(package_data(DEFAULT_RULES)))
+    world.dirty_incidents = set()
+    return Runtime(
+        world=world,
+        app=SimpleNamespace(consumer=SimpleNamespace(highwater=lambda tp: None)),  # type: ignore[arg-type]
+        officers={},
         incidents={},
         availability={},
         outputs={},
     )
-    return rt, table
 
 
-T0 = datetime(2015, 12, 1, 9, 0, tzinfo=UTC)
-
-
-def fix(o: Officer, n: int, neighbourhood: str = "N1") -> Officer:
+def fix(o: Officer, n: int) -> Officer:
     """The officer at their n-th fix: one every 5 s of event time."""
     return o._replace(
-        lat=52.5 + n / 1000,
-        lon=-1.9,
-        fix_ts=T0 + timedelta(seconds=5 * n),
-        fix_event=f"f{n}",
-        neighbourhood=neighbourhood,
+        lat=52.5 + n / 1000, lon=-1.9, fix_ts=T0 + timedelta(seconds=5 * n), fix_event=f"f{n}"
     )
-
-
-def apply(rt: Runtime, officer: Officer, tp: Any, offset: int) -> None:
-    rt.positions[tp] = offset
-    rt.write(Effects(officers=[officer]), tp, offset)
 
 
 BASE = Officer("o1", status=Status.AVAILABLE, status_event="s1", neighbourhood="N1")
 
 
-def test_behind_a_moving_officer_is_held_back_until_the_checkpoint() -> None:
-    rt, table = runtime({TP: 100})  # far behind the partition's end
-    apply(rt, fix(BASE, 1), TP, 10)
+def test_every_change_is_written_at_each_flush_the_latest_per_key() -> None:
+    """Ten fixes of one officer between commits cost one write, of the last; counts too."""
+    rt = runtime()
+    for n in range(10):
+        rt.write(Effects(officers=[fix(BASE, n)], availability={"nbhd:N1": {"total": n}}))
+    assert rt.officers == {} and rt.availability == {}
     rt.flush()
-    assert table["o1"]["fix_event"] == "f1"  # the first record is always written
-    assert rt.hold(TP) is None
-
-    apply(rt, fix(BASE, 2), TP, 11)
-    apply(rt, fix(BASE, 3), TP, 12)
-    rt.flush()
-    assert table["o1"]["fix_event"] == "f1"  # moved only: deferred ...
-    assert rt.hold(TP) == 11  # ... and the consumer commits no further than its first fix
-
-    rt.checkpoint_s = 0.0
-    rt.flush()
-    assert table["o1"]["fix_event"] == "f3"
+    assert rt.officers["o1"]["fix_event"] == "f9"
+    assert rt.availability == {"nbhd:N1": {"total": 9}}
+    assert rt.dirty == {} and rt.counts == {}
     assert rt.hold(TP) is None
 
 
-def test_more_than_movement_is_written_at_once() -> None:
-    rt, table = runtime({TP: 100, STATUS_TP: 100})
-    apply(rt, fix(BASE, 1), TP, 10)
+def test_a_waiting_deployment_holds_its_partitions_commit_until_it_applies() -> None:
+    """A deployment read before its incident holds the commit of its partition at its
+    offset (a restart must read it again: it is in no table yet); once its incident comes
+    and it applies, the hold goes, and the incident is written in its durable form."""
+    rt = runtime()
+    deployment = Deployment(
+        event_id="d1",
+        ts=T0,
+        incident_id="i1",
+        decision="declined",
+        by="sdo-1",
+        reason="a test",
+    )
+    effects = rt.world.apply(deployment)
+    assert effects.ignored == "waiting_for_incident"
+    rt.waiting["d1"] = (DEPLOYMENTS, 41)  # (what handle() records)
+    rt.write(effects)
     rt.flush()
-    apply(rt, fix(BASE, 2, neighbourhood="N2"), TP, 11)  # into another neighbourhood
-    rt.flush()
-    assert table["o1"]["neighbourhood"] == "N2"
-    moved = fix(BASE, 3, neighbourhood="N2")
-    apply(rt, moved, TP, 12)
-    apply(rt, moved._replace(status=Status.EN_ROUTE, status_event="s2"), STATUS_TP, 5)
-    rt.flush()
-    assert table["o1"]["status"] == "en_route"
-    assert rt.hold(TP) is None and rt.hold(STATUS_TP) is None
-
-
-def test_caught_up_or_handing_over_writes_everything() -> None:
-    highwater = {TP: 100}
-    rt, table = runtime(highwater)
-    apply(rt, fix(BASE, 1), TP, 10)
-    rt.flush()
-    apply(rt, fix(BASE, 2), TP, 11)
-    rt.flush()
-    assert rt.hold(TP) == 11
-    highwater[TP] = 12  # offset 11 was the last record of the partition
-    rt.flush()
-    assert table["o1"]["fix_event"] == "f2"
+    assert rt.hold(DEPLOYMENTS) == 41
     assert rt.hold(TP) is None
+    from sdo.events import Incident  # noqa: PLC0415
 
-    highwater[TP] = 100
-    apply(rt, fix(BASE, 3), TP, 12)
+    incident = Incident.model_validate(
+        {
+            "event_id": "i1-v1",
+            "ts": "2015-12-01T09:00:01Z",
+            "incident_id": "i1",
+            "lat": 52.55,
+            "lon": -1.83,
+            "category": "other",
+            "thrive": {
+                "threat": "low",
+                "harm": "low",
+                "risk": "low",
+                "vulnerability": "none",
+                "investigation": False,
+                "engagement": False,
+                "prevention": False,
+            },
+            "ongoing": False,
+            "offender_present": False,
+            "persistent": False,
+        }
+    )
+    rt.write(rt.world.apply(incident))
     rt.flush()
-    assert rt.hold(TP) == 12
-    rt.flush(everything=True)  # partitions revoked
-    assert table["o1"]["fix_event"] == "f3"
-    assert rt.hold(TP) is None
-
-
-def test_hold_is_the_earliest_unwritten_offset_across_officers() -> None:
-    rt, _ = runtime({TP: 100})
-    other = BASE._replace(officer_id="o2")
-    for n, (officer, offset) in enumerate([(BASE, 10), (other, 11)]):
-        apply(rt, fix(officer, n), TP, offset)
-    rt.flush()
-    apply(rt, fix(other, 2), TP, 20)  # all within the checkpoint of the written fixes
-    apply(rt, fix(BASE, 1), TP, 21)
-    apply(rt, fix(other, 3), TP, 22)
-    rt.flush()
-    assert rt.hold(TP) == 20
-    assert rt.hold(STATUS_TP) is None
-
-
-def test_availability_counts_are_coalesced_to_the_commit() -> None:
-    """A bucket that changes several times between commits is written once, with its
-    latest counts, at the next flush (the table is compacted by key: only the last value
-    of a key matters to a reader)."""
-    rt, _ = runtime({TP: 100})
-    rt.write(Effects(availability={"nbhd:N1": {"total": 1}, "npu:north": {"total": 1}}))
-    rt.write(Effects(availability={"nbhd:N1": {"total": 2}}))
-    assert rt.availability == {}  # nothing until the commit
-    rt.flush()
-    assert rt.availability == {"nbhd:N1": {"total": 2}, "npu:north": {"total": 1}}
-    rt.availability.clear()
-    rt.flush()
-    assert rt.availability == {}  # written once
+    assert rt.hold(DEPLOYMENTS) is None
+    assert rt.incidents["i1"]["decision"] == "declined"
 
 
-def test_a_busy_worker_defers_moving_officers_even_when_caught_up() -> None:
-    """Keeping up with a steady feed, the worker is caught up at nearly every commit;
-    moving officers still wait for the checkpoint, and are all written once the input
-    goes quiet (a flush with nothing processed since the one before)."""
-    highwater = {TP: 11}
-    rt, table = runtime(highwater)
-    apply(rt, fix(BASE, 1), TP, 10)
-    rt.flush()
-    apply(rt, fix(BASE, 2), TP, 11)
-    highwater[TP] = 12  # caught up: offset 11 is the last record
-    rt.flush()
-    assert table["o1"]["fix_event"] == "f1"  # busy: deferred
-    assert rt.hold(TP) == 11
-    rt.flush()  # the next commit, nothing new: quiet
-    assert table["o1"]["fix_event"] == "f2"
-    assert rt.hold(TP) is None
+def test_an_incident_awaiting_a_decision_is_written_with_its_recommendation() -> None:
+    """The durable form of a pending incident holds its current recommendation: restored
+    into a fresh World it is the current one again, and nothing is published anew."""
+    rt = runtime()
+    from sdo.events import decode  # noqa: PLC0415
+    from tests.test_bad_input import incident, js  # noqa: PLC0415
 
+    rt.write(rt.world.apply(decode(js(incident("I-1", eid="v1", t=10)))))
+    rt.flush()
+    stored: dict[str, Any] = rt.incidents["I-1"]
+    rec = rt.world.recommendation("I-1")
+    assert rec is not None and stored["rec"]["recommendation_id"] == rec.recommendation_id
+    from sdo.domain.state import IncidentRecord  # noqa: PLC0415
+    from sdo.events import Recommendation  # noqa: PLC0415
 
-def test_the_checkpoint_is_event_time_not_wall_time() -> None:
-    """A moving officer is written once their fix is checkpoint_s of event time newer than
-    the one written, however fast or slow the worker goes through the feed: a worker far
-    behind writes no more per fix than one keeping up."""
-    rt, table = runtime({TP: 10_000})  # far behind, and staying so
-    apply(rt, fix(BASE, 1), TP, 10)
-    rt.flush()
-    for n in (2, 3):  # 5 and 10 s after the written fix
-        apply(rt, fix(BASE, n), TP, 10 + n)
-        rt.flush()
-        assert table["o1"]["fix_event"] == "f1"
-    apply(rt, fix(BASE, 4), TP, 14)  # 15 s after the written fix
-    rt.flush()
-    assert table["o1"]["fix_event"] == "f4"
-    assert rt.hold(TP) is None
-
-
-def test_an_officer_whose_fixes_stop_is_written_after_the_wall_checkpoint() -> None:
-    """A deferred fix with no newer one to follow (the AVL unit went quiet) while the
-    worker stays busy is written once wall_checkpoint_s has passed since the officer's last
-    write, so the commit is not held back for ever."""
-    rt, table = runtime({TP: 10_000})  # far behind, and staying so
-    apply(rt, fix(BASE, 1), TP, 10)
-    rt.flush()
-    apply(rt, fix(BASE, 2), TP, 11)
-    other = BASE._replace(officer_id="o2")
-    for n in range(3, 6):  # the input stays busy with another officer
-        apply(rt, fix(other, n), TP, 10 + n)
-        rt.flush()
-    assert table["o1"]["fix_event"] == "f1"
-    assert rt.hold(TP) == 11
-    rt.wall_checkpoint_s = 0.0  # as if a minute had passed
-    apply(rt, fix(other, 6), TP, 16)
-    rt.flush()
-    assert table["o1"]["fix_event"] == "f2"
-    assert rt.hold(TP) is None
+    again = World(rt.world.areas, rt.world.rules)
+    again.restore_incident(
+        IncidentRecord.from_dict(stored), Recommendation.model_validate(stored["rec"])
+    )
+    assert again.resume(rt.world.now).outputs == []
+    assert again.recommendation("I-1") == rec

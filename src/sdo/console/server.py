@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import re
 import signal
@@ -37,7 +38,7 @@ import ssl
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -52,6 +53,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Origin
 
+from sdo.admission import Admission
 from sdo.areas import load_areas
 from sdo.config import Settings, Topics
 from sdo.console.auth import User, Users
@@ -59,9 +61,10 @@ from sdo.console.hub import Hub
 from sdo.console.view import ACTIONS, ConsoleView
 from sdo.domain.geo import Areas
 from sdo.errors import ConfigError, InvalidEvent, Rejected
-from sdo.events import decode, encode, rfc3339
+from sdo.events import encode, rfc3339
 from sdo.health import LoopProbes
 from sdo.metrics import ConsoleMetrics, MetricsServer, new_registry, serve_metrics
+from sdo.order import DEFAULT_IDLE_S, HOLD_MAX, Merger, order_key, partition_states
 
 if TYPE_CHECKING:
     import argparse
@@ -223,9 +226,14 @@ class Console:
         self.extra_origins = tuple(origins)
         self.auth_timeout = auth_timeout
         self.quiet_after = quiet_after
-        #: time stamped on deployments: wall clock by default; ``sdo demo`` may pass a
-        #: clock that follows the simulated feed so decisions sort after its events.
-        self.decision_clock = decision_clock or (lambda: datetime.now(UTC))
+        #: time stamped on deployments: the feed's clock (the latest event time read), so
+        #: a decision sorts after what the SDO saw, in a live feed as in a replayed one
+        #: (the wall clock before anything is read)
+        self.decision_clock = decision_clock or self._feed_clock
+        #: the admission rule every record read passes (sdo.admission): what the worker
+        #: refuses, this console does not show
+        self.admit = Admission(max_ahead_s=settings.max_ahead_s, areas=self.areas)
+        self.order_idle_s = DEFAULT_IDLE_S
         self.health = FeedHealth()
         self._static = _static_files()
         self._areas_message = {
@@ -248,6 +256,9 @@ class Console:
             self.topics.recommendation: "recommendation",
             self.topics.alert: "alert",
         }
+
+    def _feed_clock(self) -> datetime:
+        return self.view.event_time or datetime.now(UTC)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -502,6 +513,8 @@ class Console:
                     self.topics.deployment,
                     value=encode(deployment),
                     key=deployment.incident_id.encode(),
+                    # record time = ts: consumers order their input by it (sdo.order)
+                    timestamp_ms=int(deployment.ts.timestamp() * 1000),
                 )
         except Exception as exc:
             self._inflight.pop(deployment.incident_id, None)
@@ -655,15 +668,35 @@ class Console:
                     await client.stop()
 
     async def _consume(self) -> None:
+        """Read the topics in one order across their partitions (sdo.order, as the
+        worker reads its input), folding each record into the view."""
         consumer = self._consumer
         tps = list(consumer.assignment())
+        merger = Merger(self.order_idle_s)
         next_probe = 0.0
         while True:
-            batches = await consumer.getmany(timeout_ms=250, max_records=FEED_BATCH)
-            records = [r for batch in batches.values() for r in batch]
+            pull = [tp for tp in tps if merger.held(tp) < HOLD_MAX]
+            held = len(merger)
+            if pull:
+                batches = await consumer.getmany(
+                    *pull, timeout_ms=5 if held else 250, max_records=FEED_BATCH
+                )
+            else:
+                batches = {}
+                await asyncio.sleep(0.005)
+            pulled = time.time()
+            for tp, batch in batches.items():
+                merger.add(tp, batch, pulled)
+            records: list[Any] = []
+            if len(merger):
+                states = partition_states(consumer, tps)
+                released, forced = merger.release(states, time.time())
+                if forced:
+                    log.warning(
+                        "console: %d record(s) read before every partition answered", forced
+                    )
+                records = [r for _, r in _merged(released)]
             if records:
-                # Topics interleave freely; event order across them is the best we can do.
-                records.sort(key=lambda r: r.timestamp)
                 self.hub.broadcast(self._apply(records))
                 # let the clients' senders run between batches: fan-out must keep up
                 await asyncio.sleep(0)
@@ -678,11 +711,13 @@ class Console:
 
     def _apply(self, records: Iterable[Any]) -> list[dict[str, Any]]:
         deltas: list[dict[str, Any]] = []
+        admit = self.admit
         for record in records:
             try:
-                event = decode(record.value or b"", expect=self._type_of[record.topic])
+                event = admit(record.value, self._type_of[record.topic], record.key)
             except InvalidEvent:
-                # The worker dead-letters bad inputs; the console only counts them.
+                # The worker dead-letters what the admission rule refuses (the same rule):
+                # the console shows none of it and only counts it.
                 self.health.invalid += 1
                 self.metrics.feed_invalid()  # metrics hook
                 continue
@@ -713,6 +748,12 @@ class Console:
             self._set_health("lagging", f"{lag} records behind")
         elif h.state != "quiet":
             self._set_health("live")
+
+
+def _merged(released: dict[Any, list[Any]]) -> Iterator[tuple[Any, Any]]:
+    """(key, record) of every record released, in the one order (sdo.order.order_key)."""
+    streams = [[(order_key(tp, r), r) for r in batch] for tp, batch in released.items()]
+    return heapq.merge(*streams, key=lambda item: item[0])
 
 
 # -- entry points --------------------------------------------------------------------------

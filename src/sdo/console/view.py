@@ -47,6 +47,7 @@ from sdo.domain.state import (
     availability_of,
     deployment_statuses,
 )
+from sdo.domain.waiting import Waiting
 from sdo.errors import Rejected
 from sdo.events import (
     Alert,
@@ -81,9 +82,6 @@ ACTIONS: Final[dict[str, Decision]] = {
 }
 #: Deployments kept for the snapshot's "recent decisions" list.
 RECENT_DEPLOYMENTS: Final = 50
-#: Deployments held back per not-yet-seen incident (bounds memory on a bad feed).
-_ORPHANS_PER_INCIDENT: Final = 8
-_ORPHAN_INCIDENTS: Final = 1000
 _HIDDEN_OFFICER_FIELDS: Final = frozenset(
     {"profile_event", "status_event", "fix_event", "profile_seen", "status_seen", "fix_seen"}
 )
@@ -125,7 +123,9 @@ class ConsoleView:
         #: bucket ("npu:X", "cluster:Y", "nbhd:Z") -> available officer ids in it
         self._members: dict[str, set[str]] = {}
         self._counts: dict[str, Counter[str]] = {}
-        self._orphans: dict[str, list[Deployment]] = {}
+        #: deployments read before their incident, waiting for it as the worker's World
+        #: lets them (sdo.domain.waiting: the same bounds, so both refuse the same)
+        self._waiting = Waiting()
         #: latest event time seen on any topic (the console's notion of "now")
         self.event_time: datetime | None = None
         self.applied = 0
@@ -179,6 +179,10 @@ class ConsoleView:
         ts = getattr(event, "ts", None)
         if isinstance(ts, datetime) and (self.event_time is None or ts > self.event_time):
             self.event_time = ts
+            due = self._waiting.next_due()
+            if due is not None and due <= ts:
+                # refused by the worker too, once its clock passes the same bound
+                self.ignored["deployment_for_unknown_incident"] += len(self._waiting.expire(ts))
         match event:
             case OfficerLocation():
                 officer = self.officers.get(event.officer_id)
@@ -253,7 +257,7 @@ class ConsoleView:
         deltas: list[Delta] = [{"type": "incident", "incident": incident_json(record)}]
         if not record.is_open:
             self.recommendations.pop(record.incident_id, None)
-        for held in self._orphans.pop(record.incident_id, []):
+        for held in self._waiting.release(record.incident_id):
             deltas.extend(self._deployment(held))
         return deltas
 
@@ -283,14 +287,9 @@ class ConsoleView:
         return deltas
 
     def _hold(self, event: Deployment) -> None:
-        held = self._orphans.get(event.incident_id)
-        if held is None:
-            if len(self._orphans) >= _ORPHAN_INCIDENTS:
-                self.ignored["orphan_overflow"] += 1
-                return
-            held = self._orphans[event.incident_id] = []
-        if len(held) < _ORPHANS_PER_INCIDENT and all(h.event_id != event.event_id for h in held):
-            held.append(event)
+        if self._waiting.hold(event) is not None:
+            self.ignored["deployment_for_unknown_incident"] += 1
+            return
         self.ignored["deployment_before_incident"] += 1
 
     def _recommendation(self, event: Recommendation) -> list[Delta]:
@@ -300,7 +299,7 @@ class ConsoleView:
             return []
         held = self.recommendations.get(event.incident_id)
         if held is not None and (
-            held.recommendation_id == event.recommendation_id or event.ts < held.ts
+            held.recommendation_id == event.recommendation_id or _superseded(event, held)
         ):
             self.ignored["duplicate" if held.event_id == event.event_id else "out_of_order"] += 1
             return []
@@ -381,6 +380,15 @@ class ConsoleView:
         except ValidationError as exc:
             first = exc.errors(include_url=False, include_input=False)[0]
             raise Rejected(f"invalid decision: {first['msg']}") from None
+
+
+def _superseded(new: Recommendation, held: Recommendation) -> bool:
+    """Whether ``new`` is older than the recommendation ``held`` for the same incident:
+    by the incident's sequence number (a newer one may carry an older time: another
+    worker's clock), by time where either has none (an older producer) or they tie."""
+    if new.seq and held.seq and new.seq != held.seq:
+        return new.seq < held.seq
+    return new.ts < held.ts
 
 
 def _action_fields(action: Mapping[str, Any]) -> tuple[str | None, str | None, tuple[str, ...]]:

@@ -170,6 +170,14 @@ def _us(when: datetime) -> int:
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # (a test wraps its __init__: see sdo.compiled)
+def _first_state(
+    world: World, grid: tuple[int, int, int, int], window_us: tuple[int, int]
+) -> np.ndarray:
+    """The kernel's ``state`` (see lane_kernels' slots) before the first scan."""
+    stale_after = timedelta(seconds=world.policy.stale_after_s) // _ONE_US
+    return np.array([0, _NEVER, 0, 0, 255, (1 << 16) - 1, *grid, stale_after, *window_us], np.int64)
+
+
 class FixLane:
     """The World's plain-fix checks over numpy copies, for whole blocks of log lines.
 
@@ -178,7 +186,10 @@ class FixLane:
     the line the usual way, then :meth:`refresh`; :meth:`finish` at the end.
     """
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, window_us: tuple[int, int] = (0, 2**62)) -> None:
+        """``window_us``: the event times (microseconds since the epoch, both included)
+        the lane may apply; a fix outside goes the general way (the evaluator passes the
+        admission rule's, :meth:`sdo.admission.Admission.window_us`)."""
         self._world = world
         world.touched = set(world.officers)
         world.held_touched = set()  # (touched: each officer's hold is copied with them)
@@ -203,10 +214,7 @@ class FixLane:
         self._fine_count = 0
         self._coords, self._rings, self._nb_rings, self._nb_box = _ring_arrays(world.areas)
         self._nb_cluster = _cluster_numbers(world.areas)
-        stale_after = timedelta(seconds=world.policy.stale_after_s) // _ONE_US
-        self._state = np.array(
-            [0, _NEVER, 0, 0, 255, (1 << 16) - 1, x0, y0, nx, ny, stale_after], np.int64
-        )
+        self._state = _first_state(world, (x0, y0, nx, ny), window_us)
         self._timer_list: list[tuple[datetime, int, str, str, str]] = []
         self._timers = np.zeros((0, 2), dtype=np.int64)
         self._fired = np.zeros(0, dtype=np.int64)

@@ -117,7 +117,9 @@ _DONE, _FORM, _CELL, _OFFICER, _ORDER, _TIMER, _EDGE, _MOVED, _CONTEST, _DRIFT =
     _NX,
     _NY,
     _STALE_AFTER,  # us
-) = range(11)
+    _EARLIEST,  # us: the admission rule's window of event times (sdo.admission);
+    _LATEST,  # a line outside it goes the general way, which refuses it
+) = range(13)
 
 
 def _pattern(text: bytes) -> np.ndarray:
@@ -437,6 +439,8 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
     starts (or ``end``). Counts go to ``out``; see the module docstring."""
     ntimers = timers.shape[0]
     stale_after = state[_STALE_AFTER]
+    earliest = state[_EARLIEST]
+    latest = state[_LATEST]
     nboxes = state[_BOXES]
     always = state[_ALWAYS]
     hmask = state[_HMASK]
@@ -473,7 +477,7 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
             return pos
         i = ev1 + _P_TS.shape[0]
         ts = _time_us(buf, i, stop)
-        if ts < 0 or not _match(buf, i + 20, stop, _P_OFFICER):
+        if ts < earliest or ts > latest or not _match(buf, i + 20, stop, _P_OFFICER):
             return pos
         i = i + 20 + _P_OFFICER.shape[0]
         id0 = i

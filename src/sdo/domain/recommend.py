@@ -292,6 +292,9 @@ class _Scored:
     #: the reasons begin with the ETA, by what and how far (:func:`_eta_reason`), written
     #: only for the candidates kept: a dispatch scores more officers than it lists
     eta_first: bool = False
+    #: recommended beyond ``officers_required``: the nearest holder of a skill a grade 1
+    #: call needs and nobody eligible holds (see _emergency_fallback)
+    extra: bool = False
 
 
 def recommend(
@@ -323,6 +326,8 @@ def recommend(
     ranked = ranked[: policy.max_candidates]
     signposted = grading.response is Response.SIGNPOST and policy.name != "closest"
     need = 0 if signposted else incident.officers_required
+    if need and any(s.extra for s in ranked[: need + 1]):
+        need += 1  # the nearest holder of a missing skill, as an extra unit
     recommended = tuple(s.officer.officer_id for s in ranked[:need])
     if need and len(recommended) < need:
         shortfalls.append(f"only {len(recommended)} of {need} required officers can be recommended")
@@ -347,6 +352,7 @@ def recommend(
         event_id=rec_id,
         recommendation_id=rec_id,
         ts=now,
+        seq=record.rec_seq + 1,
         incident_id=incident.incident_id,
         grade=grading.grade,
         response=grading.response,
@@ -438,6 +444,11 @@ class DispatchRule:
             grading.grade,
         )
 
+    def loosened(self) -> DispatchRule:
+        """The rule without its skills: who a grade 1 call takes when nobody eligible
+        holds them (CONTRACT §3; see :func:`fell_back`)."""
+        return DispatchRule(self.roles, self.statuses, frozenset(), self.grade)
+
     def admits(self, o: Officer, policy: Policy, now: datetime) -> bool:
         """Whether ``o`` may be sent (before asking whether another incident holds them)."""
         return (
@@ -499,11 +510,55 @@ def _dispatch(
     shortfalls: list[str],
 ) -> list[_Scored]:
     incident = record.incident
-    grade = grading.grade
-    officers = view.officers
     rule = DispatchRule.of(policy, grading, incident)
     skills = rule.skills
     thrive = policy.name != "closest"
+    scored, held = _ranked(rule, incident, view, policy, now, place, thrive)
+    role_names = "/".join(sorted(r.value for r in rule.roles))
+    reasons.append(
+        f"{grading.response.value}: {role_names} officers, "
+        + (
+            "refreshment breaks may be called (grade 1), "
+            if Status.REFRESHMENT in rule.statuses
+            else ""
+        )
+        + "ranked by ETA"
+        + (f", must hold {', '.join(sorted(skills))}" if skills else "")
+    )
+    if grading.grade == 1 and skills and len(scored) < incident.officers_required:
+        scored, held = _emergency_fallback(
+            rule, scored, incident, view, policy, now, place, thrive, shortfalls
+        )
+    if held:
+        reasons.append(
+            f"{held} nearer officer(s) held for pending incidents of the same or higher grade"
+        )
+    if scored:
+        _why_not_nearest(scored, reasons)
+        if all(s.stale for s in scored):
+            shortfalls.append(
+                f"all candidate AVL fixes are stale (older than {_mins(policy.stale_after_s)})"
+            )
+    if len(scored) < incident.officers_required:
+        _diagnose(incident.lon, incident.lat, rule, view, policy, shortfalls)
+    if place is not None and thrive:
+        _cover_shortfall(place.cluster, view, shortfalls)
+    return scored
+
+
+def _ranked(
+    rule: DispatchRule,
+    incident: Incident,
+    view: View,
+    policy: Policy,
+    now: datetime,
+    place: Placement | None,
+    thrive: bool,
+) -> tuple[list[_Scored], int]:
+    """The officers ``rule`` admits near the incident, scored and ranked best first, and
+    how many nearer ones are held for other incidents of the same or higher grade."""
+    grade = rule.grade
+    officers = view.officers
     mine = view.held_by(incident.incident_id)
     pool = policy.max_candidates + incident.officers_required + 6
     # Nearest first; officers held for other incidents are apart (see DispatchRule.nearby)
@@ -517,17 +572,7 @@ def _dispatch(
                 break
     # the held officers nearer than the last of the pool (or within the radius)
     held = rule.held_before(view, nearby, hits[-1] if len(hits) == pool else None, now, policy)
-    role_names = "/".join(sorted(r.value for r in rule.roles))
-    reasons.append(
-        f"{grading.response.value}: {role_names} officers, "
-        + (
-            "refreshment breaks may be called (grade 1), "
-            if Status.REFRESHMENT in rule.statuses
-            else ""
-        )
-        + "ranked by ETA"
-        + (f", must hold {', '.join(sorted(skills))}" if skills else "")
-    )
+    skills = rule.skills
     scored: list[_Scored] = []
     for hit in hits:
         o = view.profile(hit.officer_id)
@@ -549,22 +594,57 @@ def _dispatch(
     if thrive:
         _cover(scored, grade, view, policy)
     scored.sort(key=lambda s: (s.score, s.officer.officer_id))
+    return scored, held
 
-    if held:
-        reasons.append(
-            f"{held} nearer officer(s) held for pending incidents of the same or higher grade"
+
+def _emergency_fallback(
+    rule: DispatchRule,
+    holders: list[_Scored],
+    incident: Incident,
+    view: View,
+    policy: Policy,
+    now: datetime,
+    place: Placement | None,
+    thrive: bool,
+    shortfalls: list[str],
+) -> tuple[list[_Scored], int]:
+    """A grade 1 call too few eligible officers with its skills can take is never left
+    unanswered for want of a skill (CONTRACT §3): those who hold them, then the nearest
+    eligible officers without, up to the number required; and the nearest officer of any
+    role who holds the skills, if one is available, as an extra unit. The shortfalls
+    name the missing skills and that holder."""
+    need = incident.officers_required
+    missing = ", ".join(sorted(rule.skills))
+    loose, held = _ranked(rule.loosened(), incident, view, policy, now, place, thrive)
+    taken = {s.officer.officer_id for s in holders}
+    others = [s for s in loose if s.officer.officer_id not in taken]
+    chosen = [*holders, *others[: need - len(holders)]]
+    for s in chosen[len(holders) :]:
+        s.reasons.append(f"does not hold {missing}: the nearest, as grade 1 is never unanswered")
+    rest = others[need - len(holders) :]
+    if len(chosen) > len(holders):
+        shortfalls.append(
+            f"no eligible officer available holds {missing}: the nearest are recommended"
         )
-    if scored:
-        _why_not_nearest(scored, reasons)
-        if all(s.stale for s in scored):
-            shortfalls.append(
-                f"all candidate AVL fixes are stale (older than {_mins(policy.stale_after_s)})"
-            )
-    if len(scored) < incident.officers_required:
-        _diagnose(incident.lon, incident.lat, rule, view, policy, shortfalls)
-    if place is not None and thrive:
-        _cover_shortfall(place.cluster, view, shortfalls)
-    return scored
+    anyone = DispatchRule(frozenset(Role), rule.statuses, rule.skills, rule.grade)
+    skilled, _ = _ranked(anyone, incident, view, policy, now, place, thrive=False)
+    chosen_ids = {s.officer.officer_id for s in chosen}
+    unit = next((s for s in skilled if s.officer.officer_id not in chosen_ids), None)
+    if unit is None:
+        shortfalls.append(f"nobody available holds {missing}")
+        return [*chosen, *rest], held
+    unit.extra = True
+    unit.reasons.append(f"holds {missing}: sent as an extra unit")
+    callsign = unit.officer.callsign or unit.officer.officer_id
+    eta = _mins(unit.eta_s) if unit.eta_s is not None else "unknown"
+    shortfalls.append(
+        f"nearest holder of {missing}: {callsign} ({eta} away), recommended as an extra unit"
+    )
+    return [
+        *chosen,
+        unit,
+        *(s for s in rest if s.officer.officer_id != unit.officer.officer_id),
+    ], held
 
 
 def _cover_shortfall(cluster_id: str, view: View, shortfalls: list[str]) -> None:

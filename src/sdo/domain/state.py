@@ -164,6 +164,8 @@ class IncidentRecord:
     incident_seen: tuple[str, ...] = ()
     #: ids of the other deployments taken at ``decision_ts``
     decision_seen: tuple[str, ...] = ()
+    #: the ``seq`` of the last recommendation published for it (0: none yet)
+    rec_seq: int = 0
 
     @property
     def incident_id(self) -> str:
@@ -200,6 +202,8 @@ class IncidentRecord:
         for name in ("incident_seen", "decision_seen"):
             if getattr(self, name):
                 out[name] = list(getattr(self, name))
+        if self.rec_seq:
+            out["rec_seq"] = self.rec_seq
         return out
 
     @classmethod
@@ -214,6 +218,7 @@ class IncidentRecord:
             decided_by=data.get("decided_by"),
             incident_seen=tuple(data.get("incident_seen", ())),
             decision_seen=tuple(data.get("decision_seen", ())),
+            rec_seq=int(data.get("rec_seq", 0)),
         )
 
 

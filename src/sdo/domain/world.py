@@ -18,18 +18,19 @@ The same class drives the live worker and ``sdo evaluate``; that is why they agr
 from __future__ import annotations
 
 import heapq
-import math
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
 from mypy_extensions import mypyc_attr
 
+from sdo.domain.alarms import WARN_AT, Alarms, Timer
+from sdo.domain.contest import SCORE_ROUNDING, Allocation, Contest, Race
 from sdo.domain.fleet import Fleet
-from sdo.domain.geo import EARTH_RADIUS_M, Areas, Placement, haversine_m
+from sdo.domain.geo import Areas, Placement, haversine_m
 from sdo.domain.grading import Grading, Rules, grade
 from sdo.domain.recommend import (
     AllocationRule,
@@ -43,7 +44,6 @@ from sdo.domain.recommend import (
     fleet_until,
     recommend,
 )
-from sdo.domain.scans import box_reach, score_reach
 from sdo.domain.state import (
     Change,
     IncidentRecord,
@@ -59,10 +59,10 @@ from sdo.domain.state import (
     moved,
     placed,
 )
+from sdo.domain.waiting import Waiting
 from sdo.errors import Rejected
 from sdo.events import (
     Alert,
-    AlertKind,
     Deployment,
     Incident,
     OfficerLocation,
@@ -70,23 +70,19 @@ from sdo.events import (
     OfficerStatus,
     Recommendation,
     Role,
-    Severity,
     Status,
     Transport,
+    to_json_dict,
 )
 
 __all__ = ["WARN_AT", "Effects", "World"]
 
-#: Share of the grade deadline at which an early warning is raised (grade 2: 40 of 60 min).
-WARN_AT: Final = 2 / 3
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: Statuses and roles of officers a dispatched incident may take (see DispatchRule).
 _CALLABLE: Final = frozenset({Status.AVAILABLE, Status.REFRESHMENT})
 _DISPATCHED_ROLES: Final = frozenset({Role.RESPONSE, Role.FORCE_SUPPORT})
 #: Where a held officer's fix is measured against (see World.fix_watch).
 Drift = tuple[float, float, float, float] | None
-#: Candidate scores are published rounded to 0.01: compare with that much slack.
-_SCORE_ROUNDING: Final = 0.01
 
 
 @dataclass(slots=True)
@@ -98,6 +94,9 @@ class Effects:
     availability: dict[str, dict[str, int]] = field(default_factory=dict)
     outputs: list[Recommendation | Alert] = field(default_factory=list)
     ignored: str | None = None
+    #: earlier events refused now, with why: deployments that waited long enough for
+    #: their incident (sdo.domain.waiting); the adapter dead-letters them
+    refused: list[tuple[Deployment, str]] = field(default_factory=list)
 
     @property
     def recommendations(self) -> list[Recommendation]:
@@ -137,22 +136,24 @@ class World:
         self._held_by: dict[str, set[str]] = {}
         #: incidents whose current recommendation dispatches by ETA (a fix may beat it)
         self._dispatching: set[str] = set()
+        #: pending grade 1 dispatches that require skills -> those skills: an officer who
+        #: holds them coming available is offered to them wherever they are (the nearest
+        #: holder is recommended as an extra unit when nobody eligible holds them)
+        self._skilled: dict[str, frozenset[str]] = {}
         #: incident id -> what a moving officer must beat (see _beats), per recommendation
-        self._races: dict[str, _Race] = {}
+        self._races: dict[str, Race] = {}
         #: incident id -> rule of a pending allocation, and ranks against it (see _could_take)
-        self._allocations: dict[str, _Allocation] = {}
+        self._allocations: dict[str, Allocation] = {}
         #: incidents whose recommendation or record changed since the contest was built:
         #: their races are looked up again (see _current_contest)
         self._unraced: set[str] = set()
         #: the races of the pending dispatches (brought up to date by _current_contest)
-        self._contest = _Contest(self.policy.detour_factor)
+        self._contest = Contest(self.policy.detour_factor)
         self._speed_rows: dict[Transport | None, np.ndarray] = {}
-        self._gaps: set[str] = set()
-        self._stale: set[str] = set()
-        self._stale_timers: set[str] = set()
-        self._alerted: set[tuple[str, str]] = set()
-        self._timers: list[tuple[datetime, int, str, str, str]] = []
-        self._seq = 0
+        #: the timers and which alerts are raised (sdo.domain.alarms)
+        self._alarms = Alarms()
+        #: deployments waiting for their incident (sdo.domain.waiting)
+        self._waiting = Waiting()
         self.now = _EPOCH
         #: Officers whose record, stale state or stale timer changed, while something keeps
         #: a copy of what plain_fix reads (the evaluator's fix lane, sdo.domain.lane).
@@ -166,6 +167,9 @@ class World:
         #: reading their record first has the copy store it (see lag).
         self._lagging: set[str] = set()
         self._fix_source: Callable[[str], None] | None = None
+        #: Incidents whose durable form (:meth:`durable_incident`) changed, while someone
+        #: keeps it (the live worker writes them to its table at each commit).
+        self.dirty_incidents: set[str] | None = None
 
     # -- the View the recommender reads -----------------------------------------------
 
@@ -308,13 +312,59 @@ class World:
         self._react_to_officer(old, new, ts, effects)
         return effects
 
-    def restore_incident(self, record: IncidentRecord) -> None:
-        """Take an incident record from the durable table (no outputs)."""
-        self._unraced.add(record.incident_id)
-        old = self._incidents.get(record.incident_id)
-        self._incidents[record.incident_id] = record
+    def restore_incident(
+        self,
+        record: IncidentRecord,
+        rec: Recommendation | None = None,
+        race: Recommendation | None = None,
+    ) -> None:
+        """Take an incident from the durable table (no outputs): its record and, if it
+        awaits a decision, its current recommendation and the computation its race was
+        last measured from (see :meth:`durable_incident`). :meth:`resume` follows."""
+        iid = record.incident_id
+        self._unraced.add(iid)
+        old = self._incidents.get(iid)
+        self._incidents[iid] = record
         self._account_load(old, record)
-        self._gradings[record.incident_id] = grade(record.incident, self.rules)
+        grading = self._gradings[iid] = grade(record.incident, self.rules)
+        if old is None and record.awaiting_deployment:
+            self._schedule_deadlines(record)
+        if rec is None or not record.awaiting_deployment:
+            return
+        self._recs[iid] = rec
+        if dispatches(self.policy, grading):
+            self._dispatching.add(iid)
+            skills = record.incident.required_skills
+            if rec.grade == 1 and skills:
+                self._skilled[iid] = frozenset(skills)
+            if race is not None:
+                published = self._race(rec)
+                if published is not None:
+                    self._races[iid] = Race.of(
+                        race, record.incident, published.rule, self.policy, published=rec
+                    )
+
+    def durable_incident(self, incident_id: str) -> dict[str, Any] | None:
+        """What the durable table keeps of an incident: its record (:meth:`IncidentRecord
+        .to_dict`) and, while it awaits a decision, its current recommendation (``rec``)
+        and, when a recomputation since came to the same decision, that computation
+        (``race``: what a moving officer must beat). Restored by :meth:`restore_incident`,
+        a World continues exactly as it would have (None: the incident is not held)."""
+        record = self._incidents.get(incident_id)
+        if record is None:
+            return None
+        out = record.to_dict()
+        rec = self._recs.get(incident_id)
+        if rec is not None:
+            out["rec"] = to_json_dict(rec)
+            race = self._races.get(incident_id)
+            if race is not None and race.published is rec and race.rec is not rec:
+                out["race"] = to_json_dict(race.rec)
+        return out
+
+    def waiting_ids(self) -> set[str]:
+        """The event ids of the deployments waiting for their incident."""
+        return self._waiting.ids()
 
     def forget_incidents(self, incident_ids: Iterable[str]) -> None:
         """Let go of incidents another worker now owns (their partitions were revoked).
@@ -331,16 +381,29 @@ class World:
             self._gradings.pop(iid, None)
             self._recs.pop(iid, None)
             self._dispatching.discard(iid)
+            self._skilled.pop(iid, None)
             self._races.pop(iid, None)
             self._allocations.pop(iid, None)
             self._release_all(iid)
 
     def resume(self, now: datetime) -> Effects:
-        """After recovery: a current recommendation for every incident awaiting one."""
+        """After recovery, at event time ``now`` (the latest time the restored records
+        hold): continue as the World that wrote them would have.
+
+        The restored recommendations hold their officers again (a higher priority last,
+        so it keeps an officer two name); timers and alert states catch up with ``now``
+        silently (what was due was raised before: not again); a pending incident without
+        a restored recommendation gets one (published)."""
         self.now = max(self.now, now)
+        for iid in sorted(self._dispatching, key=self._priority, reverse=True):
+            rec = self._recs.get(iid)
+            grading = self._gradings.get(iid)
+            if rec is None or grading is None:
+                continue
+            for oid in rec.recommended:
+                self._hold(oid, iid, grading.grade)
+        self.advance(self.now, Effects())  # (silent: raised before the restart)
         effects = Effects()
-        # Only incidents without a current recommendation: after a rebalance the others
-        # are already recommended by this worker, and re-issuing them would be noise.
         pending = sorted(
             (
                 r
@@ -350,8 +413,8 @@ class World:
             key=lambda r: (self._gradings[r.incident_id].grade, r.created_ts, r.incident_id),
         )
         for record in pending:
-            self._schedule_deadlines(record)
             self._rerecommend(record.incident_id, self.now, effects, force=True)
+        self._expire_waiting(effects)
         return effects
 
     # -- applying events -----------------------------------------------------------------
@@ -389,13 +452,21 @@ class World:
         """Move event time forward to ``now`` and fire the timers it passes."""
         effects = effects if effects is not None else Effects()
         self.now = max(self.now, now)
-        while self._timers and self._timers[0][0] <= self.now:
-            due, _, kind, subject, token = heapq.heappop(self._timers)
+        timers = self._alarms.timers
+        while timers and timers[0][0] <= self.now:
+            due, _, kind, subject, token = heapq.heappop(timers)
             if kind == "stale":
                 self._fire_stale(subject, token, due, effects)
             else:
                 self._fire_deadline(kind, subject, token, due, effects)
+        self._expire_waiting(effects)
         return effects
+
+    def _expire_waiting(self, effects: Effects) -> None:
+        """Refuse the deployments that waited long enough for their incident."""
+        due = self._waiting.next_due()
+        if due is not None and due <= self.now:
+            effects.refused.extend(self._waiting.expire(self.now))
 
     # -- officers ----------------------------------------------------------------------
 
@@ -445,11 +516,12 @@ class World:
         fix_ts = old.fix_ts
         if fix_ts is None or ts <= fix_ts or event_id == old.fix_event:
             return None
-        if self._timers and self._timers[0][0] <= ts and not self._quiet_timers(ts):
+        alarms = self._alarms
+        if alarms.timers and alarms.timers[0][0] <= ts and not self._quiet_timers(ts):
             return None
         status = old.status
-        if officer_id in self._stale or (
-            status is Status.AVAILABLE and officer_id not in self._stale_timers
+        if officer_id in alarms.stale or (
+            status is Status.AVAILABLE and officer_id not in alarms.stale_timers
         ):
             return None
         nbhd = old.neighbourhood
@@ -502,8 +574,8 @@ class World:
             return None, True, False, self._speeds_by_grade(None)
         watched = (
             o.fix_ts is None
-            or officer_id in self._stale
-            or (o.status is Status.AVAILABLE and officer_id not in self._stale_timers)
+            or officer_id in self._alarms.stale
+            or (o.status is Status.AVAILABLE and officer_id not in self._alarms.stale_timers)
         )
         contends = o.status in _CALLABLE and o.role in _DISPATCHED_ROLES
         return o, watched, contends, self._speeds_by_grade(o.transport)
@@ -555,25 +627,15 @@ class World:
             bool(contest.always),
         )
 
-    def timers_head(self, k: int) -> list[tuple[datetime, int, str, str, str]]:
+    def timers_head(self, k: int) -> list[Timer]:
         """The ``k`` timers due first, in the order they fire: (due, sequence, kind,
-        subject, token). Read off the heap from its root (a parent fires before its
-        children), in O(k log k) however many timers wait."""
-        timers = self._timers
-        out: list[tuple[datetime, int, str, str, str]] = []
-        front = [(timers[0], 0)] if timers else []
-        while front and len(out) < k:
-            timer, at = heapq.heappop(front)
-            out.append(timer)
-            for child in (2 * at + 1, 2 * at + 2):
-                if child < len(timers):
-                    heapq.heappush(front, (timers[child], child))
-        return out
+        subject, token) (see :meth:`sdo.domain.alarms.Alarms.head`)."""
+        return self._alarms.head(k)
 
     @property
     def timers_version(self) -> tuple[int, int]:
         """Changes whenever a timer is scheduled or fired."""
-        return self._seq, len(self._timers)
+        return self._alarms.version
 
     def fire_quiet(
         self, timer: tuple[datetime, int, str, str, str], stale_at: datetime | None
@@ -581,23 +643,24 @@ class World:
         """Fire the first timer, a stale timer that a copy of :meth:`_quiet_timers` found
         quiet (``timer`` says which, to check), moving it on to ``stale_at`` (None: its
         officer is not available, or has no fix), as _quiet_timers would."""
-        fired = heapq.heappop(self._timers)
+        fired = heapq.heappop(self._alarms.timers)
         assert fired == timer, (fired, timer)
         self._move_on(timer[3], timer[4], stale_at)
 
     def _move_on(self, oid: str, token: str, stale_at: datetime | None) -> None:
         """A popped stale timer that raised nothing: due again at ``stale_at`` (None: its
         officer needs none, not being available or having no fix)."""
-        if stale_at is not None and oid in self._stale_timers:
+        alarms = self._alarms
+        if stale_at is not None and oid in alarms.stale_timers:
             # still with a stale timer: nothing a copy of plain_fix's checks holds changed
-            self._schedule(stale_at, "stale", oid, token)
+            alarms.schedule(stale_at, "stale", oid, token)
             return
-        self._stale_timers.discard(oid)
+        alarms.stale_timers.discard(oid)
         if self.touched is not None:
             self.touched.add(oid)
         if stale_at is not None:
-            self._stale_timers.add(oid)
-            self._schedule(stale_at, "stale", oid, token)
+            alarms.stale_timers.add(oid)
+            alarms.schedule(stale_at, "stale", oid, token)
 
     def take_fixes(
         self,
@@ -630,7 +693,7 @@ class World:
         """Fire the timers due by ``now`` if every one of them is a stale timer that only
         moves on (its officer has a newer fix: see _fire_stale); True if so. Stops at the
         first that would do anything else, and returns False, leaving it due."""
-        timers = self._timers
+        timers = self._alarms.timers
         stale_after = timedelta(seconds=self.policy.stale_after_s)
         while timers and timers[0][0] <= now:
             due, _, kind, oid, token = timers[0]
@@ -683,17 +746,18 @@ class World:
             self._fleet.remove(oid)
         # One pending stale timer per officer, moved on lazily when it fires (see
         # _fire_stale): a timer per fix would grow the heap by every AVL fix.
+        alarms = self._alarms
         if (
             new.status is Status.AVAILABLE
             and new.fix_ts is not None
-            and oid not in self._stale_timers
+            and oid not in alarms.stale_timers
             and (
                 old is None or old.fix_event != new.fix_event or old.status is not Status.AVAILABLE
             )
         ):
-            self._stale_timers.add(oid)
+            alarms.stale_timers.add(oid)
             stale_at = new.fix_ts + timedelta(seconds=self.policy.stale_after_s)
-            self._schedule(stale_at, "stale", oid, "")
+            alarms.schedule(stale_at, "stale", oid, "")
         self._recount(old, new, effects)
 
     def _recount(self, old: Officer | None, new: Officer, effects: Effects | None) -> None:
@@ -744,48 +808,23 @@ class World:
         cluster = self._areas.clusters.get(cluster_id)
         if cluster is None:
             return
-        count = self.cover_count(cluster_id)
-        in_gap = count < cluster.min_cover
-        if in_gap == (cluster_id in self._gaps):
-            return
-        if in_gap:
-            self._gaps.add(cluster_id)
-            message = (
-                f"cluster {cluster_id}: {count} response officers available, "
-                f"minimum cover {cluster.min_cover}"
-            )
-        else:
-            self._gaps.discard(cluster_id)
-            message = f"cluster {cluster_id}: cover restored ({count} of {cluster.min_cover})"
-        effects.outputs.append(
-            self._alert(
-                AlertKind.COVER_GAP,
-                Severity.CRITICAL,
-                cluster_id,
-                message,
-                area_id=cluster_id,
-                active=in_gap,
-            )
+        out = self._alarms.cover(
+            cluster_id, self.cover_count(cluster_id), cluster.min_cover, self.now
         )
+        if out is not None:
+            effects.outputs.append(out)
 
     def _react_to_officer(
         self, old: Officer | None, new: Officer, ts: datetime, effects: Effects
     ) -> None:
         """Re-recommend the incidents whose facts this officer change touches."""
         oid = new.officer_id
-        if new.officer_id in self._stale and (
+        if oid in self._alarms.stale and (
             old is None or old.fix_event != new.fix_event or new.status is not Status.AVAILABLE
         ):
-            self._stale.discard(oid)
-            effects.outputs.append(
-                self._alert(
-                    AlertKind.STALE_LOCATION,
-                    Severity.INFO,
-                    oid,
-                    f"{new.callsign or oid}: location current again",
-                    active=False,
-                )
-            )
+            cleared = self._alarms.stale_clear(oid, new.callsign, new.cluster, self.now)
+            if cleared is not None:
+                effects.outputs.append(cleared)
         if not self._recs:
             return
         todo: set[str] = set()
@@ -821,6 +860,10 @@ class World:
         offered: set[str] = set()
         if new.has_fix and new.status in _CALLABLE and new.role in _DISPATCHED_ROLES:
             offered = self._contending(new, ts, moved_only=moved_only) - todo
+        if self._skilled and not moved_only and new.has_fix and new.status in _CALLABLE:
+            for iid, skills in self._skilled.items():
+                if skills.issubset(new.skills) and oid not in self._recs[iid].recommended:
+                    todo.add(iid)
         self._offer_in_turn(sorted(todo | offered, key=self._priority), (oid,), ts, effects, todo)
 
     def _could_take(self, officer: Officer, rec: Recommendation, now: datetime) -> bool:
@@ -867,7 +910,7 @@ class World:
                 return True
         return False
 
-    def _allocation(self, record: IncidentRecord) -> _Allocation:
+    def _allocation(self, record: IncidentRecord) -> Allocation:
         """The allocation rule of a pending incident, kept while incident and grading stay."""
         iid = record.incident_id
         grading = self._gradings[iid]
@@ -876,12 +919,12 @@ class World:
             return kept
         incident = record.incident
         place = self._areas.locate(incident.lon, incident.lat)
-        kept = _Allocation(incident, grading, AllocationRule.of(incident, grading, self, place))
+        kept = Allocation(incident, grading, AllocationRule.of(incident, grading, self, place))
         self._allocations[iid] = kept
         return kept
 
     def _rank(
-        self, allocation: _Allocation, officer_id: str, now: datetime
+        self, allocation: Allocation, officer_id: str, now: datetime
     ) -> tuple[float, str] | None:
         """``rule.rank`` of an officer (a recommended one: asked again at every change of
         another officer), measured again only when their record or their load changed.
@@ -919,7 +962,7 @@ class World:
         if race.best is not None and not (
             race.south <= officer.lat <= race.north and race.west <= officer.lon <= race.east
         ):
-            return False  # too far for even the fastest transport to win (see _Race.of)
+            return False  # too far for even the fastest transport to win (see Race.of)
         if not race.rule.admits(officer, self.policy, now):
             return False  # the recommender would not take them: nothing to recompute
         eta = self._eta_to(officer, race)
@@ -931,7 +974,7 @@ class World:
         # may have moved since (each by less than better_by_s, or it would have shown)
         return eta + self.policy.better_by_s < self._first_eta(race)
 
-    def _first_eta(self, race: _Race) -> float:
+    def _first_eta(self, race: Race) -> float:
         """The first recommended officer's ETA from their current position (else as computed)."""
         assert race.best is not None
         first = race.rec.recommended[0] if race.rec.recommended else None
@@ -939,7 +982,7 @@ class World:
         eta = None if o is None else self._eta_to(o, race)
         return race.best if eta is None else eta
 
-    def _eta_to(self, officer: Officer, race: _Race) -> float | None:
+    def _eta_to(self, officer: Officer, race: Race) -> float | None:
         """The officer's ETA to the race's incident from their current position (None if
         they have none, or do not travel)."""
         if officer.lon is None or officer.lat is None:
@@ -956,7 +999,7 @@ class World:
         held = self._holders.get(officer_id)
         return held is not None and held[0] != incident_id and held[1] <= grade
 
-    def _short_takers(self, officer: Officer, contest: _Contest, now: datetime) -> set[str]:
+    def _short_takers(self, officer: Officer, contest: Contest, now: datetime) -> set[str]:
         """Dispatches short of officers that would take this officer: their rule admits
         them, they are not held against it, and it does not recommend them already."""
         oid = officer.officer_id
@@ -997,7 +1040,7 @@ class World:
             self._speed_rows[transport] = speeds
         return speeds
 
-    def _current_contest(self) -> _Contest:
+    def _current_contest(self) -> Contest:
         """The contest of the current races of the pending dispatches.
 
         Only the races of incidents touched since (``_unraced``) are looked up again: a
@@ -1027,7 +1070,7 @@ class World:
                 out.add(iid)
         return out
 
-    def _race(self, rec: Recommendation) -> _Race | None:
+    def _race(self, rec: Recommendation) -> Race | None:
         """What an officer must beat to change a dispatch recommendation (kept per rec)."""
         record = self._incidents.get(rec.incident_id)
         if record is None:
@@ -1043,7 +1086,11 @@ class World:
             # built while its new recommendation is computed, with the old one in _recs)
             return None
         rule = DispatchRule.of(self.policy, grading, record.incident)
-        race = _Race.of(rec, record.incident, rule, self.policy, published=rec)
+        if rule.grade == 1 and rule.skills:
+            # any eligible officer may change it: the nearest are sent without the skills
+            # when nobody eligible holds them (CONTRACT §3, recommend._emergency_fallback)
+            rule = rule.loosened()
+        race = Race.of(rec, record.incident, rule, self.policy, published=rec)
         self._races[rec.incident_id] = race
         return race
 
@@ -1056,9 +1103,11 @@ class World:
         if record is None or race is None:
             return
         self._unraced.add(fresh.incident_id)  # the contest's boxes follow the races
-        self._races[fresh.incident_id] = _Race.of(
+        self._races[fresh.incident_id] = Race.of(
             fresh, record.incident, race.rule, self.policy, published=published
         )
+        if self.dirty_incidents is not None:
+            self.dirty_incidents.add(fresh.incident_id)
 
     def _drifted(self, officer: Officer, incident_id: str) -> bool:
         """Has this officer, recommended for a pending dispatch, moved so far that their ETA
@@ -1091,9 +1140,22 @@ class World:
             self._rerecommend(record.incident_id, event.ts, effects, force=old is None)
         else:
             self._drop(record.incident_id, event.ts, effects)
+        if old is None:
+            for waited in self._waiting.release(record.incident_id):
+                try:
+                    self._deployment_event(waited, effects)
+                except Rejected as exc:
+                    effects.refused.append((waited, exc.reason))
 
     def _deployment_event(self, event: Deployment, effects: Effects) -> None:
         old = self._incidents.get(event.incident_id)
+        if old is None:
+            # late but valid: it waits for its incident (bounded: sdo.domain.waiting)
+            why = self._waiting.hold(event)
+            if why is not None:
+                raise Rejected(why)
+            effects.ignored = "waiting_for_incident"
+            return
         record = self._store(old, apply_deployment(old, event, self._officers), effects)
         if record is None:
             return
@@ -1116,6 +1178,8 @@ class World:
         record = change.state
         self._unraced.add(record.incident_id)
         self._incidents[record.incident_id] = record
+        if self.dirty_incidents is not None:
+            self.dirty_incidents.add(record.incident_id)
         self._account_load(old, record)
         effects.incidents.append(record)
         return record
@@ -1132,10 +1196,17 @@ class World:
         return (g.grade if g else 9, record.created_ts if record else _EPOCH, incident_id)
 
     def _drop(self, incident_id: str, ts: datetime, effects: Effects) -> None:
-        """The incident no longer awaits a decision: release the officers it held."""
+        """The incident no longer awaits a decision: release the officers it held, and
+        clear its deadline alerts."""
+        record = self._incidents.get(incident_id)
+        why = "closed" if record is not None and not record.is_open else "decided"
+        effects.outputs.extend(self._alarms.resolved(incident_id, why, self.now))
         self._unraced.add(incident_id)
+        if self.dirty_incidents is not None:
+            self.dirty_incidents.add(incident_id)
         rec = self._recs.pop(incident_id, None)
         self._dispatching.discard(incident_id)
+        self._skilled.pop(incident_id, None)
         self._races.pop(incident_id, None)
         self._allocations.pop(incident_id, None)
         if rec is None:
@@ -1191,7 +1262,7 @@ class World:
         if race.short or race.worst is None:
             return True
         eta = self._eta_to(officer, race)
-        return eta is not None and eta <= race.worst + _SCORE_ROUNDING
+        return eta is not None and eta <= race.worst + SCORE_ROUNDING
 
     def _held_off(self, incident_id: str, grade: int, offer: tuple[str, ...]) -> bool:
         """Is every officer of ``offer`` held against this dispatch of ``grade``? Then the
@@ -1263,7 +1334,12 @@ class World:
         free, or nearer); skipped if all of them are already held at the same or a higher
         grade by the time its turn comes, since the recommender would pass them over.
         Incidents this one displaces or releases officers to follow, the same way.
+
+        A recommendation is decided at the World's clock (``now``: the latest event time
+        applied, never an older triggering event's), and numbered per incident (``seq``,
+        kept in the incident's record), so consumers order them without comparing times.
         """
+        now = self.now
         work: deque[tuple[str, tuple[str, ...] | None]] = deque([(incident_id, offer)])
         seen: set[str] = set()
         while work:
@@ -1278,7 +1354,7 @@ class World:
                 self._pass_over(work, offered)
                 continue
             seen.add(iid)
-            rec = self._recommend(record, grading, self, self.policy, ts)
+            rec = self._recommend(record, grading, self, self.policy, now)
             old = self._recs.get(iid)
             released = self._release_all(iid)
             if dispatches(self.policy, grading):
@@ -1297,36 +1373,27 @@ class World:
                     self._recomputed(old, rec)
                 continue
             self._recs[iid] = rec
+            numbered = self._incidents[iid] = replace(record, rec_seq=rec.seq)
+            effects.incidents.append(numbered)
+            if self.dirty_incidents is not None:
+                self.dirty_incidents.add(iid)
             self._unraced.add(iid)  # (the contest, read by _wanting, follows the recs)
             if dispatches(self.policy, grading):
                 self._dispatching.add(iid)
             else:
                 self._dispatching.discard(iid)
+            skills = record.incident.required_skills
+            if rec.grade == 1 and skills and iid in self._dispatching:
+                self._skilled[iid] = frozenset(skills)
+            else:
+                self._skilled.pop(iid, None)
             effects.outputs.append(rec)
 
-    # -- timers and alerts -------------------------------------------------------------
-
-    def _schedule(self, due: datetime, kind: str, subject: str, token: str) -> None:
-        self._seq += 1
-        heapq.heappush(self._timers, (due, self._seq, kind, subject, token))
+    # -- timers and alerts (sdo.domain.alarms) -----------------------------------------
 
     def _schedule_deadlines(self, record: IncidentRecord) -> None:
-        g = self._gradings[record.incident_id]
-        if g.deadline_s is None:
-            return
-        token = str(g.grade)
-        self._schedule(
-            record.created_ts + timedelta(seconds=g.deadline_s * WARN_AT),
-            "warn",
-            record.incident_id,
-            token,
-        )
-        self._schedule(
-            record.created_ts + timedelta(seconds=g.deadline_s),
-            "deadline",
-            record.incident_id,
-            token,
-        )
+        iid = record.incident_id
+        self._alarms.schedule_deadlines(iid, record.created_ts, self._gradings[iid])
 
     def _fire_deadline(
         self, kind: str, iid: str, token: str, due: datetime, effects: Effects
@@ -1335,32 +1402,13 @@ class World:
         g = self._gradings.get(iid)
         if record is None or g is None or not record.awaiting_deployment or str(g.grade) != token:
             return
-        if (iid, kind + token) in self._alerted:
-            return
-        self._alerted.add((iid, kind + token))
-        minutes = (due - record.created_ts).total_seconds() / 60
-        if kind == "warn":
-            alert = self._alert(
-                AlertKind.UNRESOURCED_WARNING,
-                Severity.WARNING,
-                iid,
-                f"grade {g.grade} incident {iid} unresourced after {minutes:.0f} min "
-                f"(deadline {g.deadline_s // 60 if g.deadline_s else 0} min)",
-                at=due,
-            )
-        else:
-            alert = self._alert(
-                AlertKind.UNRESOURCED,
-                Severity.CRITICAL,
-                iid,
-                f"grade {g.grade} incident {iid} past its {minutes:.0f} min deadline "
-                "with no deployment",
-                at=due,
-            )
-        effects.outputs.append(alert)
+        out = self._alarms.deadline(kind, iid, g, due, record.created_ts, self.now)
+        if out is not None:
+            effects.outputs.append(out)
 
     def _fire_stale(self, oid: str, token: str, due: datetime, effects: Effects) -> None:
-        self._stale_timers.discard(oid)
+        alarms = self._alarms
+        alarms.stale_timers.discard(oid)
         if self.touched is not None:
             self.touched.add(oid)
         o = self._officer(oid)
@@ -1368,258 +1416,13 @@ class World:
             return
         stale_at = o.fix_ts + timedelta(seconds=self.policy.stale_after_s)
         if stale_at > due:  # a newer fix came in: wait for it to age
-            self._stale_timers.add(oid)
-            self._schedule(stale_at, "stale", oid, token)  # advance() pops it if already due
+            alarms.stale_timers.add(oid)
+            alarms.schedule(stale_at, "stale", oid, token)  # advance() pops it if already due
             return
-        if oid in self._stale:
-            return
-        self._stale.add(oid)
-        effects.outputs.append(
-            self._alert(
-                AlertKind.STALE_LOCATION,
-                Severity.WARNING,
-                oid,
-                f"{o.callsign or oid} available but last AVL fix is over "
-                f"{self.policy.stale_after_s / 60:.0f} min old",
-                area_id=o.cluster,
-                at=due,
-            )
-        )
-
-    def _alert(
-        self,
-        kind: AlertKind,
-        severity: Severity,
-        subject: str,
-        message: str,
-        *,
-        area_id: str | None = None,
-        active: bool = True,
-        at: datetime | None = None,
-    ) -> Alert:
-        ts = at or self.now
-        return Alert(
-            event_id=f"alert:{kind.value}:{subject}:{ts.isoformat()}:{int(active)}",
-            ts=ts,
-            kind=kind,
-            severity=severity if active else Severity.INFO,
-            subject=subject,
-            message=message,
-            area_id=area_id,
-            active=active,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Allocation:
-    """A pending allocation's rule (kept while its incident and grading stay), and the
-    ranks against it of the officers asked about (see World._rank)."""
-
-    incident: Incident
-    grading: Grading
-    rule: AllocationRule
-    #: officer id -> (their record, their load, :meth:`AllocationRule.rank_on_shift`)
-    ranks: dict[str, tuple[Officer, int, tuple[float, str] | None]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class _Race:
-    """One dispatch recommendation as a moving officer sees it: the ETA to beat, and a
-    lat/lon box outside which nobody can beat it (a cheap test before the exact one)."""
-
-    rec: Recommendation  # the computation the figures below come from
-    published: Recommendation  # the current recommendation (the same, or an equal older one)
-    incident: Incident
-    rule: DispatchRule
-    short: bool
-    best: float | None
-    #: recommended officer -> their ETA when last computed (to notice one driving away)
-    etas: dict[str, float]
-    #: the highest score among the recommended officers (None if none has one)
-    worst: float | None
-    lon: float
-    lat: float
-    south: float
-    north: float
-    west: float
-    east: float
-    #: its row in the contest (see _Contest.rows), None if short or with no best ETA
-    row: _Row | None
-
-    @classmethod
-    def of(
-        cls,
-        rec: Recommendation,
-        incident: Incident,
-        rule: DispatchRule,
-        policy: Policy,
-        *,
-        published: Recommendation,
-    ) -> _Race:
-        best = rec.candidates[0].eta_s if rec.candidates else None
-        short = len(rec.recommended) < incident.officers_required
-        chosen = set(rec.recommended)
-        etas = {
-            c.officer_id: c.eta_s
-            for c in rec.candidates
-            if c.officer_id in chosen and c.eta_s is not None
-        }
-        worst = max((c.score for c in rec.candidates if c.officer_id in chosen), default=None)
-        lat, lon = incident.lat, incident.lon
-        box = (lat, lat, lon, lon)
-        if best is not None and not short:
-            fastest = max(
-                (s for t in Transport if (s := policy.speed(t, rule.grade)) is not None),
-                default=0.0,
-            )
-            # Farther than this, even the fastest officer's ETA is not better_by_s better.
-            # The first officer's ETA is at most best + better_by_s (further drift triggers
-            # a recomputation, which resets best): to beat it by better_by_s takes < best.
-            reach_m = best * fastest / policy.detour_factor
-            # Great-circle distance >= R * |dlat|; and >= R * cos(lat) * |dlon| * 2/pi
-            # for points within the latitude band; the box adds a margin to both.
-            dlat = math.degrees(reach_m / EARTH_RADIUS_M) * 1.01 + 1e-9
-            edge = min(abs(lat) + dlat, 89.0)
-            dlon = dlat * (math.pi / 2) / math.cos(math.radians(edge)) * 1.01
-            box = (lat - dlat, lat + dlat, lon - dlon, lon + dlon)
-        row = None
-        if best is not None and not short:
-            grade = min(max(rule.grade, 1), 4)
-            row = (*box, lon, lat, best, grade, math.inf if worst is None else worst)
-        return cls(rec, published, incident, rule, short, best, etas, worst, lon, lat, *box, row)
-
-
-#: A dispatch in the contest: (south, north, west, east, incident lon, lat, best ETA s,
-#: grade 1-4, worst recommended score or inf)
-_Row = tuple[float, float, float, float, float, float, float, int, float]
-
-
-#: A slot of the contest: (race, incident id, first recommended officer, rule)
-_Entry = tuple[_Race, str, str | None, DispatchRule]
-
-#: The row of a free slot of the contest's table: no point is in its box, and nobody
-#: reaches it (grade 0: no speed; worst score -inf).
-_FREE_ROW: Final = (math.inf, -math.inf, math.inf, -math.inf, 0.0, 0.0, 0.0, 0, -math.inf)
-
-
-class _Contest:
-    """The pending dispatches a moving officer could win, as boxes (see _contenders).
-
-    Kept up to date one race at a time (:meth:`put`). A dispatch with a box has a slot,
-    its row in :attr:`table`; a race replaced by another with a box keeps the slot (the
-    last slot freed is taken first), so a copy of the table (the fix lane's) changes
-    only where races did. ``version`` counts the changes."""
-
-    __slots__ = (
-        "always",
-        "changed",
-        "detour",
-        "entries",
-        "free",
-        "races",
-        "short",
-        "slot_of",
-        "table",
-        "version",
-    )
-
-    def __init__(self, detour: float) -> None:
-        #: dispatches with no best ETA to beat: every officer is asked
-        self.always: dict[str, None] = {}
-        #: per slot: None if free, or (race, incident id, first recommended officer, rule),
-        #: what a copy of the table needs besides the row (see World.contest_boxes)
-        self.entries: list[_Entry | None] = []
-        #: incident id -> slot, of the dispatches with a box
-        self.slot_of: dict[str, int] = {}
-        self.free: list[int] = []
-        #: the rows by slot, for the scans (free slots: _FREE_ROW); its length
-        #: (doubled as needed) may exceed the slots'
-        self.table = np.empty((0, 9))
-        #: dispatches short of officers, by rule: any officer the rule admits may fill them
-        self.short: dict[DispatchRule, dict[str, None]] = {}
-        #: incident id -> race, of every pending dispatch
-        self.races: dict[str, _Race] = {}
-        #: for the distance test: detour factor of the policy
-        self.detour = detour
-        self.version = 0
-        #: slots written since a copy of the table last took them (see World.contest_boxes)
-        self.changed: set[int] = set()
-
-    def put(self, incident_id: str, race: _Race | None) -> None:
-        """The incident's race is now ``race`` (None: it is no pending dispatch)."""
-        old = self.races.get(incident_id)
-        if old is race:
-            return
-        self.version += 1
-        if old is not None:
-            self._take_out(incident_id, old)
-        if race is None:
-            self.races.pop(incident_id, None)
-            return
-        self.races[incident_id] = race
-        if race.short:
-            self.short.setdefault(race.rule, {})[incident_id] = None
-        elif race.row is None:
-            self.always[incident_id] = None
-        else:
-            slot = self.free.pop() if self.free else self._new_slot()
-            self.slot_of[incident_id] = slot
-            self.table[slot] = race.row
-            first = race.rec.recommended[0] if race.rec.recommended else None
-            self.entries[slot] = (race, incident_id, first, race.rule)
-            self.changed.add(slot)
-
-    def _take_out(self, incident_id: str, race: _Race) -> None:
-        if race.short:
-            iids = self.short[race.rule]
-            del iids[incident_id]
-            if not iids:
-                del self.short[race.rule]
-        elif race.row is None:
-            del self.always[incident_id]
-        else:
-            slot = self.slot_of.pop(incident_id)
-            self.entries[slot] = None
-            self.table[slot] = _FREE_ROW
-            self.changed.add(slot)
-            self.free.append(slot)
-
-    def _new_slot(self) -> int:
-        slot = len(self.entries)
-        self.entries.append(None)
-        if slot >= len(self.table):
-            table = np.empty((max(16, 2 * len(self.table)), 9))
-            table[:slot] = self.table
-            table[slot:] = _FREE_ROW
-            self.table = table
-        return slot
-
-    def containing(self, lon: float, lat: float, speeds: np.ndarray, held_at: int = 9) -> list[str]:
-        """Ids whose box holds (lon, lat), of a grade before ``held_at``, that an officer
-        travelling at ``speeds`` [m/s by grade] could reach in less than the best ETA
-        (the first officer's ETA is at most best + better_by_s, see _Race.of); and the
-        ids with no best to beat."""
-        entries = self.entries
-        # (1e-9 relative slack: the exact test, in _beats, decides)
-        inside = box_reach(self.table, len(entries), lon, lat, speeds, self.detour, held_at)
-        return [*self.always, *_ids(entries, inside)]
-
-    def within_reach(self, lon: float, lat: float, speeds: np.ndarray) -> list[str]:
-        """Ids an officer at (lon, lat) travelling at ``speeds`` [m/s by grade] may reach
-        within the worst recommended score (plus the rounding: see World._could_serve).
-
-        A superset, for the caller to test exactly (the scan's distance, with some slack:
-        see :mod:`sdo.domain.scans`).
-        """
-        rows = score_reach(
-            self.table, len(self.entries), lon, lat, speeds, self.detour, _SCORE_ROUNDING
-        )
-        return _ids(self.entries, rows)
-
-
-def _ids(entries: list[_Entry | None], slots: np.ndarray) -> list[str]:
-    """The incident ids in these (taken) slots of the contest."""
-    return [entry[1] for k in slots.tolist() if (entry := entries[k]) is not None]
+        minutes = self.policy.stale_after_s / 60
+        out = alarms.stale_raise(oid, o.callsign, o.cluster, minutes, self.now)
+        if out is not None:
+            effects.outputs.append(out)
 
 
 class _CaughtUp(Mapping[str, Officer]):

@@ -2,11 +2,14 @@
 
 Theory of operation
 -------------------
-Each input topic has one agent. An agent is glue only: take the raw bytes, decode them
-(:func:`sdo.events.decode`, the one place bytes become models), hand the event to the
+One agent reads every input topic, in event-time order across their partitions (the
+consumer releases records lowest timestamp first: :mod:`sdo.stream.ordering`). It is glue
+only: admit the record (:mod:`sdo.admission`: the rule the console and the evaluator
+apply too; :func:`sdo.events.decode` is where bytes become models), hand the event to the
 World, write the records that changed into the Faust tables, and send what the World
-asked to publish. Bad input of any kind becomes a ``deadletter`` event with the reason and
-the agent carries on.
+asked to publish, stamped with the World's clock. Bad input of any kind, and any
+unexpected exception while applying one record, becomes a ``deadletter`` event with the
+reason and the agent carries on.
 
 Tables (changelogged in Kafka, restored by Faust when a worker starts):
 
@@ -29,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -39,14 +41,17 @@ from typing import Any, Final
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
+from faust.streams import current_event
 from faust.types import EventT, StreamT
 
+from sdo.admission import Admission
 from sdo.config import KafkaAuth, Settings, Topics
 from sdo.domain.state import IncidentRecord, Officer
 from sdo.domain.world import Effects, World
-from sdo.errors import BadInput
-from sdo.events import MAX_EVENT_BYTES, Alert, DeadLetter, Recommendation, decode, encode
+from sdo.errors import BadInput, Rejected
+from sdo.events import MAX_EVENT_BYTES, Alert, DeadLetter, Recommendation, alert_key, encode
 from sdo.metrics import WorkerMetrics
+from sdo.order import DEFAULT_IDLE_S
 from sdo.stream.mirror import OfficerMirror
 from sdo.stream.ordering import EventTimeScheduler
 from sdo.stream.transport import fetch_ages, install_consumer
@@ -55,15 +60,17 @@ __all__ = ["Runtime", "WorkerOptions", "build_app", "input_topics"]
 
 log = logging.getLogger(__name__)
 
-#: topic attribute of :class:`sdo.config.Topics` → the event type that belongs there,
-#: and the field that must equal the Kafka key.
-_INPUTS: Mapping[str, tuple[str, str]] = {
-    "location": ("officer.location", "officer_id"),
-    "status": ("officer.status", "officer_id"),
-    "profile": ("officer.profile", "officer_id"),
-    "incident": ("incident", "incident_id"),
-    "deployment": ("deployment", "incident_id"),
+#: topic attribute of :class:`sdo.config.Topics` → the event type that belongs there
+#: (its Kafka key must name its subject: sdo.admission.KEY_FIELDS).
+_INPUTS: Mapping[str, str] = {
+    "location": "officer.location",
+    "status": "officer.status",
+    "profile": "officer.profile",
+    "incident": "incident",
+    "deployment": "deployment",
 }
+#: Input types keyed by incident: their partition is the incident's.
+_INCIDENT_TYPES: Final = frozenset({"incident", "deployment"})
 
 
 def input_topics(topics: Topics) -> list[str]:
@@ -87,6 +94,8 @@ class WorkerOptions:
     #: how often offsets are committed, and so officer records and counts written (the
     #: table trails the input by one or two commits; Faust's default is 2.8 s)
     commit_interval_s: float = 1.0
+    #: longest an input partition with nothing fetched holds back the others (sdo.order)
+    order_idle_s: float = DEFAULT_IDLE_S
 
 
 @dataclass(slots=True)
@@ -107,22 +116,14 @@ class Runtime:
     metrics: WorkerMetrics | None = None
     #: officers changed and not yet written to their table (see flush())
     dirty: dict[str, Officer] = field(default_factory=dict)
-    #: per dirty officer, the first input offset per partition whose change is unwritten:
-    #: the consumer commits no further than that (see hold())
-    pending: dict[str, dict[Any, int]] = field(default_factory=dict)
     #: availability buckets changed since the last flush, with their latest counts
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: the last record written per officer, and when (monotonic seconds)
-    written: dict[str, tuple[Officer, float]] = field(default_factory=dict)
-    #: the last input offset processed per partition (to tell whether we are caught up)
+    #: the last input offset processed per partition
     positions: dict[Any, int] = field(default_factory=dict)
-    #: ``positions`` as of the last flush (unchanged since: the input is quiet)
-    flushed_positions: dict[Any, int] = field(default_factory=dict)
-    #: event time a moving officer's table record may lag their last fix while busy
-    checkpoint_s: float = 15.0
-    #: and wall time: an officer whose fixes stop (a broken AVL unit) while the worker
-    #: stays busy is still written, so no commit is held back for longer than this
-    wall_checkpoint_s: float = 60.0
+    #: deployments waiting for their incident (event id -> input partition, offset): the
+    #: consumer commits no further than the first of a partition, so a restart reads
+    #: them again (see hold())
+    waiting: dict[str, tuple[Any, int]] = field(default_factory=dict)
     #: per input partition, the first offset not to commit past (set by flush())
     holds: dict[Any, int] = field(default_factory=dict)
     #: input partition of every incident this worker holds (for hand-over on rebalance)
@@ -134,9 +135,28 @@ class Runtime:
     input_topics: frozenset[str] = frozenset()
     #: monotonic time the World was first rebuilt (None: not yet)
     ready_at: float | None = None
+    #: the admission rule (sdo.admission), with this process's clock
+    admit: Admission = field(default_factory=Admission)
+    #: event type -> its input topic (where a refused deployment is said to come from)
+    topic_of: Mapping[str, str] = field(default_factory=dict)
+    #: monotonic time of the last record handled (None: none yet; the readiness probe)
+    handled_at: float | None = None
+    #: records whose application raised an unexpected exception (dead-lettered)
+    internal_errors: int = 0
+    #: input records released out of certain order (an input partition unanswered)
+    forced: int = 0
 
-    async def handle(self, event: EventT[Any], topic: str, expect: str, key_field: str) -> None:
+    async def handle(self, event: EventT[Any], topic: str, expect: str) -> None:
+        """Admit one input record, apply it to the World, write and publish what changed.
+
+        Never raises for one record: anything the admission rule refuses, or the World
+        rejects, and any unexpected exception while applying it (``internal error: ...``,
+        logged with its traceback and counted), goes to the dead-letter topic with the
+        reason, and the next record is processed. (Publishing is not applying: a broker
+        that takes nothing is the worker's problem, not the record's.)
+        """
         started = time.monotonic()
+        self.handled_at = started
         raw = event.value
         key = event.key
         message = event.message
@@ -150,27 +170,41 @@ class Runtime:
                 self.app.consumer.highwater(message.tp),
             )
         try:
-            model = decode(raw, expect=expect)
-            _check_time(model, event.message.timestamp)
-            if key is not None and key != b"" and _text(key) != getattr(model, key_field):
-                raise BadInput(
-                    f"Kafka key {_text(key)!r} does not match {key_field} "
-                    f"{getattr(model, key_field)!r}"
-                )
+            model = self.admit(raw, expect, key)
             effects = self.world.apply(model)
-            if key_field == "incident_id":
+            if expect in _INCIDENT_TYPES:
                 self.incident_partitions[model.incident_id] = event.message.partition
         except BadInput as exc:
             if metrics is not None:
                 metrics.dead(exc, topic)
             await self.dead_letter(topic, key, raw, exc.reason)
             return
+        except Exception as exc:
+            log.exception("internal error applying a record from %s", topic)
+            self.internal_errors += 1
+            if metrics is not None:
+                metrics.internal_error(topic)
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            await self.dead_letter(topic, key, raw, reason)
+            return
         self.processed[expect] += 1
         if effects.ignored:
             self.ignored[effects.ignored] += 1
-        self.write(effects, message.tp, message.offset)
+            if effects.ignored == "waiting_for_incident":
+                self.waiting[model.event_id] = (message.tp, message.offset)
+        self.write(effects)
         if effects.outputs:
             await self.publish(effects)
+        for refused, reason in effects.refused:
+            # waited for its incident for as long as the World waits (sdo.domain.waiting)
+            if metrics is not None:
+                metrics.dead(Rejected(reason), self.topic_of.get(refused.type, topic))
+            await self.dead_letter(
+                self.topic_of.get(refused.type, topic),
+                refused.incident_id.encode(),
+                encode(refused),
+                reason,
+            )
         if metrics is not None:
             metrics.processed(expect)
             if effects.ignored:
@@ -182,20 +216,24 @@ class Runtime:
             if len(effects.outputs) > recommendations:
                 metrics.published("alert", len(effects.outputs) - recommendations)
 
-    def write(self, effects: Effects, tp: Any = None, offset: int = 0) -> None:
-        """Write what an event changed; ``tp``/``offset``: the input record it came from.
+    def forced_out(self, n: int) -> None:
+        """``n`` input records were released before every input partition could show it
+        held nothing older (called on the consumer's thread; see sdo.order)."""
+        self.forced += n
+        if self.metrics is not None:
+            self.metrics.order_forced(n)
+        log.warning(
+            "%d input record(s) applied before every input partition answered "
+            "(ordering waited --order-idle)",
+            n,
+        )
 
-        Officer records (one per AVL fix, the bulk of the traffic) and availability
-        counts (three buckets per status change) are coalesced and written by
-        :meth:`flush`; incidents go at once.
-        """
+    def write(self, effects: Effects) -> None:
+        """Keep what an event changed for the next :meth:`flush` (latest per key): officer
+        records and availability counts from the effects; incidents as the World marks
+        them (``World.dirty_incidents``)."""
         for officer in effects.officers:
-            oid = officer.officer_id
-            self.dirty[oid] = officer
-            if tp is not None:
-                self.pending.setdefault(oid, {}).setdefault(tp, offset)
-        for record in effects.incidents:
-            self.incidents[record.incident_id] = record.to_dict()
+            self.dirty[officer.officer_id] = officer
         if effects.availability:
             self.counts.update(effects.availability)
 
@@ -204,18 +242,24 @@ class Runtime:
             await self.send(out)
 
     async def send(self, out: Recommendation | Alert) -> None:
+        """Publish an output, its record time its ``ts`` (the World's clock), keyed by
+        what it is about: a recommendation by incident, an alert by its identity (kind
+        and subject: a raise and its clear share a partition, so they stay in order)."""
+        stamp = out.ts.timestamp()
         if isinstance(out, Recommendation):
             await self.outputs["recommendation"].send(
-                key=out.incident_id.encode(), value=encode(out)
+                key=out.incident_id.encode(), value=encode(out), timestamp=stamp
             )
         else:
-            key = (out.area_id or out.subject).encode()
-            await self.outputs["alert"].send(key=key, value=encode(out))
+            await self.outputs["alert"].send(
+                key=alert_key(out).encode(), value=encode(out), timestamp=stamp
+            )
 
     async def dead_letter(self, topic: str, key: bytes | None, raw: Any, reason: str) -> None:
         """Publish a dead letter; never raises (one bad event must not stop the agent)."""
         try:
-            data = raw if isinstance(raw, bytes) else str(raw).encode()
+            # (a tombstone has no value: the dead letter's raw is empty)
+            data = b"" if raw is None else raw if isinstance(raw, bytes) else str(raw).encode()
             truncated = len(data) > MAX_EVENT_BYTES
             data = data[:MAX_EVENT_BYTES]
             try:
@@ -241,74 +285,48 @@ class Runtime:
             return
         self.dead[reason.split(":", 1)[0][:60]] += 1
 
-    def flush(self, *, everything: bool = False) -> None:
-        """Write changed availability counts and officer records (just before each commit).
-
-        Written: every record, when the input is quiet (caught up, and nothing processed
-        since the last flush) or ``everything``; otherwise each record whose change is
-        more than movement within the same neighbourhood, and each moving officer whose
-        fix is ``checkpoint_s`` of event time newer than the one last written. A busy
-        worker thus writes a moving officer for at most every ``checkpoint_s`` of their
-        feed, however fast or slow it works through it (a worker behind by an hour writes
-        as little per fix as one keeping up). The consumer commits no offset past an
-        unwritten change (:meth:`hold`), so a crash re-reads at most ``checkpoint_s`` of
-        each officer's fixes: nothing is lost. A deferred record is written anyway once
-        ``wall_checkpoint_s`` has passed since that officer's last write (their fixes may
-        have stopped), which bounds how long a commit is held back.
-        """
+    def flush(self) -> None:
+        """Write every change since the last flush (just before each commit, and before a
+        partition is handed over): availability counts, officer records, and each incident
+        the World changed, in its durable form (record, current recommendation and race:
+        :meth:`World.durable_incident`). The tables then hold the World as of the records
+        applied so far, and the commit that follows covers exactly those records (but for
+        deployments still waiting for their incident: :meth:`hold`). A worker killed at any
+        moment restarts from a World consistent with the offsets it resumes from: what it
+        reads again changes nothing, and it decides from there on as it would have."""
         if self.counts:
             availability = self.availability
             for key, counts in self.counts.items():
                 availability[key] = counts
             self.counts = {}
-        # Quiet: no record processed since the last flush. A worker that keeps up with a
-        # steady feed is "caught up" at almost every commit, and writing every moving
-        # officer then would cost a table write per fix; once quiet, all are written.
-        quiet = self.positions == self.flushed_positions
-        self.flushed_positions = dict(self.positions)
-        if not self.dirty:
-            return
-        if not everything and quiet and self._caught_up():
-            everything = True
-        now = time.monotonic()
-        wall = self.wall_checkpoint_s
-        keep: dict[str, Officer] = {}
-        officers, written, pending = self.officers, self.written, self.pending
-        checkpoint = self.checkpoint_s
-        for oid, officer in self.dirty.items():
-            last = written.get(oid)
-            if (
-                not everything
-                and last is not None
-                and _moved_only(last[0], officer)
-                and _fix_age_s(last[0], officer) < checkpoint
-                and now - last[1] < wall
-            ):
-                keep[oid] = officer
-                continue
-            officers[oid] = officer.to_dict()
-            written[oid] = (officer, now)
-            pending.pop(oid, None)
-        self.dirty = keep
+        if self.dirty:
+            officers = self.officers
+            for oid, officer in self.dirty.items():
+                officers[oid] = officer.to_dict()
+            self.dirty = {}
+        world = self.world
+        changed = world.dirty_incidents
+        if changed:
+            incidents = self.incidents
+            for iid in sorted(changed):
+                value = world.durable_incident(iid)
+                if value is not None:
+                    incidents[iid] = value
+            changed.clear()
+        if self.waiting:
+            still = world.waiting_ids()
+            self.waiting = {e: at for e, at in self.waiting.items() if e in still}
         holds: dict[Any, int] = {}
-        for offsets in pending.values():
-            for tp, offset in offsets.items():
-                if offset < holds.get(tp, offset + 1):
-                    holds[tp] = offset
+        for tp, offset in self.waiting.values():
+            if offset < holds.get(tp, offset + 1):
+                holds[tp] = offset
         self.holds = holds
 
     def hold(self, tp: Any) -> int | None:
-        """The first offset of input partition ``tp`` whose change is not written yet
-        (as of the last :meth:`flush`, which runs just before every commit)."""
-        return self.holds.get(tp) if self.pending else None
-
-    def _caught_up(self) -> bool:
-        consumer = self.app.consumer
-        for tp, offset in self.positions.items():
-            high = consumer.highwater(tp)
-            if high is None or offset + 1 < high:
-                return False
-        return True
+        """The first offset of input partition ``tp`` not to commit past (a deployment
+        waiting for its incident, as of the last :meth:`flush`, which runs just before
+        every commit)."""
+        return self.holds.get(tp)
 
     def problems(self, unanswered_s: float = FETCH_UNANSWERED_S) -> list[str]:
         """Why this worker is not ready to process (empty: it is): the readiness probe.
@@ -359,7 +377,12 @@ class Runtime:
         latest = self.world.now
         for value in list(self.incidents.values()):
             record = IncidentRecord.from_dict(value)
-            self.world.restore_incident(record)
+            rec, race = value.get("rec"), value.get("race")
+            self.world.restore_incident(
+                record,
+                None if rec is None else Recommendation.model_validate(rec),
+                None if race is None else Recommendation.model_validate(race),
+            )
             self.incident_partitions.setdefault(
                 record.incident_id, _partition_of(record.incident_id, self.partitions)
             )
@@ -385,50 +408,13 @@ class Runtime:
             self.on_ready = None
 
 
-#: An event may claim a time at most this far after the broker received it (clock skew).
-FUTURE_TOLERANCE_S = 3600.0
-
-
-def _check_time(model: Any, record_time_s: float | None) -> None:
-    """Refuse an event from the future: later than its Kafka record time allows."""
-    if not record_time_s:
-        return
-    ahead = model.ts.timestamp() - record_time_s
-    if ahead > FUTURE_TOLERANCE_S:
-        raise BadInput(
-            f"ts {model.ts.isoformat()} is {ahead / 3600:.1f} h in the future of its Kafka "
-            f"record time (at most {FUTURE_TOLERANCE_S / 3600:.0f} h of clock skew allowed)"
-        )
-
-
 _PARTITIONER = DefaultPartitioner()
-
-
-def _moved_only(before: Officer, after: Officer) -> bool:
-    """Whether ``after`` differs from ``before`` only by a fix in the same neighbourhood."""
-    return (
-        before.status_event == after.status_event
-        and before.profile_event == after.profile_event
-        and before.neighbourhood == after.neighbourhood
-        and before.cluster == after.cluster
-    )
-
-
-def _fix_age_s(before: Officer, after: Officer) -> float:
-    """Event time from ``before``'s fix to ``after``'s (infinite if either has none)."""
-    if before.fix_ts is None or after.fix_ts is None:
-        return math.inf
-    return (after.fix_ts - before.fix_ts).total_seconds()
 
 
 def _partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default (murmur2) partitioner gives a key."""
     every = list(range(partitions))
     return int(_PARTITIONER(key.encode(), every, every))
-
-
-def _text(key: Any) -> str:
-    return key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
 
 
 def faust_credentials(auth: KafkaAuth) -> Any:
@@ -491,6 +477,7 @@ def build_app(
             use_partitioner=by_key,
         )
 
+    world.dirty_incidents = set()  # (written by Runtime.flush at each commit)
     runtime = Runtime(
         world=world,
         app=app,
@@ -502,6 +489,8 @@ def build_app(
         incidents=table("incidents", by_key=False),
         availability=table("availability", by_key=True),
         input_topics=frozenset(input_topics(topics)),
+        admit=Admission(max_ahead_s=settings.max_ahead_s, areas=world.areas),
+        topic_of={kind: getattr(topics, attr) for attr, kind in _INPUTS.items()},
         outputs={
             "recommendation": app.topic(topics.recommendation, internal=False),
             "alert": app.topic(topics.alert, internal=False),
@@ -509,10 +498,26 @@ def build_app(
         },
     )
 
+    # An incident's record goes to the changelog partition of its own input partition,
+    # whatever event changed it (a recommendation's number may be written while an AVL
+    # fix is applied): a worker assigned that partition restores it on a rebalance.
+    by_event = runtime.incidents.partition_for_key
+
+    def incident_partition(key: str) -> int | None:
+        partition = runtime.incident_partitions.get(key)
+        if partition is None:
+            # written at a commit, outside any event: where Kafka's partitioner puts it
+            return (
+                _partition_of(key, options.partitions) if current_event() is None else by_event(key)
+            )
+        return partition
+
+    runtime.incidents.partition_for_key = incident_partition
+
     # One agent reads every input topic: the World applies events one at a time, and the
     # scheduler (sdo.stream.ordering) hands each fetched batch over in event-time order,
     # so an incident is never applied before the fixes that came before it.
-    routes = {getattr(topics, attr): spec for attr, spec in _INPUTS.items()}
+    routes = {getattr(topics, attr): kind for attr, kind in _INPUTS.items()}
     source = app.topic(*routes, key_type=bytes, value_type=bytes)
     app.agent(source, name="sdo.inputs")(_agent(runtime, routes))
 
@@ -522,7 +527,7 @@ def build_app(
     async def _hand_over(sender: object, revoked: set[Any], **_: object) -> None:
         for tp in revoked:
             runtime.positions.pop(tp, None)
-        runtime.flush(everything=True)  # what the next owner re-reads need not be held
+        runtime.flush()  # the next owner restores what this worker applied
         runtime.revoke({tp.partition for tp in revoked if tp.topic == incident_topic})
 
     @app.task  # type: ignore[untyped-decorator]
@@ -533,7 +538,14 @@ def build_app(
         security = settings.kafka.client_options()
         await OfficerMirror(runtime, settings.bootstrap, topic, security).run()
 
-    install_consumer(app, before_commit=runtime.flush, hold=runtime.hold)
+    install_consumer(
+        app,
+        before_commit=runtime.flush,
+        hold=runtime.hold,
+        ordered=runtime.input_topics,
+        idle_s=options.order_idle_s,
+        on_forced=runtime.forced_out,
+    )
 
     # incidents is the last table recovered from our point of view: every table has its
     # data once recovery completes, so one callback rebuilds the whole World.
@@ -541,11 +553,10 @@ def build_app(
     return app, runtime
 
 
-def _agent(runtime: Runtime, routes: Mapping[str, tuple[str, str]]) -> Any:
+def _agent(runtime: Runtime, routes: Mapping[str, str]) -> Any:
     async def inputs(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             topic = event.message.topic
-            expect, key_field = routes[topic]
-            await runtime.handle(event, topic, expect, key_field)
+            await runtime.handle(event, topic, routes[topic])
 
     return inputs

@@ -13,6 +13,12 @@
 
 Installed on the app's own transport instance, not globally: :func:`install_consumer`.
 
+* **One order.** Records of the input topics are held in a :class:`sdo.order.Merger` as
+  they are fetched, and handed to Faust lowest timestamp first across every input
+  partition (see :mod:`sdo.order`): the consumer thread pulls what aiokafka has fetched,
+  and returns only what may go. Other topics (the tables' changelogs, read while
+  recovering) pass straight through. Held records are not acknowledged, so no offset is
+  committed past them; a partition sought or revoked is forgotten and read again.
 * **Fetch answers.** :func:`fetch_ages` says how long ago the broker last answered a fetch
   for each assigned partition (aiokafka's partition state, as Faust's own stall warnings
   read it): the worker's readiness probe (:mod:`sdo.health`).
@@ -20,6 +26,7 @@ Installed on the app's own transport instance, not globally: :func:`install_cons
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Collection
 from typing import Any, Final
@@ -27,34 +34,105 @@ from typing import Any, Final
 import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 
+from sdo.order import DEFAULT_IDLE_S, HOLD_MAX, Merger, partition_states
+
 __all__ = ["FETCH_WAIT_MS", "fetch_ages", "install_consumer"]
 
 #: Longest a fetch waits for data, ms (a hop's worst-case delay on the embedded broker).
 FETCH_WAIT_MS: Final = 20
+#: While records are held, how long a pull waits for more before looking again (s): the
+#: partitions holding them back answer a fetch every FETCH_WAIT_MS or so.
+_HELD_POLL_S: Final = 0.005
 
 
 class _ShortFetchThread(AIOKafkaConsumerThread):
+    #: the input topics, released in one order (None: no ordering)
+    ordered: frozenset[str] | None = None
+    idle_s: float = DEFAULT_IDLE_S
+    #: called (on the consumer's thread) with how many records were forced out of order
+    on_forced: Callable[[int], None] | None = None
+    _merger: Merger | None = None
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # read by AIOKafkaConsumer.start() when it builds its fetcher
         consumer._fetch_max_wait_ms = FETCH_WAIT_MS
         return consumer
 
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 (Faust's signature, overridden)
+        max_records: int | None = None,
+    ) -> Any:
+        ordered = self.ordered
+        if ordered is None:
+            return await super()._fetch_records(consumer, active_partitions, timeout, max_records)
+        if not self.consumer.flow_active:
+            return {}
+        merger = self._merger
+        if merger is None:
+            merger = self._merger = Merger(self.idle_s)
+        active = set(active_partitions or ())
+        mine = {tp for tp in active if tp.topic in ordered}
+        states = partition_states(consumer, mine)
+        merger.check({tp: st.position for tp, st in states.items()})
+        # pull what aiokafka has fetched, but not of a partition holding a lot already
+        # (an empty set would mean every partition to aiokafka: then only wait a little)
+        pull = {tp for tp in active if merger.held(tp) < HOLD_MAX}
+        wait = timeout if not len(merger) else min(timeout or 0.0, _HELD_POLL_S)
+        out: dict[Any, list[Any]] = {}
+        if pull:
+            fetched = await super()._fetch_records(consumer, pull, wait, max_records)
+            now = time.time()
+            for tp, records in fetched.items():
+                if tp.topic in ordered:
+                    merger.add(tp, records, now)
+                else:
+                    out[tp] = records
+        else:
+            await asyncio.sleep(wait or 0.0)
+        if not len(merger):
+            return out
+        states = partition_states(consumer, mine)
+        released, forced = merger.release(states, time.time())
+        if forced and self.on_forced is not None:
+            self.on_forced(forced)
+        out.update(released)
+        return out
+
 
 def install_consumer(
     app: faust.App,
     before_commit: Callable[[], None] | None = None,
     hold: Callable[[Any], int | None] | None = None,
+    *,
+    ordered: Collection[str] | None = None,
+    idle_s: float = DEFAULT_IDLE_S,
+    on_forced: Callable[[int], None] | None = None,
 ) -> None:
     """Give ``app`` the short-fetch consumer, calling ``before_commit`` before each commit.
 
     ``hold(tp)``, if given, is the first offset of ``tp`` that may not be committed yet
-    (its effect is not durable); the consumer commits no further than that.
+    (its effect is not durable); the consumer commits no further than that. ``ordered``:
+    the topics whose records are handed over in one order across their partitions (see
+    :mod:`sdo.order`), an empty partition holding the others back for at most
+    ``idle_s``; ``on_forced(n)`` hears of records released before that could be shown
+    safe (called on the consumer's thread).
     """
+    topics = None if ordered is None else frozenset(ordered)
+
+    class _Thread(_ShortFetchThread):
+        pass
+
+    _Thread.ordered = topics
+    _Thread.idle_s = idle_s
+    _Thread.on_forced = staticmethod(on_forced) if on_forced is not None else None
 
     class SdoConsumer(Consumer):
         def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
-            return _ShortFetchThread(self, loop=self.loop, beacon=self.beacon)
+            return _Thread(self, loop=self.loop, beacon=self.beacon)
 
         async def force_commit(self, *args: Any, **kwargs: Any) -> bool:
             if before_commit is not None:

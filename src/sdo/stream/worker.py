@@ -142,6 +142,7 @@ def cli(args: argparse.Namespace) -> int:
         session_timeout_s=args.session_timeout,
         data_dir=str(data_dir),
         web_port=args.web_port,
+        order_idle_s=args.order_idle,
     )
     app, runtime = build_app(settings, world, options)
     # The ready line is how `sdo demo` and the tests know the worker is processing.

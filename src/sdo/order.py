@@ -1,0 +1,226 @@
+"""One order across partitions: records released lowest timestamp first (Kafka Streams'
+timestamp synchronisation, KIP-353), for the worker and the console alike.
+
+Theory of operation
+-------------------
+Kafka orders a partition, not a topic, and sdo's input is five topics of several
+partitions. A consumer that applies whatever each fetch brings applies a deployment
+before its incident whenever the incident's partition was fetched later, and a worker
+working through a backlog then decides otherwise than ``sdo evaluate`` over the same log.
+
+:class:`Merger` holds what a consumer has pulled, per partition in offset order, and
+releases it merged by (record timestamp, sender sequence, topic, partition, offset):
+producers stamp the record time with the event's ``ts`` and ``sdo replay`` adds the log
+position as the sequence header, so a replayed log comes out in log order, whatever the
+fetch sizes. A record is released only when no partition can still deliver an older one:
+every other partition either holds a record of its own (then the merge decides), or has
+nothing more on the broker as of a fetch *answered after the record was pulled* (its
+position at its high watermark in that answer: anything older would have been in it,
+since the producer wrote it first). An empty partition that cannot show that (its fetch
+unanswered, or records on the broker not fetched yet) holds the others back for at most
+``idle_s``; then the record is released anyway and counted as ``forced``. In a steady
+feed a record waits for one fetch round (tens of milliseconds); working through a backlog
+the order is the log's.
+
+Pure: the caller pulls the records and reads each partition's state from its consumer
+(:func:`partition_states` for aiokafka), and passes the wall clock (``now``, seconds, the
+clock aiokafka stamps its fetch answers with). What is held is never acknowledged, so no
+offset is committed past it; a partition revoked or sought elsewhere is forgotten and
+read again from its committed offset.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Collection, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sdo.config import SEQ_HEADER
+
+__all__ = [
+    "DEFAULT_IDLE_S",
+    "HOLD_MAX",
+    "Merger",
+    "PartitionState",
+    "order_key",
+    "partition_states",
+]
+
+#: Default of how long an empty partition may hold the others back (seconds).
+DEFAULT_IDLE_S: Final = 1.0
+#: Records held per partition before the caller stops pulling it (bounds memory).
+HOLD_MAX: Final = 10_000
+
+_MINUS_INF: Final = float("-inf")
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionState:
+    """What the consumer knows of one partition: its position (the next offset it will
+    hand over), the high watermark of its last fetch answer, and when that answer came
+    (wall seconds; 0.0: none yet)."""
+
+    position: int | None
+    highwater: int | None
+    answered_at: float
+
+    @property
+    def caught_up(self) -> bool:
+        """Nothing more on the broker, as of the last answer."""
+        return (
+            self.position is not None
+            and self.highwater is not None
+            and self.position >= self.highwater
+        )
+
+
+def _seq(record: Any) -> int:
+    for key, value in getattr(record, "headers", None) or ():
+        if key == SEQ_HEADER:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return 0
+    return 0
+
+
+def order_key(tp: Any, record: Any) -> tuple[int, int, str, int, int]:
+    """The merge order: record time, sender sequence, then where it is (a total order)."""
+    return (record.timestamp or 0, _seq(record), tp.topic, tp.partition, record.offset)
+
+
+class Merger:
+    """Records pulled from several partitions, released in one order (module docstring)."""
+
+    __slots__ = ("_heads", "_held", "_next", "idle_s")
+
+    def __init__(self, idle_s: float = DEFAULT_IDLE_S) -> None:
+        self.idle_s = idle_s
+        #: per partition: (key, record, pulled at) in offset order
+        self._held: dict[Hashable, deque[tuple[tuple[int, int, str, int, int], Any, float]]] = {}
+        #: (key of its first record, partition) of every partition holding records
+        self._heads: list[tuple[tuple[int, int, str, int, int], Hashable]] = []
+        #: per partition: the offset after the last record pulled (to notice a seek)
+        self._next: dict[Hashable, int] = {}
+
+    def __len__(self) -> int:
+        return sum(len(q) for q in self._held.values())
+
+    def held(self, tp: Hashable) -> int:
+        """How many records of ``tp`` are held."""
+        q = self._held.get(tp)
+        return 0 if q is None else len(q)
+
+    def add(self, tp: Any, records: Iterable[Any], pulled_at: float) -> None:
+        """Records of ``tp`` just pulled (in offset order), at wall time ``pulled_at``."""
+        q = self._held.get(tp)
+        fresh = not q
+        if q is None:
+            q = self._held[tp] = deque()
+        last = None
+        for record in records:
+            q.append((order_key(tp, record), record, pulled_at))
+            last = record.offset
+        if last is None:
+            if not q:
+                del self._held[tp]
+            return
+        self._next[tp] = last + 1
+        if fresh:
+            heapq.heappush(self._heads, (q[0][0], tp))
+
+    def forget(self, tps: Collection[Hashable]) -> int:
+        """Drop what is held of ``tps`` (revoked, or sought elsewhere): they are read
+        again from their committed offsets. Returns how many records were dropped."""
+        dropped = 0
+        for tp in tps:
+            q = self._held.pop(tp, None)
+            self._next.pop(tp, None)
+            if q:
+                dropped += len(q)
+        if dropped:
+            self._heads = [h for h in self._heads if h[1] in self._held]
+            heapq.heapify(self._heads)
+        return dropped
+
+    def check(self, positions: Mapping[Hashable, int | None]) -> int:
+        """Forget the partitions whose consumer position is not where the records held
+        end (sought elsewhere, or no longer assigned: not in ``positions``)."""
+        moved = [
+            tp
+            for tp, nxt in self._next.items()
+            if tp in self._held and positions.get(tp, -1) != nxt
+        ]
+        return self.forget(moved) if moved else 0
+
+    def release(
+        self, states: Mapping[Hashable, PartitionState], now: float
+    ) -> tuple[dict[Hashable, list[Any]], int]:
+        """The records that may go now, per partition in offset order (merged, they are
+        the next ones in the one order), and how many of them were forced out by
+        ``idle_s``. ``states``: every partition to be ordered that the consumer may
+        deliver now (a paused one is left out: it neither blocks nor is released)."""
+        held = self._held
+        horizon = float("inf")
+        for tp, state in states.items():
+            if tp not in held:
+                horizon = min(horizon, state.answered_at if state.caught_up else _MINUS_INF)
+        out: dict[Hashable, list[Any]] = {}
+        forced = 0
+        heads = self._heads
+        idle = self.idle_s
+        while heads:
+            tp = heads[0][1]
+            if tp not in states:
+                break  # paused: the consumer would not deliver it now
+            q = held[tp]
+            _, record, pulled = q[0]
+            if pulled >= horizon:
+                if now < pulled + idle:
+                    break
+                forced += 1
+            q.popleft()
+            batch = out.get(tp)
+            if batch is None:
+                batch = out[tp] = []
+            batch.append(record)
+            if q:
+                heapq.heapreplace(heads, (q[0][0], tp))
+            else:
+                heapq.heappop(heads)
+                del held[tp]
+                state = states[tp]
+                horizon = min(horizon, state.answered_at if state.caught_up else _MINUS_INF)
+        return out, forced
+
+    def wait_s(self, now: float) -> float | None:
+        """Seconds until the first held record would be forced out (None: none held)."""
+        if not self._heads:
+            return None
+        tp = self._heads[0][1]
+        return max(0.0, self._held[tp][0][2] + self.idle_s - now)
+
+
+def partition_states(consumer: Any, tps: Iterable[Any]) -> dict[Any, PartitionState]:
+    """An aiokafka consumer's state of each of ``tps`` it is assigned (read on its loop):
+    position, high watermark and time of the last fetch answer. Partitions it is not
+    assigned, or has no position for yet, are left out."""
+    assignment = consumer._fetcher._subscriptions.subscription
+    assignment = None if assignment is None else assignment.assignment
+    if assignment is None:
+        return {}
+    out: dict[Any, PartitionState] = {}
+    for tp in tps:
+        try:
+            state = assignment.state_value(tp)
+        except (KeyError, AssertionError):
+            continue
+        if state is None or not state.has_valid_position:
+            continue
+        stamp = state.timestamp
+        out[tp] = PartitionState(
+            state.position, state.highwater, 0.0 if stamp is None else stamp / 1000
+        )
+    return out

@@ -1,0 +1,212 @@
+"""One order under a backlog (issue 25): a live worker decides what ``sdo evaluate`` decides
+on the same log, however the log reaches it.
+
+A busy simulated log (two hours, 120 officers, over 50 incidents, with the simulated
+dispatcher's deployments) is evaluated offline once; then it is published with ``sdo
+replay --speed max``
+
+* while a worker is already running (it catches up with a producer that outruns it: the
+  partitions it has read to the end fill again while it works),
+* before a worker starts (a backlog of every partition at once),
+
+and every incident's sequence of recommendations (event time, number, recommended
+officers, ranked candidates) must be exactly the offline one, with no deployment
+dead-lettered. Without one order across partitions a worker applies a fetch's records
+as they come, and decides otherwise (a deployment before its incident, an incident before
+the fixes that preceded it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+from uuid import uuid4
+
+import orjson
+import pytest
+
+from sdo.broker import EmbeddedBroker
+from sdo.cli import main
+from sdo.config import Settings
+from sdo.replay import replay
+
+from .conftest import WorkerProcess
+from .kafka import Collector
+
+pytestmark = pytest.mark.integration
+
+#: The busy log: two simulated hours of the pilot with 120 officers.
+LOG_ARGS: Final = ["--seed", "3", "--hours", "2", "--officers", "120"]
+LOG_START: Final = "2015-12-01T16:00:00Z"
+#: The worker works through the log (about 20,000 events) within this.
+CATCH_UP_TIMEOUT_S: Final = 240.0
+#: No recommendation for this long once the expected count arrived: the worker is done.
+QUIET_S: Final = 3.0
+#: A killed worker's process is gone within this.
+KILL_TIMEOUT_S: Final = 30.0
+
+Rec = tuple[str, int, tuple[str, ...], tuple[str, ...]]
+
+
+def by_incident(values: list[dict[str, Any]]) -> dict[str, list[Rec]]:
+    out: dict[str, list[Rec]] = {}
+    for rec in values:
+        out.setdefault(rec["incident_id"], []).append(
+            (
+                rec["ts"],
+                rec["seq"],
+                tuple(rec["recommended"]),
+                tuple(c["officer_id"] for c in rec["candidates"]),
+            )
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def busy_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[Rec]]]:
+    """The log and what ``sdo evaluate`` recommends on it, per incident."""
+    tmp = tmp_path_factory.mktemp("backlog")
+    log = tmp / "busy.jsonl"
+    assert main(["simulate", *LOG_ARGS, "--start", LOG_START, "--out", str(log)]) == 0
+    assert main(["evaluate", str(log), "--policy", "thrive", "--out", str(tmp / "eval")]) == 0
+    lines = (tmp / "eval" / "recommendations.jsonl").read_bytes().splitlines()
+    offline = by_incident([orjson.loads(line) for line in lines])
+    assert len(offline) >= 50, f"a busy log: {len(offline)} incidents"
+    text = log.read_text()
+    assert text.count('"type":"deployment"') >= 5, "the simulated dispatcher decides some"
+    return log, offline
+
+
+async def collect_until_done(
+    bootstrap: str, worker: WorkerProcess, expected: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every recommendation and dead letter, once the worker has published ``expected``
+    recommendations and then nothing more for QUIET_S."""
+    topics = worker.topics
+    async with Collector(bootstrap, topics.recommendation, topics.deadletter) as c:
+        await c.wait_for(
+            lambda c: len(c.values(topics.recommendation)) >= expected,
+            what=f"{expected} recommendations",
+            limit_s=CATCH_UP_TIMEOUT_S,
+        )
+        seen, since = len(c.records), time.monotonic()
+
+        def quiet(c: Collector) -> bool:
+            nonlocal seen, since
+            if len(c.records) != seen:
+                seen, since = len(c.records), time.monotonic()
+            return time.monotonic() - since >= QUIET_S
+
+        await c.wait_for(quiet, what="the worker quiet", limit_s=CATCH_UP_TIMEOUT_S)
+        return c.values(topics.recommendation), c.values(topics.deadletter)
+
+
+def compare(offline: dict[str, list[Rec]], live: dict[str, list[Rec]]) -> list[str]:
+    """What differs, incident by incident (empty: the same)."""
+    problems = []
+    for iid in sorted(set(offline) | set(live)):
+        want, got = offline.get(iid, []), live.get(iid, [])
+        if want != got:
+            first = next(
+                (n for n, (a, b) in enumerate(zip(want, got, strict=False)) if a != b),
+                min(len(want), len(got)),
+            )
+            problems.append(
+                f"{iid}: {len(got)} live, {len(want)} offline; first difference at {first}: "
+                f"live {got[first] if first < len(got) else None}, "
+                f"offline {want[first] if first < len(want) else None}"
+            )
+    return problems
+
+
+async def test_a_worker_running_while_the_log_is_published_at_full_speed_decides_as_evaluate(
+    broker: EmbeddedBroker,
+    topic_prefix: str,
+    start_worker: Callable[..., WorkerProcess],
+    busy_log: tuple[Path, dict[str, list[Rec]]],
+) -> None:
+    """The worker is running when ``sdo replay --speed max`` starts: every incident's
+    recommendations are evaluate's, one for one, and no deployment is dead-lettered."""
+    log, offline = busy_log
+    worker = start_worker()
+    expected = sum(len(v) for v in offline.values())
+    collecting = asyncio.create_task(collect_until_done(broker.bootstrap, worker, expected))
+    settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
+    await replay(log, settings, speed=None)
+    recs, letters = await collecting
+    assert letters == [], [(d["source_topic"], d["error"]) for d in letters[:5]]
+    problems = compare(offline, by_incident(recs))
+    assert not problems, f"{len(problems)} of {len(offline)} incidents differ:\n" + "\n".join(
+        problems[:10]
+    )
+
+
+async def test_a_worker_started_after_the_log_was_published_decides_as_evaluate(
+    broker: EmbeddedBroker,
+    topic_prefix: str,
+    start_worker: Callable[..., WorkerProcess],
+    busy_log: tuple[Path, dict[str, list[Rec]]],
+) -> None:
+    """The whole log is on the topics before the worker starts: a backlog on every
+    partition at once. The same recommendations, and no dead letter."""
+    log, offline = busy_log
+    settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
+    await replay(log, settings, speed=None)
+    worker = start_worker()
+    expected = sum(len(v) for v in offline.values())
+    recs, letters = await collect_until_done(broker.bootstrap, worker, expected)
+    assert letters == [], [(d["source_topic"], d["error"]) for d in letters[:5]]
+    problems = compare(offline, by_incident(recs))
+    assert not problems, f"{len(problems)} of {len(offline)} incidents differ:\n" + "\n".join(
+        problems[:10]
+    )
+
+
+def first_of_each(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recommendations with repeats left out (the same number and content again: what a
+    restarted worker publishes again for the records it reads again)."""
+    seen: set[tuple[str, int, str]] = set()
+    out = []
+    for rec in values:
+        mark = (rec["incident_id"], rec["seq"], rec["recommendation_id"])
+        if mark not in seen:
+            seen.add(mark)
+            out.append(rec)
+    return out
+
+
+async def test_a_worker_killed_mid_backlog_restarts_and_decides_as_evaluate(
+    broker: EmbeddedBroker,
+    topic_prefix: str,
+    start_worker: Callable[..., WorkerProcess],
+    busy_log: tuple[Path, dict[str, list[Rec]]],
+) -> None:
+    """SIGKILL while the worker is a third of the way through the backlog; another worker
+    of the same group takes over from the tables and the committed offsets. Repeats of what
+    the first published are allowed (it reads again what it had not committed); nothing is
+    missing and nothing differs from evaluate's recommendations."""
+    log, offline = busy_log
+    settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
+    await replay(log, settings, speed=None)
+    app_id = f"sdo-backlog-kill-{uuid4().hex[:8]}"
+    first = start_worker(app_id)
+    expected = sum(len(v) for v in offline.values())
+    async with Collector(broker.bootstrap, first.topics.recommendation) as c:
+        await c.wait_for(
+            lambda c: len(c.values(first.topics.recommendation)) >= expected // 3,
+            what=f"a third of the {expected} recommendations",
+            limit_s=CATCH_UP_TIMEOUT_S,
+        )
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(KILL_TIMEOUT_S)
+    second = start_worker(app_id)
+    recs, letters = await collect_until_done(broker.bootstrap, second, expected)
+    assert letters == [], [(d["source_topic"], d["error"]) for d in letters[:5]]
+    problems = compare(offline, by_incident(first_of_each(recs)))
+    assert not problems, f"{len(problems)} of {len(offline)} incidents differ:\n" + "\n".join(
+        problems[:10]
+    )
