@@ -3,7 +3,6 @@
 * ``broker``: one embedded Tansu broker for the whole session (started on first use, so
   pure domain tests never pay for it). Tests share it; ``topic_prefix`` keeps them apart.
 * ``topic_prefix``: a prefix unique to the test, for topic names and consumer groups.
-* ``shared_dir``: the project's ``shared/`` directory (design documents, fixtures).
 
 Keep this file small: fixtures used by one tier belong in that tier's ``conftest.py``.
 """
@@ -11,14 +10,11 @@ Keep this file small: fixtures used by one tier belong in that tier's ``conftest
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
 from sdo.broker import EmbeddedBroker
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -40,12 +36,3 @@ def topic_prefix() -> str:
     """A topic prefix like ``t1a2b3c4d.``, unique per test, so tests sharing the broker
     do not see each other's events."""
     return f"t{uuid4().hex[:8]}."
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """``<repo>/../shared``: the documents shared between the project's workspaces."""
-    path = REPO.parent / "shared"
-    if not path.is_dir():
-        pytest.fail(f"shared directory {path} is missing (expected next to the repository)")
-    return path

@@ -16,10 +16,12 @@ from sdo.cli import main
 from sdo.config import DEFAULT_AREAS, package_data
 from sdo.domain.geo import Placement
 from sdo.errors import ConfigError
+from tests.realdata import data_file
 
 REPO = Path(__file__).resolve().parents[1]
 WARDS = "boundaries/birmingham_wards_2013.geojson"
 WARD_MAP = "boundaries/birmingham_wards2013_to_constituency.csv"
+LSOAS = "boundaries/birmingham_lsoa_2011.geojson"
 # constituency -> (npu, cluster), as in the pilot: Erdington and Hodge Hill are twinned.
 PILOT_UNITS = {
     "Sutton Coldfield": ("north", "north-1"),
@@ -30,19 +32,11 @@ PILOT_UNITS = {
 LADYWOOD = (-1.8985, 52.4797)
 
 
-def realdata(name: str) -> Path:
-    """A file under ``<repo>/../shared/realdata``; fails (never skips) when it is missing."""
-    path = (REPO / ".." / "shared" / "realdata" / name).resolve()
-    if not path.is_file():
-        pytest.fail(f"real-data file missing: {path} (expected beside the repo)")
-    return path
-
-
 @pytest.fixture
 def ward_map(tmp_path: Path) -> Path:
     """An npu map of the 16 pilot wards, built from the ward -> constituency CSV."""
     out = tmp_path / "map.csv"
-    with realdata(WARD_MAP).open(newline="") as src, out.open("w", newline="") as dst:
+    with data_file(WARD_MAP).open(newline="") as src, out.open("w", newline="") as dst:
         writer = csv.writer(dst)
         writer.writerow(["id", "npu", "cluster", "typology", "named_officer"])
         for k, row in enumerate(csv.DictReader(src)):
@@ -56,7 +50,7 @@ def import_argv(map_path: Path, out: Path, *extra: str, file: Path | None = None
     return [
         "areas",
         "import",
-        str(file or realdata(WARDS)),
+        str(file or data_file(WARDS)),
         "--id-prop",
         "WD13CD",
         "--name-prop",
@@ -92,6 +86,30 @@ def test_import_wards(ward_map: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert erdington.named_officer is not None
     assert areas.locate(*erdington.centroid) == Placement(erdington.id, "north", "north-east")
     assert areas.locate(*LADYWOOD) is None
+
+
+def test_import_lsoas_a_finer_real_geography(tmp_path: Path) -> None:
+    """Birmingham's 639 LSOAs import as 639 neighbourhoods, and a point is placed in the
+    LSOA whose polygon holds it (a force may use LSOAs as its neighbourhoods)."""
+    features = json.loads(data_file(LSOAS).read_text())["features"]
+    npu_map = tmp_path / "lsoa-map.csv"
+    npu_map.write_text(
+        "id,npu,cluster\n"
+        + "".join(f"{f['properties']['LSOA11CD']},city,city\n" for f in features),
+        encoding="utf-8",
+    )
+    out = tmp_path / "lsoas.geojson"
+    argv = ["areas", "import", str(data_file(LSOAS)), "--id-prop", "LSOA11CD",
+            "--name-prop", "LSOA11NM", "--npu-map", str(npu_map), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    areas = load_areas(out)
+    assert len(areas.neighbourhoods) == 639
+    (holder,) = [
+        f["properties"]["LSOA11CD"]
+        for f in features
+        if shape(f["geometry"]).covers(shapely.Point(*LADYWOOD))
+    ]
+    assert areas.locate(*LADYWOOD) == Placement(holder, "city", "city")
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ def pems(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 )
 def test_every_bootstrap_broker_is_used(url: str, hosts: list[tuple[str, int]]) -> None:
     """A cluster's brokers, comma-separated or Faust's ``;``: all of them bootstrap the
-    aiokafka clients (it was the first only: one broker down at start-up stopped sdo)."""
+    aiokafka clients, so one broker down at start-up does not stop sdo."""
     assert broker_hosts(url) == hosts
     assert Settings(broker=url).bootstrap == ",".join(f"{h}:{p}" for h, p in hosts)
 

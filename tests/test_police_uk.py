@@ -23,6 +23,7 @@ from sdo.domain.grading import grade
 from sdo.events import Incident, IncidentState, OfficerLocation, decode
 from sdo.grade import load_rules
 from sdo.police_uk import LOCAL, PROFILES, Record, incident_for
+from tests.realdata import data_file
 
 #: The city-centre wards the CSV's ``ward`` column names, except Edgbaston (86 rows), left
 #: out so that some records fall outside the areas. WD13CD -> (cluster, named officer).
@@ -36,12 +37,7 @@ MONTH = "2017-11"
 
 
 @pytest.fixture(scope="module")
-def realdata(shared_dir: Path) -> Path:
-    return shared_dir / "realdata"
-
-
-@pytest.fixture(scope="module")
-def areas_file(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def areas_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The four wards as one NPU ``centre`` with two response clusters."""
     tmp = tmp_path_factory.mktemp("areas")
     npu_map = tmp / "npu-map.csv"
@@ -53,7 +49,7 @@ def areas_file(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     out = tmp / "centre.geojson"
     code = main(
         [
-            "areas", "import", str(realdata / "boundaries/birmingham_wards_2013.geojson"),
+            "areas", "import", str(data_file("boundaries/birmingham_wards_2013.geojson")),
             "--id-prop", "WD13CD", "--name-prop", "WD13NM", "--npu-map", str(npu_map),
             "--only-mapped", "--min-cover", "west=2", "--min-cover", "east=1",
             "--out", str(out),
@@ -64,9 +60,9 @@ def areas_file(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 @pytest.fixture(scope="module")
-def month_csv(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def month_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real CSV's rows for one month (header and quoting as published)."""
-    source = realdata / "incidents/birmingham_city_centre_street_crime_2017.csv"
+    source = data_file("incidents/birmingham_city_centre_street_crime_2017.csv")
     out = tmp_path_factory.mktemp("csv") / f"street-{MONTH}.csv"
     with source.open(newline="", encoding="utf-8") as fin, out.open("w", newline="") as fout:
         reader = csv.reader(fin)

@@ -32,6 +32,7 @@ import signal
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -47,6 +48,7 @@ __all__ = [
     "ReplayStats",
     "feed",
     "key_of",
+    "pace_s",
     "parse_speed",
     "replay",
     "replay_events",
@@ -244,6 +246,12 @@ async def _drain(pending: list[Any], stats: ReplayStats) -> None:
     pending.clear()
 
 
+def pace_s(first: datetime, ts: datetime, speed: float) -> float:
+    """When an event stamped ``ts`` is due, in seconds after the first event (stamped
+    ``first``) was sent, at ``speed`` times real time: the event time between them / speed."""
+    return (ts - first).total_seconds() / speed
+
+
 async def feed(
     events: Iterable[Any] | AsyncIterable[Any],
     producer: Any,
@@ -275,7 +283,7 @@ async def feed(
             if speed is not None:
                 if origin is None:
                     origin = (event.ts, loop.time())
-                due = origin[1] + (event.ts - origin[0]).total_seconds() / speed
+                due = origin[1] + pace_s(origin[0], event.ts, speed)
                 if due > loop.time():
                     await _drain(pending, stats)
                     if await _sleep_until(loop, due, stop):

@@ -97,8 +97,8 @@ def test_clearly_closer_officer_reissues(staffed: Any, ev: Any, how: str) -> Non
 
 def test_first_fix_of_an_available_officer_reaches_a_short_dispatch(force: Any, ev: Any) -> None:
     """An officer who books on (available) before their first AVL fix cannot be placed;
-    the fix that places them is news to a dispatch short of officers, as a new status is.
-    (It was taken for a mere move, and the incident waited for an unrelated change.)"""
+    the fix that places them is news to a dispatch short of officers, as a new status is,
+    not a mere move that leaves the incident waiting for an unrelated change."""
     f = force()
     f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency"))
     assert f.recommendation("i1").recommended == ()

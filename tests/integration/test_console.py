@@ -207,7 +207,6 @@ async def test_unauthenticated_socket_gets_nothing_and_is_closed(
         lambda: "I1" in console.view.incidents, FEED_TIMEOUT_S, "the console to see I1"
     )
     received: list[Any] = []
-    started = time.monotonic()
     async with connect(console.ws_url, origin=console.origins[0]) as ws:  # type: ignore[arg-type]
         with pytest.raises(ConnectionClosed):
             async with asyncio.timeout(AUTH_TIMEOUT_S + AUTH_MARGIN_S):
@@ -216,7 +215,6 @@ async def test_unauthenticated_socket_gets_nothing_and_is_closed(
         assert ws.close_code == 1008
         assert ws.close_reason == "authentication required"
     assert received == []
-    assert time.monotonic() - started < AUTH_TIMEOUT_S + AUTH_MARGIN_S
 
 
 async def test_bad_token_is_closed_without_data(console: Console) -> None:

@@ -1,31 +1,38 @@
-"""Load (issue 7 §5): 50 authenticated console clients while ~2,000 events/s flow through a
-real worker and a real ``sdo console`` process for ~10 s.
+"""Load: 50 authenticated console clients while ~2,000 events/s flow through a real worker
+and a real ``sdo console`` process for ~10 s, beside a deliberately slow client (tiny
+receive buffer, never reads).
 
-Checked, with no wall-clock thresholds (only ratios within the run):
+Checked on what happened, never on how long it took (the machine may be busy):
 
-* no client starves: every client receives officer deltas in every second of the run;
-* a deliberately slow client (tiny receive buffer, never reads) is coalesced or
-  disconnected, and does not slow the others: their delivery delay with it connected (the
-  second half of the run) stays within a small factor of the first half (the baseline);
-* every client's picture converges to the last fix of every officer;
-* the worker applies every fix (sent vs applied, lost = 0);
+* every other client stays connected and gets every officer's last fix, while the slow
+  client still has not read a byte, and each officer's deltas in order (a fix never
+  follows a newer one);
+* the slow client is coalesced (its picture ends right from fewer officer deltas than
+  there were fixes, whose bytes no socket buffer holds) or closed as too slow, and the
+  console counts what it did (``/metrics``: slow disconnects; no message dropped, since
+  every delta here is keyed and coalescing keeps each queue far below its bound);
+* the worker applies every fix (each officer's last fix sent is the one in its table);
 * the console's memory stays bounded (RSS from /proc, relative to after start-up).
+
+That the feed never waits for a slow client is shown step by step in
+``tests/console/test_hub.py`` (a stuck socket, a healthy one served message by message).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import queue
+import re
 import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -52,13 +59,18 @@ DURATION_S: Final = 10.0
 CONSOLE_READY_TIMEOUT_S: Final = 60.0
 #: After the last event, clients and worker get this long to converge.
 DRAIN_TIMEOUT_S: Final = 120.0
-#: Others' median delay with the slow client connected, relative to before it: at most ×.
-SLOWDOWN_FACTOR: Final = 3.0
 #: Console RSS at the end, relative to after start-up with every client connected: at most ×.
 RSS_FACTOR: Final = 3.0
+#: One scrape of the console's metrics.
+SCRAPE_TIMEOUT_S: Final = 10.0
 #: Slow client's socket receive buffer (bytes): small, so back-pressure reaches the server.
 SLOW_RCVBUF: Final = 4096
 CENTRE: Final = (-1.8300, 52.5640)
+#: A full profile, so that each officer delta is ~500 bytes and the run's ~20,000 of them
+#: (~10 MB) are more than the slow client's socket buffers can hold (Linux autotunes a
+#: send buffer up to tcp_wmem's 4 MiB): it must be coalesced or closed, not just buffered.
+SKILLS: Final = ("taser", "first_aid", "public_order", "driver:response", "search_trained",
+                 "language:urdu", "language:punjabi", "language:polish")  # fmt: skip
 
 
 def rss_kib(pid: int) -> int:
@@ -69,34 +81,43 @@ def rss_kib(pid: int) -> int:
 
 
 class Reader:
-    """One fast client: reads everything, notes when each officer delta arrived and how
-    old its fix was; keeps each officer's latest ``fix_ts``."""
+    """One client: reads everything, keeps each officer's latest ``fix_ts`` (from snapshots
+    and deltas), counts officer deltas and notes any that go back in time."""
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
-        self.arrivals: list[tuple[float, float]] = []  # (monotonic, delay s)
-        self.latest: dict[str, str] = {}
+        self.deltas = 0
+        self.delta_bytes = 0
+        self.latest: dict[str, datetime] = {}
+        self.backwards: list[tuple[str, str]] = []  # (officer, fix_ts) older than one seen
         self.closed: tuple[int | None, str | None] | None = None
+
+    def _fix(self, officer: dict[str, Any]) -> None:
+        oid, ts = officer["officer_id"], datetime.fromisoformat(officer["fix_ts"])
+        if oid in self.latest and ts < self.latest[oid]:
+            self.backwards.append((oid, officer["fix_ts"]))
+        self.latest[oid] = ts
 
     async def run(self) -> None:
         try:
             async for raw in self.ws:
-                now_mono, now = time.monotonic(), datetime.now(UTC)
                 msg = orjson.loads(raw)
                 kind = msg.get("type")
-                if kind == "officer":
-                    o = msg["officer"]
-                    if "fix_ts" in o:
-                        self.latest[o["officer_id"]] = o["fix_ts"]
-                        delay = (now - datetime.fromisoformat(o["fix_ts"])).total_seconds()
-                        self.arrivals.append((now_mono, delay))
+                if kind == "officer" and "fix_ts" in msg["officer"]:
+                    self.deltas += 1
+                    self.delta_bytes += len(raw)
+                    self._fix(msg["officer"])
                 elif kind == "snapshot":
                     for o in msg["officers"]:
                         if "fix_ts" in o:
-                            self.latest[o["officer_id"]] = o["fix_ts"]
+                            self._fix(o)
         except ConnectionClosed:
             pass
         self.closed = (self.ws.close_code, self.ws.close_reason)
+
+    def has(self, expected: dict[str, datetime]) -> bool:
+        """Whether this client's picture holds ``expected`` (officer -> last fix time)."""
+        return all(self.latest.get(o) == ts for o, ts in expected.items())
 
 
 async def wait_until(condition: Callable[[], Any], limit_s: float, what: str) -> Any:
@@ -106,6 +127,13 @@ async def wait_until(condition: Callable[[], Any], limit_s: float, what: str) ->
             raise AssertionError(f"timed out after {limit_s:g} s waiting for {what}")
         await asyncio.sleep(0.05)
     return result
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The console's metrics at ``url``: sample name -> value (unlabelled samples)."""
+    with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT_S) as response:
+        text: str = response.read().decode()
+    return {m[1]: float(m[2]) for m in re.finditer(r"^(\w+) (\S+)$", text, re.M)}
 
 
 async def login(
@@ -144,6 +172,8 @@ async def test_fifty_clients_at_two_thousand_events_per_second(
             str(users),
             "--bind",
             "127.0.0.1:0",
+            "--metrics-port",
+            "127.0.0.1:0",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -162,9 +192,9 @@ async def test_fifty_clients_at_two_thousand_events_per_second(
     tasks: list[asyncio.Task[None]] = []
     slow: ClientConnection | None = None
     try:
-        url = None
+        url = metrics_url = None
         deadline = time.monotonic() + CONSOLE_READY_TIMEOUT_S
-        while url is None:
+        while url is None or metrics_url is None:
             assert time.monotonic() < deadline and proc.poll() is None, "console not ready"
             try:
                 line = await asyncio.to_thread(lines.get, True, 0.5)
@@ -172,6 +202,8 @@ async def test_fifty_clients_at_two_thousand_events_per_second(
                 continue
             if line.startswith("console ready at "):
                 url = line.removeprefix("console ready at ").strip()
+            elif line.startswith("metrics at "):
+                metrics_url = line.split()[-1]
         ws_url, origin = url.replace("http", "ws", 1) + "ws", url.rstrip("/")
 
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
@@ -186,7 +218,10 @@ async def test_fifty_clients_at_two_thousand_events_per_second(
                         officer_id=oid,
                         callsign=oid,
                         role="response",
+                        skills=SKILLS,
                         transport="car",
+                        npu="north",
+                        shift_end=datetime.now(UTC) + timedelta(hours=8),
                     ),
                     OfficerStatus(
                         event_id=f"{oid}-s",
@@ -202,19 +237,16 @@ async def test_fifty_clients_at_two_thousand_events_per_second(
                 reader = Reader(await login(ws_url, origin, token))
                 readers.append(reader)
                 tasks.append(asyncio.create_task(reader.run()))
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
+            sock.connect(("127.0.0.1", int(url.rsplit(":", 1)[1].strip("/"))))
+            slow = await login(ws_url, origin, token, sock=sock)
             rss_start = rss_kib(proc.pid)
 
             sent = 0
-            last: dict[str, str] = {}
+            last: dict[str, datetime] = {}
             started = time.monotonic()
-            half = started + DURATION_S / 2
             while (elapsed := time.monotonic() - started) < DURATION_S:
-                if slow is None and time.monotonic() >= half:
-                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
-                    sock.connect(("127.0.0.1", int(url.rsplit(":", 1)[1].strip("/"))))
-                    slow = await login(ws_url, origin, token, sock=sock)
-                    slow_since = time.monotonic()
                 due = int(elapsed * RATE) - sent
                 if due <= 0:
                     await asyncio.sleep(0.005)  # pacing to RATE, not a wait for a condition
@@ -223,10 +255,9 @@ async def test_fifty_clients_at_two_thousand_events_per_second(
                 for _ in range(due):
                     oid = ids[sent % OFFICERS]
                     k = sent // OFFICERS
-                    ts = datetime.now(UTC)
                     ev = OfficerLocation(
                         event_id=f"{oid}-f{k}",
-                        ts=ts,
+                        ts=datetime.now(UTC),
                         officer_id=oid,
                         lon=CENTRE[0] + (k % 20) * 0.0004,
                         lat=CENTRE[1] + (sent % 7) * 0.0003,
@@ -234,89 +265,54 @@ async def test_fifty_clients_at_two_thousand_events_per_second(
                     futures.append(
                         await producer.send(topics.location, key=oid.encode(), value=encode(ev))
                     )
-                    last[oid] = ev.ts.isoformat().replace("+00:00", "Z")
+                    last[oid] = ev.ts
                     sent += 1
                 await asyncio.gather(*futures)
-            produced_s = time.monotonic() - started
         finally:
             await producer.stop()
-        ended = time.monotonic()
 
-        def norm(ts: str) -> datetime:
-            return datetime.fromisoformat(ts)
-
-        expected = {oid: norm(ts) for oid, ts in last.items()}
+        # every other client gets every officer's last fix while the slow one reads nothing
         await wait_until(
-            lambda: all(
-                {o: norm(t) for o, t in r.latest.items() if o in expected} == expected
-                for r in readers
-                if r.closed is None
-            ),
+            lambda: all(r.has(last) for r in readers if r.closed is None),
             DRAIN_TIMEOUT_S,
             "every client's picture at the last fix of every officer",
         )
+        at_convergence = await asyncio.to_thread(scrape, metrics_url)
         rss_end = rss_kib(proc.pid)
         closed = [r.closed for r in readers if r.closed is not None]
-        assert not closed, f"fast clients were closed: {closed[:5]}"
+        assert not closed, f"clients were closed: {closed[:5]}"
+        backwards = {n: r.backwards[:3] for n, r in enumerate(readers) if r.backwards}
+        assert not backwards, f"officer deltas out of order (client: officer, fix_ts): {backwards}"
 
-        # no starvation: each client's longest gap between officer deltas during the run is
-        # within a small factor of the median client's longest gap (a stall of the whole
-        # console is not starvation of one client; it is reported as the median gap)
-        def longest_gap(r: Reader) -> float:
-            times = [started, *(t for t, _ in r.arrivals if started <= t <= ended), ended]
-            return max(b - a for a, b in itertools.pairwise(times))
-
-        gaps = [longest_gap(r) for r in readers]
-        median_gap = statistics.median(gaps)
-        starved = {
-            n: round(g, 2)
-            for n, g in enumerate(gaps)
-            if g > SLOWDOWN_FACTOR * max(median_gap, 0.05)
-        }
-        assert not starved, (
-            f"clients starved (longest gap s): {starved}; median longest gap {median_gap:.2f} s"
-        )
-        stalled = round(median_gap, 2)
-
-        # the slow client does not slow the others: delay with it vs before it
-        def median_delay(lo: float, hi: float) -> float:
-            return statistics.median(d for r in readers for t, d in r.arrivals if lo <= t < hi)
-
-        before = median_delay(started + 1, slow_since)
-        during = median_delay(slow_since, ended)
-        counts = [len(r.arrivals) for r in readers]
-        assert min(counts) >= 0.5 * statistics.median(counts), counts
-        assert during <= SLOWDOWN_FACTOR * max(before, 0.001), (before, during)
-
-        # the slow client: coalesced (fewer messages than the others, picture still right)
-        # or disconnected as too slow
-        assert slow is not None
+        # the slow client: coalesced (the right picture from fewer deltas than fixes) or
+        # closed as too slow
         slow_reader = Reader(slow)
         slow_task = asyncio.create_task(slow_reader.run())
         await wait_until(
-            lambda: (
-                slow_reader.closed is not None
-                or {o: norm(t) for o, t in slow_reader.latest.items() if o in expected} == expected
-            ),
+            lambda: slow_reader.closed is not None or slow_reader.has(last),
             DRAIN_TIMEOUT_S,
             "the slow client to catch up or be closed",
         )
         if slow_reader.closed is None:
-            fast_during = statistics.median(
-                sum(1 for t, _ in r.arrivals if t >= slow_since) for r in readers
+            assert not slow_reader.backwards, slow_reader.backwards[:3]
+            assert slow_reader.deltas < sent, (slow_reader.deltas, sent)
+            outcome = (
+                f"coalesced: {slow_reader.deltas} officer deltas ({slow_reader.delta_bytes} "
+                f"bytes) for {sent} fixes"
             )
-            # coalesced (fewer, latest-wins) or, when the socket buffers absorbed the whole
-            # burst, every delta: never more than the others, and the right picture (above)
-            assert len(slow_reader.arrivals) <= fast_during, (
-                len(slow_reader.arrivals),
-                fast_during,
-            )
-            outcome = f"not dropped: {len(slow_reader.arrivals)} officer deltas vs {fast_during:.0f} for the others"
         else:
-            assert slow_reader.closed[0] == 1013, slow_reader.closed
-            outcome = f"disconnected {slow_reader.closed}"
+            # 1013 when its close frame got through; 1006 when the console, unable to
+            # finish the closing handshake through the full socket, dropped the connection
+            assert slow_reader.closed[0] in {1013, 1006}, slow_reader.closed
+            outcome = f"closed {slow_reader.closed}"
         slow_task.cancel()
+        await asyncio.gather(slow_task, return_exceptions=True)
 
+        metrics = await asyncio.to_thread(scrape, metrics_url)
+        slow_closed = int(slow_reader.closed is not None)
+        assert metrics["sdo_console_slow_disconnects_total"] == slow_closed, metrics
+        assert metrics["sdo_console_queue_drops_total"] == 0, metrics
+        assert metrics["sdo_console_queue_overflows_total"] == 0, metrics
         assert rss_end <= RSS_FACTOR * rss_start, (rss_start, rss_end)
 
         # the worker applied every fix: each officer's last fix sent is the one in its table
@@ -345,12 +341,13 @@ async def test_fifty_clients_at_two_thousand_events_per_second(
                 limit_s=DRAIN_TIMEOUT_S,
             )
             applied_n = sent - len(lost(c))
+        counts = [r.deltas for r in readers]
         print(
-            f"\nload: {sent} fixes in {produced_s:.1f} s ({sent / produced_s:.0f}/s), worker applied {applied_n}; "
-            f"{CLIENTS} clients, officer deltas per client median {statistics.median(counts):.0f} "
-            f"(min {min(counts)}), median delay {before:.3f} s before / {during:.3f} s with the slow client; "
-            f"slow client {outcome}; console RSS {rss_start} KiB -> {rss_end} KiB; "
-            f"median client's longest gap between deltas {stalled} s"
+            f"\nload: {sent} fixes, worker applied {applied_n}; {CLIENTS} clients, officer "
+            f"deltas per client median {statistics.median(counts):.0f} (min {min(counts)}); "
+            f"slow client {outcome} (connected clients when the others had every last fix: "
+            f"{at_convergence['sdo_console_connected_clients']:.0f}); "
+            f"console RSS {rss_start} KiB -> {rss_end} KiB"
         )
         assert applied_n == sent
     finally:
@@ -358,6 +355,8 @@ async def test_fifty_clients_at_two_thousand_events_per_second(
             task.cancel()
         for r in readers:
             await r.ws.close()
+        if slow is not None:
+            slow.transport.abort()  # it reads nothing: a closing handshake would wait
         proc.terminate()
         try:
             proc.wait(30)
