@@ -156,12 +156,16 @@ class Merger:
         return self.forget(moved) if moved else 0
 
     def release(
-        self, states: Mapping[Hashable, PartitionState], now: float
+        self,
+        states: Mapping[Hashable, PartitionState],
+        now: float,
+        deliverable: Collection[Hashable] | None = None,
     ) -> tuple[dict[Hashable, list[Any]], int]:
         """The records that may go now, per partition in offset order (merged, they are
         the next ones in the one order), and how many of them were forced out by
-        ``idle_s``. ``states``: every partition to be ordered that the consumer may
-        deliver now (a paused one is left out: it neither blocks nor is released)."""
+        ``idle_s``. ``states``: every partition to be ordered that the consumer is
+        assigned; ``deliverable``: those it may hand over now (None: all). A paused one
+        still holds the others back (it has records to give), but nothing of it goes."""
         held = self._held
         horizon = float("inf")
         for tp, state in states.items():
@@ -173,8 +177,8 @@ class Merger:
         idle = self.idle_s
         while heads:
             tp = heads[0][1]
-            if tp not in states:
-                break  # paused: the consumer would not deliver it now
+            if tp not in states or (deliverable is not None and tp not in deliverable):
+                break  # paused, or no longer assigned: the consumer would not deliver it
             q = held[tp]
             _, record, pulled = q[0]
             if pulled >= horizon:

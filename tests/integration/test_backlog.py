@@ -83,11 +83,11 @@ def busy_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
 async def collect_until_done(
     bootstrap: str, worker: WorkerProcess, expected: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every recommendation and dead letter, once the worker has published ``expected``
-    recommendations and then nothing more for QUIET_S."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[bytes, dict[str, Any]]]]:
+    """Every recommendation, dead letter and alert (with its key), once the worker has
+    published ``expected`` recommendations and then nothing more for QUIET_S."""
     topics = worker.topics
-    async with Collector(bootstrap, topics.recommendation, topics.deadletter) as c:
+    async with Collector(bootstrap, topics.recommendation, topics.deadletter, topics.alert) as c:
         await c.wait_for(
             lambda c: len(c.values(topics.recommendation)) >= expected,
             what=f"{expected} recommendations",
@@ -102,7 +102,33 @@ async def collect_until_done(
             return time.monotonic() - since >= QUIET_S
 
         await c.wait_for(quiet, what="the worker quiet", limit_s=CATCH_UP_TIMEOUT_S)
-        return c.values(topics.recommendation), c.values(topics.deadletter)
+        alerts = [
+            (r.key or b"", orjson.loads(r.value))
+            for r in c.records
+            if r.topic == topics.alert and r.value is not None
+        ]
+        return c.values(topics.recommendation), c.values(topics.deadletter), alerts
+
+
+def alert_problems(alerts: list[tuple[bytes, dict[str, Any]]]) -> list[str]:
+    """Each alert keyed by its identity, published once, every clear after its raise on
+    the same key (so the same partition: consumers see them in order)."""
+    problems = []
+    ids = [a["event_id"] for _, a in alerts]
+    repeated = {i for i in ids if ids.count(i) > 1}
+    if repeated:
+        problems.append(
+            f"{len(repeated)} alert(s) published more than once, e.g. {sorted(repeated)[:3]}"
+        )
+    raised: dict[bytes, bool] = {}
+    for key, alert in sorted(alerts, key=lambda ka: (ka[1]["ts"], ka[1]["active"] is False)):
+        if key != f"{alert['kind']}:{alert['subject']}".encode():
+            problems.append(f"alert {alert['event_id']} keyed {key!r}")
+        if alert["active"]:
+            raised[key] = True
+        elif not raised.pop(key, False):
+            problems.append(f"clear {alert['event_id']} without a raise before it on {key!r}")
+    return problems
 
 
 def compare(offline: dict[str, list[Rec]], live: dict[str, list[Rec]]) -> list[str]:
@@ -137,8 +163,9 @@ async def test_a_worker_running_while_the_log_is_published_at_full_speed_decides
     collecting = asyncio.create_task(collect_until_done(broker.bootstrap, worker, expected))
     settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
     await replay(log, settings, speed=None)
-    recs, letters = await collecting
+    recs, letters, alerts = await collecting
     assert letters == [], [(d["source_topic"], d["error"]) for d in letters[:5]]
+    assert alerts and not alert_problems(alerts), alert_problems(alerts)[:10]
     problems = compare(offline, by_incident(recs))
     assert not problems, f"{len(problems)} of {len(offline)} incidents differ:\n" + "\n".join(
         problems[:10]
@@ -158,8 +185,9 @@ async def test_a_worker_started_after_the_log_was_published_decides_as_evaluate(
     await replay(log, settings, speed=None)
     worker = start_worker()
     expected = sum(len(v) for v in offline.values())
-    recs, letters = await collect_until_done(broker.bootstrap, worker, expected)
+    recs, letters, alerts = await collect_until_done(broker.bootstrap, worker, expected)
     assert letters == [], [(d["source_topic"], d["error"]) for d in letters[:5]]
+    assert alerts and not alert_problems(alerts), alert_problems(alerts)[:10]
     problems = compare(offline, by_incident(recs))
     assert not problems, f"{len(problems)} of {len(offline)} incidents differ:\n" + "\n".join(
         problems[:10]
@@ -204,7 +232,7 @@ async def test_a_worker_killed_mid_backlog_restarts_and_decides_as_evaluate(
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(KILL_TIMEOUT_S)
     second = start_worker(app_id)
-    recs, letters = await collect_until_done(broker.bootstrap, second, expected)
+    recs, letters, _ = await collect_until_done(broker.bootstrap, second, expected)
     assert letters == [], [(d["source_topic"], d["error"]) for d in letters[:5]]
     problems = compare(offline, by_incident(first_of_each(recs)))
     assert not problems, f"{len(problems)} of {len(offline)} incidents differ:\n" + "\n".join(

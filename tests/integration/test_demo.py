@@ -13,7 +13,9 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -165,3 +167,174 @@ async def _sdo_session(url: str, token: str) -> None:
             "the incident resourced by the worker",
         )
         assert resourced["incident"]["assigned"] == list(rec["recommended"])
+
+
+#: The demo's feed runs this far ahead of the clock before the decisions are taken.
+AHEAD_S = 2 * 3600.0
+#: At --speed 60 the feed is AHEAD_S ahead after two minutes, and start-up.
+AHEAD_TIMEOUT_S = 300.0
+
+
+def test_decisions_with_the_feed_two_hours_ahead_are_applied_by_the_worker() -> None:
+    """``sdo demo --speed 60`` for over two minutes, so that its feed runs two hours ahead
+    of the clock: an SDO's accept, override and decline then are each acknowledged,
+    published, applied by the demo's worker (its incidents table records the decision, by
+    the SDO) and never dead-lettered. (The admission rule judges event time against the
+    clock, and the demo lets its worker and console admit the feed it makes.)"""
+    cmd = [
+        sys.executable,
+        "-m",
+        "sdo",
+        "demo",
+        "--bind",
+        "127.0.0.1:0",
+        "--speed",
+        "60",
+        "--officers",
+        "80",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
+    seen: list[str] = []
+    try:
+        bootstrap = _read_until(proc, r"broker ready at (\S+)", DEMO_READY_TIMEOUT_S, seen).group(1)
+        url = _read_until(proc, r"console ready at (http://\S+)", DEMO_READY_TIMEOUT_S, seen).group(
+            1
+        )
+        token = _read_until(proc, r"login token for \S+ \(role sdo\): (\S+)", 5, seen).group(1)
+        drain = threading.Thread(target=_drain, args=(proc, seen), daemon=True)
+        drain.start()
+        decided = asyncio.run(_decide_when_ahead(url, token))
+        asyncio.run(_applied_by_the_worker(bootstrap, decided))
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(DEMO_STOP_TIMEOUT_S)
+        assert proc.returncode == 0, "".join(seen[-30:])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _drain(proc: subprocess.Popen[str], seen: list[str]) -> None:
+    assert proc.stdout is not None
+    seen.extend(proc.stdout)  # (appends line by line, until the demo ends)
+
+
+async def _decide_when_ahead(url: str, token: str) -> dict[str, tuple[str, str]]:
+    """Once the feed's clock is AHEAD_S past the wall clock: one accept, one override, one
+    decline, each on a call still waiting; incident id -> (decision, event id)."""
+    ws_url = url.replace("http://", "ws://").rstrip("/") + "/ws"
+    async with connect(ws_url, max_size=None, open_timeout=10) as ws:
+        await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
+        pending: dict[str, dict[str, Any]] = {}
+        decided: set[str] = set()
+        done: dict[str, tuple[str, str]] = {}
+        ahead = False
+        deadline = time.monotonic() + AHEAD_TIMEOUT_S
+        asked: dict[str, tuple[str, str]] = {}
+        while len(done) < 3:
+            assert time.monotonic() < deadline, (
+                f"decisions {done} of 3 within {AHEAD_TIMEOUT_S:.0f} s (feed ahead: {ahead})"
+            )
+            async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                m = orjson.loads(await ws.recv())
+            kind = m["type"]
+            if kind == "status" and m.get("event_time"):
+                clock = datetime.fromisoformat(m["event_time"])
+                ahead = (clock - datetime.now(UTC)).total_seconds() >= AHEAD_S
+            recs = m.get("recommendations", []) if kind == "snapshot" else []
+            if kind == "recommendation":
+                recs = [m["recommendation"]]
+            for rec in recs:
+                pending[rec["incident_id"]] = rec
+            if kind == "incident" and m["incident"].get("decision"):
+                decided.add(m["incident"]["incident_id"])
+            if kind in ("ack", "error") and m.get("request_id") in asked:
+                iid, decision = asked.pop(m["request_id"])
+                if kind == "ack":
+                    done[iid] = (decision, m["event_id"])
+                decided.add(iid)
+            if not ahead or asked:
+                continue
+            left = [
+                d
+                for d in ("accepted", "overridden", "declined")
+                if d not in {v[0] for v in done.values()}
+            ]
+            for iid, rec in list(pending.items()):
+                if iid in decided or iid in done or not left:
+                    continue
+                decision = left[0]
+                if decision != "declined" and not rec["recommended"]:
+                    continue
+                message: dict[str, Any] = {
+                    "request_id": f"ahead-{iid}",
+                    "incident_id": iid,
+                    "recommendation_id": rec["recommendation_id"],
+                }
+                if decision == "accepted":
+                    message["type"] = "accept"
+                elif decision == "overridden":
+                    message |= {
+                        "type": "override",
+                        "officer_ids": list(rec["recommended"]),
+                        "reason": "test: the feed is two hours ahead",
+                    }
+                else:
+                    message |= {"type": "decline", "reason": "test: the feed is two hours ahead"}
+                await ws.send(orjson.dumps(message).decode())
+                asked[message["request_id"]] = (iid, decision)
+                break
+        return done
+
+
+async def _applied_by_the_worker(bootstrap: str, decided: dict[str, tuple[str, str]]) -> None:
+    """The worker's incidents table records each decision, by the demo's SDO; no dead
+    letter carries any of them."""
+    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
+
+    consumer = AIOKafkaConsumer(
+        "sdo-demo-incidents-changelog",
+        "sdo.deadletter",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    latest: dict[str, dict[str, Any]] = {}
+    letters: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + DECISION_TIMEOUT_S
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for r in records:
+                    if r.value is None:
+                        continue
+                    if r.topic == "sdo.deadletter":
+                        letters.append(orjson.loads(r.value))
+                    else:
+                        latest[orjson.loads(r.key)] = orjson.loads(r.value)
+            applied = {
+                iid
+                for iid, (decision, _) in decided.items()
+                if latest.get(iid, {}).get("decision") == decision
+                and latest[iid].get("decided_by") == "demo-sdo"
+            }
+            if applied == set(decided):
+                break
+            assert time.monotonic() < deadline, (
+                f"the worker applied {sorted(applied)} of {sorted(decided)}; dead letters: "
+                + str([d["error"] for d in letters][:5])
+            )
+    finally:
+        await consumer.stop()
+    ours = {event_id for _, event_id in decided.values()}
+    refused = [d for d in letters if any(e in d.get("raw", "") for e in ours)]
+    assert refused == [], [d["error"] for d in refused]

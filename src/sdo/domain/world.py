@@ -320,14 +320,19 @@ class World:
     ) -> None:
         """Take an incident from the durable table (no outputs): its record and, if it
         awaits a decision, its current recommendation and the computation its race was
-        last measured from (see :meth:`durable_incident`). :meth:`resume` follows."""
+        last measured from (see :meth:`durable_incident`). :meth:`resume` follows.
+
+        An incident the World holds already is kept as it is: the table was written from
+        it, so it is at least as new (a worker's tables are recovered again on every
+        rebalance, while it goes on applying events)."""
         iid = record.incident_id
+        if iid in self._incidents:
+            return
         self._unraced.add(iid)
-        old = self._incidents.get(iid)
         self._incidents[iid] = record
-        self._account_load(old, record)
+        self._account_load(None, record)
         grading = self._gradings[iid] = grade(record.incident, self.rules)
-        if old is None and record.awaiting_deployment:
+        if record.awaiting_deployment:
             self._schedule_deadlines(record)
         if rec is None or not record.awaiting_deployment:
             return

@@ -80,6 +80,8 @@ def input_topics(topics: Topics) -> list[str]:
 
 #: Readiness: the longest an input partition may go without a fetch answered (seconds).
 FETCH_UNANSWERED_S: Final = 10.0
+#: Readiness: the longest the agent may apply nothing while records wait for it (seconds).
+STALLED_S: Final = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,8 @@ class Runtime:
     internal_errors: int = 0
     #: input records released out of certain order (an input partition unanswered)
     forced: int = 0
+    #: why the agent last crashed, and when (monotonic; None: it has not)
+    crashed: tuple[str, float] | None = None
 
     async def handle(self, event: EventT[Any], topic: str, expect: str) -> None:
         """Admit one input record, apply it to the World, write and publish what changed.
@@ -328,13 +332,17 @@ class Runtime:
         every commit)."""
         return self.holds.get(tp)
 
-    def problems(self, unanswered_s: float = FETCH_UNANSWERED_S) -> list[str]:
+    def problems(
+        self, unanswered_s: float = FETCH_UNANSWERED_S, stalled_s: float = STALLED_S
+    ) -> list[str]:
         """Why this worker is not ready to process (empty: it is): the readiness probe.
 
         Not ready while it stops, while its tables are being restored, while its group
-        rebalances, and while the broker has answered no fetch on one of its input
-        partitions for ``unanswered_s`` (a broker down or unreachable: the consumer
-        fetches every few tens of milliseconds while it runs). Call on the worker's loop.
+        rebalances, while the broker has answered no fetch on one of its input partitions
+        for ``unanswered_s`` (a broker down or unreachable: the consumer fetches every few
+        tens of milliseconds while it runs), once its agent crashed (Faust restarts it)
+        until it applies a record again, and while records wait on its input and it has
+        applied none for ``stalled_s`` (stalled). Call on the worker's loop.
         """
         if self.app.should_stop:
             return ["stopping"]
@@ -343,6 +351,19 @@ class Runtime:
         problems = []
         if self.app.rebalancing:
             problems.append("its consumer group is rebalancing")
+        now = time.monotonic()
+        if self.crashed is not None and (self.handled_at or 0.0) <= self.crashed[1]:
+            problems.append(
+                f"its agent crashed {now - self.crashed[1]:.0f} s ago ({self.crashed[0]}) "
+                "and has applied nothing since"
+            )
+        waiting = self.backlog()
+        since = self.handled_at if self.handled_at is not None else self.ready_at or now
+        if waiting and now - since > stalled_s:
+            problems.append(
+                f"stalled: {waiting} input record(s) wait and none was applied for "
+                f"{now - since:.0f} s"
+            )
         try:
             ages = fetch_ages(self.app, self.input_topics)
         except RuntimeError as exc:
@@ -360,6 +381,17 @@ class Runtime:
                 f"partition(s) ({', '.join(silent[:4])}{', ...' if len(silent) > 4 else ''})"
             )
         return problems
+
+    def backlog(self) -> int:
+        """Input records on the broker past the last one the agent applied, over the
+        partitions it has applied any of (as the consumer last heard the ends)."""
+        consumer = self.app.consumer
+        total = 0
+        for tp, offset in self.positions.items():
+            high = consumer.highwater(tp)
+            if high is not None and high > offset + 1:
+                total += high - offset - 1
+        return total
 
     def revoke(self, partitions: set[int]) -> None:
         """Input partitions were taken away: forget the incidents they carried."""
@@ -394,9 +426,10 @@ class Runtime:
         effects = self.world.resume(latest)
         self.recovered = True
         log.info(
-            "restored %d officers, %d incidents; %d recommendations re-issued",
+            "restored %d officers, %d incidents, event time %s; %d recommendations issued",
             len(self.world.officers),
             len(self.world.incidents),
+            self.world.now.isoformat(),
             len(effects.recommendations),
         )
         await self.publish(effects)
@@ -555,8 +588,16 @@ def build_app(
 
 def _agent(runtime: Runtime, routes: Mapping[str, str]) -> Any:
     async def inputs(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            topic = event.message.topic
-            await runtime.handle(event, topic, routes[topic])
+        try:
+            async for event in stream.events():
+                topic = event.message.topic
+                await runtime.handle(event, topic, routes[topic])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # (handle() never raises for a record: this is the broker or sdo itself; Faust
+            # restarts the agent, and the readiness probe says so until it applies again)
+            runtime.crashed = (f"{type(exc).__name__}: {exc}"[:300], time.monotonic())
+            raise
 
     return inputs

@@ -75,7 +75,9 @@ class _ShortFetchThread(AIOKafkaConsumerThread):
         if merger is None:
             merger = self._merger = Merger(self.idle_s)
         active = set(active_partitions or ())
-        mine = {tp for tp in active if tp.topic in ordered}
+        # every ordered partition assigned, paused or not: a paused one (Faust pauses a
+        # partition while its stream's buffer is full) still has older records to give
+        mine = {tp for tp in consumer.assignment() if tp.topic in ordered}
         states = partition_states(consumer, mine)
         merger.check({tp: st.position for tp, st in states.items()})
         # pull what aiokafka has fetched, but not of a partition holding a lot already
@@ -96,7 +98,7 @@ class _ShortFetchThread(AIOKafkaConsumerThread):
         if not len(merger):
             return out
         states = partition_states(consumer, mine)
-        released, forced = merger.release(states, time.time())
+        released, forced = merger.release(states, time.time(), active)
         if forced and self.on_forced is not None:
             self.on_forced(forced)
         out.update(released)
