@@ -4,11 +4,11 @@
                                        [--policy thrive --policy closest] [--profile 15]
                                        [--python] [--together]
 
-The log is generated once with :func:`sdo.simulate.simulate` into ``--dir`` (reused when
+The log is generated once with :func:`sdo.evaluation.simulate.simulate` into ``--dir`` (reused when
 present; same seed and arguments give the same bytes) at force scale: incidents grow
 with the roster (400 a day per 120 officers, the pilot ratio) unless
 ``--incidents-per-day`` says otherwise. Then, for each policy, one timed streaming pass
-of :func:`sdo.evaluate.evaluate` — the function ``sdo evaluate`` runs — with the
+of :func:`sdo.evaluation.evaluate.evaluate` — the function ``sdo evaluate`` runs — with the
 recommendations written to ``/dev/null``. Each pass reports how many fixes the compiled
 fix lane (:mod:`sdo.domain.lane`) applied and the lines it left to Python, by reason.
 ``--python`` also times each policy without the lane (every line decoded and applied in
@@ -43,9 +43,9 @@ from pathlib import Path
 from sdo import compiled
 from sdo.areas import load_areas
 from sdo.config import Settings
-from sdo.evaluate import default_jobs, evaluate
-from sdo.replay import read_log
-from sdo.simulate import INCIDENTS_PER_DAY, simulate, write_log
+from sdo.evaluation.evaluate import default_jobs, evaluate
+from sdo.evaluation.replay import read_log
+from sdo.evaluation.simulate import INCIDENTS_PER_DAY, simulate, write_log
 
 TARGET_EVENTS_PER_S = 200_000
 START = datetime(2015, 12, 1, 6, tzinfo=UTC)

@@ -31,9 +31,9 @@ from sdo.domain.geo import haversine_m
 from sdo.domain.recommend import DispatchRule, Policy, recommend
 from sdo.domain.world import World
 from sdo.errors import BadInput
+from sdo.evaluation.replay import read_log
+from sdo.evaluation.simulate import INCIDENTS_PER_DAY, simulate, write_log
 from sdo.grade import load_rules
-from sdo.replay import read_log
-from sdo.simulate import INCIDENTS_PER_DAY, simulate, write_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate import PILOT_OFFICERS, START  # the same cached log as bench/evaluate.py

@@ -20,9 +20,9 @@ from sdo.areas import load_areas
 from sdo.cli import main
 from sdo.config import Settings
 from sdo.domain.grading import grade
+from sdo.evaluation.police_uk import LOCAL, PROFILES, Record, incident_for
 from sdo.events import Incident, IncidentState, OfficerLocation, decode
 from sdo.grade import load_rules
-from sdo.police_uk import LOCAL, PROFILES, Record, incident_for
 
 #: The city-centre wards the CSV's ``ward`` column names, except Edgbaston (86 rows), left
 #: out so that some records fall outside the areas. WD13CD -> (cluster, named officer).

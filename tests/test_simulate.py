@@ -17,9 +17,9 @@ from sdo.cli import main
 from sdo.config import Settings
 from sdo.domain.geo import Areas
 from sdo.domain.grading import Rules, grade
+from sdo.evaluation.simulate import DISPATCHER, _facts, simulate, write_log
 from sdo.events import Incident, IncidentState, Response, Status, decode
 from sdo.grade import load_rules
-from sdo.simulate import DISPATCHER, _facts, simulate, write_log
 
 START = datetime(2015, 12, 1, 6, 0, tzinfo=UTC)
 

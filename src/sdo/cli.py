@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True, help="LOG (.jsonl or .jsonl.gz)")
     p.add_argument("--force", action="store_true", help="replace LOG if it exists")
-    p.set_defaults(func=_run("sdo.simulate:cli"))
+    p.set_defaults(func=_run("sdo.evaluation.simulate:cli"))
 
     p = sub.add_parser("replay", help="publish an event log to Kafka")
     _common(p, areas=False)
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="N x real time (60: a simulated day in 24 min), or max: as fast as Kafka takes "
         "it (default)",
     )
-    p.set_defaults(func=_run("sdo.replay:cli"))
+    p.set_defaults(func=_run("sdo.evaluation.replay:cli"))
 
     p = sub.add_parser(
         "evaluate",
@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="policies evaluated at once, a process each (default: one per policy, "
         "up to the number of CPUs)",
     )
-    p.set_defaults(func=_run("sdo.evaluate:cli"))
+    p.set_defaults(func=_run("sdo.evaluation.evaluate:cli"))
 
     p = sub.add_parser("grade", help="grade incidents (JSON lines on stdin)")
     p.add_argument(
@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--since", default=None, help="keep incidents from this date/time on")
     q.add_argument("--until", default=None, help="keep incidents before this date/time")
-    q.set_defaults(func=_run("sdo.police_uk:cli"))
+    q.set_defaults(func=_run("sdo.evaluation.police_uk:cli"))
     return parser
 
 

@@ -22,7 +22,6 @@ import contextlib
 import gc
 import importlib.metadata
 import os
-import statistics
 import sys
 import time
 from collections import Counter
@@ -41,6 +40,13 @@ from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, Settings
 from sdo.domain.recommend import POLICIES, Policy
 from sdo.domain.world import World
 from sdo.errors import BadInput, ConfigError
+from sdo.evaluation.intervals import (
+    BOOTSTRAP_RESAMPLES,
+    CI_MIN_VALUES,
+    ci95,
+    difference,
+    quantile,
+)
 from sdo.events import (
     AlertKind,
     Decision,
@@ -59,7 +65,7 @@ from sdo.progress import REFRESH_S, LineReporter, ProgressLine, eta_text
 if TYPE_CHECKING:
     from sdo.domain.geo import Areas
     from sdo.domain.grading import Rules
-    from sdo.replay import LogReader
+    from sdo.evaluation.replay import LogReader
 
 __all__ = ["Metrics", "PassProgress", "PolicySpec", "cli", "default_jobs", "evaluate"]
 
@@ -76,11 +82,6 @@ LOCAL_TIME: Final = "Europe/London"
 _LOCAL = ZoneInfo(LOCAL_TIME)
 #: An hour's median is given from this many calls of a grade (fewer: None).
 HOUR_MIN_CALLS: Final = 3
-#: Each 95% interval comes from this many resamples of the incidents (a bootstrap), drawn
-#: from a fixed seed: the same log gives the same intervals. None below CI_MIN_VALUES.
-BOOTSTRAP_RESAMPLES: Final = 1000
-_BOOTSTRAP_SEED: Final = 20151201
-CI_MIN_VALUES: Final = 10
 #: The key of a pass's per-incident figures in its results until :func:`evaluate` hands
 #: them to its ``paired`` (they are not written to metrics.json).
 PAIRED: Final = "_paired"
@@ -302,11 +303,11 @@ class Metrics:
                 "incidents": len(rows),
                 "with_officer": len(times),
                 "without_officer": len(rows) - len(times),
-                "eta_median_s": _q(etas, 0.5),
-                "eta_p90_s": _q(etas, 0.9),
-                "attend_median_s": _q(times, 0.5),
-                "attend_median_ci95_s": _ci95(times, median=True),
-                "attend_p90_s": _q(times, 0.9),
+                "eta_median_s": quantile(etas, 0.5),
+                "eta_p90_s": quantile(etas, 0.9),
+                "attend_median_s": quantile(times, 0.5),
+                "attend_median_ci95_s": ci95(times, median=True),
+                "attend_p90_s": quantile(times, 0.9),
                 **_rated("share_over_30_min", [t > LONG_WAIT_S for t in times]),
             }
             if g in TARGET_S:
@@ -339,7 +340,7 @@ class Metrics:
             "by_response": dict(sorted(by_response.items())),
             "first_recommendation_sends": dict(sent_to.most_common()),
             "share_off_response_officers": round(off_response / total, 4),
-            "share_off_response_officers_ci95": _ci95(off),
+            "share_off_response_officers_ci95": ci95(off),
             # (its parts: where that demand went; they add up to it)
             "share_off_response_officers_by": {
                 k: round(n / total, 4) for k, n in off_to.most_common()
@@ -395,7 +396,7 @@ def _by_hour(graded: list[_Incident], off: list[bool]) -> dict[str, Any]:
         for g in (1, 2):
             times = sorted(i.attend_s for i, _ in calls if i.grade == g and i.attend_s is not None)
             row[f"grade_{g}_attend_median_s"] = (
-                _q(times, 0.5) if len(times) >= HOUR_MIN_CALLS else None
+                quantile(times, 0.5) if len(times) >= HOUR_MIN_CALLS else None
             )
         rows.append(row)
     return {"time_zone": LOCAL_TIME, "hours": rows}
@@ -417,50 +418,6 @@ def _below_cover(world: World, recommended: tuple[str, ...]) -> bool | None:
     if not taken:
         return None
     return any(world.cover_count(c) - n < clusters[c].min_cover for c, n in taken.items())
-
-
-def _q(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return round(values[0], 1)
-    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1], 1)
-
-
-def _ci95(values: list[float] | list[bool], *, median: bool = False) -> list[float] | None:
-    """The 95% interval of the median (or, of flags, the share) of ``values``: the 2.5th
-    and 97.5th percentiles of it over :data:`BOOTSTRAP_RESAMPLES` resamples of the values
-    with replacement; how far the figure could move on another log like this one. None
-    for fewer than :data:`CI_MIN_VALUES`."""
-    n = len(values)
-    if n < CI_MIN_VALUES:
-        return None
-    rng = np.random.default_rng(_BOOTSTRAP_SEED)
-    if median:
-        stats = _resampled_medians(rng, np.asarray(values, dtype=np.float64))
-    else:
-        # a resample of n flags holds Binomial(n, share) of them set: drawn at once
-        stats = rng.binomial(n, sum(values) / n, size=BOOTSTRAP_RESAMPLES) / n
-    low, high = np.percentile(stats, [2.5, 97.5])
-    digits = 1 if median else 4
-    return [round(float(low), digits), round(float(high), digits)]
-
-
-def _resampled_medians(
-    rng: np.random.Generator, x: np.ndarray, y: np.ndarray | None = None
-) -> np.ndarray:
-    """The median of ``x`` (less that of ``y``, over the same items) in each of
-    :data:`BOOTSTRAP_RESAMPLES` resamples of the items with replacement."""
-    n = len(x)
-    stats = np.empty(BOOTSTRAP_RESAMPLES)
-    step = max(1, 250_000 // n)  # resamples at once, a few megabytes each
-    for start in range(0, BOOTSTRAP_RESAMPLES, step):
-        count = min(step, BOOTSTRAP_RESAMPLES - start)
-        idx = rng.integers(0, n, size=(count, n))
-        stats[start : start + count] = np.median(x[idx], axis=1)
-        if y is not None:
-            stats[start : start + count] -= np.median(y[idx], axis=1)
-    return stats
 
 
 def compare(
@@ -487,7 +444,7 @@ def compare(
         off_a = [float(a["off"][k]) for k, _ in both]
         off_b = [float(b["off"][j]) for _, j in both]
         entry: dict[str, Any] = {"policy": name, "against": base, "incidents": len(both)}
-        entry.update(_difference("share_off_response_officers", off_a, off_b))
+        entry.update(difference("share_off_response_officers", off_a, off_b))
         grades: dict[str, Any] = {}
         for g, target in sorted(TARGET_S.items()):
             pairs = [
@@ -503,10 +460,10 @@ def compare(
                 "only_this_without_officer": sum(x is None and y is not None for x, y in pairs),
                 "only_against_without_officer": sum(x is not None and y is None for x, y in pairs),
                 "target_min": target // 60,
-                **_difference(
+                **difference(
                     "attend_median_s", [x for x, _ in rows], [y for _, y in rows], median=True
                 ),
-                **_difference(
+                **difference(
                     within,
                     [float(_within(x, target)) for x, _ in pairs],
                     [float(_within(y, target)) for _, y in pairs],
@@ -517,35 +474,6 @@ def compare(
     return out
 
 
-def _difference(
-    key: str, a: list[float], b: list[float], *, median: bool = False
-) -> dict[str, Any]:
-    """``{key}_diff`` (a's median, or share, minus b's, over the same items) and its paired
-    95% interval ``{key}_diff_ci95`` (None from fewer than :data:`CI_MIN_VALUES`)."""
-    n = len(a)
-    digits = 1 if median else 4
-    if not n:
-        return {f"{key}_diff": None, f"{key}_diff_ci95": None}
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    point = float(np.median(x) - np.median(y)) if median else float(x.mean() - y.mean())
-    interval = None
-    if n >= CI_MIN_VALUES:
-        rng = np.random.default_rng(_BOOTSTRAP_SEED)
-        if median:
-            stats = _resampled_medians(rng, x, y)
-        else:
-            # each item's difference is -1, 0 or +1: a resample's counts are multinomial
-            d = x - y
-            fewer, more = float((d < 0).mean()), float((d > 0).mean())
-            p = [fewer, max(0.0, 1.0 - fewer - more), more]
-            counts = rng.multinomial(n, p, size=BOOTSTRAP_RESAMPLES)
-            stats = (counts[:, 2] - counts[:, 0]) / n
-        low, high = np.percentile(stats, [2.5, 97.5])
-        interval = [round(float(low), digits), round(float(high), digits)]
-    return {f"{key}_diff": round(point, digits), f"{key}_diff_ci95": interval}
-
-
 def _within(attend_s: float | None, target_s: int) -> bool:
     """Attended within target, by the estimate; no officer named: not within it."""
     return attend_s is not None and attend_s <= target_s
@@ -553,7 +481,7 @@ def _within(attend_s: float | None, target_s: int) -> bool:
 
 def _rated(key: str, flags: list[bool]) -> dict[str, Any]:
     """A share of ``flags`` (``key``) and its 95% interval (``{key}_ci95``)."""
-    return {key: _rate(flags), f"{key}_ci95": _ci95(flags)}
+    return {key: _rate(flags), f"{key}_ci95": ci95(flags)}
 
 
 def _rate(flags: list[bool]) -> float | None:
@@ -649,7 +577,7 @@ def _one_pass(
     progress: PassProgress | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """One policy's pass: its metrics, and the lane's stats (None without the lane)."""
-    from sdo.replay import read_log  # noqa: PLC0415
+    from sdo.evaluation.replay import read_log  # noqa: PLC0415
 
     name = policy.shown
     world = World(areas, rules, policy)
@@ -964,7 +892,7 @@ def cli(args: argparse.Namespace) -> int:
         partial["metrics.json"].write_bytes(
             orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
         )
-        from sdo.report import write_report  # noqa: PLC0415 (matplotlib is slow to import)
+        from sdo.evaluation.report import write_report  # noqa: PLC0415 (matplotlib is slow to import)
 
         write_report(document, partial["report.html"])
         for name in names:
@@ -1041,7 +969,7 @@ def _sniff(log: Path) -> None:
     """Refuse, in one line, a file that is not an event log (a CSV, a report): its first
     :data:`SNIFF_LINES` lines are all invalid. A log with a few bad lines passes; the
     passes report those."""
-    from sdo.replay import read_log  # noqa: PLC0415
+    from sdo.evaluation.replay import read_log  # noqa: PLC0415
 
     first: list[tuple[int, str]] = []
 

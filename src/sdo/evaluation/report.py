@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import matplotlib
 
-from sdo.evaluate import BOOTSTRAP_RESAMPLES, CI_MIN_VALUES
+from sdo.evaluation.intervals import BOOTSTRAP_RESAMPLES, CI_MIN_VALUES
 
 matplotlib.use("Agg")  # no display here; must precede pyplot
 import matplotlib.pyplot as plt

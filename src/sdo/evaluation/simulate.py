@@ -1,0 +1,1065 @@
+"""A deterministic synthetic pilot event log (``sdo simulate``, issue #5).
+
+Theory of operation
+-------------------
+A discrete-event simulation over whole seconds. A heap holds the pending actions as
+``(second, sequence, action)``; the sequence number breaks ties in the order actions were
+scheduled, so the run never depends on comparing payloads, on set order or on the clock.
+Popping an action advances the simulated time, mutates a little state (an officer, an
+incident) and emits the events that action causes, all stamped with that second: the
+stream is therefore in non-decreasing ``ts`` order and :func:`simulate` can yield it as it
+goes. Only pending work is in memory (one AVL action per on-duty officer, the live
+incidents), never the log.
+
+Every random draw comes from one ``random.Random(seed)``, in a fixed order, so the same
+seed and arguments give the same events — and :func:`write_log` the same bytes (gzip
+header with ``mtime=0`` and no file name).
+
+What is modelled
+----------------
+* **Officers** (:func:`roster`): mostly response (cars and vans, patrolling their response
+  cluster), the named neighbourhood officer of every neighbourhood that has one (their
+  ``officer_id`` is that name) plus extra neighbourhood officers, PCSOs on foot or bicycle,
+  investigators on the transport desk (no location), force support (roads policing, one
+  dog van) and supervisors. Response, force support and supervisors work earlies
+  (07-16), lates (15-24) or nights (22-07); neighbourhood teams and PCSOs days (08-16) or
+  lates (14-22); investigators 08-18 or 12-22. Hours are those of ``ts`` (UTC, which is UK
+  time in winter).
+* **Shifts**: an ``officer.profile`` (with ``shift_end``) and ``available`` at the start,
+  ``off_duty`` at the end (or when the job in hand is finished), a 45-minute
+  ``refreshment`` break around mid-shift (taken when next free). Officers already on shift
+  at the start of the run book on at its first second.
+* **AVL**: a fix every 5-15 s while moving (20 s on foot or bicycle), every 30 s when
+  stationary, for every on-duty officer with a physical transport. Patrol is a walk
+  between random waypoints inside the officer's beat (rejection-sampled inside the
+  neighbourhood polygons) at transport speed, with stops; travel to an incident is a
+  straight line at blue-light speed slowed by a road factor. Fixes carry GPS noise.
+* **Incidents**: a non-homogeneous Poisson process (~400 a day by default) with a
+  time-of-day profile (quiet 03-07, peaking 16-20), placed more often in neighbourhoods of
+  higher typology (1 affluent ... 5 deprived). Each has a category, and a target response
+  drawn from that category's mix; the THRIVE+ answers are then drawn to satisfy exactly
+  that response under the default rules (CONTRACT §2), so all six responses occur (about
+  8 % emergency, 26 % priority, 14 % scheduled, 11 % neighbourhood, 21 % investigator,
+  19 % signpost). A few carry a handler ``grade``.
+* **Dispatch** (the status quo the pilot is compared against): emergency and priority
+  incidents, and scheduled ones at their appointment time, get the closest available
+  response officer(s) by great-circle distance (emergencies may break a refreshment
+  break), preferring those with the required skills; a ``deployment`` (accepted, by
+  ``sim-dispatcher``), ``en_route``, ``at_scene`` on arrival, sometimes ``committed``
+  (custody, statements, hospital), then ``available``. The incident goes ``resourced``,
+  then ``closed`` when the last officer leaves. Signposted, investigator and neighbourhood
+  incidents are closed from the control-room queue after a handover delay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import gzip
+import heapq
+import io
+import itertools
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from sdo.domain.geo import haversine_m
+from sdo.errors import ConfigError
+from sdo.events import (
+    Decision,
+    Deployment,
+    Incident,
+    IncidentState,
+    Level,
+    OfficerLocation,
+    OfficerProfile,
+    OfficerStatus,
+    Response,
+    Role,
+    Status,
+    Thrive,
+    Transport,
+    encode,
+)
+from sdo.progress import ProgressLine, eta_text
+
+__all__ = [
+    "DISPATCHER",
+    "INCIDENTS_PER_DAY",
+    "LogCounts",
+    "OfficerPlan",
+    "cli",
+    "roster",
+    "simulate",
+    "write_log",
+]
+
+#: The ``by`` of every deployment the simulated dispatcher makes.
+DISPATCHER: Final = "sim-dispatcher"
+#: Default demand across the pilot area.
+INCIDENTS_PER_DAY: Final = 400.0
+
+_DAY: Final = 86_400
+_SLOW: Final = frozenset({Transport.FOOT, Transport.BICYCLE})
+_HOUR: Final = 3_600
+_M_PER_DEG: Final = 111_320.0
+#: Straight-line distance x this = road distance (urban grid).
+_ROAD_FACTOR: Final = 1.35
+
+# ---------------------------------------------------------------------------------------
+# What the simulation needs of an area file (``sdo.domain.geo.Areas`` satisfies it).
+
+
+class _Neighbourhood(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def npu(self) -> str: ...
+    @property
+    def cluster(self) -> str: ...
+    @property
+    def typology(self) -> int: ...
+    @property
+    def named_officer(self) -> str | None: ...
+    @property
+    def centroid(self) -> tuple[float, float]: ...
+    @property
+    def bbox(self) -> tuple[float, float, float, float]: ...
+
+
+class AreasLike(Protocol):
+    @property
+    def neighbourhoods(self) -> Mapping[str, _Neighbourhood]: ...
+    def contains(self, neighbourhood_id: str, lon: float, lat: float) -> bool: ...
+
+
+# ---------------------------------------------------------------------------------------
+# Officers
+
+#: (start hour, length in hours) of each shift pattern.
+_SHIFTS: Final[dict[str, tuple[int, int]]] = {
+    "early": (7, 9),
+    "late": (15, 9),
+    "night": (22, 9),
+    "day": (8, 8),
+    "nbh_late": (14, 8),
+    "desk_day": (8, 10),
+    "desk_late": (12, 10),
+}
+_ROLE_SHIFTS: Final[dict[Role, tuple[str, ...]]] = {
+    Role.RESPONSE: ("early", "late", "night"),
+    Role.FORCE_SUPPORT: ("early", "late", "night"),
+    Role.SUPERVISOR: ("early", "late", "night"),
+    Role.NEIGHBOURHOOD: ("day", "nbh_late"),
+    Role.PCSO: ("day", "nbh_late"),
+    Role.INVESTIGATOR: ("desk_day", "desk_late"),
+}
+#: Share of the roster by role; neighbourhood officers take the rest.
+_ROLE_SHARE: Final[tuple[tuple[Role, float], ...]] = (
+    (Role.RESPONSE, 0.50),
+    (Role.PCSO, 0.10),
+    (Role.INVESTIGATOR, 0.08),
+    (Role.FORCE_SUPPORT, 0.05),
+    (Role.SUPERVISOR, 0.03),
+)
+_ID_PREFIX: Final[dict[Role, str]] = {
+    Role.RESPONSE: "RP",
+    Role.NEIGHBOURHOOD: "NH",
+    Role.PCSO: "CS",
+    Role.INVESTIGATOR: "IV",
+    Role.FORCE_SUPPORT: "FS",
+    Role.SUPERVISOR: "SG",
+}
+_CALLSIGN_LETTER: Final[dict[Role, str]] = {
+    Role.RESPONSE: "R",
+    Role.NEIGHBOURHOOD: "N",
+    Role.PCSO: "C",
+    Role.INVESTIGATOR: "I",
+    Role.FORCE_SUPPORT: "F",
+    Role.SUPERVISOR: "S",
+}
+#: (patrol, blue-light) speed in m/s, before the road factor.
+_SPEED: Final[dict[Transport, tuple[float, float]]] = {
+    Transport.CAR: (7.0, 15.0),
+    Transport.VAN: (6.0, 13.0),
+    Transport.MOTORCYCLE: (8.0, 16.0),
+    Transport.BICYCLE: (4.0, 5.5),
+    Transport.FOOT: (1.3, 2.2),
+    Transport.DESK: (0.0, 0.0),
+}
+#: Optional skills by role: (skill, probability).
+_SKILLS: Final[dict[Role, tuple[tuple[str, float], ...]]] = {
+    Role.RESPONSE: (
+        ("taser", 0.35),
+        ("first_aid", 0.9),
+        ("advanced_driver", 0.3),
+        ("public_order", 0.2),
+        ("mental_health", 0.1),
+        ("ppu", 0.08),
+        ("search", 0.05),
+    ),
+    Role.NEIGHBOURHOOD: (("first_aid", 0.9), ("mental_health", 0.15), ("public_order", 0.1)),
+    Role.PCSO: (("first_aid", 0.7),),
+    Role.INVESTIGATOR: (("ppu", 0.3),),
+    Role.FORCE_SUPPORT: (("first_aid", 0.9), ("advanced_driver", 0.8), ("taser", 0.5)),
+    Role.SUPERVISOR: (("first_aid", 0.9), ("taser", 0.4), ("public_order", 0.5)),
+}
+_LANGUAGES: Final = (("language:urdu", 0.07), ("language:punjabi", 0.04), ("language:polish", 0.02))
+
+
+@dataclass(frozen=True, slots=True)
+class OfficerPlan:
+    """Who an officer is in the simulation: the profile plus where and when they work."""
+
+    officer_id: str
+    callsign: str
+    role: Role
+    skills: tuple[str, ...]
+    transport: Transport
+    npu: str | None
+    neighbourhoods: tuple[str, ...]  # named responsibility
+    beat: tuple[str, ...]  # where they patrol (empty on the desk)
+    shift: str
+
+
+def roster(areas: AreasLike, officers: int, rng: random.Random) -> list[OfficerPlan]:
+    """``officers`` officer plans over ``areas``, in a fixed order.
+
+    Every neighbourhood's ``named_officer`` is a neighbourhood officer while the roster has
+    room for them (about a fifth of it or more); the rest follow :data:`_ROLE_SHARE`.
+    """
+    if officers < 1:
+        raise ConfigError("--officers must be at least 1")
+    nbhds = list(areas.neighbourhoods.values())
+    npus = list(dict.fromkeys(n.npu for n in nbhds))
+    clusters = list(dict.fromkeys(n.cluster for n in nbhds))
+    by_npu = {p: tuple(n.id for n in nbhds if n.npu == p) for p in npus}
+    by_cluster = {c: tuple(n.id for n in nbhds if n.cluster == c) for c in clusters}
+    npu_of_cluster = {c: next(n.npu for n in nbhds if n.cluster == c) for c in clusters}
+    named: dict[str, list[str]] = {}
+    for n in nbhds:
+        if n.named_officer:
+            named.setdefault(n.named_officer, []).append(n.id)
+
+    counts = {role: max(1, round(officers * share)) for role, share in _ROLE_SHARE}
+    if officers < sum(counts.values()) + 1:  # tiny rosters: response first
+        counts = {role: 0 for role, _ in _ROLE_SHARE}
+        counts[Role.RESPONSE] = max(1, officers - 1) if officers > 1 else 1
+    counts[Role.NEIGHBOURHOOD] = officers - sum(counts.values())
+
+    plans: list[OfficerPlan] = []
+    serial: dict[Role, int] = {}
+
+    def add(
+        role: Role,
+        oid: str | None,
+        npu: str | None,
+        beat: tuple[str, ...],
+        own: tuple[str, ...] = (),
+    ) -> None:
+        k = serial[role] = serial.get(role, 0) + 1
+        transport = _transport(role, k, rng)
+        skills = [s for s, p in _SKILLS[role] if rng.random() < p]
+        if role is Role.FORCE_SUPPORT:
+            skills.append("dog" if k == 1 else "roads_policing")
+        skills += [s for s, p in _LANGUAGES if rng.random() < p]
+        shifts = _ROLE_SHIFTS[role]
+        letter = (npu or "force")[0].upper()
+        plans.append(
+            OfficerPlan(
+                officer_id=oid or f"{_ID_PREFIX[role]}-{k:03d}",
+                callsign=f"{letter}{_CALLSIGN_LETTER[role]}{k:02d}",
+                role=role,
+                skills=tuple(skills),
+                transport=transport,
+                npu=npu,
+                neighbourhoods=own,
+                beat=() if transport is Transport.DESK else beat,
+                shift=shifts[(k - 1) % len(shifts)],
+            )
+        )
+
+    response_shifts = len(_ROLE_SHIFTS[Role.RESPONSE])
+    for i in range(counts[Role.RESPONSE]):
+        # shifts go round-robin too (see add()): step the cluster once per round of shifts
+        # so every cluster has officers on every shift
+        cluster = clusters[(i // response_shifts) % len(clusters)]
+        add(Role.RESPONSE, None, npu_of_cluster[cluster], by_cluster[cluster])
+    named_ids = list(named)[: counts[Role.NEIGHBOURHOOD]]
+    for oid in named_ids:
+        own = tuple(named[oid])
+        add(Role.NEIGHBOURHOOD, oid, areas.neighbourhoods[own[0]].npu, own, own)
+    for i in range(counts[Role.NEIGHBOURHOOD] - len(named_ids)):
+        nb = nbhds[i % len(nbhds)]
+        add(Role.NEIGHBOURHOOD, None, nb.npu, (nb.id,), (nb.id,))
+    for i in range(counts[Role.PCSO]):
+        nb = nbhds[(i * 5) % len(nbhds)]
+        add(Role.PCSO, None, nb.npu, (nb.id,))
+    for i in range(counts[Role.INVESTIGATOR]):
+        add(Role.INVESTIGATOR, None, npus[i % len(npus)], ())
+    every = tuple(n.id for n in nbhds)
+    for _ in range(counts[Role.FORCE_SUPPORT]):
+        add(Role.FORCE_SUPPORT, None, None, every)
+    for i in range(counts[Role.SUPERVISOR]):
+        npu = npus[i % len(npus)]
+        add(Role.SUPERVISOR, None, npu, by_npu[npu])
+    return plans
+
+
+def _transport(role: Role, k: int, rng: random.Random) -> Transport:
+    r = rng.random()
+    if role is Role.RESPONSE:
+        return Transport.CAR if r < 0.7 else Transport.VAN if r < 0.95 else Transport.MOTORCYCLE
+    if role is Role.NEIGHBOURHOOD:
+        return Transport.FOOT if r < 0.4 else Transport.BICYCLE if r < 0.7 else Transport.CAR
+    if role is Role.PCSO:
+        return Transport.FOOT if r < 0.6 else Transport.BICYCLE
+    if role is Role.INVESTIGATOR:
+        return Transport.DESK
+    if role is Role.FORCE_SUPPORT:
+        return Transport.VAN if k == 1 else Transport.MOTORCYCLE if r < 0.3 else Transport.CAR
+    return Transport.CAR
+
+
+# ---------------------------------------------------------------------------------------
+# Incidents: categories, their response mix, and THRIVE+ answers that grade to it.
+
+_E, _P, _S = Response.EMERGENCY, Response.PRIORITY, Response.SCHEDULED
+_N, _I, _G = Response.NEIGHBOURHOOD, Response.INVESTIGATOR, Response.SIGNPOST
+
+#: category -> (weight, ((response, probability), ...), summary)
+_CATEGORIES: Final[dict[str, tuple[float, tuple[tuple[Response, float], ...], str]]] = {
+    "asb": (
+        14,
+        ((_P, 0.10), (_N, 0.50), (_S, 0.15), (_G, 0.25)),
+        "Youths causing annoyance, throwing stones at windows",
+    ),
+    "noise": (8, ((_N, 0.20), (_S, 0.10), (_G, 0.70)), "Loud music from neighbouring address"),
+    "criminal_damage": (
+        9,
+        ((_E, 0.03), (_P, 0.10), (_N, 0.20), (_I, 0.50), (_S, 0.17)),
+        "Vehicle windows smashed, witness can describe suspect",
+    ),
+    "burglary": (
+        8,
+        ((_E, 0.12), (_P, 0.18), (_I, 0.55), (_S, 0.15)),
+        "Rear door forced, property taken",
+    ),
+    "theft": (11, ((_P, 0.08), (_I, 0.50), (_S, 0.17), (_G, 0.25)), "Bicycle stolen from outside"),
+    "shoplifting": (7, ((_P, 0.45), (_I, 0.45), (_G, 0.10)), "Store reports theft of goods"),
+    "domestic": (10, ((_E, 0.25), (_P, 0.55), (_S, 0.20)), "Argument between partners reported"),
+    "violence": (9, ((_E, 0.30), (_P, 0.40), (_I, 0.20), (_S, 0.10)), "Assault reported"),
+    "concern_for_welfare": (
+        9,
+        ((_E, 0.10), (_P, 0.55), (_S, 0.20), (_G, 0.15)),
+        "Caller concerned for vulnerable adult",
+    ),
+    "rtc": (6, ((_E, 0.10), (_P, 0.35), (_S, 0.15), (_G, 0.40)), "Road traffic collision"),
+    "suspicious_person": (
+        6,
+        ((_E, 0.03), (_P, 0.30), (_N, 0.15), (_S, 0.12), (_G, 0.40)),
+        "Person seen trying car door handles",
+    ),
+    "fraud": (3, ((_I, 0.70), (_S, 0.10), (_G, 0.20)), "Caller lost money to online scam"),
+}
+_CATEGORY_NAMES: Final = tuple(_CATEGORIES)
+_CATEGORY_CUM: Final = tuple(itertools.accumulate(c[0] for c in _CATEGORIES.values()))
+
+#: Relative demand by hour of the day (quiet 03-07, peak late afternoon and evening).
+_HOURLY: Final = (
+    1.00, 0.85, 0.65, 0.45, 0.35, 0.30, 0.40, 0.60, 0.80, 0.90, 1.00, 1.05,
+    1.10, 1.15, 1.25, 1.40, 1.50, 1.55, 1.55, 1.50, 1.40, 1.30, 1.20, 1.10,
+)  # fmt: skip
+_TYPOLOGY_DEMAND: Final = {1: 0.6, 2: 0.8, 3: 1.0, 4: 1.3, 5: 1.6}
+
+_NONE, _LOW, _MED, _HIGH = Level.NONE, Level.LOW, Level.MEDIUM, Level.HIGH
+_LOW2: Final = (_NONE, _LOW)
+_UPTO_MED: Final = (_NONE, _LOW, _MED)
+_GRADE_OF: Final = {_E: 1, _P: 2, _S: 3, _N: 4, _I: 4, _G: 4}
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    thrive: Thrive
+    ongoing: bool
+    offender_present: bool
+    persistent: bool
+
+
+def _facts(response: Response, rng: random.Random) -> _Facts:
+    """THRIVE+ answers and incident facts that the default rules grade as ``response``."""
+    if response in (_E, _P):
+        return _urgent_facts(response is _E, rng)
+    ch = rng.choice
+    t, h, r, v = ch(_LOW2), ch(_LOW2), ch(_LOW2), ch(_LOW2)
+    investigation = prevention = persistent = False
+    engagement = rng.random() < 0.5
+    if response is _N:  # persistent, with a prevention opportunity
+        persistent = prevention = engagement = True
+        investigation = rng.random() < 0.4
+    elif response is _I:  # an investigation opportunity, not ongoing, not rule 4
+        investigation = True
+        persistent = rng.random() < 0.3
+        prevention = not persistent and rng.random() < 0.3
+    elif response is _G:  # nothing to investigate or prevent, nobody vulnerable
+        v = _NONE
+        persistent = rng.random() < 0.3
+    elif rng.random() < 0.6:  # scheduled: a (low) vulnerability needs a visit
+        v = _LOW
+    else:  # scheduled: a one-off prevention need
+        prevention = True
+    thrive = Thrive(
+        threat=t, harm=h, risk=r, vulnerability=v, investigation=investigation,
+        engagement=engagement, prevention=prevention,
+    )  # fmt: skip
+    return _Facts(thrive, ongoing=False, offender_present=False, persistent=persistent)
+
+
+def _urgent_facts(emergency: bool, rng: random.Random) -> _Facts:
+    """Facts for rule 2 (``emergency``) or rule 3 without rule 2 (priority)."""
+    ch = rng.choice
+    ongoing = offender = persistent = False
+    if emergency:
+        t, h, r, v = ch(_UPTO_MED), ch(_UPTO_MED), ch(_UPTO_MED), ch(_UPTO_MED)
+        if rng.random() < 0.6:  # a high threat, harm or risk
+            t, h, r = _raise((t, h, r), rng.randrange(3), _HIGH)
+            v = ch((_NONE, _LOW, _MED, _HIGH))
+            ongoing = rng.random() < 0.5
+            offender = ongoing and rng.random() < 0.5
+        else:  # happening now, with the offender there or someone vulnerable
+            ongoing = True
+            offender = v.rank < 2 or rng.random() < 0.5
+        investigation = rng.random() < 0.6
+    else:
+        t, h, r, v = ch(_LOW2), ch(_LOW2), ch(_LOW2), ch(_LOW2)
+        mode = rng.random()
+        if mode < 0.5:  # a medium threat, harm or risk; not ongoing
+            t, h, r = _raise((t, h, r), rng.randrange(3), _MED)
+            offender = rng.random() < 0.2
+        elif mode < 0.8:  # a vulnerable person, not ongoing
+            v = _MED
+        else:  # ongoing, but no offender present and nobody vulnerable
+            ongoing = True
+        investigation = rng.random() < 0.5
+        persistent = rng.random() < 0.2
+    thrive = Thrive(
+        threat=t, harm=h, risk=r, vulnerability=v, investigation=investigation,
+        engagement=rng.random() < 0.5, prevention=False,
+    )  # fmt: skip
+    return _Facts(thrive, ongoing=ongoing, offender_present=offender, persistent=persistent)
+
+
+def _raise(levels: tuple[Level, Level, Level], which: int, to: Level) -> tuple[Level, ...]:
+    return tuple(to if k == which else lv for k, lv in enumerate(levels))
+
+
+def _required_skills(category: str, response: Response, hour: int, rng: random.Random) -> list[str]:
+    skills: list[str] = []
+    urgent = response in (_E, _P)
+    x = rng.random()
+    if category == "domestic" and x < 0.3:
+        skills.append("ppu")
+    elif category == "concern_for_welfare" and x < 0.35:
+        skills.append("mental_health")
+    elif category == "violence" and response is _E:
+        if x < 0.4:
+            skills.append("taser")
+        if (hour >= 22 or hour < 3) and rng.random() < 0.3:
+            skills.append("public_order")
+    elif category == "rtc" and urgent:
+        if x < 0.5:
+            skills.append("first_aid")
+        if rng.random() < 0.15:
+            skills.append("roads_policing")
+    elif category == "burglary" and response is _E and x < 0.15:
+        skills.append("dog")
+    if response not in (_I, _G) and rng.random() < 0.04:
+        skills.append("language:urdu" if rng.random() < 0.7 else "language:punjabi")
+    return skills
+
+
+def _officers_required(category: str, response: Response, rng: random.Random) -> int:
+    p = {
+        ("domestic", _E): 0.6, ("domestic", _P): 0.4, ("violence", _E): 0.6,
+        ("violence", _P): 0.3, ("burglary", _E): 0.4, ("suspicious_person", _E): 0.3,
+    }.get((category, response), 0.0)  # fmt: skip
+    return 2 if rng.random() < p else 1
+
+
+# ---------------------------------------------------------------------------------------
+# Simulation state
+
+
+@dataclass(slots=True)
+class _Officer:
+    plan: OfficerPlan
+    status: Status = Status.OFF_DUTY
+    lon: float = 0.0
+    lat: float = 0.0
+    last_t: int = 0
+    target: tuple[float, float] | None = None
+    speed: float = 0.0  # effective m/s toward target
+    park_until: int = 0
+    heading: float = 0.0
+    incident: str | None = None
+    shift_end: int = 0
+    shift_no: int = 0  # invalidates the previous shift's pending actions
+    break_at: int = 0
+    break_no: int = 0
+    break_taken: bool = False
+    breaking: bool = False
+
+    @property
+    def on_duty(self) -> bool:
+        return self.status is not Status.OFF_DUTY
+
+    @property
+    def fixes(self) -> bool:
+        return self.plan.transport is not Transport.DESK
+
+
+@dataclass(slots=True)
+class _Incident:
+    event: Incident
+    response: Response
+    officers: list[str] = field(default_factory=list)
+    on_scene: int = 0
+
+
+class _Sim:
+    """The heap, the state and the event factory of one run (see the module docstring)."""
+
+    def __init__(
+        self,
+        areas: AreasLike,
+        *,
+        seed: int,
+        hours: float,
+        officers: int,
+        start: datetime,
+        incidents_per_day: float,
+    ) -> None:
+        if hours <= 0:
+            raise ConfigError("--hours must be positive")
+        if start.tzinfo is None:
+            raise ConfigError("--start needs a time zone, e.g. 2015-12-01T06:00:00Z")
+        if not areas.neighbourhoods:
+            raise ConfigError("the area file has no neighbourhoods")
+        self.areas = areas
+        self.seed = seed
+        self.rng = random.Random(seed)  # noqa: S311  (a simulation, not security)
+        self.start = start.astimezone(UTC).replace(microsecond=0)
+        self.end = round(hours * _HOUR)
+        self.incidents_per_day = incidents_per_day
+        self.heap: list[tuple[int, int, str, Any]] = []
+        self.seq = itertools.count()
+        self.ids = itertools.count(1)
+        self.incident_no = itertools.count(1)
+        self.out: list[Any] = []
+        self.officers = [_Officer(p) for p in roster(areas, officers, self.rng)]
+        self.by_id = {o.plan.officer_id: o for o in self.officers}
+        self.incidents: dict[str, _Incident] = {}
+        nbhds = list(areas.neighbourhoods.values())
+        self.demand_ids = tuple(n.id for n in nbhds)
+        self.demand_cum = tuple(
+            itertools.accumulate(_TYPOLOGY_DEMAND.get(n.typology, 1.0) for n in nbhds)
+        )
+        self.hour0 = self.start.hour + self.start.minute / 60 + self.start.second / _HOUR
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def at(self, t: int, kind: str, payload: Any = None) -> None:
+        if t < self.end:
+            heapq.heappush(self.heap, (t, next(self.seq), kind, payload))
+
+    def ts(self, t: int) -> datetime:
+        return self.start + timedelta(seconds=t)
+
+    def eid(self) -> str:
+        return f"sim-{self.seed}-{next(self.ids)}"
+
+    def hour_of(self, t: int) -> int:
+        return int(self.hour0 + t / _HOUR) % 24
+
+    def run(self) -> Iterator[Any]:
+        for o in self.officers:
+            self.plan_shifts(o)
+        self.next_incident(0)
+        handlers: dict[str, Callable[[int, Any], None]] = {
+            "fix": self.on_fix, "shift_start": self.on_shift_start,
+            "shift_end": self.on_shift_end, "break": self.on_break,
+            "break_end": self.on_break_end, "incident": self.on_incident,
+            "dispatch": self.on_dispatch, "arrive": self.on_arrive, "clear": self.on_clear,
+            "free": self.on_free, "close": self.on_close,
+        }  # fmt: skip
+        heap, out = self.heap, self.out
+        while heap:
+            t, _, kind, payload = heapq.heappop(heap)
+            handlers[kind](t, payload)
+            if out:
+                yield from out
+                out.clear()
+
+    # -- geometry ------------------------------------------------------------------------
+
+    def point_in(self, nbhd_id: str) -> tuple[float, float]:
+        nb = self.areas.neighbourhoods[nbhd_id]
+        x0, y0, x1, y1 = nb.bbox
+        uniform = self.rng.uniform
+        for _ in range(40):
+            lon, lat = uniform(x0, x1), uniform(y0, y1)
+            if self.areas.contains(nbhd_id, lon, lat):
+                return lon, lat
+        return nb.centroid
+
+    def waypoint(self, o: _Officer) -> tuple[float, float]:
+        return self.point_in(self.rng.choice(o.plan.beat))
+
+    def advance(self, o: _Officer, t: int) -> None:
+        """Move ``o`` along its straight line from ``o.last_t`` to ``t``."""
+        dt = t - o.last_t
+        o.last_t = t
+        if o.target is None or dt <= 0:
+            return
+        tx, ty = o.target
+        kx = _M_PER_DEG * math.cos(math.radians(o.lat))
+        dx, dy = (tx - o.lon) * kx, (ty - o.lat) * _M_PER_DEG
+        dist = math.hypot(dx, dy)
+        if dist > 0.5:
+            o.heading = math.degrees(math.atan2(dx, dy)) % 360.0
+        step = o.speed * dt
+        if step >= dist:
+            o.lon, o.lat = tx, ty
+            if o.status is Status.AVAILABLE:  # patrol waypoint reached: stop or go on
+                o.target = None
+                if self.rng.random() < 0.4:
+                    o.park_until = t + self.rng.randint(180, 900)
+        else:
+            f = step / dist
+            o.lon += dx * f / kx
+            o.lat += dy * f / _M_PER_DEG
+
+    def patrol(self, o: _Officer, t: int) -> None:
+        if o.status is Status.AVAILABLE and o.target is None and t >= o.park_until and o.plan.beat:
+            o.target = self.waypoint(o)
+            o.speed = _SPEED[o.plan.transport][0] * self.rng.uniform(0.7, 1.1) / _ROAD_FACTOR
+
+    # -- shifts --------------------------------------------------------------------------
+
+    def plan_shifts(self, o: _Officer) -> None:
+        begin, length = _SHIFTS[o.plan.shift]
+        midnight = self.start.replace(hour=0, minute=0, second=0)
+        base = int((midnight - self.start).total_seconds())
+        for day in range(-1, math.ceil(self.end / _DAY) + 2):
+            s = base + day * _DAY + begin * _HOUR
+            e = s + length * _HOUR
+            if e > 0 and s < self.end:
+                self.at(max(0, s), "shift_start", (o, e))
+
+    def on_shift_start(self, t: int, payload: tuple[_Officer, int]) -> None:
+        o, end = payload
+        o.shift_no += 1
+        o.shift_end = end
+        o.break_taken = o.breaking = False
+        o.break_at = 0
+        o.incident = None
+        p = o.plan
+        self.out.append(OfficerProfile(
+            event_id=self.eid(), ts=self.ts(t), officer_id=p.officer_id, callsign=p.callsign,
+            role=p.role, skills=p.skills, transport=p.transport, npu=p.npu,
+            neighbourhoods=p.neighbourhoods, shift_end=self.ts(end),
+        ))  # fmt: skip
+        self.set_status(o, t, Status.AVAILABLE, note="on duty")
+        if o.fixes:
+            o.lon, o.lat = self.waypoint(o)
+            o.last_t, o.target, o.park_until = t, None, 0
+            self.at(t, "fix", (o, o.shift_no))
+        mid = (t + end) // 2 + self.rng.randint(-45 * 60, 45 * 60)
+        if mid > t + _HOUR and mid < end - _HOUR:
+            self.at(mid, "break", (o, o.shift_no))
+        self.at(end, "shift_end", (o, o.shift_no))
+
+    def on_shift_end(self, t: int, payload: tuple[_Officer, int]) -> None:
+        o, no = payload
+        if no == o.shift_no and o.status in (Status.AVAILABLE, Status.REFRESHMENT):
+            self.off_duty(o, t)
+
+    def off_duty(self, o: _Officer, t: int) -> None:
+        o.breaking = False
+        o.target = None
+        self.set_status(o, t, Status.OFF_DUTY, note="end of shift")
+
+    def on_break(self, t: int, payload: tuple[_Officer, int]) -> None:
+        o, no = payload
+        if no != o.shift_no or o.break_taken:
+            return
+        if o.status is Status.AVAILABLE:
+            self.start_break(o, t)
+        else:
+            o.break_at = t  # taken when next free
+
+    def start_break(self, o: _Officer, t: int) -> None:
+        o.break_taken = o.breaking = True
+        o.break_no += 1
+        o.target = None
+        self.set_status(o, t, Status.REFRESHMENT, note="meal break")
+        self.at(t + 45 * 60, "break_end", (o, o.break_no))
+
+    def on_break_end(self, t: int, payload: tuple[_Officer, int]) -> None:
+        o, no = payload
+        if no == o.break_no and o.breaking and o.status is Status.REFRESHMENT:
+            o.breaking = False
+            self.set_status(o, t, Status.AVAILABLE)
+
+    def set_status(
+        self,
+        o: _Officer,
+        t: int,
+        status: Status,
+        *,
+        incident: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        o.status = status
+        self.out.append(OfficerStatus(
+            event_id=self.eid(), ts=self.ts(t), officer_id=o.plan.officer_id, status=status,
+            incident_id=incident, note=note,
+        ))  # fmt: skip
+
+    # -- AVL -----------------------------------------------------------------------------
+
+    def on_fix(self, t: int, payload: tuple[_Officer, int]) -> None:
+        o, no = payload
+        if no != o.shift_no or not o.on_duty:
+            return
+        self.advance(o, t)
+        self.patrol(o, t)
+        rnd = self.rng.random
+        moving = o.target is not None
+        # GPS noise: uniform within ~ the reported accuracy (cheaper than gauss, as plausible)
+        acc = round(4.0 + 11.0 * rnd(), 1)
+        noise = acc / _M_PER_DEG
+        lat = o.lat + (rnd() - 0.5) * noise
+        lon = o.lon + (rnd() - 0.5) * noise / math.cos(math.radians(o.lat))
+        # Built unvalidated for speed (a fix is ~all of the log): every field is in range by
+        # construction here, and the tests decode whole logs to hold that true.
+        self.out.append(OfficerLocation.model_construct(
+            event_id=f"sim-{self.seed}-{next(self.ids)}", ts=self.start + timedelta(seconds=t),
+            officer_id=o.plan.officer_id, lat=round(lat, 6), lon=round(lon, 6),
+            accuracy_m=acc, speed_mps=round(o.speed, 1) if moving else 0.0,
+            heading_deg=round(o.heading, 1) % 360.0,
+        ))  # fmt: skip
+        if not moving:
+            gap = 30
+        elif o.plan.transport in _SLOW:
+            gap = 20
+        else:
+            gap = 5 + int(rnd() * 11)
+        self.at(t + gap, "fix", payload)
+
+    # -- incidents -----------------------------------------------------------------------
+
+    def next_incident(self, t: int) -> None:
+        """Schedule the next arrival by thinning a Poisson process at the peak rate."""
+        peak = max(_HOURLY)
+        mean = sum(_HOURLY) / 24
+        rate = self.incidents_per_day / _DAY * peak / mean
+        if rate <= 0:
+            return
+        while True:
+            t += max(1, round(self.rng.expovariate(rate)))
+            if t >= self.end:
+                return
+            if self.rng.random() * peak < _HOURLY[self.hour_of(t)]:
+                self.at(t, "incident")
+                return
+
+    def on_incident(self, t: int, _: None) -> None:
+        rng = self.rng
+        k = bisect.bisect_right(_CATEGORY_CUM, rng.random() * _CATEGORY_CUM[-1])
+        category = _CATEGORY_NAMES[min(k, len(_CATEGORY_NAMES) - 1)]
+        mix, summary = _CATEGORIES[category][1:]
+        x, response = rng.random(), mix[-1][0]
+        for resp, p in mix:
+            if x < p:
+                response = resp
+                break
+            x -= p
+        facts = _facts(response, rng)
+        j = bisect.bisect_right(self.demand_cum, rng.random() * self.demand_cum[-1])
+        lon, lat = self.point_in(self.demand_ids[min(j, len(self.demand_ids) - 1)])
+        iid = f"INC-{self.seed}-{next(self.incident_no):05d}"
+        handler_grade = _GRADE_OF[response] if rng.random() < 0.03 else None
+        event = Incident(
+            event_id=self.eid(), ts=self.ts(t), incident_id=iid, lat=round(lat, 6),
+            lon=round(lon, 6), category=category, summary=summary, thrive=facts.thrive,
+            ongoing=facts.ongoing, offender_present=facts.offender_present,
+            persistent=facts.persistent,
+            required_skills=tuple(_required_skills(category, response, self.hour_of(t), rng)),
+            officers_required=_officers_required(category, response, rng), grade=handler_grade,
+        )  # fmt: skip
+        self.out.append(event)
+        self.incidents[iid] = _Incident(event, response)
+        if response is _E:
+            self.at(t + rng.randint(30, 120), "dispatch", iid)
+        elif response is _P:
+            self.at(t + rng.randint(120, 900), "dispatch", iid)
+        elif response is _S:
+            self.at(t + rng.randint(1 * _HOUR, 8 * _HOUR), "dispatch", iid)
+        elif response is _G:
+            self.at(t + rng.randint(300, 1200), "close", iid)
+        else:
+            self.at(t + rng.randint(1800, 7200), "close", iid)
+        self.next_incident(t)
+
+    def update_incident(self, t: int, inc: _Incident, state: IncidentState) -> None:
+        inc.event = inc.event.model_copy(
+            update={"event_id": self.eid(), "ts": self.ts(t), "state": state}
+        )
+        self.out.append(inc.event)
+
+    def on_close(self, t: int, iid: str) -> None:
+        inc = self.incidents.pop(iid, None)
+        if inc is not None:
+            self.update_incident(t, inc, IncidentState.CLOSED)
+
+    def on_dispatch(self, t: int, iid: str) -> None:
+        inc = self.incidents.get(iid)
+        if inc is None:
+            return
+        chosen = self.closest(inc)
+        if not chosen:
+            retry = {_E: 60, _P: 180}.get(inc.response, 1800)
+            self.at(t + retry, "dispatch", iid)
+            return
+        ev = inc.event
+        self.out.append(Deployment(
+            event_id=self.eid(), ts=self.ts(t), incident_id=iid, decision=Decision.ACCEPTED,
+            officer_ids=tuple(o.plan.officer_id for o in chosen), by=DISPATCHER,
+        ))  # fmt: skip
+        urgent = inc.response in (_E, _P)
+        for o in chosen:
+            self.advance(o, t)
+            o.breaking = False
+            o.incident = iid
+            inc.officers.append(o.plan.officer_id)
+            self.set_status(o, t, Status.EN_ROUTE, incident=iid)
+            speed = _SPEED[o.plan.transport][1 if urgent else 0] / _ROAD_FACTOR
+            o.target, o.speed = (ev.lon, ev.lat), speed
+            dist = haversine_m(o.lon, o.lat, ev.lon, ev.lat)
+            self.at(t + max(30, math.ceil(dist / speed)), "arrive", (o, iid))
+        self.update_incident(t, inc, IncidentState.RESOURCED)
+
+    def closest(self, inc: _Incident) -> list[_Officer]:
+        """The closest available response officers, those with the skills first."""
+        ok = (Status.AVAILABLE, Status.REFRESHMENT) if inc.response is _E else (Status.AVAILABLE,)
+        ev = inc.event
+        need = set(ev.required_skills)
+        ranked = sorted(
+            (
+                (not need.issubset(o.plan.skills), haversine_m(o.lon, o.lat, ev.lon, ev.lat), n, o)
+                for n, o in enumerate(self.officers)
+                if o.plan.role is Role.RESPONSE and o.status in ok and o.fixes
+            ),
+            key=lambda row: row[:3],
+        )
+        return [row[3] for row in ranked[: ev.officers_required]]
+
+    def on_arrive(self, t: int, payload: tuple[_Officer, str]) -> None:
+        o, iid = payload
+        if o.incident != iid or o.status is not Status.EN_ROUTE:
+            return
+        inc = self.incidents[iid]
+        o.lon, o.lat, o.last_t, o.target = inc.event.lon, inc.event.lat, t, None
+        inc.on_scene += 1
+        self.set_status(o, t, Status.AT_SCENE, incident=iid)
+        lo, hi = {_E: (30, 90), _P: (20, 60)}.get(inc.response, (30, 60))
+        self.at(t + self.rng.randint(lo * 60, hi * 60), "clear", (o, iid))
+
+    def on_clear(self, t: int, payload: tuple[_Officer, str]) -> None:
+        o, iid = payload
+        inc = self.incidents.get(iid)
+        if inc is None or o.incident != iid:
+            return
+        inc.officers.remove(o.plan.officer_id)
+        if not inc.officers:
+            self.on_close(t, iid)
+        p = {_E: 0.3, _P: 0.15}.get(inc.response, 0.05)
+        if self.rng.random() < p:
+            note = self.rng.choice(("custody", "statements", "hospital"))
+            self.set_status(o, t, Status.COMMITTED, incident=iid, note=note)
+            self.at(t + self.rng.randint(45 * 60, 180 * 60), "free", o)
+        else:
+            self.on_free(t, o)
+
+    def on_free(self, t: int, o: _Officer) -> None:
+        o.incident = None
+        o.target = None
+        o.last_t = t
+        if t >= o.shift_end:
+            self.off_duty(o, t)
+        elif o.break_at and not o.break_taken and t < o.shift_end - _HOUR:
+            self.set_status(o, t, Status.AVAILABLE)
+            self.start_break(o, t)
+        else:
+            self.set_status(o, t, Status.AVAILABLE)
+
+
+def simulate(
+    areas: AreasLike,
+    *,
+    seed: int,
+    hours: float,
+    officers: int,
+    start: datetime,
+    incidents_per_day: float = INCIDENTS_PER_DAY,
+) -> Iterator[Any]:
+    """The synthetic pilot events, one model at a time, in non-decreasing ``ts`` order.
+
+    Deterministic in its arguments (see the module docstring). Raises
+    :class:`~sdo.errors.ConfigError` on unusable arguments before yielding anything.
+    """
+    sim = _Sim(areas, seed=seed, hours=hours, officers=officers, start=start,
+               incidents_per_day=incidents_per_day)  # fmt: skip
+    return sim.run()
+
+
+# ---------------------------------------------------------------------------------------
+# Writing a log
+
+
+@dataclass(slots=True)
+class LogCounts:
+    """What :func:`write_log` wrote."""
+
+    events: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    incidents: int = 0
+    officers: int = 0
+
+
+def check_new(out: Path, *, force: bool) -> None:
+    """A log is data: writing over an existing file takes ``--force``."""
+    if out.is_dir():
+        raise ConfigError(f"{out} is a directory, not a log file")
+    if out.exists() and not force:
+        raise ConfigError(f"{out} exists; give --force to replace it")
+
+
+def write_log(
+    events: Iterator[Any],
+    out: Path,
+    progress: Callable[[int, datetime], None] | None = None,
+) -> LogCounts:
+    """Write ``events`` as JSON lines to ``out`` (gzip if it ends in ``.gz``), streaming.
+
+    The gzip header carries no file name and ``mtime=0``, so equal events give equal bytes.
+    The log is written beside ``out`` and takes its name only when whole: an interrupted
+    run leaves no truncated log (and an earlier one at ``out`` as it was).
+    ``progress(events written, time of the last)`` is called every few thousand events.
+    """
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        raw = partial.open("wb")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
+    try:
+        with raw:
+            counts = _write_lines(events, raw, gz=out.name.endswith(".gz"), progress=progress)
+        partial.replace(out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return counts
+
+
+def _write_lines(
+    events: Iterator[Any],
+    raw: io.BufferedIOBase,
+    *,
+    gz: bool,
+    progress: Callable[[int, datetime], None] | None,
+) -> LogCounts:
+    counts = LogCounts()
+    officers: dict[str, None] = {}
+    written = 0
+    sink: io.BufferedIOBase = (
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) if gz else raw
+    )
+    with sink:
+        chunk: list[bytes] = []
+        for event in events:
+            chunk.append(encode(event))
+            kind = event.type
+            counts.by_type[kind] = counts.by_type.get(kind, 0) + 1
+            if kind == "incident" and event.state is IncidentState.OPEN:
+                counts.incidents += 1
+            elif kind == "officer.profile":
+                officers[event.officer_id] = None
+            if len(chunk) >= 4096:
+                sink.write(b"\n".join(chunk) + b"\n")
+                written += len(chunk)
+                chunk.clear()
+                if progress is not None:
+                    progress(written, event.ts)
+        if chunk:
+            sink.write(b"\n".join(chunk) + b"\n")
+    counts.events = sum(counts.by_type.values())
+    counts.officers = len(officers)
+    return counts
+
+
+def _parse_start(text: str) -> datetime:
+    try:
+        start = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--start {text!r} is not an RFC 3339 time") from None
+    if start.tzinfo is None:
+        raise ConfigError(f"--start {text!r} needs a time zone, e.g. 2015-12-01T06:00:00Z")
+    return start
+
+
+def cli(args: argparse.Namespace) -> int:
+    """``sdo simulate``: write the log, print one summary line on stderr."""
+    from sdo.areas import load_areas  # noqa: PLC0415  (shapely only when the command runs)
+    from sdo.cli import settings_from  # noqa: PLC0415  (cli imports this module lazily)
+
+    settings = settings_from(args)
+    check_new(args.out, force=args.force)
+    areas = load_areas(settings.areas_path)
+    start = _parse_start(args.start)
+    per_day = getattr(args, "incidents_per_day", None) or INCIDENTS_PER_DAY
+    began = time.perf_counter()
+    events = simulate(areas, seed=args.seed, hours=args.hours, officers=args.officers,
+                      start=start, incidents_per_day=per_day)  # fmt: skip
+    line = ProgressLine(sys.stderr)
+    span_s = args.hours * 3600.0
+
+    def progress(written: int, ts: datetime) -> None:
+        if not line.due():
+            return
+        fraction = min(1.0, max(0.0, (ts - start).total_seconds() / span_s))
+        seconds = time.perf_counter() - began
+        eta = eta_text(seconds, fraction)
+        line.show(
+            f"sdo simulate: {fraction:.0%} of {args.hours:g} h, {written:,} events "
+            f"({written / seconds:,.0f}/s){eta}"
+        )
+
+    try:
+        counts = write_log(events, args.out, progress)
+    finally:
+        line.clear()
+    took = time.perf_counter() - began
+    print(  # noqa: T201  (the command's one summary line)
+        f"sdo simulate: {counts.events} events, {counts.incidents} incidents, "
+        f"{args.officers} officers ({counts.officers} on duty) -> {args.out} ({took:.1f}s)",
+        file=sys.stderr,
+    )
+    return 0
