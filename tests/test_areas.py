@@ -31,10 +31,10 @@ LADYWOOD = (-1.8985, 52.4797)
 
 
 def realdata(name: str) -> Path:
-    """A file under ``<repo>/../shared/realdata``; fails (never skips) when it is missing."""
-    path = (REPO / ".." / "shared" / "realdata" / name).resolve()
+    """A file under ``<repo>/data``; fails (never skips) when it is missing."""
+    path = REPO / "data" / name
     if not path.is_file():
-        pytest.fail(f"real-data file missing: {path} (expected beside the repo)")
+        pytest.fail(f"real-data file missing: {path} (see data/README.md)")
     return path
 
 

@@ -32,12 +32,14 @@ WARDS = {
     "E05001197": ("east", "PC-NECHELLS"),  # Nechells
     "E05001179": ("east", ""),  # Aston
 }
+REPO = Path(__file__).resolve().parents[1]
 MONTH = "2017-11"
 
 
 @pytest.fixture(scope="module")
-def realdata(shared_dir: Path) -> Path:
-    return shared_dir / "realdata"
+def realdata() -> Path:
+    """The real data files in the repository (data/README.md)."""
+    return REPO / "data"
 
 
 @pytest.fixture(scope="module")
