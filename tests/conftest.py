@@ -19,6 +19,9 @@ import pytest
 from sdo.broker import EmbeddedBroker
 
 REPO = Path(__file__).resolve().parent.parent
+#: The small hand-drawn area file (24 neighbourhoods, ids N01-N12 and E01-E12) that tests
+#: relying on particular ids and shapes use (tools/make_synthetic_areas.py).
+SYNTHETIC_AREAS = REPO / "tests" / "data" / "areas_synthetic.geojson"
 
 
 @pytest.fixture(scope="session")

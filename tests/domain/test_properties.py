@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sdo.areas import load_areas
-from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, package_data
+from sdo.config import DEFAULT_RULES, package_data
 from sdo.domain.recommend import Policy
 from sdo.domain.state import (
     Officer,
@@ -55,8 +55,9 @@ from sdo.events import (
     encode,
 )
 from sdo.grade import load_rules
+from tests.conftest import SYNTHETIC_AREAS
 
-AREAS: Final = load_areas(package_data(DEFAULT_AREAS))
+AREAS: Final = load_areas(SYNTHETIC_AREAS)
 RULES: Final = load_rules(package_data(DEFAULT_RULES))
 T0: Final = datetime(2015, 12, 1, 9, 0, tzinfo=UTC)
 
