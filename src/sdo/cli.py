@@ -206,7 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
     p.add_argument(
-        "--officers", type=int, default=120, help="officers on the roster (default 120: the pilot)"
+        "--officers",
+        type=int,
+        default=120,
+        help="officers on duty at once, every shift (default 120: the pilot's two NPUs, "
+        "66 of them response; the roster holds about 2.7 times as many)",
     )
     p.add_argument(
         "--start", default="2015-12-01T06:00:00Z", help="simulated start time (RFC 3339)"

@@ -17,38 +17,48 @@ header with ``mtime=0`` and no file name).
 
 What is modelled
 ----------------
-* **Officers** (:func:`roster`): mostly response (cars and vans, patrolling their response
-  cluster), the named neighbourhood officer of every neighbourhood that has one (their
-  ``officer_id`` is that name) plus extra neighbourhood officers, PCSOs on foot or bicycle,
-  investigators on the transport desk (no location), force support (roads policing, one
-  dog van) and supervisors. Response, force support and supervisors work earlies
-  (07-16), lates (15-24) or nights (22-07); neighbourhood teams and PCSOs days (08-16) or
-  lates (14-22); investigators 08-18 or 12-22. Hours are those of ``ts`` (UTC, which is UK
-  time in winter).
+* **Officers** (:func:`roster`): ``officers`` is how many are on duty at once, on every
+  shift; :data:`ROLE_SHARE` splits them: 55 % response (cars and vans, patrolling their
+  response cluster; each cluster's share in proportion to its neighbourhoods), 12 %
+  investigators on the desk (no location), 8 % PCSOs on foot or bicycle, 6 % force
+  support (roads policing, one dog van), 4 % supervisors, and the rest neighbourhood
+  officers, the named officer of every neighbourhood among them (their ``officer_id`` is
+  that name; on days). Response, force support and supervisors work earlies (07-16),
+  lates (15-24) or nights (22-07), each pattern with the full count, so the roster is
+  about 2.7 times the officers on duty at once and the changeover hours have more;
+  neighbourhood teams and PCSOs days (08-16) or lates (14-22); investigators 08-18 or
+  12-22. Hours are those of ``ts`` (UTC, which is UK time in winter).
 * **Shifts**: an ``officer.profile`` (with ``shift_end``) and ``available`` at the start,
   ``off_duty`` at the end (or when the job in hand is finished), a 45-minute
-  ``refreshment`` break around mid-shift (taken when next free). Officers already on shift
-  at the start of the run book on at its first second.
+  ``refreshment`` break around mid-shift (taken when next free). Response officers also
+  spend one to three spells of 30-90 min ``committed`` with no incident (paperwork,
+  prisoners, enquiries: work that is not a call). Officers already on shift at the start
+  of the run book on at its first second.
 * **AVL**: a fix every 5-15 s while moving (20 s on foot or bicycle), every 30 s when
-  stationary, for every on-duty officer with a physical transport. Patrol is a walk
-  between random waypoints inside the officer's beat (rejection-sampled inside the
-  neighbourhood polygons) at transport speed, with stops; travel to an incident is a
-  straight line at blue-light speed slowed by a road factor. Fixes carry GPS noise.
+  stationary, for every on-duty officer with a physical transport; now and then a unit
+  drops out for 1-25 min (:data:`_OUTAGE_P`), long enough, sometimes, to show as stale.
+  Patrol is a walk between random waypoints inside the officer's beat
+  (rejection-sampled inside the neighbourhood polygons) at transport speed, with stops.
+  Fixes carry GPS noise.
 * **Incidents**: a non-homogeneous Poisson process (~400 a day by default) with a
   time-of-day profile (quiet 03-07, peaking 16-20), placed more often in neighbourhoods of
-  higher typology (1 affluent ... 5 deprived). Each has a category, and a target response
-  drawn from that category's mix; the THRIVE+ answers are then drawn to satisfy exactly
-  that response under the default rules (CONTRACT §2), so all six responses occur (about
-  8 % emergency, 26 % priority, 14 % scheduled, 11 % neighbourhood, 21 % investigator,
-  19 % signpost). A few carry a handler ``grade``.
-* **Dispatch** (the status quo the pilot is compared against): emergency and priority
-  incidents, and scheduled ones at their appointment time, get the closest available
-  response officer(s) by great-circle distance (emergencies may break a refreshment
-  break), preferring those with the required skills; a ``deployment`` (accepted, by
-  ``sim-dispatcher``), ``en_route``, ``at_scene`` on arrival, sometimes ``committed``
-  (custody, statements, hospital), then ``available``. The incident goes ``resourced``,
-  then ``closed`` when the last officer leaves. Signposted, investigator and neighbourhood
-  incidents are closed from the control-room queue after a handover delay.
+  higher typology (1 affluent ... 5 deprived). Each has a category, and THRIVE+ answers
+  drawn from that category's chances (:data:`CATEGORIES`); the response is what the
+  rules in force grade them to (never chosen first), and the skills and officers needed
+  follow from it. Under the default rules about 12 % emergency, 30 % priority, 12 %
+  scheduled, 9 % neighbourhood, 22 % investigator, 14 % signpost. A few carry a handler
+  ``grade`` (the one the rules give).
+* **Dispatch** (the recorded dispatch, the status quo): emergency and priority incidents
+  after a dispatch delay, and scheduled ones at their appointment time, get the closest
+  available response officer(s) by great-circle distance (emergencies may break a
+  refreshment break), preferring those with the required skills; a ``deployment``
+  (accepted, by ``sim-dispatcher``), ``en_route``, ``at_scene`` on arrival, sometimes
+  ``committed`` (custody, statements, hospital), then ``available``. Delays, mobilisation,
+  travel and time on scene come from :mod:`sdo.evaluation.timing` (calibrated; the closed
+  loop of ``sdo evaluate`` uses the same model). The incident goes ``resourced``, then
+  ``closed`` when the last officer leaves. Signposted, investigator and neighbourhood
+  incidents are closed from the control-room queue after a handover delay: the status
+  quo sends nobody to them.
 """
 
 from __future__ import annotations
@@ -70,7 +80,9 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from sdo.domain.geo import haversine_m
+from sdo.domain.grading import Rules, grade
 from sdo.errors import ConfigError
+from sdo.evaluation.timing import Timing
 from sdo.events import (
     Decision,
     Deployment,
@@ -109,8 +121,20 @@ _DAY: Final = 86_400
 _SLOW: Final = frozenset({Transport.FOOT, Transport.BICYCLE})
 _HOUR: Final = 3_600
 _M_PER_DEG: Final = 111_320.0
-#: Straight-line distance x this = road distance (urban grid).
+#: Straight-line distance x this = road distance while patrolling (urban grid).
 _ROAD_FACTOR: Final = 1.35
+#: Response officers' work that is not a call, per shift: how many spells (drawn
+#: uniformly), each ``committed`` for a while (seconds), at random times when free.
+#: Paperwork, prisoners, court and enquiries take a third or more of a response shift
+#: in published work studies; here about two hours of nine.
+_DUTIES: Final = (1, 3)
+_DUTY_S: Final = (30 * 60, 90 * 60)
+_DUTY_NOTES: Final = ("other duties: paperwork", "other duties: prisoner", "other duties: enquiry")
+#: AVL drop-outs: after any fix, with this chance, the unit sends nothing for a spell
+#: (seconds, drawn uniformly): about one drop-out per unit every hour or two, a few of
+#: them long enough for the unit to show as stale (no fix for 10 min).
+_OUTAGE_P: Final = 0.004
+_OUTAGE_S: Final = (60, 1500)
 
 # ---------------------------------------------------------------------------------------
 # What the simulation needs of an area file (``sdo.domain.geo.Areas`` satisfies it).
@@ -160,14 +184,19 @@ _ROLE_SHIFTS: Final[dict[Role, tuple[str, ...]]] = {
     Role.PCSO: ("day", "nbh_late"),
     Role.INVESTIGATOR: ("desk_day", "desk_late"),
 }
-#: Share of the roster by role; neighbourhood officers take the rest.
-_ROLE_SHARE: Final[tuple[tuple[Role, float], ...]] = (
-    (Role.RESPONSE, 0.50),
-    (Role.PCSO, 0.10),
-    (Role.INVESTIGATOR, 0.08),
-    (Role.FORCE_SUPPORT, 0.05),
-    (Role.SUPERVISOR, 0.03),
+#: Share of the officers on duty at once, by role (``--officers`` is that count, per
+#: shift); neighbourhood officers take the rest (about 15 %). Illustrative: West Midlands
+#: had 368-543 response officers on duty force-wide across its NPUs (so 90-135 in two),
+#: the default's 66 of 120 is the pilot's lower end.
+ROLE_SHARE: Final[tuple[tuple[Role, float], ...]] = (
+    (Role.RESPONSE, 0.55),
+    (Role.PCSO, 0.08),
+    (Role.INVESTIGATOR, 0.12),
+    (Role.FORCE_SUPPORT, 0.06),
+    (Role.SUPERVISOR, 0.04),
 )
+#: ``sdo simulate --officers``'s default: officers on duty at once in the two NPUs.
+OFFICERS_ON_DUTY: Final = 120
 _ID_PREFIX: Final[dict[Role, str]] = {
     Role.RESPONSE: "RP",
     Role.NEIGHBOURHOOD: "NH",
@@ -229,10 +258,13 @@ class OfficerPlan:
 
 
 def roster(areas: AreasLike, officers: int, rng: random.Random) -> list[OfficerPlan]:
-    """``officers`` officer plans over ``areas``, in a fixed order.
+    """The officer plans over ``areas`` for ``officers`` on duty at once, in a fixed order.
 
-    Every neighbourhood's ``named_officer`` is a neighbourhood officer while the roster has
-    room for them (about a fifth of it or more); the rest follow :data:`_ROLE_SHARE`.
+    Each role has its share of ``officers`` (:data:`ROLE_SHARE`) on every one of its
+    shift patterns (:data:`_ROLE_SHIFTS`): so many plans per pattern, and the roster
+    holds the role's count times its patterns (response: three, about 2.9x the officers
+    on duty at once in all). Every neighbourhood's ``named_officer`` is a neighbourhood
+    officer on the day pattern while the count has room for them.
     """
     if officers < 1:
         raise ConfigError("--officers must be at least 1")
@@ -247,11 +279,12 @@ def roster(areas: AreasLike, officers: int, rng: random.Random) -> list[OfficerP
         if n.named_officer:
             named.setdefault(n.named_officer, []).append(n.id)
 
-    counts = {role: max(1, round(officers * share)) for role, share in _ROLE_SHARE}
-    if officers < sum(counts.values()) + 1:  # tiny rosters: response first
-        counts = {role: 0 for role, _ in _ROLE_SHARE}
-        counts[Role.RESPONSE] = max(1, officers - 1) if officers > 1 else 1
-    counts[Role.NEIGHBOURHOOD] = officers - sum(counts.values())
+    on_duty = {role: max(1, round(officers * share)) for role, share in ROLE_SHARE}
+    if officers < sum(on_duty.values()) + 1:  # tiny rosters: response first
+        on_duty = {role: 0 for role, _ in ROLE_SHARE}
+        on_duty[Role.RESPONSE] = max(1, officers - 1) if officers > 1 else 1
+    on_duty[Role.NEIGHBOURHOOD] = officers - sum(on_duty.values())
+    counts = {role: n * len(_ROLE_SHIFTS[role]) for role, n in on_duty.items()}
 
     plans: list[OfficerPlan] = []
     serial: dict[Role, int] = {}
@@ -262,6 +295,7 @@ def roster(areas: AreasLike, officers: int, rng: random.Random) -> list[OfficerP
         npu: str | None,
         beat: tuple[str, ...],
         own: tuple[str, ...] = (),
+        shift: str | None = None,
     ) -> None:
         k = serial[role] = serial.get(role, 0) + 1
         transport = _transport(role, k, rng)
@@ -281,20 +315,22 @@ def roster(areas: AreasLike, officers: int, rng: random.Random) -> list[OfficerP
                 npu=npu,
                 neighbourhoods=own,
                 beat=() if transport is Transport.DESK else beat,
-                shift=shifts[(k - 1) % len(shifts)],
+                shift=shift or shifts[(k - 1) % len(shifts)],
             )
         )
 
     response_shifts = len(_ROLE_SHIFTS[Role.RESPONSE])
+    turns = _interleaved([n.cluster for n in nbhds])
     for i in range(counts[Role.RESPONSE]):
         # shifts go round-robin too (see add()): step the cluster once per round of shifts
-        # so every cluster has officers on every shift
-        cluster = clusters[(i // response_shifts) % len(clusters)]
+        # so every cluster has officers on every shift; a cluster's turn comes once per
+        # neighbourhood of it, so its officers are in proportion to its neighbourhoods
+        cluster = turns[(i // response_shifts) % len(turns)]
         add(Role.RESPONSE, None, npu_of_cluster[cluster], by_cluster[cluster])
-    named_ids = list(named)[: counts[Role.NEIGHBOURHOOD]]
+    named_ids = list(named)[: on_duty[Role.NEIGHBOURHOOD]]
     for oid in named_ids:
         own = tuple(named[oid])
-        add(Role.NEIGHBOURHOOD, oid, areas.neighbourhoods[own[0]].npu, own, own)
+        add(Role.NEIGHBOURHOOD, oid, areas.neighbourhoods[own[0]].npu, own, own, "day")
     for i in range(counts[Role.NEIGHBOURHOOD] - len(named_ids)):
         nb = nbhds[i % len(nbhds)]
         add(Role.NEIGHBOURHOOD, None, nb.npu, (nb.id,), (nb.id,))
@@ -310,6 +346,22 @@ def roster(areas: AreasLike, officers: int, rng: random.Random) -> list[OfficerP
         npu = npus[i % len(npus)]
         add(Role.SUPERVISOR, None, npu, by_npu[npu])
     return plans
+
+
+def _interleaved(names: list[str]) -> list[str]:
+    """``names`` reordered so that each name's turns are spread evenly (a smooth weighted
+    round-robin: the name furthest behind its share goes next)."""
+    weights = {n: names.count(n) for n in dict.fromkeys(names)}
+    total = len(names)
+    credit = dict.fromkeys(weights, 0)
+    out = []
+    for _ in range(total):
+        for n, w in weights.items():
+            credit[n] += w
+        best = max(credit, key=lambda n: credit[n])
+        credit[best] -= total
+        out.append(best)
+    return out
 
 
 def _transport(role: Role, k: int, rng: random.Random) -> Transport:
@@ -328,48 +380,85 @@ def _transport(role: Role, k: int, rng: random.Random) -> Transport:
 
 
 # ---------------------------------------------------------------------------------------
-# Incidents: categories, their response mix, and THRIVE+ answers that grade to it.
+# Incidents: categories, and THRIVE+ answers drawn per category; grading gives the response.
 
 _E, _P, _S = Response.EMERGENCY, Response.PRIORITY, Response.SCHEDULED
 _N, _I, _G = Response.NEIGHBOURHOOD, Response.INVESTIGATOR, Response.SIGNPOST
 
-#: category -> (weight, ((response, probability), ...), summary)
-_CATEGORIES: Final[dict[str, tuple[float, tuple[tuple[Response, float], ...], str]]] = {
-    "asb": (
-        14,
-        ((_P, 0.10), (_N, 0.50), (_S, 0.15), (_G, 0.25)),
+
+@dataclass(frozen=True, slots=True)
+class CategoryProfile:
+    """What a call of one category is like, as chances (illustrative, set by hand from the
+    kinds of call a control room takes; the README lists what they grade to).
+
+    ``severity`` and ``vulnerability`` are the chances of none / low / medium / high: each
+    of threat, harm and risk is the severity, or one level below it (an even chance each);
+    ``offender`` is the chance the offender is present when the incident is ongoing."""
+
+    weight: float
+    severity: tuple[float, float, float, float]
+    vulnerability: tuple[float, float, float, float]
+    ongoing: float
+    offender: float
+    persistent: float
+    investigation: float
+    prevention: float
+    summary: str
+
+
+#: category -> its profile; the weights are the category's share of calls.
+CATEGORIES: Final[dict[str, CategoryProfile]] = {
+    "asb": CategoryProfile(
+        14, (0.3, 0.6, 0.09, 0.01), (0.65, 0.3, 0.05, 0.0), 0.1, 0.3, 0.7, 0.1, 0.75,
         "Youths causing annoyance, throwing stones at windows",
     ),
-    "noise": (8, ((_N, 0.20), (_S, 0.10), (_G, 0.70)), "Loud music from neighbouring address"),
-    "criminal_damage": (
-        9,
-        ((_E, 0.03), (_P, 0.10), (_N, 0.20), (_I, 0.50), (_S, 0.17)),
+    "noise": CategoryProfile(
+        8, (0.5, 0.5, 0.0, 0.0), (0.85, 0.15, 0.0, 0.0), 0.08, 0.1, 0.5, 0.02, 0.45,
+        "Loud music from neighbouring address",
+    ),
+    "criminal_damage": CategoryProfile(
+        9, (0.1, 0.75, 0.13, 0.02), (0.75, 0.2, 0.05, 0.0), 0.05, 0.5, 0.35, 0.7, 0.4,
         "Vehicle windows smashed, witness can describe suspect",
     ),
-    "burglary": (
-        8,
-        ((_E, 0.12), (_P, 0.18), (_I, 0.55), (_S, 0.15)),
+    "burglary": CategoryProfile(
+        8, (0.0, 0.6, 0.3, 0.1), (0.5, 0.35, 0.12, 0.03), 0.08, 0.6, 0.05, 0.9, 0.2,
         "Rear door forced, property taken",
     ),
-    "theft": (11, ((_P, 0.08), (_I, 0.50), (_S, 0.17), (_G, 0.25)), "Bicycle stolen from outside"),
-    "shoplifting": (7, ((_P, 0.45), (_I, 0.45), (_G, 0.10)), "Store reports theft of goods"),
-    "domestic": (10, ((_E, 0.25), (_P, 0.55), (_S, 0.20)), "Argument between partners reported"),
-    "violence": (9, ((_E, 0.30), (_P, 0.40), (_I, 0.20), (_S, 0.10)), "Assault reported"),
-    "concern_for_welfare": (
-        9,
-        ((_E, 0.10), (_P, 0.55), (_S, 0.20), (_G, 0.15)),
+    "theft": CategoryProfile(
+        11, (0.25, 0.68, 0.06, 0.01), (0.75, 0.2, 0.05, 0.0), 0.04, 0.4, 0.05, 0.55, 0.1,
+        "Bicycle stolen from outside",
+    ),
+    "shoplifting": CategoryProfile(
+        7, (0.1, 0.6, 0.28, 0.02), (0.9, 0.1, 0.0, 0.0), 0.2, 0.5, 0.2, 0.7, 0.1,
+        "Store reports theft of goods",
+    ),
+    "domestic": CategoryProfile(
+        10, (0.0, 0.35, 0.5, 0.15), (0.15, 0.4, 0.35, 0.1), 0.25, 0.4, 0.3, 0.6, 0.3,
+        "Argument between partners reported",
+    ),
+    "violence": CategoryProfile(
+        9, (0.0, 0.3, 0.5, 0.2), (0.3, 0.4, 0.2, 0.1), 0.25, 0.5, 0.05, 0.7, 0.1,
+        "Assault reported",
+    ),
+    "concern_for_welfare": CategoryProfile(
+        9, (0.15, 0.45, 0.3, 0.1), (0.05, 0.35, 0.45, 0.15), 0.25, 0.05, 0.1, 0.05, 0.3,
         "Caller concerned for vulnerable adult",
     ),
-    "rtc": (6, ((_E, 0.10), (_P, 0.35), (_S, 0.15), (_G, 0.40)), "Road traffic collision"),
-    "suspicious_person": (
-        6,
-        ((_E, 0.03), (_P, 0.30), (_N, 0.15), (_S, 0.12), (_G, 0.40)),
+    "rtc": CategoryProfile(
+        6, (0.3, 0.42, 0.22, 0.06), (0.6, 0.3, 0.08, 0.02), 0.2, 0.2, 0.0, 0.3, 0.05,
+        "Road traffic collision",
+    ),
+    "suspicious_person": CategoryProfile(
+        6, (0.3, 0.5, 0.17, 0.03), (0.8, 0.15, 0.05, 0.0), 0.25, 0.4, 0.1, 0.2, 0.2,
         "Person seen trying car door handles",
     ),
-    "fraud": (3, ((_I, 0.70), (_S, 0.10), (_G, 0.20)), "Caller lost money to online scam"),
-}
-_CATEGORY_NAMES: Final = tuple(_CATEGORIES)
-_CATEGORY_CUM: Final = tuple(itertools.accumulate(c[0] for c in _CATEGORIES.values()))
+    "fraud": CategoryProfile(
+        3, (0.3, 0.62, 0.08, 0.0), (0.5, 0.4, 0.08, 0.02), 0.02, 0.1, 0.05, 0.8, 0.1,
+        "Caller lost money to online scam",
+    ),
+}  # fmt: skip
+_CATEGORY_NAMES: Final = tuple(CATEGORIES)
+_CATEGORY_CUM: Final = tuple(itertools.accumulate(c.weight for c in CATEGORIES.values()))
 
 #: Relative demand by hour of the day (quiet 03-07, peak late afternoon and evening).
 _HOURLY: Final = (
@@ -378,9 +467,7 @@ _HOURLY: Final = (
 )  # fmt: skip
 _TYPOLOGY_DEMAND: Final = {1: 0.6, 2: 0.8, 3: 1.0, 4: 1.3, 5: 1.6}
 
-_NONE, _LOW, _MED, _HIGH = Level.NONE, Level.LOW, Level.MEDIUM, Level.HIGH
-_LOW2: Final = (_NONE, _LOW)
-_UPTO_MED: Final = (_NONE, _LOW, _MED)
+_LEVELS: Final = (Level.NONE, Level.LOW, Level.MEDIUM, Level.HIGH)
 _GRADE_OF: Final = {_E: 1, _P: 2, _S: 3, _N: 4, _I: 4, _G: 4}
 
 
@@ -392,71 +479,31 @@ class _Facts:
     persistent: bool
 
 
-def _facts(response: Response, rng: random.Random) -> _Facts:
-    """THRIVE+ answers and incident facts that the default rules grade as ``response``."""
-    if response in (_E, _P):
-        return _urgent_facts(response is _E, rng)
-    ch = rng.choice
-    t, h, r, v = ch(_LOW2), ch(_LOW2), ch(_LOW2), ch(_LOW2)
-    investigation = prevention = persistent = False
-    engagement = rng.random() < 0.5
-    if response is _N:  # persistent, with a prevention opportunity
-        persistent = prevention = engagement = True
-        investigation = rng.random() < 0.4
-    elif response is _I:  # an investigation opportunity, not ongoing, not rule 4
-        investigation = True
-        persistent = rng.random() < 0.3
-        prevention = not persistent and rng.random() < 0.3
-    elif response is _G:  # nothing to investigate or prevent, nobody vulnerable
-        v = _NONE
-        persistent = rng.random() < 0.3
-    elif rng.random() < 0.6:  # scheduled: a (low) vulnerability needs a visit
-        v = _LOW
-    else:  # scheduled: a one-off prevention need
-        prevention = True
+def _level(rng: random.Random, chances: tuple[float, float, float, float]) -> int:
+    x = rng.random()
+    for k, p in enumerate(chances):
+        if x < p:
+            return k
+        x -= p
+    return len(chances) - 1
+
+
+def _facts(profile: CategoryProfile, rng: random.Random) -> _Facts:
+    """THRIVE+ answers and incident facts for a call of ``profile``'s category."""
+    severity = _level(rng, profile.severity)
+    t, h, r = (_LEVELS[max(0, severity - (rng.random() < 0.5))] for _ in range(3))
+    ongoing = rng.random() < profile.ongoing
     thrive = Thrive(
-        threat=t, harm=h, risk=r, vulnerability=v, investigation=investigation,
-        engagement=engagement, prevention=prevention,
+        threat=t, harm=h, risk=r, vulnerability=_LEVELS[_level(rng, profile.vulnerability)],
+        investigation=rng.random() < profile.investigation, engagement=rng.random() < 0.5,
+        prevention=rng.random() < profile.prevention,
     )  # fmt: skip
-    return _Facts(thrive, ongoing=False, offender_present=False, persistent=persistent)
-
-
-def _urgent_facts(emergency: bool, rng: random.Random) -> _Facts:
-    """Facts for rule 2 (``emergency``) or rule 3 without rule 2 (priority)."""
-    ch = rng.choice
-    ongoing = offender = persistent = False
-    if emergency:
-        t, h, r, v = ch(_UPTO_MED), ch(_UPTO_MED), ch(_UPTO_MED), ch(_UPTO_MED)
-        if rng.random() < 0.6:  # a high threat, harm or risk
-            t, h, r = _raise((t, h, r), rng.randrange(3), _HIGH)
-            v = ch((_NONE, _LOW, _MED, _HIGH))
-            ongoing = rng.random() < 0.5
-            offender = ongoing and rng.random() < 0.5
-        else:  # happening now, with the offender there or someone vulnerable
-            ongoing = True
-            offender = v.rank < 2 or rng.random() < 0.5
-        investigation = rng.random() < 0.6
-    else:
-        t, h, r, v = ch(_LOW2), ch(_LOW2), ch(_LOW2), ch(_LOW2)
-        mode = rng.random()
-        if mode < 0.5:  # a medium threat, harm or risk; not ongoing
-            t, h, r = _raise((t, h, r), rng.randrange(3), _MED)
-            offender = rng.random() < 0.2
-        elif mode < 0.8:  # a vulnerable person, not ongoing
-            v = _MED
-        else:  # ongoing, but no offender present and nobody vulnerable
-            ongoing = True
-        investigation = rng.random() < 0.5
-        persistent = rng.random() < 0.2
-    thrive = Thrive(
-        threat=t, harm=h, risk=r, vulnerability=v, investigation=investigation,
-        engagement=rng.random() < 0.5, prevention=False,
-    )  # fmt: skip
-    return _Facts(thrive, ongoing=ongoing, offender_present=offender, persistent=persistent)
-
-
-def _raise(levels: tuple[Level, Level, Level], which: int, to: Level) -> tuple[Level, ...]:
-    return tuple(to if k == which else lv for k, lv in enumerate(levels))
+    return _Facts(
+        thrive,
+        ongoing=ongoing,
+        offender_present=ongoing and rng.random() < profile.offender,
+        persistent=rng.random() < profile.persistent,
+    )
 
 
 def _required_skills(category: str, response: Response, hour: int, rng: random.Random) -> list[str]:
@@ -544,6 +591,8 @@ class _Sim:
         officers: int,
         start: datetime,
         incidents_per_day: float,
+        rules: Rules,
+        timing: Timing,
     ) -> None:
         if hours <= 0:
             raise ConfigError("--hours must be positive")
@@ -557,6 +606,8 @@ class _Sim:
         self.start = start.astimezone(UTC).replace(microsecond=0)
         self.end = round(hours * _HOUR)
         self.incidents_per_day = incidents_per_day
+        self.rules = rules
+        self.timing = timing
         self.heap: list[tuple[int, int, str, Any]] = []
         self.seq = itertools.count()
         self.ids = itertools.count(1)
@@ -596,7 +647,7 @@ class _Sim:
             "shift_end": self.on_shift_end, "break": self.on_break,
             "break_end": self.on_break_end, "incident": self.on_incident,
             "dispatch": self.on_dispatch, "arrive": self.on_arrive, "clear": self.on_clear,
-            "free": self.on_free, "close": self.on_close,
+            "free": self.on_free, "close": self.on_close, "duty": self.on_duty,
         }  # fmt: skip
         heap, out = self.heap, self.out
         while heap:
@@ -683,7 +734,22 @@ class _Sim:
         mid = (t + end) // 2 + self.rng.randint(-45 * 60, 45 * 60)
         if mid > t + _HOUR and mid < end - _HOUR:
             self.at(mid, "break", (o, o.shift_no))
+        if p.role is Role.RESPONSE:
+            for _ in range(self.rng.randint(*_DUTIES)):
+                self.at(self.rng.randint(t + 600, max(t + 601, end - _HOUR)), "duty",
+                        (o, o.shift_no))  # fmt: skip
         self.at(end, "shift_end", (o, o.shift_no))
+
+    def on_duty(self, t: int, payload: tuple[_Officer, int]) -> None:
+        """Work that is not a call (paperwork, a prisoner to book in, a court warrant):
+        ``committed`` with no incident, if free."""
+        o, no = payload
+        if no != o.shift_no or o.status is not Status.AVAILABLE:
+            return
+        o.target = None
+        note = self.rng.choice(_DUTY_NOTES)
+        self.set_status(o, t, Status.COMMITTED, note=note)
+        self.at(t + self.rng.randint(*_DUTY_S), "free", o)
 
     def on_shift_end(self, t: int, payload: tuple[_Officer, int]) -> None:
         o, no = payload
@@ -761,6 +827,8 @@ class _Sim:
             gap = 20
         else:
             gap = 5 + int(rnd() * 11)
+        if rnd() < _OUTAGE_P:  # the unit drops out: tunnel, flat battery, a fault
+            gap += int(_OUTAGE_S[0] + rnd() * (_OUTAGE_S[1] - _OUTAGE_S[0]))
         self.at(t + gap, "fix", payload)
 
     # -- incidents -----------------------------------------------------------------------
@@ -784,32 +852,35 @@ class _Sim:
         rng = self.rng
         k = bisect.bisect_right(_CATEGORY_CUM, rng.random() * _CATEGORY_CUM[-1])
         category = _CATEGORY_NAMES[min(k, len(_CATEGORY_NAMES) - 1)]
-        mix, summary = _CATEGORIES[category][1:]
-        x, response = rng.random(), mix[-1][0]
-        for resp, p in mix:
-            if x < p:
-                response = resp
-                break
-            x -= p
-        facts = _facts(response, rng)
+        profile = CATEGORIES[category]
+        facts = _facts(profile, rng)
         j = bisect.bisect_right(self.demand_cum, rng.random() * self.demand_cum[-1])
         lon, lat = self.point_in(self.demand_ids[min(j, len(self.demand_ids) - 1)])
         iid = f"INC-{self.seed}-{next(self.incident_no):05d}"
-        handler_grade = _GRADE_OF[response] if rng.random() < 0.03 else None
         event = Incident(
             event_id=self.eid(), ts=self.ts(t), incident_id=iid, lat=round(lat, 6),
-            lon=round(lon, 6), category=category, summary=summary, thrive=facts.thrive,
-            ongoing=facts.ongoing, offender_present=facts.offender_present,
+            lon=round(lon, 6), category=category, summary=profile.summary,
+            thrive=facts.thrive, ongoing=facts.ongoing, offender_present=facts.offender_present,
             persistent=facts.persistent,
-            required_skills=tuple(_required_skills(category, response, self.hour_of(t), rng)),
-            officers_required=_officers_required(category, response, rng), grade=handler_grade,
         )  # fmt: skip
+        # The response follows from grading the answers (the rules in force), never the
+        # reverse; what the response needs (skills, officers) follows from the response.
+        response = grade(event, self.rules).response
+        if rng.random() < 0.03:  # the handler confirms the grade by hand now and then
+            event = event.model_copy(update={"grade": _GRADE_OF[response]})
+        event = event.model_copy(
+            update={
+                "required_skills": tuple(
+                    _required_skills(category, response, self.hour_of(t), rng)
+                ),
+                "officers_required": _officers_required(category, response, rng),
+            }
+        )
         self.out.append(event)
         self.incidents[iid] = _Incident(event, response)
-        if response is _E:
-            self.at(t + rng.randint(30, 120), "dispatch", iid)
-        elif response is _P:
-            self.at(t + rng.randint(120, 900), "dispatch", iid)
+        if response in (_E, _P):
+            delay = self.timing.dispatch_delay_s(iid, _GRADE_OF[response])
+            self.at(t + delay, "dispatch", iid)
         elif response is _S:
             self.at(t + rng.randint(1 * _HOUR, 8 * _HOUR), "dispatch", iid)
         elif response is _G:
@@ -843,17 +914,21 @@ class _Sim:
             event_id=self.eid(), ts=self.ts(t), incident_id=iid, decision=Decision.ACCEPTED,
             officer_ids=tuple(o.plan.officer_id for o in chosen), by=DISPATCHER,
         ))  # fmt: skip
-        urgent = inc.response in (_E, _P)
+        g = _GRADE_OF[inc.response]
         for o in chosen:
             self.advance(o, t)
             o.breaking = False
             o.incident = iid
-            inc.officers.append(o.plan.officer_id)
+            oid = o.plan.officer_id
+            inc.officers.append(oid)
             self.set_status(o, t, Status.EN_ROUTE, incident=iid)
-            speed = _SPEED[o.plan.transport][1 if urgent else 0] / _ROAD_FACTOR
-            o.target, o.speed = (ev.lon, ev.lat), speed
             dist = haversine_m(o.lon, o.lat, ev.lon, ev.lat)
-            self.at(t + max(30, math.ceil(dist / speed)), "arrive", (o, iid))
+            travel = self.timing.travel_s(dist, o.plan.transport, g) or 0.0
+            leave = self.timing.mobilise_s(iid, oid, g)
+            took = leave + max(30, math.ceil(travel))
+            o.target = (ev.lon, ev.lat)
+            o.speed = dist / took  # along the straight line the fixes show
+            self.at(t + took, "arrive", (o, iid))
         self.update_incident(t, inc, IncidentState.RESOURCED)
 
     def closest(self, inc: _Incident) -> list[_Officer]:
@@ -879,8 +954,8 @@ class _Sim:
         o.lon, o.lat, o.last_t, o.target = inc.event.lon, inc.event.lat, t, None
         inc.on_scene += 1
         self.set_status(o, t, Status.AT_SCENE, incident=iid)
-        lo, hi = {_E: (30, 90), _P: (20, 60)}.get(inc.response, (30, 60))
-        self.at(t + self.rng.randint(lo * 60, hi * 60), "clear", (o, iid))
+        g, oid = _GRADE_OF[inc.response], o.plan.officer_id
+        self.at(t + self.timing.on_scene_s(iid, oid, inc.event.category, g), "clear", (o, iid))
 
     def on_clear(self, t: int, payload: tuple[_Officer, str]) -> None:
         o, iid = payload
@@ -890,11 +965,11 @@ class _Sim:
         inc.officers.remove(o.plan.officer_id)
         if not inc.officers:
             self.on_close(t, iid)
-        p = {_E: 0.3, _P: 0.15}.get(inc.response, 0.05)
-        if self.rng.random() < p:
+        committed = self.timing.committed_s(iid, o.plan.officer_id, _GRADE_OF[inc.response])
+        if committed:
             note = self.rng.choice(("custody", "statements", "hospital"))
             self.set_status(o, t, Status.COMMITTED, incident=iid, note=note)
-            self.at(t + self.rng.randint(45 * 60, 180 * 60), "free", o)
+            self.at(t + committed, "free", o)
         else:
             self.on_free(t, o)
 
@@ -919,14 +994,22 @@ def simulate(
     officers: int,
     start: datetime,
     incidents_per_day: float = INCIDENTS_PER_DAY,
+    rules: Rules | None = None,
+    timing: Timing | None = None,
 ) -> Iterator[Any]:
     """The synthetic pilot events, one model at a time, in non-decreasing ``ts`` order.
 
     Deterministic in its arguments (see the module docstring). Raises
     :class:`~sdo.errors.ConfigError` on unusable arguments before yielding anything.
     """
+    if rules is None:
+        from sdo.config import DEFAULT_RULES, package_data  # noqa: PLC0415
+        from sdo.grade import load_rules  # noqa: PLC0415
+
+        rules = load_rules(package_data(DEFAULT_RULES))
     sim = _Sim(areas, seed=seed, hours=hours, officers=officers, start=start,
-               incidents_per_day=incidents_per_day)  # fmt: skip
+               incidents_per_day=incidents_per_day, rules=rules,
+               timing=timing or Timing())  # fmt: skip
     return sim.run()
 
 
