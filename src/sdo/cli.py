@@ -234,19 +234,45 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate",
         help="offline: run dispatch policies over a log",
         description="Run dispatch policies over an event log, offline (no Kafka), with the "
-        "live worker's decision code, and write DIR/metrics.json, DIR/recommendations.jsonl "
-        "and DIR/report.html. thrive is the product; closest sends the closest available "
-        "response officer to everything (the status quo). --areas must be the area file "
-        "the log was made for.",
+        "live worker's decision code, and write DIR/report.html, DIR/metrics.json, "
+        "DIR/incidents.csv and DIR/recommendations.jsonl. thrive is the product; closest "
+        "sends the closest available response officer to the calls the force attended (a "
+        "model of the status quo); recorded is what the log's own dispatch did. Closed loop "
+        "(the default for a simulated log): each policy's recommendations are carried out "
+        "and officers are used up by them; open loop: the log's deployments are applied and "
+        "the policies' attendance is estimated. Several LOGs (e.g. simulated days of "
+        "different seeds): each in DIR/N-NAME/, and DIR/report.html across them. --areas "
+        "must be the area file the log was made for.",
     )
     _common(p, broker=False)
-    p.add_argument("log", type=Path, help="event log (JSON lines, .gz allowed)")
+    p.add_argument("log", type=Path, nargs="+", help="event log(s) (JSON lines, .gz allowed)")
     p.add_argument(
         "--policy",
         action="append",
         default=None,
-        help="thrive, closest, or a variant NAME@RULES_FILE run with rules of its own "
-        "(repeatable; default: thrive and closest)",
+        help="thrive, closest, recorded, or a variant NAME@RULES_FILE run with rules of its "
+        "own (repeatable; default: thrive, closest, and recorded if the log has deployments)",
+    )
+    loop = p.add_mutually_exclusive_group()
+    loop.add_argument(
+        "--closed-loop",
+        dest="closed_loop",
+        action="store_const",
+        const=True,
+        default=None,
+        help="carry each policy's recommendations out (default for a simulated log)",
+    )
+    loop.add_argument(
+        "--open-loop",
+        dest="closed_loop",
+        action="store_const",
+        const=False,
+        help="apply the log's own deployments; estimate the policies' attendance",
+    )
+    p.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="evaluate a log even if more than 10%% of its incidents fall outside --areas",
     )
     p.add_argument(
         "--out",

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import orjson
 
 from sdo.cli import settings_from
@@ -40,6 +39,7 @@ from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, Settings
 from sdo.domain.recommend import POLICIES, Policy
 from sdo.domain.world import World
 from sdo.errors import BadInput, ConfigError
+from sdo.evaluation.breakdown import breakdown, write_incidents_csv
 from sdo.evaluation.intervals import (
     BOOTSTRAP_RESAMPLES,
     CI_MIN_VALUES,
@@ -47,16 +47,20 @@ from sdo.evaluation.intervals import (
     difference,
     quantile,
 )
+from sdo.evaluation.timing import Timing
 from sdo.events import (
     AlertKind,
     Decision,
     Deployment,
     Fix,
     Incident,
+    OfficerProfile,
+    OfficerStatus,
     Recommendation,
     Response,
     Role,
     Status,
+    Transport,
     encode,
     rfc3339,
 )
@@ -65,7 +69,6 @@ from sdo.progress import REFRESH_S, LineReporter, ProgressLine, eta_text
 if TYPE_CHECKING:
     from sdo.domain.geo import Areas
     from sdo.domain.grading import Rules
-    from sdo.evaluation.replay import LogReader
 
 __all__ = ["Metrics", "PassProgress", "PolicySpec", "cli", "default_jobs", "evaluate"]
 
@@ -85,6 +88,10 @@ HOUR_MIN_CALLS: Final = 3
 #: The key of a pass's per-incident figures in its results until :func:`evaluate` hands
 #: them to its ``paired`` (they are not written to metrics.json).
 PAIRED: Final = "_paired"
+#: The pseudo-policy of the log's own deployments (the status quo as it happened).
+RECORDED: Final = "recorded"
+#: Where ``recorded`` sent an incident its deployments sent nobody to.
+_NOT_ATTENDED: Final = "not attended (closed from the queue)"
 #: The route of every incident under the ``closest`` policy (no THRIVE+ routing).
 _CLOSEST_ROUTE = "closest response officer"
 #: Routes whose incidents wait for someone other than a response officer.
@@ -108,6 +115,14 @@ class _Incident:
     #: whether the response officers first recommended would leave a cluster of theirs
     #: below its minimum cover (None: no available response officer among them)
     below_cover: bool | None = None
+    #: seconds from creation to the first officer at the scene, as the events say
+    arrived_s: float | None = None
+    #: whether a deployment sent anyone (the recorded dispatch)
+    deployed: bool = False
+    #: where and what (for the breakdowns and the per-incident CSV)
+    npu: str = ""
+    cluster: str = ""
+    category: str = ""
 
 
 #: The longest name a policy may have in a recommendation (``PolicyRef.name``, an ``Id``).
@@ -125,13 +140,17 @@ class PolicySpec:
     label: str  # what metrics.json, the report and the recommendations call it
     name: str
     rules: Path | None = None  # None: the evaluation's (``--rules``)
+    #: ``recorded``: not a policy but the log's own deployments, measured as they happened
+    recorded: bool = False
 
     @classmethod
     def parse(cls, text: str) -> PolicySpec:
         name, at, path = text.partition("@")
+        if text == RECORDED:
+            return cls(RECORDED, "thrive", recorded=True)
         if name not in POLICIES:
             raise ConfigError(
-                f"unknown policy {name!r}; known: {', '.join(POLICIES)} "
+                f"unknown policy {name!r}; known: {', '.join([*POLICIES, RECORDED])} "
                 "(a variant with its own rules: NAME@RULES_FILE)"
             )
         if not at:
@@ -171,6 +190,17 @@ def _specs(policies: Iterable[str | PolicySpec]) -> list[PolicySpec]:
     return specs
 
 
+@dataclass(frozen=True)
+class PassMode:
+    """How a pass runs: open loop (the log's deployments applied; attendance estimated) or
+    closed (:mod:`sdo.evaluation.closed_loop`: the policy's own, carried out with
+    ``timing``); ``attends``: the only incidents the policy is given (None: all)."""
+
+    closed: bool = False
+    timing: Timing = field(default_factory=Timing)
+    attends: frozenset[str] | None = None
+
+
 @dataclass
 class Metrics:
     """Accumulates the figures of one policy over one pass."""
@@ -178,6 +208,17 @@ class Metrics:
     policy: str
     #: whether the policy routes incidents by their THRIVE+ grading (not ``closest``)
     thrive_routing: bool = True
+    #: attendance as the events show it (an officer ``at_scene``), not estimated: the
+    #: closed loop and ``recorded``
+    observed: bool = False
+    #: the log's own deployments are what is measured (``recorded``)
+    recorded: bool = False
+    #: the closed loop that hears the World's outputs (None: open loop)
+    loop: Any = None
+    #: incident events applied, and those refused as outside the areas
+    incident_events: int = 0
+    outside: int = 0
+    officer_ids: set[str] = field(default_factory=set)
     events: int = 0
     invalid: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
@@ -192,9 +233,32 @@ class Metrics:
     first_ts: datetime | None = None
     last_ts: datetime | None = None
 
+    def reject(self, reason: str) -> None:
+        """Count an event the World could not apply, by kind (its reason's first word)."""
+        kind = reason.split(" ", 2)[0]
+        self.rejected[kind] += 1
+        self.rejected_example.setdefault(kind, reason)
+        self.events += 1
+        self.outside += kind == "incident" and "outside" in reason
+
     def before(self, world: World, event: Any) -> None:
         """Look at an input event before the World applies it (recorded decisions)."""
-        if isinstance(event, Deployment) and event.decision is not Decision.DECLINED:
+        if self.observed and type(event) is OfficerStatus and event.status is Status.AT_SCENE:
+            inc = self.incidents.get(event.incident_id or "")
+            if inc is not None and inc.arrived_s is None:
+                inc.arrived_s = (event.ts - inc.created).total_seconds()
+            return
+        if self.recorded and isinstance(event, Deployment) and event.officer_ids:
+            inc = self.incidents.get(event.incident_id)
+            if inc is not None and not inc.deployed:
+                inc.deployed = True
+                officers = world.officers
+                inc.roles = tuple(_role(officers.get(o)) for o in event.officer_ids)
+        if (
+            self.loop is None
+            and isinstance(event, Deployment)
+            and event.decision is not Decision.DECLINED
+        ):
             inc = self.incidents.get(event.incident_id)
             if inc is not None and inc.last_rec is not None and inc.agreed is None:
                 rec = inc.last_rec
@@ -203,10 +267,17 @@ class Metrics:
     def after(self, world: World, event: Any, outputs: Iterable[Any]) -> None:
         self.events += 1
         self.last_ts = event.ts
-        if isinstance(event, Incident) and event.incident_id not in self.incidents:
-            record = world.incidents.get(event.incident_id)
-            if record is not None:
-                self.incidents[event.incident_id] = _Incident(created=record.created_ts)
+        if type(event) is OfficerProfile:
+            self.officer_ids.add(event.officer_id)
+        elif isinstance(event, Incident):
+            self.incident_events += 1
+            if event.incident_id not in self.incidents:
+                record = world.incidents.get(event.incident_id)
+                if record is not None:
+                    self.incidents[event.incident_id] = _placed(world, record)
+        if self.loop is not None:
+            outputs = list(outputs)
+            self.loop.react(world, outputs)
         for out in outputs:
             if isinstance(out, Recommendation):
                 self._recommendation(world, out)
@@ -222,13 +293,13 @@ class Metrics:
             record = world.incidents.get(rec.incident_id)
             if record is None:
                 return
-            inc = self.incidents[rec.incident_id] = _Incident(created=record.created_ts)
+            inc = self.incidents[rec.incident_id] = _placed(world, record)
         inc.last_rec = rec
         if inc.first_rec is None:
             inc.first_rec = rec
             inc.grade, inc.response = rec.grade, rec.response.value
             inc.signposted = rec.service is not None
-        if inc.attend_s is not None or not rec.recommended:
+        if inc.attend_s is not None or not rec.recommended or self.recorded:
             return
         lead = rec.candidates[0]
         waited = (rec.ts - inc.created).total_seconds()
@@ -256,7 +327,7 @@ class Metrics:
             minutes = (ts - self.gap_open.pop(cluster)).total_seconds() / 60
             self.gap_minutes[cluster] = self.gap_minutes.get(cluster, 0.0) + minutes
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self) -> dict[str, Any]:  # noqa: PLR0915 (one figure after another)
         if self.last_ts is not None:
             for cluster, since in list(self.gap_open.items()):
                 minutes = (self.last_ts - since).total_seconds() / 60
@@ -264,6 +335,9 @@ class Metrics:
             self.gap_open.clear()
         ids = [iid for iid, i in self.incidents.items() if i.first_rec is not None]
         graded = [self.incidents[iid] for iid in ids]
+        if self.observed:  # what happened, not the estimate
+            for i in graded:
+                i.attend_s = i.arrived_s
         by_response = Counter(i.response for i in graded)
         by_grade = Counter(str(i.grade) for i in graded)
         total = len(graded) or 1
@@ -276,7 +350,9 @@ class Metrics:
         off: list[bool] = []  # per graded incident, in order
         off_to: Counter[str] = Counter()  # where the demand off response officers went
         for i in graded:
-            if i.signposted:
+            if self.recorded:
+                who = i.roles[0] if i.deployed and i.roles else _NOT_ATTENDED
+            elif i.signposted:
                 who = "partner service (no officer)"
             elif not i.roles:
                 who = "nobody available"
@@ -285,7 +361,9 @@ class Metrics:
             sent_to[who] += 1
             # Demand off response officers: someone else was named, nobody by design, or
             # it waits for a non-response pool (an investigator, the neighbourhood team).
-            if who == "nobody available":
+            if who.startswith("not attended"):
+                moved, where = True, who
+            elif who == "nobody available":
                 moved = thrive_routing and i.response in _NON_RESPONSE_POOLS
                 where = f"waiting for the {i.response} pool"
             else:
@@ -323,6 +401,13 @@ class Metrics:
             "grade": [i.grade for i in graded],
             "attend_s": [i.attend_s for i in graded],
             "off": off,
+            "created": [rfc3339(i.created) for i in graded],
+            "hour": [local_hour(i.created) for i in graded],
+            "npu": [i.npu for i in graded],
+            "cluster": [i.cluster for i in graded],
+            "category": [i.category for i in graded],
+            "response": [i.response for i in graded],
+            "sent": [i.roles[0] if i.roles else "" for i in graded],
         }
         skill = [i.skill_ok for i in graded if i.skill_ok is not None]
         named = [i.named for i in graded if i.named is not None]
@@ -334,7 +419,7 @@ class Metrics:
             "rejected_events": dict(self.rejected),
             "rejected_examples": dict(sorted(self.rejected_example.items())),
             "period": _period(self.first_ts, self.last_ts),
-            "recommendations": self.recommendations,
+            "recommendations": None if self.recorded else self.recommendations,
             "incidents": len(graded),
             "by_grade": dict(sorted(by_grade.items())),
             "by_response": dict(sorted(by_response.items())),
@@ -357,8 +442,49 @@ class Metrics:
             "by_hour": _by_hour(graded, off),
             "cover_gap_minutes": {k: round(v, 1) for k, v in sorted(self.gap_minutes.items())},
             "alerts": dict(sorted(self.alerts.items())),
+            "attendance": "observed" if self.observed else "estimated",
+            "officers": len(self.officer_ids),
+            "outside_incident_events": self.outside,
+            "incident_events": self.incident_events + self.outside,
+            **_loop_figures(self),
             PAIRED: paired,
         }
+
+
+def _placed(world: World, record: Any) -> _Incident:
+    incident = record.incident
+    place = world.areas.locate(incident.lon, incident.lat)
+    return _Incident(
+        created=record.created_ts,
+        npu=place.npu if place else "",
+        cluster=place.cluster if place else "",
+        category=incident.category,
+    )
+
+
+def _role(officer: Any) -> str:
+    role = getattr(officer, "role", None)
+    return role.value if role is not None else "unknown"
+
+
+def _loop_figures(metrics: Metrics) -> dict[str, Any]:
+    """What only the closed loop measures: who did the work, and the calls nobody reached."""
+    loop = metrics.loop
+    if loop is None:
+        return {}
+    waiting = [
+        i for i in metrics.incidents.values() if i.first_rec is not None and i.arrived_s is None
+    ]
+    return {
+        "loop": {
+            "deployments": loop.deployed,
+            "workload": loop.workload.summary(),
+            "unattended_by_grade": dict(
+                sorted(Counter(str(i.grade) for i in waiting if i.grade in TARGET_S).items())
+            ),
+            "timing": loop.timing.label,
+        }
+    }
 
 
 def _period(first: datetime | None, last: datetime | None) -> dict[str, Any] | None:
@@ -500,6 +626,9 @@ def evaluate(
     jobs: int = 1,
     progress: PassProgress | None = None,
     paired: dict[str, dict[str, list[Any]]] | None = None,
+    closed_loop: bool = False,
+    timing: Timing | None = None,
+    attended: frozenset[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run each policy over ``log``; write every recommendation to ``sink`` (a binary file),
     policy after policy. A policy is a :class:`PolicySpec` or its text (``thrive``,
@@ -522,18 +651,24 @@ def evaluate(
 
     ``paired`` receives, per policy, its figures per graded incident (ids, grade,
     estimated attendance, sent off response officers), for :func:`compare`.
+
+    ``closed_loop``: each policy's recommendations are carried out (:class:`PassMode`)
+    with ``timing`` (default: the calibrated one); ``recorded`` always runs open loop.
+    ``attended``: the incidents the log's own deployments sent someone to, to which
+    ``closest`` is restricted (the status quo attends those only; None or empty: all).
     """
     specs = _specs(policies)
+    modes = [_mode(spec, closed_loop, timing, attended) for spec in specs]
     if jobs > 1 and len(specs) > 1:
         results = _evaluate_in_parallel(
-            log, settings, specs, sink, on_invalid, lane, lane_stats, jobs, progress
+            log, settings, specs, modes, sink, on_invalid, lane, lane_stats, jobs, progress
         )
         return _take_paired(results, paired)
     from sdo.areas import load_areas  # noqa: PLC0415 (keep `sdo evaluate --help` fast)
 
     areas = load_areas(settings.areas_path)
     results = {}
-    for n, spec in enumerate(specs):
+    for n, (spec, mode) in enumerate(zip(specs, modes, strict=True)):
         rules, policy = spec.load(settings)
         results[spec.label], stats = _one_pass(
             log,
@@ -544,10 +679,19 @@ def evaluate(
             on_invalid if n == 0 else None,
             lane,
             progress,
+            spec,
+            mode,
         )
         if lane_stats is not None and stats is not None:
             lane_stats[spec.label] = stats
     return _take_paired(results, paired)
+
+
+def _mode(
+    spec: PolicySpec, closed: bool, timing: Timing | None, attended: frozenset[str] | None
+) -> PassMode:
+    attends = attended if spec.name == "closest" and not spec.recorded and attended else None
+    return PassMode(closed and not spec.recorded, timing or Timing(), attends)
 
 
 def _take_paired(
@@ -575,15 +719,25 @@ def _one_pass(
     on_invalid: Any,
     lane: bool,
     progress: PassProgress | None = None,
+    spec: PolicySpec | None = None,
+    mode: PassMode | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """One policy's pass: its metrics, and the lane's stats (None without the lane)."""
+    from sdo.evaluation.closed_loop import ClosedLoop, drive  # noqa: PLC0415
     from sdo.evaluation.replay import read_log  # noqa: PLC0415
 
-    name = policy.shown
+    mode = mode or PassMode()
+    recorded = spec is not None and spec.recorded
+    name = RECORDED if recorded else policy.shown
     world = World(areas, rules, policy)
-    metrics = Metrics(name, thrive_routing=policy.name != "closest")
+    metrics = Metrics(
+        name,
+        thrive_routing=policy.name != "closest" and not recorded,
+        observed=recorded or mode.closed,
+        recorded=recorded,
+        loop=ClosedLoop(mode.timing) if mode.closed else None,
+    )
     reader = read_log(log, on_invalid)
-    stats = None
     start = time.perf_counter()
     tick = None
     if progress is not None:
@@ -592,25 +746,23 @@ def _one_pass(
         def tick() -> None:
             report(name, reader.fraction, metrics.events, time.perf_counter() - start, False)
 
+    attends = mode.attends
+    loop = metrics.loop
+
+    def admit(item: Any) -> Any | None:
+        if attends is not None and type(item) is Incident and item.incident_id not in attends:
+            return None
+        return item if loop is None else loop.admit(item)
+
     try:
         with _fewer_collections():
-            if lane:
-                stats = _pass_with_lane(world, metrics, reader, sink, tick)
-            else:
-                for n, event in enumerate(reader.items(), 1):
-                    _step(world, metrics, event, sink)
-                    if tick is not None and n % _TICK_ITEMS == 0:
-                        tick()
+            stats = drive(world, metrics, reader, sink, _step, admit, loop, lane=lane, tick=tick)
     finally:
         reader.close()
     metrics.invalid = reader.skipped
     if progress is not None:
         progress(name, 1.0, metrics.events, time.perf_counter() - start, True)
     return metrics.finish(), stats
-
-
-#: Without the lane, a pass reports its progress every this many events.
-_TICK_ITEMS: Final = 8192
 
 
 #: The cyclic collector's first threshold during a pass (Python's default is 700).
@@ -643,6 +795,7 @@ def _evaluate_in_parallel(
     log: Path,
     settings: Settings,
     specs: list[PolicySpec],
+    modes: list[PassMode],
     sink: Any,
     on_invalid: Any,
     lane: bool,
@@ -676,12 +829,13 @@ def _evaluate_in_parallel(
                 log,
                 settings,
                 spec,
+                mode,
                 out,
                 n == 0,
                 lane,
                 None if progress is None else n,
             )
-            for n, (spec, out) in enumerate(zip(specs, outs, strict=True))
+            for n, (spec, mode, out) in enumerate(zip(specs, modes, outs, strict=True))
         ]
         names = [spec.label for spec in specs]
         if progress is not None:
@@ -726,6 +880,7 @@ def _pass_in_process(
     log: Path,
     settings: Settings,
     spec: PolicySpec,
+    mode: PassMode,
     out: Path | None,
     report: bool,
     lane: bool,
@@ -748,10 +903,14 @@ def _pass_in_process(
             shared[at : at + _SLOT] = (fraction, float(events), seconds, float(ended))
 
     if out is None:
-        metrics, stats = _one_pass(log, areas, rules, policy, None, on_invalid, lane, progress)
+        metrics, stats = _one_pass(
+            log, areas, rules, policy, None, on_invalid, lane, progress, spec, mode
+        )
     else:
         with out.open("wb") as sink:
-            metrics, stats = _one_pass(log, areas, rules, policy, sink, on_invalid, lane, progress)
+            metrics, stats = _one_pass(
+                log, areas, rules, policy, sink, on_invalid, lane, progress, spec, mode
+            )
     return metrics, stats, skipped
 
 
@@ -773,10 +932,7 @@ def _step(world: World, metrics: Metrics, event: Any, sink: Any) -> None:
     try:
         effects = world.apply(event)
     except BadInput as exc:
-        kind = exc.reason.split(" ", 2)[0]
-        metrics.rejected[kind] += 1
-        metrics.rejected_example.setdefault(kind, exc.reason)
-        metrics.events += 1
+        metrics.reject(exc.reason)
         return
     metrics.after(world, event, effects.outputs)
     if sink is not None:
@@ -784,68 +940,55 @@ def _step(world: World, metrics: Metrics, event: Any, sink: Any) -> None:
             sink.write(encode(rec) + b"\n")
 
 
-def _pass_with_lane(
-    world: World,
-    metrics: Metrics,
-    reader: LogReader,
-    sink: Any,
-    tick: Callable[[], None] | None = None,
-) -> dict[str, Any]:
-    """One pass: blocks of lines through the fix lane; each line it refuses by :func:`_step`
-    (after the lane has stored its fixes in the World, and before it copies the changes).
-    ``tick()`` after each block."""
-    from sdo.domain.lane import REASONS, FixLane  # noqa: PLC0415 (numba is slow to import)
-
-    lane = FixLane(world)
-    lineno = 0
-    for block in reader.blocks():
-        buf = np.frombuffer(block, dtype=np.uint8)
-        pos, end = 0, len(block)
-        while True:
-            lines, applied = lane.lines, lane.applied
-            pos = lane.scan(buf, pos)
-            lineno += lane.lines - lines
-            if lane.applied != applied:
-                metrics.events += lane.applied - applied
-                metrics.last_ts = lane.last_applied
-            if pos >= end:
-                break
-            stop = block.index(b"\n", pos)
-            lineno += 1
-            lane.sync()
-            item = reader.decode(lineno, block[pos:stop])
-            if item is not None:
-                _step(world, metrics, item, sink)
-            lane.refresh()
-            pos = stop + 1
-        if tick is not None:
-            tick()
-    lane.finish()
-    reader.lines = lineno
-    return {
-        "applied": lane.applied,
-        "into_another_neighbourhood": lane.replaced,
-        "near_an_edge": lane.located,
-        "refused": dict(zip(REASONS, lane.refused, strict=True)),
-    }
-
-
 def cli(args: argparse.Namespace) -> int:
     from sdo.grade import rules_changes  # noqa: PLC0415
 
     settings = settings_from(args)
-    specs = _specs(args.policy or ["thrive", "closest"])
+    given = args.policy or []
     variants = {}
-    for spec in specs:
+    for spec in _specs(given):
         if spec.rules is not None:
             spec.load(settings)  # a bad rules file fails here, before DIR is touched
             variants[spec.label] = _variant(spec, rules_changes(settings.rules_path, spec.rules))
-    _check_against(args.against, specs)
-    jobs = args.jobs if args.jobs is not None else default_jobs(len(specs))
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, not {jobs}")
-    _sniff(args.log)  # a missing, unreadable or wrong file fails before DIR is touched
+    logs: list[Path] = args.log if isinstance(args.log, list) else [args.log]
+    for log in logs:
+        _sniff(log)  # a missing, unreadable or wrong file fails before DIR is touched
     out: Path = args.out
+    runs = []
+    for k, log in enumerate(logs):
+        where = out if len(logs) == 1 else out / f"{k + 1}-{_stem(log)}"
+        results, comparisons = _evaluate_log(args, settings, log, where, given, variants)
+        runs.append((log, where, results, comparisons))
+    if len(logs) > 1:
+        from sdo.evaluation.across import write_across  # noqa: PLC0415
+
+        write_across(out, [(log, where) for log, where, _, _ in runs])
+    for log, where, results, comparisons in runs:
+        if len(logs) > 1:
+            sys.stderr.write(f"sdo evaluate: {log}:\n")
+        _summary(results, comparisons, where)
+    if len(logs) > 1:
+        sys.stderr.write(f"wrote {out / 'metrics.json'}, {out / 'report.html'} (across the logs)\n")
+    return 0
+
+
+def _stem(log: Path) -> str:
+    name = log.name
+    for suffix in (".gz", ".jsonl", ".json"):
+        name = name.removesuffix(suffix)
+    return name or "log"
+
+
+def _evaluate_log(
+    args: argparse.Namespace,
+    settings: Settings,
+    log: Path,
+    out: Path,
+    given: list[str],
+    variants: dict[str, dict[str, Any]],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Evaluate one log into ``out`` (see :func:`cli`): its results and comparisons."""
+    about, attended, closed, specs, jobs = _plan(args, log, given)
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -854,11 +997,11 @@ def cli(args: argparse.Namespace) -> int:
 
     line = ProgressLine(sys.stderr)
     passes = _PassesLine(line, [spec.label for spec in specs])
-    invalid = LineReporter("sdo evaluate", args.log, line)
-    # Written beside their names and moved into place once all three are whole: an
+    invalid = LineReporter("sdo evaluate", log, line)
+    # Written beside their names and moved into place once all are whole: an
     # evaluation that fails or is interrupted leaves DIR as it was (no half file, no
     # metrics of one run beside the recommendations of another).
-    names = ("recommendations.jsonl", "metrics.json", "report.html")
+    names = ("recommendations.jsonl", "metrics.json", "incidents.csv", "report.html")
     partial = {name: out / f".{name}.partial" for name in names}
     try:
         try:
@@ -868,7 +1011,7 @@ def cli(args: argparse.Namespace) -> int:
         paired: dict[str, dict[str, list[Any]]] = {}
         with recommendations as sink:
             results = evaluate(
-                args.log,
+                log,
                 settings,
                 specs,
                 sink=sink,
@@ -876,22 +1019,30 @@ def cli(args: argparse.Namespace) -> int:
                 jobs=jobs,
                 progress=passes,
                 paired=paired,
+                closed_loop=closed,
+                attended=attended,
             )
         line.clear()
-        _check_read(args.log, next(iter(results.values())))
+        _check_read(log, next(iter(results.values())), allow_outside=args.allow_outside)
         for label, variant in variants.items():
-            results[label] = {**results[label], **variant}
+            if label in results:
+                results[label] = {**results[label], **variant}
         comparisons = compare(paired, args.against)
         document = {
-            "log": str(args.log),
+            "log": str(log),
+            "provenance": about,
+            "loop": "closed" if closed else "open",
+            "status_quo": _status_quo(specs, attended),
             "inputs": _inputs(settings),
             "policies": results,
             "comparisons": comparisons,
-            "assumptions": _assumptions(settings),
+            "breakdown": breakdown(paired),
+            "assumptions": _assumptions(settings, closed=closed),
         }
         partial["metrics.json"].write_bytes(
             orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
         )
+        write_incidents_csv(paired, partial["incidents.csv"])
         from sdo.evaluation.report import write_report  # noqa: PLC0415 (matplotlib is slow to import)
 
         write_report(document, partial["report.html"])
@@ -902,10 +1053,48 @@ def cli(args: argparse.Namespace) -> int:
         for path in partial.values():
             if path.is_file():
                 path.unlink()
-        if created and not any(out.iterdir()):
+        if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # (made for this evaluation, which failed)
-    _summary(results, comparisons, out)
-    return 0
+    return results, comparisons
+
+
+def _plan(
+    args: argparse.Namespace, log: Path, given: list[str]
+) -> tuple[dict[str, Any], frozenset[str], bool, list[PolicySpec], int]:
+    """What to run on ``log``: its provenance, the incidents its deployments attended,
+    whether the loop is closed (by default for a simulated log), the policies (by default
+    thrive, closest, and recorded where the log has deployments) and how many at once."""
+    from sdo.evaluation.closed_loop import attended as attended_in  # noqa: PLC0415
+    from sdo.evaluation.provenance import provenance  # noqa: PLC0415
+    from sdo.evaluation.replay import read_log  # noqa: PLC0415
+
+    about = provenance(log)
+    reader = read_log(log)
+    try:
+        attended = attended_in(reader)
+    finally:
+        reader.close()
+    closed = args.closed_loop if args.closed_loop is not None else about["kind"] == "simulated"
+    default = ["thrive", "closest", *([RECORDED] if attended else [])]
+    specs = _specs(given or default)
+    _check_against(args.against, specs)
+    jobs = args.jobs if args.jobs is not None else default_jobs(len(specs))
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {jobs}")
+    if any(s.recorded for s in specs) and not attended:
+        raise ConfigError(f"{log}: --policy recorded: the log records no deployment")
+    return about, attended, closed, specs, jobs
+
+
+def _status_quo(specs: list[PolicySpec], attended: frozenset[str]) -> dict[str, Any]:
+    """What stands for the force's present way of working, in words the report uses."""
+    labels = {s.label for s in specs}
+    return {
+        "recorded": RECORDED in labels,
+        "closest": "closest" in labels,
+        "closest_restricted_to_attended": bool(attended),
+        "attended_incidents": len(attended),
+    }
 
 
 def _summary(results: dict[str, Any], comparisons: list[dict[str, Any]], out: Path) -> None:
@@ -999,7 +1188,11 @@ def _check_against(against: str | None, specs: list[PolicySpec]) -> None:
         )
 
 
-def _check_read(log: Path, metrics: dict[str, Any]) -> None:
+#: A log with more of its incident events than this share outside the areas is refused.
+OUTSIDE_MAX: Final = 0.10
+
+
+def _check_read(log: Path, metrics: dict[str, Any], *, allow_outside: bool = False) -> None:
     """Say how many lines of ``log`` were skipped as invalid (the first few were shown as
     they came) and how many events could not be applied, with a reason of each kind; a
     log without one valid event, or without one incident to evaluate, is an error, not
@@ -1014,6 +1207,13 @@ def _check_read(log: Path, metrics: dict[str, Any]) -> None:
     why = "; ".join(
         f"{kind} {n:,}, e.g. {examples.get(kind, '?')}" for kind, n in sorted(rejected.items())
     )
+    outside, total = metrics["outside_incident_events"], metrics["incident_events"]
+    if total and outside / total > OUTSIDE_MAX and not allow_outside and metrics["incidents"]:
+        raise ConfigError(
+            f"{log}: {outside:,} of its {total:,} incident events ({outside / total:.0%}) fall "
+            f"outside the areas of --areas: is it the area file the log was made for? "
+            f"(--allow-outside evaluates the rest)"
+        )
     if not metrics["incidents"]:
         hint = " Is --areas the area file the log was made for?" if "outside" in why else ""
         raise ConfigError(
@@ -1076,7 +1276,7 @@ class _PassesLine:
             self.line.show("sdo evaluate: " + ", ".join(t for t in self.running.values() if t))
 
 
-def _assumptions(settings: Settings) -> dict[str, Any]:
+def _assumptions(settings: Settings, *, closed: bool = False) -> dict[str, Any]:
     from sdo.grade import load_rules  # noqa: PLC0415
 
     policy = Policy.from_mapping("thrive", load_rules(settings.rules_path).recommend)
@@ -1085,10 +1285,20 @@ def _assumptions(settings: Settings) -> dict[str, Any]:
         "network, ÷ the speed of the officer's transport for the incident's grade",
         "speed_mps_by_grade_1_2_3": dict(policy.speed_mps),
         "stale_fix_after_s": policy.stale_after_s,
-        "attendance": "time from incident creation to the first recommendation naming an "
-        "officer, plus that officer's ETA (an estimate; no travel is observed); an incident "
-        "no recommendation named an officer for has none: it counts as not within target, "
-        "and is left out of the medians (without_officer counts them)",
+        "attendance": (
+            "closed loop: time from the incident being logged to the first officer at the "
+            "scene, as the loop carried the policy's recommendations out (the SDO accepts "
+            "each after the dispatch delay; officers mobilise and travel by the timing "
+            "model: detour "
+            f"{(timing := Timing()).detour_factor}, car {timing.speed_mps[Transport.CAR][0]} "
+            "m/s for grade 1); recorded: as the log's own statuses show it"
+            if closed
+            else "time from incident creation to the first recommendation naming an "
+            "officer, plus that officer's ETA (an estimate; no travel is observed); "
+            "recorded: the log's own first officer at the scene"
+        )
+        + "; an incident nobody reached has none: it counts as not within target, and is "
+        "left out of the medians (without_officer counts them)",
         "cover": "thrive weighs what sending a response officer costs their cluster: the "
         "expected share of its neighbourhoods that would lose cover (an available officer "
         f"within {policy.cover_time_s / 60:.0f} min), taking each officer to be busy with "

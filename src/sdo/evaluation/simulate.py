@@ -882,7 +882,7 @@ class _Sim:
             delay = self.timing.dispatch_delay_s(iid, _GRADE_OF[response])
             self.at(t + delay, "dispatch", iid)
         elif response is _S:
-            self.at(t + rng.randint(1 * _HOUR, 8 * _HOUR), "dispatch", iid)
+            self.at(t + self.timing.appointment_s(iid), "dispatch", iid)
         elif response is _G:
             self.at(t + rng.randint(300, 1200), "close", iid)
         else:

@@ -77,6 +77,8 @@ _ON_SCENE_OTHER: Final = (30, 60)
 #: scene, by grade; for 1 to 4 hours.
 COMMITTED_P: Final[dict[int, float]] = {1: 0.3, 2: 0.15}
 _COMMITTED_OTHER: Final = 0.05
+#: A scheduled (grade 3) call's appointment: 1 to 8 hours after it was logged.
+_APPOINTMENT_S: Final = (3600, 8 * 3600)
 _COMMITTED_S: Final = (60 * 60, 240 * 60)
 
 
@@ -118,6 +120,10 @@ class Timing:
         low, high = G1_DISPATCH_QUANTILES_S[k], G1_DISPATCH_QUANTILES_S[k + 1]
         seconds = low + (high - low) * (u - k)
         return round(seconds if grade <= 1 else seconds * SLOWER_HANDLING)
+
+    def appointment_s(self, incident_id: str) -> int:
+        """Seconds from logging to the appointment of a scheduled (grade 3) call."""
+        return draw(incident_id, "appointment").randint(*_APPOINTMENT_S)
 
     def mobilise_s(self, incident_id: str, officer_id: str, grade: int) -> int:
         """Seconds from assignment to moving."""
