@@ -413,7 +413,7 @@ def _drive_lane(
     tick: Callable[[], None] | None,
 ) -> dict[str, Any]:
     """:func:`drive` with the fix lane: it takes runs of plain fixes, stopped at the next
-    line it refuses or, with a loop, at the first line after the loop's next action."""
+    line it refuses or, with a loop, at the first line of the loop's next action's time or later."""
     import numpy as np  # noqa: PLC0415
 
     from sdo.domain.lane import REASONS, FixLane  # noqa: PLC0415 (numba is slow to import)
@@ -427,7 +427,7 @@ def _drive_lane(
             limit = end
             due = loop.next_time if loop is not None else None
             if due is not None:
-                limit = _first_after(block, pos, end, due)
+                limit = _first_due(block, pos, end, due)
             lines, applied = fast.lines, fast.applied
             pos = fast.scan(buf if limit == end else buf[:limit], pos)
             lineno += fast.lines - lines
@@ -484,16 +484,17 @@ def _line_ts(block: bytes, start: int) -> datetime | None:
         return None
 
 
-def _first_after(block: bytes, lo: int, hi: int, when: datetime) -> int:
+def _first_due(block: bytes, lo: int, hi: int, when: datetime) -> int:
     """Where the first line of ``block[lo:hi]`` (whole lines, in time order) whose ``ts``
-    is after ``when`` starts, or ``hi``: a binary search. A line without a readable time
-    counts as not after (it goes first and is refused as it would be anyway)."""
+    is ``when`` or later starts, or ``hi``: a binary search. The loop's actions go before
+    log lines of their own time, as without the lane. A line without a readable time
+    counts as earlier (it goes first and is refused as it would be anyway)."""
     while lo < hi:
         mid = (lo + hi) // 2
         start = block.rfind(b"\n", lo, mid)
         start = lo if start < 0 else start + 1
         ts = _line_ts(block, start)
-        if ts is not None and ts > when:
+        if ts is not None and ts >= when:
             hi = start
         else:
             lo = block.index(b"\n", start) + 1
