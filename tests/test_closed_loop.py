@@ -184,3 +184,26 @@ def test_a_log_mostly_outside_the_areas_is_refused_in_one_line(
     assert main([*args, "--policy", "thrive", "--allow-outside"]) == 0
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["policies"]["thrive"]["outside_incident_events"] > 0
+
+
+def test_sensitivity_reruns_the_headline_under_other_travel_assumptions(
+    log: Path, tmp_path: Path
+) -> None:
+    """--sensitivity: the headline again with detour 1.2 and 1.6 and speeds -20%/+20%;
+    slower travel gives longer grade 1 attendance; the report shows the table."""
+    out = tmp_path / "out"
+    policies = ["--policy", "thrive", "--policy", "closest"]
+    assert main(["evaluate", str(log), "--out", str(out), "--sensitivity", *policies]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    rows = {r["timing"]: r for r in doc["sensitivity"]}
+    assert set(rows) == {"detour factor 1.2", "detour factor 1.6", "speeds -20%", "speeds +20%"}
+    for r in rows.values():
+        assert set(r["policies"]) == {"thrive", "closest"}
+        (c,) = r["comparisons"]
+        assert (c["policy"], c["against"]) == ("thrive", "closest")
+    slow = rows["speeds -20%"]["policies"]["closest"]["grade_1_attend_median_s"]
+    fast = rows["speeds +20%"]["policies"]["closest"]["grade_1_attend_median_s"]
+    assert slow > fast
+    page = (out / "report.html").read_text()
+    assert "How much the headline rests on the travel assumptions" in page
+    assert "<th>detour factor 1.6</th>" in page

@@ -270,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply the log's own deployments; estimate the policies' attendance",
     )
     p.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="closed loop: run the first two policies again with other travel assumptions "
+        "(detour 1.2 and 1.6, speeds -20%% and +20%%) and report how the headline moves",
+    )
+    p.add_argument(
         "--allow-outside",
         action="store_true",
         help="evaluate a log even if more than 10%% of its incidents fall outside --areas",

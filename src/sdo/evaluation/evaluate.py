@@ -1028,6 +1028,11 @@ def _evaluate_log(
             if label in results:
                 results[label] = {**results[label], **variant}
         comparisons = compare(paired, args.against)
+        sensitivity = (
+            _sensitivity(log, settings, specs, attended, args.against)
+            if getattr(args, "sensitivity", False) and closed
+            else None
+        )
         document = {
             "log": str(log),
             "provenance": about,
@@ -1038,6 +1043,7 @@ def _evaluate_log(
             "comparisons": comparisons,
             "breakdown": breakdown(paired),
             "assumptions": _assumptions(settings, closed=closed),
+            "sensitivity": sensitivity,
         }
         partial["metrics.json"].write_bytes(
             orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
@@ -1086,6 +1092,67 @@ def _plan(
     return about, attended, closed, specs, jobs
 
 
+#: The travel assumptions the headline is re-run with (``--sensitivity``).
+SENSITIVITY: Final[tuple[tuple[str, float | None, float], ...]] = (
+    ("detour factor 1.2", 1.2, 1.0),
+    ("detour factor 1.6", 1.6, 1.0),
+    ("speeds -20%", None, 0.8),
+    ("speeds +20%", None, 1.2),
+)
+
+
+def _sensitivity(
+    log: Path,
+    settings: Settings,
+    specs: list[PolicySpec],
+    attended: frozenset[str],
+    against: str | None,
+) -> list[dict[str, Any]]:
+    """The headline (the first comparison's policies, grade 1 and 2) again under other
+    travel assumptions of the closed loop: how much it rests on the timing model."""
+    pair = [s for s in specs if not s.recorded][:2]
+    if len(pair) < 2:
+        return []
+    base = Timing()
+    rows = []
+    for label, detour, speed in SENSITIVITY:
+        timing = base.scaled(detour=detour, speed=speed, label=label)
+        paired: dict[str, dict[str, list[Any]]] = {}
+        results = evaluate(
+            log, settings, pair, jobs=default_jobs(2), paired=paired, closed_loop=True,
+            timing=timing, attended=attended,
+        )  # fmt: skip
+        row: dict[str, Any] = {"timing": timing.label, "policies": {}}
+        for name, m in results.items():
+            g1, g2 = m["grades"]["1"], m["grades"]["2"]
+            row["policies"][name] = {
+                "grade_1_attend_median_s": g1["attend_median_s"],
+                "grade_1_share_within_15_min": g1.get("share_within_15_min"),
+                "grade_2_attend_median_s": g2["attend_median_s"],
+                "grade_2_share_within_60_min": g2.get("share_within_60_min"),
+            }
+        chosen = against if against in results else None
+        row["comparisons"] = [
+            {
+                "policy": c["policy"],
+                "against": c["against"],
+                **{
+                    f"grade_{g}_attend_median_s_diff": c["grades"][g]["attend_median_s_diff"]
+                    for g in ("1", "2")
+                },
+                **{
+                    f"grade_{g}_attend_median_s_diff_ci95": c["grades"][g][
+                        "attend_median_s_diff_ci95"
+                    ]
+                    for g in ("1", "2")
+                },
+            }
+            for c in compare(paired, chosen)
+        ]
+        rows.append(row)
+    return rows
+
+
 def _status_quo(specs: list[PolicySpec], attended: frozenset[str]) -> dict[str, Any]:
     """What stands for the force's present way of working, in words the report uses."""
     labels = {s.label for s in specs}
@@ -1113,7 +1180,8 @@ def _summary(results: dict[str, Any], comparisons: list[dict[str, Any]], out: Pa
     for c in comparisons:
         sys.stdout.write(_comparison_line(c))
     sys.stdout.write(
-        f"wrote {out / 'metrics.json'}, {out / 'recommendations.jsonl'}, {out / 'report.html'}\n"
+        f"wrote {out / 'report.html'}, {out / 'metrics.json'}, {out / 'incidents.csv'}, "
+        f"{out / 'recommendations.jsonl'}\n"
     )
 
 

@@ -19,6 +19,7 @@ from sdo.evaluation.intervals import BOOTSTRAP_RESAMPLES, CI_MIN_VALUES
 from sdo.evaluation.summary import (
     banner,
     breakdown_tables,
+    sensitivity_table,
     status_quo,
     summary,
     workload_table,
@@ -658,6 +659,7 @@ THRIVE+ grading (the product).</p>
 <table>{_rows(policies)}</table>
 {_grading(policies)}
 {_comparisons(document.get("comparisons") or [])}
+{sensitivity_table(document)}
 <h2>Reading the figures</h2>
 {_reading(policies, closed)}
 <h2>Who is sent</h2>

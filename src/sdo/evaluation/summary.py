@@ -7,7 +7,14 @@ from __future__ import annotations
 import html
 from typing import Any, Final
 
-__all__ = ["banner", "breakdown_tables", "status_quo", "summary", "workload_table"]
+__all__ = [
+    "banner",
+    "breakdown_tables",
+    "sensitivity_table",
+    "status_quo",
+    "summary",
+    "workload_table",
+]
 
 _MISSING: Final = "not measured"
 
@@ -230,4 +237,47 @@ def workload_table(document: dict[str, Any]) -> str:
         "spent on them (from deployment until free again, custody and statements "
         "included); investigators take calls at the desk.</p>"
         f"<table class='wide'><tr><th>role</th>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
+def sensitivity_table(document: dict[str, Any]) -> str:
+    """How the headline moves under other travel assumptions (``--sensitivity``)."""
+    rows = document.get("sensitivity")
+    if document.get("loop") != "closed":
+        return ""
+    head = (
+        "<h2>How much the headline rests on the travel assumptions</h2>"
+        "<p>The closed loop turns distance into time with a detour factor and average "
+        "speeds (see Assumptions). "
+    )
+    if not rows:
+        return head + (
+            "Run <code>sdo evaluate --sensitivity</code> to see the headline again with a "
+            "detour factor of 1.2 and 1.6 and speeds 20% lower and higher.</p>"
+        )
+    cells = []
+    for row in rows:
+        parts = []
+        for c in row["comparisons"]:
+            for g in ("1", "2"):
+                d = c.get(f"grade_{g}_attend_median_s_diff")
+                ci = c.get(f"grade_{g}_attend_median_s_diff_ci95")
+                text = _MISSING if d is None else f"{d / 60:+.1f} min"
+                if ci:
+                    text += f" ({ci[0] / 60:+.1f} to {ci[1] / 60:+.1f})"
+                parts.append(f"<td>{text}</td>")
+        medians = "; ".join(
+            f"{html.escape(n)} {_min(p['grade_1_attend_median_s'])}"
+            for n, p in row["policies"].items()
+        )
+        cells.append(
+            f"<tr><th>{html.escape(row['timing'])}</th>{''.join(parts)}<td>{medians}</td></tr>"
+        )
+    first = rows[0]["comparisons"][0] if rows[0]["comparisons"] else None
+    pair = f"{html.escape(first['policy'])} − {html.escape(first['against'])}" if first else ""
+    return head + (
+        "The headline difference again, with each assumption changed in turn: if it keeps "
+        "its sign, it does not rest on the exact figures.</p>"
+        f"<table><tr><th>assumption</th><th>{pair}: grade 1 median</th>"
+        f"<th>{pair}: grade 2 median</th><th>grade 1 medians</th></tr>{''.join(cells)}</table>"
     )
