@@ -16,6 +16,7 @@ __all__ = ["HEADLINES", "across", "write_across"]
 #: (key, label, kind) of the figures taken across logs; a key path into a policy's results.
 HEADLINES: Final = (
     ("grades.1.attend_median_s", "grade 1 median attendance", "min"),
+    ("grades.1.attend_mean_s", "grade 1 mean attendance", "min"),
     ("grades.1.share_within_15_min", "grade 1 within 15 min", "pct"),
     ("grades.2.attend_median_s", "grade 2 median attendance", "min"),
     ("grades.2.share_within_60_min", "grade 2 within 60 min", "pct"),

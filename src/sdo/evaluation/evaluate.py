@@ -384,6 +384,7 @@ class Metrics:
                 "eta_median_s": quantile(etas, 0.5),
                 "eta_p90_s": quantile(etas, 0.9),
                 "attend_median_s": quantile(times, 0.5),
+                "attend_mean_s": round(sum(times) / len(times), 1) if times else None,
                 "attend_median_ci95_s": ci95(times, median=True),
                 "attend_p90_s": quantile(times, 0.9),
                 **_rated("share_over_30_min", [t > LONG_WAIT_S for t in times]),
