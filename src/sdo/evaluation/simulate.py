@@ -1142,7 +1142,8 @@ def cli(args: argparse.Namespace) -> int:
     took = time.perf_counter() - began
     print(  # noqa: T201  (the command's one summary line)
         f"sdo simulate: {counts.events} events, {counts.incidents} incidents, "
-        f"{args.officers} officers ({counts.officers} on duty) -> {args.out} ({took:.1f}s)",
+        f"{args.officers} officers on duty at once ({counts.officers} on the roster) -> "
+        f"{args.out} ({took:.1f}s)",
         file=sys.stderr,
     )
     return 0
