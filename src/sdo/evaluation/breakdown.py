@@ -18,14 +18,17 @@ MIN_CALLS: Final = 3
 
 
 def breakdown(paired: dict[str, dict[str, list[Any]]]) -> dict[str, Any]:
-    """Per policy, per NPU and per cluster: calls, grade 1 and 2 calls, their median
-    attendance and share within target (None where fewer than :data:`MIN_CALLS`)."""
+    """Per policy, per NPU, per cluster, and by whether the call needs a skill: calls,
+    grade 1 and 2 calls, their median attendance and share within target (None where
+    fewer than :data:`MIN_CALLS`)."""
     out: dict[str, Any] = {}
     for policy, rows in paired.items():
         mine: dict[str, Any] = {}
-        for key in ("npu", "cluster"):
+        for key in ("npu", "cluster", "skills"):
             groups: dict[str, list[int]] = {}
             for k, name in enumerate(rows.get(key, [])):
+                if key == "skills":
+                    name = "needs a skill" if name else "needs no skill"  # noqa: PLW2901
                 groups.setdefault(name or "(outside)", []).append(k)
             mine[key] = {name: _figures(rows, ks) for name, ks in sorted(groups.items())}
         out[policy] = mine
@@ -57,6 +60,7 @@ _COLUMNS: Final = (
     "npu",
     "cluster",
     "category",
+    "skills",
     "grade",
     "response",
     "sent",
@@ -86,6 +90,7 @@ def write_incidents_csv(paired: dict[str, dict[str, list[Any]]], path: Path) -> 
                         rows["npu"][k],
                         rows["cluster"][k],
                         rows["category"][k],
+                        rows["skills"][k],
                         g,
                         rows["response"][k],
                         rows["sent"][k],

@@ -123,6 +123,7 @@ class _Incident:
     npu: str = ""
     cluster: str = ""
     category: str = ""
+    skills: str = ""
 
 
 #: The longest name a policy may have in a recommendation (``PolicyRef.name``, an ``Id``).
@@ -409,6 +410,7 @@ class Metrics:
             "category": [i.category for i in graded],
             "response": [i.response for i in graded],
             "sent": [i.roles[0] if i.roles else "" for i in graded],
+            "skills": [i.skills for i in graded],
         }
         skill = [i.skill_ok for i in graded if i.skill_ok is not None]
         named = [i.named for i in graded if i.named is not None]
@@ -460,6 +462,7 @@ def _placed(world: World, record: Any) -> _Incident:
         npu=place.npu if place else "",
         cluster=place.cluster if place else "",
         category=incident.category,
+        skills=" ".join(incident.required_skills),
     )
 
 

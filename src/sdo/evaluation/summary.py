@@ -153,6 +153,9 @@ def summary(document: dict[str, Any]) -> str:
             f"<p>On the same calls, <b>{a}</b> against <b>{b}</b>: {_diff(c, '1')}; "
             f"{_diff(c, '2')}.</p>"
         )
+    skills = _skill_line(document)
+    if skills:
+        parts.append(skills)
     if first.get("officers", 1):
         gaps = ", ".join(
             f"<b>{html.escape(n)}</b> {sum(m['cover_gap_minutes'].values()):,.0f} min"
@@ -166,13 +169,39 @@ def summary(document: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _skill_line(document: dict[str, Any]) -> str:
+    """Grade 1 within target for calls that need a skill and those that need none: where
+    a policy that treats skills as a constraint pays for it."""
+    data = document.get("breakdown") or {}
+    parts = []
+    for name, groups in data.items():
+        need = groups.get("skills", {})
+        yes, no = need.get("needs a skill"), need.get("needs no skill")
+        if not yes or not no or not yes["grade_1"]:
+            continue
+        parts.append(
+            f"<b>{html.escape(name)}</b> {_pct(yes['grade_1_share_within_target'])} of "
+            f"{yes['grade_1']} (needing none: {_pct(no['grade_1_share_within_target'])})"
+        )
+    if not parts:
+        return ""
+    return (
+        "<p>Grade 1 calls that need a skill (taser, PPU, mental health, ...) reached within "
+        f"15 min: {'; '.join(parts)}.</p>"
+    )
+
+
 def breakdown_tables(document: dict[str, Any]) -> str:
     """Grade 1 and 2 by NPU and by response cluster, per policy."""
     data = document.get("breakdown") or {}
     if not data:
         return ""
     out = ["<h2>By NPU and by response cluster</h2>"]
-    for key, title in (("npu", "NPU"), ("cluster", "Response cluster")):
+    for key, title in (
+        ("npu", "NPU"),
+        ("cluster", "Response cluster"),
+        ("skills", "Calls that need a skill (taser, PPU, mental health, ...)"),
+    ):
         groups = sorted({g for p in data.values() for g in p.get(key, {})})
         head = "".join(f"<th>{html.escape(n)}</th>" for n in data)
         rows = []
