@@ -25,7 +25,8 @@ through ``World.apply`` at their time, in order with the log:
    ``available`` again where the call was; an investigator on the desk takes the call on
    and stays available;
 3. the incident is ``closed`` when the last officer leaves (a desk allocation after the
-   handover).
+   handover). A call the policy never gets anyone to stays open: the log's closing of it
+   (the recorded dispatch's doing) is not applied, and it counts as not reached.
 
 A shift's end, a meal break or other duties that fall while the loop holds an officer on
 a call wait until the officer is free, as the simulated dispatch does. The officer's AVL
@@ -140,10 +141,10 @@ class ClosedLoop:
         if isinstance(event, Incident):
             if event.state is IncidentState.OPEN or not self._ours(event.incident_id):
                 return event
-            # the recorded dispatch's resourced/closed: the loop decides those, unless it
-            # never got anyone there (the call was closed without the policy's officer)
-            if event.state is IncidentState.CLOSED and event.incident_id not in self._calls:
-                self._waiting.discard(event.incident_id)
+            # the recorded dispatch's resourced/closed: once the policy has the call (it
+            # was recommended for), the loop decides those; a call it never had is closed
+            # as the log says
+            if event.state is IncidentState.CLOSED and event.incident_id not in self._seen:
                 return event
             return None
         if isinstance(event, OfficerProfile):
