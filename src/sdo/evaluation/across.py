@@ -21,7 +21,12 @@ HEADLINES: Final = (
     ("grades.2.attend_median_s", "grade 2 median attendance", "min"),
     ("grades.2.share_within_60_min", "grade 2 within 60 min", "pct"),
     ("share_off_response_officers", "calls sent to someone other than response", "pct"),
-    ("cover_gap_minutes_total", "minutes a cluster was below its minimum cover", "num"),
+    ("cover_gap_minutes_total", "minutes some cluster was below its minimum cover, per log", "num"),
+)
+#: Figures from the breakdown by skill: (group, label).
+_SKILL_ROWS: Final = (
+    ("needs a skill", "grade 1 within 15 min: calls that need a skill"),
+    ("needs no skill", "grade 1 within 15 min: calls that need none"),
 )
 #: Two-sided 95% t quantiles by degrees of freedom (1-10; then 2.0).
 _T95: Final = (12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23)
@@ -67,6 +72,14 @@ def across(documents: list[dict[str, Any]]) -> dict[str, Any]:
             key: {"label": label, "kind": kind, **_mean_ci(_values(per, key))}
             for key, label, kind in HEADLINES
         }
+        for group, label in _SKILL_ROWS:
+            values = [
+                float(v)
+                for d in documents
+                if (v := (d.get("breakdown") or {}).get(name, {}).get("skills", {}).get(group, {})
+                    .get("grade_1_share_within_target")) is not None
+            ]  # fmt: skip
+            policies[name][f"skills.{group}"] = {"label": label, "kind": "pct", **_mean_ci(values)}
     diffs: dict[str, Any] = {}
     for d in documents:
         for c in d["comparisons"]:

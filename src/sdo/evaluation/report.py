@@ -700,13 +700,9 @@ def write_across_report(summary: dict[str, Any], path: Path) -> None:
         kind = entry.get("kind", "")
 
         def fmt(v: float) -> str:
-            return (
-                f"{v / 60:.1f} min"
-                if kind == "min"
-                else f"{v:.0%}"
-                if kind == "pct"
-                else f"{v:,.0f}"
-            )
+            if kind == "min":
+                return f"{v / 60:.1f} min"
+            return f"{min(max(v, 0.0), 1.0):.0%}" if kind == "pct" else f"{v:,.0f}"
 
         if entry["mean"] is None:
             return "not measured"
@@ -727,7 +723,7 @@ def write_across_report(summary: dict[str, Any], path: Path) -> None:
             minutes = "median" in label
 
             def fmt(v: float, minutes: bool = minutes) -> str:
-                return f"{v / 60:+.1f} min" if minutes else f"{v * 100:+.0f} pts"
+                return f"{v / 60:+.1f} min" if minutes else _points(v)
 
             ci = entry.get("ci95")
             verdict = ""
@@ -763,7 +759,9 @@ th:first-child {{ text-align: left; font-weight: normal; }} .ci {{ color: #777; 
 .banner {{ padding: .8em 1em; border-radius: 6px; margin: 1em 0; background: #fff4d6; }}
 </style></head><body>
 <h1>Dispatch policies compared across {n} logs</h1>
-<div class="banner">{note} ({summary.get("loop") or "open"} loop)</div>
+<div class="banner">{note} {_loop_words(summary.get("loop"))}</div>
+<h2>In short</h2>
+{_across_summary(data, n)}
 <p>Each figure is the mean over the {n} logs, with a 95% interval from how much it varied
 between them (in brackets): what another log like these would most likely give. Where an
 interval of a difference leaves out zero, the logs show a difference.</p>
@@ -775,3 +773,54 @@ interval of a difference leaves out zero, the logs show a difference.</p>
 </body></html>
 """
     path.write_text(page, encoding="utf-8")
+
+
+def _loop_words(loop: Any) -> str:
+    if loop == "closed":
+        return (
+            "Each policy's recommendations were carried out as an SDO accepting them would "
+            "(closed loop): times, cover and workload are outcomes of the policy."
+        )
+    return (
+        "The logs' own deployments were applied (open loop): the policies' times are "
+        "estimates from their first recommendations."
+    )
+
+
+def _across_summary(data: dict[str, Any], n: int) -> str:
+    """The differences the logs show, in words, for each pair compared."""
+    out = []
+    for pair, figures in data["differences"].items():
+        shown: list[str] = []
+        chance: list[str] = []
+        for label, entry in figures.items():
+            ci = entry.get("ci95")
+            if entry["mean"] is None or not ci:
+                continue
+            mean = entry["mean"]
+            value = f"{mean / 60:+.1f} min" if "median" in label else _points(mean)
+            text = f"{html.escape(label)} {value}"
+            (shown if ci[0] > 0 or ci[1] < 0 else chance).append(text)
+        a, _, b = pair.partition(" - ")
+        parts = [f"<b>{html.escape(a)}</b> against <b>{html.escape(b)}</b> on the same calls"]
+        parts.append(
+            f"the {n} logs show {', '.join(shown)}" if shown else f"the {n} logs show no difference"
+        )
+        if chance:
+            parts.append(f"may be chance: {', '.join(chance)}")
+        out.append("<li>" + "; ".join(parts) + ".</li>")
+    if not out:
+        return ""
+    return (
+        "<p><b>thrive</b> routes each call by its THRIVE+ grading (the product); "
+        "<b>closest</b> sends the nearest free response officer to the calls the force "
+        "attended (a model of today's dispatch); <b>recorded</b> is what the dispatch in "
+        "the logs did.</p><ul>" + "".join(out) + "</ul>"
+    )
+
+
+def _points(share: float) -> str:
+    """A difference of shares in percentage points (one decimal under one point)."""
+    points = share * 100
+    text = f"{points:+.1f}" if abs(points) < 1 else f"{points:+.0f}"
+    return ("0" if text.strip("+-0.") == "" else text) + " points"
