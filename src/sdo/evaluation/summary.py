@@ -33,7 +33,7 @@ def banner(document: dict[str, Any]) -> str:
     about = document.get("provenance") or {"kind": "recorded", "caveats": []}
     m: dict[str, Any] = next(iter(document["policies"].values()), {})
     period = m.get("period") or {}
-    span = f"{period.get('hours', 0):g} hours" if period else "an unknown period"
+    span = f"{period.get('hours', 0):.0f} hours" if period else "an unknown period"
     kind = about.get("kind")
     if kind == "simulated":
         text = (
@@ -98,6 +98,10 @@ def _policy_line(name: str, m: dict[str, Any]) -> str:
     )
 
 
+def _verdict(ci: list[float]) -> str:
+    return "the data shows a difference" if ci[0] > 0 or ci[1] < 0 else "this may be chance"
+
+
 def _diff(c: dict[str, Any], g: str) -> str:
     grade = c["grades"][g]
     d, ci = grade.get("attend_median_s_diff"), grade.get("attend_median_s_diff_ci95")
@@ -106,10 +110,17 @@ def _diff(c: dict[str, Any], g: str) -> str:
     word = "slower" if d > 0 else "faster"
     text = f"grade {g} median {abs(d) / 60:.1f} min {word}"
     if ci is None:
-        return text + " (too few calls for an interval)"
-    shows = ci[0] > 0 or ci[1] < 0
-    verdict = "the data shows a difference" if shows else "this may be chance"
-    return f"{text} (95% interval {ci[0] / 60:+.1f} to {ci[1] / 60:+.1f} min: {verdict})"
+        text += " (too few calls for an interval)"
+    else:
+        text += f" (95% interval {ci[0] / 60:+.1f} to {ci[1] / 60:+.1f} min: {_verdict(ci)})"
+    key = f"share_within_{grade['target_min']}_min_diff"
+    share, interval = grade.get(key), grade.get(f"{key}_ci95")
+    if share is not None and interval:
+        text += (
+            f", {share * 100:+.0f} points within {grade['target_min']} min "
+            f"({interval[0] * 100:+.0f} to {interval[1] * 100:+.0f}: {_verdict(interval)})"
+        )
+    return text
 
 
 def summary(document: dict[str, Any]) -> str:
