@@ -1173,6 +1173,12 @@ def _summary(results: dict[str, Any], comparisons: list[dict[str, Any]], out: Pa
     for name, m in results.items():
         g1 = m["grades"]["1"]
         missing = g1["without_officer"]
+        if not m.get("officers", 1):
+            sys.stdout.write(
+                f"{name}: {m['incidents']} incidents, {m['share_off_response_officers']:.0%} "
+                "sent off response officers; attendance not measured (no officers in the log)\n"
+            )
+            continue
         sys.stdout.write(
             f"{name}: {m['incidents']} incidents, {m['share_off_response_officers']:.0%} sent off "
             f"response officers, grade 1 median attendance "
@@ -1181,11 +1187,22 @@ def _summary(results: dict[str, Any], comparisons: list[dict[str, Any]], out: Pa
             + (f" ({missing} of {g1['incidents']} with no officer named)" if missing else "")
             + "\n"
         )
+    officers = all(m.get("officers", 1) for m in results.values())
     for c in comparisons:
-        sys.stdout.write(_comparison_line(c))
+        sys.stdout.write(_comparison_line(c) if officers else _routing_line(c))
     sys.stdout.write(
         f"wrote {out / 'report.html'}, {out / 'metrics.json'}, {out / 'incidents.csv'}, "
         f"{out / 'recommendations.jsonl'}\n"
+    )
+
+
+def _routing_line(c: dict[str, Any]) -> str:
+    """A comparison of a log without officers: the routing only."""
+    d, ci = c["share_off_response_officers_diff"], c["share_off_response_officers_diff_ci95"]
+    interval = f" ({ci[0] * 100:+.0f} to {ci[1] * 100:+.0f} pts)" if ci else ""
+    return (
+        f"{c['policy']} - {c['against']}, same incidents: off response officers "
+        f"{d * 100:+.0f} pts{interval}; attendance not measured (no officers in the log)\n"
     )
 
 

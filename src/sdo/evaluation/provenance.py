@@ -10,16 +10,17 @@ from typing import Any, Final
 
 __all__ = ["provenance"]
 
-#: How many lines are looked at.
-_LINES: Final = 200
+#: How many blocks of the log (about a megabyte each) are looked at, at most.
+_BLOCKS: Final = 8
 _SIM: Final = re.compile(rb'"event_id":"sim-(\d+)-')
 _PUK: Final = re.compile(rb'"event_id":"puk-(\d+)-')
 
 POLICE_UK_CAVEATS: Final = (
     "police.uk gives months only: the days and times are synthetic (seeded)",
     "locations are snapped to anonymous map points",
-    "recorded crime, not calls for service; the THRIVE+ answers are plausible per crime "
-    "type, not what a handler recorded",
+    "recorded crime, not calls for service; the THRIVE+ answers are drawn per crime type "
+    "(src/sdo/evaluation/police_uk.py), not what a handler recorded, so the share routed "
+    "away from response officers follows from those drawn answers",
     "no deployments are recorded, so there is no recorded dispatch to compare with",
 )
 
@@ -29,18 +30,16 @@ def provenance(log: Path) -> dict[str, Any]:
     from sdo.evaluation.replay import read_log  # noqa: PLC0415
 
     reader = read_log(log)
-    head: list[bytes] = []
+    sim = puk = None
     try:
-        for block in reader.blocks():
-            head.extend(block.split(b"\n", _LINES)[:_LINES])
-            if len(head) >= _LINES:
+        # an import with simulated officers starts with their events: read on a little
+        for n, block in enumerate(reader.blocks()):
+            sim = sim or _SIM.search(block)
+            puk = puk or _PUK.search(block)
+            if puk is not None or n + 1 >= _BLOCKS:
                 break
     finally:
         reader.close()
-    sim = puk = None
-    for line in head:
-        sim = sim or _SIM.search(line)
-        puk = puk or _PUK.search(line)
     if puk is not None:
         return {
             "kind": "police.uk",
