@@ -275,7 +275,7 @@ def _rows(policies: dict[str, Any]) -> str:
     out = ["<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"]
     unmeasured = not all(policies[n].get("officers", 1) for n in names)
     for label, get, kind, interval in lines:
-        if unmeasured and (kind == "min" or label.startswith("Cover-gap")):
+        if unmeasured and any(w in label for w in ("Grade", "grade", "30 min", "Cover-gap")):
             cell = "<td>not measured (no officers in the log)</td>" * len(names)
             out.append(f"<tr><th>{html.escape(label)}</th>{cell}</tr>")
             continue
@@ -627,6 +627,26 @@ def _assumptions(assumed: dict[str, Any]) -> str:
     return out
 
 
+def _how_fast(policies: dict[str, Any], observed: bool) -> str:
+    """The attendance section: the chart per grade, or why there is none."""
+    if not all(m.get("officers", 1) for m in policies.values()):
+        return (
+            "<h2>How fast</h2><p>Not measured: the log has no officers, so nobody is sent "
+            "and no attendance can be timed (<code>sdo import police-uk --officers K</code> "
+            "simulates some).</p>"
+        )
+    what = (
+        "Attendance (logged to first officer at the scene)"
+        if observed
+        else ("Estimated attendance")
+    )
+    return f"""<h2>How fast</h2>
+<p>{what} for graded calls, against the force's targets (grade 1 within 15
+min, grade 2 within 60 min). Grade 3 has no target, and under <b>thrive</b> its figure is not
+an attendance (see "Estimated attendance" above).</p>
+<img alt="attendance" src="data:image/png;base64,{_attendance_plot(policies, observed)}">"""
+
+
 def write_report(document: dict[str, Any], path: Path) -> None:
     policies = document["policies"]
     assumptions = _assumptions(document["assumptions"])
@@ -666,13 +686,7 @@ THRIVE+ grading (the product).</p>
 <p>THRIVE+ is meant to move demand that needs no blue-light attendance away from response
 officers: to investigators, the neighbourhood's named officer, or a partner service.</p>
 <img alt="who is sent" src="data:image/png;base64,{_who_plot(policies)}">
-<h2>How fast</h2>
-<p>{
-        "Attendance (logged to first officer at the scene)" if observed else "Estimated attendance"
-    } for graded calls, against the force's targets (grade 1 within 15
-min, grade 2 within 60 min). Grade 3 has no target, and under <b>thrive</b> its figure is not
-an attendance (see "Estimated attendance" above).</p>
-<img alt="attendance" src="data:image/png;base64,{_attendance_plot(policies, observed)}">
+{_how_fast(policies, observed)}
 {_hours(policies)}
 {breakdown_tables(document)}
 {workload_table(document)}
