@@ -204,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=1, help="random seed: same seed and arguments, same bytes"
     )
-    p.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
+    p.add_argument(
+        "--hours", type=float, default=24.0, help="simulated hours (default 24; 120: five days)"
+    )
     p.add_argument(
         "--officers",
         type=int,
@@ -285,8 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         required=True,
         metavar="DIR",
-        help="output directory (made if missing; its three files are replaced once all are "
-        "written)",
+        help="output directory (made if missing; its files are replaced once all are written)",
     )
     p.add_argument(
         "--against",

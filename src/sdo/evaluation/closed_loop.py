@@ -390,9 +390,17 @@ def drive(
             if tick is not None and metrics.events % 8192 == 0:
                 tick()
         if loop is not None and metrics.last_ts is not None:
-            _run(world, metrics, sink, step, loop, metrics.last_ts + DRAIN)
+            _drain(world, metrics, sink, step, loop)
         return None
     return _drive_lane(world, metrics, reader, sink, step, admit, loop, tick)
+
+
+def _drain(world: World, metrics: Any, sink: Any, step: Step, loop: ClosedLoop) -> None:
+    """The loop's actions of the hour after the log (:data:`DRAIN`); the period measured
+    stays the log's own (its last event's time)."""
+    end = metrics.last_ts
+    _run(world, metrics, sink, step, loop, end + DRAIN)
+    metrics.last_ts = end
 
 
 def _run(
@@ -458,7 +466,7 @@ def _drive_lane(
             tick()
     if loop is not None and metrics.last_ts is not None:
         fast.sync()
-        _run(world, metrics, sink, step, loop, metrics.last_ts + DRAIN)
+        _drain(world, metrics, sink, step, loop)
         fast.refresh()
     fast.finish()
     reader.lines = lineno

@@ -331,7 +331,7 @@ class Metrics:
     def finish(self) -> dict[str, Any]:  # noqa: PLR0915 (one figure after another)
         if self.last_ts is not None:
             for cluster, since in list(self.gap_open.items()):
-                minutes = (self.last_ts - since).total_seconds() / 60
+                minutes = max(0.0, (self.last_ts - since).total_seconds() / 60)
                 self.gap_minutes[cluster] = self.gap_minutes.get(cluster, 0.0) + minutes
             self.gap_open.clear()
         ids = [iid for iid, i in self.incidents.items() if i.first_rec is not None]
@@ -1170,6 +1170,7 @@ def _status_quo(specs: list[PolicySpec], attended: frozenset[str]) -> dict[str, 
 
 def _summary(results: dict[str, Any], comparisons: list[dict[str, Any]], out: Path) -> None:
     """What ``sdo evaluate`` prints when it is done: a line per policy and comparison."""
+    most = max(m["incidents"] for m in results.values())
     for name, m in results.items():
         g1 = m["grades"]["1"]
         missing = g1["without_officer"]
@@ -1179,12 +1180,14 @@ def _summary(results: dict[str, Any], comparisons: list[dict[str, Any]], out: Pa
                 "sent off response officers; attendance not measured (no officers in the log)\n"
             )
             continue
+        given = " (the calls the log's dispatch attended)" if m["incidents"] < most else ""
         sys.stdout.write(
-            f"{name}: {m['incidents']} incidents, {m['share_off_response_officers']:.0%} sent off "
+            f"{name}: {m['incidents']} incidents{given}, "
+            f"{m['share_off_response_officers']:.0%} sent off "
             f"response officers, grade 1 median attendance "
             f"{_minutes(g1['attend_median_s'])}, within 15 min "
             f"{_pct(g1.get('share_within_15_min'))}"
-            + (f" ({missing} of {g1['incidents']} with no officer named)" if missing else "")
+            + (f" ({missing} of {g1['incidents']} {_unreached(m)})" if missing else "")
             + "\n"
         )
     officers = all(m.get("officers", 1) for m in results.values())
@@ -1194,6 +1197,10 @@ def _summary(results: dict[str, Any], comparisons: list[dict[str, Any]], out: Pa
         f"wrote {out / 'report.html'}, {out / 'metrics.json'}, {out / 'incidents.csv'}, "
         f"{out / 'recommendations.jsonl'}\n"
     )
+
+
+def _unreached(m: dict[str, Any]) -> str:
+    return "not reached" if m.get("attendance") == "observed" else "with no officer named"
 
 
 def _routing_line(c: dict[str, Any]) -> str:

@@ -98,6 +98,13 @@ def _policy_line(name: str, m: dict[str, Any]) -> str:
     )
 
 
+def _points(share: float) -> str:
+    """A difference of shares in percentage points ("-9 points", "0 points")."""
+    points = share * 100
+    text = f"{points:+.1f}" if abs(points) < 1 else f"{points:+.0f}"
+    return ("0" if text.strip("+-0.") == "" else text) + " points"
+
+
 def _verdict(ci: list[float]) -> str:
     return "the data shows a difference" if ci[0] > 0 or ci[1] < 0 else "this may be chance"
 
@@ -117,8 +124,8 @@ def _diff(c: dict[str, Any], g: str) -> str:
     share, interval = grade.get(key), grade.get(f"{key}_ci95")
     if share is not None and interval:
         text += (
-            f", {share * 100:+.0f} points within {grade['target_min']} min "
-            f"({interval[0] * 100:+.0f} to {interval[1] * 100:+.0f}: {_verdict(interval)})"
+            f", {_points(share)} within {grade['target_min']} min "
+            f"({_points(interval[0])} to {_points(interval[1])}: {_verdict(interval)})"
         )
     return text
 
@@ -138,10 +145,16 @@ def summary(document: dict[str, Any]) -> str:
         "policies' times are estimates of what their first recommendation would have "
         "achieved, and cover gaps are the log's own, the same for every policy."
     )
-    parts = [
-        f"<p><b>What was compared.</b> {', '.join(f'<b>{html.escape(n)}</b>' for n in names)}"
-        f" on {first['incidents']:,} calls. {how}</p>"
-    ]
+    meaning = {
+        "thrive": "routes each call by its THRIVE+ grading (the product being piloted)",
+        "closest": "sends the nearest free response officer (a model of today's dispatch)",
+        "recorded": "is what the log's own dispatch did (the status quo as it happened)",
+    }
+    said = "; ".join(
+        f"<b>{html.escape(n)}</b> {meaning[n]}" if n in meaning else f"<b>{html.escape(n)}</b>"
+        for n in names
+    )
+    parts = [f"<p><b>What was compared.</b> {said}; on {first['incidents']:,} calls. {how}</p>"]
     if first.get("officers") == 0:
         parts.append(
             "<p><b>The log has no officers</b>: attendance, cover and workload are not "
@@ -172,8 +185,10 @@ def summary(document: dict[str, Any]) -> str:
             f"<b>{html.escape(n)}</b> {sum(m['cover_gap_minutes'].values()):,.0f} min"
             for n, m in policies.items()
         )
+        period = first.get("period") or {}
+        over = f" over the {period['hours']:.0f} hours" if period else ""
         parts.append(
-            f"<p>Time some response cluster was below its minimum cover: {gaps}"
+            f"<p>Time some response cluster was below its minimum cover{over}: {gaps}"
             + ("" if closed else " (the log's, the same for every policy in open loop)")
             + ".</p>"
         )
