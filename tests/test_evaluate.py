@@ -15,6 +15,8 @@ import pytest
 from sdo.cli import main
 from sdo.config import Settings
 from sdo.evaluation import evaluate as ev
+from sdo.evaluation.command import _comparison_line
+from sdo.evaluation.intervals import CI_MIN_VALUES, ci95
 from sdo.events import Recommendation, decode
 from sdo.progress import MAX_REPORTED
 
@@ -667,21 +669,21 @@ def test_an_interval_is_the_spread_of_the_figure_over_resamples() -> None:
     errors (0.025) either side, as the binomial says; a median of 0..999 holds the
     median; the same values give the same interval; too few values, none."""
     flags = [i % 2 == 0 for i in range(400)]
-    low, high = ev.ci95(flags)  # type: ignore[misc]
+    low, high = ci95(flags)  # type: ignore[misc]
     assert 0.44 < low < 0.47 and 0.53 < high < 0.56
-    assert ev.ci95(flags) == [low, high]
+    assert ci95(flags) == [low, high]
     values = [float(v) for v in range(1000)]
-    low, high = ev.ci95(values, median=True)  # type: ignore[misc]
+    low, high = ci95(values, median=True)  # type: ignore[misc]
     assert 440 < low < 499.5 < high < 560
-    assert ev.ci95(values[: ev.CI_MIN_VALUES - 1], median=True) is None
-    assert ev.ci95(values[: ev.CI_MIN_VALUES], median=True) is not None
+    assert ci95(values[: CI_MIN_VALUES - 1], median=True) is None
+    assert ci95(values[:CI_MIN_VALUES], median=True) is not None
 
 
 def test_more_incidents_narrow_the_interval() -> None:
     few = [float(v % 97) for v in range(0, 3000, 7)][:40]
     many = few * 50
-    low_few, high_few = ev.ci95(few, median=True)  # type: ignore[misc]
-    low_many, high_many = ev.ci95(many, median=True)  # type: ignore[misc]
+    low_few, high_few = ci95(few, median=True)  # type: ignore[misc]
+    low_many, high_many = ci95(many, median=True)  # type: ignore[misc]
     assert high_many - low_many < (high_few - low_few) / 3
 
 
@@ -867,7 +869,7 @@ def test_the_comparison_is_one_line_of_the_command_s_output() -> None:
     closest = _paired(ids, times)
     thrive = {**_paired(ids, [t - 60 for t in times]), "off": [n % 2 == 0 for n in range(40)]}
     (c,) = ev.compare({"closest": closest, "thrive": thrive})
-    line = ev._comparison_line(c)
+    line = _comparison_line(c)
     off = c["share_off_response_officers_diff"] * 100
     low, high = (v * 100 for v in c["share_off_response_officers_diff_ci95"])
     assert line == (

@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="policies evaluated at once, a process each (default: one per policy, "
         "up to the number of CPUs)",
     )
-    p.set_defaults(func=_run("sdo.evaluation.evaluate:cli"))
+    p.set_defaults(func=_run("sdo.evaluation.command:cli"))
 
     p = sub.add_parser("grade", help="grade incidents (JSON lines on stdin)")
     p.add_argument(
