@@ -17,14 +17,9 @@ from sdo.cli import main
 from sdo.config import Settings
 from sdo.domain.geo import Areas
 from sdo.domain.grading import Rules, grade
-from sdo.evaluation.simulate import (
-    CATEGORIES,
-    DISPATCHER,
-    ROLE_SHARE,
-    _facts,
-    simulate,
-    write_log,
-)
+from sdo.evaluation.calls import CATEGORIES, _facts
+from sdo.evaluation.roster import ROLE_SHARE
+from sdo.evaluation.simulate import DISPATCHER, simulate, write_log
 from sdo.events import Incident, IncidentState, Response, Role, Status, decode
 from sdo.grade import load_rules
 

@@ -1,7 +1,8 @@
 """The evaluation half of the product: what runs offline, around the shared decision core
 (:mod:`sdo.domain`), beside the live half (:mod:`sdo.stream`, :mod:`sdo.console`).
 
-- :mod:`~sdo.evaluation.simulate`: deterministic synthetic pilot logs (``sdo simulate``)
+- :mod:`~sdo.evaluation.simulate`: deterministic synthetic pilot logs (``sdo simulate``),
+  with :mod:`~sdo.evaluation.roster` (who is on duty) and :mod:`~sdo.evaluation.calls`
 - :mod:`~sdo.evaluation.police_uk`: police.uk records as a log (``sdo import police-uk``)
 - :mod:`~sdo.evaluation.replay`: reading logs, and publishing them to Kafka (``sdo replay``)
 - :mod:`~sdo.evaluation.command`: ``sdo evaluate``, the command

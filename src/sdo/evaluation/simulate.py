@@ -17,17 +17,17 @@ header with ``mtime=0`` and no file name).
 
 What is modelled
 ----------------
-* **Officers** (:func:`roster`): ``officers`` is how many are on duty at once, on every
-  shift; :data:`ROLE_SHARE` splits them: 55 % response (cars and vans, patrolling their
-  response cluster; each cluster's share in proportion to its neighbourhoods), 12 %
-  investigators on the desk (no location), 8 % PCSOs on foot or bicycle, 6 % force
-  support (roads policing, one dog van), 4 % supervisors, and the rest neighbourhood
-  officers, the named officer of every neighbourhood among them (their ``officer_id`` is
-  that name; on days). Response, force support and supervisors work earlies (07-16),
-  lates (15-24) or nights (22-07), each pattern with the full count, so the roster is
-  about 2.7 times the officers on duty at once and the changeover hours have more;
-  neighbourhood teams and PCSOs days (08-16) or lates (14-22); investigators 08-18 or
-  12-22. Hours are those of ``ts`` (UTC, which is UK time in winter).
+* **Officers** (:mod:`sdo.evaluation.roster`): ``officers`` is how many are on duty at
+  once, on every shift; ``ROLE_SHARE`` splits them: 55 % response (cars and vans,
+  patrolling their response cluster; each cluster's share in proportion to its
+  neighbourhoods), 12 % investigators on the desk (no location), 8 % PCSOs on foot or
+  bicycle, 6 % force support (roads policing, one dog van), 4 % supervisors, and the rest
+  neighbourhood officers, the named officer of every neighbourhood among them (their
+  ``officer_id`` is that name; on days). Response, force support and supervisors work
+  earlies (07-16), lates (15-24) or nights (22-07), each pattern with the full count, so
+  the roster is about 2.7 times the officers on duty at once and the changeover hours
+  have more; neighbourhood teams and PCSOs days (08-16) or lates (14-22); investigators
+  08-18 or 12-22. Hours are those of ``ts`` (UTC, which is UK time in winter).
 * **Shifts**: an ``officer.profile`` (with ``shift_end``) and ``available`` at the start,
   ``off_duty`` at the end (or when the job in hand is finished), a 45-minute
   ``refreshment`` break around mid-shift (taken when next free). Response officers also
@@ -43,11 +43,11 @@ What is modelled
 * **Incidents**: a non-homogeneous Poisson process (~400 a day by default) with a
   time-of-day profile (quiet 03-07, peaking 16-20), placed more often in neighbourhoods of
   higher typology (1 affluent ... 5 deprived). Each has a category, and THRIVE+ answers
-  drawn from that category's chances (:data:`CATEGORIES`); the response is what the
-  rules in force grade them to (never chosen first), and the skills and officers needed
-  follow from it. Under the default rules about 12 % emergency, 30 % priority, 12 %
-  scheduled, 9 % neighbourhood, 22 % investigator, 14 % signpost. A few carry a handler
-  ``grade`` (the one the rules give).
+  drawn from that category's chances (``CATEGORIES`` in :mod:`sdo.evaluation.calls`); the
+  response is what the rules in force grade them to (never chosen first), and the skills
+  and officers needed follow from it. Under the default rules about 12 % emergency, 30 %
+  priority, 12 % scheduled, 9 % neighbourhood, 22 % investigator, 14 % signpost. A few
+  carry a handler ``grade`` (the one the rules give).
 * **Dispatch** (the recorded dispatch, the status quo): emergency and priority incidents
   after a dispatch delay, and scheduled ones at their appointment time, get the closest
   available response officer(s) by great-circle distance (emergencies may break a
@@ -73,29 +73,49 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from sdo.domain.geo import haversine_m
 from sdo.domain.grading import Rules, grade
 from sdo.errors import ConfigError
+from sdo.evaluation.calls import (
+    _CATEGORY_CUM,
+    _CATEGORY_NAMES,
+    _E,
+    _G,
+    _GRADE_OF,
+    _HOURLY,
+    _P,
+    _S,
+    _TYPOLOGY_DEMAND,
+    CATEGORIES,
+    _facts,
+    _officers_required,
+    _required_skills,
+)
+from sdo.evaluation.roster import (
+    _SHIFTS,
+    _SPEED,
+    AreasLike,
+    OfficerPlan,
+    roster,
+)
 from sdo.evaluation.timing import Timing
 from sdo.events import (
     Decision,
     Deployment,
     Incident,
     IncidentState,
-    Level,
     OfficerLocation,
     OfficerProfile,
     OfficerStatus,
     Response,
     Role,
     Status,
-    Thrive,
     Transport,
     encode,
 )
@@ -135,409 +155,6 @@ _DUTY_NOTES: Final = ("other duties: paperwork", "other duties: prisoner", "othe
 #: them long enough for the unit to show as stale (no fix for 10 min).
 _OUTAGE_P: Final = 0.004
 _OUTAGE_S: Final = (60, 1500)
-
-# ---------------------------------------------------------------------------------------
-# What the simulation needs of an area file (``sdo.domain.geo.Areas`` satisfies it).
-
-
-class _Neighbourhood(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def npu(self) -> str: ...
-    @property
-    def cluster(self) -> str: ...
-    @property
-    def typology(self) -> int: ...
-    @property
-    def named_officer(self) -> str | None: ...
-    @property
-    def centroid(self) -> tuple[float, float]: ...
-    @property
-    def bbox(self) -> tuple[float, float, float, float]: ...
-
-
-class AreasLike(Protocol):
-    @property
-    def neighbourhoods(self) -> Mapping[str, _Neighbourhood]: ...
-    def contains(self, neighbourhood_id: str, lon: float, lat: float) -> bool: ...
-
-
-# ---------------------------------------------------------------------------------------
-# Officers
-
-#: (start hour, length in hours) of each shift pattern.
-_SHIFTS: Final[dict[str, tuple[int, int]]] = {
-    "early": (7, 9),
-    "late": (15, 9),
-    "night": (22, 9),
-    "day": (8, 8),
-    "nbh_late": (14, 8),
-    "desk_day": (8, 10),
-    "desk_late": (12, 10),
-}
-_ROLE_SHIFTS: Final[dict[Role, tuple[str, ...]]] = {
-    Role.RESPONSE: ("early", "late", "night"),
-    Role.FORCE_SUPPORT: ("early", "late", "night"),
-    Role.SUPERVISOR: ("early", "late", "night"),
-    Role.NEIGHBOURHOOD: ("day", "nbh_late"),
-    Role.PCSO: ("day", "nbh_late"),
-    Role.INVESTIGATOR: ("desk_day", "desk_late"),
-}
-#: Share of the officers on duty at once, by role (``--officers`` is that count, per
-#: shift); neighbourhood officers take the rest (about 15 %). Illustrative: West Midlands
-#: had 368-543 response officers on duty force-wide across its NPUs (so 90-135 in two),
-#: the default's 66 of 120 is the pilot's lower end.
-ROLE_SHARE: Final[tuple[tuple[Role, float], ...]] = (
-    (Role.RESPONSE, 0.55),
-    (Role.PCSO, 0.08),
-    (Role.INVESTIGATOR, 0.12),
-    (Role.FORCE_SUPPORT, 0.06),
-    (Role.SUPERVISOR, 0.04),
-)
-#: ``sdo simulate --officers``'s default: officers on duty at once in the two NPUs.
-OFFICERS_ON_DUTY: Final = 120
-_ID_PREFIX: Final[dict[Role, str]] = {
-    Role.RESPONSE: "RP",
-    Role.NEIGHBOURHOOD: "NH",
-    Role.PCSO: "CS",
-    Role.INVESTIGATOR: "IV",
-    Role.FORCE_SUPPORT: "FS",
-    Role.SUPERVISOR: "SG",
-}
-_CALLSIGN_LETTER: Final[dict[Role, str]] = {
-    Role.RESPONSE: "R",
-    Role.NEIGHBOURHOOD: "N",
-    Role.PCSO: "C",
-    Role.INVESTIGATOR: "I",
-    Role.FORCE_SUPPORT: "F",
-    Role.SUPERVISOR: "S",
-}
-#: (patrol, blue-light) speed in m/s, before the road factor.
-_SPEED: Final[dict[Transport, tuple[float, float]]] = {
-    Transport.CAR: (7.0, 15.0),
-    Transport.VAN: (6.0, 13.0),
-    Transport.MOTORCYCLE: (8.0, 16.0),
-    Transport.BICYCLE: (4.0, 5.5),
-    Transport.FOOT: (1.3, 2.2),
-    Transport.DESK: (0.0, 0.0),
-}
-#: Optional skills by role: (skill, probability).
-_SKILLS: Final[dict[Role, tuple[tuple[str, float], ...]]] = {
-    Role.RESPONSE: (
-        ("taser", 0.35),
-        ("first_aid", 0.9),
-        ("advanced_driver", 0.3),
-        ("public_order", 0.2),
-        ("mental_health", 0.1),
-        ("ppu", 0.08),
-        ("search", 0.05),
-    ),
-    Role.NEIGHBOURHOOD: (("first_aid", 0.9), ("mental_health", 0.15), ("public_order", 0.1)),
-    Role.PCSO: (("first_aid", 0.7),),
-    Role.INVESTIGATOR: (("ppu", 0.3),),
-    Role.FORCE_SUPPORT: (("first_aid", 0.9), ("advanced_driver", 0.8), ("taser", 0.5)),
-    Role.SUPERVISOR: (("first_aid", 0.9), ("taser", 0.4), ("public_order", 0.5)),
-}
-_LANGUAGES: Final = (("language:urdu", 0.07), ("language:punjabi", 0.04), ("language:polish", 0.02))
-
-
-@dataclass(frozen=True, slots=True)
-class OfficerPlan:
-    """Who an officer is in the simulation: the profile plus where and when they work."""
-
-    officer_id: str
-    callsign: str
-    role: Role
-    skills: tuple[str, ...]
-    transport: Transport
-    npu: str | None
-    neighbourhoods: tuple[str, ...]  # named responsibility
-    beat: tuple[str, ...]  # where they patrol (empty on the desk)
-    shift: str
-
-
-def roster(areas: AreasLike, officers: int, rng: random.Random) -> list[OfficerPlan]:
-    """The officer plans over ``areas`` for ``officers`` on duty at once, in a fixed order.
-
-    Each role has its share of ``officers`` (:data:`ROLE_SHARE`) on every one of its
-    shift patterns (:data:`_ROLE_SHIFTS`): so many plans per pattern, and the roster
-    holds the role's count times its patterns (response: three, about 2.9x the officers
-    on duty at once in all). Every neighbourhood's ``named_officer`` is a neighbourhood
-    officer on the day pattern while the count has room for them.
-    """
-    if officers < 1:
-        raise ConfigError("--officers must be at least 1")
-    nbhds = list(areas.neighbourhoods.values())
-    npus = list(dict.fromkeys(n.npu for n in nbhds))
-    clusters = list(dict.fromkeys(n.cluster for n in nbhds))
-    by_npu = {p: tuple(n.id for n in nbhds if n.npu == p) for p in npus}
-    by_cluster = {c: tuple(n.id for n in nbhds if n.cluster == c) for c in clusters}
-    npu_of_cluster = {c: next(n.npu for n in nbhds if n.cluster == c) for c in clusters}
-    named: dict[str, list[str]] = {}
-    for n in nbhds:
-        if n.named_officer:
-            named.setdefault(n.named_officer, []).append(n.id)
-
-    on_duty = {role: max(1, round(officers * share)) for role, share in ROLE_SHARE}
-    if officers < sum(on_duty.values()) + 1:  # tiny rosters: response first
-        on_duty = {role: 0 for role, _ in ROLE_SHARE}
-        on_duty[Role.RESPONSE] = max(1, officers - 1) if officers > 1 else 1
-    on_duty[Role.NEIGHBOURHOOD] = officers - sum(on_duty.values())
-    counts = {role: n * len(_ROLE_SHIFTS[role]) for role, n in on_duty.items()}
-
-    plans: list[OfficerPlan] = []
-    serial: dict[Role, int] = {}
-
-    def add(
-        role: Role,
-        oid: str | None,
-        npu: str | None,
-        beat: tuple[str, ...],
-        own: tuple[str, ...] = (),
-        shift: str | None = None,
-    ) -> None:
-        k = serial[role] = serial.get(role, 0) + 1
-        transport = _transport(role, k, rng)
-        skills = [s for s, p in _SKILLS[role] if rng.random() < p]
-        if role is Role.FORCE_SUPPORT:
-            skills.append("dog" if k == 1 else "roads_policing")
-        skills += [s for s, p in _LANGUAGES if rng.random() < p]
-        shifts = _ROLE_SHIFTS[role]
-        letter = (npu or "force")[0].upper()
-        plans.append(
-            OfficerPlan(
-                officer_id=oid or f"{_ID_PREFIX[role]}-{k:03d}",
-                callsign=f"{letter}{_CALLSIGN_LETTER[role]}{k:02d}",
-                role=role,
-                skills=tuple(skills),
-                transport=transport,
-                npu=npu,
-                neighbourhoods=own,
-                beat=() if transport is Transport.DESK else beat,
-                shift=shift or shifts[(k - 1) % len(shifts)],
-            )
-        )
-
-    response_shifts = len(_ROLE_SHIFTS[Role.RESPONSE])
-    turns = _interleaved([n.cluster for n in nbhds])
-    for i in range(counts[Role.RESPONSE]):
-        # shifts go round-robin too (see add()): step the cluster once per round of shifts
-        # so every cluster has officers on every shift; a cluster's turn comes once per
-        # neighbourhood of it, so its officers are in proportion to its neighbourhoods
-        cluster = turns[(i // response_shifts) % len(turns)]
-        add(Role.RESPONSE, None, npu_of_cluster[cluster], by_cluster[cluster])
-    named_ids = list(named)[: on_duty[Role.NEIGHBOURHOOD]]
-    for oid in named_ids:
-        own = tuple(named[oid])
-        add(Role.NEIGHBOURHOOD, oid, areas.neighbourhoods[own[0]].npu, own, own, "day")
-    for i in range(counts[Role.NEIGHBOURHOOD] - len(named_ids)):
-        nb = nbhds[i % len(nbhds)]
-        add(Role.NEIGHBOURHOOD, None, nb.npu, (nb.id,), (nb.id,))
-    for i in range(counts[Role.PCSO]):
-        nb = nbhds[(i * 5) % len(nbhds)]
-        add(Role.PCSO, None, nb.npu, (nb.id,))
-    for i in range(counts[Role.INVESTIGATOR]):
-        add(Role.INVESTIGATOR, None, npus[i % len(npus)], ())
-    every = tuple(n.id for n in nbhds)
-    for _ in range(counts[Role.FORCE_SUPPORT]):
-        add(Role.FORCE_SUPPORT, None, None, every)
-    for i in range(counts[Role.SUPERVISOR]):
-        npu = npus[i % len(npus)]
-        add(Role.SUPERVISOR, None, npu, by_npu[npu])
-    return plans
-
-
-def _interleaved(names: list[str]) -> list[str]:
-    """``names`` reordered so that each name's turns are spread evenly (a smooth weighted
-    round-robin: the name furthest behind its share goes next)."""
-    weights = {n: names.count(n) for n in dict.fromkeys(names)}
-    total = len(names)
-    credit = dict.fromkeys(weights, 0)
-    out = []
-    for _ in range(total):
-        for n, w in weights.items():
-            credit[n] += w
-        best = max(credit, key=lambda n: credit[n])
-        credit[best] -= total
-        out.append(best)
-    return out
-
-
-def _transport(role: Role, k: int, rng: random.Random) -> Transport:
-    r = rng.random()
-    if role is Role.RESPONSE:
-        return Transport.CAR if r < 0.7 else Transport.VAN if r < 0.95 else Transport.MOTORCYCLE
-    if role is Role.NEIGHBOURHOOD:
-        return Transport.FOOT if r < 0.4 else Transport.BICYCLE if r < 0.7 else Transport.CAR
-    if role is Role.PCSO:
-        return Transport.FOOT if r < 0.6 else Transport.BICYCLE
-    if role is Role.INVESTIGATOR:
-        return Transport.DESK
-    if role is Role.FORCE_SUPPORT:
-        return Transport.VAN if k == 1 else Transport.MOTORCYCLE if r < 0.3 else Transport.CAR
-    return Transport.CAR
-
-
-# ---------------------------------------------------------------------------------------
-# Incidents: categories, and THRIVE+ answers drawn per category; grading gives the response.
-
-_E, _P, _S = Response.EMERGENCY, Response.PRIORITY, Response.SCHEDULED
-_N, _I, _G = Response.NEIGHBOURHOOD, Response.INVESTIGATOR, Response.SIGNPOST
-
-
-@dataclass(frozen=True, slots=True)
-class CategoryProfile:
-    """What a call of one category is like, as chances (illustrative, set by hand from the
-    kinds of call a control room takes; the README lists what they grade to).
-
-    ``severity`` and ``vulnerability`` are the chances of none / low / medium / high: each
-    of threat, harm and risk is the severity, or one level below it (an even chance each);
-    ``offender`` is the chance the offender is present when the incident is ongoing."""
-
-    weight: float
-    severity: tuple[float, float, float, float]
-    vulnerability: tuple[float, float, float, float]
-    ongoing: float
-    offender: float
-    persistent: float
-    investigation: float
-    prevention: float
-    summary: str
-
-
-#: category -> its profile; the weights are the category's share of calls.
-CATEGORIES: Final[dict[str, CategoryProfile]] = {
-    "asb": CategoryProfile(
-        14, (0.3, 0.6, 0.09, 0.01), (0.65, 0.3, 0.05, 0.0), 0.1, 0.3, 0.7, 0.1, 0.75,
-        "Youths causing annoyance, throwing stones at windows",
-    ),
-    "noise": CategoryProfile(
-        8, (0.5, 0.5, 0.0, 0.0), (0.85, 0.15, 0.0, 0.0), 0.08, 0.1, 0.5, 0.02, 0.45,
-        "Loud music from neighbouring address",
-    ),
-    "criminal_damage": CategoryProfile(
-        9, (0.1, 0.75, 0.13, 0.02), (0.75, 0.2, 0.05, 0.0), 0.05, 0.5, 0.35, 0.7, 0.4,
-        "Vehicle windows smashed, witness can describe suspect",
-    ),
-    "burglary": CategoryProfile(
-        8, (0.0, 0.6, 0.3, 0.1), (0.5, 0.35, 0.12, 0.03), 0.08, 0.6, 0.05, 0.9, 0.2,
-        "Rear door forced, property taken",
-    ),
-    "theft": CategoryProfile(
-        11, (0.25, 0.68, 0.06, 0.01), (0.75, 0.2, 0.05, 0.0), 0.04, 0.4, 0.05, 0.55, 0.1,
-        "Bicycle stolen from outside",
-    ),
-    "shoplifting": CategoryProfile(
-        7, (0.1, 0.6, 0.28, 0.02), (0.9, 0.1, 0.0, 0.0), 0.2, 0.5, 0.2, 0.7, 0.1,
-        "Store reports theft of goods",
-    ),
-    "domestic": CategoryProfile(
-        10, (0.0, 0.35, 0.5, 0.15), (0.15, 0.4, 0.35, 0.1), 0.25, 0.4, 0.3, 0.6, 0.3,
-        "Argument between partners reported",
-    ),
-    "violence": CategoryProfile(
-        9, (0.0, 0.3, 0.5, 0.2), (0.3, 0.4, 0.2, 0.1), 0.25, 0.5, 0.05, 0.7, 0.1,
-        "Assault reported",
-    ),
-    "concern_for_welfare": CategoryProfile(
-        9, (0.15, 0.45, 0.3, 0.1), (0.05, 0.35, 0.45, 0.15), 0.25, 0.05, 0.1, 0.05, 0.3,
-        "Caller concerned for vulnerable adult",
-    ),
-    "rtc": CategoryProfile(
-        6, (0.3, 0.42, 0.22, 0.06), (0.6, 0.3, 0.08, 0.02), 0.2, 0.2, 0.0, 0.3, 0.05,
-        "Road traffic collision",
-    ),
-    "suspicious_person": CategoryProfile(
-        6, (0.3, 0.5, 0.17, 0.03), (0.8, 0.15, 0.05, 0.0), 0.25, 0.4, 0.1, 0.2, 0.2,
-        "Person seen trying car door handles",
-    ),
-    "fraud": CategoryProfile(
-        3, (0.3, 0.62, 0.08, 0.0), (0.5, 0.4, 0.08, 0.02), 0.02, 0.1, 0.05, 0.8, 0.1,
-        "Caller lost money to online scam",
-    ),
-}  # fmt: skip
-_CATEGORY_NAMES: Final = tuple(CATEGORIES)
-_CATEGORY_CUM: Final = tuple(itertools.accumulate(c.weight for c in CATEGORIES.values()))
-
-#: Relative demand by hour of the day (quiet 03-07, peak late afternoon and evening).
-_HOURLY: Final = (
-    1.00, 0.85, 0.65, 0.45, 0.35, 0.30, 0.40, 0.60, 0.80, 0.90, 1.00, 1.05,
-    1.10, 1.15, 1.25, 1.40, 1.50, 1.55, 1.55, 1.50, 1.40, 1.30, 1.20, 1.10,
-)  # fmt: skip
-_TYPOLOGY_DEMAND: Final = {1: 0.6, 2: 0.8, 3: 1.0, 4: 1.3, 5: 1.6}
-
-_LEVELS: Final = (Level.NONE, Level.LOW, Level.MEDIUM, Level.HIGH)
-_GRADE_OF: Final = {_E: 1, _P: 2, _S: 3, _N: 4, _I: 4, _G: 4}
-
-
-@dataclass(frozen=True, slots=True)
-class _Facts:
-    thrive: Thrive
-    ongoing: bool
-    offender_present: bool
-    persistent: bool
-
-
-def _level(rng: random.Random, chances: tuple[float, float, float, float]) -> int:
-    x = rng.random()
-    for k, p in enumerate(chances):
-        if x < p:
-            return k
-        x -= p
-    return len(chances) - 1
-
-
-def _facts(profile: CategoryProfile, rng: random.Random) -> _Facts:
-    """THRIVE+ answers and incident facts for a call of ``profile``'s category."""
-    severity = _level(rng, profile.severity)
-    t, h, r = (_LEVELS[max(0, severity - (rng.random() < 0.5))] for _ in range(3))
-    ongoing = rng.random() < profile.ongoing
-    thrive = Thrive(
-        threat=t, harm=h, risk=r, vulnerability=_LEVELS[_level(rng, profile.vulnerability)],
-        investigation=rng.random() < profile.investigation, engagement=rng.random() < 0.5,
-        prevention=rng.random() < profile.prevention,
-    )  # fmt: skip
-    return _Facts(
-        thrive,
-        ongoing=ongoing,
-        offender_present=ongoing and rng.random() < profile.offender,
-        persistent=rng.random() < profile.persistent,
-    )
-
-
-def _required_skills(category: str, response: Response, hour: int, rng: random.Random) -> list[str]:
-    skills: list[str] = []
-    urgent = response in (_E, _P)
-    x = rng.random()
-    if category == "domestic" and x < 0.3:
-        skills.append("ppu")
-    elif category == "concern_for_welfare" and x < 0.35:
-        skills.append("mental_health")
-    elif category == "violence" and response is _E:
-        if x < 0.4:
-            skills.append("taser")
-        if (hour >= 22 or hour < 3) and rng.random() < 0.3:
-            skills.append("public_order")
-    elif category == "rtc" and urgent:
-        if x < 0.5:
-            skills.append("first_aid")
-        if rng.random() < 0.15:
-            skills.append("roads_policing")
-    elif category == "burglary" and response is _E and x < 0.15:
-        skills.append("dog")
-    if response not in (_I, _G) and rng.random() < 0.04:
-        skills.append("language:urdu" if rng.random() < 0.7 else "language:punjabi")
-    return skills
-
-
-def _officers_required(category: str, response: Response, rng: random.Random) -> int:
-    p = {
-        ("domestic", _E): 0.6, ("domestic", _P): 0.4, ("violence", _E): 0.6,
-        ("violence", _P): 0.3, ("burglary", _E): 0.4, ("suspicious_person", _E): 0.3,
-    }.get((category, response), 0.0)  # fmt: skip
-    return 2 if rng.random() < p else 1
-
 
 # ---------------------------------------------------------------------------------------
 # Simulation state
