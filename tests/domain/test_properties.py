@@ -674,7 +674,7 @@ def _decided(world: World, event: Any) -> Any:
     return effects.ignored, [encode(o) for o in effects.outputs]
 
 
-@pytest.mark.parametrize(("policy", "seed"), [("closest", 1), ("thrive", 6)])
+@pytest.mark.parametrize(("policy", "seed"), [("closest", 1), ("thrive", 3)])
 def test_passing_over_held_off_incidents_changes_nothing(policy: str, seed: int) -> None:
     """An officer freed or newly available is offered to the pending dispatches that could
     take them, by priority, until one does; the rest, held off, are passed over unasked
