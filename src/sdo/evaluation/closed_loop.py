@@ -105,15 +105,12 @@ class _Call:
 
 
 class ClosedLoop:
-    """The loop around one World (see the module docstring).
+    """The loop around one World (see the module docstring). It acts on every incident the
+    World is given (``closest`` is given the calls the force attended only: the pass leaves
+    the others out before the World sees them)."""
 
-    ``attends``: the incidents the policy is to act on (None: every one); those it does not
-    keep the log's own updates (the ``closest`` baseline, on the calls the force attended).
-    """
-
-    def __init__(self, timing: Timing, attends: frozenset[str] | None = None) -> None:
+    def __init__(self, timing: Timing) -> None:
         self.timing = timing
-        self.attends = attends
         self._heap: list[tuple[datetime, int, str, Any]] = []
         self._seq = itertools.count()
         self._ids = itertools.count(1)
@@ -137,9 +134,9 @@ class ClosedLoop:
         if isinstance(event, OfficerStatus):
             return self._status(event)
         if isinstance(event, Deployment):
-            return None if self._ours(event.incident_id) else event
+            return None
         if isinstance(event, Incident):
-            if event.state is IncidentState.OPEN or not self._ours(event.incident_id):
+            if event.state is IncidentState.OPEN:
                 return event
             # the recorded dispatch's resourced/closed: once the policy has the call (it
             # was recommended for), the loop decides those; a call it never had is closed
@@ -154,12 +151,9 @@ class ClosedLoop:
             self.workload.role_of[event.officer_id] = event.role.value
         return event
 
-    def _ours(self, incident_id: str) -> bool:
-        return self.attends is None or incident_id in self.attends
-
     def _status(self, event: OfficerStatus) -> OfficerStatus | None:
         oid = event.officer_id
-        if event.incident_id is not None and self._ours(event.incident_id):
+        if event.incident_id is not None:
             self._log_job.add(oid)  # the recorded dispatch's job: not this policy's
             return None
         if event.status is Status.AVAILABLE and oid in self._log_job:
@@ -187,7 +181,7 @@ class ClosedLoop:
             if iid in self._waiting and out.recommended:
                 self._waiting.discard(iid)
                 self._at(out.ts, "accept", iid)
-            elif iid not in self._seen and self._ours(iid):
+            elif iid not in self._seen:
                 self._seen.add(iid)
                 record = world.incidents.get(iid)
                 if record is None:
@@ -344,14 +338,6 @@ class ClosedLoop:
         if officer.status in (Status.AVAILABLE, Status.REFRESHMENT) and oid in self._log_job:
             return [self._set(oid, ts, Status.OFF_DUTY)]
         return []
-
-    def unresourced(self, world: World) -> list[str]:
-        """The incidents still waiting for an officer at the end (those the policy acts on)."""
-        return sorted(
-            iid
-            for iid, record in world.incidents.items()
-            if self._ours(iid) and record.awaiting_deployment and iid not in self._calls
-        )
 
 
 # ---------------------------------------------------------------------------------------
