@@ -64,6 +64,9 @@ def test_closed_loop_outcomes_differ_between_policies(document: dict[str, Any]) 
     work_t, work_c = thrive["loop"]["workload"], closest["loop"]["workload"]
     assert set(work_c) == {"response"}  # closest sends response officers only
     assert {"investigator", "neighbourhood"} <= set(work_t)
+    desk = work_t["investigator"]
+    assert desk["calls"] >= desk["desk_officers"] > 1  # calls spread over investigators
+    assert 0 < desk["busiest_desk_officer_calls"] <= desk["calls"]
     assert work_t["response"]["calls"] != work_c["response"]["calls"]
     times = [
         [r["grade_1_attend_median_s"] for r in (m["by_hour"]["hours"])] for m in (thrive, closest)

@@ -80,18 +80,24 @@ class Workload:
     calls: Counter[str] = field(default_factory=Counter)
     seconds: dict[str, float] = field(default_factory=dict)
     by_officer: dict[str, float] = field(default_factory=dict)
+    #: calls allocated to each officer on the desk (investigators)
+    allocated: Counter[str] = field(default_factory=Counter)
     role_of: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """Per role: calls taken, officer-hours on calls, the busiest officer's hours."""
+        """Per role: calls taken, officer-hours on calls, the busiest officer's hours; on
+        the desk, how many officers took calls and the most any one took."""
         out: dict[str, Any] = {}
         for role in sorted(set(self.calls) | set(self.seconds)):
             mine = [s for o, s in self.by_officer.items() if self.role_of.get(o) == role]
+            desk = [n for o, n in self.allocated.items() if self.role_of.get(o) == role]
             out[role] = {
                 "calls": self.calls[role],
                 "officer_hours_on_calls": round(self.seconds.get(role, 0.0) / _HOUR_S, 1),
                 "officers": len(mine),
                 "busiest_officer_hours": round(max(mine, default=0) / _HOUR_S, 1),
+                "desk_officers": len(desk),
+                "busiest_desk_officer_calls": max(desk, default=0),
             }
         return out
 
@@ -248,6 +254,7 @@ class ClosedLoop:
             self.workload.role_of.setdefault(oid, role)
             if officer is None or officer.transport in (None, Transport.DESK):
                 # a desk allocation: the investigator takes it on and stays available
+                self.workload.allocated[oid] += 1
                 out.append(self._set(oid, ts, Status.AVAILABLE))
                 continue
             lon, lat = officer.lon, officer.lat

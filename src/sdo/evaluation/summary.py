@@ -275,7 +275,11 @@ def workload_table(document: dict[str, Any]) -> str:
             if w is None:
                 cells.append("<td>none</td>")
             elif w["officers"] == 0:
-                cells.append(f"<td>{w['calls']:,} calls allocated (desk)</td>")
+                cells.append(
+                    f"<td>{w['calls']:,} calls allocated at the desk to "
+                    f"{w.get('desk_officers', 0)} officers (busiest "
+                    f"{w.get('busiest_desk_officer_calls', 0)})</td>"
+                )
             else:
                 cells.append(
                     f"<td>{w['calls']:,} calls, {w['officer_hours_on_calls']:,.0f} officer-hours"
