@@ -1,6 +1,6 @@
 """How current the World keeps its pending dispatch recommendations. Prints JSON.
 
-    .venv/bin/python bench/freshness.py [--days 0.1] [--officers 1000] [--policy thrive]
+    .venv/bin/python bench/freshness.py [--days 0.1] [--officers 370] [--policy thrive]
                                         [--every 500] [--events N]
 
 Replays a simulated log (the one ``bench/evaluate.py`` generates and caches, same seed and
@@ -31,18 +31,18 @@ from sdo.domain.geo import haversine_m
 from sdo.domain.recommend import DispatchRule, Policy, recommend
 from sdo.domain.world import World
 from sdo.errors import BadInput
+from sdo.evaluation.replay import read_log
+from sdo.evaluation.simulate import INCIDENTS_PER_DAY, simulate, write_log
 from sdo.grade import load_rules
-from sdo.replay import read_log
-from sdo.simulate import INCIDENTS_PER_DAY, simulate, write_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate import PILOT_OFFICERS, START  # the same cached log as bench/evaluate.py
+from evaluate import PILOT_OFFICERS, SIMULATOR, START  # the same cached log as bench/evaluate.py
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=float, default=0.1)
-    ap.add_argument("--officers", type=int, default=1000)
+    ap.add_argument("--officers", type=int, default=370)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/sdo-bench"))
     ap.add_argument("--policy", default="thrive")
@@ -54,7 +54,8 @@ def main() -> None:
     rules = load_rules(settings.rules_path)
     per_day = INCIDENTS_PER_DAY * args.officers / PILOT_OFFICERS
     args.dir.mkdir(parents=True, exist_ok=True)
-    log = args.dir / f"sim-s{args.seed}-d{args.days:g}-o{args.officers}-i{per_day:.0f}.jsonl.gz"
+    name = f"{SIMULATOR}-s{args.seed}-d{args.days:g}-o{args.officers}-i{per_day:.0f}.jsonl.gz"
+    log = args.dir / name
     if not log.exists():
         part = log.with_name(f"part-{log.name}")
         write_log(

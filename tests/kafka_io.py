@@ -10,8 +10,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sdo.config import Topics
+from sdo.evaluation.replay import key_of
 from sdo.events import encode
-from sdo.replay import key_of
 
 
 async def produce(bootstrap: str, topics: Topics, events: Iterable[Any]) -> None:

@@ -16,6 +16,7 @@ from sdo.cli import main
 from sdo.config import DEFAULT_AREAS, package_data
 from sdo.domain.geo import Placement
 from sdo.errors import ConfigError
+from tests.conftest import SYNTHETIC_AREAS
 from tests.realdata import data_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,37 +238,52 @@ def test_dump_areas_round_trip(tmp_path: Path) -> None:
 
 
 def test_pilot_shape() -> None:
-    """The default file: 2 NPUs, 24 named neighbourhoods, 3 clusters, one twinned."""
+    """The default file: the 16 real wards of the four constituencies as neighbourhoods,
+    NPUs north and east, 3 clusters, north-east twinning Erdington and Hodge Hill."""
     areas = load_areas(package_data(DEFAULT_AREAS))
     assert areas.npus == ("north", "east")
-    assert len(areas.neighbourhoods) == 24
+    assert len(areas.neighbourhoods) == 16
     assert {c.id: (c.min_cover, c.npus) for c in areas.clusters.values()} == {
         "north-1": (4, ("north",)),
-        "north-east": (5, ("north", "east")),
+        "north-east": (7, ("north", "east")),
         "east-2": (4, ("east",)),
     }
     by_name = {n.name: n for n in areas.neighbourhoods.values()}
-    assert by_name["Erdington"].cluster == "north-east"
-    assert by_name["Hodge Hill"].cluster == "north-east"
-    assert by_name["Four Oaks"].cluster == "north-1"
-    assert by_name["Sheldon"].cluster == "east-2"
+    with data_file(WARD_MAP).open(newline="") as f:
+        pcon = {r["WD13NM"]: r["PCON13NM_by_vertex_mean"] for r in csv.DictReader(f)}
+    assert set(by_name) == {w for w, c in pcon.items() if c in PILOT_UNITS}
+    for name, n in by_name.items():
+        assert (n.npu, n.cluster) == PILOT_UNITS[pcon[name]], name
     officers = [n.named_officer for n in areas.neighbourhoods.values()]
-    assert len(set(officers)) == 24
-    assert all(o and o[0] in "NE" and o[1] == "-" for o in officers)
+    assert len(set(officers)) == 16
     assert {n.typology for n in areas.neighbourhoods.values()} == {1, 2, 3, 4, 5}
     for n in areas.neighbourhoods.values():
-        assert -1.90 <= n.centroid[0] <= -1.72 and 52.43 <= n.centroid[1] <= 52.61, n
+        assert -1.90 <= n.centroid[0] <= -1.72 and 52.42 <= n.centroid[1] <= 52.62, n
         assert areas.locate(*n.centroid) == Placement(n.id, n.npu, n.cluster)
     assert areas.locate(*LADYWOOD) is None
 
 
-def test_pilot_tiles_without_overlap() -> None:
-    """Neighbourhoods never overlap and each NPU is one polygon without holes."""
+def test_pilot_wards_are_the_real_boundaries() -> None:
+    """Each neighbourhood is its ONS 2013 ward, to the file's metre rounding."""
     fc = json.loads(package_data(DEFAULT_AREAS).read_text())
+    wards = {
+        f["properties"]["WD13CD"]: shape(f["geometry"])
+        for f in json.loads(data_file(WARDS).read_text())["features"]
+    }
+    for f in fc["features"]:
+        mine, real = shape(f["geometry"]), wards[f["properties"]["ward_code"]]
+        assert mine.symmetric_difference(real).area < 1e-3 * real.area, f["properties"]["name"]
+
+
+@pytest.mark.parametrize("path", [DEFAULT_AREAS, SYNTHETIC_AREAS])
+def test_pilot_tiles_without_overlap(path: str | Path) -> None:
+    """Neighbourhoods never overlap and each NPU is one polygon."""
+    file = package_data(path) if isinstance(path, str) else path
+    fc = json.loads(file.read_text())
     geoms = [shape(f["geometry"]) for f in fc["features"]]
     assert all(g.is_valid for g in geoms)
     overlap = sum(a.intersection(b).area for i, a in enumerate(geoms) for b in geoms[i + 1 :])
-    assert overlap < 1e-12
+    assert overlap < 1e-9
     units = {}
     for npu in ("north", "east"):
         parts = [
@@ -275,16 +291,22 @@ def test_pilot_tiles_without_overlap() -> None:
         ]
         units[npu] = shapely.union_all(parts)
         assert units[npu].geom_type == "Polygon"
-        assert not units[npu].interiors
-    assert units["north"].intersection(units["east"]).area < 1e-12
-    assert units["north"].touches(units["east"])
+    assert units["north"].intersection(units["east"]).area < 1e-9
+    assert units["north"].distance(units["east"]) < 1e-6
 
 
-def test_pilot_file_is_generated() -> None:
-    """The shipped file is exactly what tools/make_pilot_areas.py produces."""
-    generator = runpy.run_path(str(REPO / "tools" / "make_pilot_areas.py"))
+@pytest.mark.parametrize(
+    ("tool", "path"),
+    [
+        ("make_pilot_areas.py", package_data(DEFAULT_AREAS)),
+        ("make_synthetic_areas.py", SYNTHETIC_AREAS),
+    ],
+)
+def test_area_files_are_generated(tool: str, path: Path) -> None:
+    """The shipped pilot file and the test fixture are exactly what their tools produce."""
+    generator = runpy.run_path(str(REPO / "tools" / tool))
     expected = generator["render"](generator["build"]())
-    assert package_data(DEFAULT_AREAS).read_text(encoding="utf-8") == expected
+    assert path.read_text(encoding="utf-8") == expected
 
 
 def test_pilot_locate_matches_brute_force() -> None:

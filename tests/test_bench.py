@@ -46,6 +46,10 @@ def test_evaluate_and_freshness_benches_run(tmp_path: Path) -> None:
     assert set(result["policies"]) == {"thrive", "closest"}
     for figures in result["policies"].values():
         assert figures["events_per_s"] > 0 and figures["incidents"] > 0
+    closed = run_bench("evaluate.py", *small, "--closed-loop")
+    assert closed["closed_loop"] is True
+    assert closed["target_events_per_s"] == {"thrive": 100_000, "closest": 100_000}
+    assert set(closed["policies"]) == {"thrive", "closest"}
     # the same cached log, recomputed from scratch every 200 events
     fresh = run_bench("freshness.py", *small, "--events", "5000", "--every", "200")
     assert fresh["events"] == 5000

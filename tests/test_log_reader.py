@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sdo import replay
 from sdo.errors import ConfigError
+from sdo.evaluation import replay
+from sdo.evaluation.replay import read_log
 from sdo.events import Fix, OfficerLocation, decode
-from sdo.replay import read_log
 
 FIX = {
     "type": "officer.location",

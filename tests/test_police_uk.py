@@ -20,9 +20,9 @@ from sdo.areas import load_areas
 from sdo.cli import main
 from sdo.config import Settings
 from sdo.domain.grading import grade
+from sdo.evaluation.police_uk import LOCAL, PROFILES, Record, incident_for
 from sdo.events import Incident, IncidentState, OfficerLocation, decode
 from sdo.grade import load_rules
-from sdo.police_uk import LOCAL, PROFILES, Record, incident_for
 from tests.realdata import data_file
 
 #: The city-centre wards the CSV's ``ward`` column names, except Edgbaston (86 rows), left
@@ -33,6 +33,7 @@ WARDS = {
     "E05001197": ("east", "PC-NECHELLS"),  # Nechells
     "E05001179": ("east", ""),  # Aston
 }
+REPO = Path(__file__).resolve().parents[1]
 MONTH = "2017-11"
 
 
@@ -163,6 +164,17 @@ def test_evaluate_real_month_thrive_moves_demand_off_response(
     assert closest["share_off_response_officers"] == 0
     assert 0.3 < thrive["share_off_response_officers"] < 0.8
     assert thrive["agreement_with_recorded_deployments"] is None  # police.uk has none
+    # the report says what the data is, and what it cannot measure without officers
+    assert document["provenance"]["kind"] == "police.uk"
+    assert document["loop"] == "open"
+    page = (out / "report.html").read_text()
+    assert "<b>Imported from police.uk</b>" in page
+    assert "police.uk gives months only" in page
+    assert "The log has no officers: attendance and cover are not measured." in page
+    assert "<h2>How fast</h2><p>Not measured: the log has no officers" in page
+    headline = page.split("<h2>Headline figures</h2>")[1].split("</table>")[0]
+    within = headline.split("Grade 1: within 15 min</th>")[1].split("</tr>")[0]
+    assert "not measured" in within and "0%" not in within
 
 
 def test_with_officers_recommends_real_officers(

@@ -1,4 +1,4 @@
-"""sdo.replay's schedule: when each event of a log is due at a given speed."""
+"""sdo.evaluation.replay's schedule: when each event of a log is due at a given speed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sdo.replay import pace_s
+from sdo.evaluation.replay import pace_s
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 

@@ -1,15 +1,27 @@
-"""Write the synthetic pilot area file ``src/sdo/data/areas_pilot.geojson``.
+"""Write the pilot area file ``src/sdo/data/areas_pilot.geojson`` from real boundaries.
 
-Synthetic geography placed at Birmingham's real coordinates: two NPUs, *Birmingham
-North* (roughly Sutton Coldfield and Erdington) and *Birmingham East* (roughly Hodge Hill
-and Yardley). Each NPU is a hand-drawn outline, cut in two by a hand-drawn line into the
-parts that become response clusters; each part is tiled by the Voronoi cells of named
-seed points (real local place names, approximate positions), clipped to the part. The
-shapes are not real boundaries. Everything here is a literal: no randomness, no input
-files, so the output is byte-for-byte reproducible.
+The pilot is West Midlands Police's Birmingham North and Birmingham East NPUs: North is
+the Sutton Coldfield and Erdington constituencies, East is Hodge Hill and Yardley, four
+wards each, 16 wards in all. Each neighbourhood here is one ONS 2013 ward, its boundary
+unchanged (``data/boundaries/birmingham_wards_2013.geojson``; the ward -> constituency
+table beside it says which wards are the pilot's). The force ran about 40 neighbourhood
+teams over these wards; a ward each is coarser, but every line on the map is a real one.
 
-Clusters: ``north-1`` (Sutton part of North), ``north-east`` (Erdington part of North
-twinned with the Hodge Hill part of East) and ``east-2`` (Yardley part of East).
+What is not in any boundary file comes from ``tools/pilot_areas.csv`` (one row a ward):
+the neighbourhood id, NPU and response cluster, the typology (1 affluent, low demand ...
+5 deprived, high demand) and the named neighbourhood officer. **The typologies, the named
+officers' ids and the minimum cover are illustrative** (set by hand from the wards'
+general character), not the force's.
+
+Response clusters, as the pilot ran them: the two NPUs share the area where they meet.
+``north-1`` is Sutton Coldfield (North), ``east-2`` is Yardley (East), and ``north-east``
+twins the adjacent Erdington (North) and Hodge Hill (East) wards into one cluster whose
+officers answer across the NPU line. :data:`MIN_COVER` is each cluster's minimum
+available response cover (about one unit a ward).
+
+Coordinates are rounded to :data:`GRID` (about a metre); the wards share their vertices,
+so shared edges round together and the neighbourhoods still tile the NPUs without overlap
+(checked before writing). The output is byte-for-byte reproducible.
 
 Usage::
 
@@ -20,155 +32,99 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import shapely
-from shapely.geometry import MultiPoint, Polygon
+from shapely.geometry import shape
 
-OUT = Path(__file__).resolve().parents[1] / "src" / "sdo" / "data" / "areas_pilot.geojson"
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "src" / "sdo" / "data" / "areas_pilot.geojson"
+WARDS = ROOT / "data" / "boundaries" / "birmingham_wards_2013.geojson"
+WARD_MAP = ROOT / "data" / "boundaries" / "birmingham_wards2013_to_constituency.csv"
+TABLE = Path(__file__).resolve().parent / "pilot_areas.csv"
 GRID = 1e-5  # coordinate precision, degrees (about a metre)
-
-# (lon, lat) outlines; North's southern edge runs along lat 52.50 where it meets East.
-NORTH = [
-    (-1.860, 52.500), (-1.885, 52.515), (-1.900, 52.545), (-1.885, 52.570),
-    (-1.860, 52.595), (-1.830, 52.610), (-1.795, 52.605), (-1.770, 52.585),
-    (-1.750, 52.560), (-1.740, 52.530), (-1.755, 52.510), (-1.780, 52.502),
-    (-1.800, 52.500),
-]  # fmt: skip
-EAST = [
-    (-1.860, 52.500), (-1.800, 52.500), (-1.740, 52.500), (-1.722, 52.485),
-    (-1.720, 52.460), (-1.735, 52.440), (-1.770, 52.432), (-1.815, 52.430),
-    (-1.845, 52.437), (-1.858, 52.455), (-1.852, 52.470), (-1.860, 52.485),
-]  # fmt: skip
-# Everything north of these lines is the first part of the NPU.
-NORTH_CUT = [
-    (-1.950, 52.565), (-1.885, 52.562), (-1.862, 52.548), (-1.845, 52.538),
-    (-1.815, 52.530), (-1.790, 52.522), (-1.760, 52.514), (-1.700, 52.512),
-]  # fmt: skip
-EAST_CUT = [
-    (-1.950, 52.474),
-    (-1.830, 52.476),
-    (-1.800, 52.479),
-    (-1.770, 52.480),
-    (-1.700, 52.478),
-]
-
-# (npu, part, cluster, [(id, name, lon, lat, typology), ...]); part 0 = north of the cut.
-PARTS: list[tuple[str, int, str, list[tuple[str, str, float, float, int]]]] = [
-    ("north", 0, "north-1", [
-        ("N01", "Mere Green", -1.830, 52.598, 1),
-        ("N02", "Four Oaks", -1.848, 52.578, 1),
-        ("N03", "Sutton Coldfield Town Centre", -1.822, 52.565, 3),
-        ("N04", "Reddicap", -1.785, 52.565, 2),
-        ("N05", "Boldmere", -1.857, 52.553, 2),
-        ("N06", "Wylde Green", -1.830, 52.546, 2),
-        ("N07", "Walmley", -1.795, 52.537, 1),
-    ]),
-    ("north", 1, "north-east", [
-        ("N08", "Kingstanding", -1.875, 52.540, 5),
-        ("N09", "Stockland Green", -1.860, 52.518, 4),
-        ("N10", "Erdington", -1.838, 52.525, 4),
-        ("N11", "Tyburn", -1.810, 52.512, 4),
-        ("N12", "Castle Vale", -1.775, 52.510, 5),
-    ]),
-    ("east", 0, "north-east", [
-        ("E01", "Washwood Heath", -1.845, 52.490, 5),
-        ("E02", "Ward End", -1.820, 52.494, 4),
-        ("E03", "Hodge Hill", -1.795, 52.490, 3),
-        ("E04", "Shard End", -1.762, 52.489, 4),
-        ("E05", "Bordesley Green", -1.848, 52.479, 5),
-    ]),
-    ("east", 1, "east-2", [
-        ("E06", "Stechford", -1.808, 52.471, 4),
-        ("E07", "Lea Hall", -1.780, 52.471, 3),
-        ("E08", "Tile Cross", -1.745, 52.468, 4),
-        ("E09", "Hay Mills", -1.835, 52.461, 4),
-        ("E10", "Yardley", -1.805, 52.456, 3),
-        ("E11", "Sheldon", -1.765, 52.452, 2),
-        ("E12", "Acocks Green", -1.820, 52.442, 3),
-    ]),
-]  # fmt: skip
-MIN_COVER = {"north-1": 4, "north-east": 5, "east-2": 4}
+#: The pilot's NPUs by constituency (the constituency names as the ward map spells them).
+NPU_OF = {
+    "Sutton Coldfield": "north",
+    "Birmingham, Erdington": "north",
+    "Birmingham, Hodge Hill": "east",
+    "Birmingham, Yardley": "east",
+}
+#: Minimum available response cover per cluster (illustrative: about one unit a ward).
+MIN_COVER = {"north-1": 4, "north-east": 7, "east-2": 4}
 
 
-def _north_of(line: list[tuple[float, float]]) -> Polygon:
-    (x0, _), (x1, _) = line[0], line[-1]
-    return Polygon([*line, (x1, 90.0), (x0, 90.0)])
-
-
-def _parts() -> dict[tuple[str, int], Any]:
-    out = {}
-    for npu, outline, cut in (("north", NORTH, NORTH_CUT), ("east", EAST, EAST_CUT)):
-        whole = Polygon(outline)
-        upper = _north_of(cut)
-        out[npu, 0] = whole.intersection(upper)
-        out[npu, 1] = whole.difference(upper)
-    return out
+def _rows() -> list[dict[str, str]]:
+    with TABLE.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
 def build() -> dict[str, Any]:
     """The pilot area FeatureCollection (deterministic)."""
-    parts = _parts()
-    pieces: list[tuple[str, str, str, str, int, Any]] = []
-    for npu, part, cluster, seeds in PARTS:
-        region = parts[npu, part]
-        points = MultiPoint([(lon, lat) for _, _, lon, lat, _ in seeds])
-        cells = shapely.get_parts(shapely.voronoi_polygons(points, extend_to=region))
-        for nid, name, lon, lat, typology in seeds:
-            seed = shapely.Point(lon, lat)
-            if not region.contains(seed):
-                raise SystemExit(f"seed {nid} {name} lies outside its part {npu}/{part}")
-            (cell,) = [c for c in cells if c.contains(seed)]
-            pieces.append((nid, name, npu, cluster, typology, cell.intersection(region)))
-    # Where a cell meets the cut line, the vertex exists only on one side: insert every
-    # piece's vertices into its neighbours' edges, so rounding moves shared edges together.
-    vertices = shapely.MultiPoint(
-        shapely.get_coordinates([g for *_, g in pieces]).round(12).tolist()
-    )
+    with WARD_MAP.open(newline="", encoding="utf-8") as f:
+        constituency = {r["WD13CD"]: r["PCON13NM_by_vertex_mean"] for r in csv.DictReader(f)}
+    wards = {
+        f["properties"]["WD13CD"]: f
+        for f in json.loads(WARDS.read_text(encoding="utf-8"))["features"]
+    }
+    pilot = {code for code, pcon in constituency.items() if pcon in NPU_OF}
+    rows = _rows()
+    listed = {r["ward_code"] for r in rows}
+    if listed != pilot:
+        raise SystemExit(
+            f"{TABLE.name} must list exactly the 16 pilot wards: missing "
+            f"{sorted(pilot - listed)}, not pilot {sorted(listed - pilot)}"
+        )
     features = []
-    for nid, name, npu, cluster, typology, geom in pieces:
-        snapped = shapely.snap(geom, vertices, 1e-9)
-        rounded = shapely.set_precision(snapped, GRID, mode="pointwise")
+    for r in rows:
+        ward = wards[r["ward_code"]]
+        if ward["properties"]["WD13NM"] != r["ward_name"]:
+            raise SystemExit(f"{r['ward_code']} is {ward['properties']['WD13NM']!r}")
+        if NPU_OF[constituency[r["ward_code"]]] != r["npu"]:
+            raise SystemExit(f"{r['ward_name']}: NPU {r['npu']} is not its constituency's")
+        geom = shapely.set_precision(shape(ward["geometry"]), GRID, mode="pointwise")
         features.append(
             {
                 "type": "Feature",
                 "properties": {
-                    "id": nid,
-                    "name": name,
-                    "npu": npu,
-                    "cluster": cluster,
-                    "typology": typology,
-                    "named_officer": f"{nid[0]}-01{nid[1:]}",
+                    "id": r["id"],
+                    "name": r["ward_name"],
+                    "npu": r["npu"],
+                    "cluster": r["cluster"],
+                    "typology": int(r["typology"]),
+                    "named_officer": r["named_officer"],
+                    "ward_code": r["ward_code"],
                 },
-                "geometry": json.loads(shapely.to_geojson(rounded)),
+                "geometry": json.loads(shapely.to_geojson(geom)),
             }
         )
     _check(features)
     return {
         "type": "FeatureCollection",
-        "name": "sdo synthetic pilot areas: NPUs north = Birmingham North, "
-        "east = Birmingham East (not real boundaries)",
+        "name": "sdo pilot areas: Birmingham North (Sutton Coldfield, Erdington) and East "
+        "(Hodge Hill, Yardley), ONS 2013 wards; typologies, named officers and minimum "
+        "cover illustrative (tools/make_pilot_areas.py)",
         "clusters": {cid: {"min_cover": n} for cid, n in MIN_COVER.items()},
         "features": features,
     }
 
 
 def _check(features: list[dict[str, Any]]) -> None:
-    """Neighbourhoods are valid, do not overlap, and tile each NPU outline."""
-    geoms = [shapely.geometry.shape(f["geometry"]) for f in features]
+    """Neighbourhoods are valid, do not overlap, and each NPU is one piece."""
+    geoms = [shape(f["geometry"]) for f in features]
     for f, g in zip(features, geoms, strict=True):
         assert g.is_valid and g.geom_type == "Polygon", f["properties"]["id"]
     overlap = sum(a.intersection(b).area for i, a in enumerate(geoms) for b in geoms[i + 1 :])
-    assert overlap < 1e-12, overlap
-    for npu, outline in (("north", NORTH), ("east", EAST)):
+    assert overlap < 1e-9, overlap
+    for npu in ("north", "east"):
         mine = [g for f, g in zip(features, geoms, strict=True) if f["properties"]["npu"] == npu]
-        union = shapely.union_all(mine)
-        # Rounding to GRID moves points off the outline's edges by at most GRID / 2.
-        assert union.geom_type == "Polygon" and not union.interiors, npu
-        assert union.symmetric_difference(Polygon(outline)).area < 1e-6, npu
+        assert shapely.union_all(mine).geom_type == "Polygon", npu
+    clusters = {f["properties"]["cluster"] for f in features}
+    assert clusters == set(MIN_COVER), clusters
 
 
 def render(fc: dict[str, Any]) -> str:

@@ -231,16 +231,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=1, help="random seed: same seed and arguments, same bytes"
     )
-    p.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
     p.add_argument(
-        "--officers", type=int, default=120, help="officers on the roster (default 120: the pilot)"
+        "--hours", type=float, default=24.0, help="simulated hours (default 24; 120: five days)"
+    )
+    p.add_argument(
+        "--officers",
+        type=int,
+        default=120,
+        help="officers on duty at once, every shift (default 120: the pilot's two NPUs, "
+        "66 of them response; the roster holds about 2.7 times as many)",
     )
     p.add_argument(
         "--start", default="2015-12-01T06:00:00Z", help="simulated start time (RFC 3339)"
     )
     p.add_argument("--out", type=Path, required=True, help="LOG (.jsonl or .jsonl.gz)")
     p.add_argument("--force", action="store_true", help="replace LOG if it exists")
-    p.set_defaults(func=_run("sdo.simulate:cli"))
+    p.set_defaults(func=_run("sdo.evaluation.simulate:cli"))
 
     p = sub.add_parser("replay", help="publish an event log to Kafka")
     _common(p, areas=False)
@@ -251,33 +257,64 @@ def build_parser() -> argparse.ArgumentParser:
         help="N x real time (60: a simulated day in 24 min), or max: as fast as Kafka takes "
         "it (default)",
     )
-    p.set_defaults(func=_run("sdo.replay:cli"))
+    p.set_defaults(func=_run("sdo.evaluation.replay:cli"))
 
     p = sub.add_parser(
         "evaluate",
         help="offline: run dispatch policies over a log",
         description="Run dispatch policies over an event log, offline (no Kafka), with the "
-        "live worker's decision code, and write DIR/metrics.json, DIR/recommendations.jsonl "
-        "and DIR/report.html. thrive is the product; closest sends the closest available "
-        "response officer to everything (the status quo). --areas must be the area file "
-        "the log was made for.",
+        "live worker's decision code, and write DIR/report.html, DIR/metrics.json, "
+        "DIR/incidents.csv and DIR/recommendations.jsonl. thrive is the product; closest "
+        "sends the closest available response officer to the calls the force attended (a "
+        "model of the status quo); recorded is what the log's own dispatch did. Closed loop "
+        "(the default for a simulated log): each policy's recommendations are carried out "
+        "and officers are used up by them; open loop: the log's deployments are applied and "
+        "the policies' attendance is estimated. Several LOGs (e.g. simulated days of "
+        "different seeds): each in DIR/N-NAME/, and DIR/report.html across them. --areas "
+        "must be the area file the log was made for.",
     )
     _common(p, broker=False)
-    p.add_argument("log", type=Path, help="event log (JSON lines, .gz allowed)")
+    p.add_argument("log", type=Path, nargs="+", help="event log(s) (JSON lines, .gz allowed)")
     p.add_argument(
         "--policy",
         action="append",
         default=None,
-        help="thrive, closest, or a variant NAME@RULES_FILE run with rules of its own "
-        "(repeatable; default: thrive and closest)",
+        help="thrive, closest, recorded, or a variant NAME@RULES_FILE run with rules of its "
+        "own (repeatable; default: thrive, closest, and recorded if the log has deployments)",
+    )
+    loop = p.add_mutually_exclusive_group()
+    loop.add_argument(
+        "--closed-loop",
+        dest="closed_loop",
+        action="store_const",
+        const=True,
+        default=None,
+        help="carry each policy's recommendations out (default for a simulated log)",
+    )
+    loop.add_argument(
+        "--open-loop",
+        dest="closed_loop",
+        action="store_const",
+        const=False,
+        help="apply the log's own deployments; estimate the policies' attendance",
+    )
+    p.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="closed loop: run the first two policies again with other travel assumptions "
+        "(detour 1.2 and 1.6, speeds -20%% and +20%%) and report how the headline moves",
+    )
+    p.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="evaluate a log even if more than 10%% of its incidents fall outside --areas",
     )
     p.add_argument(
         "--out",
         type=Path,
         required=True,
         metavar="DIR",
-        help="output directory (made if missing; its three files are replaced once all are "
-        "written)",
+        help="output directory (made if missing; its files are replaced once all are written)",
     )
     p.add_argument(
         "--against",
@@ -294,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         "up to the number of CPUs)",
     )
     _admission(p)
-    p.set_defaults(func=_run("sdo.evaluate:cli"))
+    p.set_defaults(func=_run("sdo.evaluation.command:cli"))
 
     p = sub.add_parser("grade", help="grade incidents (JSON lines on stdin)")
     p.add_argument(
@@ -343,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--since", default=None, help="keep incidents from this date/time on")
     q.add_argument("--until", default=None, help="keep incidents before this date/time")
-    q.set_defaults(func=_run("sdo.police_uk:cli"))
+    q.set_defaults(func=_run("sdo.evaluation.police_uk:cli"))
     return parser
 
 

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from sdo.areas import load_areas
-from sdo.config import DEFAULT_AREAS, package_data
 from sdo.domain.geo import Areas
 from sdo.events import (
     Alert,
@@ -18,6 +17,7 @@ from sdo.events import (
     OfficerStatus,
     Recommendation,
 )
+from tests.conftest import SYNTHETIC_AREAS
 
 T0 = datetime(2015, 12, 1, 9, 0, tzinfo=UTC)
 #: A point inside neighbourhood N01 (Mere Green, NPU north, cluster north-1).
@@ -137,4 +137,4 @@ def ev() -> Events:
 
 @pytest.fixture(scope="session")
 def areas() -> Areas:
-    return load_areas(package_data(DEFAULT_AREAS))
+    return load_areas(SYNTHETIC_AREAS)

@@ -22,6 +22,7 @@ from sdo.config import Settings
 from sdo.console.auth import Users, add_user
 from sdo.console.server import Console
 from sdo.events import Alert, Response, encode
+from tests.conftest import SYNTHETIC_AREAS
 from tests.kafka_io import produce, read_deployments
 
 #: The event factory of ``conftest.py`` (a fixture; conftest modules are not importable).
@@ -113,7 +114,7 @@ async def live_console(
     users = tmp_path / "users.json"
     sdo_token, _ = add_user(users, sdo_user, "sdo")
     viewer_token, _ = add_user(users, viewer_user, "viewer")
-    settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
+    settings = Settings(broker=broker.url, topic_prefix=topic_prefix, areas=SYNTHETIC_AREAS)
     async with Console(settings, Users(users), bind="127.0.0.1:0") as console:
         await wait_until(
             lambda: console.health.caught_up, CONSOLE_READY_TIMEOUT_S, "console caught up"

@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from sdo.areas import load_areas
-from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, package_data
+from sdo.config import DEFAULT_RULES, package_data
 from sdo.domain.geo import Areas, haversine_m
 from sdo.domain.grading import Rules
 from sdo.domain.recommend import Policy
@@ -37,6 +37,7 @@ from sdo.events import (
     Recommendation,
 )
 from sdo.grade import load_rules
+from tests.conftest import SYNTHETIC_AREAS
 
 #: Event time zero of every scenario.
 T0: Final = datetime(2015, 12, 1, 9, 0, tzinfo=UTC)
@@ -292,8 +293,8 @@ class Force:
 
 @pytest.fixture(scope="session")
 def areas() -> Areas:
-    """The packaged pilot area file, loaded the way the CLI loads it."""
-    return load_areas(package_data(DEFAULT_AREAS))
+    """The synthetic test area file (its ids and shapes), loaded the way the CLI loads it."""
+    return load_areas(SYNTHETIC_AREAS)
 
 
 @pytest.fixture(scope="session")

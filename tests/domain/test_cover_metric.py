@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sdo.evaluate import Metrics, _below_cover
+from sdo.evaluation.figures import Metrics, _below_cover
 
 
 def _staff(f: Any, available: int, *, cluster_place: str = "N06") -> None:

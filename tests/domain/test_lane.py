@@ -25,9 +25,9 @@ from sdo.areas import load_areas
 from sdo.config import Settings
 from sdo.domain import geo, lane, lane_kernels
 from sdo.domain.world import World
-from sdo.evaluate import evaluate
+from sdo.evaluation.evaluate import evaluate
+from sdo.evaluation.simulate import simulate
 from sdo.events import encode
-from sdo.simulate import simulate
 
 START = datetime(2015, 12, 1, 6, tzinfo=UTC)
 

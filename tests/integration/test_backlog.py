@@ -32,7 +32,7 @@ import pytest
 from sdo.broker import EmbeddedBroker
 from sdo.cli import main
 from sdo.config import Settings
-from sdo.replay import replay
+from sdo.evaluation.replay import replay
 
 from .conftest import WorkerProcess
 from .kafka import Collector

@@ -17,7 +17,7 @@ import pytest
 from sdo.broker import EmbeddedBroker
 from sdo.cli import main
 from sdo.config import Settings
-from sdo.replay import replay
+from sdo.evaluation.replay import replay
 
 from .conftest import WorkerProcess
 from .kafka import Collector
@@ -52,7 +52,9 @@ async def test_live_recommendations_equal_offline_evaluation(
     log = tmp_path / "pilot.jsonl"
     common = ["--seed", "5", "--officers", "60", "--start", "2015-12-01T16:00:00Z"]
     assert main(["simulate", "--hours", "1", *common, "--out", str(log)]) == 0
-    assert main(["evaluate", str(log), "--policy", "thrive", "--out", str(tmp_path / "eval")]) == 0
+    # open loop: the live worker applies the log's own deployments, as the replay sends them
+    offline_args = ["--policy", "thrive", "--open-loop", "--out", str(tmp_path / "eval")]
+    assert main(["evaluate", str(log), *offline_args]) == 0
     offline_lines = (tmp_path / "eval" / "recommendations.jsonl").read_bytes().splitlines()
     offline = _by_incident(offline_lines)
     assert len(offline) >= 10, "the simulated hour should hold a fair number of incidents"

@@ -19,9 +19,9 @@ from sdo.areas import load_areas
 from sdo.broker import EmbeddedBroker
 from sdo.cli import main
 from sdo.config import Settings, Topics
+from sdo.evaluation.replay import key_of, replay_events
+from sdo.evaluation.simulate import simulate
 from sdo.events import OfficerStatus, Status, decode, encode
-from sdo.replay import key_of, replay_events
-from sdo.simulate import simulate
 
 pytestmark = pytest.mark.integration
 

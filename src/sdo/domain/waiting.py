@@ -95,6 +95,18 @@ class Waiting:
                 del self._held[iid]
         return out
 
+    def give_up(self) -> list[tuple[Deployment, str]]:
+        """Every deployment still waiting, refused: their incidents will not come (the
+        end of a log), in arrival order per incident."""
+        out = [
+            (event, f"deployment for unknown incident {iid} (its incident never came)")
+            for iid, held in self._held.items()
+            for event in held
+        ]
+        self._held.clear()
+        self._due.clear()
+        return out
+
     def ids(self) -> set[str]:
         """The event ids of the deployments waiting."""
         return {d.event_id for held in self._held.values() for d in held}

@@ -367,6 +367,10 @@ class World:
                 out["race"] = to_json_dict(race.rec)
         return out
 
+    def give_up_waiting(self) -> list[tuple[Deployment, str]]:
+        """Refuse every deployment still waiting for its incident (the end of a log)."""
+        return self._waiting.give_up()
+
     def waiting_ids(self) -> set[str]:
         """The event ids of the deployments waiting for their incident."""
         return self._waiting.ids()

@@ -15,7 +15,15 @@ from typing import Any, Final
 
 import matplotlib
 
-from sdo.evaluate import BOOTSTRAP_RESAMPLES, CI_MIN_VALUES
+from sdo.evaluation.intervals import BOOTSTRAP_RESAMPLES, CI_MIN_VALUES
+from sdo.evaluation.summary import (
+    banner,
+    breakdown_tables,
+    sensitivity_table,
+    status_quo,
+    summary,
+    workload_table,
+)
 
 matplotlib.use("Agg")  # no display here; must precede pyplot
 import matplotlib.pyplot as plt
@@ -59,28 +67,29 @@ def _who_plot(policies: dict[str, Any]) -> str:
     return _png(fig)
 
 
-def _attendance_plot(policies: dict[str, Any]) -> str:
-    fig, ax = plt.subplots(figsize=(7.5, 3.0))
+def _attendance_plot(policies: dict[str, Any], observed: bool) -> str:
+    """A panel per grade, each on its own scale (a long grade 3 tail no longer flattens
+    grade 1): median bars, 90th percentile ticks, the target dashed."""
     names = list(policies)
-    width = 0.8 / max(len(names), 1)
-    for k, name in enumerate(names):
-        grades = policies[name]["grades"]
-        meds = [(grades[g]["attend_median_s"] or 0) / 60 for g in ("1", "2", "3")]
-        p90 = [(grades[g]["attend_p90_s"] or 0) / 60 for g in ("1", "2", "3")]
-        xs = [i + k * width for i in range(3)]
-        ax.bar(xs, meds, width=width, label=f"{name} median")
-        ax.scatter(xs, p90, marker="_", s=300, color="black")
-    # each target over its own grade's bars only (grade 3 has none)
-    for i, (minutes, colour) in enumerate(((15, "#c0392b"), (60, "#e67e22"))):
-        left, right = i - width / 2, i + width * (len(names) - 0.5)
-        ax.hlines(minutes, left, right, colors=colour, linestyles="--", linewidth=1)
-    ax.set_xticks(
-        [i + width * (len(names) - 1) / 2 for i in range(3)],
-        ["grade 1", "grade 2", "grade 3 (no target)"],
-    )
-    ax.set_ylabel("minutes")
-    ax.set_title("Estimated attendance: median bars, 90th percentile ticks; targets dashed")
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.0))
+    targets = {"1": 15, "2": 60}
+    for ax, g in zip(axes, ("1", "2", "3"), strict=True):
+        meds = [(policies[n]["grades"][g]["attend_median_s"] or 0) / 60 for n in names]
+        p90 = [(policies[n]["grades"][g]["attend_p90_s"] or 0) / 60 for n in names]
+        xs = list(range(len(names)))
+        ax.bar(xs, meds, color=[f"C{k}" for k in xs])
+        ax.scatter(xs, p90, marker="_", s=400, color="black")
+        top = max([*p90, *meds, 1.0])
+        if g in targets:
+            ax.axhline(targets[g], color="#c0392b", linestyle="--", linewidth=1)
+            top = max(top, targets[g])
+        ax.set_ylim(0, top * 1.15)
+        ax.set_xticks(xs, names, fontsize=8, rotation=20)
+        ax.set_title(f"grade {g}" + (f" (target {targets[g]} min)" if g in targets else ""))
+        ax.set_ylabel("minutes", fontsize=8)
+    what = "Attendance" if observed else "Estimated attendance"
+    fig.suptitle(f"{what}: median bars, 90th percentile ticks", fontsize=10)
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -132,7 +141,7 @@ def _hours_plot(policies: dict[str, Any]) -> str | None:
 
 def _fmt(value: Any, kind: str = "") -> str:
     if value is None:
-        return "–"
+        return "not measured"
     if kind == "pct":
         return f"{value:.0%}"
     if kind == "min":
@@ -187,6 +196,7 @@ def _without_officer(g: str) -> Callable[[dict[str, Any]], Any]:
 
 
 def _rows(policies: dict[str, Any]) -> str:
+    what = "attendance" if _observed(policies) else "estimated attendance"
     lines: list[_Row] = [
         ("Incidents graded", lambda m: m["incidents"], "", None),
         ("Recommendations issued", lambda m: m["recommendations"], "", None),
@@ -198,7 +208,7 @@ def _rows(policies: dict[str, Any]) -> str:
         ),
         *_off_response_parts(policies),
         (
-            "Grade 1: median estimated attendance",
+            f"Grade 1: median {what}",
             _grade("1", "attend_median_s"),
             "min",
             _grade("1", "attend_median_ci95_s"),
@@ -211,7 +221,7 @@ def _rows(policies: dict[str, Any]) -> str:
         ),
         ("Grade 1: no officer named", _without_officer("1"), "", None),
         (
-            "Grade 2: median estimated attendance",
+            f"Grade 2: median {what}",
             _grade("2", "attend_median_s"),
             "min",
             _grade("2", "attend_median_ci95_s"),
@@ -243,7 +253,7 @@ def _rows(policies: dict[str, Any]) -> str:
             lambda m: m.get("named_officer_alignment_ci95"),
         ),
         (
-            "Agrees with the deployment actually made",
+            "Agrees with the log's own deployment (its first officer)",
             lambda m: m["agreement_with_recorded_deployments"],
             "pct",
             lambda m: m.get("agreement_with_recorded_deployments_ci95"),
@@ -263,7 +273,12 @@ def _rows(policies: dict[str, Any]) -> str:
     ]
     names = list(policies)
     out = ["<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"]
+    unmeasured = not all(policies[n].get("officers", 1) for n in names)
     for label, get, kind, interval in lines:
+        if unmeasured and any(w in label for w in ("Grade", "grade", "30 min", "Cover-gap")):
+            cell = "<td>not measured (no officers in the log)</td>" * len(names)
+            out.append(f"<tr><th>{html.escape(label)}</th>{cell}</tr>")
+            continue
         cells = "".join(
             f"<td>{_fmt(get(policies[n]), kind)}"
             + _interval(None if interval is None else interval(policies[n]), kind)
@@ -272,6 +287,10 @@ def _rows(policies: dict[str, Any]) -> str:
         )
         out.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
     return "\n".join(out)
+
+
+def _observed(policies: dict[str, Any]) -> bool:
+    return all(m.get("attendance") == "observed" for m in policies.values())
 
 
 def _interval(bounds: Any, kind: str) -> str:
@@ -460,9 +479,11 @@ has no target: <b>thrive</b> books a scheduled call with the lightest-loaded sui
 (an appointment), so its figure there is how soon an officer was named plus their travel time,
 not when the appointment is kept; <b>closest</b> sends the nearest free response officer, when
 one comes free.</li>
-<li><b>Agrees with the deployment actually made</b>: of the deployments recorded in the log,
-the share whose officers include the first officer this policy recommended just before.
-Shown as – when the log records no deployments.</li>
+<li><b>Agrees with the log's own deployment</b>: of the deployments recorded in the log,
+the share whose officers include the first officer this policy recommended just before. In
+a simulated log those deployments are the simulated dispatcher's (the nearest free officer
+by straight line), not a person's. <i>Not measured</i> when the log records no deployments,
+and in closed loop (the policy's own deployments replace them).</li>
 <li><b>Who is sent</b> (the first plot): the role of the officer the first recommendation
 naming anyone names. <i>Nobody available</i>: no recommendation named an officer before the
 incident was dealt with in the log (every suitable officer within reach was committed, or
@@ -525,17 +546,38 @@ def _when(text: str) -> str:
     return html.escape(text[:16].replace("T", " "))
 
 
-def _reading(policies: dict[str, Any]) -> str:
+_CLOSED_ATTENDANCE = """<li><b>Attendance</b> (closed loop): from the call being logged
+to the first officer at the scene, as the loop carried each policy's recommendations out:
+the SDO accepts the recommendation in force after the dispatch delay, the officers named
+mobilise, travel by the timing model and stay for the time on scene; the same call gets
+the same delays under every policy. A call nobody reached before it was closed or the log
+ended counts as missing its target and is left out of the median.</li>"""
+_CLOSED_COVER = """<li><b>Cover-gap minutes</b> (closed loop): minutes a response cluster
+spent below its minimum number of available response officers, as each policy's own
+deployments left it: a policy that sends officers from a cluster that cannot spare them
+shows it here.</li>"""
+
+
+def _reading(policies: dict[str, Any], closed: bool = False) -> str:
     """How to read the figures, with each policy's recommendations per incident."""
     ratios = [
         f"{m['recommendations'] / m['incidents']:.1f} per incident under <b>{html.escape(n)}</b>"
         for n, m in policies.items()
-        if m["incidents"]
+        if m["incidents"] and m["recommendations"] is not None
     ]
     per_incident = f"Here: {', '.join(ratios)}." if ratios else ""
-    return _READING.format(
+    text = _READING.format(
         per_incident=per_incident, resamples=BOOTSTRAP_RESAMPLES, few=CI_MIN_VALUES
     )
+    if closed:
+        items = text.split("<li>")
+        for k, item in enumerate(items):
+            if item.startswith("<b>Estimated attendance</b>"):
+                items[k] = _CLOSED_ATTENDANCE.removeprefix("<li>") + "\n"
+            elif item.startswith("<b>Cover-gap minutes</b>"):
+                items[k] = _CLOSED_COVER.removeprefix("<li>") + "\n</ul>"
+        text = "<li>".join(items)
+    return text
 
 
 #: What each assumption of metrics.json is called in the report, in this order (any other
@@ -585,9 +627,31 @@ def _assumptions(assumed: dict[str, Any]) -> str:
     return out
 
 
+def _how_fast(policies: dict[str, Any], observed: bool) -> str:
+    """The attendance section: the chart per grade, or why there is none."""
+    if not all(m.get("officers", 1) for m in policies.values()):
+        return (
+            "<h2>How fast</h2><p>Not measured: the log has no officers, so nobody is sent "
+            "and no attendance can be timed (<code>sdo import police-uk --officers K</code> "
+            "simulates some).</p>"
+        )
+    what = (
+        "Attendance (logged to first officer at the scene)"
+        if observed
+        else ("Estimated attendance")
+    )
+    return f"""<h2>How fast</h2>
+<p>{what} for graded calls, against the force's targets (grade 1 within 15
+min, grade 2 within 60 min). Grade 3 has no target, and under <b>thrive</b> its figure is not
+an attendance (see "Estimated attendance" above).</p>
+<img alt="attendance" src="data:image/png;base64,{_attendance_plot(policies, observed)}">"""
+
+
 def write_report(document: dict[str, Any], path: Path) -> None:
     policies = document["policies"]
     assumptions = _assumptions(document["assumptions"])
+    closed = document.get("loop") == "closed"
+    observed = closed or all(m.get("attendance") == "observed" for m in policies.values())
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sdo evaluation</title>
 <style>
@@ -597,36 +661,180 @@ th, td {{ border-bottom: 1px solid #ddd; padding: .35em .8em; text-align: right;
 td {{ white-space: nowrap; }}
 th:first-child {{ text-align: left; font-weight: normal; }}
 img {{ max-width: 100%; }} .note {{ color: #555; }} .ci {{ color: #777; }}
+.banner {{ padding: .8em 1em; border-radius: 6px; margin: 1em 0; }}
+table.wide td {{ white-space: normal; text-align: left; }}
 </style></head><body>
 <h1>Dispatch policies compared</h1>
+{banner(document)}
+<h2>In short</h2>
+{summary(document)}
 <p class="note">Log: {html.escape(document["log"])}{_inputs(document)}. Each policy was run
-over the same recorded events with the same decision code as the live system.
-<b>thrive</b> routes each call by its THRIVE+ grading (the product); <b>closest</b> sends
-the closest available response officer to everything (the status quo).</p>
+over the same events with the same decision code as the live system
+({"closed loop" if closed else "open loop"}). <b>thrive</b> routes each call by its
+THRIVE+ grading (the product).</p>
+{status_quo(document)}
 {_log_read(policies)}
 {_variants(policies)}
 <h2>Headline figures</h2>
 <table>{_rows(policies)}</table>
 {_grading(policies)}
 {_comparisons(document.get("comparisons") or [])}
+{sensitivity_table(document)}
 <h2>Reading the figures</h2>
-{_reading(policies)}
+{_reading(policies, closed)}
 <h2>Who is sent</h2>
 <p>THRIVE+ is meant to move demand that needs no blue-light attendance away from response
 officers: to investigators, the neighbourhood's named officer, or a partner service.</p>
 <img alt="who is sent" src="data:image/png;base64,{_who_plot(policies)}">
-<h2>How fast</h2>
-<p>Estimated attendance for graded calls, against the force's targets (grade 1 within 15
-min, grade 2 within 60 min). Grade 3 has no target, and under <b>thrive</b> its figure is not
-an attendance (see "Estimated attendance" above).</p>
-<img alt="attendance" src="data:image/png;base64,{_attendance_plot(policies)}">
+{_how_fast(policies, observed)}
 {_hours(policies)}
+{breakdown_tables(document)}
+{workload_table(document)}
 <h2>Cover</h2>
-<p>Minutes each response cluster spent below its minimum available cover, as the log
-recorded it (the same under every policy: see "Cover-gap minutes" above).</p>
+<p>Minutes each response cluster spent below its minimum available cover{
+        ", as each policy's own deployments left it (closed loop)."
+        if closed
+        else ", as the log recorded it (the same under every policy: see Cover-gap minutes above)."
+    }</p>
 <img alt="cover gaps" src="data:image/png;base64,{_cover_plot(policies)}">
 <h2>Assumptions</h2>
 {assumptions}{_variants_assume(policies)}
 </body></html>
 """
     path.write_text(page, encoding="utf-8")
+
+
+def write_across_report(summary: dict[str, Any], path: Path) -> None:
+    """The report across several logs: each headline figure's mean and 95% interval over
+    the logs, the differences likewise, and a link to each log's own report."""
+    data = summary["across"]
+    names = list(data["policies"])
+
+    def shown(entry: dict[str, Any]) -> str:
+        kind = entry.get("kind", "")
+
+        def fmt(v: float) -> str:
+            if kind == "min":
+                return f"{v / 60:.1f} min"
+            return f"{min(max(v, 0.0), 1.0):.0%}" if kind == "pct" else f"{v:,.0f}"
+
+        if entry["mean"] is None:
+            return "not measured"
+        ci = entry.get("ci95")
+        interval = f' <small class="ci">({fmt(ci[0])} to {fmt(ci[1])})</small>' if ci else ""
+        return fmt(entry["mean"]) + interval
+
+    rows = []
+    first = data["policies"][names[0]]
+    for key, entry in first.items():
+        cells = "".join(f"<td>{shown(data['policies'][n][key])}</td>" for n in names)
+        rows.append(f"<tr><th>{html.escape(entry['label'])}</th>{cells}</tr>")
+    diffs = []
+    for pair, figures in data["differences"].items():
+        for label, entry in figures.items():
+            if entry["mean"] is None:
+                continue
+            minutes = "median" in label
+
+            def fmt(v: float, minutes: bool = minutes) -> str:
+                return f"{v / 60:+.1f} min" if minutes else _points(v)
+
+            ci = entry.get("ci95")
+            verdict = ""
+            if ci:
+                shows = ci[0] > 0 or ci[1] < 0
+                verdict = " (shows a difference)" if shows else " (may be chance)"
+                interval = f"{fmt(ci[0])} to {fmt(ci[1])}{verdict}"
+            else:
+                interval = "one log: no interval"
+            diffs.append(
+                f"<tr><th>{html.escape(pair)}: {html.escape(label)}</th>"
+                f"<td>{fmt(entry['mean'])}</td><td>{interval}</td></tr>"
+            )
+    logs = "".join(
+        f'<li><a href="{html.escape(r["dir"])}/report.html">{html.escape(r["log"])}</a></li>'
+        for r in summary["logs"]
+    )
+    kinds_seen = {p.get("kind") for p in summary["provenance"] if p}
+    note = (
+        "<b>Simulated data</b>: every log here was made by <code>sdo simulate</code>; none of "
+        "it happened."
+        if kinds_seen == {"simulated"}
+        else "Data: " + ", ".join(sorted(str(k) for k in kinds_seen))
+    )
+    n = len(summary["logs"])
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sdo evaluation across {n} logs</title>
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; max-width: 960px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: .35em .8em; text-align: right; }}
+th:first-child {{ text-align: left; font-weight: normal; }} .ci {{ color: #777; }}
+.banner {{ padding: .8em 1em; border-radius: 6px; margin: 1em 0; background: #fff4d6; }}
+</style></head><body>
+<h1>Dispatch policies compared across {n} logs</h1>
+<div class="banner">{note} {_loop_words(summary.get("loop"))}</div>
+<h2>In short</h2>
+{_across_summary(data, n)}
+<p>Each figure is the mean over the {n} logs, with a 95% interval from how much it varied
+between them (in brackets): what another log like these would most likely give. Where an
+interval of a difference leaves out zero, the logs show a difference.</p>
+<table><tr><th></th>{"".join(f"<th>{html.escape(x)}</th>" for x in names)}</tr>
+{"".join(rows)}</table>
+<h2>Differences on the same calls (mean over the logs)</h2>
+<table><tr><th></th><th>mean</th><th>95% interval</th></tr>{"".join(diffs)}</table>
+<h2>Each log's own report</h2><ul>{logs}</ul>
+</body></html>
+"""
+    path.write_text(page, encoding="utf-8")
+
+
+def _loop_words(loop: Any) -> str:
+    if loop == "closed":
+        return (
+            "Each policy's recommendations were carried out as an SDO accepting them would "
+            "(closed loop): times, cover and workload are outcomes of the policy."
+        )
+    return (
+        "The logs' own deployments were applied (open loop): the policies' times are "
+        "estimates from their first recommendations."
+    )
+
+
+def _across_summary(data: dict[str, Any], n: int) -> str:
+    """The differences the logs show, in words, for each pair compared."""
+    out = []
+    for pair, figures in data["differences"].items():
+        shown: list[str] = []
+        chance: list[str] = []
+        for label, entry in figures.items():
+            ci = entry.get("ci95")
+            if entry["mean"] is None or not ci:
+                continue
+            mean = entry["mean"]
+            value = f"{mean / 60:+.1f} min" if "median" in label else _points(mean)
+            text = f"{html.escape(label)} {value}"
+            (shown if ci[0] > 0 or ci[1] < 0 else chance).append(text)
+        a, _, b = pair.partition(" - ")
+        parts = [f"<b>{html.escape(a)}</b> against <b>{html.escape(b)}</b> on the same calls"]
+        parts.append(
+            f"the {n} logs show {', '.join(shown)}" if shown else f"the {n} logs show no difference"
+        )
+        if chance:
+            parts.append(f"may be chance: {', '.join(chance)}")
+        out.append("<li>" + "; ".join(parts) + ".</li>")
+    if not out:
+        return ""
+    return (
+        "<p><b>thrive</b> routes each call by its THRIVE+ grading (the product); "
+        "<b>closest</b> sends the nearest free response officer to the calls the force "
+        "attended (a model of today's dispatch); <b>recorded</b> is what the dispatch in "
+        "the logs did.</p><ul>" + "".join(out) + "</ul>"
+    )
+
+
+def _points(share: float) -> str:
+    """A difference of shares in percentage points (one decimal under one point)."""
+    points = share * 100
+    text = f"{points:+.1f}" if abs(points) < 1 else f"{points:+.0f}"
+    return ("0" if text.strip("+-0.") == "" else text) + " points"

@@ -35,7 +35,7 @@ and areas give the same bytes (gzip with ``mtime=0``, as ``sdo simulate``). Rows
 read whole (a police.uk extract is a few tens of thousands of rows) and sorted by time.
 
 Officers: police.uk has none. ``--officers K`` merges in a synthetic roster with shifts,
-breaks and AVL from :func:`sdo.simulate.simulate` (``incidents_per_day=0``: its own
+breaks and AVL from :func:`sdo.evaluation.simulate.simulate` (``incidents_per_day=0``: its own
 incidents and dispatcher are switched off) over the span of the converted records, so the
 recommendations have officers to name. Simulated shift hours are UTC hours (one hour early
 in British Summer Time). There are no recorded deployments, so agreement with recorded
@@ -443,7 +443,7 @@ def with_officers(
     simulated officer events come first, so an officer booking on at a second can be
     recommended for an incident of that second.
     """
-    from sdo.simulate import simulate  # noqa: PLC0415  (only with --officers)
+    from sdo.evaluation.simulate import simulate  # noqa: PLC0415  (only with --officers)
 
     if not incidents:
         return iter(())
@@ -474,7 +474,7 @@ def cli(args: argparse.Namespace) -> int:
     """``sdo import police-uk``: write the log, report what was skipped on stderr."""
     from sdo.areas import load_areas  # noqa: PLC0415  (shapely only when the command runs)
     from sdo.cli import settings_from  # noqa: PLC0415  (cli imports this module lazily)
-    from sdo.simulate import check_new, write_log  # noqa: PLC0415
+    from sdo.evaluation.simulate import check_new, write_log  # noqa: PLC0415
 
     check_new(args.out, force=args.force)
     if args.officers is not None and args.officers < 1:
