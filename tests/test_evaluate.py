@@ -246,13 +246,14 @@ def test_what_was_read_of_the_log_is_accounted_for(
     )
     assert (
         f"sdo evaluate: 1 event(s) of {broken} could not be applied and were left out: "
-        "deployment 1, e.g. deployment for unknown incident INC-NOT-IN-THE-LOG" in err
+        "deployment 1, e.g. deployment for unknown incident INC-NOT-IN-THE-LOG "
+        "(its incident never came)" in err
     )
     m = json.loads((out / "metrics.json").read_text())["policies"]["thrive"]
     assert m["events"] == events
     assert m["rejected_events"] == {"deployment": 1}
     assert m["rejected_examples"] == {
-        "deployment": "deployment for unknown incident INC-NOT-IN-THE-LOG"
+        "deployment": "deployment for unknown incident INC-NOT-IN-THE-LOG (its incident never came)"
     }
     valid = [json.loads(x) for x in lines if x.startswith(b'{"')]
     first, last = valid[0]["ts"], valid[-1]["ts"]
@@ -385,16 +386,16 @@ def test_a_pass_collects_cycles_less_often_and_restores_the_collector(
     seen: list[tuple[int, ...]] = []
     step = ev._step
 
-    def watching(*args: Any) -> None:
+    def watching(*args: Any, **kwargs: Any) -> None:
         seen.append(gc.get_threshold())
-        step(*args)
+        step(*args, **kwargs)
 
     monkeypatch.setattr(ev, "_step", watching)
     ev.evaluate(log, Settings(), ["thrive"], jobs=1)
     assert seen and set(seen) == {(ev.GC_THRESHOLD, *before[1:])}
     assert gc.get_threshold() == before
 
-    def failing(*args: Any) -> None:
+    def failing(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(ev, "_step", failing)
@@ -486,11 +487,11 @@ def test_an_interrupted_evaluation_leaves_the_last_results_as_they_were(
         (out / name).write_bytes(before[name])
     step, calls = ev._step, [0]
 
-    def interrupted(*args: Any) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> None:
         calls[0] += 1
         if calls[0] == 200:
             raise KeyboardInterrupt
-        step(*args)
+        step(*args, **kwargs)
 
     monkeypatch.setattr(ev, "_step", interrupted)
     args = ["evaluate", str(log), "--out", str(out), "--jobs", "1"]
