@@ -186,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM)")
     p.add_argument("--key", type=Path, default=None, help="TLS private key (PEM)")
     p.add_argument("--origin", action="append", default=None, help="allowed Origin (repeatable)")
+    p.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="serve plain HTTP on a non-loopback address (only behind a TLS proxy)",
+    )
     _observability(p)
     p.set_defaults(func=_run("sdo.console.server:cli"))
 
@@ -198,6 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--users", type=Path, default=env_default("users"), help="users file (SDO_USERS)"
     )
     q.set_defaults(func=_run("sdo.console.auth:cli_add"))
+    q = users.add_parser("remove", help="remove a user (their open sessions are closed)")
+    q.add_argument("name")
+    q.add_argument(
+        "--users", type=Path, default=env_default("users"), help="users file (SDO_USERS)"
+    )
+    q.set_defaults(func=_run("sdo.console.auth:cli_remove"))
+    q = users.add_parser("list", help="list the users and their roles (never their tokens)")
+    q.add_argument(
+        "--users", type=Path, default=env_default("users"), help="users file (SDO_USERS)"
+    )
+    q.set_defaults(func=_run("sdo.console.auth:cli_list"))
 
     p = sub.add_parser("simulate", help="write a deterministic synthetic pilot event log")
     _common(p, broker=False)

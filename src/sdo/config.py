@@ -279,6 +279,16 @@ class Topics:
     def deadletter(self) -> str:
         return f"{self.prefix}deadletter"
 
+    @property
+    def note(self) -> str:
+        """SDOs' notes on incidents (from the console)."""
+        return f"{self.prefix}incident.note"
+
+    @property
+    def alert_ack(self) -> str:
+        """SDOs' acknowledgements of alerts (from the console)."""
+        return f"{self.prefix}alert.ack"
+
     def for_type(self, event_type: str) -> str:
         """The topic an event of ``event_type`` is published to."""
         return {
@@ -289,6 +299,8 @@ class Topics:
             "deployment": self.deployment,
             "recommendation": self.recommendation,
             "alert": self.alert,
+            "incident.note": self.note,
+            "alert.ack": self.alert_ack,
             "deadletter": self.deadletter,
         }[event_type]
 

@@ -38,6 +38,7 @@ __all__ = [
     "EVENT_TYPES",
     "MAX_EVENT_BYTES",
     "Alert",
+    "AlertAck",
     "AlertKind",
     "Candidate",
     "DeadLetter",
@@ -46,6 +47,7 @@ __all__ = [
     "Event",
     "Fix",
     "Incident",
+    "IncidentNote",
     "IncidentState",
     "InputEvent",
     "Level",
@@ -202,6 +204,8 @@ class OfficerStatus(_Envelope):
     status: Status
     incident_id: Id | None = None
     note: Text | None = None
+    #: the console user who made the change (absent when it came from the officer or CAD)
+    by: Id | None = None
 
 
 class OfficerProfile(_Envelope):
@@ -266,7 +270,10 @@ class Deployment(_Envelope):
 
     ``accepted`` takes the recommendation as given: its officers, or none when it names
     none by design (a signpost: the call is referred to the partner service it names).
-    ``overridden`` names at least one officer; ``declined`` none, and a reason."""
+    ``overridden`` names at least one officer; ``declined`` none, and a reason.
+    ``shortfalls`` records what the deployment lacks as the SDO was shown it (a required
+    skill nobody sent holds, fewer officers than the call needs, an officer sent anyway
+    while off duty or committed elsewhere)."""
 
     type: Literal["deployment"] = "deployment"
     incident_id: Id
@@ -275,6 +282,7 @@ class Deployment(_Envelope):
     by: Id
     reason: Text | None = None
     recommendation_id: Id | None = None
+    shortfalls: tuple[Text, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Deployment:
@@ -335,6 +343,31 @@ class Alert(_Envelope):
     active: bool = True
 
 
+NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+class IncidentNote(_Envelope):
+    """An SDO's note on an incident, written at the console: part of the call's story,
+    shown on every console."""
+
+    type: Literal["incident.note"] = "incident.note"
+    incident_id: Id
+    text: NoteText
+    by: Id
+
+
+class AlertAck(_Envelope):
+    """An SDO's acknowledgement of a raised alert (who and when). It holds while the alert
+    stays raised; once the alert is cleared, a new raise needs a new acknowledgement."""
+
+    type: Literal["alert.ack"] = "alert.ack"
+    kind: AlertKind
+    subject: Id
+    #: the ``event_id`` of the alert as the SDO saw it when acknowledging
+    alert_event_id: Id
+    by: Id
+
+
 class DeadLetter(_Envelope):
     """Output: an input that could not be used, with why.
 
@@ -365,6 +398,8 @@ Event = Annotated[
     | Deployment
     | Recommendation
     | Alert
+    | IncidentNote
+    | AlertAck
     | DeadLetter,
     Field(discriminator="type"),
 ]
@@ -380,6 +415,8 @@ EVENT_TYPES: Final[dict[str, type[_Envelope]]] = {
         Deployment,
         Recommendation,
         Alert,
+        IncidentNote,
+        AlertAck,
         DeadLetter,
     )
 }

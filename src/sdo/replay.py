@@ -84,10 +84,12 @@ def key_of(event: Any) -> bytes | None:
     kind = event.type
     if kind.startswith("officer."):
         key: str | None = event.officer_id
-    elif kind in ("incident", "deployment", "recommendation"):
+    elif kind in ("incident", "deployment", "recommendation", "incident.note"):
         key = event.incident_id
     elif kind == "alert":
         key = event.area_id or event.subject
+    elif kind == "alert.ack":
+        key = f"{event.kind}:{event.subject}"
     else:  # a dead letter's original key is not known any more
         key = None
     return None if key is None else key.encode()
