@@ -143,6 +143,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--bind", default=env_default("bind"), help="console HOST:PORT (SDO_CONSOLE_BIND)"
     )
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument(
+        "--sdo-window",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="wall-clock seconds each new call is left to the SDO before the simulated "
+        "dispatcher acts on it (default 60; it never acts on a call an SDO decided)",
+    )
+    p.add_argument(
+        "--users",
+        type=Path,
+        default=None,
+        help="users file, kept across restarts (default: a new one in a temporary directory)",
+    )
+    p.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="serve plain HTTP on a non-loopback --bind (only behind a TLS proxy)",
+    )
     _observability(p, metrics=False)
     p.set_defaults(func=_run("sdo.demo:cli"))
 
