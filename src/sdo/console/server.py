@@ -150,11 +150,13 @@ STATUS_EVERY: Final = 1.0
 INFLIGHT_S: Final = 15.0
 CLOSE_POLICY: Final = 1008
 
-_STATIC: Final = {
-    "/": ("index.html", "text/html; charset=utf-8"),
-    "/index.html": ("index.html", "text/html; charset=utf-8"),
-    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-    "/app.css": ("app.css", "text/css; charset=utf-8"),
+#: Content types of the page's files, by suffix.
+_TYPES: Final = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
 }
 _CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -163,8 +165,21 @@ _CSP: Final = (
 
 
 def _static_files() -> dict[str, tuple[bytes, str]]:
+    """Every file of the page (``static/``, the vendored map library included), by URL
+    path; ``/`` is the page. Files of other kinds (a licence, a read-me) are not served."""
     root = resources.files("sdo.console") / "static"
-    return {path: ((root / name).read_bytes(), ctype) for path, (name, ctype) in _STATIC.items()}
+    out: dict[str, tuple[bytes, str]] = {}
+
+    def walk(folder: Any, prefix: str) -> None:
+        for item in folder.iterdir():
+            if item.is_dir():
+                walk(item, f"{prefix}{item.name}/")
+            elif (ctype := _TYPES.get(Path(item.name).suffix)) is not None:
+                out[f"{prefix}{item.name}"] = (item.read_bytes(), ctype)
+
+    walk(root, "/")
+    out["/"] = out["/index.html"]
+    return out
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
