@@ -264,8 +264,9 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(desk
     their transport and skills, a neighbourhood's its typology and named officer; an alert
     about an incident opens it. J/K (or the arrows) move through the pending incidents in
     queue order; ? shows the keys; O opens the override form, where typed letters are
-    text, not keys, and whose officers come nearest first; A only puts the focus on Accept
-    (nothing is sent), moving to another incident takes it away, and Enter then accepts;
+    text, not keys, and whose officers come the available nearest first, then the busy;
+    A only puts the focus on Accept (nothing is sent), moving to another incident takes
+    it away, and Enter then accepts;
     a viewer's page, opened later, marks nothing NEW, and its A does nothing."""
     ev = desk.ev
     page = await desk.open()
@@ -340,16 +341,21 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(desk
     await keys("o")
     await expect(page.locator("#decide-form")).to_be_visible()
     await expect(page.locator("#decide-reason")).to_be_focused()
-    # the officers to deploy instead: available ones, nearest to the incident first
+    # the officers to send instead: the available, nearest to the call first; then the
+    # busy (sending them needs a confirmation)
     options = page.locator("#pick-officer option")
-    await expect(options).to_have_count(4)
+    await expect(options).to_have_count(5)
     assert [await o.get_attribute("value") for o in await options.all()] == [
         "",
         "o3",
         "o1",
         "o2",
+        "N-0101",
     ]
     await expect(options.nth(3)).to_have_text("CSo2 (response, north, 5.1 km; first aid)")
+    await expect(options.nth(4)).to_have_text(
+        "NB01 (committed, neighbourhood, north, no fix; first aid)"
+    )
     await page.keyboard.type("ajk")  # text in the reason, not keys
     await expect(page.locator("#decide-reason")).to_have_value("ajk")
     # what sending them does to their cluster's cover: north-1 has three, its minimum is 4

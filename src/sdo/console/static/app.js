@@ -163,12 +163,13 @@ function handle(msg) {
         const isNew = !state.incidents.has(msg.incident.incident_id);
         if (isNew) state.fresh.set(msg.incident.incident_id, performance.now());
         state.incidents.set(msg.incident.incident_id, msg.incident);
-        if (isNew) say(msg.incident.incident_id);
+        if (isNew) sayLater(msg.incident.incident_id);
         announce(msg.incident.incident_id);
       }
       break;
     case "recommendation":
       state.recs.set(msg.recommendation.incident_id, msg.recommendation);
+      say(msg.recommendation.incident_id);
       announce(msg.recommendation.incident_id);
       break;
     case "alert": {
@@ -301,8 +302,18 @@ function announce(id) {
   if (soundOn()) chime();
 }
 
+const unsaid = new Set(); // new calls not said yet: they are said once graded
+
+function sayLater(id) {
+  // a new call is said with its grade, which comes with its recommendation a moment
+  // later; without one within 3 s, it is said without
+  unsaid.add(id);
+  setTimeout(() => say(id), 3000);
+}
+
 function say(id) {
   // a screen reader hears each new call (the live region is assertive)
+  if (!unsaid.delete(id)) return;
   const inc = state.incidents.get(id);
   if (!inc || !incidentInScope(inc)) return;
   const g = gradeOf(inc);
@@ -729,6 +740,8 @@ function select(id, fromChannel = false) {
     askStory(id);
     if (!fromChannel) post({ type: "select", id });
     showIncident(id);
+    // drawn at once: a key pressed right after the click acts on this call
+    renderPanel();
   }
   schedule();
 }
@@ -917,17 +930,23 @@ function renderForm() {
     // nearest to the call first (straight line), those with no fix last
     const away = (o) => (o.lon !== undefined && o.lat !== undefined && o.lon !== null && o.lat !== null
       ? metres(o.lon, o.lat, inc.lon, inc.lat) : Infinity);
-    const avail = [...state.officers.values()]
-      .filter((o) => o.status === "available" && !form.picked.has(o.officer_id))
+    const onDuty = [...state.officers.values()]
+      .filter((o) => o.status !== "off_duty" && !form.picked.has(o.officer_id))
       .map((o) => ({ o, m: away(o) }))
       .sort((a, b) => a.m - b.m || (a.o.callsign || "").localeCompare(b.o.callsign || ""));
-    const wanted = new Set(["", ...avail.map(({ o }) => o.officer_id)]);
+    const avail = onDuty.filter(({ o }) => o.status === "available");
+    const busy = onDuty.filter(({ o }) => o.status !== "available");
+    const wanted = new Set(["", ...onDuty.map(({ o }) => o.officer_id)]);
+    const label = ({ o, m }) => `${o.callsign || o.officer_id} (${o.status === "available" ? "" : `${STATUS_TEXT[o.status]}${o.incident_id ? " " + o.incident_id : ""}, `}`
+      + `${ROLE_TEXT[o.role] || words(o.role || "?")}${o.npu || o.home_npu ? ", " + (o.npu || o.home_npu) : ""}`
+      + `${Number.isFinite(m) ? `, ${(m / 1000).toFixed(1)} km` : ", no fix"}`
+      + `${(o.skills || []).length ? `; ${o.skills.map(words).join(", ")}` : ""})`;
     if (current.size !== wanted.size || [...wanted].some((v) => !current.has(v))) {
-      select.replaceChildren(h("option", { value: "" }, "— available officers, nearest first —"),
-        ...avail.map(({ o, m }) => h("option", { value: o.officer_id },
-          `${o.callsign || o.officer_id} (${ROLE_TEXT[o.role] || words(o.role || "?")}${o.npu ? ", " + o.npu : ""}`
-          + `${Number.isFinite(m) ? `, ${(m / 1000).toFixed(1)} km` : ", no fix"}`
-          + `${(o.skills || []).length ? `; ${o.skills.map(words).join(", ")}` : ""})`)));
+      // the free first (nearest first); then the busy, whom sending needs a confirmation
+      select.replaceChildren(h("option", { value: "" }, "— officers on duty, nearest first —"),
+        h("optgroup", { label: "available" }, ...avail.map((x) => h("option", { value: x.o.officer_id }, label(x)))),
+        ...(busy.length ? [h("optgroup", { label: "busy: send anyway needs a reason" },
+          ...busy.map((x) => h("option", { value: x.o.officer_id }, label(x))))] : []));
     }
   } else {
     needs.replaceChildren();
@@ -942,8 +961,9 @@ function openForm(kind) {
   state.form = { kind, picked: new Set(), problems: [] };
   $("#decide-reason").value = "";
   $("#send-anyway").checked = false;
-  schedule();
-  setTimeout(() => $("#decide-reason").focus(), 0);
+  // shown and focused at once: what the SDO types next is the reason, not keys
+  renderPanel();
+  $("#decide-reason").focus();
 }
 
 function act(kind, extra) {

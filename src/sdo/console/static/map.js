@@ -31,7 +31,7 @@ export function initMap(el, callbacks) {
   hooks = { ...hooks, ...callbacks };
   map = L.map(el, {
     zoomSnap: 0.25, zoomDelta: 0.5, wheelPxPerZoomLevel: 90, attributionControl: false,
-    minZoom: 9, maxZoom: 18, keyboard: false, boxZoom: true,
+    minZoom: 9, maxZoom: 18, keyboard: false, boxZoom: true, inertia: false,
   });
   map.setView([52.52, -1.82], 11);
   const fit = L.control({ position: "topleft" });
