@@ -58,9 +58,13 @@ _STATUS: Final = {
 }
 
 
+_ACRONYMS: Final = frozenset({"asb", "rtc", "ppu", "pcso", "npu", "cctv", "avl"})
+
+
 def words(name: str) -> str:
-    """A raw enumeration name as words (``criminal_damage`` -> ``criminal damage``)."""
-    return name.replace("_", " ")
+    """A raw enumeration name as words (``criminal_damage`` -> ``criminal damage``,
+    ``asb`` -> ``ASB``)."""
+    return " ".join(w.upper() if w in _ACRONYMS else w for w in name.split("_"))
 
 
 def _mmss(seconds: float) -> str:

@@ -136,8 +136,11 @@ export function renderBoard() {
     h("td", { class: "st" }, statusIcon(o.status, 13), " ", STATUS_TEXT[o.status] || o.status),
     h("td", { class: "num" }, r.since >= 0 ? fmtAge(r.since) : "–"),
     h("td", {}, o.incident_id ? h("a", { href: "#", class: "inc-link", dataset: { incident: o.incident_id } }, o.incident_id) : "–"),
-    h("td", { class: `num${staleFix ? " stale" : ""}` }, Number.isFinite(r.fix) ? fmtAge(r.fix) : "no fix"),
-    h("td", { class: "muted" }, [o.npu || o.home_npu, o.cluster, o.neighbourhood].filter(Boolean).join(" · ") || "–"),
+    o.transport === "desk" && !Number.isFinite(r.fix)
+      ? h("td", { class: "num muted", title: "works at a desk: no position" }, "desk")
+      : h("td", { class: `num${staleFix ? " stale" : ""}` }, Number.isFinite(r.fix) ? fmtAge(r.fix) : "no fix"),
+    h("td", { class: "muted", title: [o.npu || o.home_npu, o.cluster, o.neighbourhood].filter(Boolean).join(" · ") },
+      [o.cluster || o.npu || o.home_npu, o.neighbourhood].filter(Boolean).join(" · ") || "–"),
     h("td", { class: "skills" }, (o.skills || []).map(words).join(", ") || "–"),
     h("td", { class: "changes" }, ...changeButtons(o)));
   }));

@@ -300,7 +300,12 @@ function declutter(now) {
   if (!now && t < declutterDue) return;
   declutterDue = t + 250;
   const size = map.getSize();
+  // the calls' diamonds are obstacles: no label is written over one
   const placed = [];
+  for (const m of incidentMarks.values()) {
+    const pt = map.latLngToContainerPoint(m.marker.getLatLng());
+    placed.push([pt.x - 12, pt.y - 12, pt.x + 12, pt.y + 12]);
+  }
   const items = [];
   for (const [id, m] of incidentMarks) {
     const inc = state.incidents.get(id);
@@ -375,7 +380,7 @@ function legend() {
     });
     // open where the map has room for it (or as the SDO last left it)
     const kept = sessionStorage.getItem(LEGEND_KEY);
-    show(kept ? kept === "open" : map.getSize().x >= 900);
+    show(kept ? kept === "open" : map.getSize().x >= 640);
     const box = h("div", { class: "legend", id: "legend" }, toggle, body);
     L.DomEvent.disableClickPropagation(box);
     L.DomEvent.disableScrollPropagation(box);
