@@ -294,6 +294,13 @@ async def test_the_officer_board_lists_sorts_filters_and_changes_status(desk: De
     await page.click("#board tr[data-id='o4'] td.cs")
     await expect(page.locator("#tab-map")).to_have_attribute("aria-selected", "true")
     await expect(page.locator("#map .officer.found")).to_have_attribute("data-id", "o4")
+    # back on the map, it is as it was: not zoomed into one street (it was fitted while
+    # hidden, at no size, and came back at the closest zoom)
+    await expect(page.locator(".leaflet-control-zoom-in.leaflet-disabled")).to_have_count(0)
+    area = await page.locator("#map path.area[data-id='E07']").bounding_box()
+    whole = await page.locator("#map").bounding_box()
+    assert area is not None and whole is not None
+    assert area["width"] < whole["width"] / 3
     await viewer.close()
     await page.close()
     assert desk.errors == []

@@ -596,14 +596,10 @@ function renderTabs() {
 }
 
 function showTab(tab) {
-  const was = state.tab;
   state.tab = tab;
   renderTabs();
-  if (tab === "map" && was !== "map") requestAnimationFrame(() => { if (needsFit) { needsFit = false; fitScope(); } });
   schedule();
 }
-
-let needsFit = true;
 
 // -- finding an officer or a call ----------------------------------------------------
 

@@ -26,6 +26,7 @@ let outlines = null;
 let lines = null;
 let bounds = null;
 let declutterDue = 0;
+let fitPending = false; // a fit asked for while the map was hidden (no size): done when shown
 
 export function initMap(el, callbacks) {
   hooks = { ...hooks, ...callbacks };
@@ -45,7 +46,10 @@ export function initMap(el, callbacks) {
   legend().addTo(map);
   lines = L.layerGroup().addTo(map);
   map.on("zoomend moveend resize", () => declutter(true));
-  new ResizeObserver(() => map.invalidateSize()).observe(el);
+  new ResizeObserver(() => {
+    map.invalidateSize();
+    if (fitPending && el.clientWidth && el.clientHeight) { fitPending = false; fitScope(); }
+  }).observe(el);
 }
 
 export function mapReady() { return !!(map && bounds); }
@@ -131,6 +135,9 @@ function scopeBounds() {
 export function fitScope() {
   const b = scopeBounds();
   if (!map || !b) return;
+  const el = map.getContainer();
+  if (!el.clientWidth || !el.clientHeight) { fitPending = true; return; }
+  map.invalidateSize();
   // the legend, when open, lies over the map's top right: keep the area clear of it
   const legendBox = document.getElementById("legend-body");
   const right = legendBox && !legendBox.hidden ? legendBox.parentElement.offsetWidth + 16 : 12;
