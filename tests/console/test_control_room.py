@@ -238,7 +238,7 @@ async def test_the_officer_board_lists_sorts_filters_and_changes_status(desk: De
     """The board lists every officer on duty (off duty on request), with status, time in
     it, call and fix age; sorts by a column (again: the other way); filters by status,
     role and NPU; a row shows the officer on the map. An SDO marks an officer en route
-    as at scene (a second press confirms): an ``officer.status`` on Kafka saying who; a
+    as at scene (the button in sight; a second press confirms): an ``officer.status`` on Kafka saying who; a
     viewer's board offers no change."""
     ev = desk.ev
     await desk.produce([
@@ -281,6 +281,7 @@ async def test_the_officer_board_lists_sorts_filters_and_changes_status(desk: De
     await expect(viewer.locator("#board tr[data-id='o2']")).to_contain_text("en route")
     await expect(viewer.locator("#board button.change")).to_have_count(0)
     button = en_route.locator("button.change[data-change='at_scene']")
+    await in_sight(page, "#board tr[data-id='o2'] button.change[data-change='at_scene']")
     await button.click()
     await expect(button).to_have_text("Confirm at scene")
     await button.click()

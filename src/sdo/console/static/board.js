@@ -16,7 +16,7 @@ const CHANGES = {
   available: { label: "Available", from: ["at_scene", "committed", "refreshment"] },
 };
 const COLUMNS = [
-  ["callsign", "Callsign"], ["role", "Role"], ["status", "Status"], ["since", "In status"],
+  ["callsign", "Officer"], ["status", "Status"], ["since", "In status"],
   ["incident", "Call"], ["fix", "Last fix"], ["where", "Where"], ["skills", "Skills"],
 ];
 const armed = new Map(); // officer id -> {change, until}: a second press confirms
@@ -24,7 +24,7 @@ const armed = new Map(); // officer id -> {change, until}: a second press confir
 export function initBoard(callbacks) {
   hooks = { ...hooks, ...callbacks };
   const head = $("#board thead tr");
-  head.replaceChildren(...COLUMNS.map(([key, label]) => h("th", { scope: "col" },
+  head.replaceChildren(...COLUMNS.map(([key, label]) => h("th", { scope: "col", class: `col-${key}` },
     h("button", { type: "button", class: "sort", dataset: { key }, "aria-label": `sort by ${label}` }, label))),
   h("th", { scope: "col" }, "Change"));
   head.addEventListener("click", (ev) => {
@@ -131,8 +131,8 @@ export function renderBoard() {
       dataset: { id: o.officer_id }, class: state.found === o.officer_id ? "found" : "",
       title: "show on the map",
     },
-    h("td", { class: "cs" }, r.callsign),
-    h("td", {}, r.role),
+    h("td", { class: "cs", title: (o.skills || []).map(words).join(", ") || "no skills recorded" },
+      r.callsign, h("div", { class: "sub" }, r.role)),
     h("td", { class: "st" }, statusIcon(o.status, 13), " ", STATUS_TEXT[o.status] || o.status),
     h("td", { class: "num" }, r.since >= 0 ? fmtAge(r.since) : "–"),
     h("td", {}, o.incident_id ? h("a", { href: "#", class: "inc-link", dataset: { incident: o.incident_id } }, o.incident_id) : "–"),

@@ -387,7 +387,7 @@ function legend() {
     });
     // open where the map has room for it (or as the SDO last left it)
     const kept = sessionStorage.getItem(LEGEND_KEY);
-    show(kept ? kept === "open" : map.getSize().x >= 640);
+    show(kept ? kept === "open" : map.getSize().x >= 900);
     const box = h("div", { class: "legend", id: "legend" }, toggle, body);
     L.DomEvent.disableClickPropagation(box);
     L.DomEvent.disableScrollPropagation(box);
