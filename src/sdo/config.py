@@ -312,6 +312,11 @@ class Topics:
     def outputs(self) -> tuple[str, ...]:
         return (self.recommendation, self.alert, self.deadletter)
 
+    @property
+    def console(self) -> tuple[str, ...]:
+        """What the console writes beside the deployments, and only consoles read."""
+        return (self.note, self.alert_ack)
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
