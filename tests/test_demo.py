@@ -1,10 +1,13 @@
-"""sdo.demo's wind-down: what stops on its own is let stop, the rest is cancelled."""
+"""sdo.demo: its wind-down (what stops on its own is let stop, the rest is cancelled) and
+its users file."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from sdo.demo import _wind_down
+from sdo.console.auth import Users
+from sdo.demo import _users, _wind_down
 
 
 def test_tasks_that_end_on_their_own_close_before_the_rest_is_cancelled() -> None:
@@ -46,3 +49,17 @@ def test_a_task_that_does_not_end_in_its_grace_is_cancelled() -> None:
         assert stuck.cancelled()
 
     asyncio.run(main())
+
+
+def test_a_users_file_given_is_kept_across_restarts(tmp_path: Path) -> None:
+    """``sdo demo --users FILE``: the first run adds the demo SDO and shows its token once;
+    a restart keeps the file as it is (the token still opens the console) and shows none.
+    Without ``--users`` each run makes a new file in its working directory."""
+    users = tmp_path / "kept.json"
+    path, token = _users(users, tmp_path / "run1")
+    assert path == users and token is not None
+    again, none = _users(users, tmp_path / "run2")
+    assert (again, none) == (users, None)
+    assert Users(users).authenticate(token) is not None
+    fresh, new = _users(None, tmp_path)
+    assert fresh == tmp_path / "users.json" and new is not None and new != token

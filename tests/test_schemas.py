@@ -73,6 +73,7 @@ EXAMPLES = {
         "ts": TS,
         "officer_id": "o1",
         "status": "available",
+        "by": "sdo1",
     },
     "officer.profile": {
         "type": "officer.profile",
@@ -108,6 +109,7 @@ EXAMPLES = {
         "decision": "accepted",
         "officer_ids": ["o1"],
         "by": "sdo1",
+        "shortfalls": ["nobody sent holds taser"],
     },
     "recommendation": {
         "type": "recommendation",
@@ -140,6 +142,23 @@ EXAMPLES = {
         "severity": "critical",
         "subject": "north-1",
         "message": "below cover",
+    },
+    "incident.note": {
+        "type": "incident.note",
+        "event_id": "e9",
+        "ts": TS,
+        "incident_id": "i1",
+        "text": "caller rang again: the offender has left",
+        "by": "sdo1",
+    },
+    "alert.ack": {
+        "type": "alert.ack",
+        "event_id": "e10",
+        "ts": TS,
+        "kind": "cover_gap",
+        "subject": "north-1",
+        "alert_event_id": "e7",
+        "by": "sdo1",
     },
     "deadletter": {
         "type": "deadletter",

@@ -586,8 +586,9 @@ def topic_specs(topics: Topics, partitions: int = 4) -> list[TopicSpec]:
     The officer topics and the incident topic share one partition count (they are
     co-partitioned for the worker's joins); the outputs use it too. Latest-value topics
     (profile per officer, recommendation per incident) are compacted; positions expire after
-    a day; status, incidents and deployments (the audit trail) are kept; the dead-letter
-    topic is one partition, kept 30 days for inspection.
+    a day; status, incidents, deployments and SDOs' notes (the audit trail) are kept; alerts
+    and their acknowledgements a week; the dead-letter topic is one partition, kept 30 days
+    for inspection.
     """
     return [
         TopicSpec(topics.location, partitions, retention_ms=_DAY_MS),
@@ -597,6 +598,8 @@ def topic_specs(topics: Topics, partitions: int = 4) -> list[TopicSpec]:
         TopicSpec(topics.deployment, partitions, retention_ms=-1),
         TopicSpec(topics.recommendation, partitions, compacted=True),
         TopicSpec(topics.alert, partitions, retention_ms=7 * _DAY_MS),
+        TopicSpec(topics.note, partitions, retention_ms=-1),
+        TopicSpec(topics.alert_ack, partitions, retention_ms=7 * _DAY_MS),
         TopicSpec(topics.deadletter, 1, retention_ms=30 * _DAY_MS),
     ]
 

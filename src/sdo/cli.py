@@ -160,6 +160,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--bind", default=env_default("bind"), help="console HOST:PORT (SDO_CONSOLE_BIND)"
     )
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument(
+        "--sdo-window",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="wall-clock seconds each new call is left to the SDO before the simulated "
+        "dispatcher acts on it (default 60; it never acts on a call an SDO decided)",
+    )
+    p.add_argument(
+        "--users",
+        type=Path,
+        default=None,
+        help="users file, kept across restarts (default: a new one in a temporary directory)",
+    )
+    p.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="serve plain HTTP on a non-loopback --bind (only behind a TLS proxy)",
+    )
     _observability(p, metrics=False)
     p.set_defaults(func=_run("sdo.demo:cli"))
 
@@ -212,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM)")
     p.add_argument("--key", type=Path, default=None, help="TLS private key (PEM)")
     p.add_argument("--origin", action="append", default=None, help="allowed Origin (repeatable)")
+    p.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="serve plain HTTP on a non-loopback address (only behind a TLS proxy)",
+    )
     _admission(p)
     _observability(p)
     p.set_defaults(func=_run("sdo.console.server:cli"))
@@ -225,6 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--users", type=Path, default=env_default("users"), help="users file (SDO_USERS)"
     )
     q.set_defaults(func=_run("sdo.console.auth:cli_add"))
+    q = users.add_parser("remove", help="remove a user (their open sessions are closed)")
+    q.add_argument("name")
+    q.add_argument(
+        "--users", type=Path, default=env_default("users"), help="users file (SDO_USERS)"
+    )
+    q.set_defaults(func=_run("sdo.console.auth:cli_remove"))
+    q = users.add_parser("list", help="list the users and their roles (never their tokens)")
+    q.add_argument(
+        "--users", type=Path, default=env_default("users"), help="users file (SDO_USERS)"
+    )
+    q.set_defaults(func=_run("sdo.console.auth:cli_list"))
 
     p = sub.add_parser("simulate", help="write a deterministic synthetic pilot event log")
     _common(p, broker=False)

@@ -282,6 +282,16 @@ class Topics:
     def deadletter(self) -> str:
         return f"{self.prefix}deadletter"
 
+    @property
+    def note(self) -> str:
+        """SDOs' notes on incidents (from the console)."""
+        return f"{self.prefix}incident.note"
+
+    @property
+    def alert_ack(self) -> str:
+        """SDOs' acknowledgements of alerts (from the console)."""
+        return f"{self.prefix}alert.ack"
+
     def for_type(self, event_type: str) -> str:
         """The topic an event of ``event_type`` is published to."""
         return {
@@ -292,6 +302,8 @@ class Topics:
             "deployment": self.deployment,
             "recommendation": self.recommendation,
             "alert": self.alert,
+            "incident.note": self.note,
+            "alert.ack": self.alert_ack,
             "deadletter": self.deadletter,
         }[event_type]
 
@@ -302,6 +314,11 @@ class Topics:
     @property
     def outputs(self) -> tuple[str, ...]:
         return (self.recommendation, self.alert, self.deadletter)
+
+    @property
+    def console(self) -> tuple[str, ...]:
+        """What the console writes beside the deployments, and only consoles read."""
+        return (self.note, self.alert_ack)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,13 @@
 
 Starts the embedded broker on a free loopback port, creates the topics, runs ``sdo worker``
 as a child process (a real Faust worker, as in production), runs the console in this
-process with a fresh demo user, and feeds a simulated pilot shift (``sdo.simulate``) into
-Kafka at ``--speed`` × real time, starting at the current wall-clock time so the page's
-clocks read sensibly. A line of live availability is printed every few seconds.
+process, and feeds a simulated pilot shift (``sdo.evaluation.simulate``) into Kafka at ``--speed`` ×
+real time, starting at the current wall-clock time so the page's clocks read sensibly.
+The simulated dispatcher leaves each new call to the SDO for ``--sdo-window`` seconds of
+wall time and never sends officers to a call an SDO decided (:mod:`sdo.demo_feed`).
+Users come from ``--users FILE`` (kept across restarts; a demo SDO is added, its token
+printed once, when the file has none) or a fresh file in a temporary directory; the
+demo prints where the file is. A line of live availability is printed every few seconds.
 Ctrl-C stops everything cleanly (feed, console, worker, broker, in that order).
 
 The feed runs ahead of the wall clock (``--speed`` × real time): its events' times are
@@ -31,8 +35,9 @@ from typing import Any
 from sdo.broker import EmbeddedBroker, ensure_topics, topic_specs
 from sdo.cli import settings_from
 from sdo.config import Settings
-from sdo.console.auth import add_user
+from sdo.console.auth import add_user, load_users
 from sdo.console.server import Console, run_console
+from sdo.demo_feed import SdoWindow
 from sdo.errors import BrokerError
 from sdo.events import Status
 
@@ -78,14 +83,17 @@ async def _demo(args: argparse.Namespace) -> int:
             drains: list[asyncio.Task[None]] = []
             await _wait_worker(worker, drains)
             _say("worker ready")
-            users = workdir / "users.json"
-            token, _ = add_user(users, DEMO_USER, "sdo")
+            users, token = _users(args.users, workdir)
             consoles: list[Console] = []
 
             def announce(console: Console) -> None:
                 consoles.append(console)
                 _say(f"console ready at {console.url}")
-                _say(f"login token for {DEMO_USER} (role sdo): {token}")
+                _say(f"users file: {users} (sdo users add NAME --role sdo|viewer --users {users})")
+                if token is not None:
+                    _say(f"login token for {DEMO_USER} (role sdo): {token}")
+                else:
+                    _say("log in with a token of a user in that file (tokens are shown once)")
                 _say("Ctrl-C stops the demo.")
 
             console_task = asyncio.create_task(
@@ -95,10 +103,12 @@ async def _demo(args: argparse.Namespace) -> int:
                     args.bind,
                     ready=announce,
                     stop=stop,
+                    insecure_http=args.insecure_http,
                 )
             )
-            feed_task = asyncio.create_task(_feed(settings, args, stop))
-            status_task = asyncio.create_task(_status(consoles, stop))
+            window = _sdo_window(args.sdo_window, consoles)
+            feed_task = asyncio.create_task(_feed(settings, args, stop, window))
+            status_task = asyncio.create_task(_status(consoles, stop, window))
             timer = (
                 asyncio.get_running_loop().call_later(args.duration, stop.set)
                 if args.duration
@@ -142,18 +152,46 @@ async def _wind_down(
             await task
 
 
-async def _feed(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> None:
+def _users(path: Path | None, workdir: Path) -> tuple[Path, str | None]:
+    """The users file, and the demo SDO's token if one was made now (shown once)."""
+    users = path if path is not None else workdir / "users.json"
+    if users.exists() and load_users(users):
+        return users, None
+    token, _ = add_user(users, DEMO_USER, "sdo")
+    return users, token
+
+
+def _sdo_window(window_s: float, consoles: list[Console]) -> SdoWindow:
+    from sdo.evaluation.simulate import DISPATCHER  # noqa: PLC0415
+
+    def record(incident_id: str) -> Any:
+        return consoles[0].view.incidents.get(incident_id) if consoles else None
+
+    def decided(incident_id: str) -> bool:
+        found = record(incident_id)
+        return found is not None and found.decided_by not in (None, DISPATCHER)
+
+    def assigned(incident_id: str) -> tuple[str, ...]:
+        found = record(incident_id)
+        return found.assigned if found is not None and decided(incident_id) else ()
+
+    return SdoWindow(window_s, DISPATCHER, decided, assigned)
+
+
+async def _feed(
+    settings: Settings, args: argparse.Namespace, stop: asyncio.Event, window: SdoWindow
+) -> None:
     from sdo.areas import load_areas  # noqa: PLC0415
-    from sdo.replay import replay_events  # noqa: PLC0415
-    from sdo.simulate import simulate  # noqa: PLC0415
+    from sdo.evaluation.replay import replay_events  # noqa: PLC0415
+    from sdo.evaluation.simulate import simulate  # noqa: PLC0415
 
     areas = load_areas(settings.areas_path)
     start = datetime.now(UTC).replace(second=0, microsecond=0)
     events = simulate(areas, seed=args.seed, hours=FEED_HOURS, officers=args.officers, start=start)
-    await replay_events(events, settings, speed=args.speed, stop=stop)
+    await replay_events(window(events), settings, speed=args.speed, stop=stop)
 
 
-async def _status(consoles: list[Console], stop: asyncio.Event) -> None:
+async def _status(consoles: list[Console], stop: asyncio.Event, window: SdoWindow) -> None:
     """A line of live availability, for a terminal."""
     while not stop.is_set():
         await asyncio.sleep(STATUS_EVERY_S)
@@ -171,7 +209,10 @@ async def _status(consoles: list[Console], stop: asyncio.Event) -> None:
         clock = view.event_time.strftime("%H:%M") if view.event_time else "--:--"
         _say(
             f"[{clock}] on duty {len(on_duty)}, available {available}; response cover {clusters}; "
-            f"incidents awaiting a decision {pending}; recommendations {len(view.recommendations)}"
+            f"incidents awaiting a decision {pending}; "
+            f"recommendations {len(view.recommendations)}; "
+            f"simulated dispatches held for the SDO {window.holding}, "
+            f"dropped (an SDO decided) {window.dropped}"
         )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "EVENT_TYPES",
     "MAX_EVENT_BYTES",
     "Alert",
+    "AlertAck",
     "AlertKind",
     "Candidate",
     "DeadLetter",
@@ -46,6 +47,7 @@ __all__ = [
     "Event",
     "Fix",
     "Incident",
+    "IncidentNote",
     "IncidentState",
     "InputEvent",
     "Level",
@@ -64,6 +66,7 @@ __all__ = [
     "decode",
     "decode_line",
     "encode",
+    "kafka_key",
     "plain_fix",
     "to_json_dict",
     "trusted",
@@ -203,6 +206,8 @@ class OfficerStatus(_Envelope):
     status: Status
     incident_id: Id | None = None
     note: Text | None = None
+    #: the console user who made the change (absent when it came from the officer or CAD)
+    by: Id | None = None
 
 
 class OfficerProfile(_Envelope):
@@ -267,7 +272,10 @@ class Deployment(_Envelope):
 
     ``accepted`` takes the recommendation as given: its officers, or none when it names
     none by design (a signpost: the call is referred to the partner service it names).
-    ``overridden`` names at least one officer; ``declined`` none, and a reason."""
+    ``overridden`` names at least one officer; ``declined`` none, and a reason.
+    ``shortfalls`` records what the deployment lacks as the SDO was shown it (a required
+    skill nobody sent holds, fewer officers than the call needs, an officer sent anyway
+    while off duty or committed elsewhere)."""
 
     type: Literal["deployment"] = "deployment"
     incident_id: Id
@@ -276,6 +284,7 @@ class Deployment(_Envelope):
     by: Id
     reason: Text | None = None
     recommendation_id: Id | None = None
+    shortfalls: tuple[Text, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Deployment:
@@ -339,10 +348,52 @@ class Alert(_Envelope):
     active: bool = True
 
 
+def kafka_key(event: Any) -> bytes | None:
+    """The Kafka key of an event (CONTRACT §1): an officer's events by officer, an
+    incident's (incident, deployment, recommendation, note) by incident, an alert and its
+    acknowledgement by the alert's identity (:func:`alert_key`); None for a dead letter
+    (its original key is not known any more)."""
+    kind = event.type
+    if kind.startswith("officer."):
+        key: str | None = event.officer_id
+    elif kind in ("incident", "deployment", "recommendation", "incident.note"):
+        key = event.incident_id
+    elif kind in ("alert", "alert.ack"):
+        key = f"{event.kind}:{event.subject}"
+    else:
+        key = None
+    return None if key is None else key.encode()
+
+
 def alert_key(alert: Alert) -> str:
     """An alert's identity, ``kind:subject``: its Kafka key, shared by its raise and its
     clear (so both go to one partition, in order), and what a console keys it by."""
     return f"{alert.kind.value}:{alert.subject}"
+
+
+NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+class IncidentNote(_Envelope):
+    """An SDO's note on an incident, written at the console: part of the call's story,
+    shown on every console."""
+
+    type: Literal["incident.note"] = "incident.note"
+    incident_id: Id
+    text: NoteText
+    by: Id
+
+
+class AlertAck(_Envelope):
+    """An SDO's acknowledgement of a raised alert (who and when). It holds while the alert
+    stays raised; once the alert is cleared, a new raise needs a new acknowledgement."""
+
+    type: Literal["alert.ack"] = "alert.ack"
+    kind: AlertKind
+    subject: Id
+    #: the ``event_id`` of the alert as the SDO saw it when acknowledging
+    alert_event_id: Id
+    by: Id
 
 
 class DeadLetter(_Envelope):
@@ -375,6 +426,8 @@ Event = Annotated[
     | Deployment
     | Recommendation
     | Alert
+    | IncidentNote
+    | AlertAck
     | DeadLetter,
     Field(discriminator="type"),
 ]
@@ -390,6 +443,8 @@ EVENT_TYPES: Final[dict[str, type[_Envelope]]] = {
         Deployment,
         Recommendation,
         Alert,
+        IncidentNote,
+        AlertAck,
         DeadLetter,
     )
 }

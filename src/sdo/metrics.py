@@ -97,6 +97,8 @@ CONSOLE_ACTION_OUTCOMES: Final = (
     "rejected",
     "unavailable",
     "invalid",
+    "confirm",
+    "conflict",
 )
 DEFAULT_HOST: Final = "127.0.0.1"
 #: How long :meth:`MetricsServer.close` waits for the server thread.

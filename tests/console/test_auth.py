@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from sdo.cli import main
-from sdo.console.auth import Role, User, Users, add_user, hash_token, load_users
+from sdo.console.auth import Role, User, Users, add_user, hash_token, load_users, remove_user
 from sdo.errors import ConfigError
 
 
@@ -114,3 +114,44 @@ def test_cli_bad_role_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["users", "add", "x", "--role", "admin", "--users", str(tmp_path / "u.json")])
     assert not (tmp_path / "u.json").exists()
+
+
+def test_cli_lists_and_removes_users(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``sdo users list`` prints each user's name and role, never a token or its hash;
+    ``sdo users remove`` takes one out (their token then opens nothing); removing a user
+    who is not there is one line and exit 2."""
+    path = tmp_path / "u.json"
+    jones, _ = add_user(path, "sgt.jones", "sdo")
+    add_user(path, "pc.watch", "viewer")
+    capsys.readouterr()
+    assert main(["users", "list", "--users", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["name       role", "sgt.jones  sdo", "pc.watch   viewer"]
+    assert jones not in out + err and hash_token(jones) not in out + err
+    assert main(["users", "remove", "sgt.jones", "--users", str(path)]) == 0
+    assert "removed user 'sgt.jones'" in capsys.readouterr().err
+    assert [u.name for u in load_users(path)] == ["pc.watch"]
+    assert Users(path).authenticate(jones) is None
+    assert main(["users", "remove", "sgt.jones", "--users", str(path)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"no user 'sgt.jones' in {path}")
+
+
+def test_a_session_holds_until_its_user_changes(tmp_path: Path) -> None:
+    """A session holds while its user keeps the same token and role in the file; a new
+    token (even with the same role) or a removal ends it."""
+    path = tmp_path / "u.json"
+    token, _ = add_user(path, "sgt.jones", "sdo")
+    users = Users(path)
+    session = users.login(token)
+    assert session is not None and users.holds(session)
+    add_user(path, "other", "viewer")
+    users.refresh()
+    assert users.holds(session)
+    add_user(path, "sgt.jones", "sdo")  # the token replaced, the role kept
+    users.refresh()
+    assert not users.holds(session)
+    again = users.login(add_user(path, "sgt.jones", "sdo")[0])
+    assert again is not None
+    remove_user(path, "sgt.jones")
+    users.refresh()
+    assert not users.holds(again)

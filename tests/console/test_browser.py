@@ -186,7 +186,7 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(desk: Desk) -> 
     ev, console = desk.ev, desk.console
     page = await desk.open()
     # (the areas come in a message of their own, after the welcome that names the user)
-    await expect(page.locator("#map .area")).to_have_count(
+    await expect(page.locator("#map path.area")).to_have_count(
         len(console.areas.neighbourhoods), timeout=PAGE_TIMEOUT_MS
     )
 
@@ -202,11 +202,11 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(desk: Desk) -> 
     ]
     await desk.produce(events)
 
-    await page.wait_for_selector("#map g.officer[data-id='o1']")
-    await page.wait_for_selector("#map g.officer[data-id='o2']")
+    await page.wait_for_selector("#map .officer[data-id='o1']")
+    await page.wait_for_selector("#map .officer[data-id='o2']")
     await page.click("#queue .queue-item[data-id='I1']")
     await page.wait_for_selector("#cands tr[data-id='o1'].recommended")
-    await page.wait_for_selector("#layer-lines line.recommended", state="attached")
+    await page.wait_for_selector("#map path.cand-line.recommended", state="attached")
     await expect(page.locator("#conn-state")).to_have_text("LIVE", timeout=PAGE_TIMEOUT_MS)
 
     viewer = await desk.open(VIEWER_USER)
@@ -249,8 +249,8 @@ async def test_sdo_sees_the_picture_and_accepts_a_recommendation(desk: Desk) -> 
     )
     # Every page shows the decision once it comes back through Kafka.
     for p in (page, viewer):
-        await p.wait_for_selector("#resourced .queue-item[data-id='I1']")
-        await p.wait_for_selector("#map g.officer[data-id='o1'] circle.st-en_route")
+        await p.wait_for_selector("#resourced .queue-item[data-id='I1']", state="attached")
+        await p.wait_for_selector("#map .officer.st-en_route[data-id='o1']")
     await page.wait_for_selector(".toast.ok")
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
@@ -265,8 +265,9 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(desk
     their transport and skills, a neighbourhood's its typology and named officer; an alert
     about an incident opens it. J/K (or the arrows) move through the pending incidents in
     queue order; ? shows the keys; O opens the override form, where typed letters are
-    text, not keys, and whose officers come nearest first; A only puts the focus on Accept
-    (nothing is sent), moving to another incident takes it away, and Enter then accepts;
+    text, not keys, and whose officers come the available nearest first, then the busy;
+    A only puts the focus on Accept (nothing is sent), moving to another incident takes
+    it away, and Enter then accepts;
     a viewer's page, opened later, marks nothing NEW, and its A does nothing."""
     ev = desk.ev
     page = await desk.open()
@@ -294,12 +295,15 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(desk
         "→ NR11 · ETA 2:00"
     )
     # an officer on the map tells what they are doing, then what they can do
-    tip = page.locator("#map g.officer[data-id='o1'] > title")
-    await expect(tip).to_have_text("NR11 · response · available\ncar · first aid")
+    tip = page.locator("#map .officer[data-id='o1']")
+    await expect(tip).to_have_attribute("title", "NR11 · response · available\ncar · first aid")
     # a neighbourhood tells its typology, its named officer and what they are doing
-    area = page.locator("#layer-areas path[data-id='N01'] > title")
-    await expect(area).to_have_text(
-        re.compile(r"Mere Green \(N01\) .* typology 1\s+named officer NB01 \(committed\)")
+    area = page.locator("#map path.area[data-id='N01']")
+    box = await area.bounding_box()
+    assert box is not None
+    await page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    await expect(page.locator(".map-tip").filter(has_text="(N01)")).to_have_text(
+        re.compile(r"Mere Green \(N01\) .* typology 1\s*named officer NB01 \(committed\)")
     )
     # an alert about an incident opens it
     await page.click("#alerts li.link[data-incident='I3']")
@@ -338,16 +342,21 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(desk
     await keys("o")
     await expect(page.locator("#decide-form")).to_be_visible()
     await expect(page.locator("#decide-reason")).to_be_focused()
-    # the officers to deploy instead: available ones, nearest to the incident first
+    # the officers to send instead: the available, nearest to the call first; then the
+    # busy (sending them needs a confirmation)
     options = page.locator("#pick-officer option")
-    await expect(options).to_have_count(4)
+    await expect(options).to_have_count(5)
     assert [await o.get_attribute("value") for o in await options.all()] == [
         "",
         "o3",
         "o1",
         "o2",
+        "N-0101",
     ]
-    await expect(options.nth(3)).to_have_text("CSo2 (response, north, 5.1 km)")
+    await expect(options.nth(3)).to_have_text("CSo2 (response, north, 5.1 km; first aid)")
+    await expect(options.nth(4)).to_have_text(
+        "NB01 (committed, neighbourhood, north, no fix; first aid)"
+    )
     await page.keyboard.type("ajk")  # text in the reason, not keys
     await expect(page.locator("#decide-reason")).to_have_value("ajk")
     # what sending them does to their cluster's cover: north-1 has three, its minimum is 4
@@ -380,7 +389,7 @@ async def test_sdo_sees_new_incidents_and_works_the_queue_from_the_keyboard(desk
     assert [(d["incident_id"], d["decision"], d["by"]) for d in deployments] == [
         ("I2", "accepted", SDO_USER)
     ]
-    await page.wait_for_selector("#resourced .queue-item[data-id='I2']")
+    await page.wait_for_selector("#resourced .queue-item[data-id='I2']", state="attached")
     # a recommendation that names nobody says so in the queue
     await desk.produce([ev.recommendation("I3", [], at=20, rid="RI3-none")])
     await expect(page.locator("#queue .queue-item[data-id='I3'] .who")).to_have_text(
@@ -427,11 +436,17 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     ]  # fmt: skip
     await desk.produce(events)
     await expect(page.locator("#queue .queue-item")).to_have_count(2)
-    await page.wait_for_selector("#map g.officer[data-id='o2']")
-    # north-1's cover counts its available response officers (o1), not the PCSO beside
+    await page.wait_for_selector("#map .officer[data-id='o2']")
+    # north-1's cover counts its available response officers (o1), not the PCSO beside:
+    # in the strip above the map, and on the Cover board
+    await expect(page.locator("#cover-strip .cover-chip[data-cluster='north-1']")).to_have_text(
+        "north-1 1/4 ▼"
+    )
+    await page.click("#tab-cover")
     cover = page.locator("#av-cluster tr[data-id='north-1'] td.cover")
     await expect(cover).to_have_text("1 / 4")
     await expect(cover).to_have_class("cover below")
+    await page.click("#tab-map")
     # a cover-gap alert gives the cluster's count now beside the one it was raised with,
     # and its time in UK local time (GMT or BST), not UTC
     gap = ev.alert("north-1", at=6)
@@ -469,8 +484,8 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     await page.keyboard.press("Enter")
     await expect(page.locator("#find-results")).to_be_hidden()
     await expect(find).to_have_value("NR12")
-    await expect(page.locator("#map g.officer.found")).to_have_attribute("data-id", "o2")
-    await expect(page.locator("#map g.officer.found circle.find-ring")).to_have_count(1)
+    await expect(page.locator("#map .officer.found")).to_have_attribute("data-id", "o2")
+    await expect(page.locator("#map .officer.found circle.find-ring")).to_have_count(1)
     # the incident they are on is opened
     await expect(selected).to_have_attribute("data-id", "I1")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -479,7 +494,7 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     await page.keyboard.press("/")
     await page.keyboard.press("Control+a")
     await page.keyboard.type("zz9")
-    await expect(results).to_have_text(["no officer, skill or incident matches “zz9”"])
+    await expect(results).to_have_text(["no officer, skill or call matches “zz9”"])
     # a skill: who has it, the available first, what they can do under each
     await page.keyboard.press("Control+a")
     await page.keyboard.type("tase")
@@ -492,7 +507,7 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     await page.keyboard.press("Escape")
     await expect(find).to_have_value("")
     await expect(find).not_to_be_focused()
-    await expect(page.locator("#map g.officer.found")).to_have_count(0)
+    await expect(page.locator("#map .officer.found")).to_have_count(0)
     # an incident by its id: Enter opens it
     await page.keyboard.press("/")
     await page.keyboard.type("i2")
@@ -513,7 +528,7 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     await page.keyboard.press("/")
     await page.keyboard.type("nr12")
     await page.keyboard.press("Enter")
-    await expect(page.locator("#map g.officer.found")).to_have_count(1)
+    await expect(page.locator("#map .officer.found")).to_have_count(1)
     await expect(find).not_to_be_focused()
     await page.keyboard.press("/")
     await page.keyboard.type("i1")
@@ -522,10 +537,10 @@ async def test_sdo_finds_an_officer_by_callsign(desk: Desk) -> None:
     await page.keyboard.press("/")
     await page.keyboard.type("nr12")
     await page.keyboard.press("Enter")
-    await expect(page.locator("#map g.officer.found")).to_have_attribute("data-id", "o2")
+    await expect(page.locator("#map .officer.found")).to_have_attribute("data-id", "o2")
     await expect(find).not_to_be_focused()
     await page.keyboard.press("Escape")
-    await expect(page.locator("#map g.officer.found")).to_have_count(0)
+    await expect(page.locator("#map .officer.found")).to_have_count(0)
     await expect(find).to_have_value("")
     await page.close()
     assert desk.errors == []
@@ -657,11 +672,11 @@ async def test_a_held_click_lands_while_officers_move(desk: Desk) -> None:
         await asyncio.sleep(HELD_CLICK_MS / 1000)
         await page.mouse.up()
 
-    marker = page.locator("#map g.officer[data-id='o2']")
+    marker = page.locator("#map .leaflet-marker-icon:has(.officer[data-id='o2'])")
     mover = asyncio.create_task(move())
     try:
-        first = await marker.get_attribute("transform")
-        await expect(marker).not_to_have_attribute("transform", first or "")  # it moves
+        first = await marker.get_attribute("style")
+        await expect(marker).not_to_have_attribute("style", first or "")  # it moves
         await hold("#queue .queue-item[data-id='I2']")
         await expect(page.locator("#queue .queue-item.selected")).to_have_attribute("data-id", "I2")
         await page.click("#btn-override")
@@ -669,7 +684,7 @@ async def test_a_held_click_lands_while_officers_move(desk: Desk) -> None:
         box = "#cands tr[data-id='o2'] input[type=checkbox]"
         await hold(box)
         await expect(page.locator(box)).to_be_checked()
-        await expect(page.locator("#decide-what")).to_have_text("Deploy instead: NR12")
+        await expect(page.locator("#decide-what")).to_have_text("Send instead: NR12")
     finally:
         stop.set()
         await mover

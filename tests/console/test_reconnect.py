@@ -114,8 +114,9 @@ async def test_page_reconnects_with_a_fresh_snapshot_after_the_console_is_killed
     events_type: Any,
     console_process: tuple[ConsoleProcess, str, int],
 ) -> None:
-    """LIVE with an officer on the map; SIGKILL: the banner stops saying LIVE; an officer
-    added while the console is down appears after the restart, with no reload."""
+    """LIVE with an officer on the map; SIGKILL: the banner stops saying LIVE and says in
+    words that the connection was lost; an officer added while the console is down
+    appears after the restart, with no reload."""
     console, token, port = console_process
     ev = events_type(datetime.now(UTC) - timedelta(seconds=30))
     topics = Topics(topic_prefix)
@@ -139,11 +140,17 @@ async def test_page_reconnects_with_a_fresh_snapshot_after_the_console_is_killed
         console.start()
         errors: list[str] = []
         page = await open_page(browser, f"http://127.0.0.1:{port}/", token, errors)
-        await page.wait_for_selector("#map g.officer[data-id='o1']")
+        await page.wait_for_selector("#map .officer[data-id='o1']")
         await expect(page.locator("#conn-state")).to_have_text("LIVE", timeout=PAGE_TIMEOUT_MS)
 
         console.kill()
         await expect(page.locator("#conn-state")).not_to_have_text("LIVE", timeout=LOST_TIMEOUT_MS)
+        # the banner says what happened in words, not as a close code
+        detail = page.locator("#conn-detail")
+        await expect(detail).to_contain_text(
+            "the connection to the console was lost", timeout=LOST_TIMEOUT_MS
+        )
+        await expect(detail).not_to_contain_text("1006")
         await send(
             [
                 ev.profile("o2", callsign="NR12"),
@@ -152,8 +159,8 @@ async def test_page_reconnects_with_a_fresh_snapshot_after_the_console_is_killed
             ]
         )
         console.start()
-        await page.wait_for_selector("#map g.officer[data-id='o2']", timeout=RECONNECT_TIMEOUT_MS)
+        await page.wait_for_selector("#map .officer[data-id='o2']", timeout=RECONNECT_TIMEOUT_MS)
         await expect(page.locator("#conn-state")).to_have_text("LIVE", timeout=RECONNECT_TIMEOUT_MS)
-        assert await page.locator("#map g.officer[data-id='o1']").count() == 1
+        assert await page.locator("#map .officer[data-id='o1']").count() == 1
     finally:
         await producer.stop()

@@ -315,10 +315,12 @@ async def test_ensure_topics_retries_without_rejected_configs() -> None:
 
 
 def test_topic_specs_follow_the_contract() -> None:
-    """Every CONTRACT §1 topic is specified once; latest-value topics are compacted."""
+    """Every CONTRACT §1 topic, and the console's own, is specified once; latest-value
+    topics are compacted; the audit trail (deployments, notes) is kept forever."""
     topics = Topics("x.")
     specs = {s.name: s for s in topic_specs(topics, partitions=6)}
-    assert set(specs) == {*topics.inputs, *topics.outputs}
+    assert set(specs) == {*topics.inputs, *topics.outputs, *topics.console}
+    assert specs[topics.note].retention_ms == specs[topics.deployment].retention_ms == -1
     assert {n for n, s in specs.items() if s.compacted} == {topics.profile, topics.recommendation}
     assert specs[topics.deadletter].partitions == 1
     assert {s.partitions for n, s in specs.items() if n != topics.deadletter} == {6}

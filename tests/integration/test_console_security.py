@@ -26,7 +26,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from sdo.broker import EmbeddedBroker
-from sdo.console.auth import hash_token
+from sdo.console.auth import add_user, hash_token
 from sdo.console.server import ACTION_BURST, MAX_MESSAGE_BYTES, Console
 from sdo.events import Incident, IncidentState
 
@@ -182,11 +182,10 @@ def test_users_file_holds_only_hashes(tokens: dict[str, Any]) -> None:
     assert tokens["path"].stat().st_mode & 0o077 == 0
 
 
-async def test_actions_are_rate_limited_per_connection(
-    console: Console, tokens: dict[str, Any]
-) -> None:
+async def test_actions_are_rate_limited_per_user(console: Console, tokens: dict[str, Any]) -> None:
     """A burst of actions beyond ``ACTION_BURST`` is refused as rate limited; another
-    connection of the same user has its own allowance."""
+    connection of the same user shares the allowance (five sockets get no more than
+    one); another user has their own."""
     first = await login(console, tokens["sdo"])
     burst = ACTION_BURST + 5
     for n in range(burst):
@@ -203,12 +202,23 @@ async def test_actions_are_rate_limited_per_connection(
     assert "rate_limited" not in codes[:ACTION_BURST], codes
     assert codes[ACTION_BURST:].count("rate_limited") >= 4, codes
     second = await login(console, tokens["sdo"])
+    again = [
+        await ask(
+            second,
+            {"type": "decline", "incident_id": "nope", "reason": "x", "request_id": f"s{n}"},
+        )
+        for n in range(5)
+    ]
+    # (the allowance refills at ACTION_RATE a second: a token or two may have come back)
+    assert [r.get("code") for r in again].count("rate_limited") >= 3, again
+    other_token, _ = add_user(tokens["path"], "sgt.khan", "sdo")
+    other = await login(console, other_token)
     reply = await ask(
-        second, {"type": "decline", "incident_id": "nope", "reason": "x", "request_id": "s0"}
+        other, {"type": "decline", "incident_id": "nope", "reason": "x", "request_id": "o0"}
     )
     assert reply.get("code") != "rate_limited", reply
-    await first.ws.close()
-    await second.ws.close()
+    for page in (first, second, other):
+        await page.ws.close()
 
 
 async def test_oversized_message_closes_with_1009(console: Console, tokens: dict[str, Any]) -> None:

@@ -9,9 +9,12 @@ added. Tokens are 32 random bytes (``secrets.token_urlsafe(32)``), so a fast has
 enough: there is nothing to brute-force that a salt or a slow KDF would protect. The file
 is written atomically (temporary file + ``os.replace``) with mode 0600.
 
-:class:`Users` re-reads the file when its modification time changes, so a user added with
-``sdo users add`` can log in without restarting the console. Tokens never appear in logs
-or error messages.
+:class:`Users` re-reads the file when it changes (its modification time, inode or size),
+so a user added with ``sdo users add`` can log in without restarting the console, and a
+user replaced (a new token, another role) or removed (``sdo users remove``) loses what
+their open sessions may do: :meth:`Users.holds` tells the console, which checks every
+open session twice a second and closes those that no longer hold. Tokens never appear in
+logs or error messages.
 """
 
 from __future__ import annotations
@@ -38,13 +41,17 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_TOKEN_CHARS",
     "Role",
+    "Session",
     "User",
     "Users",
     "add_user",
     "cli_add",
+    "cli_list",
+    "cli_remove",
     "hash_token",
     "load_users",
     "new_token",
+    "remove_user",
 ]
 
 #: Longest token accepted for checking; anything longer is refused without hashing.
@@ -71,6 +78,15 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
+    user: User
+    token_sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What an open connection was granted: the user, and the hash of the token it showed
+    (so a replaced token ends the session even when name and role stay the same)."""
+
     user: User
     token_sha256: bytes
 
@@ -134,25 +150,34 @@ class Users:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._mtime: int | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._entries: list[_Entry] = []
         self._reload()
 
     def _reload(self) -> None:
         try:
-            mtime = self.path.stat().st_mtime_ns
+            st = self.path.stat()
+            # the file is replaced whole (a new inode) on every change; the size and the
+            # time catch an edit in place within the file system's time resolution
+            stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_ino, st.st_size)
         except OSError:
-            mtime = None
-        if mtime is not None and mtime == self._mtime:
+            stamp = None
+        if stamp is not None and stamp == self._stamp:
             return
         self._entries = _read(self.path)
-        self._mtime = mtime
+        self._stamp = stamp
+
+    def refresh(self) -> None:
+        """Re-read the file if it changed; an unreadable or broken file keeps the last
+        good list (the console logs nothing per check: it is called twice a second)."""
+        with contextlib.suppress(ConfigError):
+            self._reload()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def authenticate(self, token: object) -> User | None:
-        """The user holding ``token``, or ``None``.
+    def login(self, token: object) -> Session | None:
+        """The session ``token`` opens, or ``None``.
 
         Compares against every stored hash with :func:`hmac.compare_digest`, without
         stopping at a match, so timing says nothing about which entry (if any) matched.
@@ -160,14 +185,27 @@ class Users:
         """
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
             return None
-        with contextlib.suppress(ConfigError):
-            self._reload()
+        self.refresh()
         digest = hashlib.sha256(token.encode("utf-8")).digest()
-        found: User | None = None
+        found: Session | None = None
         for entry in self._entries:
             if hmac.compare_digest(digest, entry.token_sha256):
-                found = entry.user
+                found = Session(entry.user, entry.token_sha256)
         return found
+
+    def authenticate(self, token: object) -> User | None:
+        """The user holding ``token``, or ``None`` (see :meth:`login`)."""
+        session = self.login(token)
+        return None if session is None else session.user
+
+    def holds(self, session: Session) -> bool:
+        """Whether ``session`` still stands: its user is in the file with the same role
+        and the same token (as last read; call :meth:`refresh` first to see changes)."""
+        return any(
+            entry.user == session.user
+            and hmac.compare_digest(entry.token_sha256, session.token_sha256)
+            for entry in self._entries
+        )
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -211,6 +249,44 @@ def add_user(path: Path, name: str, role: Role | str) -> tuple[str, bool]:
     records.append({"name": name, "role": role.value, "token_sha256": hash_token(token)})
     _write_atomic(path, {"users": records})
     return token, replaced
+
+
+def remove_user(path: Path, name: str) -> bool:
+    """Remove ``name`` from the users file; whether it was there. Open sessions of that
+    user lose their rights at the console's next check (within a second)."""
+    entries = _read(path)
+    kept = [e for e in entries if e.user.name != name.strip()]
+    if len(kept) == len(entries):
+        return False
+    records = [
+        {"name": e.user.name, "role": e.user.role.value, "token_sha256": e.token_sha256.hex()}
+        for e in kept
+    ]
+    _write_atomic(path, {"users": records})
+    return True
+
+
+def cli_remove(args: argparse.Namespace) -> int:
+    """``sdo users remove NAME``: take a user out (their open sessions are closed)."""
+    path: Path = args.users
+    if not remove_user(path, args.name):
+        raise ConfigError(f"no user {args.name!r} in {path}")
+    sys.stderr.write(
+        f"removed user {args.name!r} from {path}; their open sessions are closed within a second\n"
+    )
+    return 0
+
+
+def cli_list(args: argparse.Namespace) -> int:
+    """``sdo users list``: one line per user (name and role; tokens are never shown)."""
+    path: Path = args.users
+    users = load_users(path)
+    width = max((len(u.name) for u in users), default=4)
+    sys.stdout.write(f"{'name':<{width}}  role\n")
+    for user in users:
+        sys.stdout.write(f"{user.name:<{width}}  {user.role.value}\n")
+    sys.stderr.write(f"{len(users)} user(s) in {path}\n")
+    return 0
 
 
 def cli_add(args: argparse.Namespace) -> int:

@@ -118,8 +118,12 @@ def delta_key(message: dict[str, Any]) -> str | None:
         body = message.get("alert")
         if isinstance(body, dict):
             return f"alert:{body.get('kind')}:{body.get('subject')}"
-    if kind == "status":
-        return "status"
+    if kind == "alert_ack":
+        body = message.get("ack")
+        if isinstance(body, dict):
+            return f"alert_ack:{body.get('kind')}:{body.get('subject')}"
+    if kind in {"status", "presence"}:
+        return kind
     return None
 
 

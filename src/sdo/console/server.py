@@ -14,10 +14,15 @@ One asyncio process, three parts:
   second as a ``status`` message.
 * **The websocket** (``/ws``): a client must send ``{"type": "auth", "token": ...}``
   first, within ``auth_timeout`` seconds, or it is closed (1008) having received nothing.
-  Authenticated clients get ``hello``, ``areas``, ``snapshot``, then deltas. SDO actions
-  (accept / override / decline) are checked against the view, rate limited per
-  connection, published as ``deployment`` events (the audit trail), and acknowledged.
-  The page then sees the deployment come back through the feed, like every other page.
+  Connections waiting to authenticate are capped, overall and per address. Authenticated
+  clients get ``hello``, ``areas``, ``snapshot``, ``status``, ``presence``, then deltas.
+  SDO actions (accept / override / decline, notes, alert acknowledgements, officers'
+  status changes) are checked by the server's rules (:mod:`sdo.console.rules`),
+  idempotent per user and ``request_id`` and rate limited per user
+  (:mod:`sdo.console.requests`), published to Kafka (the audit trail) and acknowledged.
+  The page then sees the event come back through the feed, like every other page. A
+  session whose user was changed or removed in the users file is closed within a second
+  (checked twice a second).
 * **Static files**: ``process_request`` answers plain HTTP GETs for the page's three files
   (packaged, nothing from a CDN) on the same port.
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import ipaddress
 import logging
 import re
 import signal
@@ -37,7 +43,7 @@ import socket
 import ssl
 import sys
 import time
-import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,12 +62,15 @@ from websockets.typing import Origin
 from sdo.admission import Admission
 from sdo.areas import load_areas
 from sdo.config import Settings, Topics
-from sdo.console.auth import User, Users
-from sdo.console.hub import Hub
-from sdo.console.view import ACTIONS, ConsoleView
+from sdo.console import rules
+from sdo.console.auth import Session, Users
+from sdo.console.hub import Client, Hub
+from sdo.console.requests import Bucket, Ledger, event_id_for, fingerprint
+from sdo.console.view import ConsoleView
 from sdo.domain.geo import Areas
 from sdo.errors import ConfigError, InvalidEvent, Rejected
 from sdo.events import encode, rfc3339
+from sdo.events import kafka_key as key_of
 from sdo.health import LoopProbes
 from sdo.metrics import ConsoleMetrics, MetricsServer, new_registry, serve_metrics
 from sdo.order import DEFAULT_IDLE_S, HOLD_MAX, Merger, order_key, partition_states
@@ -114,9 +123,22 @@ AUTH_TIMEOUT: Final = 5.0
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 #: Attendance deadlines by grade, seconds from the incident's creation (CONTRACT §2).
 DEADLINES_S: Final = {1: 15 * 60, 2: 60 * 60}
-#: Actions a connection may send: a burst of this many, refilled at ACTION_RATE per second.
-ACTION_BURST: Final = 10
-ACTION_RATE: Final = 0.5
+#: Actions a user may send (all their connections together): a burst of this many,
+#: refilled at ACTION_RATE per second.
+ACTION_BURST: Final = 20
+ACTION_RATE: Final = 1.0
+#: Connections that have not authenticated yet: at most this many, and this many from one
+#: address; more are refused (HTTP 503 at the handshake, or closed 1013).
+MAX_UNAUTHENTICATED: Final = 128
+MAX_UNAUTHENTICATED_PER_ADDRESS: Final = 16
+#: How often open sessions are checked against the users file, seconds.
+USERS_CHECK_EVERY: Final = 0.5
+#: How long a ``resolve`` waits for a (re)started console to read Kafka to its end.
+RESOLVE_WAIT_S: Final = 10.0
+#: Requests one ``resolve`` may ask about.
+RESOLVE_MAX: Final = 100
+CLOSE_REVOKED_REASON: Final = "access changed or removed: log in again"
+CLOSE_BUSY: Final = 1013
 #: Without a feed message for this long, the feed is reported ``quiet`` (stale).
 QUIET_AFTER: Final = 15.0
 #: Consumer lag (records) above which a live feed is reported ``lagging``.
@@ -131,11 +153,13 @@ STATUS_EVERY: Final = 1.0
 INFLIGHT_S: Final = 15.0
 CLOSE_POLICY: Final = 1008
 
-_STATIC: Final = {
-    "/": ("index.html", "text/html; charset=utf-8"),
-    "/index.html": ("index.html", "text/html; charset=utf-8"),
-    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-    "/app.css": ("app.css", "text/css; charset=utf-8"),
+#: Content types of the page's files, by suffix.
+_TYPES: Final = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
 }
 _CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -144,8 +168,21 @@ _CSP: Final = (
 
 
 def _static_files() -> dict[str, tuple[bytes, str]]:
+    """Every file of the page (``static/``, the vendored map library included), by URL
+    path; ``/`` is the page. Files of other kinds (a licence, a read-me) are not served."""
     root = resources.files("sdo.console") / "static"
-    return {path: ((root / name).read_bytes(), ctype) for path, (name, ctype) in _STATIC.items()}
+    out: dict[str, tuple[bytes, str]] = {}
+
+    def walk(folder: Any, prefix: str) -> None:
+        for item in folder.iterdir():
+            if item.is_dir():
+                walk(item, f"{prefix}{item.name}/")
+            elif (ctype := _TYPES.get(Path(item.name).suffix)) is not None:
+                out[f"{prefix}{item.name}"] = (item.read_bytes(), ctype)
+
+    walk(root, "/")
+    out["/"] = out["/index.html"]
+    return out
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -176,19 +213,45 @@ class FeedHealth:
 
 
 @dataclass
-class _Bucket:
-    """A token bucket (per connection action rate limit)."""
+class _Seat:
+    """One authenticated connection: who, from where, and what part of the area they work."""
 
-    tokens: float = ACTION_BURST
-    at: float = field(default_factory=time.monotonic)
+    session: Session
+    address: str
+    client: Client
+    #: "npu:ID" or "cluster:ID" the user works (None: all of it)
+    scope: str | None = None
+    connected: float = field(default_factory=time.monotonic)
 
-    def take(self, now: float) -> bool:
-        self.tokens = min(ACTION_BURST, self.tokens + (now - self.at) * ACTION_RATE)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a bind address) is reachable only from this machine."""
+    if host == "localhost":
         return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _address(ws: ServerConnection) -> str:
+    remote = ws.remote_address
+    return str(remote[0]) if isinstance(remote, tuple) and remote else "?"
+
+
+def _error(request_id: str | None, text: str, code: str = "rejected") -> dict[str, Any]:
+    return {"type": "error", "request_id": request_id, "error": text, "code": code}
+
+
+#: What builds the event of each action (:mod:`sdo.console.rules`).
+_BUILDERS: Final[dict[str, Callable[..., Any]]] = {
+    "accept": rules.deployment,
+    "override": rules.deployment,
+    "decline": rules.deployment,
+    "note": rules.note,
+    "ack_alert": rules.alert_ack,
+    "set_status": rules.status_change,
+}
 
 
 class Console:
@@ -209,11 +272,23 @@ class Console:
         decision_clock: Callable[[], datetime] | None = None,
         metrics: ConsoleMetrics | None = None,
         metrics_port: str | int | None = None,
+        insecure_http: bool = False,
+        max_unauthenticated: int = MAX_UNAUTHENTICATED,
+        max_unauthenticated_per_address: int = MAX_UNAUTHENTICATED_PER_ADDRESS,
+        action_burst: float = ACTION_BURST,
+        action_rate: float = ACTION_RATE,
+        users_check_every: float = USERS_CHECK_EVERY,
     ) -> None:
         self.settings = settings
         self.topics: Topics = settings.topics
         self.users = users
         self.host, self._port = parse_bind(bind)
+        if ssl_context is None and not insecure_http and not is_loopback(self.host):
+            raise ConfigError(
+                f"refusing to serve the console on {self.host} over plain HTTP: tokens and "
+                "call details would cross the network in clear; give --cert and --key, or "
+                "--insecure-http when a TLS proxy in front of it does the encryption"
+            )
         self.areas = areas if areas is not None else load_areas(settings.areas_path)
         self.view = ConsoleView(self.areas)
         # metrics hook: a private registry when none is given (nothing global); served
@@ -246,6 +321,15 @@ class Console:
         self._producer: Any = None
         self._consumer: Any = None
         self._inflight: dict[str, float] = {}
+        self.max_unauthenticated = max_unauthenticated
+        self.max_unauthenticated_per_address = max_unauthenticated_per_address
+        #: connections waiting to authenticate, by remote address
+        self._unauthenticated: Counter[str] = Counter()
+        self._seats: dict[Client, _Seat] = {}
+        self._buckets: dict[str, Bucket] = {}
+        self.action_burst, self.action_rate = action_burst, action_rate
+        self.users_check_every = users_check_every
+        self.ledger = Ledger()
         self.origins: list[str] = []
         self._type_of = {
             self.topics.location: "officer.location",
@@ -255,6 +339,8 @@ class Console:
             self.topics.deployment: "deployment",
             self.topics.recommendation: "recommendation",
             self.topics.alert: "alert",
+            self.topics.note: "incident.note",
+            self.topics.alert_ack: "alert.ack",
         }
 
     def _feed_clock(self) -> datetime:
@@ -317,6 +403,7 @@ class Console:
         self._tasks = [
             asyncio.create_task(self._feed(), name="sdo-console-feed"),
             asyncio.create_task(self._status_loop(), name="sdo-console-status"),
+            asyncio.create_task(self._watch_users(), name="sdo-console-users"),
         ]
 
     async def stop(self) -> None:
@@ -362,6 +449,10 @@ class Console:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/ws":
+            if self._too_many_waiting(_address(connection)):
+                return connection.respond(
+                    HTTPStatus.SERVICE_UNAVAILABLE, "too many connections waiting to log in\n"
+                )
             return None
         found = self._static.get(path)
         if found is None:
@@ -383,10 +474,27 @@ class Console:
 
     # -- websocket ---------------------------------------------------------------------
 
+    def _too_many_waiting(self, address: str) -> bool:
+        return (
+            self._unauthenticated.total() >= self.max_unauthenticated
+            or self._unauthenticated[address] >= self.max_unauthenticated_per_address
+        )
+
     async def _handle(self, ws: ServerConnection) -> None:
-        user = await self._authenticate(ws)
-        if user is None:
+        address = _address(ws)
+        if self._too_many_waiting(address):
+            await ws.close(CLOSE_BUSY, "too many connections waiting to log in")
             return
+        self._unauthenticated[address] += 1
+        try:
+            session = await self._authenticate(ws)
+        finally:
+            self._unauthenticated[address] -= 1
+            if self._unauthenticated[address] <= 0:
+                del self._unauthenticated[address]
+        if session is None:
+            return
+        user = session.user
         client = self.hub.register(
             ws,
             name=user.name,
@@ -398,30 +506,34 @@ class Console:
                     "can_decide": user.can_decide,
                     "deadlines_s": {str(g): s for g, s in DEADLINES_S.items()},
                     "stale_after_s": self.quiet_after,
+                    "status_changes": list(rules.STATUS_CHANGES),
                 },
                 self._areas_message,
                 self.view.snapshot(),
                 self._status(),
             ],
-            resync=lambda: [self.view.snapshot(), self._status()],
+            resync=lambda: [self.view.snapshot(), self._status(), self._presence()],
         )
+        self._seats[client] = _Seat(session, address, client)
+        self.hub.broadcast([self._presence()])
         sender = asyncio.create_task(client.run(), name=f"sdo-console-send-{user.name}")
-        bucket = _Bucket()
         try:
             async for raw in ws:
-                reply = await self._on_message(user, bucket, raw)
+                reply = await self._on_message(self._seats[client], raw)
                 if reply is not None:
                     self.hub.send_to(client, reply)
         except ConnectionClosed:
             pass
         finally:
             self.hub.unregister(client)
+            self._seats.pop(client, None)
+            self.hub.broadcast([self._presence()])
             if client.closed is None:
                 sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
 
-    async def _authenticate(self, ws: ServerConnection) -> User | None:
+    async def _authenticate(self, ws: ServerConnection) -> Session | None:
         try:
             async with asyncio.timeout(self.auth_timeout):
                 raw = await ws.recv()
@@ -437,17 +549,30 @@ class Console:
         if not isinstance(msg, dict) or msg.get("type") != "auth":
             await ws.close(CLOSE_POLICY, "authentication required")
             return None
-        user = self.users.authenticate(msg.get("token"))
-        if user is None:
+        session = self.users.login(msg.get("token"))
+        if session is None:
             log.info("console: failed authentication from %s", ws.remote_address)
             await ws.close(CLOSE_POLICY, "authentication failed")
             return None
-        log.info("console: %s (%s) connected", user.name, user.role.value)
-        return user
+        log.info("console: %s (%s) connected", session.user.name, session.user.role.value)
+        return session
 
-    async def _on_message(
-        self, user: User, bucket: _Bucket, raw: str | bytes
-    ) -> dict[str, Any] | None:
+    def _presence(self) -> dict[str, Any]:
+        """Who is connected and what part of the area each works (``work``)."""
+        seats = sorted(self._seats.values(), key=lambda s: (s.session.user.name, s.connected))
+        return {
+            "type": "presence",
+            "sessions": [
+                {
+                    "user": seat.session.user.name,
+                    "role": seat.session.user.role.value,
+                    "scope": seat.scope,
+                }
+                for seat in seats
+            ],
+        }
+
+    async def _on_message(self, seat: _Seat, raw: str | bytes) -> dict[str, Any] | None:
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -456,85 +581,179 @@ class Console:
             return {"type": "error", "request_id": None, "error": "message is not an object"}
         kind = msg.get("type")
         request_id = msg.get("request_id")
-        if not isinstance(request_id, str) or len(request_id) > 128:
+        if not isinstance(request_id, str) or not request_id or len(request_id) > 128:
             request_id = None
         if kind == "ping":
             return {"type": "pong", "request_id": request_id}
-        if kind not in ACTIONS:
-            return {"type": "error", "request_id": request_id, "error": f"unknown type {kind!r}"}
-        reply = await self._act(user, bucket, msg, request_id)
+        if kind == "timeline":
+            incident_id = msg.get("incident_id")
+            if not isinstance(incident_id, str):
+                return _error(request_id, "timeline needs an incident_id", "invalid")
+            return {
+                "type": "timeline",
+                "request_id": request_id,
+                "incident_id": incident_id,
+                "entries": self.view.timelines.entries(incident_id),
+            }
+        if kind == "work":
+            return self._work(seat, msg.get("scope"), request_id)
+        if kind == "resolve":
+            return await self._resolve(seat, msg.get("request_ids"), request_id)
+        if kind not in _BUILDERS:
+            return _error(request_id, f"unknown type {kind!r}", "invalid")
+        reply = await self._act(seat, msg, request_id)
         error_code = reply.get("code", "invalid") if reply["type"] == "error" else "ok"
         self.metrics.action(str(kind), error_code)  # metrics hook
         return reply
 
+    def _work(self, seat: _Seat, scope: object, request_id: str | None) -> dict[str, Any]:
+        """Work one NPU or response cluster (``npu:ID``, ``cluster:ID``) or all (null)."""
+        if scope is not None:
+            kind, _, ident = str(scope).partition(":")
+            known = self.areas.npus if kind == "npu" else self.areas.clusters
+            if kind not in {"npu", "cluster"} or ident not in known:
+                return _error(request_id, f"no NPU or cluster {scope!r}", "invalid")
+        seat.scope = None if scope is None else str(scope)
+        self.hub.broadcast([self._presence()])
+        return {"type": "work", "request_id": request_id, "scope": seat.scope}
+
+    def _check_sessions(self) -> None:
+        """Close every session whose user was changed or removed in the users file."""
+        self.users.refresh()
+        for client, seat in list(self._seats.items()):
+            if not self.users.holds(seat.session):
+                log.info("console: %s's access changed; session closed", seat.session.user.name)
+                client.kick(CLOSE_POLICY, CLOSE_REVOKED_REASON)
+
+    async def _watch_users(self) -> None:
+        while True:
+            await asyncio.sleep(self.users_check_every)
+            self._check_sessions()
+
     async def _act(
-        self, user: User, bucket: _Bucket, msg: dict[str, Any], request_id: str | None
+        self, seat: _Seat, msg: dict[str, Any], request_id: str | None
     ) -> dict[str, Any]:
-        """An action (accept / override / decline): checks, then :meth:`_decide`."""
+        """An action: who may, once per ``request_id``, within the user's rate, then
+        :meth:`_perform`."""
         if request_id is None:
-            return {"type": "error", "request_id": None, "error": "request_id is required"}
-        if not user.can_decide:
-            return {
-                "type": "error",
-                "request_id": request_id,
-                "error": "viewers cannot make decisions",
-                "code": "forbidden",
-            }
+            return _error(None, "request_id is required", "invalid")
+        session = seat.session
+        self.users.refresh()
+        if not self.users.holds(session):
+            # (refused now; the session itself is closed by the next check, after this reply)
+            return _error(request_id, "your access was changed or removed", "forbidden")
+        if not session.user.can_decide:
+            return _error(request_id, "viewers cannot make decisions", "forbidden")
+        name = session.user.name
+        print_ = fingerprint(msg)
+        entry = self.ledger.find(name, request_id)
+        if entry is not None:
+            if entry.fingerprint != print_:
+                return _error(
+                    request_id, "that request_id was already used for another request", "conflict"
+                )
+            return {**await asyncio.shield(entry.outcome), "repeat": True}
+        bucket = self._buckets.setdefault(name, Bucket(self.action_burst, self.action_rate))
         if not bucket.take(time.monotonic()):
-            return {
-                "type": "error",
-                "request_id": request_id,
-                "error": "too many actions; wait a moment",
-                "code": "rate_limited",
-            }
-        return await self._decide(user, msg, request_id)
+            return _error(request_id, "too many actions; wait a moment", "rate_limited")
+        self.ledger.begin(name, request_id, print_)
+        reply = _error(request_id, "the console stopped before recording it", "unavailable")
+        try:
+            reply = await self._perform(session, msg, request_id)
+        finally:
+            self.ledger.end(name, request_id, reply)
+        return reply
 
-    async def _decide(self, user: User, msg: dict[str, Any], request_id: str) -> dict[str, Any]:
-        def error(text: str, code: str = "rejected") -> dict[str, Any]:
-            return {"type": "error", "request_id": request_id, "error": text, "code": code}
-
+    async def _perform(
+        self, session: Session, msg: dict[str, Any], request_id: str
+    ) -> dict[str, Any]:
+        """Check an action by the rules, publish its event (Kafka record time = its
+        ``ts``), and say so; a request Kafka already holds is not published again."""
+        by = session.user.name
+        event_id = event_id_for(by, request_id)
+        known = self.view.recorded.get(event_id)
+        if known is not None:
+            return {"type": "ack", "request_id": request_id, **known, "already_recorded": True}
+        kind = str(msg["type"])
         incident_id = msg.get("incident_id")
         now = time.monotonic()
-        if isinstance(incident_id, str) and self._inflight.get(incident_id, 0.0) > now:
-            return error(f"a decision on incident {incident_id} is already being recorded")
-        try:
-            deployment = self.view.decide(
-                msg, by=user.name, event_id=str(uuid.uuid4()), now=self.decision_clock()
+        decision = kind in rules.DECISIONS
+        if decision and isinstance(incident_id, str) and self._inflight.get(incident_id, 0.0) > now:
+            return _error(
+                request_id, f"a decision on incident {incident_id} is already being recorded"
             )
+        try:
+            event = _BUILDERS[kind](
+                self.view, msg, by=by, event_id=event_id, now=self.decision_clock()
+            )
+        except rules.NeedsConfirmation as exc:
+            return {**_error(request_id, exc.reason, "confirm"), "problems": list(exc.problems)}
         except Rejected as exc:
-            return error(exc.reason)
+            return _error(request_id, exc.reason)
         producer = self._producer
         if producer is None:
-            return error("not connected to Kafka; the decision was not recorded", "unavailable")
-        self._inflight[deployment.incident_id] = now + INFLIGHT_S
+            return _error(request_id, "not connected to Kafka; nothing was recorded", "unavailable")
+        if decision:
+            self._inflight[event.incident_id] = now + INFLIGHT_S
         try:
             async with asyncio.timeout(KAFKA_TIMEOUT):
                 await producer.send_and_wait(
-                    self.topics.deployment,
-                    value=encode(deployment),
-                    key=deployment.incident_id.encode(),
-                    # record time = ts: consumers order their input by it (sdo.order)
-                    timestamp_ms=int(deployment.ts.timestamp() * 1000),
+                    self.topics.for_type(event.type),
+                    value=encode(event),
+                    key=key_of(event),
+                    timestamp_ms=round(event.ts.timestamp() * 1000),
                 )
         except Exception as exc:
-            self._inflight.pop(deployment.incident_id, None)
-            log.warning("console: publishing a deployment failed: %r", exc)
-            return error("Kafka did not take the decision; it was not recorded", "unavailable")
-        log.info(
-            "console: %s %s incident %s (%s)",
-            user.name,
-            deployment.decision.value,
-            deployment.incident_id,
-            deployment.event_id,
-        )
-        return {
-            "type": "ack",
-            "request_id": request_id,
-            "event_id": deployment.event_id,
-            "incident_id": deployment.incident_id,
-            "decision": deployment.decision.value,
-            "officer_ids": list(deployment.officer_ids),
-        }
+            if decision:
+                self._inflight.pop(event.incident_id, None)
+            log.warning("console: publishing a %s failed: %r", event.type, exc)
+            return _error(request_id, "Kafka did not take it; nothing was recorded", "unavailable")
+        done = rules.summary(event) or {"event_id": event.event_id}
+        log.info("console: %s %s (%s)", by, kind, event.event_id)
+        return {"type": "ack", "request_id": request_id, **done, "already_recorded": False}
+
+    async def _resolve(
+        self, seat: _Seat, request_ids: object, request_id: str | None
+    ) -> dict[str, Any]:
+        """Which of ``request_ids`` (this user's, unanswered when the page lost its
+        connection) Kafka holds: ``recorded`` (with what), ``not_recorded``, or ``unknown``
+        (the console has not read Kafka to its end within :data:`RESOLVE_WAIT_S`)."""
+        if (
+            not isinstance(request_ids, list)
+            or len(request_ids) > RESOLVE_MAX
+            or not all(isinstance(r, str) and 0 < len(r) <= 128 for r in request_ids)
+        ):
+            return _error(
+                request_id, f"request_ids: a list of at most {RESOLVE_MAX} ids", "invalid"
+            )
+        name = seat.session.user.name
+        deadline = time.monotonic() + RESOLVE_WAIT_S
+        # (the feed marks caught_up in its health record; a short poll, bounded, reads it)
+        while not self.health.caught_up and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        results = []
+        for rid in request_ids:
+            pending = self.ledger.pending(name, rid)
+            if pending is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(pending), KAFKA_TIMEOUT)
+            entry = self.ledger.find(name, rid)
+            acked = (
+                entry.outcome.result()
+                if entry is not None and entry.outcome.done() and not entry.outcome.cancelled()
+                else None
+            )
+            known = self.view.recorded.get(event_id_for(name, rid))
+            if known is not None:
+                results.append({"request_id": rid, "outcome": "recorded", **known})
+            elif acked is not None and acked.get("type") == "ack":
+                done = {k: v for k, v in acked.items() if k not in {"type", "request_id"}}
+                results.append({**done, "request_id": rid, "outcome": "recorded"})
+            elif self.health.caught_up:
+                results.append({"request_id": rid, "outcome": "not_recorded"})
+            else:
+                results.append({"request_id": rid, "outcome": "unknown"})
+        return {"type": "resolved", "request_id": request_id, "results": results}
 
     # -- feed --------------------------------------------------------------------------
 
@@ -721,7 +940,7 @@ class Console:
                 self.health.invalid += 1
                 self.metrics.feed_invalid()  # metrics hook
                 continue
-            deltas.extend(self.view.apply(event))
+            deltas.extend(self.view.fold(event))
             if getattr(event, "type", None) == "deployment":
                 self._inflight.pop(event.incident_id, None)
         return deltas
@@ -784,6 +1003,7 @@ async def run_console(
     origins: Sequence[str] = (),
     decision_clock: Callable[[], datetime] | None = None,
     metrics_port: str | int | None = None,
+    insecure_http: bool = False,
 ) -> None:
     """Run a console until ``stop`` is set (or forever). ``ready(console)`` runs once it listens.
 
@@ -798,6 +1018,7 @@ async def run_console(
         origins=origins,
         decision_clock=decision_clock,
         metrics_port=metrics_port,
+        insecure_http=insecure_http,
     )
     async with console:
         if ready is not None:
@@ -836,6 +1057,7 @@ def cli(args: argparse.Namespace) -> int:
                 key=args.key,
                 origins=args.origin or (),
                 metrics_port=getattr(args, "metrics_port", None),  # metrics hook
+                insecure_http=args.insecure_http,
             )
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):

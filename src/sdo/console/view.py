@@ -20,20 +20,27 @@ from the deployment's, so a redelivery is a no-op) and the incident ``resourced`
 are read in parallel, so a deployment can be read before its incident; it is held back
 (a bounded number per incident) and applied when the incident arrives.
 
-:meth:`ConsoleView.decide` validates an SDO action against the picture and returns the
-:class:`~sdo.events.Deployment` to publish; it raises :class:`~sdo.errors.Rejected` with
-a message for the SDO otherwise.
+:meth:`ConsoleView.fold` is what the console calls with each event: :meth:`apply`, then,
+for what was applied, the call's story (:mod:`sdo.console.timeline`) and the index of
+what SDOs have recorded (deployments, notes, acknowledgements and console status
+changes, by ``event_id``: :attr:`ConsoleView.recorded`), which answers a request sent
+again or asked about after a reconnection. SDOs' notes and alert acknowledgements are
+folded like the other events (an acknowledgement holds while its alert stays raised).
+
+:meth:`ConsoleView.decide` validates an SDO decision against the picture and returns the
+:class:`~sdo.events.Deployment` to publish (the rules are :mod:`sdo.console.rules`); it
+raises :class:`~sdo.errors.Rejected` with a message for the SDO otherwise.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from pydantic import ValidationError
-
+from sdo.console import rules
+from sdo.console.timeline import Timelines
 from sdo.domain.geo import Areas
 from sdo.domain.state import (
     IncidentRecord,
@@ -51,10 +58,11 @@ from sdo.domain.waiting import Waiting
 from sdo.errors import Rejected
 from sdo.events import (
     Alert,
+    AlertAck,
     Decision,
     Deployment,
     Incident,
-    IncidentState,
+    IncidentNote,
     OfficerLocation,
     OfficerProfile,
     OfficerStatus,
@@ -75,11 +83,9 @@ __all__ = [
 Delta = dict[str, Any]
 
 #: Client action type -> the deployment decision it records.
-ACTIONS: Final[dict[str, Decision]] = {
-    "accept": Decision.ACCEPTED,
-    "override": Decision.OVERRIDDEN,
-    "decline": Decision.DECLINED,
-}
+ACTIONS: Final[dict[str, Decision]] = rules.DECISIONS
+#: Events SDOs recorded, remembered by id (:attr:`ConsoleView.recorded`); the oldest go first.
+RECORDED_MAX: Final = 200_000
 #: Deployments kept for the snapshot's "recent decisions" list.
 RECENT_DEPLOYMENTS: Final = 50
 _HIDDEN_OFFICER_FIELDS: Final = frozenset(
@@ -126,6 +132,11 @@ class ConsoleView:
         #: deployments read before their incident, waiting for it as the worker's World
         #: lets them (sdo.domain.waiting: the same bounds, so both refuse the same)
         self._waiting = Waiting()
+        #: acknowledgements of raised alerts, by (kind, subject)
+        self.acks: dict[tuple[str, str], AlertAck] = {}
+        #: what SDOs recorded, by event id (see :func:`sdo.console.rules.summary`)
+        self.recorded: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.timelines = Timelines()
         #: latest event time seen on any topic (the console's notion of "now")
         self.event_time: datetime | None = None
         self.applied = 0
@@ -167,6 +178,7 @@ class ConsoleView:
                 _event_json(self.recommendations[i]) for i in open_ids if i in self.recommendations
             ],
             "alerts": [_event_json(a) for a in self.alerts.values()],
+            "acks": [_event_json(a) for a in self.acks.values()],
             "availability": self.availability(),
             "min_cover": self.min_cover(),
             "deployments": [_event_json(d) for d in self.deployments],
@@ -199,8 +211,73 @@ class ConsoleView:
                 return self._recommendation(event)
             case Alert():
                 return self._alert(event)
+            case IncidentNote():
+                return self._note(event)
+            case AlertAck():
+                return self._ack(event)
         self.ignored["unhandled_type"] += 1
         return []
+
+    def fold(self, event: object) -> list[Delta]:
+        """:meth:`apply`, then what an applied event adds to its call's story and to
+        :attr:`recorded`; an alert cleared takes its acknowledgement with it."""
+        officer_before = (
+            self.officers.get(event.officer_id) if isinstance(event, OfficerStatus) else None
+        )
+        incident_before = (
+            self.incidents.get(event.incident_id) if isinstance(event, Incident) else None
+        )
+        deltas = self.apply(event)
+        if not deltas:
+            return deltas
+        done = rules.summary(event)
+        if done is not None:
+            self.recorded[done["event_id"]] = done
+            while len(self.recorded) > RECORDED_MAX:
+                self.recorded.popitem(last=False)
+        if isinstance(event, Alert) and not event.active:
+            ack = self.acks.pop((event.kind.value, event.subject), None)
+            if ack is not None:
+                deltas.append(
+                    {
+                        "type": "alert_ack",
+                        "ack": _event_json(ack),
+                        "cleared": True,
+                    }
+                )
+        deltas.extend(
+            self.timelines.record(
+                event, self, officer_before=officer_before, incident_before=incident_before
+            )
+        )
+        return deltas
+
+    def active_alert(self, kind: str, subject: str) -> Alert | None:
+        """The raised alert of that kind about that subject, if any."""
+        for alert in self.alerts.values():
+            if alert.kind.value == kind and alert.subject == subject and alert.active:
+                return alert
+        return None
+
+    def _note(self, event: IncidentNote) -> list[Delta]:
+        if event.event_id in self.recorded:
+            self.ignored["duplicate"] += 1
+            return []
+        self.applied += 1
+        return [{"type": "note", "note": _event_json(event)}]
+
+    def _ack(self, event: AlertAck) -> list[Delta]:
+        key = (event.kind.value, event.subject)
+        held = self.acks.get(key)
+        if held is not None:
+            self.ignored["duplicate" if held.event_id == event.event_id else "acknowledged"] += 1
+            return []
+        if self.active_alert(*key) is None:
+            self.ignored["ack_of_inactive_alert"] += 1
+            return []
+        self.applied += 1
+        self.acks[key] = event
+        return [{"type": "alert_ack", "ack": _event_json(event)}]
 
     def _officer(self, change: Any) -> list[Delta]:
         if not change.changed:
@@ -331,55 +408,10 @@ class ConsoleView:
         """The deployment an SDO action asks for, checked against the picture.
 
         ``action`` is the client message (``type`` one of ``accept``, ``override``,
-        ``decline``). Raises :class:`Rejected` with a message meant for the SDO.
+        ``decline``). Raises :class:`Rejected` with a message meant for the SDO
+        (:class:`sdo.console.rules.NeedsConfirmation` for an override to confirm).
         """
-        kind = action.get("type")
-        decision = ACTIONS.get(kind) if isinstance(kind, str) else None
-        if decision is None:
-            raise Rejected(f"unknown action {kind!r}")
-        incident_id = action.get("incident_id")
-        if not isinstance(incident_id, str) or not incident_id:
-            raise Rejected("incident_id is required")
-        record = self.incidents.get(incident_id)
-        if record is None:
-            raise Rejected(f"incident {incident_id} is not known to this console")
-        if record.state is IncidentState.CLOSED:
-            raise Rejected(f"incident {incident_id} is closed")
-        if decision is not Decision.OVERRIDDEN and record.decision is not None:
-            raise Rejected(
-                f"incident {incident_id} was already {record.decision.value} by "
-                f"{record.decided_by}; override to redeploy"
-            )
-        rec_id, reason, officer_ids = _action_fields(action)
-        rec = self.recommendations.get(incident_id)
-        if decision is Decision.ACCEPTED:
-            officer_ids = _accepted_officers(rec, rec_id, officer_ids, incident_id)
-        elif decision is Decision.OVERRIDDEN:
-            if not officer_ids:
-                raise Rejected("override needs at least one officer")
-            if not reason:
-                raise Rejected("override needs a reason")
-            unknown = [o for o in officer_ids if o not in self.officers]
-            if unknown:
-                raise Rejected(f"unknown officer(s): {', '.join(unknown[:5])}")
-        else:
-            if not reason:
-                raise Rejected("decline needs a reason")
-            officer_ids = ()
-        try:
-            return Deployment(
-                event_id=event_id,
-                ts=now,
-                incident_id=incident_id,
-                decision=decision,
-                officer_ids=officer_ids,
-                by=by,
-                reason=reason,
-                recommendation_id=rec_id or (rec.recommendation_id if rec else None),
-            )
-        except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            raise Rejected(f"invalid decision: {first['msg']}") from None
+        return rules.deployment(self, action, by=by, event_id=event_id, now=now)
 
 
 def _superseded(new: Recommendation, held: Recommendation) -> bool:
@@ -389,36 +421,3 @@ def _superseded(new: Recommendation, held: Recommendation) -> bool:
     if new.seq and held.seq and new.seq != held.seq:
         return new.seq < held.seq
     return new.ts < held.ts
-
-
-def _action_fields(action: Mapping[str, Any]) -> tuple[str | None, str | None, tuple[str, ...]]:
-    """``recommendation_id``, ``reason`` (trimmed) and ``officer_ids`` of an action, checked."""
-    rec_id = action.get("recommendation_id")
-    if rec_id is not None and not isinstance(rec_id, str):
-        raise Rejected("recommendation_id must be a string")
-    reason = action.get("reason")
-    if reason is not None and not isinstance(reason, str):
-        raise Rejected("reason must be a string")
-    raw_ids = action.get("officer_ids")
-    if raw_ids is not None and (
-        not isinstance(raw_ids, list) or not all(isinstance(o, str) for o in raw_ids)
-    ):
-        raise Rejected("officer_ids must be a list of strings")
-    return rec_id or None, (reason.strip() or None) if reason else None, tuple(raw_ids or ())
-
-
-def _accepted_officers(
-    rec: Recommendation | None,
-    rec_id: str | None,
-    officer_ids: tuple[str, ...],
-    incident_id: str,
-) -> tuple[str, ...]:
-    if rec is None:
-        raise Rejected(f"there is no recommendation for incident {incident_id} yet")
-    if rec_id != rec.recommendation_id:
-        raise Rejected("that recommendation has been superseded; review the current one")
-    if not rec.recommended and rec.service is None:
-        raise Rejected("the recommendation names no officers; override or decline")
-    if officer_ids and officer_ids != rec.recommended:
-        raise Rejected("accept takes the recommended officers as given; use override")
-    return rec.recommended

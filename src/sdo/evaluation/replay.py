@@ -40,7 +40,7 @@ from isal import igzip, isal_zlib
 
 from sdo.config import SEQ_HEADER, Settings, Topics
 from sdo.errors import BrokerError, ConfigError, InvalidEvent
-from sdo.events import Fix, decode_line, encode
+from sdo.events import Fix, decode_line, encode, kafka_key
 from sdo.progress import REFRESH_S, LineReporter, ProgressLine, eta_text
 
 __all__ = [
@@ -82,17 +82,8 @@ class ReplayStats:
 
 
 def key_of(event: Any) -> bytes | None:
-    """The Kafka key of an event (CONTRACT §1): officer, incident, or area/subject."""
-    kind = event.type
-    if kind.startswith("officer."):
-        key: str | None = event.officer_id
-    elif kind in ("incident", "deployment", "recommendation"):
-        key = event.incident_id
-    elif kind == "alert":
-        key = event.area_id or event.subject
-    else:  # a dead letter's original key is not known any more
-        key = None
-    return None if key is None else key.encode()
+    """The Kafka key of an event (CONTRACT §1: :func:`sdo.events.kafka_key`)."""
+    return kafka_key(event)
 
 
 def parse_speed(text: str) -> float | None:

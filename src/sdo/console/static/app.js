@@ -1,156 +1,33 @@
-// SDO console page. Plain ES module, no build step, nothing loaded from elsewhere.
-// Protocol: docs/console-protocol.md. The page keeps the picture the server describes
-// (snapshot, then deltas) and renders it at most once per animation frame.
+// SDO console page. Plain ES modules, no build step, nothing loaded from elsewhere (the
+// map library is vendored and served by the console). Protocol: docs/console-protocol.md.
+// The page keeps the picture the server describes (snapshot, then deltas) and renders it
+// at most once per animation frame. Layout: the queue and the alerts on the left (each
+// scrolls on its own), the map and the boards in the middle, the selected call on the
+// right: its header and recommendation at the top and the decision at the bottom, always
+// in sight, what is long (candidates, the call's story) scrolling between them.
 
-const $ = (sel) => document.querySelector(sel);
-const SVG_NS = "http://www.w3.org/2000/svg";
+import { initBoard, onBoardClick, renderBoard } from "./board.js";
+import {
+  buildAreas, fitScope, initMap, mapReady, officerTip, renderMap, showIncident, showOfficer,
+} from "./map.js";
+import {
+  callsign, canDecide, deadlineOf, features, gradeOf, incidentInScope, nowMs, placeOf,
+  scopeText, state,
+} from "./state.js";
+import {
+  $, ALERT_TEXT, DECISION_TEXT, RESPONSE_TEXT, ROLE_TEXT, STATUS_TEXT, areaAt, closeWords,
+  fmtAge, fmtDuration, fmtTime, h, metres, onPress, reconcile, sentence, statusIcon, words,
+} from "./util.js";
+
 const TOKEN_KEY = "sdo-console-token";
 const SOUND_KEY = "sdo-console-sound"; // "off" if the SDO turned the chime off (this browser)
+const PENDING_KEY = "sdo-console-pending"; // requests not answered yet (survive a reload)
+const SCOPE_KEY = "sdo-console-scope";
 const CLIENT_STALE_S = 5; // no websocket message for this long: the connection is stale
 const BACKOFF_MAX_S = 30;
-const FRESH_S = 30; // an incident that arrives while the page is open is marked NEW this long
-const STATUS_TEXT = {
-  available: "available", en_route: "en route", at_scene: "at scene",
-  committed: "committed", refreshment: "refreshment", off_duty: "off duty",
-};
-
-const state = {
-  ws: null,
-  hello: null,
-  status: null,
-  statusAt: 0, // performance.now() when the last status arrived
-  lastMessageAt: 0,
-  connected: false,
-  retryAt: 0,
-  attempt: 0,
-  officers: new Map(),
-  incidents: new Map(),
-  recs: new Map(),
-  alerts: new Map(),
-  availability: {},
-  minCover: {},
-  deployments: [],
-  areas: null,
-  proj: null,
-  selected: null,
-  pending: new Map(), // request_id -> description
-  form: null, // {kind: "override"|"decline", picked: Set}
-  requestSeq: 0,
-  fresh: new Map(), // incident_id -> performance.now() when it arrived live (not in a snapshot)
-  areaProps: new Map(), // neighbourhood id -> its properties (from the areas message)
-  find: { query: "", active: 0 }, // the officer finder: what is typed, the match chosen
-  found: null, // officer_id shown on the map by the finder
-  chimed: new Set(), // incidents whose wait at grade 1 was announced (or found on connecting)
-  chimes: 0, // chimes sounded since the page loaded (the page shows it: #sound-btn data-chimes)
-  audio: null, // the AudioContext, made at the first chime
-};
-
-const FIND_MAX = 8; // matches listed
-
-// -- small DOM helpers ---------------------------------------------------------------
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k === "dataset") Object.assign(el.dataset, v);
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-// Put ``children`` in ``container``, touching only what changed. The page renders on every
-// batch of messages (several times a second while officers move): an element replaced
-// between the press and the release of a click loses the click, and a hovered marker its
-// tooltip. Same number of children: each whose markup changed is replaced, the others are
-// left in place (their listeners are those of the same thing); otherwise all are replaced.
-function reconcile(container, children) {
-  const old = container.children;
-  if (old.length !== children.length) {
-    container.replaceChildren(...children);
-    return;
-  }
-  for (let i = 0; i < children.length; i += 1) {
-    if (old[i].outerHTML !== children[i].outerHTML) old[i].replaceWith(children[i]);
-  }
-}
-
-// A press selects (not only a click): a click whose element is redrawn under the pointer
-// still lands (see reconcile).
-function onPress(fn) {
-  return (ev) => { if (ev.button === 0) fn(); };
-}
-
-function s(tag, attrs = {}, text) {
-  const el = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v !== null && v !== undefined) el.setAttribute(k, String(v));
-  }
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
-
-function fmtDuration(sec) {
-  const neg = sec < 0;
-  sec = Math.abs(Math.round(sec));
-  const hh = Math.floor(sec / 3600), mm = Math.floor((sec % 3600) / 60), ss = sec % 60;
-  const body = hh ? `${hh}:${String(mm).padStart(2, "0")}:${String(ss).padStart(2, "0")}`
-    : `${mm}:${String(ss).padStart(2, "0")}`;
-  return (neg ? "-" : "") + body;
-}
-
-function metres(lon1, lat1, lon2, lat2) {
-  // great-circle distance (for ordering and showing; the recommender computes its own)
-  const r = Math.PI / 180, dlat = (lat2 - lat1) * r, dlon = (lon2 - lon1) * r;
-  const a = Math.sin(dlat / 2) ** 2 + Math.cos(lat1 * r) * Math.cos(lat2 * r) * Math.sin(dlon / 2) ** 2;
-  return 2 * 6371008.8 * Math.asin(Math.sqrt(a));
-}
-
-// Times as the control room reads them: UK local time (GMT, or BST in summer), not UTC.
-const UK_TIME = new Intl.DateTimeFormat("en-GB", {
-  timeZone: "Europe/London", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
-});
-
-function fmtTime(ms) {
-  if (!Number.isFinite(ms)) return "–";
-  return UK_TIME.format(new Date(ms));
-}
-
-// -- time ----------------------------------------------------------------------------
-// Deadlines run on the feed's clock: the server's clock for a live feed, the event time
-// for a replayed or simulated one (whose event time is far from the wall clock).
-
-function nowMs() {
-  const st = state.status;
-  if (!st) return Date.now();
-  const since = performance.now() - state.statusAt;
-  const server = Date.parse(st.server_time);
-  const event = st.event_time ? Date.parse(st.event_time) : NaN;
-  if (Number.isFinite(event) && Math.abs(server - event) > 5 * 60 * 1000) return event + since;
-  return server + since;
-}
-
-function gradeOf(inc) {
-  const rec = state.recs.get(inc.incident_id);
-  return (rec && rec.grade) || inc.grade || 0;
-}
-
-function deadlineOf(inc) {
-  const grade = gradeOf(inc);
-  const limits = (state.hello && state.hello.deadlines_s) || { 1: 900, 2: 3600 };
-  const limit = limits[String(grade)];
-  if (!limit) return null;
-  const age = (nowMs() - Date.parse(inc.created_ts)) / 1000;
-  const left = limit - age;
-  const cls = left <= 0 ? "red" : left < limit / 3 ? "amber" : "ok";
-  return { left, cls, limit };
-}
+const FRESH_S = 30; // a call that arrives while the page is open is marked NEW this long
+const FIND_MAX = 8;
+const CHANNEL = "BroadcastChannel" in window ? new BroadcastChannel("sdo-console") : null;
 
 // -- connection ----------------------------------------------------------------------
 
@@ -163,9 +40,7 @@ function connect() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${proto}//${location.host}/ws`);
   state.ws = ws;
-  ws.addEventListener("open", () => {
-    ws.send(JSON.stringify({ type: "auth", token: tok }));
-  });
+  ws.addEventListener("open", () => ws.send(JSON.stringify({ type: "auth", token: tok })));
   ws.addEventListener("message", (ev) => {
     state.lastMessageAt = performance.now();
     let msg;
@@ -176,15 +51,17 @@ function connect() {
     if (state.ws !== ws) return;
     state.ws = null;
     state.connected = false;
-    if (ev.reason === "authentication failed" || ev.reason === "authentication required") {
+    if (["authentication failed", "authentication required"].includes(ev.reason) || ev.reason.startsWith("access changed")) {
       sessionStorage.removeItem(TOKEN_KEY);
-      showLogin(ev.reason === "authentication failed" ? "That token was not accepted." : "Please log in.");
+      showLogin(ev.reason === "authentication failed" ? "That token was not accepted."
+        : ev.reason.startsWith("access changed") ? "Your access was changed or removed: log in again with your current token."
+          : "Please log in.");
       return;
     }
     const delay = Math.min(BACKOFF_MAX_S, 2 ** state.attempt) * (0.75 + Math.random() * 0.5);
     state.attempt += 1;
     state.retryAt = performance.now() + delay * 1000;
-    state.closeReason = ev.reason || `code ${ev.code}`;
+    state.closeReason = closeWords(ev.code, ev.reason);
     setTimeout(connect, delay * 1000);
     renderBanner();
   });
@@ -199,11 +76,42 @@ function showLogin(message) {
 
 function send(msg) {
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
-    toast("Not connected: the action was not sent.", false);
+    toast("Not connected: nothing was sent.", false);
     return false;
   }
   state.ws.send(JSON.stringify(msg));
   return true;
+}
+
+function requestId() {
+  state.requestSeq += 1;
+  const rnd = Math.random().toString(36).slice(2, 8);
+  return `r${Date.now().toString(36)}-${rnd}-${state.requestSeq}`;
+}
+
+function savePending() {
+  const rows = [...state.pending].map(([id, p]) => [id, { what: p.what, incident_id: p.incident_id }]);
+  sessionStorage.setItem(PENDING_KEY, JSON.stringify(rows));
+}
+
+function loadPending() {
+  try {
+    for (const [id, p] of JSON.parse(sessionStorage.getItem(PENDING_KEY) || "[]")) state.pending.set(id, p);
+  } catch { /* a broken entry is dropped */ }
+}
+
+// An action, remembered until the server answers it (and across a reconnection: then the
+// page asks the server which of them Kafka holds, and says so).
+function request(msg, what, incidentId, extra = {}) {
+  const id = requestId();
+  state.pending.set(id, { what, incident_id: incidentId, ...extra });
+  savePending();
+  if (!send({ ...msg, request_id: id })) {
+    state.pending.delete(id);
+    savePending();
+    return null;
+  }
+  return id;
 }
 
 // -- messages ------------------------------------------------------------------------
@@ -217,22 +125,30 @@ function handle(msg) {
       $("#user-name").textContent = msg.user;
       $("#user-role").textContent = msg.role;
       document.body.classList.toggle("viewer", !msg.can_decide);
+      if (state.scope) send({ type: "work", scope: state.scope, request_id: "work" });
+      if (state.pending.size) {
+        send({ type: "resolve", request_id: "resolve", request_ids: [...state.pending.keys()].slice(0, 100) });
+      }
       break;
     case "areas":
       state.areas = msg.geojson;
       state.minCover = msg.min_cover || {};
-      buildMap();
+      state.placeOf.clear();
+      buildWork();
+      buildAreas();
       break;
     case "snapshot":
       state.officers = new Map(msg.officers.map((o) => [o.officer_id, o]));
       state.incidents = new Map(msg.incidents.map((i) => [i.incident_id, i]));
       state.recs = new Map(msg.recommendations.map((r) => [r.incident_id, r]));
       state.alerts = new Map(msg.alerts.map((a) => [`${a.kind}:${a.subject}`, a]));
+      state.acks = new Map((msg.acks || []).map((a) => [`${a.kind}:${a.subject}`, a]));
       state.availability = msg.availability;
       state.minCover = msg.min_cover || state.minCover;
       state.deployments = msg.deployments.slice(-50).reverse();
       state.fresh.clear(); // what a (re)connection finds is not news
       state.chimed = new Set([...state.incidents.values()].filter(waitsAtGrade1).map((i) => i.incident_id));
+      if (state.selected) askStory(state.selected);
       break;
     case "officer":
       state.officers.set(msg.officer.officer_id, msg.officer);
@@ -244,27 +160,32 @@ function handle(msg) {
         state.chimed.delete(msg.incident.incident_id);
         if (state.selected === msg.incident.incident_id) state.selected = null;
       } else {
-        if (!state.incidents.has(msg.incident.incident_id)) {
-          state.fresh.set(msg.incident.incident_id, performance.now());
-        }
+        const isNew = !state.incidents.has(msg.incident.incident_id);
+        if (isNew) state.fresh.set(msg.incident.incident_id, performance.now());
         state.incidents.set(msg.incident.incident_id, msg.incident);
+        if (isNew) sayLater(msg.incident.incident_id);
         announce(msg.incident.incident_id);
       }
       break;
     case "recommendation":
       state.recs.set(msg.recommendation.incident_id, msg.recommendation);
+      say(msg.recommendation.incident_id);
       announce(msg.recommendation.incident_id);
       break;
     case "alert": {
       const key = `${msg.alert.kind}:${msg.alert.subject}`;
-      if (msg.alert.active === false) state.alerts.delete(key);
-      else {
+      if (msg.alert.active === false) { state.alerts.delete(key); state.acks.delete(key); } else {
         // a grade 1 call past its deadline with nobody deployed: the chime again, once
         const known = state.alerts.has(key);
         state.alerts.set(key, msg.alert);
         const inc = state.incidents.get(msg.alert.subject);
         if (!known && msg.alert.kind === "unresourced" && inc && waitsAtGrade1(inc) && soundOn()) chime();
       }
+      break;
+    }
+    case "alert_ack": {
+      const key = `${msg.ack.kind}:${msg.ack.subject}`;
+      if (msg.cleared) state.acks.delete(key); else state.acks.set(key, msg.ack);
       break;
     }
     case "availability":
@@ -278,25 +199,94 @@ function handle(msg) {
       state.status = msg;
       state.statusAt = performance.now();
       break;
-    case "ack": {
-      const what = state.pending.get(msg.request_id) || msg.decision;
-      state.pending.delete(msg.request_id);
-      toast(`Recorded: ${what} (${msg.incident_id})`, true);
+    case "presence":
+      state.presence = msg.sessions;
       break;
-    }
-    case "error": {
-      const what = state.pending.get(msg.request_id);
-      state.pending.delete(msg.request_id);
-      toast(`${what ? what + " refused: " : ""}${msg.error}`, false);
+    case "timeline":
+      story(msg);
       break;
-    }
+    case "ack":
+      answered(msg, true);
+      break;
+    case "error":
+      answered(msg, false);
+      break;
+    case "resolved":
+      resolved(msg.results || []);
+      break;
     default:
       break;
   }
   schedule();
 }
 
-// -- the grade 1 chime ----------------------------------------------------------------
+function answered(msg, ok) {
+  const p = state.pending.get(msg.request_id);
+  if (msg.request_id === "work" || msg.request_id === "resolve") {
+    if (!ok) toast(msg.error, false);
+    return;
+  }
+  state.pending.delete(msg.request_id);
+  savePending();
+  if (!p) { if (!ok) toast(msg.error, false); return; }
+  if (ok) {
+    const already = msg.already_recorded ? " (it was already recorded)" : "";
+    const short = msg.shortfalls && msg.shortfalls.length ? ` · recorded short: ${msg.shortfalls.join("; ")}` : "";
+    result(p.incident_id, true, `Recorded: ${p.what}${already}${short}`);
+    if (p.note) { /* the note comes back in the story */ }
+  } else if (msg.code === "confirm" && p.form && state.selected === p.incident_id) {
+    // the server says who is busy or off duty: the form again, asking to send anyway
+    state.form = { ...p.form, picked: new Set(p.form.picked), problems: msg.problems || [], confirm: false };
+    $("#decide-reason").value = p.form.reason;
+    result(p.incident_id, false, `Not sent: ${msg.error}`);
+  } else {
+    if (p.note && !$("#note-text").value) $("#note-text").value = p.note;
+    result(p.incident_id, false, `Refused: ${p.what}: ${msg.error}`);
+  }
+}
+
+function resolved(results) {
+  // what became of the requests a lost connection left unanswered, from what Kafka holds
+  for (const r of results) {
+    const p = state.pending.get(r.request_id);
+    if (!p) continue;
+    if (r.outcome === "unknown") {
+      result(p.incident_id, false, `Could not check yet whether "${p.what}" was recorded: see the call's story before sending it again`);
+      continue;
+    }
+    state.pending.delete(r.request_id);
+    if (r.outcome === "recorded") {
+      result(p.incident_id, true, `Recorded before the connection dropped: ${p.what}`);
+    } else {
+      result(p.incident_id, false, `NOT recorded (the connection dropped first): ${p.what}. Send it again if it is still needed.`);
+    }
+  }
+  savePending();
+}
+
+function result(incidentId, ok, text) {
+  state.results.set(incidentId || "", { ok, text, at: Date.now() });
+  toast(text, ok);
+}
+
+// -- the call's story ---------------------------------------------------------------------
+
+function askStory(id) {
+  state.timeline = { incident: id, entries: [] };
+  if (state.connected) send({ type: "timeline", incident_id: id, request_id: `story-${id}` });
+}
+
+function story(msg) {
+  if (msg.incident_id !== state.timeline.incident) return;
+  const incoming = msg.entries || (msg.entry ? [msg.entry] : []);
+  const seen = new Set(state.timeline.entries.map((e) => `${e.event_id}|${e.text}`));
+  const entries = [...state.timeline.entries];
+  for (const e of incoming) if (!seen.has(`${e.event_id}|${e.text}`)) entries.push(e);
+  entries.sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts));
+  state.timeline = { incident: msg.incident_id, entries };
+}
+
+// -- the grade 1 chime, and new calls said aloud -------------------------------------------
 
 function waitsAtGrade1(inc) {
   return inc.state === "open" && !inc.decision && gradeOf(inc) === 1;
@@ -305,11 +295,29 @@ function waitsAtGrade1(inc) {
 function soundOn() { return localStorage.getItem(SOUND_KEY) !== "off"; }
 
 function announce(id) {
-  // once per incident, when a live message makes it a grade 1 call waiting (new, or regraded)
+  // once per call, when a live message makes it a grade 1 call waiting (new, or regraded)
   const inc = state.incidents.get(id);
   if (!inc || !waitsAtGrade1(inc) || state.chimed.has(id)) return;
   state.chimed.add(id);
   if (soundOn()) chime();
+}
+
+const unsaid = new Set(); // new calls not said yet: they are said once graded
+
+function sayLater(id) {
+  // a new call is said with its grade, which comes with its recommendation a moment
+  // later; without one within 3 s, it is said without
+  unsaid.add(id);
+  setTimeout(() => say(id), 3000);
+}
+
+function say(id) {
+  // a screen reader hears each new call (the live region is assertive)
+  if (!unsaid.delete(id)) return;
+  const inc = state.incidents.get(id);
+  if (!inc || !incidentInScope(inc)) return;
+  const g = gradeOf(inc);
+  $("#announcer").textContent = `New call ${id}${g ? `, grade ${g}` : ""}: ${words(inc.category)}`;
 }
 
 function chime() {
@@ -356,14 +364,19 @@ function schedule() {
 
 function render() {
   renderBanner();
+  if (state.mapOnly) { renderMap(); return; }
   renderSound();
+  renderPresence();
   renderFind();
   renderQueue();
   renderAlerts();
-  renderMap();
+  renderTabs();
+  renderCoverStrip();
+  if (state.tab === "map") renderMap();
+  renderBoard();
+  if (state.tab === "cover") renderAvailability();
+  if (state.tab === "decisions") renderDecisions();
   renderPanel();
-  renderAvailability();
-  renderDecisions();
 }
 
 function renderBanner() {
@@ -396,12 +409,28 @@ function renderBanner() {
   banner.className = `banner ${cls}`;
   $("#conn-state").textContent = title;
   $("#conn-detail").textContent = detail;
+  banner.title = detail;
   document.body.classList.toggle("disconnected", !state.connected);
   document.body.classList.toggle("stale", state.connected && cls === "bad");
   $("#data-time").textContent = st && st.event_time ? fmtTime(Date.parse(st.event_time)) : "–";
 }
 
-function sortedPending() {
+function renderPresence() {
+  // who is on, and what each works (several windows of one user count once)
+  const byUser = new Map();
+  for (const s of state.presence) {
+    const u = byUser.get(s.user) || { role: s.role, scopes: new Set() };
+    if (s.scope) u.scopes.add(s.scope);
+    byUser.set(s.user, u);
+  }
+  const chips = [...byUser].map(([user, u]) => h("span", {
+    class: `who-chip${u.role === "viewer" ? " viewer" : ""}${state.hello && user === state.hello.user ? " me" : ""}`,
+    dataset: { user }, title: `${user} (${u.role}) works ${u.scopes.size ? [...u.scopes].map(scopeText).join(", ") : "all areas"}`,
+  }, user, h("span", { class: "muted" }, ` ${u.role === "viewer" ? "viewer" : u.scopes.size ? [...u.scopes].map(scopeText).join(", ") : "all"}`)));
+  reconcile($("#presence"), chips);
+}
+
+function sortedCalls() {
   const all = [...state.incidents.values()];
   const pending = all.filter((i) => i.state === "open" && !i.decision);
   pending.sort((a, b) => (gradeOf(a) || 9) - (gradeOf(b) || 9)
@@ -413,34 +442,9 @@ function sortedPending() {
 
 function timerEl(inc) {
   const d = deadlineOf(inc);
-  if (!d) return h("span", { class: "timer muted" }, "–");
+  if (!d) return h("span", { class: "timer muted", title: "no attendance deadline at this grade" }, "–");
   return h("span", { class: `timer ${d.cls}`, title: "time left to the attendance deadline" },
     d.left <= 0 ? `OVERDUE ${fmtDuration(-d.left)}` : fmtDuration(d.left));
-}
-
-function areaTip(p, available) {
-  // the neighbourhood, its typology and named officer (with what they are doing now)
-  if (!p) return "";
-  const lines = [`${p.name} (${p.id}) · NPU ${p.npu} · cluster ${p.cluster} · typology ${p.typology}`];
-  if (p.named_officer) {
-    const o = state.officers.get(p.named_officer);
-    lines.push(`named officer ${o ? `${o.callsign || o.officer_id} (${STATUS_TEXT[o.status] || o.status})` : p.named_officer}`);
-  } else {
-    lines.push("no named officer");
-  }
-  if (available !== undefined) lines.push(`${available} officer(s) available here`);
-  return lines.join("\n");
-}
-
-function officerTip(o, stale, now) {
-  // what the officer is doing, then what they can do: transport, skills, shift end
-  const doing = `${o.callsign || o.officer_id} · ${(o.role || "?").replace(/_/g, " ")} · `
-    + `${STATUS_TEXT[o.status] || o.status}${o.incident_id ? " → " + o.incident_id : ""}`;
-  const can = [o.transport || "transport unknown"];
-  if (o.skills && o.skills.length) can.push(o.skills.map((k) => k.replace(/_/g, " ")).join(", "));
-  if (o.shift_end) can.push(`shift ends ${fmtTime(Date.parse(o.shift_end))}`);
-  if (stale) can.push(`last fix ${fmtDuration((now - Date.parse(o.fix_ts)) / 1000)} ago`);
-  return `${doing}\n${can.join(" · ")}`;
 }
 
 function whoEl(rec) {
@@ -463,9 +467,18 @@ function isFresh(id) {
   return false;
 }
 
+function responseText(rec) {
+  return rec ? RESPONSE_TEXT[rec.response] || sentence(rec.response) : "awaiting recommendation";
+}
+
 function renderQueue() {
-  const { pending, resourced } = sortedPending();
+  const { pending: everywhere, resourced } = sortedCalls();
+  const pending = everywhere.filter(incidentInScope);
+  const outside = everywhere.filter((i) => !incidentInScope(i));
   $("#pending-count").textContent = String(pending.length);
+  const outsideG1 = outside.filter((i) => gradeOf(i) === 1).length;
+  $("#outside").textContent = outside.length
+    ? `+${outside.length} outside ${scopeText(state.scope)}${outsideG1 ? ` (${outsideG1} grade 1)` : ""}` : "";
   // the tab and the taskbar show the queue too: (pending, of which grade 1) SDO console
   const urgent = pending.filter((i) => gradeOf(i) === 1).length;
   document.title = pending.length
@@ -480,32 +493,69 @@ function renderQueue() {
       onpointerdown: onPress(() => select(inc.incident_id)),
     },
     h("span", { class: `grade g${g}` }, g || "?"),
-    h("span", { class: "id" }, fresh ? h("span", { class: "new" }, "NEW") : null, inc.incident_id, " ",
-      h("span", { class: "muted" }, rec ? rec.response : "awaiting recommendation")),
+    h("span", { class: "id" }, fresh ? h("span", { class: "new" }, "NEW") : null, inc.incident_id),
     timerEl(inc),
-    h("span", { class: "cat" }, `${inc.category} · ${inc.summary || ""}`),
+    h("span", { class: "cat" }, h("span", { class: "resp" }, responseText(rec)), ` · ${sentence(inc.category)}${inc.summary ? " · " + inc.summary : ""}`),
     whoEl(rec));
   }));
-  reconcile($("#resourced"), resourced.slice(0, 20).map((inc) => h("li", {
+  const shown = resourced.filter(incidentInScope);
+  $("#resourced-count").textContent = String(shown.length);
+  reconcile($("#resourced"), shown.slice(0, 30).map((inc) => h("li", {
     class: `queue-item g${gradeOf(inc)}${state.selected === inc.incident_id ? " selected" : ""}`,
     dataset: { id: inc.incident_id }, onclick: () => select(inc.incident_id),
     onpointerdown: onPress(() => select(inc.incident_id)),
   }, h("span", { class: `grade g${gradeOf(inc)}` }, gradeOf(inc) || "?"),
-  h("span", { class: "id" }, inc.incident_id, " ", h("span", { class: "muted" }, inc.decision || inc.state)),
+  h("span", { class: "id" }, inc.incident_id, " ", h("span", { class: "muted" }, DECISION_TEXT[inc.decision] || words(inc.state))),
   h("span", { class: "muted" }, inc.decided_by || ""))));
 }
 
+function alertInScope(a) {
+  if (!state.scope) return true;
+  const inc = state.incidents.get(a.subject);
+  if (inc) return incidentInScope(inc);
+  const [kind, id] = state.scope.split(":");
+  if (state.minCover[a.subject] !== undefined) {
+    // a cluster's alert: in scope when it is the cluster, or lies in the NPU worked
+    if (kind === "cluster") return a.subject === id;
+    return features().some((f) => f.properties.cluster === a.subject && f.properties.npu === id);
+  }
+  const o = state.officers.get(a.subject);
+  if (o) return kind === "npu" ? (o.npu || o.home_npu) === id : o.cluster === id;
+  return true;
+}
+
 function renderAlerts() {
-  const alerts = [...state.alerts.values()].sort((a, b) => Date.parse(b.ts) - Date.parse(a.ts));
+  const alerts = [...state.alerts.values()].filter(alertInScope);
+  const acked = (a) => state.acks.has(`${a.kind}:${a.subject}`);
+  alerts.sort((a, b) => acked(a) - acked(b) || Date.parse(b.ts) - Date.parse(a.ts));
+  const fresh = alerts.filter((a) => !acked(a)).length;
   $("#alert-count").textContent = String(alerts.length);
-  // an alert about an incident on the page (unresourced, or its warning) opens it when clicked
-  reconcile($("#alerts"), alerts.map((a) => h("li", state.incidents.has(a.subject)
-    ? { class: `sev-${a.severity} link`, dataset: { incident: a.subject }, title: "open the incident",
-      onclick: () => select(a.subject), onpointerdown: onPress(() => select(a.subject)) }
-    : { class: `sev-${a.severity}` },
-    h("div", {}, h("span", { class: "alert-kind" }, a.kind.replace(/_/g, " ")), " · ", a.subject,
-      h("span", { class: "muted" }, "  ", fmtTime(Date.parse(a.ts)))),
-    h("div", { class: "muted" }, a.message, coverNow(a)))));
+  const badge = $("#alert-new");
+  badge.textContent = `${fresh} new`;
+  badge.hidden = !fresh;
+  // an alert about a call on the page (unresourced, or its warning) opens it when clicked
+  reconcile($("#alerts"), alerts.map((a) => {
+    const ack = state.acks.get(`${a.kind}:${a.subject}`);
+    const onCall = state.incidents.has(a.subject);
+    const attrs = {
+      class: `sev-${a.severity}${onCall ? " link" : ""}${ack ? " acked" : " unacked"}`,
+      dataset: { incident: onCall ? a.subject : null, key: `${a.kind}:${a.subject}` },
+    };
+    if (onCall) {
+      attrs.title = "open the call";
+      attrs.onclick = (ev) => { if (!ev.target.closest("button")) select(a.subject); };
+      attrs.onpointerdown = (ev) => { if (ev.button === 0 && !ev.target.closest("button")) select(a.subject); };
+    }
+    return h("li", attrs,
+      h("div", { class: "alert-line" }, h("span", { class: "alert-kind" }, ALERT_TEXT[a.kind] || sentence(a.kind)), " · ", a.subject,
+        h("span", { class: "muted" }, "  ", fmtTime(Date.parse(a.ts))),
+        ack ? null : canDecide() ? h("button", {
+          type: "button", class: "small ack", dataset: { kind: a.kind, subject: a.subject },
+          "aria-label": `acknowledge the ${words(a.kind)} alert for ${a.subject}`,
+        }, "Acknowledge") : null),
+      h("div", { class: "muted" }, a.message, coverNow(a)),
+      ack ? h("div", { class: "ack-by" }, `acknowledged by ${ack.by} at ${fmtTime(Date.parse(ack.ts))}`) : null);
+  }));
 }
 
 function coverNow(alert) {
@@ -515,136 +565,47 @@ function coverNow(alert) {
   return h("span", { class: "cover-now" }, ` · now ${have} / ${min}`);
 }
 
-// -- map -----------------------------------------------------------------------------
-// Equirectangular projection around the areas' centre: x = lon·cos(lat0), y = -lat,
-// scaled to the SVG's viewBox. Good to a fraction of a percent across a city.
-
-function rings(geom) {
-  if (!geom) return [];
-  if (geom.type === "Polygon") return geom.coordinates;
-  if (geom.type === "MultiPolygon") return geom.coordinates.flat();
-  return [];
+function responseCover(cluster) {
+  // a cluster's cover: its available response officers (as the worker's cover-gap alert
+  // counts them), and its minimum (undefined if the area file gives none)
+  const counts = state.availability[`cluster:${cluster}`] || {};
+  return { have: counts["role:response"] || 0, min: state.minCover[cluster] };
 }
 
-function buildMap() {
-  const svg = $("#map");
-  const feats = (state.areas && state.areas.features) || [];
-  let minLon = Infinity, maxLon = -Infinity, minLat = Infinity, maxLat = -Infinity;
-  for (const f of feats) for (const ring of rings(f.geometry)) for (const [lon, lat] of ring) {
-    minLon = Math.min(minLon, lon); maxLon = Math.max(maxLon, lon);
-    minLat = Math.min(minLat, lat); maxLat = Math.max(maxLat, lat);
-  }
-  if (!Number.isFinite(minLon)) return;
-  const k = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
-  const W = 1000, scale = W / ((maxLon - minLon) * k || 1), H = (maxLat - minLat) * scale || 1000;
-  const pad = 20;
-  // room below the areas for the legend, which lies over the map's bottom edge
-  const below = pad + 0.09 * (H + 2 * pad);
-  state.proj = (lon, lat) => [pad + (lon - minLon) * k * scale, pad + (maxLat - lat) * scale];
-  svg.setAttribute("viewBox", `0 0 ${W + 2 * pad} ${H + pad + below}`);
-  const P = state.proj;
-  const pathOf = (geom) => rings(geom).map((ring) => "M" + ring.map(([x, y]) => P(x, y).map((v) => v.toFixed(1)).join(",")).join("L") + "Z").join("");
-  const areasLayer = $("#layer-areas"), labels = $("#layer-labels");
-  areasLayer.replaceChildren();
-  labels.replaceChildren();
-  const edges = new Map(); // segment key -> [props...]
-  for (const f of feats) {
-    const p = f.properties;
-    const el = s("path", { d: pathOf(f.geometry), class: "area", "data-id": p.id });
-    el.append(s("title", {}, areaTip(p, undefined)));
-    state.areaProps.set(p.id, p);
-    areasLayer.append(el);
-    let cx = 0, cy = 0, n = 0;
-    for (const ring of rings(f.geometry)) {
-      for (let i = 0; i + 1 < ring.length; i += 1) {
-        const a = ring[i].map((v) => v.toFixed(6)).join(","), b = ring[i + 1].map((v) => v.toFixed(6)).join(",");
-        const key = a < b ? `${a}|${b}` : `${b}|${a}`;
-        if (!edges.has(key)) edges.set(key, { a: ring[i], b: ring[i + 1], props: [] });
-        edges.get(key).props.push(p);
-        const [x, y] = P(ring[i][0], ring[i][1]); cx += x; cy += y; n += 1;
-      }
-    }
-    if (n) labels.append(s("text", { x: (cx / n).toFixed(1), y: (cy / n).toFixed(1), class: "area-label" }, p.name));
-  }
-  // Outlines: a segment is on an NPU (cluster) boundary unless both sides share the NPU (cluster).
-  let npuD = "", clusterD = "";
-  for (const { a, b, props } of edges.values()) {
-    const seg = `M${P(a[0], a[1]).map((v) => v.toFixed(1)).join(",")}L${P(b[0], b[1]).map((v) => v.toFixed(1)).join(",")}`;
-    if (props.length < 2 || props[0].npu !== props[1].npu) npuD += seg;
-    if (props.length < 2 || props[0].cluster !== props[1].cluster) clusterD += seg;
-  }
-  $("#layer-outlines").replaceChildren(s("path", { d: clusterD, class: "outline-cluster" }), s("path", { d: npuD, class: "outline-npu" }));
+function renderCoverStrip() {
+  const chips = Object.keys(state.minCover).sort().map((cluster) => {
+    const { have, min } = responseCover(cluster);
+    const below = min !== undefined && have < min;
+    return h("button", {
+      type: "button", class: `cover-chip${below ? " below" : ""}`, dataset: { cluster },
+      title: `${cluster}: ${have} response officer(s) available, minimum ${min}${below ? " — BELOW COVER" : ""}`,
+    }, `${cluster} `, h("b", {}, `${have}/${min}`), below ? " ▼" : "");
+  });
+  reconcile($("#cover-strip"), chips);
 }
 
-function diamond(x, y, r) {
-  return `M${x},${y - r}L${x + r},${y}L${x},${y + r}L${x - r},${y}Z`;
+function renderTabs() {
+  for (const b of document.querySelectorAll("#tabs [role=tab]")) {
+    const on = b.dataset.tab === state.tab;
+    b.setAttribute("aria-selected", String(on));
+    b.tabIndex = on ? 0 : -1;
+  }
+  for (const [tab, id] of [["map", "#map-panel"], ["officers", "#officers-panel"], ["cover", "#cover-panel"], ["decisions", "#decisions-panel"]]) {
+    $(id).hidden = state.tab !== tab;
+  }
 }
 
-function renderMap() {
-  const P = state.proj;
-  if (!P) return;
-  for (const el of $("#layer-areas").children) {
-    const counts = state.availability[`nbhd:${el.dataset.id}`];
-    const n = (counts && counts.total) || 0;
-    el.setAttribute("class", `area cover-${Math.min(n, 3)}`);
-    const tip = el.firstChild, text = areaTip(state.areaProps.get(el.dataset.id), n);
-    if (tip && tip.textContent !== text) tip.textContent = text;
-  }
-  const staleMs = 5 * 60 * 1000;
-  const now = nowMs();
-  const officers = [];
-  for (const o of state.officers.values()) {
-    if (o.lat === undefined || o.lon === undefined || o.status === "off_duty") continue;
-    const [x, y] = P(o.lon, o.lat);
-    const stale = o.fix_ts && now - Date.parse(o.fix_ts) > staleMs;
-    const found = state.found === o.officer_id;
-    const g = s("g", { class: `officer${stale ? " stale-fix" : ""}${found ? " found" : ""}`, "data-id": o.officer_id, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` });
-    if (found) g.append(s("circle", { r: 20, class: "find-ring" }));
-    g.append(s("circle", { r: 8, class: `st-${o.status}` }));
-    g.append(s("text", { x: 11, y: 5 }, o.callsign || o.officer_id));
-    g.append(s("title", {}, officerTip(o, stale, now)));
-    officers.push(g);
-  }
-  // the one found last, on top of the others
-  officers.sort((a, b) => (a.dataset.id === state.found) - (b.dataset.id === state.found));
-  reconcile($("#layer-officers"), officers);
-  const incs = [];
-  for (const inc of state.incidents.values()) {
-    const [x, y] = P(inc.lon, inc.lat);
-    const g = gradeOf(inc);
-    const el = s("g", {
-      class: `incident g${g}${inc.state !== "open" || inc.decision ? " resourced" : ""}${state.selected === inc.incident_id ? " selected" : ""}`,
-      "data-id": inc.incident_id,
-    });
-    el.append(s("path", { d: diamond(x, y, 13) }));
-    el.append(s("text", { x: x + 15, y: y - 9 }, inc.incident_id));
-    el.append(s("title", {}, `${inc.incident_id} · grade ${g || "?"} · ${inc.category}`));
-    el.addEventListener("click", () => select(inc.incident_id));
-    el.addEventListener("pointerdown", onPress(() => select(inc.incident_id)));
-    incs.push(el);
-  }
-  reconcile($("#layer-incidents"), incs);
-  const lines = [];
-  const sel = state.selected && state.incidents.get(state.selected);
-  const rec = sel && state.recs.get(sel.incident_id);
-  if (sel && rec) {
-    const [ix, iy] = P(sel.lon, sel.lat);
-    const recommended = new Set(rec.recommended || []);
-    for (const c of rec.candidates || []) {
-      const o = state.officers.get(c.officer_id);
-      if (!o || o.lat === undefined) continue;
-      const [ox, oy] = P(o.lon, o.lat);
-      lines.push(s("line", { x1: ix, y1: iy, x2: ox, y2: oy, class: `cand-line${recommended.has(c.officer_id) ? " recommended" : ""}` }));
-    }
-  }
-  reconcile($("#layer-lines"), lines);
+function showTab(tab) {
+  state.tab = tab;
+  renderTabs();
+  schedule();
 }
 
-// -- finding an officer or an incident -----------------------------------------------------
+// -- finding an officer or a call ----------------------------------------------------
 
 function findMatches(query) {
-  // officers whose callsign (or id) holds what is typed and incidents whose id does, those
-  // it begins first; then officers with a skill that holds it ("taser", "urdu"), the
+  // officers whose callsign (or id) holds what is typed and calls whose id does, those it
+  // begins first; then officers with a skill that holds it ("taser", "urdu"), the
   // available first; each by name. A hit is {o: officer} or {inc: incident}.
   const q = query.trim().toLowerCase();
   if (!q) return [];
@@ -653,9 +614,8 @@ function findMatches(query) {
     const name = (o.callsign || o.officer_id).toLowerCase();
     const at = name.indexOf(q);
     let rank = at === 0 ? 0 : at > 0 || o.officer_id.toLowerCase().includes(q) ? 1 : -1;
-    // a skill as the panel shows it ("needs mental_health") or in words ("mental health")
-    const words = q.replace(/_/g, " ");
-    if (rank < 0 && (o.skills || []).some((k) => k.replace(/_/g, " ").toLowerCase().includes(words))) {
+    const wordsQ = q.replace(/_/g, " ");
+    if (rank < 0 && (o.skills || []).some((k) => k.replace(/_/g, " ").toLowerCase().includes(wordsQ))) {
       rank = o.status === "available" ? 2 : 3;
     }
     if (rank >= 0) hits.push([rank, name, { o }]);
@@ -670,17 +630,15 @@ function findMatches(query) {
 }
 
 function incidentText(inc) {
-  // what the finder says of an incident: its grade and kind; waiting, or what was decided
-  const head = `${inc.incident_id} · grade ${gradeOf(inc) || "?"} · ${inc.category}`;
+  const head = `${inc.incident_id} · grade ${gradeOf(inc) || "?"} · ${words(inc.category)}`;
   const now = inc.state === "open" && !inc.decision ? "waiting"
-    : inc.decision ? `${inc.decision}${inc.decided_by ? " by " + inc.decided_by : ""}` : inc.state;
+    : inc.decision ? `${DECISION_TEXT[inc.decision]}${inc.decided_by ? " by " + inc.decided_by : ""}` : inc.state;
   return [head, inc.summary ? `${now} · ${inc.summary}` : now];
 }
 
 function whereText(o) {
-  // what the finder says of where an officer is (the map shows only those on duty with a fix)
   if (o.status === "off_duty") return "off duty: not on the map";
-  if (o.lat === undefined || o.lon === undefined) return "no position yet";
+  if (o.lat === undefined || o.lon === undefined || o.lat === null) return "no position yet";
   const age = o.fix_ts ? (nowMs() - Date.parse(o.fix_ts)) / 1000 : null;
   return age === null ? "on the map" : `fix ${fmtDuration(Math.max(0, age))} ago`;
 }
@@ -707,36 +665,34 @@ function renderFind() {
       class: `${inc ? "incident " : ""}${n === state.find.active ? "active" : ""}`,
       "data-id": o ? o.officer_id : inc.incident_id,
       role: "option",
-      // (mousedown: before the field loses the focus and the list hides)
       onmousedown: (ev) => { ev.preventDefault(); pick(hit); },
     }, h("div", {}, lines[0]), h("div", { class: "sub" }, lines[1]));
   });
-  if (!items.length) items.push(h("li", { class: "none" }, `no officer, skill or incident matches “${query.trim()}”`));
+  if (!items.length) items.push(h("li", { class: "none" }, `no officer, skill or call matches “${query.trim()}”`));
   list.replaceChildren(...items);
   list.hidden = false;
 }
 
 function pick(hit) {
   if (hit.o) { showFound(hit.o.officer_id); return; }
-  // an incident: opened (and kept in sight in its list); the field is cleared
   state.find = { query: "", active: 0 };
   $("#find").value = "";
   $("#find").blur();
   select(hit.inc.incident_id);
-  requestAnimationFrame(() => {
-    const el = document.querySelector(".queue-item.selected");
-    if (el) el.scrollIntoView({ block: "nearest" });
-  });
+  keepSelectedInSight();
 }
 
-function showFound(id) {
+function showFound(id, fromChannel = false) {
   // mark the officer on the map (and keep the field's text); their job, if any, is selected
   const o = state.officers.get(id);
   state.found = id;
   if (o) $("#find").value = o.callsign || o.officer_id;
   state.find.query = "";
   $("#find").blur();
-  if (o && o.incident_id && state.incidents.has(o.incident_id)) select(o.incident_id);
+  if (!state.mapOnly && state.tab !== "map" && !mapWindowOpen()) showTab("map");
+  showOfficer(id);
+  if (!fromChannel) post({ type: "found", id });
+  if (o && o.incident_id && state.incidents.has(o.incident_id)) select(o.incident_id, fromChannel);
   schedule();
 }
 
@@ -745,11 +701,11 @@ function clearFind() {
   state.found = null;
   $("#find").value = "";
   $("#find").blur();
+  post({ type: "found", id: null });
   schedule();
 }
 
 function onFindKey(ev) {
-  // the field's own keys; none reaches the page's (see onKey)
   const hits = findMatches(state.find.query);
   if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
     const last = Math.max(0, hits.length - 1);
@@ -767,21 +723,31 @@ function onFindKey(ev) {
   ev.stopPropagation();
 }
 
-// -- recommendation panel ----------------------------------------------------------------
+// -- the selected call ---------------------------------------------------------------------
 
-function select(id) {
+function select(id, fromChannel = false) {
   if (state.selected !== id) {
     state.form = null;
-    // Accept acts on the selection: focused for one incident, it must not take an Enter
+    // Accept acts on the selection: focused for one call, it must not take an Enter
     // meant for nothing on another
     const accept = $("#btn-accept");
     if (document.activeElement === accept) accept.blur();
+    state.selected = id;
+    askStory(id);
+    if (!fromChannel) post({ type: "select", id });
+    showIncident(id);
+    // drawn at once: a key pressed right after the click acts on this call
+    renderPanel();
   }
-  state.selected = id;
   schedule();
 }
 
-function canDecide() { return !!(state.hello && state.hello.can_decide && state.connected); }
+function keepSelectedInSight() {
+  requestAnimationFrame(() => {
+    const el = document.querySelector(".queue-item.selected");
+    if (el) el.scrollIntoView({ block: "nearest" });
+  });
+}
 
 function renderPanel() {
   const inc = state.selected && state.incidents.get(state.selected);
@@ -793,39 +759,57 @@ function renderPanel() {
   const gradeEl = $("#rec-grade");
   gradeEl.className = `grade g${g}`;
   gradeEl.textContent = g || "?";
-  $("#rec-title").textContent = `${inc.incident_id} · ${inc.category}`;
-  $("#rec-sub").textContent = `${inc.summary || ""} · created ${fmtTime(Date.parse(inc.created_ts))} · ${inc.state}`;
-  $("#rec-deadline").replaceChildren(...(deadlineOf(inc) ? [h("span", { class: "muted" }, "Deadline: "), timerEl(inc)] : []));
-  $("#rec-response").textContent = rec ? `${rec.response} · policy ${rec.policy.name} ${rec.policy.version}` : "awaiting recommendation…";
+  $("#rec-title").textContent = `${inc.incident_id} · ${sentence(inc.category)}`;
+  const place = placeOf(inc);
+  $("#rec-sub").textContent = [inc.summary, place ? `${place.name} (${place.npu})` : null,
+    `received ${fmtTime(Date.parse(inc.created_ts))}`, inc.state === "open" ? null : words(inc.state)].filter(Boolean).join(" · ");
+  reconcile($("#rec-deadline"), deadlineOf(inc) ? [timerEl(inc)] : []);
+  const needs = [...(inc.required_skills || []).map(words), inc.officers_required > 1 ? `${inc.officers_required} officers` : null].filter(Boolean);
+  $("#rec-response").textContent = rec
+    ? `${responseText(rec)}${needs.length ? ` · needs ${needs.join(", ")}` : ""}`
+    : `Awaiting recommendation${needs.length ? ` · needs ${needs.join(", ")}` : ""}`;
+  $("#rec-why").textContent = rec && rec.reasons.length ? rec.reasons.slice(0, 2).join("; ") : "";
+  reconcile($("#rec-sends"), [sendsEl(rec)]);
   reconcile($("#rec-reasons"), (rec ? rec.reasons : []).map((r) => h("li", {}, r)));
   const t = inc.thrive || {};
-  $("#rec-thrive").replaceChildren(
+  reconcile($("#rec-thrive"), [
     ...["threat", "harm", "risk", "vulnerability"].map((k) => h("span", { class: `chip ${t[k]}` }, `${k}: ${t[k]}`)),
     ...["investigation", "engagement", "prevention"].filter((k) => t[k]).map((k) => h("span", { class: "chip" }, k)),
     ...(inc.ongoing ? [h("span", { class: "chip high" }, "ongoing")] : []),
     ...(inc.offender_present ? [h("span", { class: "chip high" }, "offender present")] : []),
-    ...(inc.required_skills || []).map((k) => h("span", { class: "chip" }, `needs ${k}`)));
+    ...(inc.required_skills || []).map((k) => h("span", { class: "chip" }, `needs ${words(k)}`))]);
   const svc = $("#rec-service");
   svc.hidden = !(rec && rec.service);
   svc.textContent = rec && rec.service ? `Signpost to: ${rec.service}` : "";
   const recommended = new Set(rec ? rec.recommended : []);
   const form = state.form;
-  reconcile($("#cands tbody"), (rec ? rec.candidates : []).map((c, i) => {
+  reconcile($("#cands tbody"), (rec ? rec.candidates : []).flatMap((c, i) => {
+    const o = state.officers.get(c.officer_id);
     const box = h("input", {
       type: "checkbox", "aria-label": `pick ${c.callsign}`, disabled: !(form && form.kind === "override"),
       checked: form && form.kind === "override" && form.picked.has(c.officer_id),
-      onchange: (ev) => { if (ev.target.checked) form.picked.add(c.officer_id); else form.picked.delete(c.officer_id); renderForm(); },
+      onchange: (ev) => { if (ev.target.checked) form.picked.add(c.officer_id); else form.picked.delete(c.officer_id); form.problems = []; renderForm(); },
     });
-    return h("tr", { class: recommended.has(c.officer_id) ? "recommended" : "", dataset: { id: c.officer_id } },
-      h("td", {}, box), h("td", {}, i + 1), h("td", {}, c.callsign), h("td", {}, c.role),
+    const why = (c.reasons || []).join("; ");
+    return [h("tr", { class: recommended.has(c.officer_id) ? "recommended" : "", dataset: { id: c.officer_id } },
+      h("td", {}, box), h("td", {}, i + 1), h("td", { class: "cs" }, c.callsign), h("td", {}, ROLE_TEXT[c.role] || words(c.role)),
+      h("td", { class: "st" }, o ? [statusIcon(o.status, 12), " ", STATUS_TEXT[o.status]] : "–"),
       h("td", {}, c.eta_s === null || c.eta_s === undefined ? "–" : fmtDuration(c.eta_s)),
-      h("td", {}, c.distance_m === null || c.distance_m === undefined ? "–" : `${(c.distance_m / 1000).toFixed(1)} km`),
-      h("td", { class: "why" }, (c.reasons || []).join("; ")));
+      h("td", {}, c.distance_m === null || c.distance_m === undefined ? "–" : `${(c.distance_m / 1000).toFixed(1)} km`)),
+    h("tr", { class: "why-row", dataset: { for: c.officer_id } }, h("td", {}), h("td", { colspan: 6, title: why }, h("div", {}, why)))];
   }));
-  $("#rec-shortfalls").replaceChildren(...(rec && rec.shortfalls ? rec.shortfalls : []).map((x) => h("li", {}, x)));
+  reconcile($("#rec-shortfalls"), (rec && rec.shortfalls ? rec.shortfalls : []).map((x) => h("li", {}, x)));
+  renderStory(inc);
   const decided = $("#rec-decided");
   decided.hidden = !inc.decision;
-  decided.textContent = inc.decision ? `${inc.decision} by ${inc.decided_by} at ${fmtTime(Date.parse(inc.decision_ts))}${inc.assigned && inc.assigned.length ? " → " + inc.assigned.map(callsign).join(", ") : ""}` : "";
+  decided.textContent = inc.decision ? `${sentence(DECISION_TEXT[inc.decision] || inc.decision)} by ${inc.decided_by} at ${fmtTime(Date.parse(inc.decision_ts))}${inc.assigned && inc.assigned.length ? " → " + inc.assigned.map(callsign).join(", ") : ""}` : "";
+  const res = state.results.get(inc.incident_id);
+  const resEl = $("#rec-result");
+  resEl.hidden = !res;
+  if (res) {
+    resEl.className = `result ${res.ok ? "ok" : "err"}`;
+    resEl.textContent = `${fmtTime(res.at)} ${res.text}`;
+  }
   const can = canDecide();
   const awaiting = inc.state === "open" && !inc.decision;
   // a signpost names nobody by design: accepting it refers the call to the service
@@ -833,36 +817,31 @@ function renderPanel() {
   $("#btn-override").disabled = !(can && inc.state !== "closed");
   $("#btn-decline").disabled = !(can && awaiting);
   $("#viewer-note").hidden = !(state.hello && !state.hello.can_decide);
+  $("#note-form").hidden = !can;
   renderForm();
 }
 
-function callsign(id) {
-  const o = state.officers.get(id);
-  return (o && o.callsign) || id;
-}
-
-function areaAt(lon, lat) {
-  // the properties of the neighbourhood a point falls in (null outside them all): the
-  // even-odd rule over all of a feature's rings (holes and parts alike, see rings()), a
-  // horizontal ray from the point crossing them an odd number of times
-  for (const f of (state.areas && state.areas.features) || []) {
-    let inside = false;
-    for (const ring of rings(f.geometry)) {
-      for (let i = 0, j = ring.length - 1; i < ring.length; j = i, i += 1) {
-        const [xi, yi] = ring[i], [xj, yj] = ring[j];
-        if ((yi > lat) !== (yj > lat) && lon < ((xj - xi) * (lat - yi)) / (yj - yi) + xi) inside = !inside;
-      }
-    }
-    if (inside) return f.properties;
+function sendsEl(rec) {
+  if (!rec) return h("span", { class: "muted" }, "no recommendation yet");
+  if (!rec.recommended.length) {
+    return rec.service ? h("span", {}, `Refer to ${rec.service}`) : h("span", { class: "none" }, "No officer to recommend");
   }
-  return null;
+  const parts = rec.recommended.map((id) => {
+    const c = rec.candidates.find((x) => x.officer_id === id);
+    const eta = c && c.eta_s !== null && c.eta_s !== undefined ? ` (ETA ${fmtDuration(c.eta_s)})` : "";
+    return `${callsign(id)}${eta}`;
+  });
+  return h("span", {}, h("b", {}, "Recommends "), parts.join(", "),
+    rec.shortfalls && rec.shortfalls.length ? h("span", { class: "warn-text" }, ` · short: ${rec.shortfalls.join("; ")}`) : null);
 }
 
-function responseCover(cluster) {
-  // a cluster's cover: its available response officers (as the worker's cover-gap alert
-  // counts them), and its minimum (undefined if the area file gives none)
-  const counts = state.availability[`cluster:${cluster}`] || {};
-  return { have: counts["role:response"] || 0, min: state.minCover[cluster] };
+function renderStory(inc) {
+  const entries = state.timeline.incident === inc.incident_id ? state.timeline.entries : [];
+  $("#story-count").textContent = String(entries.length);
+  reconcile($("#story"), entries.map((e) => h("li", { class: `st-${e.kind}`, dataset: { kind: e.kind } },
+    h("span", { class: "when" }, fmtTime(Date.parse(e.ts))), " ",
+    e.kind === "note" ? h("span", { class: "by" }, `${e.by}: `) : null,
+    h("span", { class: "text" }, e.text))));
 }
 
 function coverWarnings(ids) {
@@ -872,7 +851,7 @@ function coverWarnings(ids) {
   for (const id of ids) {
     const o = state.officers.get(id);
     if (!o || o.role !== "response" || o.status !== "available" || o.lon == null || o.lat == null) continue;
-    const area = areaAt(o.lon, o.lat);
+    const area = areaAt(features(), o.lon, o.lat);
     if (area && area.cluster) taken.set(area.cluster, (taken.get(area.cluster) || 0) + 1);
   }
   const out = [];
@@ -885,80 +864,166 @@ function coverWarnings(ids) {
   return out;
 }
 
+function conflicts(inc, ids) {
+  // what the server will ask to confirm (sdo.console.rules): officers off duty, on a break
+  // below grade 1, or busy with another call
+  const out = [];
+  for (const id of ids) {
+    const o = state.officers.get(id);
+    if (!o) continue;
+    const name = o.callsign || o.officer_id;
+    if (o.status === "off_duty") out.push(`${name} is off duty`);
+    else if (["en_route", "at_scene", "committed"].includes(o.status) && o.incident_id !== inc.incident_id) {
+      out.push(`${name} is ${STATUS_TEXT[o.status]}${o.incident_id ? ` (${o.incident_id})` : ""}`);
+    } else if (o.status === "refreshment" && gradeOf(inc) !== 1) {
+      out.push(`${name} is on a refreshment break (only a grade 1 call may take them)`);
+    }
+  }
+  return out;
+}
+
+function needsText(inc, ids) {
+  // what the call needs, and what the officers picked lack (recorded as shortfalls)
+  const picked = [...ids].map((id) => state.officers.get(id)).filter(Boolean);
+  const held = new Set(picked.flatMap((o) => o.skills || []));
+  const skills = inc.required_skills || [];
+  const parts = [`Needs ${inc.officers_required || 1} officer(s)${skills.length ? ` with ${skills.map(words).join(", ")}` : ""}`];
+  const missing = skills.filter((k) => !held.has(k)).map(words);
+  const short = [];
+  if (picked.length && picked.length < (inc.officers_required || 1)) short.push(`only ${picked.length} picked`);
+  if (missing.length && picked.length) short.push(`nobody picked holds ${missing.join(", ")}`);
+  return { text: parts[0], short };
+}
+
 function renderForm() {
   const form = state.form;
   const el = $("#decide-form");
   el.hidden = !form;
+  $("#actions").hidden = !!form;
   if (!form) return;
-  $("#pick-wrap").hidden = form.kind !== "override";
-  const warnings = form.kind === "override" ? coverWarnings(form.picked) : [];
+  const inc = state.incidents.get(state.selected);
+  if (!inc) return;
+  const override = form.kind === "override";
+  $("#pick-wrap").hidden = !override;
+  const warnings = override ? coverWarnings(form.picked) : [];
   const cover = $("#decide-cover");
   cover.hidden = !warnings.length;
   if (cover.textContent !== warnings.join("")) cover.replaceChildren(...warnings.map((w) => h("li", {}, w)));
-  if (form.kind === "override") {
+  const problems = override ? [...new Set([...(form.problems || []), ...conflicts(inc, form.picked)])] : [];
+  const probEl = $("#decide-problems");
+  probEl.hidden = !problems.length;
+  if (probEl.textContent !== problems.join("")) probEl.replaceChildren(...problems.map((p) => h("li", {}, p)));
+  $("#anyway-wrap").hidden = !problems.length;
+  if (!problems.length) $("#send-anyway").checked = false;
+  const needs = $("#decide-needs");
+  if (override) {
+    const n = needsText(inc, form.picked);
+    reconcile(needs, [h("span", {}, n.text), ...(n.short.length ? [h("span", { class: "warn-text" }, ` · short: ${n.short.join("; ")} (recorded)`)] : [])]);
     const names = [...form.picked].map(callsign);
-    $("#decide-what").textContent = names.length ? `Deploy instead: ${names.join(", ")}` : "Tick candidates or add officers, and give a reason.";
+    $("#decide-what").textContent = names.length ? `Send instead: ${names.join(", ")}` : "Tick candidates or add officers, and give a reason.";
     const select = $("#pick-officer");
     const current = new Set([...select.options].map((o) => o.value));
-    // nearest to the incident first (straight line), those with no fix last
-    const inc = state.incidents.get(state.selected);
-    const away = (o) => (inc && o.lon !== undefined && o.lat !== undefined && o.lon !== null && o.lat !== null
+    // nearest to the call first (straight line), those with no fix last
+    const away = (o) => (o.lon !== undefined && o.lat !== undefined && o.lon !== null && o.lat !== null
       ? metres(o.lon, o.lat, inc.lon, inc.lat) : Infinity);
-    const avail = [...state.officers.values()]
-      .filter((o) => o.status === "available" && !form.picked.has(o.officer_id))
+    const onDuty = [...state.officers.values()]
+      .filter((o) => o.status !== "off_duty" && !form.picked.has(o.officer_id))
       .map((o) => ({ o, m: away(o) }))
       .sort((a, b) => a.m - b.m || (a.o.callsign || "").localeCompare(b.o.callsign || ""));
-    const wanted = new Set(["", ...avail.map(({ o }) => o.officer_id)]);
+    const avail = onDuty.filter(({ o }) => o.status === "available");
+    const busy = onDuty.filter(({ o }) => o.status !== "available");
+    const wanted = new Set(["", ...onDuty.map(({ o }) => o.officer_id)]);
+    const label = ({ o, m }) => `${o.callsign || o.officer_id} (${o.status === "available" ? "" : `${STATUS_TEXT[o.status]}${o.incident_id ? " " + o.incident_id : ""}, `}`
+      + `${ROLE_TEXT[o.role] || words(o.role || "?")}${o.npu || o.home_npu ? ", " + (o.npu || o.home_npu) : ""}`
+      + `${Number.isFinite(m) ? `, ${(m / 1000).toFixed(1)} km` : ", no fix"}`
+      + `${(o.skills || []).length ? `; ${o.skills.map(words).join(", ")}` : ""})`;
     if (current.size !== wanted.size || [...wanted].some((v) => !current.has(v))) {
-      select.replaceChildren(h("option", { value: "" }, "— available officers, nearest first —"),
-        ...avail.map(({ o, m }) => h("option", { value: o.officer_id },
-          `${o.callsign || o.officer_id} (${(o.role || "?").replace(/_/g, " ")}${o.npu ? ", " + o.npu : ""}`
-          + `${Number.isFinite(m) ? `, ${(m / 1000).toFixed(1)} km` : ", no fix"})`)));
+      // the free first (nearest first); then the busy, whom sending needs a confirmation
+      select.replaceChildren(h("option", { value: "" }, "— officers on duty, nearest first —"),
+        h("optgroup", { label: "available" }, ...avail.map((x) => h("option", { value: x.o.officer_id }, label(x)))),
+        ...(busy.length ? [h("optgroup", { label: "busy: send anyway needs a reason" },
+          ...busy.map((x) => h("option", { value: x.o.officer_id }, label(x))))] : []));
     }
   } else {
-    $("#decide-what").textContent = "Decline: no deployment. A reason is required.";
+    needs.replaceChildren();
+    $("#decide-what").textContent = "Decline: nobody is sent. A reason is required.";
   }
   $("#decide-submit").disabled = !canDecide() || !$("#decide-reason").value.trim()
-    || (form.kind === "override" && form.picked.size === 0);
+    || (override && form.picked.size === 0) || (problems.length > 0 && !$("#send-anyway").checked);
+  $("#decide-submit").textContent = problems.length ? "Send anyway" : "Confirm";
 }
 
 function openForm(kind) {
-  state.form = { kind, picked: new Set() };
+  state.form = { kind, picked: new Set(), problems: [] };
   $("#decide-reason").value = "";
-  schedule();
-  setTimeout(() => $("#decide-reason").focus(), 0);
+  $("#send-anyway").checked = false;
+  // shown and focused at once: what the SDO types next is the reason, not keys
+  renderPanel();
+  $("#decide-reason").focus();
 }
 
 function act(kind, extra) {
   const inc = state.incidents.get(state.selected);
   if (!inc) return;
   const rec = state.recs.get(inc.incident_id);
-  state.requestSeq += 1;
-  const requestId = `r${Date.now().toString(36)}-${state.requestSeq}`;
-  const msg = { type: kind, incident_id: inc.incident_id, request_id: requestId, ...extra };
+  const msg = { type: kind, incident_id: inc.incident_id, ...extra };
   if (rec) msg.recommendation_id = rec.recommendation_id;
-  state.pending.set(requestId, `${kind} ${inc.incident_id}`);
-  if (send(msg)) { state.form = null; schedule(); }
+  const names = (extra.officer_ids || []).map(callsign);
+  const what = kind === "accept" ? `accept ${inc.incident_id}` : kind === "override"
+    ? `override ${inc.incident_id} → ${names.join(", ")}` : `decline ${inc.incident_id}`;
+  const form = state.form ? { kind: state.form.kind, picked: [...state.form.picked], reason: extra.reason || "" } : null;
+  if (request(msg, what, inc.incident_id, { form })) { state.form = null; schedule(); }
+}
+
+function submitForm() {
+  const form = state.form;
+  if (!form || $("#decide-submit").disabled) return;
+  const reason = $("#decide-reason").value.trim();
+  if (!reason) return;
+  if (form.kind === "override") {
+    act("override", { officer_ids: [...form.picked], reason, send_anyway: $("#send-anyway").checked });
+  } else {
+    act("decline", { reason });
+  }
+}
+
+function submitNote() {
+  const inc = state.incidents.get(state.selected);
+  const text = $("#note-text").value.trim();
+  if (!inc || !text || !canDecide()) return;
+  if (request({ type: "note", incident_id: inc.incident_id, text }, `note on ${inc.incident_id}`, inc.incident_id, { note: text })) {
+    $("#note-text").value = "";
+  }
+}
+
+function setStatus(officerId, change) {
+  const o = state.officers.get(officerId);
+  const name = (o && o.callsign) || officerId;
+  request({ type: "set_status", officer_id: officerId, change }, `${words(change)}: ${name}`, o && o.incident_id);
+}
+
+function ackAlert(kind, subject) {
+  request({ type: "ack_alert", kind, subject }, `acknowledge ${words(kind)} ${subject}`, state.incidents.has(subject) ? subject : null);
 }
 
 function toast(text, ok) {
-  const el = h("div", { class: `toast ${ok ? "ok" : "err"}` }, text);
+  const el = h("div", { class: `toast ${ok ? "ok" : "err"}`, role: ok ? "status" : "alert" }, text);
   $("#toasts").prepend(el);
+  while ($("#toasts").children.length > 4) $("#toasts").lastChild.remove();
   setTimeout(() => el.remove(), ok ? 6000 : 12000);
 }
 
 function renderAvailability() {
   const av = state.availability;
   const rows = (prefix) => Object.entries(av).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]);
-  // a cluster's cover (responseCover), the other roles listed beside
-  $("#av-cluster tbody").replaceChildren(...rows("cluster:").map(([id, c]) => {
+  reconcile($("#av-cluster tbody"), rows("cluster:").map(([id, c]) => {
     const { have, min } = responseCover(id);
     const below = min !== undefined && have < min;
     return h("tr", { "data-id": id }, h("td", {}, id),
       h("td", { class: `cover ${below ? "below" : "okcover"}` }, `${have} / ${min ?? "–"}`),
       h("td", { class: "muted" }, roleSummary(c)));
   }));
-  $("#av-npu tbody").replaceChildren(...rows("npu:").map(([id, c]) => h("tr", {}, h("td", {}, id), h("td", {}, c.total || 0), h("td", { class: "muted" }, roleSummary(c)))));
+  reconcile($("#av-npu tbody"), rows("npu:").map(([id, c]) => h("tr", {}, h("td", {}, id), h("td", {}, c.total || 0), h("td", { class: "muted" }, roleSummary(c)))));
   const roles = {}, skills = {};
   for (const [, c] of rows("npu:")) {
     for (const [k, v] of Object.entries(c)) {
@@ -966,26 +1031,66 @@ function renderAvailability() {
       if (k.startsWith("skill:")) skills[k.slice(6)] = (skills[k.slice(6)] || 0) + v;
     }
   }
-  const table = (obj) => Object.entries(obj).sort((a, b) => b[1] - a[1]).map(([k, v]) => h("tr", {}, h("td", {}, k.replace(/_/g, " ")), h("td", {}, v)));
-  $("#av-role tbody").replaceChildren(...table(roles));
-  $("#av-skill tbody").replaceChildren(...table(skills));
+  const table = (obj, label) => Object.entries(obj).sort((a, b) => b[1] - a[1]).map(([k, v]) => h("tr", {}, h("td", {}, label(k)), h("td", {}, v)));
+  reconcile($("#av-role tbody"), table(roles, (k) => ROLE_TEXT[k] || words(k)));
+  reconcile($("#av-skill tbody"), table(skills, words));
 }
 
 function roleSummary(c) {
-  return Object.entries(c).filter(([k]) => k.startsWith("role:")).map(([k, v]) => `${k.slice(5)} ${v}`).join(" · ");
+  return Object.entries(c).filter(([k]) => k.startsWith("role:")).map(([k, v]) => `${ROLE_TEXT[k.slice(5)] || words(k.slice(5))} ${v}`).join(" · ");
 }
 
 function renderDecisions() {
-  $("#decisions").replaceChildren(...state.deployments.slice(0, 15).map((d) => h("li", {},
+  reconcile($("#decisions"), state.deployments.slice(0, 50).map((d) => h("li", { dataset: { incident: d.incident_id } },
     h("span", { class: "muted" }, fmtTime(Date.parse(d.ts)), " "),
-    `${d.by} ${d.decision} ${d.incident_id}`,
+    `${d.by} ${DECISION_TEXT[d.decision] || d.decision} ${d.incident_id}`,
     d.officer_ids && d.officer_ids.length ? ` → ${d.officer_ids.map(callsign).join(", ")}` : "",
-    d.reason ? h("span", { class: "muted" }, ` (${d.reason})`) : "")));
+    d.reason ? h("span", { class: "muted" }, ` (${d.reason})`) : "",
+    d.shortfalls && d.shortfalls.length ? h("span", { class: "warn-text" }, ` · ${d.shortfalls.join("; ")}`) : "")));
+}
+
+// -- the area worked ---------------------------------------------------------------------
+
+function buildWork() {
+  const select = $("#work");
+  const npus = [...new Set(features().map((f) => f.properties.npu))].sort();
+  const clusters = [...new Set(features().map((f) => f.properties.cluster))].sort();
+  select.replaceChildren(h("option", { value: "" }, "all areas"),
+    h("optgroup", { label: "NPU" }, ...npus.map((n) => h("option", { value: `npu:${n}` }, `NPU ${n}`))),
+    h("optgroup", { label: "Response cluster" }, ...clusters.map((c) => h("option", { value: `cluster:${c}` }, `cluster ${c}`))));
+  if (state.scope && ![...select.options].some((o) => o.value === state.scope)) state.scope = null;
+  select.value = state.scope || "";
+}
+
+function setScope(scope, fromChannel = false) {
+  state.scope = scope || null;
+  if (state.scope) sessionStorage.setItem(SCOPE_KEY, state.scope); else sessionStorage.removeItem(SCOPE_KEY);
+  $("#work").value = state.scope || "";
+  if (!state.mapOnly) send({ type: "work", scope: state.scope, request_id: "work" });
+  if (!fromChannel) post({ type: "scope", scope: state.scope });
+  fitScope();
+  schedule();
+}
+
+// -- the map in a window of its own --------------------------------------------------------
+
+let mapWindow = null;
+function mapWindowOpen() { return !!(mapWindow && !mapWindow.closed); }
+
+function post(msg) { if (CHANNEL) CHANNEL.postMessage(msg); }
+
+if (CHANNEL) {
+  CHANNEL.onmessage = (ev) => {
+    const m = ev.data || {};
+    if (m.type === "select" && m.id && state.incidents.has(m.id)) select(m.id, true);
+    else if (m.type === "found") { if (m.id) showFound(m.id, true); else { state.found = null; schedule(); } }
+    else if (m.type === "scope") setScope(m.scope, true);
+  };
 }
 
 // -- keyboard ------------------------------------------------------------------------
-// An SDO works the queue from the keyboard: move through the pending incidents, then
-// accept (two keys: A puts the focus on Accept, Enter presses it), override or decline.
+// An SDO works the queue from the keyboard: move through the pending calls, then accept
+// (two keys: A puts the focus on Accept, Enter presses it), override or decline.
 
 function toggleKeys(show) {
   const el = $("#keys");
@@ -993,22 +1098,18 @@ function toggleKeys(show) {
 }
 
 function step(delta) {
-  const { pending } = sortedPending();
+  const pending = sortedCalls().pending.filter(incidentInScope);
   if (!pending.length) return;
   const at = pending.findIndex((i) => i.incident_id === state.selected);
   const next = at < 0 ? (delta > 0 ? 0 : pending.length - 1)
     : Math.min(pending.length - 1, Math.max(0, at + delta));
   select(pending[next].incident_id);
-  // once rendered, keep the selected item in sight in a long queue
-  requestAnimationFrame(() => {
-    const el = document.querySelector(`#queue .queue-item.selected`);
-    if (el) el.scrollIntoView({ block: "nearest" });
-  });
+  keepSelectedInSight();
 }
 
 function press(id) {
   const button = $(id);
-  if (!button.disabled && !$("#rec").hidden) button.click();
+  if (!button.disabled && !$("#rec").hidden && !button.closest("[hidden]")) button.click();
 }
 
 function onKey(ev) {
@@ -1027,14 +1128,27 @@ function onKey(ev) {
   else if (key === "k" || key === "ArrowUp") step(-1);
   else if (key === "a") {
     const accept = $("#btn-accept");
-    if (!accept.disabled && !$("#rec").hidden) accept.focus();
+    if (!accept.disabled && !$("#rec").hidden && !$("#actions").hidden) accept.focus();
   } else if (key === "o") press("#btn-override");
   else if (key === "d") press("#btn-decline");
+  else if (key === "n") { if (!$("#rec").hidden && !$("#note-form").hidden) $("#note-text").focus(); }
+  else if (key === "v") showTab("map");
+  else if (key === "b") showTab("officers");
+  else if (key === "c") showTab("cover");
+  else if (key === "f") { showTab("map"); fitScope(); }
+  else if (key === "w") $("#work").focus();
   else if (key === "?") toggleKeys();
   else if (key === "/") { $("#find").focus(); $("#find").select(); }
   else if (key === "m") toggleSound();
   else return;
   ev.preventDefault();
+}
+
+// Enter records a reason or a note; Shift+Enter is a new line.
+function enterSubmits(field, submit) {
+  field.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); submit(); }
+  });
 }
 
 // -- wiring --------------------------------------------------------------------------
@@ -1062,17 +1176,27 @@ function wire() {
   $("#btn-decline").addEventListener("click", () => openForm("decline"));
   $("#decide-cancel").addEventListener("click", () => { state.form = null; schedule(); });
   $("#decide-reason").addEventListener("input", renderForm);
+  $("#send-anyway").addEventListener("change", renderForm);
   $("#pick-officer").addEventListener("change", (ev) => {
-    if (state.form && ev.target.value) { state.form.picked.add(ev.target.value); ev.target.value = ""; schedule(); }
+    if (state.form && ev.target.value) { state.form.picked.add(ev.target.value); state.form.problems = []; ev.target.value = ""; schedule(); }
   });
-  $("#decide-form").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const form = state.form;
-    if (!form) return;
-    const reason = $("#decide-reason").value.trim();
-    if (!reason) return;
-    if (form.kind === "override") act("override", { officer_ids: [...form.picked], reason });
-    else act("decline", { reason });
+  $("#decide-form").addEventListener("submit", (ev) => { ev.preventDefault(); submitForm(); });
+  enterSubmits($("#decide-reason"), submitForm);
+  $("#note-form").addEventListener("submit", (ev) => { ev.preventDefault(); submitNote(); });
+  enterSubmits($("#note-text"), submitNote);
+  $("#alerts").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button.ack");
+    if (b) ackAlert(b.dataset.kind, b.dataset.subject);
+  });
+  $("#tabs").addEventListener("click", (ev) => {
+    const b = ev.target.closest("[role=tab]");
+    if (b) showTab(b.dataset.tab);
+  });
+  $("#cover-strip").addEventListener("click", () => showTab("cover"));
+  $("#board").addEventListener("click", onBoardClick);
+  $("#work").addEventListener("change", (ev) => setScope(ev.target.value));
+  $("#map-window").addEventListener("click", () => {
+    mapWindow = window.open(`${location.pathname}?view=map`, "sdo-console-map", "popup,width=1200,height=900");
   });
   document.addEventListener("keydown", onKey);
   const find = $("#find");
@@ -1091,6 +1215,12 @@ function wire() {
   setInterval(schedule, 1000);
 }
 
+state.mapOnly = new URLSearchParams(location.search).get("view") === "map";
+document.body.classList.toggle("map-only", state.mapOnly);
+state.scope = sessionStorage.getItem(SCOPE_KEY) || null;
+loadPending();
+initMap($("#map"), { select: (id) => select(id), found: (id) => showFound(id) });
+initBoard({ render: schedule, show: (id) => showFound(id), select: (id) => select(id), setStatus });
 wire();
 render();
 connect();
