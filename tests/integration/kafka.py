@@ -34,7 +34,11 @@ async def produce(bootstrap: str, topics: Topics, events: Iterable[BaseModel]) -
     try:
         for event in events:
             topic = topics.for_type(event.type)  # type: ignore[attr-defined]
-            await producer.send_and_wait(topic, key=key_of(event), value=encode(event))
+            # record time = ts, as producers of sdo's events do (the order consumers read)
+            stamp = int(event.ts.timestamp() * 1000)  # type: ignore[attr-defined]
+            await producer.send_and_wait(
+                topic, key=key_of(event), value=encode(event), timestamp_ms=stamp
+            )
     finally:
         await producer.stop()
 

@@ -1,8 +1,8 @@
 """One order under a backlog (issue 25): a live worker decides what ``sdo evaluate`` decides
 on the same log, however the log reaches it.
 
-A busy simulated log (two hours, 120 officers, over 50 incidents, with the simulated
-dispatcher's deployments) is evaluated offline once; then it is published with ``sdo
+A busy simulated log (two hours, 120 officers on duty, over 50 incidents, with the
+simulated dispatcher's deployments) is evaluated offline (open loop) once; then it is published with ``sdo
 replay --speed max``
 
 * while a worker is already running (it catches up with a producer that outruns it: the
@@ -40,9 +40,9 @@ from .kafka import Collector
 pytestmark = pytest.mark.integration
 
 #: The busy log: two simulated hours of the pilot with 120 officers.
-LOG_ARGS: Final = ["--seed", "3", "--hours", "2", "--officers", "120"]
+LOG_ARGS: Final = ["--seed", "4", "--hours", "2", "--officers", "120"]
 LOG_START: Final = "2015-12-01T16:00:00Z"
-#: The worker works through the log (about 20,000 events) within this.
+#: The worker works through the log (about 43,000 events) within this.
 CATCH_UP_TIMEOUT_S: Final = 240.0
 #: No recommendation for this long once the expected count arrived: the worker is done.
 QUIET_S: Final = 3.0
@@ -72,7 +72,9 @@ def busy_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     tmp = tmp_path_factory.mktemp("backlog")
     log = tmp / "busy.jsonl"
     assert main(["simulate", *LOG_ARGS, "--start", LOG_START, "--out", str(log)]) == 0
-    assert main(["evaluate", str(log), "--policy", "thrive", "--out", str(tmp / "eval")]) == 0
+    # open loop: the live worker applies the log's own deployments, as evaluate does then
+    argv = ["evaluate", str(log), "--policy", "thrive", "--open-loop", "--out", str(tmp / "eval")]
+    assert main(argv) == 0
     lines = (tmp / "eval" / "recommendations.jsonl").read_bytes().splitlines()
     offline = by_incident([orjson.loads(line) for line in lines])
     assert len(offline) >= 50, f"a busy log: {len(offline)} incidents"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import os
 import random
 import re
@@ -41,7 +42,7 @@ from websockets.asyncio.client import connect
 
 from sdo.areas import load_areas
 from sdo.broker import EmbeddedBroker
-from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, Settings, Topics, package_data
+from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, SEQ_HEADER, Settings, Topics, package_data
 from sdo.console.auth import Users, add_user
 from sdo.console.server import Console
 from sdo.domain.world import World
@@ -89,16 +90,24 @@ def ckey(key: str) -> bytes:
     return orjson.dumps(key)
 
 
+def _untagged(value: bytes) -> dict[str, Any]:
+    """A table value without the flush stamp the worker writes with it (sdo.stream.durable)."""
+    out: dict[str, Any] = orjson.loads(value)
+    out.pop("_w", None)
+    out.pop("_f", None)
+    return out
+
+
 def changelog_values(c: Collector, topic: str, key: str) -> list[dict[str, Any]]:
     k = ckey(key)
-    return [orjson.loads(r.value) for r in c.records if r.topic == topic and r.key == k and r.value]
+    return [_untagged(r.value) for r in c.records if r.topic == topic and r.key == k and r.value]
 
 
 def latest_values(c: Collector, topic: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for r in c.records:
         if r.topic == topic and r.value is not None:
-            out[orjson.loads(r.key)] = orjson.loads(r.value)
+            out[orjson.loads(r.key)] = _untagged(r.value)
     return out
 
 
@@ -462,6 +471,16 @@ def _pure_world(events: list[BaseModel]) -> World:
     return world
 
 
+def _in_order(events: list[BaseModel]) -> list[BaseModel]:
+    """The events in the order a worker applies them as produced here (record time = ts,
+    then the sequence header, which is the position): by ts, then position."""
+    return [e for _, e in sorted(enumerate(events), key=lambda ne: (ne[1].ts, ne[0]))]  # type: ignore[attr-defined]
+
+
+#: Sequence numbers of produced events, increasing across calls (one test's events).
+_SEQ: Final = itertools.count(0, 1_000_000)
+
+
 async def _produce_paced(
     bootstrap: str, topics: Topics, events: list[BaseModel], rate: float, sent: list[str]
 ) -> None:
@@ -470,12 +489,18 @@ async def _produce_paced(
     try:
         started = time.monotonic()
         batch = []
+        base = next(_SEQ)
         for n, event in enumerate(events):
+            # as sdo replay sends: record time = ts, the position as the sequence header
             batch.append(
                 await producer.send(
-                    topics.for_type(event.type), key=key_of(event), value=encode(event)
+                    topics.for_type(event.type),  # type: ignore[attr-defined]
+                    key=key_of(event),
+                    value=encode(event),
+                    timestamp_ms=int(event.ts.timestamp() * 1000),  # type: ignore[attr-defined]
+                    headers=[(SEQ_HEADER, str(base + n).encode())],
                 )
-            )  # type: ignore[attr-defined]
+            )
             if len(batch) >= 50:
                 await asyncio.gather(*batch)
                 sent.extend(e.event_id for e in events[n + 1 - len(batch) : n + 1])  # type: ignore[attr-defined]
@@ -496,8 +521,9 @@ async def test_sigkill_mid_stream_restores_state_and_recommends_again(
 ) -> None:
     """SIGKILL while 2,000 fixes for 50 officers and incidents stream in; a new worker with
     the same app id ends with the officers table a pure World computes (latest fix per
-    officer), no fix lost, a fresh recommendation for every open incident, and redelivered
-    fixes changing nothing."""
+    officer), no fix lost, every incident awaiting a decision with the pure World's
+    current recommendation as its latest (restored or recomputed, the same number and
+    content), and redelivered fixes changing nothing."""
     app_id = f"sdo-kill-{uuid4().hex[:8]}"
     first = start_worker(app_id)
     topics = first.topics
@@ -536,12 +562,10 @@ async def test_sigkill_mid_stream_restores_state_and_recommends_again(
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(SUMMARY_TIMEOUT_S)
     killed_at = len(sent)
-    # (outputs carry event time, not the wall clock: "after the restart" is by offset)
-    restart_ends = await end_offsets(broker.bootstrap, topics.recommendation)
     second = start_worker(app_id)
     await asyncio.wait_for(producing, RECOVERY_TIMEOUT_S)
 
-    world = _pure_world([*setup, *stream])
+    world = _pure_world(_in_order([*setup, *stream]))
     expected = {oid: orjson.loads(orjson.dumps(o.to_dict())) for oid, o in world.officers.items()}
     fix_ids = {e.event_id for e in stream if isinstance(e, OfficerLocation)}
     awaiting = sorted(i for i, r in world.incidents.items() if r.awaiting_deployment)
@@ -585,20 +609,35 @@ async def test_sigkill_mid_stream_restores_state_and_recommends_again(
         )
         assert len(fix_ids) == FIXES_N
 
-        def fresh(c: Collector) -> set[str]:
-            return {
-                r.key.decode()
-                for r in c.records
-                if r.topic == topics.recommendation
-                and r.offset >= restart_ends.get(r.partition, 0)
-                and r.key
-            }
+        current = {
+            iid: (rec.seq, rec.recommendation_id)
+            for iid in awaiting
+            if (rec := world.recommendation(iid)) is not None
+        }
+        assert current, "no incident awaits a decision: the test would show nothing"
 
-        await c.wait_for(
-            lambda c: set(awaiting) <= fresh(c),
-            what=f"a recommendation after the restart for each of {awaiting}",
-            limit_s=RECOVERY_TIMEOUT_S,
-        )
+        def latest(c: Collector) -> dict[str, tuple[int, str]]:
+            out: dict[str, tuple[int, str]] = {}
+            for rec in c.values(topics.recommendation):
+                if rec["seq"] >= out.get(rec["incident_id"], (0, ""))[0]:
+                    out[rec["incident_id"]] = (rec["seq"], rec["recommendation_id"])
+            return {iid: v for iid, v in out.items() if iid in current}
+
+        try:
+            await c.wait_for(
+                lambda c: latest(c) == current,
+                what=f"the pure World's recommendation as the latest of each of {awaiting}",
+                limit_s=RECOVERY_TIMEOUT_S,
+            )
+        except AssertionError as exc:
+            bad = {
+                i: (latest(c).get(i), current[i]) for i in current if latest(c).get(i) != current[i]
+            }
+            raise AssertionError(
+                f"{exc}: {len(bad)} incidents differ (live, pure World), e.g. "
+                f"{dict(list(bad.items())[:3])}; worker 2 output tail:\n"
+                + "".join(second.output[-15:])
+            ) from None
         writes_before = Counter(r.key for r in c.records if r.topic == officers_log)
 
     # Redeliver the last fixes (already applied) and a marker officer after them.

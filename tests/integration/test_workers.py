@@ -154,3 +154,42 @@ async def test_two_workers_share_partitions_and_see_every_officer(
         final = latest(c, topics.recommendation)
         for iid, oid in nearest.items():
             assert final[iid]["recommended"] == [oid], iid
+
+
+def restored(worker: WorkerProcess) -> list[int]:
+    """The incident counts of each restore the worker logged, in order."""
+    return [
+        int(m.group(1))
+        for line in worker.output
+        if (m := re.search(r"restored \d+ officers, (\d+) incidents", line))
+    ]
+
+
+async def test_a_worker_joining_takes_over_only_the_incidents_of_its_partitions(
+    broker: EmbeddedBroker, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """One worker holds eight open incidents over four partitions; a second joins: after
+    the rebalance each restores the incidents of the partitions it was given, and no
+    incident is held by both (a table rebuilt from changelog partitions it does not own
+    would make two workers decide the same call)."""
+    first = start_worker("sdo-join")
+    topics = first.topics
+    officers, nearest = pairs("j", 0)
+    await produce(broker.bootstrap, topics, officers)
+    await produce(broker.bootstrap, topics, incidents(nearest, 30))
+    async with Collector(broker.bootstrap, topics.recommendation) as c:
+        await c.wait_for(
+            lambda c: set(nearest) <= set(latest(c, topics.recommendation)),
+            what="a recommendation for each incident from the first worker",
+        )
+    before = len(restored(first))
+    second = start_worker("sdo-join")
+    async with Collector(broker.bootstrap, topics.recommendation) as c:
+        await c.wait_for(
+            lambda c: len(restored(first)) > before and bool(restored(second)),
+            what="both workers restored after the second joined",
+            limit_s=90.0,
+        )
+    mine, theirs = restored(first)[-1], restored(second)[-1]
+    assert mine > 0 and theirs > 0, (mine, theirs)
+    assert mine + theirs == len(nearest), (mine, theirs)

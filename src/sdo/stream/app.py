@@ -33,6 +33,7 @@ import asyncio
 import base64
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,17 @@ from sdo.errors import BadInput, Rejected
 from sdo.events import MAX_EVENT_BYTES, Alert, DeadLetter, Recommendation, alert_key, encode
 from sdo.metrics import WorkerMetrics
 from sdo.order import DEFAULT_IDLE_S
+from sdo.stream.durable import (
+    WORKER,
+    committed_flushes,
+    committed_offsets,
+    committed_value,
+    marker,
+    read_changelog,
+    tagged,
+    trim,
+    uncommitted,
+)
 from sdo.stream.mirror import OfficerMirror
 from sdo.stream.ordering import EventTimeScheduler
 from sdo.stream.transport import fetch_ages, install_consumer
@@ -149,6 +161,21 @@ class Runtime:
     forced: int = 0
     #: why the agent last crashed, and when (monotonic; None: it has not)
     crashed: tuple[str, float] | None = None
+    #: this worker process, and the number of its last flush (sdo.stream.durable)
+    instance: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    flushes: int = 0
+    #: flush markers by worker instance (a table; None: not kept, as in unit tests)
+    markers: Any = None
+    #: worker instances whose uncommitted values were rolled back -> their last committed
+    #: flush: the officer mirror does not take their later values either
+    rolled_back: dict[str, int] = field(default_factory=dict)
+    #: flushes since the last known committed, and the offsets last committed
+    _ring: list[list[Any]] = field(default_factory=list)
+    _committed: dict[tuple[str, int], int] = field(default_factory=dict)
+    _marked: int = 0
+    #: how to reach Kafka at recovery (to read committed offsets and changelogs): the
+    #: bootstrap servers, client security options, consumer group, changelog topics
+    kafka: tuple[str, Mapping[str, Any], str, Mapping[str, str]] | None = None
 
     async def handle(self, event: EventT[Any], topic: str, expect: str) -> None:
         """Admit one input record, apply it to the World, write and publish what changed.
@@ -298,6 +325,8 @@ class Runtime:
         deployments still waiting for their incident: :meth:`hold`). A worker killed at any
         moment restarts from a World consistent with the offsets it resumes from: what it
         reads again changes nothing, and it decides from there on as it would have."""
+        self.flushes += 1
+        me, n = self.instance, self.flushes
         if self.counts:
             availability = self.availability
             for key, counts in self.counts.items():
@@ -306,7 +335,7 @@ class Runtime:
         if self.dirty:
             officers = self.officers
             for oid, officer in self.dirty.items():
-                officers[oid] = officer.to_dict()
+                officers[oid] = tagged(officer.to_dict(), me, n)
             self.dirty = {}
         world = self.world
         changed = world.dirty_incidents
@@ -315,7 +344,7 @@ class Runtime:
             for iid in sorted(changed):
                 value = world.durable_incident(iid)
                 if value is not None:
-                    incidents[iid] = value
+                    incidents[iid] = tagged(value, me, n)
             changed.clear()
         if self.waiting:
             still = world.waiting_ids()
@@ -325,6 +354,39 @@ class Runtime:
             if offset < holds.get(tp, offset + 1):
                 holds[tp] = offset
         self.holds = holds
+
+    def mark_commit(self, offsets: Mapping[Any, int]) -> None:
+        """The offsets about to be committed after the last flush (each input partition's
+        next record to read, or a held deployment's): written to the flush markers
+        (sdo.stream.durable) with the flush's values, before they are committed, so a new
+        worker can tell whether the flush was. Called by the consumer, just before."""
+        if self.markers is None:
+            return
+        covered = {
+            (tp.topic, tp.partition): offset
+            for tp, offset in offsets.items()
+            if tp.topic in self.input_topics
+        }
+        if self._ring:  # (partitions with nothing new to commit: as at the last commit)
+            covered = {**_offsets_of(self._ring[-1]), **covered}
+        self.markers[self.instance] = marker(self._ring, self.flushes, covered)
+        self._marked = self.flushes
+
+    def settle(self) -> None:
+        """After a flush no commit followed (nothing new applied: the officer mirror's
+        changes, a hand-over): its values are committed with the last commit's offsets."""
+        if self.markers is None or self._marked == self.flushes:
+            return
+        covered = _offsets_of(self._ring[-1]) if self._ring else {}
+        self.markers[self.instance] = marker(self._ring, self.flushes, covered)
+        self._marked = self.flushes
+
+    def committed(self, offsets: Mapping[Any, int]) -> None:
+        """The consumer committed ``offsets``: flush markers before the last flush they
+        cover are needed no more."""
+        for tp, offset in offsets.items():
+            self._committed[(tp.topic, tp.partition)] = offset
+        trim(self._ring, self._committed)
 
     def hold(self, tp: Any) -> int | None:
         """The first offset of input partition ``tp`` not to commit past (a deployment
@@ -403,12 +465,19 @@ class Runtime:
             log.info("handed over %d incidents of partitions %s", len(gone), sorted(partitions))
 
     async def recover(self) -> None:
-        """Rebuild the World from the recovered tables, then recommend what awaits."""
+        """Rebuild the World from the recovered tables (rolled back first to the
+        committed offsets: :meth:`roll_back`), then recommend what awaits."""
+        mine = self.assigned()
+        await self.roll_back(mine)
         for value in list(self.officers.values()):
             self.world.restore_officer(Officer.from_dict(value))
         latest = self.world.now
         for value in list(self.incidents.values()):
             record = IncidentRecord.from_dict(value)
+            if _partition_of(record.incident_id, self.partitions) not in mine:
+                # (the in-memory store keeps what a revoked partition's changelog held:
+                # another worker decides those incidents now)
+                continue
             rec, race = value.get("rec"), value.get("race")
             self.world.restore_incident(
                 record,
@@ -440,8 +509,75 @@ class Runtime:
             self.on_ready()
             self.on_ready = None
 
+    def assigned(self) -> set[int]:
+        """The input partitions this worker is assigned now (those of its tables too)."""
+        return {
+            tp.partition
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic in self.input_topics
+        }
+
+    async def roll_back(self, mine: set[int]) -> None:
+        """Make the tables the World as of the committed offsets (sdo.stream.durable):
+        each officer and incident takes the latest value a committed flush wrote, read
+        from its changelog (what a flush of another worker process wrote and did not
+        commit is rolled back; what the table recovery missed is caught up)."""
+        if self.kafka is None or self.markers is None:
+            return
+        bootstrap, security, group, changelogs = self.kafka
+        tps = [(t, p) for t in sorted(self.input_topics) for p in range(self.partitions)]
+        committed = await committed_offsets(bootstrap, security, group, tps)
+        markers = {
+            key: versions[-1]
+            for key, versions in (
+                await read_changelog(bootstrap, security, changelogs["flushes"])
+            ).items()
+            if versions and versions[-1] is not None
+        }
+        flushes = committed_flushes(markers, committed)
+        me = self.instance
+        # only the partitions this worker is assigned (``mine``): the others' keys are not
+        # its to write (their owner rolls them back), nor its incidents to restore
+        for name, table in (("officers", self.officers), ("incidents", self.incidents)):
+            history = await read_changelog(bootstrap, security, changelogs[name], mine)
+            rolled = caught = 0
+            for key, versions in history.items():
+                value, skipped = committed_value(versions, flushes, me)
+                if skipped:
+                    rolled += 1
+                    for later in versions:
+                        if later is not None and uncommitted(later, flushes, me):
+                            instance = str(later.get(WORKER))
+                            self.rolled_back[instance] = flushes.get(instance, -1)
+                held = table.get(key)
+                if held == value:
+                    continue
+                caught += not skipped
+                if value is None:
+                    if held is not None:
+                        del table[key]
+                else:
+                    table[key] = value
+            if rolled:
+                log.warning(
+                    "rolled back %d %s record(s) a flush wrote and its commit did not cover",
+                    rolled,
+                    name,
+                )
+            if caught:
+                log.info("caught up %d %s record(s) the table recovery had not read", caught, name)
+
 
 _PARTITIONER = DefaultPartitioner()
+
+
+def _offsets_of(entry: list[Any]) -> dict[tuple[str, int], int]:
+    """A flush marker entry's offsets, by (topic, partition)."""
+    out = {}
+    for name, offset in entry[1].items():
+        topic, _, partition = name.rpartition(":")
+        out[(topic, int(partition))] = offset
+    return out
 
 
 def _partition_of(key: str, partitions: int) -> int:
@@ -521,6 +657,8 @@ def build_app(
         officers=table("officers", by_key=True),
         incidents=table("incidents", by_key=False),
         availability=table("availability", by_key=True),
+        # flush markers by worker process: sdo.stream.durable
+        markers=table("flushes", by_key=True),
         input_topics=frozenset(input_topics(topics)),
         admit=Admission(max_ahead_s=settings.max_ahead_s, areas=world.areas),
         topic_of={kind: getattr(topics, attr) for attr, kind in _INPUTS.items()},
@@ -561,6 +699,7 @@ def build_app(
         for tp in revoked:
             runtime.positions.pop(tp, None)
         runtime.flush()  # the next owner restores what this worker applied
+        runtime.settle()
         runtime.revoke({tp.partition for tp in revoked if tp.topic == incident_topic})
 
     @app.task  # type: ignore[untyped-decorator]
@@ -578,6 +717,22 @@ def build_app(
         ordered=runtime.input_topics,
         idle_s=options.order_idle_s,
         on_forced=runtime.forced_out,
+        on_commit=runtime.mark_commit,
+        on_committed=runtime.committed,
+        after_commit=runtime.settle,
+        # nothing of the input before a rebalance has ended: the World rebuilt from the
+        # tables, and the input partitions sought to their committed offsets
+        gate=lambda: not app.rebalancing,
+    )
+    runtime.kafka = (
+        settings.bootstrap,
+        settings.kafka.client_options(),
+        options.app_id,
+        {
+            "officers": runtime.officers.changelog_topic.get_topic_name(),
+            "incidents": runtime.incidents.changelog_topic.get_topic_name(),
+            "flushes": runtime.markers.changelog_topic.get_topic_name(),
+        },
     )
 
     # incidents is the last table recovered from our point of view: every table has its

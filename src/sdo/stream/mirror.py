@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError
 
 from sdo.broker import start_client
 from sdo.domain.state import Officer
+from sdo.stream.durable import FLUSH, WORKER
 from sdo.stream.transport import FETCH_WAIT_MS
 
 if TYPE_CHECKING:
@@ -111,6 +112,12 @@ class OfficerMirror:
         """Merge one changelog record (JSON of :meth:`Officer.to_dict`)."""
         data: dict[str, Any] = orjson.loads(value)
         runtime = self.runtime
+        gone = runtime.rolled_back.get(str(data.get(WORKER)))
+        if gone is not None and int(data.get(FLUSH, -1)) > gone:
+            # written by a worker that died before committing it, and rolled back at
+            # recovery (sdo.stream.durable): not the truth, whatever its times say
+            self.skipped += 1
+            return
         current = runtime.world.officers.get(data.get("officer_id", ""))
         if (
             current is not None

@@ -51,6 +51,8 @@ class _ShortFetchThread(AIOKafkaConsumerThread):
     idle_s: float = DEFAULT_IDLE_S
     #: called (on the consumer's thread) with how many records were forced out of order
     on_forced: Callable[[int], None] | None = None
+    #: whether input may be handed over now (False while a rebalance is under way)
+    gate: Callable[[], bool] | None = None
     _merger: Merger | None = None
 
     def _create_worker_consumer(self, transport: Any) -> Any:
@@ -81,8 +83,14 @@ class _ShortFetchThread(AIOKafkaConsumerThread):
         states = partition_states(consumer, mine)
         merger.check({tp: st.position for tp, st in states.items()})
         # pull what aiokafka has fetched, but not of a partition holding a lot already
-        # (an empty set would mean every partition to aiokafka: then only wait a little)
-        pull = {tp for tp in active if merger.held(tp) < HOLD_MAX}
+        # (an empty set would mean every partition to aiokafka: then only wait a little);
+        # nothing of the input while a rebalance is under way: what a fetch brings before
+        # the partitions are sought to their committed offsets would be applied twice,
+        # and out of order with what is read again after
+        shut = self.gate is not None and not self.gate()
+        pull = {
+            tp for tp in active if merger.held(tp) < HOLD_MAX and not (shut and tp.topic in ordered)
+        }
         wait = timeout if not len(merger) else min(timeout or 0.0, _HELD_POLL_S)
         out: dict[Any, list[Any]] = {}
         if pull:
@@ -95,7 +103,7 @@ class _ShortFetchThread(AIOKafkaConsumerThread):
                     out[tp] = records
         else:
             await asyncio.sleep(wait or 0.0)
-        if not len(merger):
+        if shut or not len(merger):
             return out
         states = partition_states(consumer, mine)
         released, forced = merger.release(states, time.time(), active)
@@ -113,6 +121,10 @@ def install_consumer(
     ordered: Collection[str] | None = None,
     idle_s: float = DEFAULT_IDLE_S,
     on_forced: Callable[[int], None] | None = None,
+    on_commit: Callable[[Any], None] | None = None,
+    on_committed: Callable[[Any], None] | None = None,
+    after_commit: Callable[[], None] | None = None,
+    gate: Callable[[], bool] | None = None,
 ) -> None:
     """Give ``app`` the short-fetch consumer, calling ``before_commit`` before each commit.
 
@@ -121,7 +133,12 @@ def install_consumer(
     the topics whose records are handed over in one order across their partitions (see
     :mod:`sdo.order`), an empty partition holding the others back for at most
     ``idle_s``; ``on_forced(n)`` hears of records released before that could be shown
-    safe (called on the consumer's thread).
+    safe (called on the consumer's thread). ``on_commit(offsets)`` hears of the offsets
+    about to be committed (of assigned partitions), before the producer is flushed and
+    they are, ``on_committed(offsets)`` once they are, and ``after_commit()`` after each
+    commit attempt, whether or not anything was to commit (all on the app's loop).
+    ``gate()``: whether input records may
+    be handed over now (read on the consumer's thread).
     """
     topics = None if ordered is None else frozenset(ordered)
 
@@ -131,15 +148,29 @@ def install_consumer(
     _Thread.ordered = topics
     _Thread.idle_s = idle_s
     _Thread.on_forced = staticmethod(on_forced) if on_forced is not None else None
+    _Thread.gate = staticmethod(gate) if gate is not None else None
 
     class SdoConsumer(Consumer):
         def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
             return _Thread(self, loop=self.loop, beacon=self.beacon)
 
+        async def _commit_offsets(self, offsets: Any, start_new_transaction: bool = True) -> bool:
+            if on_commit is not None:
+                assigned = self.assignment()
+                on_commit({tp: o for tp, o in offsets.items() if tp in assigned})
+            done: bool = await super()._commit_offsets(offsets, start_new_transaction)
+            if done and on_committed is not None:
+                on_committed(offsets)
+            return done
+
         async def force_commit(self, *args: Any, **kwargs: Any) -> bool:
             if before_commit is not None:
                 before_commit()  # synchronous: nothing runs between it and the offsets
-            committed: bool = await super().force_commit(*args, **kwargs)
+            try:
+                committed: bool = await super().force_commit(*args, **kwargs)
+            finally:
+                if after_commit is not None:
+                    after_commit()
             return committed
 
         def _new_offset(self, tp: Any) -> int | None:
