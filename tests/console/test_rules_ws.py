@@ -236,6 +236,12 @@ async def test_an_override_to_an_officer_off_duty_or_busy_needs_send_anyway(desk
         "sent anyway: NR12 is off duty",
         "sent anyway: NR14 is en route (I9)",
     ]
+    # (one decision per incident at a time: the next once this one is back from Kafka)
+    await until(
+        lambda: desk.console.view.incidents["I1"].decision is not None,
+        KAFKA_TIMEOUT_S,
+        "the deployment back from Kafka",
+    )
     free = await sdo.ask(override("r3", ["o3"]))
     assert free["shortfalls"] == ["nobody sent holds taser", "1 officer(s) sent, 2 needed"]
     published = await desk.consume(desk.console.topics.deployment, 2)
@@ -420,6 +426,11 @@ async def test_notes_acknowledgements_and_status_changes_are_events_with_who(
     assert note["type"] == "ack"
     ack = {"type": "ack_alert", "request_id": "a1", "kind": "unresourced", "subject": "I1"}
     assert (await sdo.ask(ack))["type"] == "ack"
+    await until(
+        lambda: ("unresourced", "I1") in desk.console.view.acks,
+        KAFKA_TIMEOUT_S,
+        "the acknowledgement back from Kafka",
+    )
     twice = await sdo.ask({**ack, "request_id": "a2"})
     assert twice["code"] == "rejected" and "already acknowledged by sgt.jones" in twice["error"]
     at_scene = {"type": "set_status", "request_id": "s1", "officer_id": "o4", "change": "at_scene"}

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -62,7 +62,11 @@ async def deployments(bootstrap: str, topic: str, at_least: int) -> list[dict[st
         async with asyncio.timeout(KAFKA_TIMEOUT_S):
             while True:
                 batch = await consumer.getmany(timeout_ms=200)
-                out.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
+                out.extend(
+                    {**orjson.loads(r.value), "_record_ms": r.timestamp}
+                    for rs in batch.values()
+                    for r in rs
+                )
                 ends = await consumer.end_offsets(list(consumer.assignment()))
                 positions = {tp: await consumer.position(tp) for tp in ends}
                 if len(out) >= at_least and all(positions[tp] >= ends[tp] for tp in ends):
@@ -273,12 +277,14 @@ async def test_every_action_is_audited_with_user_and_time(
     tokens: dict[str, Any],
 ) -> None:
     """Override and decline each become one deployment on Kafka naming the user, the time
-    of the decision (an aware timestamp taken when it was made), the reason and the same
-    event id as the ack."""
+    of the decision (the console's feed clock when it was made: the latest event time it
+    had read, so the decision sorts after what the SDO saw; also its Kafka record time),
+    the reason and the same event id as the ack."""
     await produce(broker.bootstrap, console.topics, pilot_events())
     sdo = await login(console, tokens["sdo"])
     await sdo.recv_until(lambda p: "I1" in p.recommendations, FEED_TIMEOUT_S, "the recommendation")
-    before = datetime.now(UTC)
+    before = console.view.event_time
+    assert before is not None
     over = await ask(
         sdo,
         {
@@ -305,7 +311,7 @@ async def test_every_action_is_audited_with_user_and_time(
             "request_id": "o2",
         },
     )
-    after = datetime.now(UTC)
+    after = console.view.event_time
     assert dec["type"] == "ack", dec
     found = await deployments(broker.bootstrap, console.topics.deployment, 2)
     by_id = {d["event_id"]: d for d in found}
@@ -320,7 +326,8 @@ async def test_every_action_is_audited_with_user_and_time(
         )
         ts = datetime.fromisoformat(dep["ts"])
         assert ts.tzinfo is not None
-        assert before - timedelta(seconds=1) <= ts <= after + timedelta(seconds=1)
+        assert before <= ts <= after
+        assert dep["_record_ms"] == round(ts.timestamp() * 1000)  # record time = ts
     await sdo.ws.close()
 
 

@@ -309,6 +309,8 @@ class Console:
         #: refuses, this console does not show
         self.admit = Admission(max_ahead_s=settings.max_ahead_s, areas=self.areas)
         self.order_idle_s = DEFAULT_IDLE_S
+        #: what the feed has read and holds back to release in order (sdo.order)
+        self._merger: Merger | None = None
         self.health = FeedHealth()
         self._static = _static_files()
         self._areas_message = {
@@ -891,7 +893,7 @@ class Console:
         worker reads its input), folding each record into the view."""
         consumer = self._consumer
         tps = list(consumer.assignment())
-        merger = Merger(self.order_idle_s)
+        merger = self._merger = Merger(self.order_idle_s)
         next_probe = 0.0
         while True:
             pull = [tp for tp in tps if merger.held(tp) < HOLD_MAX]
@@ -953,7 +955,8 @@ class Console:
         except Exception:
             self._set_health("down", f"Kafka at {self.settings.bootstrap} is not answering")
             return
-        lag = 0
+        # (records read but held back to be put in order are not applied yet either)
+        lag = len(self._merger) if self._merger is not None else 0
         for tp in tps:
             lag += max(0, ends[tp] - await consumer.position(tp))
         h = self.health

@@ -230,11 +230,7 @@ class ConsoleView:
         deltas = self.apply(event)
         if not deltas:
             return deltas
-        done = rules.summary(event)
-        if done is not None:
-            self.recorded[done["event_id"]] = done
-            while len(self.recorded) > RECORDED_MAX:
-                self.recorded.popitem(last=False)
+        self._record(event)
         if isinstance(event, Alert) and not event.active:
             ack = self.acks.pop((event.kind.value, event.subject), None)
             if ack is not None:
@@ -251,6 +247,14 @@ class ConsoleView:
             )
         )
         return deltas
+
+    def _record(self, event: object) -> None:
+        """Index what an SDO recorded (:attr:`recorded`), once it is applied."""
+        done = rules.summary(event)
+        if done is not None:
+            self.recorded[done["event_id"]] = done
+            while len(self.recorded) > RECORDED_MAX:
+                self.recorded.popitem(last=False)
 
     def active_alert(self, kind: str, subject: str) -> Alert | None:
         """The raised alert of that kind about that subject, if any."""
@@ -335,7 +339,10 @@ class ConsoleView:
         if not record.is_open:
             self.recommendations.pop(record.incident_id, None)
         for held in self._waiting.release(record.incident_id):
-            deltas.extend(self._deployment(held))
+            applied = self._deployment(held)
+            if applied:
+                self._record(held)  # (what fold() does for the deployment that waited)
+            deltas.extend(applied)
         return deltas
 
     def _deployment(self, event: Deployment) -> list[Delta]:
