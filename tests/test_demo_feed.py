@@ -133,8 +133,9 @@ def test_a_call_an_sdo_decided_is_never_deployed_by_the_simulation() -> None:
 def test_a_simulated_shift_leaves_every_call_to_the_sdo_for_the_window() -> None:
     """Two simulated hours at 30× (wall time = simulated time / 30), an SDO deciding every
     third grade 1 or 2 call as it appears: no simulated deployment is sent for a call an
-    SDO decided, none sooner than 60 s of wall time after its call was sent, event times
-    never go back, and every other event is sent."""
+    SDO decided, none sooner than 60 s of wall time after its call was sent (except those
+    still held when the shift ends, released with its end), event times never go back, and
+    every other event is sent."""
     areas = load_areas(package_data(DEFAULT_AREAS))
     events = list(simulate(areas, seed=3, hours=2, officers=60, start=T0))
     clock, decided = Clock(), set[str]()
@@ -149,14 +150,20 @@ def test_a_simulated_shift_leaves_every_call_to_the_sdo_for_the_window() -> None
             yield event
 
     out = []
+    ended = False
     for event in window(fed()):
         if isinstance(event, Incident):
             shown.setdefault(event.incident_id, clock.now)
-        out.append((clock.now, event))
-    deployments = [(t, e) for t, e in out if isinstance(e, Deployment)]
+        ended = ended or event.event_id == events[-1].event_id
+        out.append((clock.now, ended, event))
+    deployments = [(t, end, e) for t, end, e in out if isinstance(e, Deployment)]
     assert deployments, "the simulation dispatched nothing to check"
-    assert all(e.incident_id not in decided for _, e in deployments)
-    assert all(t >= shown[e.incident_id] + 60.0 for t, e in deployments)
+    assert all(e.incident_id not in decided for _, _, e in deployments)
+    early = [e.incident_id for t, end, e in deployments if t < shown[e.incident_id] + 60.0]
+    at_the_end = [e.incident_id for t, end, e in deployments if end]
+    assert set(early) <= set(at_the_end), early
+    assert len(at_the_end) < len(deployments)
+    out = [(t, e) for t, _, e in out]
     times = [e.ts for _, e in out]
     assert times == sorted(times)
     simulated_dispatches = [e for e in events if isinstance(e, Deployment)]

@@ -36,6 +36,8 @@ EAST = (-1.7794, 52.4692)
 #: Screen sizes of a control room (CSS pixels, device scale): 1440×900 at 150 % zoom is
 #: 960×600 CSS pixels at a device scale of 1.5.
 SIZES = [(1280, 720, 1.0), (1440, 900, 1.0), (1920, 1080, 1.0), (960, 600, 1.5)]
+#: Measurements of the map, 300 ms apart, until two agree.
+SETTLE_TRIES = 20
 
 
 async def open_at(
@@ -204,13 +206,25 @@ async def test_the_map_pans_zooms_declutters_and_explains_itself(desk: Desk) -> 
         assert a is not None and b is not None
         return abs(b["y"] - a["y"])
 
-    near, labelled = await gap(), await shown.count()
+    async def settled_gap() -> float:
+        # (Find centres the map with an animation: measure once the marks stay put)
+        await expect(page.locator("#map.leaflet-zoom-anim")).to_have_count(0)
+        last = await gap()
+        for _ in range(SETTLE_TRIES):
+            await page.wait_for_timeout(300)
+            now = await gap()
+            if now == last:
+                return now
+            last = now
+        raise AssertionError(f"the map did not settle after {SETTLE_TRIES} tries")
+
+    near, labelled = await settled_gap(), await shown.count()
     for _ in range(4):
         await page.click(".leaflet-control-zoom-in")
         # (a press while Leaflet still animates the last zoom is not taken)
         await expect(page.locator("#map.leaflet-zoom-anim")).to_have_count(0)
         await page.wait_for_timeout(300)
-    assert await gap() > near  # spread by the zoom
+    assert await settled_gap() > near  # spread by the zoom
     assert await shown.count() > labelled  # and more of them labelled
     box = await page.locator("#map").bounding_box()
     mark = await page.locator("#map .officer[data-id='s5']").bounding_box()

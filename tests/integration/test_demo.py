@@ -214,11 +214,14 @@ def test_decisions_with_the_feed_two_hours_ahead_are_applied_by_the_worker() -> 
         asyncio.run(_applied_by_the_worker(bootstrap, decided))
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(DEMO_STOP_TIMEOUT_S)
+        drain.join(DEMO_STOP_TIMEOUT_S)
         assert proc.returncode == 0, "".join(seen[-30:])
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _drain(proc: subprocess.Popen[str], seen: list[str]) -> None:
