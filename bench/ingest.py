@@ -41,11 +41,15 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
+import peer_runs
 from common import PYTHON, ROOT, Fleet, Stack, log
 
 TARGET_EVENTS_PER_S = 8000.0
 TARGET_VS_NAIVE = 2.3
-CONSUMERS = ("raw", "naive", "sdo")
+CONSUMERS = ("raw", "naive", "sdo", "quix", "bytewax")
+#: What ``--quick`` runs unless ``--consumers`` says otherwise: the peers' venvs take minutes
+#: to make, and the quick form only checks that the script works.
+QUICK_CONSUMERS = ("raw", "naive", "sdo")
 
 
 def _timeout(events: int) -> float:
@@ -194,7 +198,8 @@ async def one_scale(
 
     prefix = common.new_prefix(f"ingest{officers}")
     topics = Topics(prefix)
-    await common.create_topics(stack.broker.bootstrap, prefix)
+    # retention.ms on every input topic: Quix derives its changelogs' configs from it
+    await common.create_topics(stack.broker.bootstrap, prefix, retention_ms=-1)
     fleet = Fleet(officers, datetime.now(UTC).replace(microsecond=0), seed=officers)
     log(f"{officers} officers x {fixes} fixes: building records")
     records = fleet.shift_start(topics) + fleet.fixes(topics, fixes)
@@ -228,6 +233,16 @@ async def one_scale(
             sdo["location_events_per_s"] = _r(officers * fixes / sdo["seconds"])
         row["sdo_worker"] = sdo
         log(f"  sdo: { {k: v for k, v in sdo.items() if k != 'profile'} }")
+    peer_topics = [topics.profile, topics.status, topics.location]
+    for name, key, runner in (
+        ("quix", "quix_streams", peer_runs.run_quix),
+        ("bytewax", "bytewax", peer_runs.run_bytewax),
+    ):
+        if name in consumers:
+            log(f"{name} peer ...")
+            last_fix = fleet.last_fix_events(fixes)
+            row[key] = await runner(stack, peer_topics, total, last_fix, _timeout(total))
+            log(f"  {name}: {row[key]}")
     sdo_rate = row.get("sdo_worker", {}).get("events_per_s")
     naive_rate = row.get("naive_faust", {}).get("events_per_s")
     raw_rate = row.get("raw_aiokafka", {}).get("events_per_s")
@@ -241,6 +256,12 @@ async def one_scale(
     if sdo_cpu and naive_cpu:
         # CPU per event is less sensitive than wall time to other load on a shared machine
         ratios["naive_cpu_over_sdo_cpu"] = round(naive_cpu / sdo_cpu, 2)
+    for key, short in (("quix_streams", "quix"), ("bytewax", "bytewax")):
+        peer = row.get(key, {})
+        if sdo_rate and peer.get("events_per_s"):
+            ratios[f"sdo_over_{short}"] = round(sdo_rate / peer["events_per_s"], 2)
+        if sdo_cpu and peer.get("cpu_us_per_event"):
+            ratios[f"{short}_cpu_over_sdo_cpu"] = round(peer["cpu_us_per_event"] / sdo_cpu, 2)
     row["ratios"] = ratios
     if sdo_rate:
         vs = ratios.get("sdo_over_naive")
@@ -255,7 +276,10 @@ async def one_scale(
 
 
 async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
-    consumers = tuple(c for c in args.consumers.split(",") if c)
+    if args.consumers is None:
+        consumers = QUICK_CONSUMERS if args.quick else CONSUMERS
+    else:
+        consumers = tuple(c for c in args.consumers.split(",") if c)
     bad = set(consumers) - set(CONSUMERS)
     if bad:
         raise SystemExit(f"unknown consumers {sorted(bad)}; choose from {CONSUMERS}")
@@ -284,7 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--officers", type=int, default=40_000)
     p.add_argument("--fixes", type=int, default=3, help="fixes per officer (default 3)")
     p.add_argument("--scales", default=None, help="officer counts, e.g. 1000,5000,10000,40000")
-    p.add_argument("--consumers", default=",".join(CONSUMERS), help="subset of raw,naive,sdo")
+    p.add_argument(
+        "--consumers",
+        default=None,
+        help=f"subset of {','.join(CONSUMERS)} (default: all; --quick: "
+        f"{','.join(QUICK_CONSUMERS)})",
+    )
     p.add_argument("--profile", type=float, default=0.0, help="py-spy the worker for N s")
     p.add_argument("--quick", action="store_true", help="2,000 officers x 3 fixes")
     args = p.parse_args(argv)
