@@ -46,38 +46,41 @@ PIP_TIMEOUT_S = 900.0
 MARKER = "bench-requirements.txt"
 
 
-def ensure_venv(peer: str) -> tuple[Path | None, str | None]:
-    """The peer's Python, making its venv if needed; or ``(None, why not)``."""
-    venv = VENV_ROOT / peer
+def ensure_venv(
+    peer: str, *, root: Path = VENV_ROOT, base_python: str = sys.executable
+) -> tuple[Path | None, str | None]:
+    """The peer's Python, making its venv under ``root`` with ``base_python -m venv`` if
+    needed (or if its pinned requirements changed); or ``(None, why not)``, one line."""
+    venv = root / peer
     python = venv / "bin" / "python"
     marker = venv / MARKER
     wanted = "\n".join(REQUIREMENTS[peer]) + "\n"
     if python.exists() and marker.exists() and marker.read_text() == wanted:
         return python, None
     log(f"making the {peer} peer's venv at {venv} (once) ...")
-    logfile = VENV_ROOT / f"{peer}-install.log"
-    VENV_ROOT.mkdir(parents=True, exist_ok=True)
+    logfile = root / f"{peer}-install.log"
+    root.mkdir(parents=True, exist_ok=True)
     steps = [
-        [sys.executable, "-m", "venv", "--clear", str(venv)],
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         *REQUIREMENTS[peer]],
-        [str(python), "-c", f"import {IMPORTS[peer]}"],
+        ("python -m venv", [base_python, "-m", "venv", "--clear", str(venv)]),
+        ("pip install", [str(python), "-m", "pip", "install", "-q",
+                         "--disable-pip-version-check", *REQUIREMENTS[peer]]),
+        (f"import {IMPORTS[peer]}", [str(python), "-c", f"import {IMPORTS[peer]}"]),
     ]  # fmt: skip
     with logfile.open("w") as out:
-        for argv in steps:
+        for what, argv in steps:
             try:
                 done = subprocess.run(
                     argv, stdout=out, stderr=subprocess.STDOUT, timeout=PIP_TIMEOUT_S, check=False
                 )
             except (OSError, subprocess.TimeoutExpired) as exc:
-                return None, f"{' '.join(argv[:4])} failed: {exc}"
+                return None, f"cannot make the {peer} venv: {what} failed: {exc}"
             if done.returncode != 0:
                 out.flush()
                 tail = [ln for ln in logfile.read_text().splitlines() if ln.strip()][-1:]
                 why = tail[0].strip() if tail else ""
                 return None, (
-                    f"cannot make the {peer} venv: {' '.join(argv[2:5])} exited "
-                    f"{done.returncode}: {why} (see {logfile.relative_to(ROOT)})"
+                    f"cannot make the {peer} venv: {what} exited {done.returncode}: {why} "
+                    f"(see {logfile})"
                 )
     marker.write_text(wanted)
     return python, None
