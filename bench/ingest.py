@@ -6,8 +6,8 @@
 
 Method. On a fresh embedded broker and topic prefix, pre-produce every officer's profile
 and status, then ``--fixes`` location fixes per officer (one every 5 s of event time), with
-record time = event ``ts``. Then, one after the other, three consumers read the same
-records from the beginning:
+record time = event ``ts``. Then, one after the other, the consumers read the same
+records from the beginning (``--consumers``; ``--quick`` runs the first three):
 
 * ``raw_aiokafka`` (transport ceiling): an aiokafka consumer in its own process that only
   counts records;
@@ -15,14 +15,17 @@ records from the beginning:
   write per event; done when its table changelog holds one record per event;
 * ``sdo_worker``: ``sdo worker`` as shipped; done when, in its ``officers`` changelog,
   every officer's latest ``fix_event`` is the last fix produced for them, which is also the
-  correctness check (``all_latest_fixes_in_table``).
+  correctness check (``all_latest_fixes_in_table``);
+* ``quix_streams`` and ``bytewax`` (``bench/peer_runs.py``, ``bench/peers/``): the same
+  decode and latest profile, status and fix per officer in each framework's own durable
+  state, in venvs this script makes; each times itself and is checked from that state.
 
 The naive agent is timed from the first record it is seen to apply to the record that
 completes it (seen by a tail in this process); the sdo worker from the moment it reports
 itself ready (it writes officer records at each commit, so its first changelog record
 comes a commit interval after it started work), which is a little before its first event.
 ``events_per_s`` counts every input event (profiles,
-statuses and fixes, the same work for the three); ``location_events_per_s`` is the same
+statuses and fixes, the same work for all); ``location_events_per_s`` is the same
 run's rate expressed in fixes only. Prints JSON on stdout; progress on stderr.
 """
 
@@ -265,12 +268,15 @@ async def one_scale(
     row["ratios"] = ratios
     if sdo_rate:
         vs = ratios.get("sdo_over_naive")
+        quix_rate = row.get("quix_streams", {}).get("events_per_s")
         row["target"] = {
             "events_per_s": TARGET_EVENTS_PER_S,
             "vs_naive": TARGET_VS_NAIVE,
             "events_per_s_met": sdo_rate >= TARGET_EVENTS_PER_S,
             "vs_naive_met": None if vs is None else vs >= TARGET_VS_NAIVE,
             "correct": row["sdo_worker"]["all_latest_fixes_in_table"],
+            # issue 28: ahead of Quix Streams in the same run (None: Quix not run)
+            "ahead_of_quix": None if quix_rate is None else sdo_rate > quix_rate,
         }
     return row
 
