@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -222,13 +222,27 @@ def new_prefix(tag: str) -> str:
     return f"bench.{tag}.{os.getpid()}.{int(time.time() * 1000) % 10**9}."
 
 
-async def create_topics(bootstrap: str, prefix: str, changelogs: Iterable[str] = ()) -> None:
+async def create_topics(
+    bootstrap: str,
+    prefix: str,
+    changelogs: Iterable[str] = (),
+    *,
+    retention_ms: int | None = None,
+) -> None:
     """The contract topics under ``prefix``, plus changelog topics created ahead of the
-    consumer so a tail can be assigned to them before the first record arrives."""
+    consumer so a tail can be assigned to them before the first record arrives.
+
+    ``retention_ms``: given to every contract topic created without one. The embedded
+    broker describes only the configs a topic was created with (Kafka describes them all,
+    defaults included), and Quix Streams derives its changelogs' configs from its input
+    topics' ``retention.ms``."""
     from sdo.broker import TopicSpec, ensure_topics, topic_specs  # noqa: PLC0415
     from sdo.config import Topics  # noqa: PLC0415
 
     specs = topic_specs(Topics(prefix), PARTITIONS)
+    if retention_ms is not None:
+        specs = [s if s.retention_ms is not None else replace(s, retention_ms=retention_ms)
+                 for s in specs]  # fmt: skip
     specs += [TopicSpec(name, PARTITIONS, compacted=True) for name in changelogs]
     await ensure_topics(bootstrap, specs, timeout=30.0)
 
@@ -506,6 +520,32 @@ async def tail(
                 log(f"  {progress()}")
     finally:
         await cons.stop()
+
+
+async def read_to_end(
+    bootstrap: str,
+    topics: Sequence[str],
+    on_records: Callable[[list[Any]], None],
+    *,
+    timeout: float = READY_TIMEOUT_S,  # noqa: ASYNC109  (one bound for the whole read)
+) -> int:
+    """Read ``topics`` from the beginning to their end offsets as of the call, handing each
+    fetched batch to ``on_records``; returns the number of records read."""
+    cons = consumer(bootstrap)
+    await assign_all(cons, topics)
+    n = 0
+    try:
+        tps = sorted(cons.assignment())
+        ends = await cons.end_offsets(tps)
+        async with asyncio.timeout(timeout):
+            while any([await cons.position(tp) < ends[tp] for tp in tps]):
+                batches = await cons.getmany(timeout_ms=200, max_records=20_000)
+                for records in batches.values():
+                    n += len(records)
+                    on_records(records)
+    finally:
+        await cons.stop()
+    return n
 
 
 def changelog(app_id: str, table: str) -> str:

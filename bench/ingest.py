@@ -6,8 +6,8 @@
 
 Method. On a fresh embedded broker and topic prefix, pre-produce every officer's profile
 and status, then ``--fixes`` location fixes per officer (one every 5 s of event time), with
-record time = event ``ts``. Then, one after the other, three consumers read the same
-records from the beginning:
+record time = event ``ts``. Then, one after the other, the consumers read the same
+records from the beginning (``--consumers``; ``--quick`` runs the first three):
 
 * ``raw_aiokafka`` (transport ceiling): an aiokafka consumer in its own process that only
   counts records;
@@ -15,14 +15,17 @@ records from the beginning:
   write per event; done when its table changelog holds one record per event;
 * ``sdo_worker``: ``sdo worker`` as shipped; done when, in its ``officers`` changelog,
   every officer's latest ``fix_event`` is the last fix produced for them, which is also the
-  correctness check (``all_latest_fixes_in_table``).
+  correctness check (``all_latest_fixes_in_table``);
+* ``quix_streams`` and ``bytewax`` (``bench/peer_runs.py``, ``bench/peers/``): the same
+  decode and latest profile, status and fix per officer in each framework's own durable
+  state, in venvs this script makes; each times itself and is checked from that state.
 
 The naive agent is timed from the first record it is seen to apply to the record that
 completes it (seen by a tail in this process); the sdo worker from the moment it reports
 itself ready (it writes officer records at each commit, so its first changelog record
 comes a commit interval after it started work), which is a little before its first event.
 ``events_per_s`` counts every input event (profiles,
-statuses and fixes, the same work for the three); ``location_events_per_s`` is the same
+statuses and fixes, the same work for all); ``location_events_per_s`` is the same
 run's rate expressed in fixes only. Prints JSON on stdout; progress on stderr.
 """
 
@@ -41,11 +44,15 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
+import peer_runs
 from common import PYTHON, ROOT, Fleet, Stack, log
 
 TARGET_EVENTS_PER_S = 8000.0
 TARGET_VS_NAIVE = 2.3
-CONSUMERS = ("raw", "naive", "sdo")
+CONSUMERS = ("raw", "naive", "sdo", "quix", "bytewax")
+#: What ``--quick`` runs unless ``--consumers`` says otherwise: the peers' venvs take minutes
+#: to make, and the quick form only checks that the script works.
+QUICK_CONSUMERS = ("raw", "naive", "sdo")
 
 
 def _timeout(events: int) -> float:
@@ -194,7 +201,8 @@ async def one_scale(
 
     prefix = common.new_prefix(f"ingest{officers}")
     topics = Topics(prefix)
-    await common.create_topics(stack.broker.bootstrap, prefix)
+    # retention.ms on every input topic: Quix derives its changelogs' configs from it
+    await common.create_topics(stack.broker.bootstrap, prefix, retention_ms=-1)
     fleet = Fleet(officers, datetime.now(UTC).replace(microsecond=0), seed=officers)
     log(f"{officers} officers x {fixes} fixes: building records")
     records = fleet.shift_start(topics) + fleet.fixes(topics, fixes)
@@ -228,6 +236,16 @@ async def one_scale(
             sdo["location_events_per_s"] = _r(officers * fixes / sdo["seconds"])
         row["sdo_worker"] = sdo
         log(f"  sdo: { {k: v for k, v in sdo.items() if k != 'profile'} }")
+    peer_topics = [topics.profile, topics.status, topics.location]
+    for name, key, runner in (
+        ("quix", "quix_streams", peer_runs.run_quix),
+        ("bytewax", "bytewax", peer_runs.run_bytewax),
+    ):
+        if name in consumers:
+            log(f"{name} peer ...")
+            last_fix = fleet.last_fix_events(fixes)
+            row[key] = await runner(stack, peer_topics, total, last_fix, _timeout(total))
+            log(f"  {name}: {row[key]}")
     sdo_rate = row.get("sdo_worker", {}).get("events_per_s")
     naive_rate = row.get("naive_faust", {}).get("events_per_s")
     raw_rate = row.get("raw_aiokafka", {}).get("events_per_s")
@@ -241,21 +259,33 @@ async def one_scale(
     if sdo_cpu and naive_cpu:
         # CPU per event is less sensitive than wall time to other load on a shared machine
         ratios["naive_cpu_over_sdo_cpu"] = round(naive_cpu / sdo_cpu, 2)
+    for key, short in (("quix_streams", "quix"), ("bytewax", "bytewax")):
+        peer = row.get(key, {})
+        if sdo_rate and peer.get("events_per_s"):
+            ratios[f"sdo_over_{short}"] = round(sdo_rate / peer["events_per_s"], 2)
+        if sdo_cpu and peer.get("cpu_us_per_event"):
+            ratios[f"{short}_cpu_over_sdo_cpu"] = round(peer["cpu_us_per_event"] / sdo_cpu, 2)
     row["ratios"] = ratios
     if sdo_rate:
         vs = ratios.get("sdo_over_naive")
+        quix_rate = row.get("quix_streams", {}).get("events_per_s")
         row["target"] = {
             "events_per_s": TARGET_EVENTS_PER_S,
             "vs_naive": TARGET_VS_NAIVE,
             "events_per_s_met": sdo_rate >= TARGET_EVENTS_PER_S,
             "vs_naive_met": None if vs is None else vs >= TARGET_VS_NAIVE,
             "correct": row["sdo_worker"]["all_latest_fixes_in_table"],
+            # issue 28: ahead of Quix Streams in the same run (None: Quix not run)
+            "ahead_of_quix": None if quix_rate is None else sdo_rate > quix_rate,
         }
     return row
 
 
 async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
-    consumers = tuple(c for c in args.consumers.split(",") if c)
+    if args.consumers is None:
+        consumers = QUICK_CONSUMERS if args.quick else CONSUMERS
+    else:
+        consumers = tuple(c for c in args.consumers.split(",") if c)
     bad = set(consumers) - set(CONSUMERS)
     if bad:
         raise SystemExit(f"unknown consumers {sorted(bad)}; choose from {CONSUMERS}")
@@ -284,7 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--officers", type=int, default=40_000)
     p.add_argument("--fixes", type=int, default=3, help="fixes per officer (default 3)")
     p.add_argument("--scales", default=None, help="officer counts, e.g. 1000,5000,10000,40000")
-    p.add_argument("--consumers", default=",".join(CONSUMERS), help="subset of raw,naive,sdo")
+    p.add_argument(
+        "--consumers",
+        default=None,
+        help=f"subset of {','.join(CONSUMERS)} (default: all; --quick: "
+        f"{','.join(QUICK_CONSUMERS)})",
+    )
     p.add_argument("--profile", type=float, default=0.0, help="py-spy the worker for N s")
     p.add_argument("--quick", action="store_true", help="2,000 officers x 3 fixes")
     args = p.parse_args(argv)
