@@ -151,6 +151,20 @@ def compare(offline: dict[str, list[Rec]], live: dict[str, list[Rec]]) -> list[s
     return problems
 
 
+def summary(
+    offline: dict[str, list[Rec]],
+    recs: list[dict[str, Any]],
+    letters: list[dict[str, Any]],
+    how: str,
+) -> None:
+    """One line of the comparison's figures (shown with ``pytest -s``)."""
+    same = len(offline) - len(compare(offline, by_incident(recs)))
+    print(
+        f"\nbacklog, {how}: {same}/{len(offline)} incidents with evaluate's recommendations, "
+        f"{len(recs)} recommendations, {len(letters)} dead letters"
+    )
+
+
 async def test_a_worker_running_while_the_log_is_published_at_full_speed_decides_as_evaluate(
     broker: EmbeddedBroker,
     topic_prefix: str,
@@ -166,6 +180,7 @@ async def test_a_worker_running_while_the_log_is_published_at_full_speed_decides
     settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
     await replay(log, settings, speed=None)
     recs, letters, alerts = await collecting
+    summary(offline, recs, letters, "worker running, replay --speed max")
     assert letters == [], [(d["source_topic"], d["error"]) for d in letters[:5]]
     assert alerts and not alert_problems(alerts), alert_problems(alerts)[:10]
     problems = compare(offline, by_incident(recs))
@@ -188,6 +203,7 @@ async def test_a_worker_started_after_the_log_was_published_decides_as_evaluate(
     worker = start_worker()
     expected = sum(len(v) for v in offline.values())
     recs, letters, alerts = await collect_until_done(broker.bootstrap, worker, expected)
+    summary(offline, recs, letters, "log published first")
     assert letters == [], [(d["source_topic"], d["error"]) for d in letters[:5]]
     assert alerts and not alert_problems(alerts), alert_problems(alerts)[:10]
     problems = compare(offline, by_incident(recs))
@@ -235,6 +251,7 @@ async def test_a_worker_killed_mid_backlog_restarts_and_decides_as_evaluate(
     first.proc.wait(KILL_TIMEOUT_S)
     second = start_worker(app_id)
     recs, letters, _ = await collect_until_done(broker.bootstrap, second, expected)
+    summary(offline, first_of_each(recs), letters, "kill -9 mid-backlog")
     assert letters == [], [(d["source_topic"], d["error"]) for d in letters[:5]]
     problems = compare(offline, by_incident(first_of_each(recs)))
     assert not problems, f"{len(problems)} of {len(offline)} incidents differ:\n" + "\n".join(
