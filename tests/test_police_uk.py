@@ -175,6 +175,20 @@ def test_evaluate_real_month_thrive_moves_demand_off_response(
     headline = page.split("<h2>Headline figures</h2>")[1].split("</table>")[0]
     within = headline.split("Grade 1: within 15 min</th>")[1].split("</tr>")[0]
     assert "not measured" in within and "0%" not in within
+    graded = headline.split("Incidents graded</th>")[1].split("</tr>")[0]
+    assert f">{opened}<" in graded  # grading is measured: only attendance is not
+    # nothing unmeasured reads as a figure: not up front, not in the differences, the
+    # breakdowns or the cover section, not in metrics.json
+    short = page.split("<h2>In short</h2>")[1].split("<h2>")[0]
+    assert "within 15 min" not in short and "need a skill" not in short
+    assert "closest</b> 0%" in short  # (what is measured: where calls are sent)
+    differences = page.split("<h2>Differences on the same incidents</h2>")[1].split("<h2>")[0]
+    assert "Grade 1" not in differences and "Attendance is not measured" in differences
+    breakdowns = page.split("<h2>By NPU and by response cluster</h2>")[1].split("<h2>")[0]
+    assert "in 15 min" not in breakdowns and "attendance is not measured" in breakdowns
+    assert "<h2>Cover</h2><p>Not measured" in page
+    assert "By hour of the day" not in page
+    assert thrive["attendance"] == closest["attendance"] == "not measured"
 
 
 def test_with_officers_recommends_real_officers(

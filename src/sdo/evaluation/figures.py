@@ -340,7 +340,13 @@ class Metrics:
             "by_hour": _by_hour(graded, off),
             "cover_gap_minutes": {k: round(v, 1) for k, v in sorted(self.gap_minutes.items())},
             "alerts": dict(sorted(self.alerts.items())),
-            "attendance": "observed" if self.observed else "estimated",
+            "attendance": (
+                "not measured"
+                if not self.officer_ids
+                else "observed"
+                if self.observed
+                else "estimated"
+            ),
             "officers": len(self.officer_ids),
             "outside_incident_events": self.outside,
             "incident_events": self.incident_events + self.outside,

@@ -524,7 +524,8 @@ def cli(args: argparse.Namespace) -> int:
     )
     err(
         f"sdo import: {stats.rows} rows -> {stats.incidents} incidents{span}; "
-        f"{counts.events} events ({counts.officers} officers on duty) -> {args.out}; "
+        f"{counts.events} events ({args.officers or 0} simulated officers on duty at once, "
+        f"{counts.officers} on the roster) -> {args.out}; "
         "times within each month are synthetic (seeded)\n"
     )
     if not args.officers:

@@ -273,9 +273,9 @@ def _rows(policies: dict[str, Any]) -> str:
     ]
     names = list(policies)
     out = ["<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"]
-    unmeasured = not all(policies[n].get("officers", 1) for n in names)
+    unmeasured = not measured(policies)
     for label, get, kind, interval in lines:
-        if unmeasured and any(w in label for w in ("Grade", "grade", "30 min", "Cover-gap")):
+        if unmeasured and (label.startswith(("Grade", "Cover-gap")) or "30 min" in label):
             cell = "<td>not measured (no officers in the log)</td>" * len(names)
             out.append(f"<tr><th>{html.escape(label)}</th>{cell}</tr>")
             continue
@@ -287,6 +287,12 @@ def _rows(policies: dict[str, Any]) -> str:
         )
         out.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
     return "\n".join(out)
+
+
+def measured(policies: dict[str, Any]) -> bool:
+    """Whether the log has officers: without, nobody is sent and no attendance, cover or
+    workload can be measured (only how calls are graded and routed)."""
+    return all(m.get("officers", 1) for m in policies.values())
 
 
 def _observed(policies: dict[str, Any]) -> bool:
@@ -302,9 +308,10 @@ def _interval(bounds: Any, kind: str) -> str:
     return f' <small class="ci" title="95% interval">({text})</small>'
 
 
-def _comparisons(comparisons: list[dict[str, Any]]) -> str:
+def _comparisons(comparisons: list[dict[str, Any]], timed: bool = True) -> str:
     """Each policy against the status quo on the same incidents: the difference, its
-    paired 95% interval, and whether the log shows one (the interval leaves out zero)."""
+    paired 95% interval, and whether the log shows one (the interval leaves out zero).
+    Not ``timed`` (no officers in the log): where calls are sent only."""
     if not comparisons:
         return ""
     parts = []
@@ -319,7 +326,7 @@ def _comparisons(comparisons: list[dict[str, Any]]) -> str:
                 c["incidents"],
             )
         ]
-        for g, grade in c["grades"].items():
+        for g, grade in c["grades"].items() if timed else ():
             minutes = grade["target_min"]
             within = f"share_within_{minutes}_min"
             rows += [
@@ -349,7 +356,14 @@ def _comparisons(comparisons: list[dict[str, Any]]) -> str:
         "can differ from the difference of the headline medians). The interval comes from "
         "resampling the incidents under both policies at once, which is sharper than comparing the "
         "headline intervals. Where it leaves out zero, the log shows a difference; where it "
-        "spans zero, the difference may be chance.</p>" + "".join(parts)
+        "spans zero, the difference may be chance."
+        + (
+            ""
+            if timed
+            else " Attendance is not measured: the log has no officers, so nobody is sent."
+        )
+        + "</p>"
+        + "".join(parts)
     )
 
 
@@ -404,6 +418,8 @@ def _graded(metrics: dict[str, Any]) -> str:
 
 
 def _hours(policies: dict[str, Any]) -> str:
+    if not measured(policies):
+        return ""  # (its attendance panels would be empty; the routing is in the table)
     png = _hours_plot(policies)
     if png is None:
         return ""
@@ -629,7 +645,7 @@ def _assumptions(assumed: dict[str, Any]) -> str:
 
 def _how_fast(policies: dict[str, Any], observed: bool) -> str:
     """The attendance section: the chart per grade, or why there is none."""
-    if not all(m.get("officers", 1) for m in policies.values()):
+    if not measured(policies):
         return (
             "<h2>How fast</h2><p>Not measured: the log has no officers, so nobody is sent "
             "and no attendance can be timed (<code>sdo import police-uk --officers K</code> "
@@ -645,6 +661,24 @@ def _how_fast(policies: dict[str, Any], observed: bool) -> str:
 min, grade 2 within 60 min). Grade 3 has no target, and under <b>thrive</b> its figure is not
 an attendance (see "Estimated attendance" above).</p>
 <img alt="attendance" src="data:image/png;base64,{_attendance_plot(policies, observed)}">"""
+
+
+def _cover(policies: dict[str, Any], closed: bool) -> str:
+    if not measured(policies):
+        return (
+            "<h2>Cover</h2><p>Not measured: the log has no officers, so no cluster's "
+            "available cover can be counted.</p>"
+        )
+    how = (
+        ", as each policy's own deployments left it (closed loop)."
+        if closed
+        else ", as the log recorded it (the same under every policy: see Cover-gap minutes above)."
+    )
+    return (
+        f"<h2>Cover</h2>\n<p>Minutes each response cluster spent below its minimum available "
+        f'cover{how}</p>\n<img alt="cover gaps" src="data:image/png;base64,'
+        f'{_cover_plot(policies)}">'
+    )
 
 
 def write_report(document: dict[str, Any], path: Path) -> None:
@@ -678,7 +712,7 @@ THRIVE+ grading (the product).</p>
 <h2>Headline figures</h2>
 <table>{_rows(policies)}</table>
 {_grading(policies)}
-{_comparisons(document.get("comparisons") or [])}
+{_comparisons(document.get("comparisons") or [], measured(policies))}
 {sensitivity_table(document)}
 <h2>Reading the figures</h2>
 {_reading(policies, closed)}
@@ -690,13 +724,7 @@ officers: to investigators, the neighbourhood's named officer, or a partner serv
 {_hours(policies)}
 {breakdown_tables(document)}
 {workload_table(document)}
-<h2>Cover</h2>
-<p>Minutes each response cluster spent below its minimum available cover{
-        ", as each policy's own deployments left it (closed loop)."
-        if closed
-        else ", as the log recorded it (the same under every policy: see Cover-gap minutes above)."
-    }</p>
-<img alt="cover gaps" src="data:image/png;base64,{_cover_plot(policies)}">
+{_cover(policies, closed)}
 <h2>Assumptions</h2>
 {assumptions}{_variants_assume(policies)}
 </body></html>

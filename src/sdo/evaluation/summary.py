@@ -171,13 +171,14 @@ def summary(document: dict[str, Any]) -> str:
     )
     if lines:
         parts.append("<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>")
-    for c in document.get("comparisons") or []:
+    timed = all(m.get("officers", 1) for m in policies.values())
+    for c in document.get("comparisons") or [] if timed else ():
         a, b = html.escape(c["policy"]), html.escape(c["against"])
         parts.append(
             f"<p>On the same calls, <b>{a}</b> against <b>{b}</b>: {_diff(c, '1')}; "
             f"{_diff(c, '2')}.</p>"
         )
-    skills = _skill_line(document)
+    skills = _skill_line(document) if timed else ""
     if skills:
         parts.append(skills)
     if first.get("officers", 1):
@@ -222,7 +223,12 @@ def breakdown_tables(document: dict[str, Any]) -> str:
     data = document.get("breakdown") or {}
     if not data:
         return ""
+    timed = all(m.get("officers", 1) for m in document["policies"].values())
     out = ["<h2>By NPU and by response cluster</h2>"]
+    if not timed:
+        out.append(
+            "<p>Calls by grade only: attendance is not measured (the log has no officers).</p>"
+        )
     for key, title in (
         ("npu", "NPU"),
         ("cluster", "Response cluster"),
@@ -237,6 +243,12 @@ def breakdown_tables(document: dict[str, Any]) -> str:
                 e = policy.get(key, {}).get(group)
                 if e is None:
                     cells.append(f"<td>{_MISSING}</td>")
+                    continue
+                if not timed:
+                    cells.append(
+                        f"<td>{e['incidents']:,} calls; grade 1: {e.get('grade_1', 0):,}; "
+                        f"grade 2: {e.get('grade_2', 0):,}</td>"
+                    )
                     continue
                 cells.append(
                     f"<td>{e['incidents']:,} calls; grade 1: "
