@@ -15,7 +15,7 @@ from playwright.async_api import Page, expect
 from websockets.asyncio.client import connect
 
 from sdo.console.auth import remove_user
-from sdo.events import Alert, Response
+from sdo.events import Alert, Deployment, Response
 
 from .test_browser import (  # noqa: F401 (fixtures)
     KAFKA_TIMEOUT_S,
@@ -490,6 +490,106 @@ async def test_sending_a_busy_officer_needs_send_anyway_and_is_recorded(desk: De
     await expect(page.locator("#rec-result")).to_contain_text(
         "recorded short: nobody sent holds taser"
     )
+    await page.close()
+    assert desk.errors == []
+
+
+async def test_the_map_stays_where_it_was_after_another_tab(desk: Desk) -> None:
+    """Fit the map (F), look at the officer board (B), back to the map (V): the areas are
+    where they were (a hidden map resized to nothing came back shifted by half its size)."""
+    await desk.produce(busy_evening(desk.ev))
+    page = await open_at(desk, 1440, 900)
+    area = page.locator("#map path.area").first
+    await expect(area).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    await page.keyboard.press("f")
+    await expect(page.locator("#map.leaflet-zoom-anim")).to_have_count(0)
+    await page.wait_for_timeout(400)
+    before = await area.bounding_box()
+    await page.keyboard.press("b")
+    await expect(page.locator("#officers-panel")).to_be_visible()
+    await page.keyboard.press("v")
+    await expect(page.locator("#map-panel")).to_be_visible()
+    await page.wait_for_timeout(400)
+    after = await area.bounding_box()
+    assert before is not None and after is not None
+    assert abs(after["x"] - before["x"]) < 2 and abs(after["y"] - before["y"]) < 2, (before, after)
+    await page.close()
+    assert desk.errors == []
+
+
+async def test_an_officer_past_the_end_of_their_shift_says_so_before_the_server_does(
+    desk: Desk,
+) -> None:
+    """An officer still available after their shift's end: the board says "shift ended",
+    and picking them in the override form lists it to confirm, as the server would."""
+    ev = desk.ev
+    ended = ev.t0 + timedelta(seconds=3)  # (before the later events: ended by any clock)
+    await desk.produce([
+        ev.profile("o1", callsign="NR11"), ev.status("o1", "available", at=1), ev.location("o1", at=2),
+        ev.profile("o5", callsign="NR15", shift_end=ended), ev.status("o5", "available", at=1),
+        ev.location("o5", (-1.83, 52.59), at=2),
+        ev.incident("I1", at=4),
+        ev.recommendation("I1", ["o1"], at=5, rid="R1"),
+    ])  # fmt: skip
+    page = await desk.open()
+    await page.click("#tab-officers")
+    await expect(page.locator("#board tr[data-id='o5'] .shift-ended")).to_have_text("shift ended")
+    await expect(page.locator("#board tr[data-id='o1'] .shift-ended")).to_have_count(0)
+    await page.click("#tab-map")
+    await page.click("#queue .queue-item[data-id='I1']")
+    await page.click("#btn-override")
+    await page.select_option("#pick-officer", "o5")
+    await expect(page.locator("#decide-problems li")).to_have_text(["NR15's shift has ended"])
+    await page.close()
+    assert desk.errors == []
+
+
+async def test_an_override_on_a_call_decided_meanwhile_asks_to_replace_that_decision(
+    desk: Desk,
+) -> None:
+    """The SDO opens the override form; another SDO accepts the call meanwhile. Confirm
+    does not silently replace it: the form lists the decision it would replace and asks
+    to send anyway; sent anyway, the override is recorded after the accept."""
+    ev = desk.ev
+    await desk.produce([
+        ev.profile("o1", callsign="NR11"), ev.status("o1", "available", at=1), ev.location("o1", at=2),
+        ev.profile("o3", callsign="NR13"), ev.status("o3", "available", at=1),
+        ev.location("o3", (-1.83, 52.59), at=2),
+        ev.incident("I1", at=4),
+        ev.recommendation("I1", ["o1", "o3"], at=5, rid="R1"),
+    ])  # fmt: skip
+    page = await desk.open()
+    await page.click("#queue .queue-item[data-id='I1']")
+    await page.click("#btn-override")
+    await page.check("#cands tr[data-id='o3'] input[type=checkbox]")
+    await page.fill("#decide-reason", "NR13 knows the family")
+    other = Deployment(
+        event_id="khan-accept", ts=ev.t0 + timedelta(seconds=6), incident_id="I1",
+        decision="accepted", officer_ids=["o1"], by="sgt.khan", recommendation_id="R1",
+    )  # fmt: skip
+    await desk.produce([other])
+    await expect(page.locator("#rec")).to_contain_text("sgt.khan", timeout=PAGE_TIMEOUT_MS)
+    # decided: no countdown runs on (nor turns OVERDUE) for a call no longer waiting
+    await expect(page.locator("#rec-deadline .timer")).to_have_text("accepted")
+    async with desk.deployments() as consumer:
+        await page.press("#decide-reason", "Enter")
+        await expect(page.locator("#decide-problems li")).to_have_text(
+            ["accepted by sgt.khan since this form was opened: sending replaces it"],
+            timeout=PAGE_TIMEOUT_MS,
+        )
+        await expect(page.locator("#decide-submit")).to_have_text("Send anyway")
+        await page.check("#send-anyway")
+        await page.press("#decide-reason", "Enter")
+        from tests.kafka_io import read_deployments  # noqa: PLC0415
+
+        got: list[dict[str, Any]] = []
+        while len(got) < 2:
+            got += await read_deployments(consumer, KAFKA_TIMEOUT_S)
+    assert [(d["by"], d["decision"], d["officer_ids"]) for d in got] == [
+        ("sgt.khan", "accepted", ["o1"]),
+        (SDO_USER, "overridden", ["o3"]),
+    ]
+    await expect(page.locator("#rec-result")).to_contain_text("Recorded: override")
     await page.close()
     assert desk.errors == []
 

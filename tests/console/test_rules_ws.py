@@ -251,6 +251,41 @@ async def test_an_override_to_an_officer_off_duty_or_busy_needs_send_anyway(desk
     ]
 
 
+async def test_an_override_on_a_form_opened_before_another_decision_must_confirm_it(
+    desk: Desk,
+) -> None:
+    """One SDO opens the override form on an undecided call (``seen_decision`` null);
+    another accepts it meanwhile. The first's override is refused (``confirm``) naming the
+    decision it would replace, with that decision's event id; sent again with that id as
+    ``seen_decision`` it is recorded (the page does that once the SDO confirms)."""
+    await picture(desk)
+    jones, khan = await desk.join(), await desk.join(SDO2)
+    accepted = await khan.ask(
+        {"type": "accept", "request_id": "k1", "incident_id": "I1", "recommendation_id": "R1"}
+    )
+    assert accepted["type"] == "ack", accepted
+    view = desk.console.view
+    await until(
+        lambda: view.incidents["I1"].decision is not None,
+        KAFKA_TIMEOUT_S,
+        "the accept back from Kafka",
+    )
+    stale = await jones.ask(override("j1", ["o3"], seen_decision=None))
+    assert (stale["type"], stale["code"]) == ("error", "confirm"), stale
+    decided = view.incidents["I1"].decision_event
+    assert stale["decision_event"] == decided
+    assert stale["problems"] == [
+        "accepted by sgt.khan since this form was opened: sending replaces it"
+    ]
+    confirmed = await jones.ask(override("j1", ["o3"], seen_decision=decided))
+    assert confirmed["type"] == "ack", confirmed
+    published = await desk.consume(desk.console.topics.deployment, 2)
+    assert [(d["decision"], d["by"]) for d in published] == [
+        ("accepted", SDO2),
+        ("overridden", SDO),
+    ]
+
+
 async def test_the_action_rate_is_per_user_not_per_connection(desk: Desk) -> None:
     """Five sockets of one SDO share one budget (a burst of 6 here, hardly refilled): six
     notes are recorded, the rest refused ``rate_limited``; another SDO has their own."""

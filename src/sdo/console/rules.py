@@ -88,11 +88,34 @@ MAX_NOTE_CHARS: Final = 1000
 
 
 class NeedsConfirmation(Rejected):
-    """An override the SDO must confirm (``send_anyway``): ``problems`` says why."""
+    """An override the SDO must confirm (``send_anyway``): ``problems`` says why;
+    ``decision_event``, if the call was decided since the form was opened, the decision
+    the SDO is now shown (sent back as ``seen_decision``, it confirms replacing it)."""
 
-    def __init__(self, message: str, problems: tuple[str, ...]) -> None:
+    def __init__(
+        self, message: str, problems: tuple[str, ...], decision_event: str | None = None
+    ) -> None:
         super().__init__(message)
         self.problems = problems
+        self.decision_event = decision_event
+
+
+def _stale(record: IncidentRecord, action: Mapping[str, Any]) -> None:
+    """An override made on a form opened before the call's latest decision (another SDO's,
+    or the dispatcher's) must confirm replacing it: ``seen_decision`` is the decision the
+    form was opened on (None: undecided). Without the field, nothing is checked."""
+    if "seen_decision" not in action:
+        return
+    seen = action["seen_decision"]
+    if seen is not None and not isinstance(seen, str):
+        raise Rejected("seen_decision must be a string or null")
+    if seen == record.decision_event or record.decision is None:
+        return
+    problem = (
+        f"{record.decision.value} by {record.decided_by} since this form was opened: "
+        "sending replaces it"
+    )
+    raise NeedsConfirmation(f"confirm to replace it: {problem}", (problem,), record.decision_event)
 
 
 class Review(BaseModel):
@@ -221,6 +244,7 @@ def deployment(
         unknown = [o for o in officer_ids if o not in view.officers]
         if unknown:
             raise Rejected(f"unknown officer(s): {', '.join(unknown[:5])}")
+        _stale(record, action)
         review = review_officers(view, record, officer_ids, now)
         if review.conflicts and action.get("send_anyway") is not True:
             raise NeedsConfirmation(

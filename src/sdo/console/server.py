@@ -307,7 +307,7 @@ class Console:
         self.decision_clock = decision_clock or self._feed_clock
         #: the admission rule every record read passes (sdo.admission): what the worker
         #: refuses, this console does not show
-        self.admit = Admission(max_ahead_s=settings.max_ahead_s, areas=self.areas)
+        self.admit = Admission(max_ahead_s=settings.max_ahead_s, areas=self.areas, keyed=True)
         self.order_idle_s = DEFAULT_IDLE_S
         #: what the feed has read and holds back to release in order (sdo.order)
         self._merger: Merger | None = None
@@ -689,7 +689,10 @@ class Console:
                 self.view, msg, by=by, event_id=event_id, now=self.decision_clock()
             )
         except rules.NeedsConfirmation as exc:
-            return {**_error(request_id, exc.reason, "confirm"), "problems": list(exc.problems)}
+            reply = {**_error(request_id, exc.reason, "confirm"), "problems": list(exc.problems)}
+            if exc.decision_event is not None:
+                reply["decision_event"] = exc.decision_event
+            return reply
         except Rejected as exc:
             return _error(request_id, exc.reason)
         producer = self._producer
@@ -955,8 +958,11 @@ class Console:
         except Exception:
             self._set_health("down", f"Kafka at {self.settings.bootstrap} is not answering")
             return
-        # (records read but held back to be put in order are not applied yet either)
-        lag = len(self._merger) if self._merger is not None else 0
+        # (records read but held back to be put in order are not applied yet either; those
+        # held for less than the idle bound are ordering as usual, not lag: a live feed
+        # over several partitions always holds a few)
+        merger = self._merger
+        lag = 0 if merger is None else merger.overdue(time.time())
         for tp in tps:
             lag += max(0, ends[tp] - await consumer.position(tp))
         h = self.health

@@ -107,6 +107,7 @@ def incident_json(record: IncidentRecord) -> dict[str, Any]:
     out["decision"] = record.decision.value if record.decision else None
     out["decided_by"] = record.decided_by
     out["decision_ts"] = rfc3339(record.decision_ts) if record.decision_ts else None
+    out["decision_event"] = record.decision_event
     return out
 
 

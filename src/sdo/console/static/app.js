@@ -237,6 +237,8 @@ function answered(msg, ok) {
   } else if (msg.code === "confirm" && p.form && state.selected === p.incident_id) {
     // the server says who is busy or off duty: the form again, asking to send anyway
     state.form = { ...p.form, picked: new Set(p.form.picked), problems: msg.problems || [], confirm: false };
+    // decided meanwhile: sending again (confirmed) replaces the decision now shown
+    if (msg.decision_event !== undefined) state.form.seen = msg.decision_event;
     $("#decide-reason").value = p.form.reason;
     result(p.incident_id, false, `Not sent: ${msg.error}`);
   } else {
@@ -441,6 +443,11 @@ function sortedCalls() {
 }
 
 function timerEl(inc) {
+  if (inc.decision || inc.state !== "open") {
+    // decided or resourced: the countdown is the SDO's no longer (the story says the rest)
+    const what = inc.decision ? words(inc.decision) : words(inc.state);
+    return h("span", { class: "timer muted", title: "no longer waiting for a decision" }, what);
+  }
   const d = deadlineOf(inc);
   if (!d) return h("span", { class: "timer muted", title: "no attendance deadline at this grade" }, "–");
   return h("span", { class: `timer ${d.cls}`, title: "time left to the attendance deadline" },
@@ -763,7 +770,7 @@ function renderPanel() {
   const place = placeOf(inc);
   $("#rec-sub").textContent = [inc.summary, place ? `${place.name} (${place.npu})` : null,
     `received ${fmtTime(Date.parse(inc.created_ts))}`, inc.state === "open" ? null : words(inc.state)].filter(Boolean).join(" · ");
-  reconcile($("#rec-deadline"), deadlineOf(inc) ? [timerEl(inc)] : []);
+  reconcile($("#rec-deadline"), deadlineOf(inc) || inc.decision || inc.state !== "open" ? [timerEl(inc)] : []);
   const needs = [...(inc.required_skills || []).map(words), inc.officers_required > 1 ? `${inc.officers_required} officers` : null].filter(Boolean);
   $("#rec-response").textContent = rec
     ? `${responseText(rec)}${needs.length ? ` · needs ${needs.join(", ")}` : ""}`
@@ -877,6 +884,8 @@ function conflicts(inc, ids) {
       out.push(`${name} is ${STATUS_TEXT[o.status]}${o.incident_id ? ` (${o.incident_id})` : ""}`);
     } else if (o.status === "refreshment" && gradeOf(inc) !== 1) {
       out.push(`${name} is on a refreshment break (only a grade 1 call may take them)`);
+    } else if (o.shift_end && Date.parse(o.shift_end) <= nowMs()) {
+      out.push(`${name}'s shift has ended`);
     }
   }
   return out;
@@ -954,7 +963,10 @@ function renderForm() {
 }
 
 function openForm(kind) {
-  state.form = { kind, picked: new Set(), problems: [] };
+  // the decision the form is opened on: an override sent after another decision (another
+  // SDO's, the dispatcher's) must confirm replacing it (the server checks seen_decision)
+  const inc = state.incidents.get(state.selected);
+  state.form = { kind, picked: new Set(), problems: [], seen: inc ? inc.decision_event || null : null };
   $("#decide-reason").value = "";
   $("#send-anyway").checked = false;
   // shown and focused at once: what the SDO types next is the reason, not keys
@@ -971,7 +983,7 @@ function act(kind, extra) {
   const names = (extra.officer_ids || []).map(callsign);
   const what = kind === "accept" ? `accept ${inc.incident_id}` : kind === "override"
     ? `override ${inc.incident_id} → ${names.join(", ")}` : `decline ${inc.incident_id}`;
-  const form = state.form ? { kind: state.form.kind, picked: [...state.form.picked], reason: extra.reason || "" } : null;
+  const form = state.form ? { kind: state.form.kind, picked: [...state.form.picked], reason: extra.reason || "", seen: state.form.seen } : null;
   if (request(msg, what, inc.incident_id, { form })) { state.form = null; schedule(); }
 }
 
@@ -981,7 +993,7 @@ function submitForm() {
   const reason = $("#decide-reason").value.trim();
   if (!reason) return;
   if (form.kind === "override") {
-    act("override", { officer_ids: [...form.picked], reason, send_anyway: $("#send-anyway").checked });
+    act("override", { officer_ids: [...form.picked], reason, send_anyway: $("#send-anyway").checked, seen_decision: form.seen });
   } else {
     act("decline", { reason });
   }

@@ -133,7 +133,10 @@ export function renderBoard() {
     },
     h("td", { class: "cs", title: (o.skills || []).map(words).join(", ") || "no skills recorded" },
       r.callsign, h("div", { class: "sub" }, r.role)),
-    h("td", { class: "st" }, statusIcon(o.status, 13), " ", STATUS_TEXT[o.status] || o.status),
+    h("td", { class: "st" }, statusIcon(o.status, 13), " ", STATUS_TEXT[o.status] || o.status,
+      // (the server asks to confirm sending an officer past their shift's end)
+      o.status !== "off_duty" && o.shift_end && Date.parse(o.shift_end) <= nowMs()
+        ? h("div", { class: "sub shift-ended" }, "shift ended") : null),
     h("td", { class: "num" }, r.since >= 0 ? fmtAge(r.since) : "–"),
     h("td", {}, o.incident_id ? h("a", { href: "#", class: "inc-link", dataset: { incident: o.incident_id } }, o.incident_id) : "–"),
     o.transport === "desk" && !Number.isFinite(r.fix)

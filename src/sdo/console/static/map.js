@@ -47,6 +47,9 @@ export function initMap(el, callbacks) {
   lines = L.layerGroup().addTo(map);
   map.on("zoomend moveend resize", () => declutter(true));
   new ResizeObserver(() => {
+    // hidden (another tab): leave Leaflet its last size, or showing the map again would
+    // shift it by half the map (a resize from nothing, kept centred)
+    if (!el.clientWidth || !el.clientHeight) return;
     map.invalidateSize();
     if (fitPending && el.clientWidth && el.clientHeight) { fitPending = false; fitScope(); }
   }).observe(el);
