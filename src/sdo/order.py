@@ -199,6 +199,12 @@ class Merger:
                 horizon = min(horizon, state.answered_at if state.caught_up else _MINUS_INF)
         return out, forced
 
+    def overdue(self, now: float) -> int:
+        """How many held records were pulled more than ``idle_s`` before ``now``: held
+        longer than ordering alone holds a record (a partition that does not answer)."""
+        limit = now - self.idle_s
+        return sum(1 for q in self._held.values() for _, _, at in q if at < limit)
+
     def wait_s(self, now: float) -> float | None:
         """Seconds until the first held record would be forced out (None: none held)."""
         if not self._heads:
