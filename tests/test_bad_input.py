@@ -562,6 +562,16 @@ CATALOGUE: Final[list[Case]] = [
         contract=False,
         admission=True,
     ),
+    Case(
+        "kafka_key_missing",
+        "location",
+        _const(js(location(eid="no-key"))),
+        "dead",
+        "no Kafka key",
+        key=None,
+        contract=False,
+        admission=True,
+    ),
     # -- accepted on purpose -----------------------------------------------------------
     # The three officer feeds interleave freely, so a status may arrive before the
     # profile: kept on a profile-less record that counts nowhere and is never recommended.
@@ -622,7 +632,7 @@ def make_runtime(areas: Areas, rules: Rules) -> Any:
 
     return Runtime(
         world=World(areas, rules),
-        admit=Admission(areas=areas),
+        admit=Admission(areas=areas, keyed=True),
         topic_of={kind: f"sdo.{topic}" for topic, kind in EXPECT.items()},
         # every record is the last of its partition: caught up, every change written
         app=SimpleNamespace(consumer=SimpleNamespace(highwater=lambda tp: 1)),
@@ -687,8 +697,20 @@ def test_the_admission_rule_refuses_with_a_specific_reason(case: Case) -> None:
     console and the evaluator all apply) with :class:`InvalidEvent` naming why; the same
     value with an honest time and key would pass."""
     with pytest.raises(InvalidEvent) as err:
-        admit(case.value(), expect=EXPECT[case.topic], wall=datetime.now(UTC), key=case.key)
+        admit(
+            case.value(),
+            expect=EXPECT[case.topic],
+            wall=datetime.now(UTC),
+            key=case.key,
+            keyed=True,  # (as the worker and the console read Kafka records)
+        )
     assert case.reason in err.value.reason, err.value.reason
+
+
+def test_a_logs_lines_have_no_keys_to_check() -> None:
+    """The evaluator admits a log's lines without keys: a keyless event passes there."""
+    event = admit(js(location(eid="log-line")), expect="officer.location", wall=datetime.now(UTC))
+    assert event.event_id == "log-line"
 
 
 # -- the pure World: the state rows -----------------------------------------------------

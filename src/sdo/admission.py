@@ -11,7 +11,9 @@ feed and ``sdo evaluate``'s reader. So what one refuses, none shows. A record is
   carry events, never deletes;
 * it is not a valid event of the type its topic carries (:func:`sdo.events.decode`: size,
   JSON, the contract);
-* its Kafka key, if it has one, is not the id of what the event is about;
+* its Kafka key is not the id of what the event is about (CONTRACT §1: the key decides
+  the partition, and an officer's or an incident's events must share one), or, read from
+  Kafka, it has none (a log's lines have no keys to check);
 * a time in it is not sane: ``ts`` before :data:`EARLIEST` (2000-01-01), or more than
   ``max_ahead_s`` past the *wall clock of the process admitting it* (a producer-set Kafka
   record time proves nothing about the event: the record time is the producer's to
@@ -84,11 +86,13 @@ def admit(
     max_ahead_s: float = DEFAULT_MAX_AHEAD_S,
     key: bytes | str | None = None,
     areas: Areas | None = None,
+    keyed: bool = False,
 ) -> Any:
     """The event in ``raw`` (the value of a record on the topic of type ``expect``), if
     admitted; else :class:`~sdo.errors.InvalidEvent` with the reason (see the module
-    docstring). ``key``: the record's Kafka key (None or empty: not checked). ``areas``:
-    the force area an incident must lie in (None: not checked)."""
+    docstring). ``key``: the record's Kafka key (None or empty: not checked, unless
+    ``keyed``: a Kafka record, which must have one). ``areas``: the force area an incident
+    must lie in (None: not checked)."""
     if raw is None:
         raise InvalidEvent(
             "tombstone: a record with no value (a Kafka delete); sdo topics carry events"
@@ -96,6 +100,11 @@ def admit(
     event = decode(raw, expect=expect)
     _check_event(event, wall, max_ahead_s, areas)
     field = KEY_FIELDS.get(expect)
+    if field is not None and keyed and key in (None, b"", ""):
+        raise InvalidEvent(
+            f"no Kafka key: a {expect} record is keyed by its {field} "
+            f"({getattr(event, field)!r}), which decides its partition"
+        )
     if field is not None and key is not None and key not in (b"", ""):
         text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
         subject = getattr(event, field)
@@ -126,11 +135,11 @@ def _check_event(event: Any, wall: datetime, max_ahead_s: float, areas: Areas | 
 class Admission:
     """:func:`admit` with one component's settings and clock; also for a log's lines.
 
-    ``clock()`` is the wall clock (an adapter's, read at each call); ``areas`` as for
-    :func:`admit`.
+    ``clock()`` is the wall clock (an adapter's, read at each call); ``areas`` and
+    ``keyed`` (records read from Kafka: each must have its key) as for :func:`admit`.
     """
 
-    __slots__ = ("areas", "clock", "max_ahead_s")
+    __slots__ = ("areas", "clock", "keyed", "max_ahead_s")
 
     def __init__(
         self,
@@ -138,10 +147,12 @@ class Admission:
         max_ahead_s: float = DEFAULT_MAX_AHEAD_S,
         areas: Areas | None = None,
         clock: Any = None,
+        keyed: bool = False,
     ) -> None:
         self.max_ahead_s = max_ahead_s
         self.areas = areas
         self.clock = clock or _utc_now
+        self.keyed = keyed
 
     def __call__(self, raw: bytes | str | None, expect: str, key: bytes | str | None = None) -> Any:
         return admit(
@@ -151,6 +162,7 @@ class Admission:
             max_ahead_s=self.max_ahead_s,
             key=key,
             areas=self.areas,
+            keyed=self.keyed,
         )
 
     def event(self, event: Any) -> Any:

@@ -660,7 +660,7 @@ def build_app(
         # flush markers by worker process: sdo.stream.durable
         markers=table("flushes", by_key=True),
         input_topics=frozenset(input_topics(topics)),
-        admit=Admission(max_ahead_s=settings.max_ahead_s, areas=world.areas),
+        admit=Admission(max_ahead_s=settings.max_ahead_s, areas=world.areas, keyed=True),
         topic_of={kind: getattr(topics, attr) for attr, kind in _INPUTS.items()},
         outputs={
             "recommendation": app.topic(topics.recommendation, internal=False),
