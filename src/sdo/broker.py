@@ -513,24 +513,34 @@ async def tls_problem(settings: Settings, timeout: float = 5.0) -> str | None:  
     host, port = broker_host_port(settings.broker)
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port, ssl=context)
-            try:
-                # With TLS 1.3 a refused client certificate comes after the handshake: an
-                # alert, or (some listeners) the connection closed. A broker keeps an
-                # idle new connection open for minutes.
-                try:
-                    async with asyncio.timeout(min(1.0, timeout)):
-                        closed = await reader.read(1) == b""
-                except TimeoutError:
-                    closed = False
-            finally:
-                writer.close()
-                with contextlib.suppress(Exception):
-                    await writer.wait_closed()
+            reader, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return None  # (not reachable at all: no TLS question to answer)
+    try:
+        try:
+            async with asyncio.timeout(timeout):
+                await writer.start_tls(context, server_hostname=host)
+        except TimeoutError:
+            return (
+                f"TLS with {host}:{port} failed: no TLS answer within {timeout:.0f} s: "
+                "the broker does not speak TLS there (a plaintext listener?)"
+            )
+        # With TLS 1.3 a refused client certificate comes after the handshake: an alert,
+        # or (some listeners) the connection closed. A broker keeps an idle new
+        # connection open for minutes.
+        try:
+            async with asyncio.timeout(min(1.0, timeout)):
+                closed = await reader.read(1) == b""
+        except TimeoutError:
+            closed = False
     except ssl.SSLError as exc:
         return f"TLS with {host}:{port} failed: {_tls_failure(exc)}"
-    except (OSError, TimeoutError):
+    except OSError:
         return None
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
     if closed:
         return (
             f"TLS with {host}:{port} failed: the broker closed the connection after the "
@@ -712,14 +722,15 @@ async def _await_metadata(admin: Any, specs: Sequence[TopicSpec]) -> dict[str, i
         if ready.keys() >= wanted.keys():
             break
         await asyncio.sleep(_POLL_INTERVAL)
-    for name, expected in wanted.items():
-        if ready[name] != expected:
-            log.warning(
-                "topic %s exists with %d partitions, not %d (left unchanged)",
-                name,
-                ready[name],
-                expected,
-            )
+    other = sorted(name for name, expected in wanted.items() if ready[name] != expected)
+    if other:
+        # one line for them all (the caller may stop on it, with one line of its own)
+        log.warning(
+            "%d topic(s) exist with another number of partitions, left unchanged: %s",
+            len(other),
+            ", ".join(f"{name} ({ready[name]}, not {wanted[name]})" for name in other[:4])
+            + (", ..." if len(other) > 4 else ""),
+        )
     return {name: ready[name] for name in wanted}
 
 

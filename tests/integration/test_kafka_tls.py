@@ -209,3 +209,24 @@ def test_a_tls_mistake_is_one_line_that_names_it(
     assert len(err) == 1, err
     assert err[0].startswith("sdo replay: broker error: cannot reach the broker at ")
     assert f"TLS with 127.0.0.1:{tls_kafka.terminator.port} failed: {said}" in err[0], err[0]
+
+
+def test_tls_against_a_plaintext_listener_is_one_line_that_says_so(
+    tls_kafka: TlsKafka,
+    topic_prefix: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--kafka-security SSL`` against the broker's own (plaintext) port: the listener
+    never answers the TLS handshake, and the one line says that, not an empty reason."""
+    flags = tls_kafka.flags()
+    flags[flags.index("--broker") + 1] = f"kafka://127.0.0.1:{tls_kafka.broker.port}"
+    log = _log(tmp_path / "log.jsonl")
+    args = ["replay", str(log), "--speed", "max", "--topic-prefix", topic_prefix, *flags]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert (
+        f"TLS with 127.0.0.1:{tls_kafka.broker.port} failed: no TLS answer within 5 s: the "
+        "broker does not speak TLS there (a plaintext listener?)"
+    ) in err[0], err[0]
