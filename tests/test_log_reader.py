@@ -103,6 +103,15 @@ def test_a_damaged_compressed_log_is_one_clear_error(tmp_path: Path, damage: str
     path = tmp_path / "log.jsonl.gz"
     path.write_bytes(data)
     reader = read_log(path)
-    with pytest.raises(ConfigError, match=r"log\.jsonl\.gz: after line \d+: cannot read"):
+    with pytest.raises(ConfigError, match=r"log\.jsonl\.gz: after line [\d,]+: cannot read"):
         list(reader)
     reader.close()
+    if damage == "truncated":
+        # the lines read before the cut, also by the evaluator's block reader
+        reader = read_log(path)
+        with pytest.raises(ConfigError) as err:
+            for _ in reader.blocks():
+                pass
+        reader.close()
+        read = int(err.value.args[0].split("after line ")[1].split(":")[0].replace(",", ""))
+        assert read > 1000, err.value.args[0]

@@ -187,12 +187,14 @@ class LogReader:
         last line without), read a block at a time: iterating the file line by line costs
         more than decoding a fix. Line numbers count every line, blank ones too."""
         tail: list[bytes] = []  # the start of a line whose end is not read yet
+        read = 0  # whole lines read (for the message of a file cut short)
         try:
             while block := self._lines.read(READ_BLOCK):
                 cut = block.rfind(b"\n") + 1
                 if not cut:
                     tail.append(block)
                     continue
+                read += block.count(b"\n", 0, cut)
                 if tail:
                     tail.append(block[:cut])
                     yield b"".join(tail)
@@ -202,7 +204,9 @@ class LogReader:
                 if cut < len(block):
                     tail.append(block[cut:])
         except _READ_ERRORS as exc:
-            raise ConfigError(f"{self.path}: after line {self.lines}: cannot read: {exc}") from None
+            raise ConfigError(
+                f"{self.path}: after line {max(self.lines, read):,}: cannot read: {exc}"
+            ) from None
         if tail:
             yield b"".join(tail) + b"\n"
 

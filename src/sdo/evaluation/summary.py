@@ -141,9 +141,14 @@ def summary(document: dict[str, Any]) -> str:
         "the officers it sends are busy and cannot take the next call, so the times, cover "
         "gaps and workload below are outcomes of the policy."
         if closed
-        else "Officers moved and were deployed as the log records (open loop): the "
-        "policies' times are estimates of what their first recommendation would have "
-        "achieved, and cover gaps are the log's own, the same for every policy."
+        else (
+            "Officers moved and were deployed as the log records"
+            if first.get("agreement_with_recorded_deployments") is not None
+            else "Officers moved as the log records (it records no deployments)"
+        )
+        + " (open loop): the policies' times are estimates of what their first "
+        "recommendation would have achieved (travel only: no dispatch delay, no "
+        "mobilisation), and cover gaps are the log's own, the same for every policy."
     )
     meaning = {
         "thrive": "routes each call by its THRIVE+ grading (the product being piloted)",
