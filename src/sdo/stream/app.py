@@ -58,6 +58,7 @@ from sdo.stream.durable import (
     committed_flushes,
     committed_offsets,
     committed_value,
+    entry_offsets,
     marker,
     read_changelog,
     tagged,
@@ -367,17 +368,21 @@ class Runtime:
             for tp, offset in offsets.items()
             if tp.topic in self.input_topics
         }
-        if self._ring:  # (partitions with nothing new to commit: as at the last commit)
-            covered = {**_offsets_of(self._ring[-1]), **covered}
-        self.markers[self.instance] = marker(self._ring, self.flushes, covered)
-        self._marked = self.flushes
+        # (partitions with nothing new to commit: as at the last commit)
+        self._mark({**self._last_covered(), **covered})
 
     def settle(self) -> None:
         """After a flush no commit followed (nothing new applied: the officer mirror's
         changes, a hand-over): its values are committed with the last commit's offsets."""
         if self.markers is None or self._marked == self.flushes:
             return
-        covered = _offsets_of(self._ring[-1]) if self._ring else {}
+        self._mark(self._last_covered())
+
+    def _last_covered(self) -> dict[tuple[str, int], int]:
+        return entry_offsets(self._ring[-1]) if self._ring else {}
+
+    def _mark(self, covered: Mapping[tuple[str, int], int]) -> None:
+        """Write the last flush's marker: the offsets its commit covers."""
         self.markers[self.instance] = marker(self._ring, self.flushes, covered)
         self._marked = self.flushes
 
@@ -569,15 +574,6 @@ class Runtime:
 
 
 _PARTITIONER = DefaultPartitioner()
-
-
-def _offsets_of(entry: list[Any]) -> dict[tuple[str, int], int]:
-    """A flush marker entry's offsets, by (topic, partition)."""
-    out = {}
-    for name, offset in entry[1].items():
-        topic, _, partition = name.rpartition(":")
-        out[(topic, int(partition))] = offset
-    return out
 
 
 def _partition_of(key: str, partitions: int) -> int:

@@ -45,6 +45,7 @@ __all__ = [
     "committed_flushes",
     "committed_offsets",
     "committed_value",
+    "entry_offsets",
     "marker",
     "read_changelog",
     "tagged",
@@ -97,7 +98,7 @@ def trim(ring: list[list[Any]], committed: Mapping[tuple[str, int], int]) -> Non
     worker committed) covers: a new worker never needs them."""
     last = None
     for n, (_, offsets) in enumerate(ring):
-        if all(committed.get(_tp(name), -1) >= offset for name, offset in offsets.items()):
+        if _covered(offsets, committed):
             last = n
     if last:
         del ring[:last]
@@ -112,10 +113,20 @@ def committed_flushes(
     for instance, value in markers.items():
         best = -1
         for flush, offsets in value.get("ring", ()):
-            if all(committed.get(_tp(name), -1) >= offset for name, offset in offsets.items()):
+            if _covered(offsets, committed):
                 best = max(best, int(flush))
         out[instance] = best
     return out
+
+
+def entry_offsets(entry: list[Any]) -> dict[tuple[str, int], int]:
+    """A marker entry's offsets, by (topic, partition)."""
+    return {_tp(name): offset for name, offset in entry[1].items()}
+
+
+def _covered(offsets: Mapping[str, int], committed: Mapping[tuple[str, int], int]) -> bool:
+    """Whether ``committed`` reaches every offset of a marker entry."""
+    return all(committed.get(_tp(name), -1) >= offset for name, offset in offsets.items())
 
 
 def uncommitted(value: Mapping[str, Any], flushes: Mapping[str, int], me: str) -> bool:
