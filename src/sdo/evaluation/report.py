@@ -19,6 +19,7 @@ from sdo.evaluation.intervals import BOOTSTRAP_RESAMPLES, CI_MIN_VALUES
 from sdo.evaluation.summary import (
     banner,
     breakdown_tables,
+    measured,
     sensitivity_table,
     status_quo,
     summary,
@@ -287,12 +288,6 @@ def _rows(policies: dict[str, Any]) -> str:
         )
         out.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
     return "\n".join(out)
-
-
-def measured(policies: dict[str, Any]) -> bool:
-    """Whether the log has officers: without, nobody is sent and no attendance, cover or
-    workload can be measured (only how calls are graded and routed)."""
-    return all(m.get("officers", 1) for m in policies.values())
 
 
 def _observed(policies: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from typing import Any, Final
 __all__ = [
     "banner",
     "breakdown_tables",
+    "measured",
     "sensitivity_table",
     "status_quo",
     "summary",
@@ -130,6 +131,12 @@ def _diff(c: dict[str, Any], g: str) -> str:
     return text
 
 
+def measured(policies: dict[str, Any]) -> bool:
+    """Whether the log has officers: without, nobody is sent and no attendance, cover or
+    workload can be measured (only how calls are graded and routed)."""
+    return all(m.get("officers", 1) for m in policies.values())
+
+
 def summary(document: dict[str, Any]) -> str:
     """The paragraph up front: what was compared, on what, and the headline differences."""
     policies = document["policies"]
@@ -160,7 +167,8 @@ def summary(document: dict[str, Any]) -> str:
         for n in names
     )
     parts = [f"<p><b>What was compared.</b> {said}; on {first['incidents']:,} calls. {how}</p>"]
-    if first.get("officers") == 0:
+    timed = measured(policies)
+    if not timed:
         parts.append(
             "<p><b>The log has no officers</b>: attendance, cover and workload are not "
             "measured; only how the calls are graded and routed is.</p>"
@@ -176,7 +184,6 @@ def summary(document: dict[str, Any]) -> str:
     )
     if lines:
         parts.append("<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>")
-    timed = all(m.get("officers", 1) for m in policies.values())
     for c in document.get("comparisons") or [] if timed else ():
         a, b = html.escape(c["policy"]), html.escape(c["against"])
         parts.append(
@@ -186,7 +193,7 @@ def summary(document: dict[str, Any]) -> str:
     skills = _skill_line(document) if timed else ""
     if skills:
         parts.append(skills)
-    if first.get("officers", 1):
+    if timed:
         gaps = ", ".join(
             f"<b>{html.escape(n)}</b> {sum(m['cover_gap_minutes'].values()):,.0f} min"
             for n, m in policies.items()
@@ -228,7 +235,7 @@ def breakdown_tables(document: dict[str, Any]) -> str:
     data = document.get("breakdown") or {}
     if not data:
         return ""
-    timed = all(m.get("officers", 1) for m in document["policies"].values())
+    timed = measured(document["policies"])
     out = ["<h2>By NPU and by response cluster</h2>"]
     if not timed:
         out.append(
