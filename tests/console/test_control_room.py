@@ -6,8 +6,9 @@ officer, requests resolved after a reconnection, words for names, the map window
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -30,6 +31,8 @@ from .test_browser import (  # noqa: F401 (fixtures)
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+_T = TypeVar("_T")
 
 #: A point in Lea Hall (E07: NPU east, cluster east-2); N01 (north) is the factory's default.
 EAST = (-1.7794, 52.4692)
@@ -58,6 +61,20 @@ async def open_at(
     await page.click("#login-btn")
     await expect(page.locator("#user-name")).to_have_text(user)
     return page
+
+
+async def settled(page: Page, measure: Callable[[], Awaitable[_T]]) -> _T:
+    """``measure()`` once the map has stopped moving: no zoom animation, and two
+    measurements 300 ms apart that agree (at most SETTLE_TRIES of them)."""
+    await expect(page.locator("#map.leaflet-zoom-anim")).to_have_count(0)
+    last = await measure()
+    for _ in range(SETTLE_TRIES):
+        await page.wait_for_timeout(300)
+        now = await measure()
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"the map did not settle after {SETTLE_TRIES} tries")
 
 
 async def in_sight(page: Page, selector: str) -> None:
@@ -206,25 +223,14 @@ async def test_the_map_pans_zooms_declutters_and_explains_itself(desk: Desk) -> 
         assert a is not None and b is not None
         return abs(b["y"] - a["y"])
 
-    async def settled_gap() -> float:
-        # (Find centres the map with an animation: measure once the marks stay put)
-        await expect(page.locator("#map.leaflet-zoom-anim")).to_have_count(0)
-        last = await gap()
-        for _ in range(SETTLE_TRIES):
-            await page.wait_for_timeout(300)
-            now = await gap()
-            if now == last:
-                return now
-            last = now
-        raise AssertionError(f"the map did not settle after {SETTLE_TRIES} tries")
-
-    near, labelled = await settled_gap(), await shown.count()
+    # (Find centres the map with an animation: measure once the marks stay put)
+    near, labelled = await settled(page, gap), await shown.count()
     for _ in range(4):
         await page.click(".leaflet-control-zoom-in")
         # (a press while Leaflet still animates the last zoom is not taken)
         await expect(page.locator("#map.leaflet-zoom-anim")).to_have_count(0)
         await page.wait_for_timeout(300)
-    assert await settled_gap() > near  # spread by the zoom
+    assert await settled(page, gap) > near  # spread by the zoom
     assert await shown.count() > labelled  # and more of them labelled
     box = await page.locator("#map").bounding_box()
     mark = await page.locator("#map .officer[data-id='s5']").bounding_box()
@@ -501,18 +507,20 @@ async def test_the_map_stays_where_it_was_after_another_tab(desk: Desk) -> None:
     page = await open_at(desk, 1440, 900)
     area = page.locator("#map path.area").first
     await expect(area).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+
+    async def where() -> tuple[float, float]:
+        box = await area.bounding_box()
+        assert box is not None
+        return box["x"], box["y"]
+
     await page.keyboard.press("f")
-    await expect(page.locator("#map.leaflet-zoom-anim")).to_have_count(0)
-    await page.wait_for_timeout(400)
-    before = await area.bounding_box()
+    before = await settled(page, where)
     await page.keyboard.press("b")
     await expect(page.locator("#officers-panel")).to_be_visible()
     await page.keyboard.press("v")
     await expect(page.locator("#map-panel")).to_be_visible()
-    await page.wait_for_timeout(400)
-    after = await area.bounding_box()
-    assert before is not None and after is not None
-    assert abs(after["x"] - before["x"]) < 2 and abs(after["y"] - before["y"]) < 2, (before, after)
+    after = await settled(page, where)
+    assert abs(after[0] - before[0]) < 2 and abs(after[1] - before[1]) < 2, (before, after)
     await page.close()
     assert desk.errors == []
 

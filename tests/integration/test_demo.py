@@ -65,31 +65,25 @@ async def _messages_until(
     raise AssertionError(what)  # pragma: no cover (timeout raises first)
 
 
-def test_demo_runs_the_whole_chain_and_stops_cleanly() -> None:
-    """The demo prints the console URL and a token; an SDO connected with that token sees
-    officers and a recommendation from the worker, accepts it, sees the deployment applied
-    (incident resourced); Ctrl-C stops everything with exit code 0, every Kafka client
-    closed before the broker stops."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "sdo",
-        "demo",
-        "--bind",
-        "127.0.0.1:0",
-        "--speed",
-        "60",
-        "--officers",
-        "80",
-    ]
-    proc = subprocess.Popen(
-        cmd,
+def _start_demo() -> subprocess.Popen[str]:
+    """``sdo demo`` at speed 60 with 80 officers, its output on a pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sdo", "demo", "--bind", "127.0.0.1:0",
+         "--speed", "60", "--officers", "80"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         start_new_session=True,  # a group of its own, as in a terminal: Ctrl-C reaches it all
-    )
+    )  # fmt: skip
+
+
+def test_demo_runs_the_whole_chain_and_stops_cleanly() -> None:
+    """The demo prints the console URL and a token; an SDO connected with that token sees
+    officers and a recommendation from the worker, accepts it, sees the deployment applied
+    (incident resourced); Ctrl-C stops everything with exit code 0, every Kafka client
+    closed before the broker stops."""
+    proc = _start_demo()
     seen: list[str] = []
     try:
         url = _read_until(proc, r"console ready at (http://\S+)", DEMO_READY_TIMEOUT_S, seen).group(
@@ -181,26 +175,7 @@ def test_decisions_with_the_feed_two_hours_ahead_are_applied_by_the_worker() -> 
     published, applied by the demo's worker (its incidents table records the decision, by
     the SDO) and never dead-lettered. (The admission rule judges event time against the
     clock, and the demo lets its worker and console admit the feed it makes.)"""
-    cmd = [
-        sys.executable,
-        "-m",
-        "sdo",
-        "demo",
-        "--bind",
-        "127.0.0.1:0",
-        "--speed",
-        "60",
-        "--officers",
-        "80",
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        start_new_session=True,
-    )
+    proc = _start_demo()
     seen: list[str] = []
     try:
         bootstrap = _read_until(proc, r"broker ready at (\S+)", DEMO_READY_TIMEOUT_S, seen).group(1)
