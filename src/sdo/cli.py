@@ -218,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest an input partition with nothing fetched holds back the others' older "
         "events (event-time order across partitions; default 1)",
     )
+    p.add_argument(
+        "--no-batch-lane",
+        dest="batch_lane",
+        action="store_false",
+        help="apply every AVL fix the general way, one record at a time (the batch lane "
+        "decides the same, faster: for comparison)",
+    )
     _admission(p)
     _observability(p)
     p.set_defaults(func=_run("sdo.stream.worker:cli"))

@@ -106,7 +106,10 @@ def test_number_reader_takes_the_forms_a_log_holds() -> None:
 
 def _time(text: str) -> int:
     raw = f'{text}"'.encode()
-    return int(lane_kernels._time_us(_buf(raw), 0, len(raw)))
+    us, quote = lane_kernels._time_us(_buf(raw), 0, len(raw))
+    if quote >= 0:  # (a time it read: followed by its closing quote)
+        assert quote == len(raw) - 1
+    return int(us)
 
 
 @pytest.mark.parametrize(
@@ -118,6 +121,11 @@ def _time(text: str) -> int:
         "2000-02-29T12:00:00Z",
         "9999-12-31T23:59:59Z",
         "2038-01-19T03:14:08Z",
+        "2015-12-01T06:00:00.5Z",
+        "2015-12-01T06:00:00.05Z",
+        "2015-12-01T06:00:00.123456Z",
+        "2015-12-01T06:00:00.000001Z",
+        "2026-12-06T00:27:21.666667Z",
     ],
 )
 def test_time_reader_agrees_with_datetime(text: str) -> None:
@@ -137,7 +145,10 @@ def test_time_reader_agrees_with_datetime(text: str) -> None:
         "2015-12-01T06:00:60Z",
         "2015-12-01 06:00:00Z",
         "2015-12-01T06:00:00+00:00",
-        "2015-12-01T06:00:00.5Z",
+        "2015-12-01T06:00:00.Z",
+        "2015-12-01T06:00:00.1234567Z",  # more than microseconds: refused
+        "2015-12-01T06:00:00.5",
+        "2015-12-01T06:00:00,5Z",
         "2015-12-01T06:00:00z",
         "0000-12-01T06:00:00Z",
         "2015-1a-01T06:00:00Z",
@@ -202,7 +213,7 @@ def _hostile(lines: list[bytes]) -> list[bytes]:
         out.append(line)
         if k % 31 == 0 and fixes:
             fix = orjson.loads(rng.choice(fixes[: max(1, k // 2)]))
-            variant = rng.randrange(17)
+            variant = rng.randrange(20)
             if variant == 0:
                 out.append(orjson.dumps(fix))  # an old fix again (same event id)
             elif variant == 16 and line in is_fix:
@@ -248,6 +259,12 @@ def _hostile(lines: list[bytes]) -> list[bytes]:
                 out.append(orjson.dumps(fix).replace(b'"lon":', b'"lon":1e1,"lon":'))
             elif variant == 14:
                 fix["extra"] = 1
+                out.append(orjson.dumps(fix))
+            elif variant in (17, 18, 19):
+                # a fraction of a second: read by the lane up to microseconds
+                fraction = (".5", ".250001", ".1234567")[variant - 17]
+                fix["ts"] = fix["ts"].replace("Z", fraction + "Z")
+                fix["event_id"] += "-f"
                 out.append(orjson.dumps(fix))
             else:
                 fix["accuracy_m"] = -1.0

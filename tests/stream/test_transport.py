@@ -57,3 +57,41 @@ def test_without_a_hold_faust_decides() -> None:
     ack(c, 0, 1, 2, 5, 6)  # a gap at 3
     assert c._new_offset(PART) == 3
     assert c._acked[PART] == [5, 6]
+
+
+def batch_consumer(applied: dict[Any, int], holds: dict[Any, int]) -> Any:
+    """The worker's consumer: records of its input topics are applied in batches (no
+    Faust message, no acknowledgement), so what a commit covers is what was applied."""
+    app = faust.App("sdo-test-batch", broker="kafka://127.0.0.1:9", autodiscover=False)
+
+    async def take(records: Any) -> None:  # never called here
+        raise AssertionError
+
+    install_consumer(app, hold=holds.get, ordered={PART.topic}, take=take, position=applied.get)
+    c = object.__new__(app.transport.Consumer)
+    c._acked = defaultdict(list)
+    c._acked_index = defaultdict(set)
+    c._gap = defaultdict(IntervalTree)
+    c._committed_offset = defaultdict(lambda: None)
+    return c
+
+
+def test_a_commit_covers_what_was_applied_but_for_the_hold() -> None:
+    applied: dict[Any, int] = {}
+    holds: dict[Any, int] = {}
+    c = batch_consumer(applied, holds)
+    assert c._new_offset(PART) is None  # nothing applied since it was assigned
+    applied[PART] = 10  # records 0..9 applied
+    holds[PART] = 4  # a deployment at 4 waits for its incident
+    assert c._new_offset(PART) == 4
+    c._committed_offset[PART] = 4
+    assert c._new_offset(PART) is None  # still held: nothing new
+    del holds[PART]
+    assert c._new_offset(PART) == 10
+    c._committed_offset[PART] = 10
+    assert c._new_offset(PART) is None
+    # another topic's records (a changelog) are Faust's to acknowledge
+    other = TP("sdo-worker-officers-changelog", 0)
+    c._acked[other].extend([0, 1, 2])
+    c._acked_index[other].update([0, 1, 2])
+    assert c._new_offset(other) == 3

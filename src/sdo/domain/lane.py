@@ -49,7 +49,8 @@ Python code as without the lane, so the lane changes how fast, never what
 Numbers are read by the exact short path: at most 15 significant digits and a fraction
 of at most 22 digits make ``m / 10**k`` one correctly rounded division, which is what
 ``orjson`` returns; other forms (exponents, integers, longer) are refused. Times are read
-in the form ``YYYY-MM-DDTHH:MM:SSZ`` only.
+in the form ``YYYY-MM-DDTHH:MM:SSZ``, with a fraction of a second of up to 6 digits or
+none.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ from sdo.domain.lane_kernels import (
     _DIRTY,
     _DONE,
     _DRIFT_LON,
+    _EARLIEST,
     _EMPTY,
     _EPOCH,
     _EVENT_LEN,
@@ -90,6 +92,7 @@ from sdo.domain.lane_kernels import (
     _INTS,
     _LAST_US,
     _LAT,
+    _LATEST,
     _LINES,
     _LOCATES,
     _LON,
@@ -186,7 +189,9 @@ class FixLane:
     the line the usual way, then :meth:`refresh`; :meth:`finish` at the end.
     """
 
-    def __init__(self, world: World, window_us: tuple[int, int] = (0, 2**62)) -> None:
+    def __init__(  # noqa: PLR0915 (one statement per array of the copy)
+        self, world: World, window_us: tuple[int, int] = (0, 2**62)
+    ) -> None:
         """``window_us``: the event times (microseconds since the epoch, both included)
         the lane may apply; a fix outside goes the general way (the evaluator passes the
         admission rule's, :meth:`sdo.admission.Admission.window_us`)."""
@@ -243,6 +248,11 @@ class FixLane:
         self.located = 0
         #: lines refused, by reason (see REASONS; "end" counts the blocks finished)
         self.refused = [0] * len(REASONS)
+        #: the live worker's, which writes what changed to its tables (None: not kept):
+        #: the officers the lane moved, as :meth:`sync` hands them to the World, and the
+        #: availability counts their moves into another neighbourhood changed
+        self.moved: set[str] | None = None
+        self.counts: dict[str, dict[str, int]] | None = None
         self.refresh()
 
     # -- the scan ------------------------------------------------------------------------
@@ -291,6 +301,11 @@ class FixLane:
         self.refused[int(out[_REASON])] += 1
         return int(pos)
 
+    def window(self, window_us: tuple[int, int]) -> None:
+        """The event times the lane may apply from now on (see ``__init__``): the live
+        worker's admission window moves with the wall clock."""
+        self._state[_EARLIEST], self._state[_LATEST] = window_us
+
     @property
     def last_applied(self) -> datetime | None:
         """Time of the last fix the last :meth:`scan` applied (None if it applied none)."""
@@ -313,9 +328,12 @@ class FixLane:
             if len(replaced):
                 self._store(replaced)
             names = self._names
-            self._world.lag(
-                [names[s] for s in slots.tolist()], self._catch_up, self._when(int(out[_MAX_US]))
-            )
+            lagging = [names[s] for s in slots.tolist()]
+            self._world.lag(lagging, self._catch_up, self._when(int(out[_MAX_US])))
+            moved = self.moved
+            if moved is not None:
+                moved.update(lagging)
+                moved.update([names[s] for s in replaced.tolist()])
             out[_DIRTY] = 0
             out[_MAX_US] = 0
         self._replay_timers()
@@ -324,6 +342,17 @@ class FixLane:
         """At the end of the log: :meth:`sync`, and store every lagging fix."""
         self.sync()
         self._world.catch_up_all()
+
+    def store_lagging(self) -> None:
+        """:meth:`sync`, and store every lagging fix now, in one go (the live worker,
+        before it writes its officers' records: :meth:`finish` without the end)."""
+        self.sync()
+        ints = self._ints
+        slots = np.flatnonzero(ints[: len(self._names), _UNSYNCED] & _FIXED)
+        if len(slots):
+            self._store(slots)
+            names = self._names
+            self._world.caught_up([names[s] for s in slots.tolist()])
 
     def _when(self, us: int) -> datetime:
         """The datetime of ``us`` microseconds since the epoch (recent ones are kept)."""
@@ -388,6 +417,7 @@ class FixLane:
                 )
             ],
             places,
+            self.counts,
         )
         self._ints[slots, _UNSYNCED] = 0
 
@@ -644,8 +674,25 @@ class FixLane:
             if self._raster[x, y] != CELL_MIXED:
                 return
         fx, fy = math.floor(lon / FINE_DEG), math.floor(lat / FINE_DEG)
-        bx, by = fx - fx % 10, fy - fy % 10
-        verdicts = areas.learn_cells(bx, by, 10, 10, fine=True)
+        self._learn_fine(fx - fx % 10, fy - fy % 10)
+
+    def learn_area(self, blocks: int = 20_000) -> None:
+        """Learn the memo's verdicts on every cell of the area now, rather than a block at
+        a time as fixes need them (the live worker, when it starts: a fix that needs a
+        cell learnt goes the general way, so a cold memo slows the first minutes). Fine
+        cells, where a coarse cell is mixed, for at most ``blocks`` mixed cells (some 0.4
+        ms each; the West Midlands area has 2,190); the rest are learnt as needed."""
+        areas = self._world.areas
+        x0, y0 = int(self._state[_X0]), int(self._state[_Y0])
+        nx, ny = self._raster.shape
+        self._raster[:, :] = areas.learn_cells(x0, y0, nx, ny)
+        ratio = round(CELL_DEG / FINE_DEG)
+        for x, y in np.argwhere(self._raster == CELL_MIXED)[:blocks].tolist():
+            self._learn_fine((x0 + x) * ratio, (y0 + y) * ratio)
+
+    def _learn_fine(self, bx: int, by: int) -> None:
+        """Copy the verdicts on the 10 x 10 fine cells from key ``(bx, by)``."""
+        verdicts = self._world.areas.learn_cells(bx, by, 10, 10, fine=True)
         if 2 * (self._fine_count + verdicts.size) > len(self._fkeys):
             keys, values = self._fkeys, self._fvals
             self._fkeys = np.full(4 * len(keys), _EMPTY, dtype=np.int64)

@@ -220,20 +220,35 @@ def _digits(buf: np.ndarray, i: int, n: int) -> int:
 
 
 @njit(cache=True)
-def _time_us(buf: np.ndarray, i: int, end: int) -> int:
-    """Microseconds since the epoch of ``YYYY-MM-DDTHH:MM:SSZ`` at ``i`` (followed by its
-    closing quote), or -1 for anything else, including an impossible date."""
-    if i + 21 > end or buf[i + 20] != 34:
-        return -1
+def _time_us(buf: np.ndarray, i: int, end: int) -> tuple[int, int]:
+    """``YYYY-MM-DDTHH:MM:SS[.f]Z`` at ``i`` (a fraction of 1 to 6 digits), followed by its
+    closing quote: (microseconds since the epoch, where that quote is), or (-1, -1) for
+    anything else, including an impossible date."""
+    if i + 21 > end:
+        return -1, -1
     if (
         buf[i + 4] != 45
         or buf[i + 7] != 45
         or buf[i + 10] != 84
         or buf[i + 13] != 58
         or buf[i + 16] != 58
-        or buf[i + 19] != 90
     ):
-        return -1
+        return -1, -1
+    j = i + 19
+    fraction = 0
+    if buf[j] == 46:  # "."
+        j += 1
+        k = 0
+        while j < end and k < 7 and 48 <= buf[j] <= 57:
+            fraction = fraction * 10 + (buf[j] - 48)
+            j += 1
+            k += 1
+        if k == 0 or k > 6:
+            return -1, -1
+        for _ in range(6 - k):
+            fraction *= 10
+    if j + 1 >= end or buf[j] != 90 or buf[j + 1] != 34:
+        return -1, -1
     year = _digits(buf, i, 4)
     month = _digits(buf, i + 5, 2)
     day = _digits(buf, i + 8, 2)
@@ -241,12 +256,12 @@ def _time_us(buf: np.ndarray, i: int, end: int) -> int:
     minute = _digits(buf, i + 14, 2)
     second = _digits(buf, i + 17, 2)
     if year < 1 or month < 1 or month > 12 or day < 1 or hour < 0 or hour > 23:
-        return -1
+        return -1, -1
     if minute < 0 or minute > 59 or second < 0 or second > 59:
-        return -1
+        return -1, -1
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
     if day > _MONTH_DAYS[month] + (1 if month == 2 and leap else 0):
-        return -1
+        return -1, -1
     # days from 1970-01-01 (Howard Hinnant's days_from_civil)
     y = year - 1 if month <= 2 else year
     era = (y if y >= 0 else y - 399) // 400
@@ -255,7 +270,8 @@ def _time_us(buf: np.ndarray, i: int, end: int) -> int:
     doy = (153 * mp + 2) // 5 + day - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     days = era * 146097 + doe - 719468
-    return ((days * 24 + hour) * 60 + minute) * 60 * 1_000_000 + second * 1_000_000
+    seconds = ((days * 24 + hour) * 60 + minute) * 60 + second
+    return seconds * 1_000_000 + fraction, j + 1
 
 
 #: :func:`sdo.domain.geo.haversine_m`, compiled (LLVM's sin and cos may differ from the
@@ -476,10 +492,10 @@ def _scan(  # noqa: PLR0915 (one compiled loop: splitting it costs calls)
         if ev1 < 0 or not _match(buf, ev1, stop, _P_TS):
             return pos
         i = ev1 + _P_TS.shape[0]
-        ts = _time_us(buf, i, stop)
-        if ts < earliest or ts > latest or not _match(buf, i + 20, stop, _P_OFFICER):
+        ts, i = _time_us(buf, i, stop)
+        if ts < earliest or ts > latest or not _match(buf, i, stop, _P_OFFICER):
             return pos
-        i = i + 20 + _P_OFFICER.shape[0]
+        i = i + _P_OFFICER.shape[0]
         id0 = i
         id1 = _ident(buf, i, stop)
         if id1 < 0 or not _match(buf, id1, stop, _P_LAT):

@@ -219,6 +219,11 @@ class World:
         for oid in list(self._lagging):
             self._catch_up(oid)
 
+    def caught_up(self, officer_ids: Iterable[str]) -> None:
+        """These officers' last fixes are stored (the copy stored them in one go, with
+        :meth:`take_fixes`): their records lag no more."""
+        self._lagging.difference_update(officer_ids)
+
     @property
     def incidents(self) -> Mapping[str, IncidentRecord]:
         return self._incidents
@@ -679,10 +684,13 @@ class World:
         times: list[datetime],
         event_ids: list[str],
         places: list[Placement | None],
+        counts: dict[str, dict[str, int]] | None = None,
     ) -> None:
         """Store the last of a run of plain fixes of each officer (id, lon, lat, time, event
         id, and the new place of those it moved to another neighbourhood, else None), that
-        a copy of :meth:`plain_fix` accepted and already moved in the fleet."""
+        a copy of :meth:`plain_fix` accepted and already moved in the fleet. ``counts``
+        (the live worker, which writes them to its table) gets the availability counts
+        those moves changed, as an event's effects would."""
         officers = self._officers
         for oid, lon, lat, ts, event_id, place in zip(
             officer_ids, lons, lats, times, event_ids, places, strict=True
@@ -693,6 +701,9 @@ class World:
             else:
                 new = officers[oid] = placed(old, lat, lon, ts, event_id, place)
                 self._recount(old, new, None)
+                if counts is not None:
+                    for key in {*availability_keys(old), *availability_keys(new)}:
+                        counts[key] = dict(self._counts.get(key, ()))
         if times:
             latest = max(times)
             if latest > self.now:  # noqa: PLR1730

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 import uuid
@@ -41,9 +42,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import faust
+import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from faust.streams import current_event
-from faust.types import EventT, StreamT
+from faust.types import EventT
 
 from sdo.admission import Admission
 from sdo.config import KafkaAuth, Settings, Topics
@@ -53,6 +55,7 @@ from sdo.errors import BadInput, Rejected
 from sdo.events import MAX_EVENT_BYTES, Alert, DeadLetter, Recommendation, alert_key, encode
 from sdo.metrics import WorkerMetrics
 from sdo.order import DEFAULT_IDLE_S
+from sdo.stream.batch import BatchLane
 from sdo.stream.durable import (
     WORKER,
     committed_flushes,
@@ -66,7 +69,7 @@ from sdo.stream.durable import (
     uncommitted,
 )
 from sdo.stream.mirror import OfficerMirror
-from sdo.stream.ordering import EventTimeScheduler
+from sdo.stream.ordering import merged
 from sdo.stream.transport import fetch_ages, install_consumer
 
 __all__ = ["Runtime", "WorkerOptions", "build_app", "input_topics"]
@@ -111,6 +114,8 @@ class WorkerOptions:
     commit_interval_s: float = 1.0
     #: longest an input partition with nothing fetched holds back the others (sdo.order)
     order_idle_s: float = DEFAULT_IDLE_S
+    #: AVL fixes through the batch lane (sdo.stream.batch); False: all the general way
+    batch_lane: bool = True
 
 
 @dataclass(slots=True)
@@ -177,8 +182,105 @@ class Runtime:
     #: how to reach Kafka at recovery (to read committed offsets and changelogs): the
     #: bootstrap servers, client security options, consumer group, changelog topics
     kafka: tuple[str, Mapping[str, Any], str, Mapping[str, str]] | None = None
+    #: input topic -> the event type that belongs there
+    topic_kinds: Mapping[str, str] = field(default_factory=dict)
+    #: the location topic, whose runs of records go through the batch lane
+    location_topic: str | None = None
+    #: whether AVL fixes go through the batch lane (sdo.stream.batch), once recovered
+    batch_lane: bool = True
+    lane: BatchLane | None = None
+    #: after a batch that leaves nothing waiting on the broker, commit if the last flush
+    #: is this old (seconds; None: only at the commit interval): see take()
+    idle_commit_s: float | None = None
+    flushed_at: float = 0.0
+    _idle_commit: asyncio.Future[Any] | None = None
+    #: held while a batch of input is applied (take()), and by whatever must not run in
+    #: the middle of one: a commit (its flush and offsets), a hand-over of partitions
+    applying: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def take(self, batch: Mapping[Any, list[Any]]) -> None:
+        """Apply a batch of input records the consumer released (per partition, in offset
+        order), in the one order of :mod:`sdo.order`: each run of location records through
+        the batch lane (:mod:`sdo.stream.batch`) as far as it takes them, every other
+        record the general way (:meth:`handle_record`). Holds :attr:`applying`: a
+        rebalance hands partitions over between batches, not within one."""
+        async with self.applying:
+            run = merged(batch)
+            lane = self.lane
+            location = self.location_topic
+            routes = self.topic_kinds
+            i, n = 0, len(run)
+            j = 0  # the end of the run of location records at i (when i < j)
+            if lane is not None:
+                lane.stale = True  # (the officer mirror, a recovery: the World changed)
+            while i < n:
+                tp, record = run[i]
+                if lane is not None and tp.topic == location:
+                    if j <= i:
+                        j = i + 1
+                        while j < n and run[j][0].topic == location:
+                            j += 1
+                    taken = lane.take(run, i, j)
+                    if taken:
+                        self._took(run, i, i + taken)
+                        i += taken
+                        if i == j:
+                            continue
+                        tp, record = run[i]
+                if lane is not None:
+                    lane.sync(self.counts)
+                await self.handle_record(
+                    tp, record.offset, record.key, record.value, routes[tp.topic]
+                )
+                if lane is not None:
+                    lane.stale = True
+                i += 1
+            if lane is not None:
+                lane.sync(self.counts)
+                lane.release()
+        if self.idle_commit_s is not None:
+            self._commit_if_idle(self.idle_commit_s)
+
+    def _commit_if_idle(self, after_s: float) -> None:
+        """Commit now (in a task) if nothing more waits on the broker and the last flush
+        is ``after_s`` old: the tables are then current when the input pauses, not up to
+        a commit interval later (under load, commits keep their interval)."""
+        pending = self._idle_commit
+        if pending is not None and not pending.done():
+            return
+        if time.monotonic() - self.flushed_at < after_s or self.backlog():
+            return
+        self._idle_commit = asyncio.ensure_future(self.app.consumer.commit())
+
+    def _took(self, run: list[tuple[Any, Any]], start: int, stop: int) -> None:
+        """Records ``run[start:stop]`` were applied by the batch lane."""
+        positions = self.positions
+        for i in range(start, stop):
+            tp, record = run[i]
+            positions[tp] = record.offset
+        self.handled_at = time.monotonic()
+        self.processed["officer.location"] += stop - start
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.processed("officer.location", stop - start)
+            highwater = self.app.consumer.highwater
+            for tp in {tp for tp, _ in run[start:stop]}:
+                metrics.position(tp.topic, tp.partition, positions[tp], highwater(tp))
 
     async def handle(self, event: EventT[Any], topic: str, expect: str) -> None:
+        """:meth:`handle_record` for a Faust event."""
+        message = event.message
+        await self.handle_record(message.tp, message.offset, event.key, event.value, expect, topic)
+
+    async def handle_record(
+        self,
+        tp: Any,
+        offset: int,
+        key: bytes | None,
+        raw: bytes | None,
+        expect: str,
+        topic: str | None = None,
+    ) -> None:
         """Admit one input record, apply it to the World, write and publish what changed.
 
         Never raises for one record: anything the admission rule refuses, or the World
@@ -189,23 +291,17 @@ class Runtime:
         """
         started = time.monotonic()
         self.handled_at = started
-        raw = event.value
-        key = event.key
-        message = event.message
-        self.positions[message.tp] = message.offset  # dead letters included
+        if topic is None:
+            topic = tp[0]  # (a TP: topic, partition)
+        self.positions[tp] = offset  # dead letters included
         metrics = self.metrics
         if metrics is not None:
-            metrics.position(
-                message.topic,
-                message.partition,
-                message.offset,
-                self.app.consumer.highwater(message.tp),
-            )
+            metrics.position(topic, tp[1], offset, self.app.consumer.highwater(tp))
         try:
             model = self.admit(raw, expect, key)
             effects = self.world.apply(model)
             if expect in _INCIDENT_TYPES:
-                self.incident_partitions[model.incident_id] = event.message.partition
+                self.incident_partitions[model.incident_id] = tp[1]
         except BadInput as exc:
             if metrics is not None:
                 metrics.dead(exc, topic)
@@ -223,7 +319,7 @@ class Runtime:
         if effects.ignored:
             self.ignored[effects.ignored] += 1
             if effects.ignored == "waiting_for_incident":
-                self.waiting[model.event_id] = (message.tp, message.offset)
+                self.waiting[model.event_id] = (tp, offset)
         self.write(effects)
         if effects.outputs:
             await self.publish(effects)
@@ -327,16 +423,21 @@ class Runtime:
         moment restarts from a World consistent with the offsets it resumes from: what it
         reads again changes nothing, and it decides from there on as it would have."""
         self.flushes += 1
+        self.flushed_at = time.monotonic()
         me, n = self.instance, self.flushes
+        if self.lane is not None:
+            for officer in self.lane.changes(self.counts):
+                self.dirty[officer.officer_id] = officer
         if self.counts:
             availability = self.availability
             for key, counts in self.counts.items():
                 availability[key] = counts
             self.counts = {}
         if self.dirty:
-            officers = self.officers
-            for oid, officer in self.dirty.items():
-                officers[oid] = tagged(officer.to_dict(), me, n)
+            _write_all(
+                self.officers,
+                [(oid, tagged(officer.to_dict(), me, n)) for oid, officer in self.dirty.items()],
+            )
             self.dirty = {}
         world = self.world
         changed = world.dirty_incidents
@@ -392,6 +493,12 @@ class Runtime:
         for tp, offset in offsets.items():
             self._committed[(tp.topic, tp.partition)] = offset
         trim(self._ring, self._committed)
+
+    def next_offset(self, tp: Any) -> int | None:
+        """The offset after the last record of input partition ``tp`` applied (None: none
+        since it was assigned): what a commit may cover, but for :meth:`hold`."""
+        position = self.positions.get(tp)
+        return None if position is None else position + 1
 
     def hold(self, tp: Any) -> int | None:
         """The first offset of input partition ``tp`` not to commit past (a deployment
@@ -498,6 +605,9 @@ class Runtime:
                 if ts is not None and ts > latest:
                     latest = ts
         effects = self.world.resume(latest)
+        if self.batch_lane:
+            # a new copy of the World as rebuilt (sdo.stream.batch)
+            self.lane = BatchLane(self.world, self.admit)
         self.recovered = True
         log.info(
             "restored %d officers, %d incidents, event time %s; %d recommendations issued",
@@ -573,6 +683,22 @@ class Runtime:
                 log.info("caught up %d %s record(s) the table recovery had not read", caught, name)
 
 
+def _write_all(table: Any, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """``table[key] = value`` for each item, as a Faust table does it (the value into its
+    store, a record to its changelog, partitioned by the key as Faust's JSON writes it),
+    with the value encoded by orjson: Faust's own JSON encoder costs some 10 us a record,
+    and a flush writes every officer who moved. (A plain mapping, in unit tests, is set.)"""
+    send = getattr(table, "send_changelog", None)
+    if send is None:
+        for key, value in items:
+            table[key] = value
+        return
+    store = table.data
+    for key, value in items:
+        store[key] = value
+        send(None, json.dumps(key).encode(), orjson.dumps(value), "raw", "raw")
+
+
 _PARTITIONER = DefaultPartitioner()
 
 
@@ -624,7 +750,6 @@ def build_app(
         web_enabled=options.web_port is not None,
         web_port=options.web_port or 6066,
         web_bind="127.0.0.1",
-        ConsumerScheduler=EventTimeScheduler,
     )
     topics = settings.topics
 
@@ -656,6 +781,10 @@ def build_app(
         # flush markers by worker process: sdo.stream.durable
         markers=table("flushes", by_key=True),
         input_topics=frozenset(input_topics(topics)),
+        topic_kinds={getattr(topics, attr): kind for attr, kind in _INPUTS.items()},
+        location_topic=topics.location,
+        batch_lane=options.batch_lane,
+        idle_commit_s=options.commit_interval_s / 4,
         admit=Admission(max_ahead_s=settings.max_ahead_s, areas=world.areas, keyed=True),
         topic_of={kind: getattr(topics, attr) for attr, kind in _INPUTS.items()},
         outputs={
@@ -681,22 +810,22 @@ def build_app(
 
     runtime.incidents.partition_for_key = incident_partition
 
-    # One agent reads every input topic: the World applies events one at a time, and the
-    # scheduler (sdo.stream.ordering) hands each fetched batch over in event-time order,
-    # so an incident is never applied before the fixes that came before it.
-    routes = {getattr(topics, attr): kind for attr, kind in _INPUTS.items()}
-    source = app.topic(*routes, key_type=bytes, value_type=bytes)
-    app.agent(source, name="sdo.inputs")(_agent(runtime, routes))
+    # The consumer subscribes to every input topic and hands each released batch to
+    # Runtime.take (not to a Faust stream: sdo.stream.batch), which applies it in the one
+    # order (sdo.stream.ordering), so an incident is never applied before the fixes that
+    # came before it.
+    app.topics.add(app.topic(*runtime.topic_kinds, key_type=bytes, value_type=bytes))
 
     incident_topic = topics.incident
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _hand_over(sender: object, revoked: set[Any], **_: object) -> None:
-        for tp in revoked:
-            runtime.positions.pop(tp, None)
-        runtime.flush()  # the next owner restores what this worker applied
-        runtime.settle()
-        runtime.revoke({tp.partition for tp in revoked if tp.topic == incident_topic})
+        async with runtime.applying:  # (after the batch being applied, if any)
+            for tp in revoked:
+                runtime.positions.pop(tp, None)
+            runtime.flush()  # the next owner restores what this worker applied
+            runtime.settle()
+            runtime.revoke({tp.partition for tp in revoked if tp.topic == incident_topic})
 
     @app.task  # type: ignore[untyped-decorator]
     async def officer_mirror() -> None:
@@ -711,6 +840,9 @@ def build_app(
         before_commit=runtime.flush,
         hold=runtime.hold,
         ordered=runtime.input_topics,
+        take=runtime.take,
+        position=runtime.next_offset,
+        exclusive=runtime.applying,
         idle_s=options.order_idle_s,
         on_forced=runtime.forced_out,
         on_commit=runtime.mark_commit,
@@ -735,20 +867,3 @@ def build_app(
     # data once recovery completes, so one callback rebuilds the whole World.
     runtime.incidents.on_recover(runtime.recover)
     return app, runtime
-
-
-def _agent(runtime: Runtime, routes: Mapping[str, str]) -> Any:
-    async def inputs(stream: StreamT[bytes]) -> None:
-        try:
-            async for event in stream.events():
-                topic = event.message.topic
-                await runtime.handle(event, topic, routes[topic])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # (handle() never raises for a record: this is the broker or sdo itself; Faust
-            # restarts the agent, and the readiness probe says so until it applies again)
-            runtime.crashed = (f"{type(exc).__name__}: {exc}"[:300], time.monotonic())
-            raise
-
-    return inputs

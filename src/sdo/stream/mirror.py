@@ -65,6 +65,7 @@ class OfficerMirror:
         self.security = dict(security or {})
         self.merged = 0
         self.skipped = 0
+        self._mine: bytes | None = None
 
     async def run(self) -> None:
         consumer = await self._start()
@@ -110,8 +111,15 @@ class OfficerMirror:
 
     async def take(self, value: bytes) -> None:
         """Merge one changelog record (JSON of :meth:`Officer.to_dict`)."""
-        data: dict[str, Any] = orjson.loads(value)
         runtime = self.runtime
+        if self._mine is None:
+            self._mine = f'"{WORKER}":"{runtime.instance}"'.encode()
+        if self._mine in value:
+            # written by this worker process (orjson's form: Runtime.flush), from this
+            # World: nothing in it is newer than what the World has
+            self.skipped += 1
+            return
+        data: dict[str, Any] = orjson.loads(value)
         gone = runtime.rolled_back.get(str(data.get(WORKER)))
         if gone is not None and int(data.get(FLUSH, -1)) > gone:
             # written by a worker that died before committing it, and rolled back at

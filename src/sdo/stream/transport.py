@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from typing import Any, Final
 
 import faust
@@ -125,6 +125,9 @@ def install_consumer(
     on_committed: Callable[[Any], None] | None = None,
     after_commit: Callable[[], None] | None = None,
     gate: Callable[[], bool] | None = None,
+    take: Callable[[dict[Any, list[Any]]], Awaitable[None]] | None = None,
+    position: Callable[[Any], int | None] | None = None,
+    exclusive: asyncio.Lock | None = None,
 ) -> None:
     """Give ``app`` the short-fetch consumer, calling ``before_commit`` before each commit.
 
@@ -139,6 +142,14 @@ def install_consumer(
     commit attempt, whether or not anything was to commit (all on the app's loop).
     ``gate()``: whether input records may
     be handed over now (read on the consumer's thread).
+
+    ``take(records)``, with ``ordered``: each released batch of the ``ordered`` topics
+    (per partition, in offset order) is awaited by it, on the app's loop, instead of
+    being handed to Faust's streams record by record (the worker's batch lane:
+    :mod:`sdo.stream.batch`); no message is made or acknowledged for them, so
+    ``position(tp)`` says what a commit may cover: the offset after the last record of
+    ``tp`` applied (None: none). ``exclusive``: a lock held while a batch is applied,
+    which a commit takes too (its flush and its offsets are then of whole batches).
     """
     topics = None if ordered is None else frozenset(ordered)
 
@@ -154,6 +165,46 @@ def install_consumer(
         def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
             return _Thread(self, loop=self.loop, beacon=self.beacon)
 
+        async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109
+            if take is None or topics is None:
+                async for item in super().getmany(timeout):
+                    yield item
+                return
+            records, active = await self._wait_next_records(timeout)
+            if records is None or self.should_stop:
+                return
+            if not self.flow_active:
+                # (as Faust: a rebalance stopped the flow; the records are read again)
+                try:
+                    await self.perform_seek()
+                except Exception as exc:
+                    self.log.warning(f"exception performing seek when flow not active {exc}")
+                return
+            mine = {tp: batch for tp, batch in records.items() if tp.topic in topics}
+            if mine:
+                await take(mine)
+            generation = self.app.consumer_generation_id
+            for tp, batch in records.items():
+                if tp.topic in topics:
+                    continue
+                for record in batch:
+                    if not self.flow_active or self.app.consumer_generation_id != generation:
+                        return
+                    if active is None or tp in active or tp in self._buffered_partitions:
+                        self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                        yield tp, self._to_message(tp, record)
+
+        def _filter_tps_with_pending_acks(self, topics_: Any = None) -> Iterator[Any]:
+            tps = set(super()._filter_tps_with_pending_acks(topics_))
+            if position is not None and topics is not None:
+                tps.update(
+                    tp
+                    for tp in self.assignment()
+                    if tp.topic in topics
+                    and (topics_ is None or tp in topics_ or tp.topic in topics_)
+                )
+            return iter(tps)
+
         async def _commit_offsets(self, offsets: Any, start_new_transaction: bool = True) -> bool:
             if on_commit is not None:
                 assigned = self.assignment()
@@ -164,6 +215,12 @@ def install_consumer(
             return done
 
         async def force_commit(self, *args: Any, **kwargs: Any) -> bool:
+            if exclusive is None:
+                return await self._force_commit(*args, **kwargs)
+            async with exclusive:
+                return await self._force_commit(*args, **kwargs)
+
+        async def _force_commit(self, *args: Any, **kwargs: Any) -> bool:
             if before_commit is not None:
                 before_commit()  # synchronous: nothing runs between it and the offsets
             try:
@@ -174,6 +231,8 @@ def install_consumer(
             return committed
 
         def _new_offset(self, tp: Any) -> int | None:
+            if position is not None and topics is not None and tp.topic in topics:
+                return self._applied_offset(tp)
             offset: int | None = super()._new_offset(tp)
             limit = hold(tp) if hold is not None else None
             if offset is None or limit is None or limit >= offset:
@@ -186,6 +245,17 @@ def install_consumer(
             self._acked_index[tp].update(back)
             committed = self._committed_offset[tp]
             return limit if committed is None or limit > committed else None
+
+        def _applied_offset(self, tp: Any) -> int | None:
+            assert position is not None
+            offset = position(tp)
+            limit = hold(tp) if hold is not None else None
+            if offset is None:
+                return None
+            if limit is not None and limit < offset:
+                offset = limit
+            committed = self._committed_offset[tp]
+            return offset if committed is None or offset > committed else None
 
     app.transport.Consumer = SdoConsumer  # type: ignore[misc]  # this app's transport only
 

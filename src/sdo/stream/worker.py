@@ -143,6 +143,7 @@ def cli(args: argparse.Namespace) -> int:
         data_dir=str(data_dir),
         web_port=args.web_port,
         order_idle_s=args.order_idle,
+        batch_lane=args.batch_lane,
     )
     app, runtime = build_app(settings, world, options)
     # The ready line is how `sdo demo` and the tests know the worker is processing.
@@ -171,10 +172,13 @@ def cli(args: argparse.Namespace) -> int:
         if server is not None:
             server.close()
         logging.getLogger(__name__).info(
-            "processed %s, ignored %s, dead letters %s",
+            "processed %s, ignored %s, dead letters %s; AVL fixes by the batch lane %d "
+            "(%d records left to the general way)",
             dict(runtime.processed),
             dict(runtime.ignored),
             dict(runtime.dead),
+            0 if runtime.lane is None else runtime.lane.applied,
+            0 if runtime.lane is None else runtime.lane.refused,
         )
         if cleanup is not None:
             shutil.rmtree(cleanup, ignore_errors=True)
