@@ -91,7 +91,13 @@ class _ShortFetchThread(AIOKafkaConsumerThread):
         pull = {
             tp for tp in active if merger.held(tp) < HOLD_MAX and not (shut and tp.topic in ordered)
         }
-        wait = timeout if not len(merger) else min(timeout or 0.0, _HELD_POLL_S)
+        # (while the gate is shut, look again soon: Faust asks for a wait of a second,
+        # and input resumes the moment the rebalance ends)
+        wait: float | None = timeout
+        if shut:
+            wait = min(timeout or 0.0, FETCH_WAIT_MS / 1000)
+        elif len(merger):
+            wait = min(timeout or 0.0, _HELD_POLL_S)
         out: dict[Any, list[Any]] = {}
         if pull:
             fetched = await super()._fetch_records(consumer, pull, wait, max_records)
@@ -128,6 +134,7 @@ def install_consumer(
     take: Callable[[dict[Any, list[Any]]], Awaitable[None]] | None = None,
     position: Callable[[Any], int | None] | None = None,
     exclusive: asyncio.Lock | None = None,
+    after_flush: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Give ``app`` the short-fetch consumer, calling ``before_commit`` before each commit.
 
@@ -150,6 +157,8 @@ def install_consumer(
     ``position(tp)`` says what a commit may cover: the offset after the last record of
     ``tp`` applied (None: none). ``exclusive``: a lock held while a batch is applied,
     which a commit takes too (its flush and its offsets are then of whole batches).
+    ``after_flush()`` is awaited after ``before_commit()``, before the offsets are
+    committed (the worker sends there what its flush wrote).
     """
     topics = None if ordered is None else frozenset(ordered)
 
@@ -222,7 +231,9 @@ def install_consumer(
 
         async def _force_commit(self, *args: Any, **kwargs: Any) -> bool:
             if before_commit is not None:
-                before_commit()  # synchronous: nothing runs between it and the offsets
+                before_commit()  # synchronous: nothing applied between it and the offsets
+            if after_flush is not None:
+                await after_flush()  # (the exclusive lock keeps input out meanwhile)
             try:
                 committed: bool = await super().force_commit(*args, **kwargs)
             finally:
