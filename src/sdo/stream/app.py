@@ -197,6 +197,8 @@ class Runtime:
     #: officer records written to the table's store and not yet to its changelog:
     #: (partition, key, value), sent by send_written()
     unsent: list[tuple[int, bytes, bytes]] = field(default_factory=list)
+    #: officer records sent and not yet known to be written (delivery futures)
+    _sending: list[asyncio.Future[Any]] = field(default_factory=list)
     #: officer id -> (changelog partition, key as written): see _write_officers
     _officer_keys: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     #: held while a batch of input is applied (take()), and by whatever must not run in
@@ -486,10 +488,10 @@ class Runtime:
                 known = keys[key] = (int(_PARTITIONER(raw, every, every)), raw)
             unsent.append((*known, orjson.dumps(value)))
 
-    async def send_written(self) -> None:
-        """Send the officer records :meth:`flush` wrote to the table's changelog, and wait
-        until the broker has them: called after each flush, before the offsets it
-        covers are committed (and before a hand-over)."""
+    async def send_written(self, wait: bool = False) -> None:
+        """Send the officer records :meth:`flush` wrote to the table's changelog, called
+        after each flush: queued to the producer (:meth:`delivered` waits for them
+        before the offsets are committed); ``wait``: until the broker has them."""
         if not self.unsent:
             return
         unsent, self.unsent = self.unsent, []
@@ -507,7 +509,16 @@ class Runtime:
                     batch = producer.create_batch()
                     batch.append(key=key, value=value, timestamp=None)
             sent.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*sent)
+        self._sending.extend(sent)
+        if wait:
+            await self.delivered()
+
+    async def delivered(self) -> None:
+        """Wait until the broker has every officer record sent so far; raises if one
+        could not be written (the commit that waits for them then commits nothing)."""
+        sending, self._sending = self._sending, []
+        if sending:
+            await asyncio.gather(*sending)
 
     def mark_commit(self, offsets: Mapping[Any, int]) -> None:
         """The offsets about to be committed after the last flush (each input partition's
@@ -860,7 +871,7 @@ def build_app(
             for tp in revoked:
                 runtime.positions.pop(tp, None)
             runtime.flush()  # the next owner restores what this worker applied
-            await runtime.send_written()
+            await runtime.send_written(wait=True)
             runtime.settle()
             runtime.revoke({tp.partition for tp in revoked if tp.topic == incident_topic})
 
@@ -876,6 +887,7 @@ def build_app(
         app,
         before_commit=runtime.flush,
         after_flush=runtime.send_written,
+        delivered=runtime.delivered,
         hold=runtime.hold,
         ordered=runtime.input_topics,
         take=runtime.take,

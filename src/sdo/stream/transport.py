@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from typing import Any, Final
 
 import faust
+from faust.exceptions import ProducerSendError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 
 from sdo.order import DEFAULT_IDLE_S, HOLD_MAX, Merger, partition_states
@@ -135,6 +136,7 @@ def install_consumer(
     position: Callable[[Any], int | None] | None = None,
     exclusive: asyncio.Lock | None = None,
     after_flush: Callable[[], Awaitable[None]] | None = None,
+    delivered: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Give ``app`` the short-fetch consumer, calling ``before_commit`` before each commit.
 
@@ -157,8 +159,10 @@ def install_consumer(
     ``position(tp)`` says what a commit may cover: the offset after the last record of
     ``tp`` applied (None: none). ``exclusive``: a lock held while a batch is applied,
     which a commit takes too (its flush and its offsets are then of whole batches).
-    ``after_flush()`` is awaited after ``before_commit()``, before the offsets are
-    committed (the worker sends there what its flush wrote).
+    ``after_flush()`` is awaited after ``before_commit()``, with input held back (the
+    worker queues there what its flush wrote), and ``delivered()`` once input may go on,
+    before the offsets are committed (it raises if what the flush wrote did not reach
+    the broker: then nothing is committed).
     """
     topics = None if ordered is None else frozenset(ordered)
 
@@ -171,6 +175,8 @@ def install_consumer(
     _Thread.gate = staticmethod(gate) if gate is not None else None
 
     class SdoConsumer(Consumer):
+        _sdo_committing = asyncio.Lock()  # (per app: this class is made per app)
+
         def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
             return _Thread(self, loop=self.loop, beacon=self.beacon)
 
@@ -223,22 +229,49 @@ def install_consumer(
                 on_committed(offsets)
             return done
 
-        async def force_commit(self, *args: Any, **kwargs: Any) -> bool:
+        async def force_commit(
+            self, topics: Any = None, start_new_transaction: bool = True
+        ) -> bool:
             if exclusive is None:
-                return await self._force_commit(*args, **kwargs)
-            async with exclusive:
-                return await self._force_commit(*args, **kwargs)
+                if before_commit is not None:
+                    before_commit()  # synchronous: nothing runs between it and the offsets
+                try:
+                    committed: bool = await super().force_commit(topics, start_new_transaction)
+                finally:
+                    if after_commit is not None:
+                        after_commit()
+                return committed
+            async with self._sdo_committing:  # one commit at a time
+                try:
+                    return await self._commit_batches(topics, start_new_transaction)
+                finally:
+                    if after_commit is not None:
+                        after_commit()
 
-        async def _force_commit(self, *args: Any, **kwargs: Any) -> bool:
-            if before_commit is not None:
-                before_commit()  # synchronous: nothing applied between it and the offsets
-            if after_flush is not None:
-                await after_flush()  # (the exclusive lock keeps input out meanwhile)
+        async def _commit_batches(self, topics: Any, start_new_transaction: bool) -> bool:
+            """Faust's force_commit, with input held back (``exclusive``) only while the
+            state is flushed and the offsets it covers are taken: not while the broker
+            is waited for (what the flush wrote, then the offsets)."""
+            assert exclusive is not None
+            async with exclusive:
+                if before_commit is not None:
+                    before_commit()
+                if after_flush is not None:
+                    await after_flush()  # (queued to the producer: the commit flushes it)
+                tps = list(self._filter_tps_with_pending_acks(topics))
+                offsets = self._filter_committable_offsets(tps)
+            if delivered is not None:
+                await delivered()
+            if not offsets:
+                return False
             try:
-                committed: bool = await super().force_commit(*args, **kwargs)
-            finally:
-                if after_commit is not None:
-                    after_commit()
+                await self._handle_attached(offsets)
+            except ProducerSendError as exc:
+                await self.crash(exc)
+                return False
+            committed: bool = await self._commit_offsets(
+                offsets, start_new_transaction=start_new_transaction
+            )
             return committed
 
         def _new_offset(self, tp: Any) -> int | None:
