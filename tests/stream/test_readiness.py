@@ -30,13 +30,13 @@ def runtime(highwater: dict[Any, int]) -> Runtime:
     return rt
 
 
-def test_an_agent_that_crashed_is_not_ready_until_it_applies_again() -> None:
-    """Faust restarts a crashed agent; until it has applied a record since, the probe
-    names the crash and why."""
+def test_a_worker_whose_input_failed_is_not_ready_until_it_applies_again() -> None:
+    """Until it has applied a record since applying its input raised, the probe names
+    the failure and why."""
     rt = runtime({TP: 1})
     rt.handled_at = time.monotonic() - 5
     rt.crashed = ("KafkaTimeoutError: no broker", time.monotonic() - 1)
-    assert any("agent crashed" in p and "KafkaTimeoutError" in p for p in rt.problems())
+    assert any("input failed" in p and "KafkaTimeoutError" in p for p in rt.problems())
     rt.handled_at = time.monotonic()
     assert not any("crashed" in p for p in rt.problems())
 
