@@ -186,6 +186,8 @@ class Runtime:
     _ring: list[list[Any]] = field(default_factory=list)
     _committed: dict[tuple[str, int], int] = field(default_factory=dict)
     _marked: int = 0
+    #: the flush the commit under way took its offsets after (flush_for_commit)
+    _commit_flush: int = 0
     #: how to reach Kafka at recovery (to read committed offsets and changelogs): the
     #: bootstrap servers, client security options, consumer group, changelog topics
     kafka: tuple[str, Mapping[str, Any], str, Mapping[str, str]] | None = None
@@ -551,7 +553,14 @@ class Runtime:
             if tp.topic in self.input_topics
         }
         # (partitions with nothing new to commit: as at the last commit)
-        self._mark({**self._last_covered(), **covered})
+        self._mark({**self._last_covered(), **covered}, self._commit_flush)
+
+    def flush_for_commit(self) -> None:
+        """:meth:`flush` before a commit takes its offsets: the flush :meth:`mark_commit`
+        pairs them with (the commit waits for the broker after input may go on again,
+        and a hand-over may flush meanwhile)."""
+        self.flush()
+        self._commit_flush = self.flushes
 
     def settle(self) -> None:
         """After a flush no commit followed (nothing new applied: the officer mirror's
@@ -563,10 +572,12 @@ class Runtime:
     def _last_covered(self) -> dict[tuple[str, int], int]:
         return entry_offsets(self._ring[-1]) if self._ring else {}
 
-    def _mark(self, covered: Mapping[tuple[str, int], int]) -> None:
-        """Write the last flush's marker: the offsets its commit covers."""
-        self.markers[self.instance] = marker(self._ring, self.flushes, covered)
-        self._marked = self.flushes
+    def _mark(self, covered: Mapping[tuple[str, int], int], flush: int | None = None) -> None:
+        """Write a flush's marker (default: the last flush's): the offsets its commit
+        covers."""
+        flush = self.flushes if flush is None else flush
+        self.markers[self.instance] = marker(self._ring, flush, covered)
+        self._marked = flush
 
     def committed(self, offsets: Mapping[Any, int]) -> None:
         """The consumer committed ``offsets``: flush markers before the last flush they
@@ -904,7 +915,7 @@ def build_app(
 
     install_consumer(
         app,
-        before_commit=runtime.flush,
+        before_commit=runtime.flush_for_commit,
         after_flush=runtime.send_written,
         delivered=runtime.delivered,
         hold=runtime.hold,

@@ -19,6 +19,11 @@ Installed on the app's own transport instance, not globally: :func:`install_cons
   and returns only what may go. Other topics (the tables' changelogs, read while
   recovering) pass straight through. Held records are not acknowledged, so no offset is
   committed past them; a partition sought or revoked is forgotten and read again.
+* **Batches.** With ``take``, the released input records are not handed to Faust's
+  streams: each batch is awaited by ``take`` (the worker applies it, mostly through its
+  batch lane), and a commit covers what ``position`` says was applied, no further than
+  ``hold``. A commit holds input back (``exclusive``) while the worker flushes and the
+  offsets are taken, not while the broker is waited for.
 * **Fetch answers.** :func:`fetch_ages` says how long ago the broker last answered a fetch
   for each assigned partition (aiokafka's partition state, as Faust's own stall warnings
   read it): the worker's readiness probe (:mod:`sdo.health`).
