@@ -203,9 +203,10 @@ class Runtime:
     idle_commit_s: float | None = None
     flushed_at: float = 0.0
     _idle_commit: asyncio.Future[Any] | None = None
-    #: officer records written to the table's store and not yet to its changelog:
-    #: (partition, key, value), sent by send_written()
-    unsent: list[tuple[int, bytes, bytes]] = field(default_factory=list)
+    #: officer records each flush took and send_written() has not written yet:
+    #: (officer id -> record, worker instance, flush number)
+    unbuilt: list[tuple[dict[str, Officer], str, int]] = field(default_factory=list)
+    _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: officer records sent and not yet known to be written (delivery futures)
     _sending: list[asyncio.Future[Any]] = field(default_factory=list)
     #: officer id -> (changelog partition, key as written): see _write_officers
@@ -461,9 +462,12 @@ class Runtime:
                 availability[key] = counts
             self.counts = {}
         if self.dirty:
-            self._write_officers(
-                [(oid, tagged(officer.to_dict(), me, n)) for oid, officer in self.dirty.items()]
-            )
+            if hasattr(self.officers, "changelog_topic"):
+                # records are immutable: built and written by send_written(), input going on
+                self.unbuilt.append((self.dirty, me, n))
+            else:  # (a plain mapping, in unit tests)
+                for oid, officer in self.dirty.items():
+                    self.officers[oid] = tagged(officer.to_dict(), me, n)
             self.dirty = {}
         world = self.world
         changed = world.dirty_incidents
@@ -483,59 +487,57 @@ class Runtime:
                 holds[tp] = offset
         self.holds = holds
 
-    def _write_officers(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        """``officers[key] = value`` for each item, as a Faust table does it: the value into
-        its store, and a record for its changelog, keyed by the key as Faust's JSON writes
-        it, in the partition Kafka's partitioner gives that key, the value encoded by
-        orjson. The records are sent by :meth:`send_written`, in a batch per partition:
-        a flush writes every officer who moved, and Faust's path (a message object, its
-        JSON encoder, a producer call per record) costs some 30 us a record. (A plain
-        mapping, in unit tests, is set.)"""
-        table = self.officers
-        if not hasattr(table, "changelog_topic"):
-            for key, value in items:
-                table[key] = value
-            return
-        store = table.data
-        every = list(range(self.partitions))
-        unsent = self.unsent
-        keys = self._officer_keys
-        for key, value in items:
-            store[key] = value
-            known = keys.get(key)
-            if known is None:
-                raw = json.dumps(key).encode()
-                known = keys[key] = (int(_PARTITIONER(raw, every, every)), raw)
-            unsent.append((*known, orjson.dumps(value)))
-
     async def send_written(self, wait: bool = False) -> None:
-        """Send the officer records :meth:`flush` wrote to the table's changelog, called
-        after each flush: queued to the producer (:meth:`delivered` waits for them
-        before the offsets are committed); ``wait``: until the broker has them."""
-        if not self.unsent:
-            return
-        unsent, self.unsent = self.unsent, []
-        faust_producer: Any = self.app.producer  # (the aiokafka driver's)
-        producer = faust_producer._ensure_producer()  # aiokafka's, on this loop
-        topic = self.officers.changelog_topic.get_topic_name()
-        sent = []
-        for partition in sorted({p for p, _, _ in unsent}):
-            batch = producer.create_batch()
-            for p, key, value in unsent:
-                if p != partition:
-                    continue
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    sent.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)
-            sent.append(await producer.send_batch(batch, topic, partition=partition))
-        self._sending.extend(sent)
+        """Write the officer records the flushes so far took, as a Faust table does it
+        (the value into its store, a record to its changelog keyed by the key as Faust's
+        JSON writes it, in the partition Kafka's partitioner gives that key), with the
+        value encoded by orjson and the records sent in a batch per partition: a flush
+        takes every officer who moved, and Faust's path (a message object, its JSON
+        encoder, a producer call per record) costs some 30 us a record. Built a chunk at
+        a time, letting input go on between chunks; ``wait``: until the broker has them
+        (:meth:`delivered`, which a commit awaits before its offsets)."""
+        async with self._send_lock:  # (in flush order)
+            while self.unbuilt:
+                dirty, me, n = self.unbuilt.pop(0)
+                await self._send(list(dirty.values()), me, n)
         if wait:
             await self.delivered()
 
+    async def _send(self, officers: list[Officer], me: str, n: int) -> None:
+        table = self.officers
+        store = table.data
+        every = list(range(self.partitions))
+        keys = self._officer_keys
+        parts: dict[int, list[tuple[bytes, bytes]]] = {}
+        for k, officer in enumerate(officers, 1):
+            oid = officer.officer_id
+            value = store[oid] = tagged(officer.to_dict(), me, n)
+            known = keys.get(oid)
+            if known is None:
+                raw = json.dumps(oid).encode()
+                known = keys[oid] = (int(_PARTITIONER(raw, every, every)), raw)
+            parts.setdefault(known[0], []).append((known[1], orjson.dumps(value)))
+            if k % _BUILD_CHUNK == 0:
+                await asyncio.sleep(0)
+        faust_producer: Any = self.app.producer  # (the aiokafka driver's)
+        producer = faust_producer._ensure_producer()  # aiokafka's, on this loop
+        topic = table.changelog_topic.get_topic_name()
+        sent = self._sending
+        for partition in sorted(parts):
+            batch = producer.create_batch()
+            for key, encoded in parts[partition]:
+                if batch.append(key=key, value=encoded, timestamp=None) is None:
+                    sent.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=encoded, timestamp=None)
+            sent.append(await producer.send_batch(batch, topic, partition=partition))
+
     async def delivered(self) -> None:
-        """Wait until the broker has every officer record sent so far; raises if one
-        could not be written (the commit that waits for them then commits nothing)."""
+        """Write what the flushes so far took (:meth:`send_written`) and wait until the
+        broker has it; raises if a record could not be written (the commit that waits
+        for them then commits nothing)."""
+        if self.unbuilt:
+            await self.send_written()
         sending, self._sending = self._sending, []
         if sending:
             await asyncio.gather(*sending)
@@ -777,6 +779,8 @@ class Runtime:
 
 
 _PARTITIONER = DefaultPartitioner()
+#: Officer records built between two turns of the loop (send_written).
+_BUILD_CHUNK: Final = 512
 
 
 def _partition_of(key: str, partitions: int) -> int:
@@ -916,7 +920,6 @@ def build_app(
     install_consumer(
         app,
         before_commit=runtime.flush_for_commit,
-        after_flush=runtime.send_written,
         delivered=runtime.delivered,
         hold=runtime.hold,
         ordered=runtime.input_topics,
