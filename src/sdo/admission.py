@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Every input record passes :func:`admit` before it changes anything, in every component
-that reads events (ARCHITECTURE, "Time and order"): the worker's agent, the console's
+that reads events (ARCHITECTURE, "Time and order"): the worker's input loop, the console's
 feed and ``sdo evaluate``'s reader. So what one refuses, none shows. A record is refused
 (:class:`~sdo.errors.InvalidEvent`, with the reason the dead letter carries) when:
 

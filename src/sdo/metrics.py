@@ -6,8 +6,8 @@ Each process creates **one** :class:`prometheus_client.CollectorRegistry` at sta
 (:func:`new_registry`) and passes it in: there is no module-level registry and no metric
 object at import time, so two consoles (or a console and a worker in one test process)
 never share counters. :class:`WorkerMetrics` and :class:`ConsoleMetrics` own the metric
-families of their process and offer one small method per thing that happens; the Faust
-agents and the console hub call those methods and never touch ``prometheus_client``.
+families of their process and offer one small method per thing that happens; the worker's
+input loop and the console hub call those methods and never touch ``prometheus_client``.
 
 :func:`serve_metrics` exposes a registry at ``http://HOST:PORT/metrics`` with
 ``prometheus_client``'s WSGI app on a threaded server (a daemon thread, so it suits both
@@ -148,7 +148,7 @@ class _BoundedLabel:
 
 
 class WorkerMetrics:
-    """The metrics of one ``sdo worker`` process. Create once, pass to the agents.
+    """The metrics of one ``sdo worker`` process. Create once, pass to the worker's Runtime.
 
     Every method is cheap (a dict lookup and a locked add) and safe to call per event.
     """
