@@ -64,6 +64,7 @@ class BatchLane:
         "_lane",
         "_misses",
         "_run",
+        "_scanned",
         "_skip",
         "_starts",
         "_world",
@@ -91,6 +92,8 @@ class BatchLane:
         #: general way before the next scan (see take)
         self._misses = 0
         self._skip = 0
+        #: whether a scan ran since the last sync (see sync)
+        self._scanned = False
         #: the run the last block was made of, from its record ``_base`` on: the block,
         #: as an array, and where each of its lines starts (and the end)
         self._run: Sequence[tuple[Any, Any]] | None = None
@@ -125,6 +128,7 @@ class BatchLane:
         lane = self._lane
         lane.window(self._admit.window_us())
         at = starts[first]
+        self._scanned = True
         pos = lane.scan(self._buf, at)
         if pos >= starts[-1]:
             taken = lines - first
@@ -170,6 +174,9 @@ class BatchLane:
         """Bring the World up to date before anything else reads or changes it; the
         availability counts the lane's moves changed go into ``counts`` (for the table,
         in the order they changed in: a later event's counts win)."""
+        if not self._scanned:
+            return  # (nothing applied since the last sync)
+        self._scanned = False
         lane = self._lane
         lane.sync()
         changed = lane.counts
@@ -187,6 +194,7 @@ class BatchLane:
         fixes (stored in the World now, in one go), to write to the table; availability
         counts as :meth:`sync`."""
         lane = self._lane
+        self._scanned = True  # (store_lagging syncs: its counts are taken below)
         lane.store_lagging()
         self.sync(counts)
         moved = lane.moved
