@@ -224,9 +224,18 @@ class Runtime:
 
         Raises only for what is not a record's fault (the broker refusing the outputs):
         that is noted for the readiness probe, and Faust's consumer stops on it; the
-        records from the last committed offsets on are read again when it restarts."""
+        records from the last committed offsets on are read again when it restarts.
+
+        A batch begun is applied to its end, every output sent, even if the consumer is
+        cancelled meanwhile (a worker stopping): the commit that follows, or a
+        hand-over, waits for it. Cancelled in the middle of a record, the World would
+        hold its effects without its outputs sent, and the commit would cover it."""
+        applying = asyncio.ensure_future(self._take(batch))
         try:
-            await self._take(batch)
+            await asyncio.shield(applying)
+        except asyncio.CancelledError:
+            applying.add_done_callback(_log_failure)
+            raise
         except Exception as exc:
             self.crashed = (f"{type(exc).__name__}: {exc}"[:300], time.monotonic())
             raise
@@ -776,6 +785,12 @@ class Runtime:
                 )
             if caught:
                 log.info("caught up %d %s record(s) the table recovery had not read", caught, name)
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    """A batch the consumer stopped waiting for failed (Runtime.take): say so."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("applying a batch of input failed", exc_info=task.exception())
 
 
 _PARTITIONER = DefaultPartitioner()
