@@ -46,6 +46,7 @@ __all__ = [
     "PartitionState",
     "order_key",
     "partition_states",
+    "sequence",
 ]
 
 #: Default of how long an empty partition may hold the others back (seconds).
@@ -76,7 +77,8 @@ class PartitionState:
         )
 
 
-def _seq(record: Any) -> int:
+def sequence(record: Any) -> int:
+    """A record's sender sequence: ``sdo replay``'s header (0 without one)."""
     for key, value in getattr(record, "headers", None) or ():
         if key == SEQ_HEADER:
             try:
@@ -88,7 +90,7 @@ def _seq(record: Any) -> int:
 
 def order_key(tp: Any, record: Any) -> tuple[int, int, str, int, int]:
     """The merge order: record time, sender sequence, then where it is (a total order)."""
-    return (record.timestamp or 0, _seq(record), tp.topic, tp.partition, record.offset)
+    return (record.timestamp or 0, sequence(record), tp.topic, tp.partition, record.offset)
 
 
 class Merger:

@@ -4,8 +4,7 @@ The consumer (:mod:`sdo.stream.transport`) releases the input records that may g
 held in a :class:`sdo.order.Merger`; :func:`merged` merges that batch's partitions by the
 same key (:func:`sdo.order.order_key`: record time, sender sequence, topic, partition,
 offset), so the worker applies them in exactly the order they were released. Order
-within a partition is never changed. (:class:`EventTimeScheduler` is the same merge as a
-Faust scheduling strategy, for records handed to Faust's streams.)
+within a partition is never changed.
 """
 
 from __future__ import annotations
@@ -15,12 +14,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
-from faust.transport.utils import DefaultSchedulingStrategy
-from faust.types import TP
 
-from sdo.order import _seq, order_key
+from sdo.order import order_key, sequence
 
-__all__ = ["EventTimeScheduler", "merged"]
+__all__ = ["merged"]
 
 
 def merged(records: Mapping[Any, list[Any]]) -> list[tuple[Any, Any]]:
@@ -50,7 +47,7 @@ def _sorted_order(records: Mapping[Any, list[Any]]) -> np.ndarray | None:
         n = len(batch)
         ts = np.fromiter((r.timestamp or 0 for r in batch), np.int64, n)
         if any(r.headers for r in batch):
-            seq = np.fromiter((_seq(r) for r in batch), np.int64, n)
+            seq = np.fromiter((sequence(r) for r in batch), np.int64, n)
             step, same = np.diff(ts), np.diff(seq)
             if ((step < 0) | ((step == 0) & (same < 0))).any():
                 return None
@@ -76,14 +73,6 @@ def _streams(
     records: Mapping[Any, list[Any]],
 ) -> list[Iterator[tuple[tuple[int, int, str, int, int], Any, Any]]]:
     return [_keyed(tp, batch) for tp, batch in records.items()]
-
-
-class EventTimeScheduler(DefaultSchedulingStrategy):
-    """Merge a batch by :func:`sdo.order.order_key`."""
-
-    def iterate(self, records: Mapping[TP, list[Any]]) -> Iterator[tuple[TP, Any]]:
-        for _, tp, record in heapq.merge(*_streams(records), key=_sort_key):
-            yield tp, record
 
 
 def _keyed(tp: Any, batch: list[Any]) -> Iterator[tuple[tuple[int, int, str, int, int], Any, Any]]:
