@@ -18,9 +18,11 @@ from sdo.stream.transport import install_consumer
 PART = TP("sdo.officer.location", 0)
 
 
-def consumer(holds: dict[Any, int]) -> Any:
+def consumer(holds: dict[Any, int], **options: Any) -> Any:
+    """The worker's consumer class (``install_consumer(app, hold=..., **options)``), on an
+    instance without a connection: only its acked-offset state is set up."""
     app = faust.App("sdo-test-hold", broker="kafka://127.0.0.1:9", autodiscover=False)
-    install_consumer(app, hold=holds.get)
+    install_consumer(app, hold=holds.get, **options)
     c = object.__new__(app.transport.Consumer)
     c._acked = defaultdict(list)
     c._acked_index = defaultdict(set)
@@ -59,21 +61,14 @@ def test_without_a_hold_faust_decides() -> None:
     assert c._acked[PART] == [5, 6]
 
 
+async def _never(records: Any) -> None:
+    raise AssertionError  # (no batch is taken here)
+
+
 def batch_consumer(applied: dict[Any, int], holds: dict[Any, int]) -> Any:
     """The worker's consumer: records of its input topics are applied in batches (no
     Faust message, no acknowledgement), so what a commit covers is what was applied."""
-    app = faust.App("sdo-test-batch", broker="kafka://127.0.0.1:9", autodiscover=False)
-
-    async def take(records: Any) -> None:  # never called here
-        raise AssertionError
-
-    install_consumer(app, hold=holds.get, ordered={PART.topic}, take=take, position=applied.get)
-    c = object.__new__(app.transport.Consumer)
-    c._acked = defaultdict(list)
-    c._acked_index = defaultdict(set)
-    c._gap = defaultdict(IntervalTree)
-    c._committed_offset = defaultdict(lambda: None)
-    return c
+    return consumer(holds, ordered={PART.topic}, take=_never, position=applied.get)
 
 
 def test_a_commit_covers_what_was_applied_but_for_the_hold() -> None:
