@@ -643,14 +643,6 @@ def make_runtime(areas: Areas, rules: Rules) -> Any:
     )
 
 
-def record(key: bytes | None, value: bytes, record_time: datetime = RECORD_TIME) -> Any:
-    """What the agent gets from Faust: ``key``, ``value`` and the message's timestamp
-    (seconds since the epoch, as ``faust.types.Message.timestamp``), partition and offset."""
-    ts = record_time.timestamp()
-    message = SimpleNamespace(timestamp=ts, timestamp_type=0, partition=0, offset=0, tp=("in", 0))
-    return SimpleNamespace(key=key, value=value, message=message)
-
-
 EXPECT: Final = {
     "location": "officer.location",
     "status": "officer.status",
@@ -661,7 +653,8 @@ EXPECT: Final = {
 
 
 def handle(runtime: Any, topic: str, key: bytes | None, value: bytes | None) -> None:
-    asyncio.run(runtime.handle(record(key, value), f"sdo.{topic}", EXPECT[topic]))
+    # (as the worker's input loop gives a record: its partition, offset, key and value)
+    asyncio.run(runtime.handle_record(("in", 0), 0, key, value, EXPECT[topic], f"sdo.{topic}"))
     runtime.flush()  # what the consumer does before each commit: officer records to the table
 
 

@@ -52,7 +52,6 @@ import faust
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from faust.streams import current_event
-from faust.types import EventT
 
 from sdo.admission import Admission
 from sdo.config import KafkaAuth, Settings, Topics
@@ -303,11 +302,6 @@ class Runtime:
             highwater = self.app.consumer.highwater
             for tp in {tp for tp, _ in run[start:stop]}:
                 metrics.position(tp.topic, tp.partition, positions[tp], highwater(tp))
-
-    async def handle(self, event: EventT[Any], topic: str, expect: str) -> None:
-        """:meth:`handle_record` for a Faust event."""
-        message = event.message
-        await self.handle_record(message.tp, message.offset, event.key, event.value, expect, topic)
 
     async def handle_record(
         self,

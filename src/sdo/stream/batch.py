@@ -19,8 +19,9 @@ every run of consecutive location records in that order goes through :meth:`Batc
   and stops at the first line it refuses;
 * :meth:`BatchLane.take` returns how many records were applied; the caller gives the
   next record the general way (admission, ``World.apply``, dead letter), after
-  :meth:`BatchLane.sync`, then :meth:`BatchLane.refresh` before the next run, so the
-  lane changes how fast, never what (``tests/stream/test_batch.py`` compares the two).
+  :meth:`BatchLane.sync`, and marks the lane :attr:`~BatchLane.stale` (it copies what
+  changed before its next scan), so the lane changes how fast, never what
+  (``tests/stream/test_batch.py`` compares the two).
 
 The officers table stays the changelogged truth: the lane names the officers it moved
 (:attr:`FixLane.moved`) and the availability counts that changed
@@ -183,11 +184,6 @@ class BatchLane:
         if changed:
             counts.update(changed)
             changed.clear()
-
-    def refresh(self) -> None:
-        """Copy what the World changed since (after a record went the general way, or
-        anything else changed the World), before the next :meth:`take`."""
-        self._lane.refresh()
 
     def changes(self, counts: dict[str, dict[str, int]]) -> list[Officer]:
         """The records of the officers the lane moved since the last call, with their last

@@ -65,7 +65,8 @@ class OfficerMirror:
         self.security = dict(security or {})
         self.merged = 0
         self.skipped = 0
-        self._mine: bytes | None = None
+        #: how this worker process stamps its own records (orjson's form: Runtime.flush)
+        self._mine = f'"{WORKER}":"{runtime.instance}"'.encode()
 
     async def run(self) -> None:
         consumer = await self._start()
@@ -112,11 +113,9 @@ class OfficerMirror:
     async def take(self, value: bytes) -> None:
         """Merge one changelog record (JSON of :meth:`Officer.to_dict`)."""
         runtime = self.runtime
-        if self._mine is None:
-            self._mine = f'"{WORKER}":"{runtime.instance}"'.encode()
         if self._mine in value:
-            # written by this worker process (orjson's form: Runtime.flush), from this
-            # World: nothing in it is newer than what the World has
+            # written by this worker process, from this World: nothing in it is newer
+            # than what the World has
             self.skipped += 1
             return
         data: dict[str, Any] = orjson.loads(value)

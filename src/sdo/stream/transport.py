@@ -140,7 +140,6 @@ def install_consumer(
     take: Callable[[dict[Any, list[Any]]], Awaitable[None]] | None = None,
     position: Callable[[Any], int | None] | None = None,
     exclusive: asyncio.Lock | None = None,
-    after_flush: Callable[[], Awaitable[None]] | None = None,
     delivered: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Give ``app`` the short-fetch consumer, calling ``before_commit`` before each commit.
@@ -163,11 +162,10 @@ def install_consumer(
     :mod:`sdo.stream.batch`); no message is made or acknowledged for them, so
     ``position(tp)`` says what a commit may cover: the offset after the last record of
     ``tp`` applied (None: none). ``exclusive``: a lock held while a batch is applied,
-    which a commit takes too (its flush and its offsets are then of whole batches).
-    ``after_flush()`` is awaited after ``before_commit()``, with input held back (the
-    worker queues there what its flush wrote), and ``delivered()`` once input may go on,
-    before the offsets are committed (it raises if what the flush wrote did not reach
-    the broker: then nothing is committed).
+    which a commit takes too while it flushes and takes its offsets (they are then of
+    whole batches; without one, the commit's own). ``delivered()`` is awaited once input
+    may go on, before the offsets are committed (it raises if what the flush wrote did
+    not reach the broker: then nothing is committed).
     """
     topics = None if ordered is None else frozenset(ordered)
 
@@ -178,6 +176,8 @@ def install_consumer(
     _Thread.idle_s = idle_s
     _Thread.on_forced = staticmethod(on_forced) if on_forced is not None else None
     _Thread.gate = staticmethod(gate) if gate is not None else None
+
+    held = exclusive if exclusive is not None else asyncio.Lock()
 
     class SdoConsumer(Consumer):
         _sdo_committing = asyncio.Lock()  # (per app: this class is made per app)
@@ -237,15 +237,6 @@ def install_consumer(
         async def force_commit(
             self, topics: Any = None, start_new_transaction: bool = True
         ) -> bool:
-            if exclusive is None:
-                if before_commit is not None:
-                    before_commit()  # synchronous: nothing runs between it and the offsets
-                try:
-                    committed: bool = await super().force_commit(topics, start_new_transaction)
-                finally:
-                    if after_commit is not None:
-                        after_commit()
-                return committed
             async with self._sdo_committing:  # one commit at a time
                 try:
                     return await self._commit_batches(topics, start_new_transaction)
@@ -257,12 +248,9 @@ def install_consumer(
             """Faust's force_commit, with input held back (``exclusive``) only while the
             state is flushed and the offsets it covers are taken: not while the broker
             is waited for (what the flush wrote, then the offsets)."""
-            assert exclusive is not None
-            async with exclusive:
+            async with held:
                 if before_commit is not None:
-                    before_commit()
-                if after_flush is not None:
-                    await after_flush()  # (queued to the producer: the commit flushes it)
+                    before_commit()  # synchronous: nothing is applied before the offsets
                 tps = list(self._filter_tps_with_pending_acks(topics))
                 offsets = self._filter_committable_offsets(tps)
             if delivered is not None:
