@@ -3,12 +3,17 @@ SDO decided (``sdo.demo_feed.SdoWindow``), on hand-made events and on a simulate
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sdo.areas import load_areas
-from sdo.config import DEFAULT_AREAS, package_data
+from sdo.config import DEFAULT_AREAS, Settings, package_data
+from sdo.console.auth import Users, add_user
+from sdo.console.server import Console
+from sdo.demo import _decision_clock, _sdo_window
 from sdo.demo_feed import SdoWindow
 from sdo.evaluation.simulate import DISPATCHER, simulate
 from sdo.events import (
@@ -171,3 +176,33 @@ def test_a_simulated_shift_leaves_every_call_to_the_sdo_for_the_window() -> None
     assert window.released + window.dropped >= window.held
     positions = sum(1 for e in events if isinstance(e, OfficerLocation))
     assert sum(1 for _, e in out if isinstance(e, OfficerLocation)) == positions
+
+
+def test_in_the_demo_an_sdo_decision_sorts_after_what_the_feed_sent_and_holds_the_call(
+    tmp_path: Path,
+) -> None:
+    """The demo's console stamps a decision with the latest time the feed has sent, not
+    only what it has read: a simulated deployment released just before the SDO decided
+    (sent, not yet read by the console) must not sort after the SDO's decision and win.
+    And while the SDO's decision is on its way to Kafka, the simulated dispatcher does not
+    take the call."""
+    users = tmp_path / "users.json"
+    add_user(users, "sgt.demo", "sdo")
+    console = Console(Settings(broker="kafka://127.0.0.1:1"), Users(users))
+    consoles = [console]
+    window = _sdo_window(0.0, consoles)
+    clock = _decision_clock(window, consoles)
+    assert abs((clock() - datetime.now(UTC)).total_seconds()) < 60  # nothing sent or read
+
+    sent = list(window(iter([incident("I1", 0), incident("I2", 0), fix("o1", 120)])))
+    assert [e.event_id for e in sent][-1] == "l-o1-120"
+    console.view.fold(sent[0])  # the console has read only the first call
+    assert console.view.event_time == at(0)
+    assert clock() == at(120)  # the feed sent up to 120 s: the decision sorts after it
+    console.view.fold(fix("o1", 300))  # a time the console read and the feed did not send
+    assert clock() == at(300)
+
+    console._inflight["I2"] = time.monotonic() + 15  # the SDO's decision on I2, in flight
+    out = list(window(iter([dispatch("I1", 400, "o1"), dispatch("I2", 400, "o2")])))
+    assert [e.event_id for e in out] == ["d-I1"]  # I2's simulated deployment dropped
+    assert window.dropped == 1

@@ -15,8 +15,11 @@ The feed runs ahead of the wall clock (``--speed`` × real time): its events' ti
 up to :data:`FEED_HOURS` past now by its end. The worker and the console admit event
 times that far ahead (``--max-ahead``, the admission rule's skew: :mod:`sdo.admission`),
 so nothing the demo feeds, and no decision an SDO takes in it, is refused at any speed.
-Decisions are stamped with the feed's clock (the console's default), so the simulated
-officers' later status events follow them as they would live.
+Decisions are stamped with the feed's clock, so the simulated officers' later status
+events follow them as they would live: the latest time the feed has sent, which the
+console reads a moment later, so that a decision sorts after a simulated deployment
+released before the SDO took it (and a call with an SDO's decision in flight is not
+given to the simulated dispatcher: :func:`_sdo_window`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import logging
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,6 +100,7 @@ async def _demo(args: argparse.Namespace) -> int:
                     _say("log in with a token of a user in that file (tokens are shown once)")
                 _say("Ctrl-C stops the demo.")
 
+            window = _sdo_window(args.sdo_window, consoles)
             console_task = asyncio.create_task(
                 run_console(
                     settings,
@@ -103,10 +108,10 @@ async def _demo(args: argparse.Namespace) -> int:
                     args.bind,
                     ready=announce,
                     stop=stop,
+                    decision_clock=_decision_clock(window, consoles),
                     insecure_http=args.insecure_http,
                 )
             )
-            window = _sdo_window(args.sdo_window, consoles)
             feed_task = asyncio.create_task(_feed(settings, args, stop, window))
             status_task = asyncio.create_task(_status(consoles, stop, window))
             timer = (
@@ -168,6 +173,8 @@ def _sdo_window(window_s: float, consoles: list[Console]) -> SdoWindow:
         return consoles[0].view.incidents.get(incident_id) if consoles else None
 
     def decided(incident_id: str) -> bool:
+        if consoles and consoles[0].deciding(incident_id):
+            return True  # sent by the SDO, not yet read back
         found = record(incident_id)
         return found is not None and found.decided_by not in (None, DISPATCHER)
 
@@ -176,6 +183,24 @@ def _sdo_window(window_s: float, consoles: list[Console]) -> SdoWindow:
         return found.assigned if found is not None and decided(incident_id) else ()
 
     return SdoWindow(window_s, DISPATCHER, decided, assigned)
+
+
+def _decision_clock(window: SdoWindow, consoles: list[Console]) -> Callable[[], datetime]:
+    """The time stamped on an SDO's decision: the latest the feed has sent, or the
+    console's clock when that is later (nothing sent yet, or a user's own event).
+
+    The console reads the feed a moment after it is sent; a decision stamped with the
+    console's clock alone could sort before a simulated deployment released in that
+    moment, and lose to it though the SDO decided after it.
+    """
+
+    def clock() -> datetime:
+        seen = consoles[0].view.event_time if consoles else None
+        sent = window.last_ts
+        times = [t for t in (seen, sent) if t is not None]
+        return max(times) if times else datetime.now(UTC)
+
+    return clock
 
 
 async def _feed(

@@ -85,6 +85,11 @@ class SdoWindow:
         yield from self._release_due(everything=True)
 
     @property
+    def last_ts(self) -> datetime | None:
+        """The latest event time the window has let through (None before the first)."""
+        return self._last_ts
+
+    @property
     def holding(self) -> int:
         """Calls whose simulated deployment is held now."""
         return len(self._held)

@@ -310,6 +310,13 @@ async def _applied_by_the_worker(bootstrap: str, decided: dict[str, tuple[str, s
             assert time.monotonic() < deadline, (
                 f"the worker applied {sorted(applied)} of {sorted(decided)}; dead letters: "
                 + str([d["error"] for d in letters][:5])
+                + "; the others as the table has them: "
+                + str(
+                    {
+                        iid: {k: latest.get(iid, {}).get(k) for k in ("decision", "decided_by")}
+                        for iid in set(decided) - applied
+                    }
+                )
             )
     finally:
         await consumer.stop()

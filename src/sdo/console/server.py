@@ -348,6 +348,10 @@ class Console:
     def _feed_clock(self) -> datetime:
         return self.view.event_time or datetime.now(UTC)
 
+    def deciding(self, incident_id: str) -> bool:
+        """Whether a decision on the incident was sent to Kafka and not yet read back."""
+        return self._inflight.get(incident_id, 0.0) > time.monotonic()
+
     # -- lifecycle ---------------------------------------------------------------------
 
     @property
