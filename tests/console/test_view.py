@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,6 +11,7 @@ import pytest
 
 from sdo.console.view import ConsoleView
 from sdo.domain.geo import Areas
+from sdo.domain.state import availability_keys, availability_of
 from sdo.errors import Rejected
 from sdo.events import Decision, Deployment, Response, Status
 
@@ -16,6 +19,8 @@ from sdo.events import Decision, Deployment, Response, Status
 Events = Any
 
 NOW = datetime(2015, 12, 1, 9, 30, tzinfo=UTC)
+#: The bookkeeping fields of an officer record (event ids), which the page does not get.
+IDS = ("_event", "_seen")
 T0 = datetime(2015, 12, 1, 9, 0, tzinfo=UTC)
 
 
@@ -301,3 +306,51 @@ def test_decisions_on_closed_or_decided_incidents_are_refused(
     view.apply(ev.incident("I1", at=600, state="closed"))
     with pytest.raises(Rejected, match="is closed"):
         view.decide(accept, by="sdo2", event_id="e3", now=NOW)
+
+
+def test_availability_counts_follow_any_sequence_of_officer_changes(
+    view: ConsoleView, ev: Events, areas: Areas
+) -> None:
+    """Kept per bucket as each change comes (not counted again from its members), the
+    counts equal, after every event of a random sequence (profiles with other roles,
+    skills and NPUs; statuses; fixes anywhere in and around the area, some older), the
+    counts of the officers as they are, bucket by bucket; and each delta says the bucket's
+    new counts."""
+    rng = random.Random(7)
+    west, south, east, north = areas.bounds
+    oids = [f"o{i}" for i in range(6)]
+    roles = ["response", "neighbourhood", "investigator"]
+    skills = ["first_aid", "taser", "driver"]
+    statuses = ["available", "committed", "en_route", "off_duty"]
+    for step in range(600):
+        oid, at = rng.choice(oids), rng.uniform(0, step + 1)
+        kind = rng.random()
+        if kind < 0.15:
+            event: Any = ev.profile(
+                oid,
+                at=at,
+                role=rng.choice(roles),
+                skills=rng.sample(skills, rng.randint(0, 3)),
+                npu=rng.choice(["north", "south", "east"]),
+            )
+        elif kind < 0.4:
+            event = ev.status(oid, rng.choice(statuses), at=at)
+        else:
+            lonlat = (
+                rng.uniform(west - 0.01, east + 0.01),
+                rng.uniform(south - 0.01, north + 0.01),
+            )
+            event = ev.location(oid, lonlat, at=at)
+        deltas = view.apply(event)
+        expected: dict[str, Counter[str]] = {}
+        for officer in view.officers.values():
+            for key in availability_keys(officer):
+                expected.setdefault(key, Counter()).update(availability_of((officer,)))
+        shown = {k: c for k, c in view.availability().items() if c.get("total")}
+        assert shown == {k: dict(c) for k, c in expected.items()}, f"step {step}: {event}"
+        for d in deltas:
+            if d["type"] == "availability":
+                assert d["counts"] == dict(expected.get(d["key"], {})) or {"total": 0}
+            if d["type"] == "officer":  # what the page sees: the record but its event ids
+                full = view.officers[d["officer"]["officer_id"]].to_dict()
+                assert d["officer"] == {k: v for k, v in full.items() if not k.endswith(IDS)}

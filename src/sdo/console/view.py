@@ -93,9 +93,28 @@ _HIDDEN_OFFICER_FIELDS: Final = frozenset(
 )
 
 
+#: The fields of an officer the page sees, with their places in the record.
+_PAGE_FIELDS: Final = tuple(
+    (i, name) for i, name in enumerate(Officer._fields) if name not in _HIDDEN_OFFICER_FIELDS
+)
+
+
 def officer_json(officer: Officer) -> dict[str, Any]:
-    """An officer as the page sees it (the bookkeeping event ids left out)."""
-    return {k: v for k, v in officer.to_dict().items() if k not in _HIDDEN_OFFICER_FIELDS}
+    """An officer as the page sees it: :meth:`Officer.to_dict` without the bookkeeping
+    event ids (read off the record's places: this runs for every fix the console reads)."""
+    out: dict[str, Any] = {}
+    for i, name in _PAGE_FIELDS:
+        value = officer[i]
+        if value is None or value == ():
+            continue
+        out[name] = value.isoformat() if type(value) is datetime else value
+    return out
+
+
+def _share(officer: Officer) -> Counter[str]:
+    """What one officer adds to the counts of each availability bucket they are in
+    (:func:`availability_of` of that officer alone)."""
+    return availability_of((officer,))
 
 
 def incident_json(record: IncidentRecord) -> dict[str, Any]:
@@ -127,8 +146,8 @@ class ConsoleView:
         self.recommendations: dict[str, Recommendation] = {}
         self.alerts: dict[tuple[str, str], Alert] = {}
         self.deployments: deque[Deployment] = deque(maxlen=RECENT_DEPLOYMENTS)
-        #: bucket ("npu:X", "cluster:Y", "nbhd:Z") -> available officer ids in it
-        self._members: dict[str, set[str]] = {}
+        #: bucket ("npu:X", "cluster:Y", "nbhd:Z") -> the counts of the available
+        #: officers in it (``total``, ``role:``, ``skill:``; a bucket with none is absent)
         self._counts: dict[str, Counter[str]] = {}
         #: deployments read before their incident, waiting for it as the worker's World
         #: lets them (sdo.domain.waiting: the same bounds, so both refuse the same)
@@ -297,28 +316,33 @@ class ConsoleView:
         return deltas
 
     def _reavail(self, old: Officer | None, new: Officer) -> list[Delta]:
+        """The availability buckets an officer's change moved, counted again: kept per
+        bucket as the sum of its members' shares (:func:`_share`), so a change costs its
+        own share, not a count of every member (some thousands in a cluster)."""
         before = set(availability_keys(old)) if old is not None else set()
         after = set(availability_keys(new))
         # Buckets the officer left or joined; and, if role or skills changed, those stayed in.
         touched = before ^ after
         if old is not None and (old.role, old.skills) != (new.role, new.skills):
             touched |= before & after
-        oid = new.officer_id
-        for key in before - after:
-            members = self._members.get(key)
-            if members is not None:
-                members.discard(oid)
-        for key in after - before:
-            self._members.setdefault(key, set()).add(oid)
+        if not touched:
+            return []
+        left = _share(old) if old is not None and before else None
+        came = _share(new) if after else None
         deltas: list[Delta] = []
         for key in sorted(touched):
-            members = self._members.get(key, set())
-            counts = availability_of(self.officers[m] for m in members)
-            if counts:
-                self._counts[key] = counts
-            else:
-                self._counts.pop(key, None)
-                self._members.pop(key, None)
+            counts = self._counts.get(key)
+            if counts is None:
+                counts = self._counts[key] = Counter()
+            if left is not None and key in before:
+                counts.subtract(left)
+            if came is not None and key in after:
+                counts.update(came)
+            for name in [n for n, c in counts.items() if c <= 0]:
+                del counts[name]
+            if not counts.get("total"):
+                counts.clear()
+                del self._counts[key]
             deltas.append(
                 {"type": "availability", "key": key, "counts": dict(counts) or {"total": 0}}
             )
