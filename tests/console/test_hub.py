@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 
-from sdo.console.hub import CLOSE_TOO_SLOW, Hub, delta_key
+from sdo.console.hub import CLOSE_TOO_SLOW, MAP_BATCH, Hub, delta_key
+from tests.ws import messages
 
 #: Bound on every wait in this module (the work itself takes milliseconds).
 STEP_TIMEOUT_S = 5.0
@@ -17,7 +18,8 @@ class FakeSocket:
     """A websocket stand-in that records messages; ``gate`` blocks sends while cleared."""
 
     def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []  # (the messages of a batch, each)
+        self.frames: list[dict[str, Any]] = []
         self.closed: tuple[int, str] | None = None
         self.gate = asyncio.Event()
         self.gate.set()
@@ -26,7 +28,8 @@ class FakeSocket:
     async def send(self, message: bytes, *, text: bool | None = None) -> None:
         assert text is True
         await self.gate.wait()
-        self.sent.append(orjson.loads(message))
+        self.frames.append(orjson.loads(message))
+        self.sent.extend(messages(message))
         self.arrived.set()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -86,9 +89,59 @@ async def test_waiting_officer_positions_are_coalesced() -> None:
     task = asyncio.create_task(client.run())
     sock.gate.set()
     await _until(lambda: len(sock.sent) == 3, "three messages")
-    assert [m.get("officer", {}).get("lon") for m in sock.sent[:2]] == [49.0, -49.0]
-    assert sock.sent[2]["type"] == "deployment"
+    assert sock.sent[0]["type"] == "deployment"  # (the desk's queue goes first)
+    assert [m.get("officer", {}).get("lon") for m in sock.sent[1:]] == [49.0, -49.0]
     assert client.coalesced == 98
+    task.cancel()
+
+
+async def test_calls_and_recommendations_never_wait_behind_the_map() -> None:
+    """A client behind by more officers' positions than its desk's queue holds: nothing
+    is dropped and no snapshot is needed (one state per officer waits), and what the SDO
+    acts on (calls, recommendations, alerts, replies) is sent before any of them, in the
+    order it came; then every officer's latest position, and the availability counts."""
+    hub = Hub(queue_size=10)
+    sock = FakeSocket()
+    sock.gate.clear()
+    client = hub.register(sock, name="behind", initial=[{"type": "hello"}], resync=list)
+    for k in range(3):
+        hub.broadcast([_pos(f"o{i}", float(k)) for i in range(500)])
+        hub.broadcast([{"type": "availability", "key": "npu:north", "counts": {"total": k}}])
+    hub.broadcast([{"type": "incident", "incident": {"incident_id": "I1"}}])
+    hub.broadcast([{"type": "recommendation", "recommendation": {"incident_id": "I1"}}])
+    hub.broadcast([_pos("o7", 99.0)])
+    hub.broadcast([{"type": "alert", "alert": {"kind": "cover_gap", "subject": "c1"}}])
+    assert not client.needs_resync and len(client) == 1 + 501 + 3
+    task = asyncio.create_task(client.run())
+    sock.gate.set()
+    await _until(lambda: len(sock.sent) == 505, "every message")
+    assert [m["type"] for m in sock.sent[:4]] == ["hello", "incident", "recommendation", "alert"]
+    positions = {m["officer"]["officer_id"]: m["officer"]["lon"] for m in sock.sent[4:504]}
+    assert positions == {f"o{i}": (99.0 if i == 7 else 2.0) for i in range(500)}
+    assert sock.sent[504]["counts"] == {"total": 2}
+    assert client.resyncs == 0
+    # the map's 501 deltas came in batches of MAP_BATCH, the desk's 4 messages one by one
+    assert [len(f.get("messages", [f])) for f in sock.frames] == [1] * 4 + [MAP_BATCH] * 2 + [
+        501 - 2 * MAP_BATCH
+    ]
+    assert client.sent == 505
+    task.cancel()
+
+
+async def test_a_map_queue_longer_than_its_bound_resyncs() -> None:
+    """The map's queue is bounded too (``map_size``): past it, a snapshot."""
+    hub = Hub(queue_size=10, map_size=100)
+    sock = FakeSocket()
+    sock.gate.clear()
+    client = hub.register(
+        sock, name="far behind", initial=[], resync=lambda: [{"type": "snapshot"}]
+    )
+    hub.broadcast([_pos(f"o{i}", 1.0) for i in range(101)])
+    assert client.needs_resync and len(client) == 0
+    task = asyncio.create_task(client.run())
+    sock.gate.set()
+    await _until(lambda: sock.sent, "the snapshot")
+    assert sock.sent == [{"type": "snapshot"}]
     task.cancel()
 
 

@@ -25,6 +25,7 @@ from sdo.console.auth import Users, add_user, remove_user
 from sdo.console.server import Console
 from sdo.events import Alert
 from tests.kafka_io import produce
+from tests.ws import messages
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,7 @@ class Raw:
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
-                self.messages.append(orjson.loads(raw))
+                self.messages.extend(messages(raw))
         except ConnectionClosed:
             pass
         self.closed = (self.ws.close_code, self.ws.close_reason)

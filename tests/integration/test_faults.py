@@ -56,6 +56,7 @@ from sdo.events import (
     encode,
 )
 from sdo.grade import load_rules
+from tests.ws import messages
 
 from ..test_bad_input import CATALOGUE, Case, js, setup_events
 from ..test_bad_input import deployment as bad_deployment
@@ -780,7 +781,7 @@ async def test_broker_outage_worker_and_console_survive_and_catch_up(
 
                 async def read() -> None:
                     async for raw in ws:
-                        page.append(orjson.loads(raw))
+                        page.extend(messages(raw))
 
                 reader = asyncio.create_task(read())
                 own_broker.pause()

@@ -45,6 +45,7 @@ from websockets.exceptions import ConnectionClosed
 from sdo.broker import EmbeddedBroker
 from sdo.console.auth import add_user
 from sdo.events import OfficerLocation, OfficerProfile, OfficerStatus, encode
+from tests.ws import messages
 
 from .conftest import WorkerProcess
 from .kafka import Collector, key_of
@@ -101,16 +102,16 @@ class Reader:
     async def run(self) -> None:
         try:
             async for raw in self.ws:
-                msg = orjson.loads(raw)
-                kind = msg.get("type")
-                if kind == "officer" and "fix_ts" in msg["officer"]:
-                    self.deltas += 1
-                    self.delta_bytes += len(raw)
-                    self._fix(msg["officer"])
-                elif kind == "snapshot":
-                    for o in msg["officers"]:
-                        if "fix_ts" in o:
-                            self._fix(o)
+                for msg in messages(raw):
+                    kind = msg.get("type")
+                    if kind == "officer" and "fix_ts" in msg["officer"]:
+                        self.deltas += 1
+                        self.delta_bytes += len(orjson.dumps(msg))
+                        self._fix(msg["officer"])
+                    elif kind == "snapshot":
+                        for o in msg["officers"]:
+                            if "fix_ts" in o:
+                                self._fix(o)
         except ConnectionClosed:
             pass
         self.closed = (self.ws.close_code, self.ws.close_reason)

@@ -7,14 +7,25 @@ message once and puts it on every client's queue. Each client has its own sender
 (:meth:`Client.run`) that drains its queue onto its websocket. The feed never awaits a
 client, so a slow or stuck browser cannot slow the feed or the other clients.
 
-Queues are bounded (``queue_size`` messages). Every delta carries the full new state of
-one thing (an officer, an incident, a bucket ...), named by :func:`delta_key`, so:
+Queues are bounded. Every delta carries the full new state of one thing (an officer, an
+incident, a bucket ...), named by :func:`delta_key`, so:
 
 * a delta whose key is still waiting in the queue *replaces* the waiting one in place
   (latest state wins: a slow client gets each officer's latest position, not every fix);
-* when the queue is full anyway, the client's queued deltas are dropped and it is marked
-  for *resync*: once its sender catches up it gets a fresh snapshot instead (the picture
-  stays right, only intermediate states are skipped);
+* each client has two queues: the *map's* (officers' positions and states, availability
+  counts: thousands of keys, each fix a delta) and the *desk's* (everything else: calls,
+  recommendations, alerts, decisions, replies), sent first. A recommendation never waits
+  behind the map's backlog (at 5,000 fixes a second a client a few hundred milliseconds
+  behind has thousands of officer deltas waiting), and the map's queue, holding one
+  state per officer or bucket, may be as long as the force is large (``map_size``)
+  without dropping anything. The map lags the desk by what is queued, at most; the
+  page reads both as states, so the order between them does not matter. What waits on
+  the map's queue goes in one ``batch`` message (up to :data:`MAP_BATCH` of them, their
+  encoded forms joined: nothing is encoded again), not a websocket message each;
+* when a queue is full anyway (``queue_size`` on the desk's, ``map_size`` on the map's),
+  the client's queued deltas are dropped and it is marked for *resync*: once its sender
+  catches up it gets a fresh snapshot instead (the picture stays right, only
+  intermediate states are skipped);
 * a client whose queue has been overflowing for longer than ``slow_limit`` seconds, or
   whose socket does not take one message within ``send_timeout`` seconds, is closed with
   code 1013 ("try again later") and a reason. The page reconnects and gets a snapshot.
@@ -34,9 +45,11 @@ import orjson
 
 __all__ = [
     "CLOSE_TOO_SLOW",
+    "DEFAULT_MAP_SIZE",
     "DEFAULT_QUEUE_SIZE",
     "DEFAULT_SEND_TIMEOUT",
     "DEFAULT_SLOW_LIMIT",
+    "MAP_BATCH",
     "Client",
     "Hub",
     "HubObserver",
@@ -47,6 +60,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE: Final = 2000
+#: Bound of a client's queue of map deltas (one per officer or bucket at most).
+DEFAULT_MAP_SIZE: Final = 50_000
+#: Most map deltas sent in one ``batch`` message, and most bytes (a few hundred each).
+MAP_BATCH: Final = 200
+MAP_BATCH_BYTES: Final = 128 * 1024
+_BATCH_START: Final = b'{"type":"batch","messages":['
+#: Delta keys that go on the map's queue (see the module docstring).
+_MAP_KEYS: Final = ("officer:", "availability:")
 #: Seconds a client's queue may keep overflowing before the client is disconnected.
 DEFAULT_SLOW_LIMIT: Final = 10.0
 #: Seconds one websocket send may take before the client is disconnected.
@@ -152,15 +173,19 @@ class Client:
         clock: Callable[[], float],
         send_timeout: float,
         observer: HubObserver | None = None,  # metrics hook
+        map_size: int = DEFAULT_MAP_SIZE,
     ) -> None:
         self.sink = sink
         self._observer: HubObserver = observer or _NoObserver()  # metrics hook
         self.name = name
         self.queue_size = queue_size
+        self.map_size = map_size
         self._resync_fn = resync
         self._clock = clock
         self._send_timeout = send_timeout
+        #: the desk's queue and the map's (module docstring); waiting keyed deltas
         self._queue: deque[_Slot] = deque()
+        self._map: deque[_Slot] = deque()
         self._index: dict[str, _Slot] = {}
         self._wakeup = asyncio.Event()
         self.needs_resync = False
@@ -173,7 +198,7 @@ class Client:
         self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._map)
 
     def put(self, key: str | None, payload: bytes) -> None:
         """Queue one encoded message (never blocks)."""
@@ -188,10 +213,13 @@ class Client:
                 slot.payload = payload
                 self.coalesced += 1
                 return
-        if len(self._queue) >= self.queue_size:
+        on_map = key is not None and key.startswith(_MAP_KEYS)
+        queue = self._map if on_map else self._queue
+        if len(queue) >= (self.map_size if on_map else self.queue_size):
             self._observer.overflowed()  # metrics hook
-            self._observer.dropped(len(self._queue) + 1)  # metrics hook
+            self._observer.dropped(len(self) + 1)  # metrics hook
             self._queue.clear()
+            self._map.clear()
             self._index.clear()
             self.needs_resync = True
             if self.overflow_since is None:
@@ -199,7 +227,7 @@ class Client:
             self._wakeup.set()
             return
         slot = _Slot(key, payload)
-        self._queue.append(slot)
+        queue.append(slot)
         if key is not None:
             self._index[key] = slot
         self._wakeup.set()
@@ -210,6 +238,7 @@ class Client:
             return
         self.closed = (code, reason)
         self._queue.clear()
+        self._map.clear()
         self._index.clear()
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
@@ -238,22 +267,43 @@ class Client:
                 self.resyncs += 1
                 batch = [_Slot(None, encode(m)) for m in self._resync_fn()]
                 self._queue.extendleft(reversed(batch))
-            if not self._queue:
+            if self._queue:
+                payload, count = self._take(self._queue), 1
+            elif self._map:
+                payload, count = self._map_batch()
+            else:
                 self.overflow_since = None
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            slot = self._queue.popleft()
-            if slot.key is not None and self._index.get(slot.key) is slot:
-                del self._index[slot.key]
             try:
                 async with asyncio.timeout(self._send_timeout):
-                    await self.sink.send(slot.payload, text=True)
+                    await self.sink.send(payload, text=True)
             except TimeoutError:
                 self.closed = (CLOSE_TOO_SLOW, "client too slow: a message took too long to send")
                 self._observer.disconnected_slow()  # metrics hook
                 return
-            self.sent += 1
+            self.sent += count
+
+    def _take(self, queue: deque[_Slot]) -> bytes:
+        slot = queue.popleft()
+        if slot.key is not None and self._index.get(slot.key) is slot:
+            del self._index[slot.key]
+        return slot.payload
+
+    def _map_batch(self) -> tuple[bytes, int]:
+        """What waits on the map's queue, as one message: alone, or a ``batch`` of up to
+        :data:`MAP_BATCH` (and about :data:`MAP_BATCH_BYTES`)."""
+        queue = self._map
+        first = self._take(queue)
+        if not queue:
+            return first, 1
+        parts, size = [first], len(first)
+        while queue and len(parts) < MAP_BATCH and size < MAP_BATCH_BYTES:
+            payload = self._take(queue)
+            parts.append(payload)
+            size += len(payload)
+        return _BATCH_START + b",".join(parts) + b"]}", len(parts)
 
 
 class Hub:
@@ -263,6 +313,7 @@ class Hub:
         self,
         *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        map_size: int = DEFAULT_MAP_SIZE,
         slow_limit: float = DEFAULT_SLOW_LIMIT,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
@@ -271,6 +322,7 @@ class Hub:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self.queue_size = queue_size
+        self.map_size = map_size
         self.slow_limit = slow_limit
         self.send_timeout = send_timeout
         self._clock = clock
@@ -294,6 +346,7 @@ class Hub:
             sink,
             name=name,
             queue_size=self.queue_size,
+            map_size=self.map_size,
             resync=resync,
             clock=self._clock,
             send_timeout=self.send_timeout,

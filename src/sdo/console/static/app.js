@@ -118,6 +118,9 @@ function request(msg, what, incidentId, extra = {}) {
 
 function handle(msg) {
   switch (msg.type) {
+    case "batch": // officers' and availability deltas, sent together (docs/console-protocol.md)
+      for (const m of msg.messages) handle(m);
+      return;
     case "hello":
       state.hello = msg;
       state.connected = true;
