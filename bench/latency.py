@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import statistics
 import sys
 import time
 from datetime import UTC, datetime
@@ -73,8 +74,24 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     at_kafka: dict[str, float] = {}
     stop = asyncio.Event()
 
+    resyncs = 0
+    #: from the console's status messages (every few seconds): how far its clock (the
+    #: latest event time it applied) is behind its wall clock, ms; the fixes are
+    #: stamped with the time they are sent, so this is how far its feed is behind
+    feed_behind_ms: list[float] = []
+
     async def read_ws() -> None:
+        nonlocal resyncs
         async for raw in ws:
+            if raw.startswith('{"type":"snapshot"'):
+                resyncs += 1  # the console's queue for this client overflowed
+            if raw.startswith('{"type":"status"') and sent:
+                status = orjson.loads(raw)
+                if status.get("event_time") and status.get("server_time"):
+                    behind = datetime.fromisoformat(status["server_time"]) - datetime.fromisoformat(
+                        status["event_time"]
+                    )
+                    feed_behind_ms.append(behind.total_seconds() * 1000)
             if raw.startswith('{"type":"recommendation"'):
                 now = time.monotonic()
                 iid = orjson.loads(raw)["recommendation"]["incident_id"]
@@ -135,6 +152,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     procs = {"worker": worker, "console": console}
     cpu0 = {name: common.cpu_seconds(p.pid) for name, p in procs.items()}
     broker_cpu0 = common.cpu_seconds(stack.broker.pid)  # Tansu's own process
+    bench_cpu0 = time.process_time()  # this process: load generator and both readers
     log(f"load: {args.fix_rate} fixes/s; {args.incidents} incidents at {args.incident_rate}/s")
     started = time.monotonic()
     # a warm-up second of background fixes before the first incident
@@ -147,6 +165,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     elapsed = time.monotonic() - started
     cpu = {n: round(common.cpu_seconds(p.pid) - cpu0[n], 1) for n, p in procs.items()}
     cpu["broker"] = round(common.cpu_seconds(stack.broker.pid) - broker_cpu0, 1)
+    cpu["bench"] = round(time.process_time() - bench_cpu0, 1)
     stop.set()
     rss = {"worker_mb": common.rss_mb(worker.pid), "console_mb": common.rss_mb(console.pid)}
     for t in tasks:
@@ -174,7 +193,19 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         "fix_rate_target_per_s": args.fix_rate,
         "fix_rate_achieved_per_s": round(fixes_sent / elapsed, 1),
         "incident_rate_per_s": args.incident_rate,
-        "websocket": {**ws_stats, "missing": len(sent) - len(ws_ms), **trend},
+        "websocket": {
+            **ws_stats,
+            "missing": len(sent) - len(ws_ms),
+            **trend,
+            # snapshots sent to this client after it fell behind (a recommendation that
+            # came in one is counted missing: only recommendation messages are timed)
+            "resyncs": resyncs,
+        },
+        "console_feed_behind_ms": {
+            "samples": len(feed_behind_ms),
+            "median": round(statistics.median(feed_behind_ms), 1) if feed_behind_ms else None,
+            "last": round(feed_behind_ms[-1], 1) if feed_behind_ms else None,
+        },
         "kafka": {**common.percentiles(kafka_ms), "missing": len(sent) - len(kafka_ms)},
         "phase_s": round(elapsed, 1),
         "cpu_s_during_phase": cpu,
