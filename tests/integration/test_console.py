@@ -272,8 +272,10 @@ async def test_sdo_accept_publishes_a_deployment_and_viewer_is_refused(
         await page.recv_until(
             # (the officer may come after the recommendation: the map's deltas wait for
             # the desk's, sdo.console.hub)
-            lambda p: p.recommendations.get("I1", {}).get("recommendation_id") == "R1"
-            and "o1" in p.officers,
+            lambda p: (
+                p.recommendations.get("I1", {}).get("recommendation_id") == "R1"
+                and "o1" in p.officers
+            ),
             FEED_TIMEOUT_S,
             "the recommendation",
         )
