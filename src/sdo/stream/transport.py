@@ -268,31 +268,25 @@ def install_consumer(
             return committed
 
         def _new_offset(self, tp: Any) -> int | None:
-            if position is not None and topics is not None and tp.topic in topics:
-                return self._applied_offset(tp)
-            offset: int | None = super()._new_offset(tp)
+            # a batch's records are not acknowledged: position says what was applied
+            applied = position is not None and topics is not None and tp.topic in topics
+            offset: int | None = (
+                position(tp) if position is not None and applied else super()._new_offset(tp)
+            )
             limit = hold(tp) if hold is not None else None
-            if offset is None or limit is None or limit >= offset:
-                return offset
-            # Faust took [first acked .. offset) off its acked list: give back the part
-            # past the hold, so that it is committed once its effect is durable.
-            back = range(limit, offset)
-            acked = self._acked[tp]
-            acked[:0] = back
-            self._acked_index[tp].update(back)
-            committed = self._committed_offset[tp]
-            return limit if committed is None or limit > committed else None
-
-        def _applied_offset(self, tp: Any) -> int | None:
-            assert position is not None
-            offset = position(tp)
-            limit = hold(tp) if hold is not None else None
-            if offset is None:
-                return None
-            if limit is not None and limit < offset:
+            if offset is not None and limit is not None and limit < offset:
+                if not applied:
+                    # Faust took [first acked .. offset) off its acked list: give back the
+                    # part past the hold, so that it is committed once its effect is durable.
+                    back = range(limit, offset)
+                    acked = self._acked[tp]
+                    acked[:0] = back
+                    self._acked_index[tp].update(back)
                 offset = limit
             committed = self._committed_offset[tp]
-            return offset if committed is None or offset > committed else None
+            if offset is None or (committed is not None and offset <= committed):
+                return None
+            return offset
 
     app.transport.Consumer = SdoConsumer  # type: ignore[misc]  # this app's transport only
 
