@@ -654,7 +654,7 @@ EXPECT: Final = {
 
 def handle(runtime: Any, topic: str, key: bytes | None, value: bytes | None) -> None:
     # (as the worker's input loop gives a record: its partition, offset, key and value)
-    asyncio.run(runtime.handle_record(("in", 0), 0, key, value, EXPECT[topic], f"sdo.{topic}"))
+    asyncio.run(runtime.handle_record((f"sdo.{topic}", 0), 0, key, value, EXPECT[topic]))
     runtime.flush()  # what the consumer does before each commit: officer records to the table
 
 

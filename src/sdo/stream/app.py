@@ -208,7 +208,7 @@ class Runtime:
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: officer records sent and not yet known to be written (delivery futures)
     _sending: list[asyncio.Future[Any]] = field(default_factory=list)
-    #: officer id -> (changelog partition, key as written): see _write_officers
+    #: officer id -> (changelog partition, key as written): see _send
     _officer_keys: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     #: held while a batch of input is applied (take()), and by whatever must not run in
     #: the middle of one: a commit (its flush and offsets), a hand-over of partitions
@@ -310,7 +310,6 @@ class Runtime:
         key: bytes | None,
         raw: bytes | None,
         expect: str,
-        topic: str | None = None,
     ) -> None:
         """Admit one input record, apply it to the World, write and publish what changed.
 
@@ -322,8 +321,7 @@ class Runtime:
         """
         started = time.monotonic()
         self.handled_at = started
-        if topic is None:
-            topic = tp[0]  # (a TP: topic, partition)
+        topic = tp[0]  # (a TP: topic, partition)
         self.positions[tp] = offset  # dead letters included
         metrics = self.metrics
         if metrics is not None:
