@@ -51,7 +51,8 @@ from sdo.domain.state import (
     apply_profile,
     apply_status,
     availability_keys,
-    availability_of,
+    count_officer,
+    counted_as,
     deployment_statuses,
 )
 from sdo.domain.waiting import Waiting
@@ -109,12 +110,6 @@ def officer_json(officer: Officer) -> dict[str, Any]:
             continue
         out[name] = value.isoformat() if type(value) is datetime else value
     return out
-
-
-def _share(officer: Officer) -> Counter[str]:
-    """What one officer adds to the counts of each availability bucket they are in
-    (:func:`availability_of` of that officer alone)."""
-    return availability_of((officer,))
 
 
 def incident_json(record: IncidentRecord) -> dict[str, Any]:
@@ -316,32 +311,24 @@ class ConsoleView:
         return deltas
 
     def _reavail(self, old: Officer | None, new: Officer) -> list[Delta]:
-        """The availability buckets an officer's change moved, counted again: kept per
-        bucket as the sum of its members' shares (:func:`_share`), so a change costs its
-        own share, not a count of every member (some thousands in a cluster)."""
+        """The availability buckets an officer's change moved, counted again: kept as
+        officers come and go (:func:`count_officer`, as the World keeps its own), so a
+        change costs its own counts, not a count of every member (some thousands in a
+        cluster)."""
         before = set(availability_keys(old)) if old is not None else set()
         after = set(availability_keys(new))
         # Buckets the officer left or joined; and, if role or skills changed, those stayed in.
         touched = before ^ after
         if old is not None and (old.role, old.skills) != (new.role, new.skills):
             touched |= before & after
-        if not touched:
-            return []
-        left = _share(old) if old is not None and before else None
-        came = _share(new) if after else None
         deltas: list[Delta] = []
         for key in sorted(touched):
-            counts = self._counts.get(key)
-            if counts is None:
-                counts = self._counts[key] = Counter()
-            if left is not None and key in before:
-                counts.subtract(left)
-            if came is not None and key in after:
-                counts.update(came)
-            for name in [n for n, c in counts.items() if c <= 0]:
-                del counts[name]
-            if not counts.get("total"):
-                counts.clear()
+            if old is not None and key in before:
+                count_officer(self._counts, key, counted_as(old), -1)
+            if key in after:
+                count_officer(self._counts, key, counted_as(new), +1)
+            counts = self._counts[key]
+            if not counts:
                 del self._counts[key]
             deltas.append(
                 {"type": "availability", "key": key, "counts": dict(counts) or {"total": 0}}

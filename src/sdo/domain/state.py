@@ -515,6 +515,32 @@ def availability_keys(officer: Officer) -> tuple[str, ...]:
     return ()
 
 
+def counted_as(officer: Officer) -> tuple[str, ...]:
+    """The counts an officer adds to in an availability bucket (see :func:`availability_of`):
+    ``total``, their role, each of their skills."""
+    role = () if officer.role is None else (f"role:{officer.role.value}",)
+    return ("total", *role, *[f"skill:{skill}" for skill in officer.skills])
+
+
+def count_officer(
+    buckets: dict[str, Counter[str]], key: str, names: tuple[str, ...], sign: int
+) -> Counter[str]:
+    """Count an officer (``names``: :func:`counted_as`) in (``sign`` +1) or out (-1) of a
+    bucket's counts, kept as the officers come and go; a count at zero is dropped (the
+    bucket's counter may be left empty). Returns the bucket's counts."""
+    counts = buckets.get(key)
+    if counts is None:  # (not setdefault: that builds a Counter at every call)
+        counts = buckets[key] = Counter()
+    for name in names:
+        counts[name] += sign
+    if sign < 0:
+        # only what was just counted down can reach zero (no count is kept at zero)
+        for name in names:
+            if name in counts and counts[name] <= 0:
+                del counts[name]
+    return counts
+
+
 def availability_of(officers: Iterable[Officer]) -> Counter[str]:
     """Counts for one bucket: ``total``, ``role:<role>``, ``skill:<skill>``."""
     counts: Counter[str] = Counter()

@@ -54,6 +54,8 @@ from sdo.domain.state import (
     apply_profile,
     apply_status,
     availability_keys,
+    count_officer,
+    counted_as,
     deployment_statuses,
     merge_officer,
     moved,
@@ -794,12 +796,12 @@ class World:
             return
         if old_keys:
             assert old is not None
-            names = _counted_as(old)
+            names = counted_as(old)
             for key in old_keys:
                 self._buckets[key].discard(oid)
                 self._count(key, names, -1, effects)
         if new_keys:
-            names = _counted_as(new)
+            names = counted_as(new)
             for key in new_keys:
                 self._buckets.setdefault(key, set()).add(oid)
                 self._count(key, names, +1, effects)
@@ -810,17 +812,8 @@ class World:
                 self._check_cover(key.removeprefix("cluster:"), effects)
 
     def _count(self, key: str, names: tuple[str, ...], sign: int, effects: Effects | None) -> None:
-        """Count an officer (``names``: see :func:`_counted_as`) in or out of a bucket."""
-        counts = self._counts.get(key)
-        if counts is None:  # (not setdefault: that builds a Counter at every call)
-            counts = self._counts[key] = Counter()
-        for name in names:
-            counts[name] += sign
-        if sign < 0:
-            # only what was just counted down can reach zero (no count is kept at zero)
-            for name in names:
-                if name in counts and counts[name] <= 0:
-                    del counts[name]
+        """Count an officer (``names``: see :func:`counted_as`) in or out of a bucket."""
+        counts = count_officer(self._counts, key, names, sign)
         if effects is not None:
             effects.availability[key] = dict(counts)
 
@@ -1489,13 +1482,6 @@ def _allocation_relevant(old: Officer | None, new: Officer) -> bool:
         new.shift_end,
     )
     return duty or located or profile
-
-
-def _counted_as(officer: Officer) -> tuple[str, ...]:
-    """The counts an officer adds to in an availability bucket (see ``availability_of``):
-    ``total``, their role, each of their skills."""
-    role = () if officer.role is None else (f"role:{officer.role.value}",)
-    return ("total", *role, *[f"skill:{skill}" for skill in officer.skills])
 
 
 def _same(a: Recommendation, b: Recommendation) -> bool:
