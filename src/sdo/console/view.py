@@ -94,22 +94,9 @@ _HIDDEN_OFFICER_FIELDS: Final = frozenset(
 )
 
 
-#: The fields of an officer the page sees, with their places in the record.
-_PAGE_FIELDS: Final = tuple(
-    (i, name) for i, name in enumerate(Officer._fields) if name not in _HIDDEN_OFFICER_FIELDS
-)
-
-
 def officer_json(officer: Officer) -> dict[str, Any]:
-    """An officer as the page sees it: :meth:`Officer.to_dict` without the bookkeeping
-    event ids (read off the record's places: this runs for every fix the console reads)."""
-    out: dict[str, Any] = {}
-    for i, name in _PAGE_FIELDS:
-        value = officer[i]
-        if value is None or value == ():
-            continue
-        out[name] = value.isoformat() if type(value) is datetime else value
-    return out
+    """An officer as the page sees it (the bookkeeping event ids left out)."""
+    return officer.to_dict(_HIDDEN_OFFICER_FIELDS)
 
 
 def incident_json(record: IncidentRecord) -> dict[str, Any]:

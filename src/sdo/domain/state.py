@@ -115,10 +115,13 @@ class Officer(NamedTuple):
     def has_fix(self) -> bool:
         return self.lat is not None and self.lon is not None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data, for table storage."""
+    def to_dict(self, leave_out: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Plain JSON-ready data, for table storage (``leave_out``: fields not wanted:
+        the console's page does without the event ids)."""
         out: dict[str, Any] = {}
         for name in _OFFICER_FIELDS:
+            if name in leave_out:
+                continue
             value = getattr(self, name)
             if value is None or value == ():
                 continue
