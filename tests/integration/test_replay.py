@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ from sdo.areas import load_areas
 from sdo.broker import EmbeddedBroker
 from sdo.cli import main
 from sdo.config import Settings, Topics
-from sdo.evaluation.replay import key_of, replay_events
+from sdo.evaluation.replay import _start_producer, feed, key_of, replay_events
 from sdo.evaluation.simulate import simulate
-from sdo.events import OfficerStatus, Status, decode, encode
+from sdo.events import Incident, OfficerLocation, OfficerStatus, Status, decode, encode
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +100,83 @@ def test_replay_publishes_every_valid_event_in_key_order(
     for event in expected:
         want[(topics.for_type(event.type), key_of(event))].append(event.event_id)
     assert order == want
+
+
+async def _requests_per_record(settings: Settings, events: list[Any]) -> tuple[list[int], int]:
+    """Feed ``events`` through the producer ``sdo replay`` makes, and say which produce
+    request carried each (1, 2, …, in the order the requests went), and how many went. The
+    sender's request method is wrapped to read the batches it is given; they are sent
+    unchanged."""
+    producer = await _start_producer(settings)
+    sender = producer._sender
+    send_request = sender._send_produce_req
+    request_of: dict[int, int] = {}
+    requests = 0
+
+    def counted(node_id: Any, batches: dict[Any, Any]) -> Any:
+        nonlocal requests
+        requests += 1
+        for batch in batches.values():
+            for future, _ in batch._msg_futures:
+                request_of[id(future)] = requests
+        return send_request(node_id, batches)
+
+    sender._send_produce_req = counted
+    futures: list[Any] = []
+    send = producer.send
+
+    async def kept(*args: Any, **kwargs: Any) -> Any:
+        future = await send(*args, **kwargs)
+        futures.append(future)
+        return future
+
+    producer.send = kept
+    try:
+        await feed(events, producer, settings.topics, speed=None)
+    finally:
+        await producer.stop()
+    return [request_of[id(f)] for f in futures], requests
+
+
+def _busy_log() -> list[Any]:
+    """Rare incidents among many fixes, more than one request's worth."""
+    areas = load_areas(Settings().areas_path)
+    return list(simulate(areas, seed=4, hours=1, officers=120, start=START))
+
+
+def _large_updates_of_one_call() -> list[Any]:
+    """Updates of one call with long summaries (one partition, over a megabyte) taking
+    turns with fixes (another partition): more than one batch of that partition's."""
+    events = _busy_log()
+    call = next(e for e in events if isinstance(e, Incident))
+    fixes = [e for e in events if isinstance(e, OfficerLocation)][:600]
+    out: list[Any] = []
+    for n, fix in enumerate(fixes):
+        update = call.model_copy(
+            update={"event_id": f"big-{n}", "ts": fix.ts, "summary": "x" * 1900}
+        )
+        out += [update, fix]
+    return out
+
+
+@pytest.mark.parametrize("make", [_busy_log, _large_updates_of_one_call])
+def test_replay_writes_no_record_before_one_sent_ahead_of_it(
+    broker: EmbeddedBroker, topic_prefix: str, make: Callable[[], list[Any]]
+) -> None:
+    """Across partitions too: no event goes to the broker in an earlier request than an
+    event before it in the log. A worker orders its input across partitions by what each
+    has answered (sdo.order); an incident written a request after the fixes that followed
+    it would be applied after them."""
+    events = make()
+    settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
+    request_of, requests = asyncio.run(_requests_per_record(settings, events))
+    assert len(request_of) == len(events)
+    assert requests > 2, f"{len(events)} events went in {requests} requests"
+    behind = [n for n in range(1, len(events)) if request_of[n] < request_of[n - 1]]
+    assert not behind, (
+        f"{len(behind)} events went a request before the event ahead of them, e.g. "
+        f"{[(events[n - 1].type, events[n].type) for n in behind[:5]]}"
+    )
 
 
 def test_replay_paces_by_speed(broker: EmbeddedBroker, topic_prefix: str) -> None:

@@ -14,6 +14,19 @@ sent. The embedded broker supports neither idempotence nor several in-flight req
 nothing else is needed — and nothing here reorders: events are sent one by one in log
 order, and the futures are awaited in batches so a failure surfaces promptly.
 
+Order across partitions: a consumer that applies records in one order across partitions
+(:mod:`sdo.order`) releases a record once every other partition has answered a fetch
+with nothing older, so it relies on no record reaching the broker before one sent ahead
+of it. aiokafka does not promise that: each request takes every partition's first batch
+that is full or has lingered ``linger_ms``, so a partition whose batch was opened last
+(an incident among thousands of fixes) went a request later than fixes sent after it,
+and a worker reading the replay could apply those fixes first (measured on the busy log
+of ``tests/integration/test_backlog.py``: 26–38 such steps in 43,446 records). So the
+producer does not linger: every request takes every partition's pending batch, and a
+send to a partition whose batch is full waits until a request has taken it (aiokafka
+keeps one open batch per partition). Each request then holds only records sent after
+all of the previous request's.
+
 Pacing: with ``speed`` X, the gap between two events' ``ts`` becomes gap / X of real time
 (measured on the loop's monotonic clock from the first event); ``speed=None`` sends as
 fast as the broker takes it. The wall clock never influences *what* is sent.
@@ -259,9 +272,11 @@ async def feed(
 ) -> ReplayStats:
     """Send ``events`` (models) through a started aiokafka ``producer``, in order.
 
-    Paced by ``speed`` (see the module docstring). Returns when the events run out or
-    ``stop`` is set, with every sent event acknowledged. ``progress(stats)`` is called at
-    most every :data:`sdo.progress.REFRESH_S`.
+    The producer is made as :func:`_start_producer` makes it (no linger): then records
+    reach the broker in the order sent, across partitions too (module docstring). Paced
+    by ``speed``. Returns when the events run out or ``stop`` is set, with every sent
+    event acknowledged. ``progress(stats)`` is called at most every
+    :data:`sdo.progress.REFRESH_S`.
     """
     stats = stats if stats is not None else ReplayStats()
     loop = asyncio.get_running_loop()
@@ -337,7 +352,7 @@ async def _start_producer(settings: Settings) -> Any:
     producer = AIOKafkaProducer(
         **settings.client_options(),
         acks=1,
-        linger_ms=5,
+        linger_ms=0,  # every request takes every pending batch (module docstring)
         max_batch_size=512 * 1024,
         request_timeout_ms=int(CONNECT_TIMEOUT_S * 1000),
     )
