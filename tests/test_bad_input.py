@@ -541,12 +541,14 @@ CATALOGUE: Final[list[Case]] = [
         stateful=True,
         contract=False,
     ),
+    # Late but valid too: it waits for the officer (another worker's, not yet in the
+    # table; see test_a_deployment_naming_an_officer_who_never_appears_...)
     Case(
         "deployment_unknown_officer",
         "deployment",
         _const(js(deployment(OPEN, officers=("nobody",)))),
-        "dead",
-        "unknown officer",
+        "ignored",
+        "waiting_for_officer",
         key=OPEN.encode(),
         stateful=True,
         contract=False,
@@ -934,6 +936,51 @@ def test_a_deployment_for_an_incident_that_never_comes_is_dead_lettered_after_wa
     assert key == b"I-nowhere" and letter["source_topic"] == "sdo.deployment"
     assert letter["error"].startswith("deployment for unknown incident I-nowhere (waited")
     assert orjson.loads(letter["raw"])["event_id"] == "bad-d"
+
+
+def test_a_deployment_naming_an_officer_who_never_appears_is_dead_lettered_after_waiting(
+    areas: Areas, rules: Rules
+) -> None:
+    """A deployment naming an officer not known waits (no dead letter, no commit past
+    it); once event time is the waiting bound past it, it is dead-lettered with the
+    reason, keyed by its incident, and the incident still awaits a decision."""
+    from sdo.domain.waiting import WAIT  # noqa: PLC0415
+
+    runtime = make_runtime(areas, rules)
+    for topic, key, event in setup_events():
+        handle(runtime, topic, key, js(event))
+    handle(runtime, "deployment", OPEN.encode(), js(deployment(OPEN, officers=("nobody",))))
+    assert runtime.outputs["deadletter"].sent == []
+    assert "bad-d" in runtime.waiting, "held: no commit past it"
+    later = location("next-9", eid="later-l", ts=at(100 + WAIT.total_seconds()))
+    handle(runtime, "location", b"next-9", js(later))
+    ((key, value),) = runtime.outputs["deadletter"].sent
+    letter = orjson.loads(value)
+    assert key == OPEN.encode() and letter["source_topic"] == "sdo.deployment"
+    assert letter["error"].startswith("deployment names unknown officer nobody (waited")
+    assert runtime.world.incidents[OPEN].awaiting_deployment
+
+
+def test_a_deployment_naming_an_officer_not_known_yet_is_applied_when_they_are(
+    areas: Areas, rules: Rules
+) -> None:
+    """The officer's first event (here their profile, as another worker's record merged
+    from the table would be) applies the deployment that waited for them: the incident
+    is resourced with both officers, and both are en route."""
+    runtime = make_runtime(areas, rules)
+    for topic, key, event in setup_events():
+        handle(runtime, topic, key, js(event))
+    two = deployment(OPEN, officers=(VICTIM, "late"), t=110)
+    handle(runtime, "deployment", OPEN.encode(), js(two))
+    assert not runtime.world.incidents[OPEN].assigned
+    handle(runtime, "profile", b"late", js(profile("late", eid="late-p", t=120)))
+    record = runtime.world.incidents[OPEN]
+    assert record.assigned == (VICTIM, "late") and record.decision_event == "bad-d"
+    statuses = {oid: runtime.world.officers[oid].status.value for oid in (VICTIM, "late")}
+    assert statuses == {VICTIM: "en_route", "late": "en_route"}
+    assert runtime.outputs["deadletter"].sent == []
+    runtime.flush()
+    assert "bad-d" not in runtime.waiting, "applied: the commit may pass it"
 
 
 def test_outputs_carry_the_worlds_clock_as_record_time_and_alerts_their_identity_as_key(

@@ -13,7 +13,15 @@ Anything else that escapes is a bug in sdo and should surface loudly.
 
 from __future__ import annotations
 
-__all__ = ["BadInput", "BrokerError", "ConfigError", "InvalidEvent", "Rejected", "SdoError"]
+__all__ = [
+    "BadInput",
+    "BrokerError",
+    "ConfigError",
+    "InvalidEvent",
+    "Rejected",
+    "SdoError",
+    "UnknownOfficers",
+]
 
 
 class SdoError(Exception):
@@ -35,6 +43,14 @@ class InvalidEvent(BadInput):
 
 class Rejected(BadInput):
     """A valid event that cannot be applied to the current state."""
+
+
+class UnknownOfficers(Rejected):
+    """A deployment names officers not known (yet): ``officer_ids``, in its order."""
+
+    def __init__(self, reason: str, officer_ids: tuple[str, ...]) -> None:
+        super().__init__(reason)
+        self.officer_ids = officer_ids
 
 
 class ConfigError(BadInput):

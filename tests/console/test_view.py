@@ -173,6 +173,25 @@ def test_deployment_read_before_its_incident_is_applied_when_it_arrives(
     assert view.incidents["I1"].state.value == "resourced"
 
 
+def test_deployment_read_before_an_officer_it_names_is_applied_when_they_arrive(
+    view: ConsoleView, ev: Events
+) -> None:
+    """As the worker does (sdo.domain.waiting): it waits for the officer, is recorded
+    when it applies, and sends both officers en route."""
+    _on_duty(view, ev, "o1")
+    view.apply(ev.incident("I1"))
+    assert view.apply(_deployment("I1", ("o1", "o2"))) == []
+    assert view.incidents["I1"].state.value == "open"
+    assert view.ignored["deployment_before_officer"] == 1
+    deltas = view.apply(ev.profile("o2"))
+    assert _types(deltas)[:3] == ["officer", "deployment", "incident"]
+    assert view.incidents["I1"].assigned == ("o1", "o2")
+    assert {o: view.officers[o].status for o in ("o1", "o2")} == dict.fromkeys(
+        ("o1", "o2"), Status.EN_ROUTE
+    )
+    assert [d.event_id for d in view.deployments] == ["d1"]
+
+
 def _ready(view: ConsoleView, ev: Events) -> str:
     _on_duty(view, ev, "o1")
     _on_duty(view, ev, "o2")

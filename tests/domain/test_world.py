@@ -538,6 +538,55 @@ def test_a_deployment_waits_for_its_incident_ten_minutes_of_event_time(force: An
         f.apply(ev.deployment("later", ["a"], ts=ev.at(20), event_id="one-too-many"))
 
 
+def test_a_deployment_naming_officers_not_known_yet_waits_for_each_and_applies(
+    force: Any, ev: Any
+) -> None:
+    """With several workers an officer of another's partitions is known once that worker
+    wrote them to the table: a deployment naming them waits (nothing changes, nothing is
+    refused), waits again for the next officer not known, and applies when the last is
+    known, whether by an event of this World or by a record merged from the table."""
+    f = force()
+    f.officer("a", f.place("N06"))
+    f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency"))
+    waiting = f.apply(ev.deployment("i1", ["a", "x", "y"], ts=ev.at(2)))
+    assert waiting.ignored == "waiting_for_officer" and waiting.refused == []
+    assert waiting.officers == [] and waiting.incidents == []
+    assert f.world.incidents["i1"].decision is None
+    came = f.apply(ev.profile("x", ts=ev.at(3)))
+    assert came.ignored is None and came.refused == [] and came.incidents == []
+    assert f.world.incidents["i1"].decision is None, "y is not known yet"
+    other = World(f.areas, f.world.rules)
+    other.apply(ev.profile("y", ts=ev.at(4)))
+    merged = f.world.merge_officer(other.officers["y"])
+    record = f.world.incidents["i1"]
+    assert record.state.value == "resourced" and record.assigned == ("a", "x", "y")
+    assert [r.incident_id for r in merged.incidents] == ["i1"] and merged.refused == []
+    assert {o: f.world.officers[o].status.value for o in "axy"} == dict.fromkeys("axy", "en_route")
+    assert f.world.waiting_ids() == set()
+
+
+def test_a_deployment_waits_for_an_officer_ten_minutes_of_event_time(force: Any, ev: Any) -> None:
+    """One naming an officer who never appears is refused once event time is WAIT past its
+    ts (from its own ts, however many officers it waited for), and the incident still
+    awaits a decision."""
+    from sdo.domain.waiting import WAIT  # noqa: PLC0415
+
+    f = force()
+    f.officer("a", f.place("N06"))
+    f.apply(ev.incident("i1", *f.place("N06"), ts=ev.at(1), graded_as="emergency"))
+    f.apply(ev.deployment("i1", ["x", "ghost"], ts=ev.at(2)))
+    f.apply(ev.profile("x", ts=ev.at(5)))
+    wait_min = WAIT.total_seconds() / 60
+    assert f.advance(ev.at(2 + wait_min - 0.01)).refused == []
+    refused = f.advance(ev.at(2 + wait_min)).refused
+    assert [(d.incident_id, why) for d, why in refused] == [
+        ("i1", f"deployment names unknown officer ghost (waited {wait_min:.0f} min of event "
+         "time for them)")
+    ]  # fmt: skip
+    assert f.world.incidents["i1"].awaiting_deployment
+    assert f.world.officers["x"].status.value == "off_duty", "not sent: still as profiled"
+
+
 # -- availability --------------------------------------------------------------------------
 
 

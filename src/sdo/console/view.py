@@ -56,7 +56,7 @@ from sdo.domain.state import (
     deployment_statuses,
 )
 from sdo.domain.waiting import Waiting
-from sdo.errors import Rejected
+from sdo.errors import Rejected, UnknownOfficers
 from sdo.events import (
     Alert,
     AlertAck,
@@ -196,7 +196,7 @@ class ConsoleView:
             due = self._waiting.next_due()
             if due is not None and due <= ts:
                 # refused by the worker too, once its clock passes the same bound
-                self.ignored["deployment_for_unknown_incident"] += len(self._waiting.expire(ts))
+                self.ignored["deployment_refused_after_waiting"] += len(self._waiting.expire(ts))
         match event:
             case OfficerLocation():
                 officer = self.officers.get(event.officer_id)
@@ -295,6 +295,12 @@ class ConsoleView:
         self.officers[new.officer_id] = new
         deltas: list[Delta] = [{"type": "officer", "officer": officer_json(new)}]
         deltas.extend(self._reavail(old, new))
+        if old is None:
+            for held in self._waiting.arrived(self.officers):
+                applied = self._deployment(held)
+                if applied:
+                    self._record(held)  # (what fold() does for the deployment that waited)
+                deltas.extend(applied)
         return deltas
 
     def _reavail(self, old: Officer | None, new: Officer) -> list[Delta]:
@@ -351,6 +357,9 @@ class ConsoleView:
             return []
         try:
             change = apply_deployment(record, event, self.officers)
+        except UnknownOfficers as exc:
+            self._hold(event, exc.officer_ids[0])
+            return []
         except Rejected:
             self.ignored["rejected_deployment"] += 1
             return []
@@ -369,11 +378,15 @@ class ConsoleView:
             deltas.extend(self._officer(apply_status(self.officers.get(status.officer_id), status)))
         return deltas
 
-    def _hold(self, event: Deployment) -> None:
-        if self._waiting.hold(event) is not None:
-            self.ignored["deployment_for_unknown_incident"] += 1
+    def _hold(self, event: Deployment, officer: str | None = None) -> None:
+        """Hold a deployment for its incident, or for an officer it names, as the World
+        does (sdo.domain.waiting)."""
+        if self._waiting.hold(event, officer) is not None:
+            self.ignored["deployment_refused_waiting"] += 1
             return
-        self.ignored["deployment_before_incident"] += 1
+        self.ignored[
+            "deployment_before_incident" if officer is None else "deployment_before_officer"
+        ] += 1
 
     def _recommendation(self, event: Recommendation) -> list[Delta]:
         record = self.incidents.get(event.incident_id)

@@ -36,7 +36,7 @@ from typing import Any, Final, Generic, NamedTuple, TypeVar
 from mypy_extensions import mypyc_attr
 
 from sdo.domain.geo import Areas, Placement
-from sdo.errors import Rejected
+from sdo.errors import Rejected, UnknownOfficers
 from sdo.events import (
     Decision,
     Deployment,
@@ -585,7 +585,8 @@ def apply_deployment(
 ) -> Change[IncidentRecord | None]:
     """Record an SDO decision on an incident.
 
-    Raises :class:`Rejected` for an unknown or closed incident, or unknown officers.
+    Raises :class:`Rejected` for an unknown or closed incident, :class:`UnknownOfficers`
+    (a Rejected) for officers not known.
     An accepted or overridden deployment makes the incident ``resourced``.
     """
     if record is None:
@@ -596,9 +597,11 @@ def apply_deployment(
         return Change.ignore(record, why)
     if record.incident.state is IncidentState.CLOSED:
         raise Rejected(f"incident {event.incident_id} is closed")
-    unknown = [oid for oid in event.officer_ids if oid not in officers]
+    unknown = tuple(oid for oid in event.officer_ids if oid not in officers)
     if unknown:
-        raise Rejected(f"deployment names unknown officer(s): {', '.join(unknown[:5])}")
+        raise UnknownOfficers(
+            f"deployment names unknown officer(s): {', '.join(unknown[:5])}", unknown
+        )
     if event.decision is Decision.DECLINED:
         incident = record.incident
         assigned: tuple[str, ...] = ()

@@ -62,7 +62,7 @@ from sdo.domain.state import (
     placed,
 )
 from sdo.domain.waiting import Waiting
-from sdo.errors import Rejected
+from sdo.errors import Rejected, UnknownOfficers
 from sdo.events import (
     Alert,
     Deployment,
@@ -317,6 +317,8 @@ class World:
         self.advance(ts, effects)
         self._officer_changed(old, new, effects)
         self._react_to_officer(old, new, ts, effects)
+        if old is None:
+            self._release_waiting(effects)
         return effects
 
     def restore_incident(
@@ -479,10 +481,29 @@ class World:
         return effects
 
     def _expire_waiting(self, effects: Effects) -> None:
-        """Refuse the deployments that waited long enough for their incident."""
+        """Apply the deployments whose officers are known now; refuse those that waited
+        long enough for their incident or officer."""
+        self._release_waiting(effects)
         due = self._waiting.next_due()
         if due is not None and due <= self.now:
             effects.refused.extend(self._waiting.expire(self.now))
+
+    def _release_waiting(self, effects: Effects) -> None:
+        """Apply the deployments that waited for officers known now (this worker's own
+        events, another's merged, or the table restored)."""
+        for waited in self._waiting.arrived(self._officers):
+            self._apply_waited(waited, effects)
+
+    def _apply_waited(self, waited: Deployment, effects: Effects) -> None:
+        """Apply a deployment that waited (it may wait again, for another officer it
+        names); what it is refused for goes with ``effects``, and ``effects.ignored``
+        stays that of the event being applied."""
+        ignored = effects.ignored
+        try:
+            self._deployment_event(waited, effects)
+        except Rejected as exc:
+            effects.refused.append((waited, exc.reason))
+        effects.ignored = ignored
 
     # -- officers ----------------------------------------------------------------------
 
@@ -1155,10 +1176,7 @@ class World:
             self._drop(record.incident_id, event.ts, effects)
         if old is None:
             for waited in self._waiting.release(record.incident_id):
-                try:
-                    self._deployment_event(waited, effects)
-                except Rejected as exc:
-                    effects.refused.append((waited, exc.reason))
+                self._apply_waited(waited, effects)
 
     def _deployment_event(self, event: Deployment, effects: Effects) -> None:
         old = self._incidents.get(event.incident_id)
@@ -1169,7 +1187,16 @@ class World:
                 raise Rejected(why)
             effects.ignored = "waiting_for_incident"
             return
-        record = self._store(old, apply_deployment(old, event, self._officers), effects)
+        try:
+            change = apply_deployment(old, event, self._officers)
+        except UnknownOfficers as exc:
+            # or for an officer it names (another worker's, not written to the table yet)
+            why = self._waiting.hold(event, officer=exc.officer_ids[0])
+            if why is not None:
+                raise Rejected(why) from None
+            effects.ignored = "waiting_for_officer"
+            return
+        record = self._store(old, change, effects)
         if record is None:
             return
         self._drop(record.incident_id, event.ts, effects)

@@ -93,6 +93,8 @@ _INPUTS: Mapping[str, str] = {
 }
 #: Input types keyed by incident: their partition is the incident's.
 _INCIDENT_TYPES: Final = frozenset({"incident", "deployment"})
+#: What the World says of a deployment it holds (sdo.domain.waiting): no commit past it.
+_WAITING: Final = frozenset({"waiting_for_incident", "waiting_for_officer"})
 
 
 def input_topics(topics: Topics) -> list[str]:
@@ -347,7 +349,7 @@ class Runtime:
         self.processed[expect] += 1
         if effects.ignored:
             self.ignored[effects.ignored] += 1
-            if effects.ignored == "waiting_for_incident":
+            if effects.ignored in _WAITING:
                 self.waiting[model.event_id] = (tp, offset)
         self.write(effects)
         if effects.outputs:
