@@ -636,8 +636,17 @@ def make_runtime(areas: Areas, rules: Rules) -> Any:
         world=World(areas, rules),
         admit=Admission(areas=areas, keyed=True),
         topic_of={kind: f"sdo.{topic}" for topic, kind in EXPECT.items()},
-        # every record is the last of its partition: caught up, every change written
-        app=SimpleNamespace(consumer=SimpleNamespace(highwater=lambda tp: 1)),
+        # every record is the last of its partition: caught up, every change written;
+        # the one worker, assigned every input partition
+        app=SimpleNamespace(
+            consumer=SimpleNamespace(highwater=lambda tp: 1),
+            assignor=SimpleNamespace(
+                assigned_actives=lambda: [
+                    SimpleNamespace(topic=f"sdo.{t}", partition=p) for t in EXPECT for p in range(4)
+                ]
+            ),
+        ),
+        input_topics=frozenset(f"sdo.{t}" for t in EXPECT),
         officers={},
         incidents={},
         availability={},

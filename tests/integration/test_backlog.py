@@ -33,6 +33,7 @@ from sdo.broker import EmbeddedBroker
 from sdo.cli import main
 from sdo.config import Settings
 from sdo.evaluation.replay import replay
+from sdo.stream.durable import WORKER
 
 from .conftest import WorkerProcess
 from .kafka import Collector
@@ -272,3 +273,62 @@ async def test_a_worker_killed_mid_backlog_restarts_and_decides_as_evaluate(
         + "\n".join(problems[:10])
         + forced(first, second)
     )
+
+
+def last_fixes(log: Path) -> dict[str, str]:
+    """Each officer's last fix in the log (its event id)."""
+    out: dict[str, str] = {}
+    for line in log.read_bytes().splitlines():
+        event = orjson.loads(line)
+        if event["type"] == "officer.location":
+            out[event["officer_id"]] = event["event_id"]
+    return out
+
+
+async def test_two_workers_through_the_backlog_lose_no_deployment_and_leave_no_stale_record(
+    broker: EmbeddedBroker,
+    topic_prefix: str,
+    start_worker: Callable[..., WorkerProcess],
+    busy_log: tuple[Path, dict[str, list[Rec]]],
+) -> None:
+    """Two workers of one group work through the log, published at full speed. Neither decides exactly as evaluate (README, Several workers), but no SDO
+    decision is lost: a deployment naming an officer of the other worker's partitions
+    waits until that officer is in the table, rather than being dead-lettered. And the
+    officers table ends with each officer's last fix: a deployment sends officers of the
+    other worker's partitions, whose record it writes from its view of them, and their
+    owner then writes them again, merged."""
+    log, _ = busy_log
+    app_id = f"sdo-backlog-pair-{uuid4().hex[:8]}"
+    first = start_worker(app_id)
+    start_worker(app_id)
+    settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
+    await replay(log, settings, speed=None)
+    want = last_fixes(log)
+    changelog = first.changelog("officers")
+    topics = first.topics
+
+    def stale(c: Collector) -> dict[str, tuple[str, str | None]]:
+        table: dict[str, str | None] = {}
+        for rec in c.values(changelog):
+            table[rec["officer_id"]] = rec.get("fix_event")
+        return {o: (e, table.get(o)) for o, e in want.items() if table.get(o) != e}
+
+    async with Collector(broker.bootstrap, changelog, topics.deadletter) as c:
+        try:
+            await c.wait_for(
+                lambda c: not stale(c),
+                what="every officer's last fix in the officers table",
+                limit_s=CATCH_UP_TIMEOUT_S,
+            )
+        except AssertionError as exc:
+            left = stale(c)
+            raise AssertionError(
+                f"{len(left)} of {len(want)} officers' records in the table are not at their "
+                f"last fix (officer: (last fix, the table's)), e.g. {sorted(left.items())[:5]}"
+            ) from exc
+        await asyncio.sleep(QUIET_S)  # (what the workers write after that point too)
+        letters = c.values(topics.deadletter)
+        assert not stale(c)
+        writers = {rec.get(WORKER) for rec in c.values(changelog)}
+    assert len(writers) == 2, f"both workers wrote officers: {writers}"
+    assert letters == [], [(d["source_topic"], d["error"]) for d in letters[:5]]

@@ -24,7 +24,7 @@ A redelivered deployment already waiting is not held twice.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Container
+from collections.abc import Collection, Container
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -149,6 +149,18 @@ class Waiting:
         self._due.clear()
         self._officers.clear()
         return out
+
+    def forget(self, incident_ids: Collection[str]) -> None:
+        """Drop the deployments of ``incident_ids`` (another worker's now: it reads them
+        again from its partitions' committed offsets)."""
+        for key in list(self._held):
+            held = [d for d in self._held[key] if d.incident_id not in incident_ids]
+            if held:
+                self._held[key] = held
+                continue
+            del self._held[key]
+            if key[0] == _OFFICER:
+                del self._officers[key[1]]
 
     def ids(self) -> set[str]:
         """The event ids of the deployments waiting."""

@@ -388,7 +388,8 @@ class World:
         """Let go of incidents another worker now owns (their partitions were revoked).
 
         No outputs: the new owner recommends them. Officers stay (every worker knows
-        every officer).
+        every officer). Their deployments waiting (sdo.domain.waiting) go too: the new
+        owner reads them again.
         """
         ids = list(incident_ids)
         self._unraced.update(ids)
@@ -403,6 +404,7 @@ class World:
             self._races.pop(iid, None)
             self._allocations.pop(iid, None)
             self._release_all(iid)
+        self._waiting.forget(set(ids))
 
     def resume(self, now: datetime) -> Effects:
         """After recovery, at event time ``now`` (the latest time the restored records

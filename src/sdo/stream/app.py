@@ -58,7 +58,15 @@ from sdo.config import KafkaAuth, Settings, Topics
 from sdo.domain.state import IncidentRecord, Officer
 from sdo.domain.world import Effects, World
 from sdo.errors import BadInput, Rejected
-from sdo.events import MAX_EVENT_BYTES, Alert, DeadLetter, Recommendation, alert_key, encode
+from sdo.events import (
+    MAX_EVENT_BYTES,
+    Alert,
+    DeadLetter,
+    Deployment,
+    Recommendation,
+    alert_key,
+    encode,
+)
 from sdo.metrics import WorkerMetrics
 from sdo.order import DEFAULT_IDLE_S
 from sdo.stream.batch import BatchLane
@@ -102,6 +110,10 @@ def input_topics(topics: Topics) -> list[str]:
     return [getattr(topics, attr) for attr in _INPUTS]
 
 
+#: Wall-clock seconds a deployment naming an officer of another worker's partitions waits
+#: for them past the World's own wait (Runtime.refuse): that worker's next commits, or its
+#: partitions handed over and restored.
+OFFICER_WAIT_S: Final = 60.0
 #: Readiness: the longest an input partition may go without a fetch answered (seconds).
 FETCH_UNANSWERED_S: Final = 10.0
 #: Readiness: the longest the worker may apply nothing while records wait (seconds).
@@ -152,6 +164,10 @@ class Runtime:
     #: consumer commits no further than the first of a partition, so a restart reads
     #: them again (see hold())
     waiting: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    #: deployments the World refused after waiting for an officer of another worker's
+    #: partitions, waiting on for them in wall-clock time (event id -> the deployment,
+    #: why it was refused, monotonic deadline): see refuse()
+    officer_waits: dict[str, tuple[Deployment, str, float]] = field(default_factory=dict)
     #: per input partition, the first offset not to commit past (set by flush())
     holds: dict[Any, int] = field(default_factory=dict)
     #: input partition of every incident this worker holds (for hand-over on rebalance)
@@ -354,16 +370,8 @@ class Runtime:
         self.write(effects)
         if effects.outputs:
             await self.publish(effects)
-        for refused, reason in effects.refused:
-            # waited for its incident for as long as the World waits (sdo.domain.waiting)
-            if metrics is not None:
-                metrics.dead(Rejected(reason), self.topic_of.get(refused.type, topic))
-            await self.dead_letter(
-                self.topic_of.get(refused.type, topic),
-                refused.incident_id.encode(),
-                encode(refused),
-                reason,
-            )
+        if effects.refused:
+            await self.refuse(effects)
         if metrics is not None:
             metrics.processed(expect)
             if effects.ignored:
@@ -374,6 +382,60 @@ class Runtime:
                 metrics.latency(time.monotonic() - started)
             if len(effects.outputs) > recommendations:
                 metrics.published("alert", len(effects.outputs) - recommendations)
+
+    async def refuse(self, effects: Effects) -> None:
+        """Dead-letter the deployments the World refused after they waited (for their
+        incident, or an officer they name: sdo.domain.waiting), from the deployment topic.
+
+        But one naming an officer of another worker's partitions waits on, in wall-clock
+        time (:data:`OFFICER_WAIT_S`): with several workers, an officer is known to this
+        one once their owner has applied their first event and written them to the
+        table, and working through a backlog, event time runs far ahead of that.
+        :meth:`retry_waiting` applies it once they are known, or dead-letters it then."""
+        world = self.world
+        for refused, reason in effects.refused:
+            if isinstance(refused, Deployment) and refused.event_id not in self.officer_waits:
+                others = [
+                    oid
+                    for oid in refused.officer_ids
+                    if oid not in world.officers and not self.owns_officer(oid)
+                ]
+                if others:
+                    deadline = time.monotonic() + OFFICER_WAIT_S
+                    self.officer_waits[refused.event_id] = (refused, reason, deadline)
+                    continue
+            await self._dead_deployment(refused, reason)
+
+    async def retry_waiting(self, now: float | None = None) -> None:
+        """Apply the deployments that wait (:meth:`refuse`) for officers known now, and
+        dead-letter those that waited :data:`OFFICER_WAIT_S` too."""
+        if not self.officer_waits:
+            return
+        now = time.monotonic() if now is None else now
+        world = self.world
+        for event_id, (deployment, reason, deadline) in list(self.officer_waits.items()):
+            if all(oid in world.officers for oid in deployment.officer_ids):
+                del self.officer_waits[event_id]
+                async with self.applying:
+                    try:
+                        effects = world.apply(deployment)
+                    except Rejected as exc:
+                        await self._dead_deployment(deployment, exc.reason)
+                        continue
+                    self.write(effects)
+                    await self.publish(effects)
+                    if effects.refused:
+                        await self.refuse(effects)
+            elif now >= deadline:
+                del self.officer_waits[event_id]
+                why = f"{reason}; and {OFFICER_WAIT_S:.0f} s for the worker that owns them"
+                await self._dead_deployment(deployment, why)
+
+    async def _dead_deployment(self, refused: Any, reason: str) -> None:
+        topic = self.topic_of.get(refused.type, "deployment")
+        if self.metrics is not None:
+            self.metrics.dead(Rejected(reason), topic)
+        await self.dead_letter(topic, refused.incident_id.encode(), encode(refused), reason)
 
     def forced_out(self, n: int) -> None:
         """``n`` input records were released before every input partition could show it
@@ -482,7 +544,7 @@ class Runtime:
                     incidents[iid] = tagged(value, me, n)
             changed.clear()
         if self.waiting:
-            still = world.waiting_ids()
+            still = world.waiting_ids() | self.officer_waits.keys()
             self.waiting = {e: at for e, at in self.waiting.items() if e in still}
         holds: dict[Any, int] = {}
         for tp, offset in self.waiting.values():
@@ -671,6 +733,11 @@ class Runtime:
         self.world.forget_incidents(gone)
         for iid in gone:
             del self.incident_partitions[iid]
+        if self.officer_waits:
+            left = set(gone)
+            self.officer_waits = {
+                e: w for e, w in self.officer_waits.items() if w[0].incident_id not in left
+            }
         if gone:
             log.info("handed over %d incidents of partitions %s", len(gone), sorted(partitions))
 
@@ -721,6 +788,11 @@ class Runtime:
         if self.on_ready is not None:
             self.on_ready()
             self.on_ready = None
+
+    def owns_officer(self, officer_id: str) -> bool:
+        """Whether this worker is assigned the officer's partitions (their events and
+        their record in the officers table)."""
+        return _partition_of(officer_id, self.partitions) in self.assigned()
 
     def assigned(self) -> set[int]:
         """The input partitions this worker is assigned now (those of its tables too)."""

@@ -12,6 +12,13 @@ than what the World has change anything, so this worker's own records come back 
 no-ops, cheaply recognised by their event ids. What a merge changes is reacted to as if it
 were local (re-recommendation of this worker's incidents, availability, alerts).
 
+Another worker writes one of this worker's officers too, when a deployment of one of its
+incidents sends them; it writes them from its view, as of this worker's last commit, so
+the record may carry an older fix (or status, or profile) than this World holds. The
+table's latest record of that officer would then stay stale until their next event (for
+good, if none comes). So the officer's owner, the worker assigned their partition, writes
+the merged record again at its next flush.
+
 With one worker the mirror finds nothing new; with several it is the global table of
 ARCHITECTURE.md, built from Kafka rather than a home-made protocol.
 """
@@ -65,6 +72,8 @@ class OfficerMirror:
         self.security = dict(security or {})
         self.merged = 0
         self.skipped = 0
+        #: records of this worker's officers written again, merged (see take)
+        self.rewritten = 0
         #: how this worker process stamps its own records (orjson's form: Runtime.flush)
         self._mine = f'"{WORKER}":"{runtime.instance}"'.encode()
 
@@ -80,6 +89,8 @@ class OfficerMirror:
                     for record in records:
                         if record.value is not None:
                             await self.take(record.value)
+                # deployments waiting for another worker's officers: known now?
+                await self.runtime.retry_waiting()
         finally:
             await consumer.stop()
 
@@ -125,18 +136,33 @@ class OfficerMirror:
             # recovery (sdo.stream.durable): not the truth, whatever its times say
             self.skipped += 1
             return
-        current = runtime.world.officers.get(data.get("officer_id", ""))
-        if (
-            current is not None
-            and all(data.get(name) == getattr(current, name) for name in _ASPECT_IDS)
-            and all(tuple(data.get(name, ())) == getattr(current, name) for name in _SEEN_IDS)
-        ):
+        oid = str(data.get("officer_id", ""))
+        world = runtime.world
+        current = world.officers.get(oid)
+        if current is not None and _same(data, current):
             self.skipped += 1  # ours, or already merged
             return
-        effects = runtime.world.merge_officer(Officer.from_dict(data))
+        effects = world.merge_officer(Officer.from_dict(data))
+        # Another worker wrote one of this worker's officers (a deployment of its incident
+        # sent them) from its view, older in some aspect than this World: the table's
+        # latest record of them is now stale, so the owner writes what it holds, merged.
+        now = world.officers.get(oid)
+        if now is not None and not _same(data, now) and runtime.owns_officer(oid):
+            runtime.dirty[oid] = now
+            self.rewritten += 1
         if effects.ignored:
             self.skipped += 1
             return
         self.merged += 1
         runtime.write(effects)
         await runtime.publish(effects)
+        if effects.refused:  # (event time moved on: deployments that waited long enough)
+            await runtime.refuse(effects)
+
+
+def _same(data: Mapping[str, Any], officer: Officer) -> bool:
+    """Whether a record (JSON of :meth:`Officer.to_dict`) holds each aspect ``officer``
+    holds: the same event of each, and the same recent events seen."""
+    return all(data.get(name) == getattr(officer, name) for name in _ASPECT_IDS) and all(
+        tuple(data.get(name, ())) == getattr(officer, name) for name in _SEEN_IDS
+    )
