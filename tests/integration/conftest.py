@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -37,6 +38,15 @@ class WorkerProcess:
 
     def changelog(self, table: str) -> str:
         return f"{self.app_id}-{table}-changelog"
+
+    def restores(self) -> list[int]:
+        """The incident counts of each restore the worker logged (one per assignment of
+        partitions it was given), in order."""
+        return [
+            int(m.group(1))
+            for line in self.output
+            if (m := re.search(r"restored \d+ officers, (\d+) incidents", line))
+        ]
 
     def wait_ready(self, timeout: float = WORKER_READY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout

@@ -300,12 +300,20 @@ async def test_two_workers_through_the_backlog_lose_no_deployment_and_leave_no_s
     log, _ = busy_log
     app_id = f"sdo-backlog-pair-{uuid4().hex[:8]}"
     first = start_worker(app_id)
-    start_worker(app_id)
+    before = len(first.restores())
+    second = start_worker(app_id)
+    changelog = first.changelog("officers")
+    topics = first.topics
+    async with Collector(broker.bootstrap, topics.deadletter) as c:
+        # (ready is said before the group has handed the newcomer any partition)
+        await c.wait_for(
+            lambda c: len(first.restores()) > before and bool(second.restores()),
+            what="both workers given partitions",
+            limit_s=90.0,
+        )
     settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
     await replay(log, settings, speed=None)
     want = last_fixes(log)
-    changelog = first.changelog("officers")
-    topics = first.topics
 
     def stale(c: Collector) -> dict[str, tuple[str, str | None]]:
         table: dict[str, str | None] = {}

@@ -156,15 +156,6 @@ async def test_two_workers_share_partitions_and_see_every_officer(
             assert final[iid]["recommended"] == [oid], iid
 
 
-def restored(worker: WorkerProcess) -> list[int]:
-    """The incident counts of each restore the worker logged, in order."""
-    return [
-        int(m.group(1))
-        for line in worker.output
-        if (m := re.search(r"restored \d+ officers, (\d+) incidents", line))
-    ]
-
-
 async def test_a_worker_joining_takes_over_only_the_incidents_of_its_partitions(
     broker: EmbeddedBroker, start_worker: Callable[..., WorkerProcess]
 ) -> None:
@@ -182,14 +173,14 @@ async def test_a_worker_joining_takes_over_only_the_incidents_of_its_partitions(
             lambda c: set(nearest) <= set(latest(c, topics.recommendation)),
             what="a recommendation for each incident from the first worker",
         )
-    before = len(restored(first))
+    before = len(first.restores())
     second = start_worker("sdo-join")
     async with Collector(broker.bootstrap, topics.recommendation) as c:
         await c.wait_for(
-            lambda c: len(restored(first)) > before and bool(restored(second)),
+            lambda c: len(first.restores()) > before and bool(second.restores()),
             what="both workers restored after the second joined",
             limit_s=90.0,
         )
-    mine, theirs = restored(first)[-1], restored(second)[-1]
+    mine, theirs = first.restores()[-1], second.restores()[-1]
     assert mine > 0 and theirs > 0, (mine, theirs)
     assert mine + theirs == len(nearest), (mine, theirs)

@@ -9,6 +9,8 @@ it would have, is shown against a real broker by ``tests/integration/test_faults
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +19,7 @@ from sdo.areas import load_areas
 from sdo.config import DEFAULT_AREAS, DEFAULT_RULES, package_data
 from sdo.domain.state import Officer
 from sdo.domain.world import Effects, World
-from sdo.events import Deployment, Status
+from sdo.events import Deployment, OfficerStatus, Status, encode
 from sdo.grade import load_rules
 from sdo.stream.app import Runtime
 
@@ -133,3 +135,101 @@ def test_an_incident_awaiting_a_decision_is_written_with_its_recommendation() ->
     )
     assert again.resume(rt.world.now).outputs == []
     assert again.recommendation("I-1") == rec
+
+
+class _Consumer:
+    """Faust's consumer as the idle commit sees it: ``commit()`` flushes (the worker's hook)
+    and takes a while; called while one is under way, it waits for that one and returns
+    False without committing (``maybe_wait_for_commit_to_finish``)."""
+
+    def __init__(self, rt: Runtime, takes_s: float) -> None:
+        self.rt = rt
+        self.takes_s = takes_s
+        self.running: asyncio.Future[None] | None = None
+        self.flushes: list[float] = []
+
+    def highwater(self, tp: Any) -> None:
+        return None  # nothing known on the broker past what was applied: no backlog
+
+    async def commit(self) -> bool:
+        if self.running is not None:
+            await self.running
+            return False
+        self.running = asyncio.get_running_loop().create_future()
+        try:
+            self.rt.flush_for_commit()
+            self.flushes.append(time.monotonic())
+            await asyncio.sleep(self.takes_s)
+            return True
+        finally:
+            self.running.set_result(None)
+            self.running = None
+
+
+def _status_record(n: int) -> Any:
+    value = OfficerStatus(
+        event_id=f"s{n}", ts=T0 + timedelta(seconds=n), officer_id="o1", status=Status.AVAILABLE
+    )
+    return SimpleNamespace(key=b"o1", value=encode(value), offset=n, timestamp=None, headers=())
+
+
+class _TP(tuple[str, int]):
+    """A topic partition as aiokafka's: hashable, with ``topic`` and ``partition``."""
+
+    @property
+    def topic(self) -> str:
+        return self[0]
+
+    @property
+    def partition(self) -> int:
+        return self[1]
+
+
+STATUS_TP = _TP(("sdo.officer.status", 0))
+
+
+def _idle_runtime(takes_s: float) -> tuple[Runtime, _Consumer]:
+    rt = runtime()
+    consumer = _Consumer(rt, takes_s)
+    rt.app = SimpleNamespace(consumer=consumer)  # type: ignore[assignment]
+    rt.topic_kinds = {"sdo.officer.status": "officer.status"}
+    rt.idle_commit_s = 0.05
+    return rt, consumer
+
+
+def test_input_that_pauses_during_a_commit_is_written_when_that_commit_ends() -> None:
+    """The last batch is applied while a (timer) commit is under way, its flush taken
+    before: the idle commit waits for it, then commits again, so the table has the last
+    batch's changes without waiting for the next interval."""
+
+    async def go() -> tuple[Runtime, _Consumer]:
+        rt, consumer = _idle_runtime(takes_s=0.2)
+        timer = asyncio.ensure_future(consumer.commit())  # the interval's commit
+        await asyncio.sleep(0.1)
+        await rt.take({STATUS_TP: [_status_record(1)]})  # input, then nothing more
+        await asyncio.sleep(0.6)
+        await timer
+        return rt, consumer
+
+    rt, consumer = asyncio.run(go())
+    assert len(consumer.flushes) == 2, "a second commit followed the one under way"
+    assert consumer.flushes[1] >= rt.taken_at
+    assert rt.officers["o1"]["status_event"] == "s1"
+
+
+def test_input_that_pauses_just_after_a_flush_is_written_once_the_flush_is_old_enough() -> None:
+    """The last batch comes less than the idle bound after a flush: a commit follows when
+    the bound has passed (not at the next interval)."""
+
+    async def go() -> tuple[Runtime, _Consumer]:
+        rt, consumer = _idle_runtime(takes_s=0.0)
+        await consumer.commit()
+        await rt.take({STATUS_TP: [_status_record(1)]})
+        assert len(consumer.flushes) == 1, "too soon after the last flush"
+        await asyncio.sleep(0.3)
+        return rt, consumer
+
+    rt, consumer = asyncio.run(go())
+    assert len(consumer.flushes) == 2
+    assert consumer.flushes[1] - consumer.flushes[0] >= 0.05
+    assert rt.officers["o1"]["status_event"] == "s1"

@@ -114,6 +114,8 @@ def input_topics(topics: Topics) -> list[str]:
 #: for them past the World's own wait (Runtime.refuse): that worker's next commits, or its
 #: partitions handed over and restored.
 OFFICER_WAIT_S: Final = 60.0
+#: Commits an idle worker makes at most for the changes of its last batches (Runtime).
+_IDLE_COMMITS: Final = 3
 #: Readiness: the longest an input partition may go without a fetch answered (seconds).
 FETCH_UNANSWERED_S: Final = 10.0
 #: Readiness: the longest the worker may apply nothing while records wait (seconds).
@@ -220,6 +222,9 @@ class Runtime:
     idle_commit_s: float | None = None
     flushed_at: float = 0.0
     _idle_commit: asyncio.Future[Any] | None = None
+    _idle_check: asyncio.TimerHandle | None = None
+    #: monotonic time the last batch of input was applied (take)
+    taken_at: float = 0.0
     #: officer records each flush took and send_written() has not written yet:
     #: (officer id -> record, worker instance, flush number)
     unbuilt: list[tuple[dict[str, Officer], str, int]] = field(default_factory=list)
@@ -292,19 +297,46 @@ class Runtime:
             if lane is not None:
                 lane.sync(self.counts)
                 lane.release()
+        self.taken_at = time.monotonic()
         if self.idle_commit_s is not None:
             self._commit_if_idle(self.idle_commit_s)
 
     def _commit_if_idle(self, after_s: float) -> None:
         """Commit now (in a task) if nothing more waits on the broker and the last flush
-        is ``after_s`` old: the tables are then current when the input pauses, not up to
-        a commit interval later (under load, commits keep their interval)."""
+        is ``after_s`` old, or once it is: the tables are then current when the input
+        pauses, not up to a commit interval later (under load, commits keep their
+        interval)."""
         pending = self._idle_commit
         if pending is not None and not pending.done():
+            return  # (it commits again if a batch came after its flush: _idle_commits)
+        if self.backlog():
             return
-        if time.monotonic() - self.flushed_at < after_s or self.backlog():
+        wait = self.flushed_at + after_s - time.monotonic()
+        if wait > 0:
+            # the last flush is recent: look again when it is old enough (the input may
+            # have paused for good, and the tables would wait for the commit interval)
+            if self._idle_check is None:
+                self._idle_check = asyncio.get_running_loop().call_later(
+                    wait, self._idle_again, after_s
+                )
             return
-        self._idle_commit = asyncio.ensure_future(self.app.consumer.commit())
+        self._idle_commit = asyncio.ensure_future(self._idle_commits())
+
+    async def _idle_commits(self) -> None:
+        """Commit until a flush has followed the last batch applied. A commit already under
+        way (the timer's) took its flush before the last batches, and Faust's ``commit``
+        then only waits for it: the input paused, nothing would write those batches'
+        changes until the next interval. (Each commit flushes, so this ends; bounded
+        all the same.)"""
+        for _ in range(_IDLE_COMMITS):
+            if self.flushed_at >= self.taken_at or self.backlog():
+                return
+            await self.app.consumer.commit()
+
+    def _idle_again(self, after_s: float) -> None:
+        self._idle_check = None
+        if not getattr(self.app.consumer, "should_stop", False):  # (not while stopping)
+            self._commit_if_idle(after_s)
 
     def _took(self, run: list[tuple[Any, Any]], start: int, stop: int) -> None:
         """Records ``run[start:stop]`` were applied by the batch lane."""
