@@ -233,3 +233,20 @@ def test_input_that_pauses_just_after_a_flush_is_written_once_the_flush_is_old_e
     assert len(consumer.flushes) == 2
     assert consumer.flushes[1] - consumer.flushes[0] >= 0.05
     assert rt.officers["o1"]["status_event"] == "s1"
+
+
+def test_the_batch_lanes_counts_go_on_over_a_rebalance() -> None:
+    """Each restore (every rebalance) makes a new lane over the rebuilt World; what the
+    worker's last line says it applied counts from the start, not from the last restore."""
+    rt = runtime()
+    rt.app = SimpleNamespace(  # type: ignore[assignment]
+        consumer=SimpleNamespace(highwater=lambda tp: None),
+        assignor=SimpleNamespace(assigned_actives=list),
+    )
+    asyncio.run(rt.recover())
+    assert rt.lane is not None
+    rt.lane.applied, rt.lane.refused = 120, 7
+    first = rt.lane
+    asyncio.run(rt.recover())
+    assert rt.lane is not first
+    assert (rt.lane.applied, rt.lane.refused) == (120, 7)

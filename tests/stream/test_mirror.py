@@ -289,3 +289,25 @@ def test_a_waiting_deployment_goes_with_its_incidents_partition() -> None:
     fresh.incident_partitions["i1"] = 2
     fresh.revoke({2})
     assert fresh.world.waiting_ids() == set()
+
+
+def test_what_a_merge_publishes_is_counted_in_the_metrics() -> None:
+    """A call waits with nobody to send; the other worker's officer comes from the table
+    and this worker recommends them: the recommendation (sent from the mirror, not from
+    an input record) is counted, as every output is."""
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    from sdo.metrics import WorkerMetrics  # noqa: PLC0415
+
+    rt = runtime(owns=False)
+    registry = CollectorRegistry()
+    rt.metrics = WorkerMetrics(registry)
+    _call_and_deployment(rt)  # (the call only; nothing sent: no officer yet)
+    other = _world()
+    _shift_start(other)
+    other.apply(_fix(3))
+    take(rt, written_by_another(other.officers["o1"]))
+    sent = rt.outputs["recommendation"].sent  # type: ignore[attr-defined]
+    assert sent, "the call was recommended the merged officer"
+    counted = registry.get_sample_value("sdo_outputs_published_total", {"type": "recommendation"})
+    assert counted == len(sent)

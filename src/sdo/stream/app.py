@@ -408,12 +408,8 @@ class Runtime:
             metrics.processed(expect)
             if effects.ignored:
                 metrics.ignored(effects.ignored)
-            recommendations = len(effects.recommendations)
-            if recommendations:
-                metrics.published("recommendation", recommendations)
+            if effects.recommendations:
                 metrics.latency(time.monotonic() - started)
-            if len(effects.outputs) > recommendations:
-                metrics.published("alert", len(effects.outputs) - recommendations)
 
     async def refuse(self, effects: Effects) -> None:
         """Dead-letter the deployments the World refused after they waited (for their
@@ -500,13 +496,19 @@ class Runtime:
         and subject: a raise and its clear share a partition, so they stay in order)."""
         stamp = out.ts.timestamp()
         if isinstance(out, Recommendation):
-            await self.outputs["recommendation"].send(
+            kind = "recommendation"
+            await self.outputs[kind].send(
                 key=out.incident_id.encode(), value=encode(out), timestamp=stamp
             )
         else:
-            await self.outputs["alert"].send(
+            kind = "alert"
+            await self.outputs[kind].send(
                 key=alert_key(out).encode(), value=encode(out), timestamp=stamp
             )
+        if self.metrics is not None:
+            # (every output, whatever made it: an input record, the officer mirror's
+            # merges, a deployment that waited, a restore)
+            self.metrics.published(kind)
 
     async def dead_letter(self, topic: str, key: bytes | None, raw: Any, reason: str) -> None:
         """Publish a dead letter; never raises (one bad event must not stop the worker)."""
@@ -803,8 +805,10 @@ class Runtime:
                     latest = ts
         effects = self.world.resume(latest)
         if self.batch_lane:
-            # a new copy of the World as rebuilt (sdo.stream.batch)
-            self.lane = BatchLane(self.world, self.admit)
+            # a new copy of the World as rebuilt (sdo.stream.batch); its counts go on
+            old, self.lane = self.lane, BatchLane(self.world, self.admit)
+            if old is not None:
+                self.lane.applied, self.lane.refused = old.applied, old.refused
         self.recovered = True
         log.info(
             "restored %d officers, %d incidents, event time %s; %d recommendations issued",
