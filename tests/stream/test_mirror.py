@@ -311,3 +311,15 @@ def test_what_a_merge_publishes_is_counted_in_the_metrics() -> None:
     assert sent, "the call was recommended the merged officer"
     counted = registry.get_sample_value("sdo_outputs_published_total", {"type": "recommendation"})
     assert counted == len(sent)
+
+
+def test_a_deployment_that_waited_for_its_incident_is_dead_lettered_whoever_it_names() -> None:
+    """Its incident never came: the wall-clock wait is for officers only, so it goes to
+    the dead letters when the World gives up, though it names another worker's officer."""
+    rt = runtime(owns=False)
+    deployment = _call_and_deployment(rt).model_copy(update={"incident_id": "never"})
+    assert rt.world.apply(deployment).ignored == "waiting_for_incident"
+    asyncio.run(rt.refuse(_past_the_wait(rt)))
+    assert rt.officer_waits == {}
+    (letter,) = _letters(rt)
+    assert letter["error"].startswith("deployment for unknown incident never (waited")

@@ -422,7 +422,11 @@ class Runtime:
         :meth:`retry_waiting` applies it once they are known, or dead-letters it then."""
         world = self.world
         for refused, reason in effects.refused:
-            if isinstance(refused, Deployment) and refused.event_id not in self.officer_waits:
+            if (
+                isinstance(refused, Deployment)
+                and refused.event_id not in self.officer_waits
+                and refused.incident_id in world.incidents  # (else it waited for that)
+            ):
                 others = [
                     oid
                     for oid in refused.officer_ids
