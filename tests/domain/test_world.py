@@ -695,6 +695,56 @@ def test_stale_location_after_five_minutes(force: Any, ev: Any) -> None:
     ]
 
 
+def test_a_world_watches_only_the_officers_it_owns_for_a_stale_position(
+    force: Any, ev: Any
+) -> None:
+    """A worker of several (World.owns): the other workers' officers reach it late, so
+    it raises no stale-position alert of theirs, as their owner does; given one of their
+    partitions, it watches their officers from then on (arm_stale_timers)."""
+    f = force()
+    mine = {"a"}
+    f.world.owns = mine.__contains__
+    f.officer("a", f.place("N06"), ts=ev.at(0), callsign="A1")
+    f.officer("b", f.place("N03"), ts=ev.at(0), callsign="B1")
+    raised = f.advance(ev.at(5)).alerts
+    assert [(a.kind, a.subject) for a in raised] == [(AlertKind.STALE_LOCATION, "a")]
+    assert f.advance(ev.at(20)).alerts == []
+    mine.add("b")  # b's partition is this worker's now
+    f.world.arm_stale_timers()
+    raised = f.advance(ev.at(21)).alerts
+    assert [(a.kind, a.subject) for a in raised] == [(AlertKind.STALE_LOCATION, "b")]
+
+
+def test_a_merged_record_does_not_move_this_worlds_clock(force: Any, ev: Any) -> None:
+    """Another worker's officer, ten minutes of event time ahead of this World (it works
+    through a backlog faster): taken, and this World's own officer, whose fixes it has
+    applied to minute 2, is not raised stale by that worker's time."""
+    f = force()
+    f.officer("a", f.place("N06"), ts=ev.at(0))
+    f.apply(ev.location("a", *f.place("N06", east_m=20), ts=ev.at(2)))
+    other = World(f.areas, f.world.rules)
+    other.apply(ev.profile("b", ts=ev.at(0)))
+    other.apply(ev.status("b", "available", ts=ev.at(0)))
+    other.apply(ev.location("b", *f.place("N03"), ts=ev.at(12)))
+    merged = f.world.merge_officer(other.officers["b"])
+    assert f.world.now == ev.at(2)
+    assert merged.alerts == [] and f.world.officers["b"].fix_ts == ev.at(12)
+    assert f.apply(ev.location("a", *f.place("N06", east_m=40), ts=ev.at(3))).alerts == []
+
+
+def test_an_officer_given_away_raises_nothing_here_when_their_timer_comes(
+    force: Any, ev: Any
+) -> None:
+    """Watched while theirs, then another worker's (a rebalance): the timer set before
+    fires and raises nothing here."""
+    f = force()
+    mine = {"a"}
+    f.world.owns = mine.__contains__
+    f.officer("a", f.place("N06"), ts=ev.at(0))
+    mine.clear()
+    assert f.advance(ev.at(6)).alerts == []
+
+
 @pytest.mark.parametrize(
     "second_fix",
     [("N06", 100.0), ("N03", 0.0)],

@@ -160,6 +160,11 @@ class World:
         #: Officers whose record, stale state or stale timer changed, while something keeps
         #: a copy of what plain_fix reads (the evaluator's fix lane, sdo.domain.lane).
         self.touched: set[str] | None = None
+        #: Whether an officer is this World's to watch for a stale position (None: every
+        #: officer). A worker of several watches those of its partitions: the others'
+        #: fixes reach it only at their owner's commits, and working through a backlog
+        #: that is minutes of event time late (see arm_stale_timers).
+        self.owns: Callable[[str], bool] | None = None
         #: Officers whose hold (see holder) changed, while such a copy is kept: also
         #: those whose holder's race (what drift_of reads) may have changed, since a race
         #: changes only as its incident is recommended again (which holds its officers
@@ -304,7 +309,7 @@ class World:
 
         Only aspects newer than ours change anything, so records this worker wrote itself
         come back as no-ops. The record is not written again (``effects.officers`` stays
-        empty): its owner has already.
+        empty): its owner has already. Event time does not move (see the comment below).
         """
         effects = Effects()
         old = self._officer(officer.officer_id)
@@ -313,8 +318,12 @@ class World:
             effects.ignored = change.ignored
             return effects
         new = change.state
-        ts = max(t for t in (new.fix_ts, new.status_ts, new.profile_ts, self.now) if t is not None)
-        self.advance(ts, effects)
+        # Reacted to at this World's own time: its clock is the event time of its own
+        # input. Another worker may be minutes of event time ahead (working through a
+        # backlog at another pace); moved on by its records, this World's timers would
+        # fire before its own officers' fixes of that time were applied (each of them
+        # then raised stale, and cleared by the next fix).
+        ts = self.now
         self._officer_changed(old, new, effects)
         self._react_to_officer(old, new, ts, effects)
         if old is None:
@@ -405,6 +414,27 @@ class World:
             self._allocations.pop(iid, None)
             self._release_all(iid)
         self._waiting.forget(set(ids))
+
+    def arm_stale_timers(self) -> None:
+        """Give every available officer with a fix whom this World :attr:`owns` and who
+        has no stale timer one (a worker given their partitions: it had them from the
+        other workers' table, unwatched). Before :meth:`resume`, as a restore's are."""
+        if self.owns is None:
+            return
+        alarms = self._alarms
+        after = timedelta(seconds=self.policy.stale_after_s)
+        for oid in sorted(self._officers):
+            o = self._officers[oid]
+            if (
+                o.status is Status.AVAILABLE
+                and o.fix_ts is not None
+                and oid not in alarms.stale_timers
+                and self.owns(oid)
+            ):
+                alarms.stale_timers.add(oid)
+                alarms.schedule(o.fix_ts + after, "stale", oid, "")
+                if self.touched is not None:
+                    self.touched.add(oid)
 
     def resume(self, now: datetime) -> Effects:
         """After recovery, at event time ``now`` (the latest time the restored records
@@ -1456,6 +1486,8 @@ class World:
         o = self._officer(oid)
         if o is None or o.fix_ts is None or o.status is not Status.AVAILABLE:
             return
+        if self.owns is not None and not self.owns(oid):
+            return  # (another worker's now: it watches them; arm_stale_timers)
         stale_at = o.fix_ts + timedelta(seconds=self.policy.stale_after_s)
         if stale_at > due:  # a newer fix came in: wait for it to age
             alarms.stale_timers.add(oid)

@@ -807,6 +807,8 @@ class Runtime:
             for ts in (officer.fix_ts, officer.status_ts, officer.profile_ts):
                 if ts is not None and ts > latest:
                     latest = ts
+        # an officer of a partition given to this worker now is watched by it from here
+        self.world.arm_stale_timers()
         effects = self.world.resume(latest)
         if self.batch_lane:
             # a new copy of the World as rebuilt (sdo.stream.batch); its counts go on
@@ -995,6 +997,8 @@ def build_app(
             "deadletter": app.topic(topics.deadletter, internal=False),
         },
     )
+    # stale positions: this worker watches the officers of its partitions (World.owns)
+    world.owns = runtime.owns_officer
 
     # An incident's record goes to the changelog partition of its own input partition,
     # whatever event changed it (a recommendation's number may be written while an AVL

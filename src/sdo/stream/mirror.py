@@ -156,7 +156,7 @@ class OfficerMirror:
         self.merged += 1
         runtime.write(effects)
         await runtime.publish(effects)
-        if effects.refused:  # (event time moved on: deployments that waited long enough)
+        if effects.refused:  # (a deployment that waited for this officer, refused now)
             await runtime.refuse(effects)
 
 
