@@ -224,14 +224,15 @@ async def test_the_map_pans_zooms_declutters_and_explains_itself(desk: Desk) -> 
         return abs(b["y"] - a["y"])
 
     # (Find centres the map with an animation: measure once the marks stay put)
-    near, labelled = await settled(page, gap), await shown.count()
+    # (labels are laid out again after the map moves: count them once they stay put)
+    near, labelled = await settled(page, gap), await settled(page, shown.count)
     for _ in range(4):
         await page.click(".leaflet-control-zoom-in")
         # (a press while Leaflet still animates the last zoom is not taken)
         await expect(page.locator("#map.leaflet-zoom-anim")).to_have_count(0)
         await page.wait_for_timeout(300)
     assert await settled(page, gap) > near  # spread by the zoom
-    assert await shown.count() > labelled  # and more of them labelled
+    assert await settled(page, shown.count) > labelled  # and more of them labelled
     box = await page.locator("#map").bounding_box()
     mark = await page.locator("#map .officer[data-id='s5']").bounding_box()
     assert box is not None and mark is not None
