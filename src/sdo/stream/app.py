@@ -399,17 +399,24 @@ class Runtime:
             self.ignored[effects.ignored] += 1
             if effects.ignored in _WAITING:
                 self.waiting[model.event_id] = (tp, offset)
-        self.write(effects)
-        if effects.outputs:
-            await self.publish(effects)
-        if effects.refused:
-            await self.refuse(effects)
+        await self.carry_out(effects)
         if metrics is not None:
             metrics.processed(expect)
             if effects.ignored:
                 metrics.ignored(effects.ignored)
             if effects.recommendations:
                 metrics.latency(time.monotonic() - started)
+
+    async def carry_out(self, effects: Effects) -> None:
+        """What applying something to the World asks for: its changes kept for the next
+        flush, its outputs published, the deployments it refused dead-lettered (or
+        waiting on: :meth:`refuse`). For an input record, the officer mirror's merges and
+        a deployment that waited alike."""
+        self.write(effects)
+        if effects.outputs:
+            await self.publish(effects)
+        if effects.refused:
+            await self.refuse(effects)
 
     async def refuse(self, effects: Effects) -> None:
         """Dead-letter the deployments the World refused after they waited (for their
@@ -454,10 +461,7 @@ class Runtime:
                     except Rejected as exc:
                         await self._dead_deployment(deployment, exc.reason)
                         continue
-                    self.write(effects)
-                    await self.publish(effects)
-                    if effects.refused:
-                        await self.refuse(effects)
+                    await self.carry_out(effects)
             elif now >= deadline:
                 del self.officer_waits[event_id]
                 why = f"{reason}; and {OFFICER_WAIT_S:.0f} s for the worker that owns them"

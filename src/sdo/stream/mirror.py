@@ -154,10 +154,7 @@ class OfficerMirror:
             self.skipped += 1
             return
         self.merged += 1
-        runtime.write(effects)
-        await runtime.publish(effects)
-        if effects.refused:  # (a deployment that waited for this officer, refused now)
-            await runtime.refuse(effects)
+        await runtime.carry_out(effects)
 
 
 def _same(data: Mapping[str, Any], officer: Officer) -> bool:
