@@ -19,7 +19,7 @@ import re
 from collections import defaultdict
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 import pytest
@@ -31,6 +31,7 @@ from sdo.evaluation.simulate import simulate
 from sdo.events import encode
 from sdo.stream import ordering
 from sdo.stream.batch import BatchLane
+from tests.stream.stand_ins import TP, Record, Recorder
 
 START = datetime(2015, 12, 1, 6, tzinfo=UTC)
 _CLOCK = re.compile(r"clock \([^;]*;")
@@ -42,29 +43,6 @@ TOPICS = {
     "incident": "sdo.incident",
     "deployment": "sdo.deployment",
 }
-
-
-class TP(NamedTuple):
-    topic: str
-    partition: int
-
-
-class Record(NamedTuple):
-    """The fields of an aiokafka ConsumerRecord the worker reads."""
-
-    key: bytes | None
-    value: bytes | None
-    offset: int
-    timestamp: int
-    headers: tuple[tuple[str, bytes], ...]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes | None, bytes]] = []
-
-    async def send(self, *, key: bytes | None = None, value: bytes, **_: Any) -> None:
-        self.sent.append((key, value))
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from sdo.domain.world import Effects, World
 from sdo.events import Deployment, OfficerStatus, Status, encode
 from sdo.grade import load_rules
 from sdo.stream.app import Runtime
+from tests.stream import stand_ins
 
 TP = ("sdo.officer.location", 0)
 DEPLOYMENTS = ("sdo.deployment", 1)
@@ -170,22 +171,10 @@ def _status_record(n: int) -> Any:
     value = OfficerStatus(
         event_id=f"s{n}", ts=T0 + timedelta(seconds=n), officer_id="o1", status=Status.AVAILABLE
     )
-    return SimpleNamespace(key=b"o1", value=encode(value), offset=n, timestamp=None, headers=())
+    return stand_ins.Record(b"o1", encode(value), n, int(value.ts.timestamp() * 1000), ())
 
 
-class _TP(tuple[str, int]):
-    """A topic partition as aiokafka's: hashable, with ``topic`` and ``partition``."""
-
-    @property
-    def topic(self) -> str:
-        return self[0]
-
-    @property
-    def partition(self) -> int:
-        return self[1]
-
-
-STATUS_TP = _TP(("sdo.officer.status", 0))
+STATUS_TP = stand_ins.TP("sdo.officer.status", 0)
 
 
 def _idle_runtime(takes_s: float) -> tuple[Runtime, _Consumer]:

@@ -32,6 +32,7 @@ from sdo.grade import load_rules
 from sdo.stream.app import OFFICER_WAIT_S, Runtime, _partition_of
 from sdo.stream.durable import WORKER
 from sdo.stream.mirror import OfficerMirror
+from tests.stream.stand_ins import Recorder
 
 T0 = datetime(2015, 12, 1, 9, 0, tzinfo=UTC)
 LOCATION = "sdo.officer.location"
@@ -43,18 +44,6 @@ def _world() -> World:
     world = World(AREAS, RULES)
     world.dirty_incidents = set()
     return world
-
-
-class Recorder:
-    """An output topic that records what is sent (the shape of a Faust topic's ``send``)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes | None, bytes]] = []
-
-    async def send(
-        self, *, key: bytes | None = None, value: bytes, timestamp: float | None = None
-    ) -> None:
-        self.sent.append((key, value))
 
 
 def runtime(owns: bool) -> Runtime:
