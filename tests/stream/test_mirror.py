@@ -22,7 +22,6 @@ from sdo.domain.world import World
 from sdo.events import (
     Decision,
     Deployment,
-    Incident,
     OfficerLocation,
     OfficerProfile,
     OfficerStatus,
@@ -32,6 +31,7 @@ from sdo.grade import load_rules
 from sdo.stream.app import OFFICER_WAIT_S, Runtime, _partition_of
 from sdo.stream.durable import WORKER
 from sdo.stream.mirror import OfficerMirror
+from tests.domain.conftest import Events
 from tests.stream.stand_ins import Recorder
 
 T0 = datetime(2015, 12, 1, 9, 0, tzinfo=UTC)
@@ -164,26 +164,7 @@ def test_an_older_record_of_this_workers_officer_is_written_over() -> None:
 def _call_and_deployment(rt: Runtime) -> Deployment:
     """An open call of this worker's, and an SDO's deployment of o1 to it."""
     lon, lat = AREAS.neighbourhoods["N06"].centroid
-    call = Incident(
-        event_id="c1",
-        ts=_at(20),
-        incident_id="i1",
-        lat=lat,
-        lon=lon,
-        category="violence",
-        thrive={
-            "threat": "high",
-            "harm": "high",
-            "risk": "high",
-            "vulnerability": "low",
-            "investigation": True,
-            "engagement": False,
-            "prevention": False,
-        },
-        ongoing=True,
-        offender_present=True,
-        persistent=False,
-    )
+    call = Events.incident("i1", lon, lat, ts=_at(20), graded_as="emergency", event_id="c1")
     rt.world.apply(call)
     return Deployment(
         event_id="d1",
