@@ -87,6 +87,19 @@ def busy_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     return log, offline
 
 
+def quiet(c: Collector) -> Callable[[Collector], bool]:
+    """A condition: no new record for QUIET_S (from now on)."""
+    seen, since = len(c.records), time.monotonic()
+
+    def still(c: Collector) -> bool:
+        nonlocal seen, since
+        if len(c.records) != seen:
+            seen, since = len(c.records), time.monotonic()
+        return time.monotonic() - since >= QUIET_S
+
+    return still
+
+
 async def collect_until_done(
     bootstrap: str, worker: WorkerProcess, expected: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[bytes, dict[str, Any]]]]:
@@ -99,15 +112,7 @@ async def collect_until_done(
             what=f"{expected} recommendations",
             limit_s=CATCH_UP_TIMEOUT_S,
         )
-        seen, since = len(c.records), time.monotonic()
-
-        def quiet(c: Collector) -> bool:
-            nonlocal seen, since
-            if len(c.records) != seen:
-                seen, since = len(c.records), time.monotonic()
-            return time.monotonic() - since >= QUIET_S
-
-        await c.wait_for(quiet, what="the worker quiet", limit_s=CATCH_UP_TIMEOUT_S)
+        await c.wait_for(quiet(c), what="the worker quiet", limit_s=CATCH_UP_TIMEOUT_S)
         alerts = [
             (r.key or b"", orjson.loads(r.value))
             for r in c.records
@@ -278,13 +283,13 @@ async def test_a_worker_killed_mid_backlog_restarts_and_decides_as_evaluate(
     )
 
 
-def last_fixes(log: Path) -> dict[str, str]:
-    """Each officer's last fix in the log (its event id)."""
-    out: dict[str, str] = {}
+def fixes_in(log: Path) -> dict[str, list[tuple[datetime, str]]]:
+    """Each officer's fixes in the log, in its order (time and event id)."""
+    out: dict[str, list[tuple[datetime, str]]] = {}
     for line in log.read_bytes().splitlines():
         event = orjson.loads(line)
         if event["type"] == "officer.location":
-            out[event["officer_id"]] = event["event_id"]
+            out.setdefault(event["officer_id"], []).append((_time(event["ts"]), event["event_id"]))
     return out
 
 
@@ -322,7 +327,8 @@ async def test_two_workers_through_the_backlog_wait_for_each_others_officers_and
         )
     settings = Settings(broker=broker.url, topic_prefix=topic_prefix)
     await replay(log, settings, speed=None)
-    want = last_fixes(log)
+    fixes = fixes_in(log)
+    want = {oid: their[-1][1] for oid, their in fixes.items()}
 
     def stale(c: Collector) -> dict[str, tuple[str, str | None]]:
         table: dict[str, str | None] = {}
@@ -343,7 +349,8 @@ async def test_two_workers_through_the_backlog_wait_for_each_others_officers_and
                 f"{len(left)} of {len(want)} officers' records in the table are not at their "
                 f"last fix (officer: (last fix, the table's)), e.g. {sorted(left.items())[:5]}"
             ) from exc
-        await asyncio.sleep(QUIET_S)  # (what the workers write after that point too)
+        # (and what the workers write after that point)
+        await c.wait_for(quiet(c), what="the workers quiet", limit_s=CATCH_UP_TIMEOUT_S)
         letters = c.values(topics.deadletter)
         assert not stale(c)
         writers = {rec.get(WORKER) for rec in c.values(changelog)}
@@ -355,25 +362,22 @@ async def test_two_workers_through_the_backlog_wait_for_each_others_officers_and
     # events by; if one closes the call, it is refused then (README, Several workers).
     lost = [d["error"] for d in letters if not d["error"].endswith(" is closed")]
     assert lost == [], lost[:5]
-    false = false_stale_raises(log, raises)
+    false = false_stale_raises(fixes, raises)
     assert not false, f"{len(false)} of {len(raises)} stale-position alerts false, e.g. {false[:5]}"
 
 
-def false_stale_raises(log: Path, raises: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """The stale-position raises whose officer had a fix in the log within the five
+def false_stale_raises(
+    fixes: dict[str, list[tuple[datetime, str]]], raises: list[dict[str, Any]]
+) -> list[tuple[str, str, str]]:
+    """The stale-position raises whose officer had a fix (``fixes_in``) within the five
     minutes (the policy's bound) before the alert: (officer, alert time, that fix's). (A
     timer fires before an event of its own time: a fix at the alert's time is after it.)"""
-    fixes: dict[str, list[datetime]] = {}
-    for line in log.read_bytes().splitlines():
-        event = orjson.loads(line)
-        if event["type"] == "officer.location":
-            fixes.setdefault(event["officer_id"], []).append(_time(event["ts"]))
     bound = timedelta(seconds=Policy().stale_after_s)
     out = []
     for alert in raises:
         at = _time(alert["ts"])
-        times = fixes.get(alert["subject"], [])
-        before = bisect_left(times, at)  # (a fix at the alert's very time comes after it)
+        times = [t for t, _ in fixes.get(alert["subject"], [])]
+        before = bisect_left(times, at)
         last = times[before - 1] if before else None
         if last is not None and at - last < bound:
             out.append((alert["subject"], alert["ts"], last.isoformat()))
