@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -167,6 +168,14 @@ class _Consumer:
             self.running = None
 
 
+async def until(condition: Callable[[], bool], limit_s: float = 10.0) -> None:
+    """Wait for ``condition()`` (looking every 10 ms), failing after ``limit_s``."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
 def _status_record(n: int) -> Any:
     value = OfficerStatus(
         event_id=f"s{n}", ts=T0 + timedelta(seconds=n), officer_id="o1", status=Status.AVAILABLE
@@ -194,9 +203,9 @@ def test_input_that_pauses_during_a_commit_is_written_when_that_commit_ends() ->
     async def go() -> tuple[Runtime, _Consumer]:
         rt, consumer = _idle_runtime(takes_s=0.2)
         timer = asyncio.ensure_future(consumer.commit())  # the interval's commit
-        await asyncio.sleep(0.1)
+        await until(lambda: consumer.running is not None)  # (its flush taken)
         await rt.take({STATUS_TP: [_status_record(1)]})  # input, then nothing more
-        await asyncio.sleep(0.6)
+        await until(lambda: len(consumer.flushes) >= 2)
         await timer
         return rt, consumer
 
@@ -215,7 +224,7 @@ def test_input_that_pauses_just_after_a_flush_is_written_once_the_flush_is_old_e
         await consumer.commit()
         await rt.take({STATUS_TP: [_status_record(1)]})
         assert len(consumer.flushes) == 1, "too soon after the last flush"
-        await asyncio.sleep(0.3)
+        await until(lambda: len(consumer.flushes) >= 2)
         return rt, consumer
 
     rt, consumer = asyncio.run(go())
