@@ -59,6 +59,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Origin
 
+from sdo import heap
 from sdo.admission import Admission
 from sdo.areas import load_areas
 from sdo.config import Settings, Topics
@@ -1054,6 +1055,7 @@ def cli(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
 
         def announce(console: Console) -> None:
+            heap.settle()
             sys.stdout.write(f"console ready at {console.url}\n")
             if console.metrics_server is not None:  # metrics hook
                 sys.stdout.write(f"metrics at {console.metrics_server.url}\n")

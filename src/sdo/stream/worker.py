@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 
+from sdo import heap
 from sdo.areas import load_areas
 from sdo.broker import ensure_topics, tls_problem, topic_specs
 from sdo.cli import settings_from
@@ -146,8 +147,15 @@ def cli(args: argparse.Namespace) -> int:
         batch_lane=args.batch_lane,
     )
     app, runtime = build_app(settings, world, options)
-    # The ready line is how `sdo demo` and the tests know the worker is processing.
-    runtime.on_ready = lambda: print(f"worker ready ({options.app_id})", flush=True)  # noqa: T201
+
+    def _ready() -> None:
+        # start-up is done: the collector leaves what it built alone (sdo.heap)
+        frozen = heap.settle()
+        logging.getLogger(__name__).info("start-up heap frozen: %d objects", frozen)
+        # the ready line is how `sdo demo` and the tests know the worker is processing
+        print(f"worker ready ({options.app_id})", flush=True)  # noqa: T201
+
+    runtime.on_ready = _ready
     level = _LOGLEVELS[args.loglevel]
     # Faust (mode) replaces the logging set-up when it starts: hand it the config instead.
     logging_config = dict_config(level, args.log_format) if args.log_format else None
