@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -490,6 +490,37 @@ def test_officer_round_trip(ev: Any, areas: Any) -> None:
     data = orjson.loads(orjson.dumps(o.to_dict()))
     assert Officer.from_dict(data) == o
     assert Officer.from_dict(Officer("bare").to_dict()) == Officer("bare")
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 12, 6, 8, 0, 0, tzinfo=UTC),
+        datetime(2026, 12, 6, 8, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 12, 6, 8, 0, 0, 999_999, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),
+        datetime(2026, 6, 1, 12, 30, tzinfo=timezone(timedelta(hours=1))),
+        datetime(2026, 6, 1, 12, 30, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+        datetime(2026, 6, 1, 12, 30, 5, 7, tzinfo=timezone(timedelta(seconds=3601))),
+        datetime(2026, 6, 1, 12, 30),
+    ],
+)
+def test_officer_times_are_stored_as_isoformat_writes_them(when: datetime) -> None:
+    """An officer record's times are stored in exactly ``isoformat``'s text (made
+    another way for UTC), whatever the offset and the fraction of a second."""
+    stored = Officer("o1", fix_ts=when, shift_end=when).to_dict()
+    assert stored["fix_ts"] == stored["shift_end"] == when.isoformat()
+
+
+def test_officer_record_leaves_out_what_is_asked_and_what_is_empty(ev: Any) -> None:
+    """``to_dict`` leaves out the fields asked, None and empty tuples, and keeps the
+    fields' order."""
+    o = Officer("o1", callsign="A1", skills=("taser",), neighbourhoods=(), lat=52.5, lon=-1.8)
+    assert list(o.to_dict()) == ["officer_id", "callsign", "skills", "status", "lat", "lon"]
+    left = o.to_dict(leave_out=frozenset({"callsign", "lat", "no_such_field"}))
+    assert left == {"officer_id": "o1", "skills": ("taser",), "status": Status.OFF_DUTY,
+                    "lon": -1.8}  # fmt: skip
 
 
 def test_deployment_redelivered_at_the_same_time_is_a_duplicate(

@@ -30,9 +30,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Generic, NamedTuple, TypeVar
 
+import orjson
 from mypy_extensions import mypyc_attr
 
 from sdo.domain.geo import Areas, Placement
@@ -66,6 +67,15 @@ __all__ = [
     "merge_officer",
     "moved",
 ]
+
+
+def _iso(value: datetime) -> str:
+    """``value.isoformat()``; for UTC made by orjson, the same text in a third of the time
+    (an officer record has four times, and the worker writes thousands of records a
+    second)."""
+    if value.tzinfo is UTC:
+        return orjson.dumps(value)[1:-1].decode()
+    return value.isoformat()
 
 
 def _dt(value: Any) -> datetime | None:
@@ -119,13 +129,19 @@ class Officer(NamedTuple):
         """Plain JSON-ready data, for table storage (``leave_out``: fields not wanted:
         the console's page does without the event ids)."""
         out: dict[str, Any] = {}
-        for name in _OFFICER_FIELDS:
-            if name in leave_out:
+        for name, value in zip(_OFFICER_FIELDS, self, strict=True):
+            if value is None:
                 continue
-            value = getattr(self, name)
-            if value is None or value == ():
-                continue
-            out[name] = value.isoformat() if isinstance(value, datetime) else value
+            if isinstance(value, tuple):
+                if not value:
+                    continue
+                out[name] = value
+            elif isinstance(value, datetime):
+                out[name] = _iso(value)
+            else:
+                out[name] = value
+        for name in leave_out:
+            out.pop(name, None)
         return out
 
     @classmethod
