@@ -195,20 +195,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--loglevel", "-l", default="warn", choices=["crit", "error", "warn", "info", "debug"]
     )
     p.add_argument("--data-dir", type=Path, default=None, help="Faust data directory")
-    p.add_argument("--app-id", default="sdo-worker", help="Kafka consumer group / Faust app id")
+    p.add_argument(
+        "--app-id",
+        default="sdo-worker",
+        help="Kafka consumer group and Faust app id (default: sdo-worker)",
+    )
     p.add_argument("--web-port", type=int, default=None, help="Faust web port (default: none)")
-    p.add_argument("--partitions", type=int, default=4, help="partitions of the input topics")
+    p.add_argument(
+        "--partitions", type=int, default=4, help="partitions of the input topics (default: 4)"
+    )
     p.add_argument(
         "--replication",
         type=int,
         default=1,
-        help="replication factor of the topics the worker creates (its table changelogs)",
+        help="replication factor of the topics the worker creates (its table changelogs; "
+        "default: 1)",
     )
     p.add_argument(
         "--session-timeout",
         type=float,
         default=6.0,
-        help="Kafka consumer session timeout, s (the embedded broker joins after half of it)",
+        help="Kafka consumer session timeout, s (default: 6; the embedded broker lets a "
+        "consumer join after half of it)",
     )
     p.add_argument(
         "--order-idle",

@@ -525,7 +525,7 @@ def cli(args: argparse.Namespace) -> int:
     err(
         f"sdo import: {stats.rows} rows -> {stats.incidents} incidents{span}; "
         f"{counts.events} events ({args.officers or 0} simulated officers on duty at once, "
-        f"{counts.officers} on the roster) -> {args.out}; "
+        f"{counts.officers} came on duty in the log) -> {args.out}; "
         "times within each month are synthetic (seeded)\n"
     )
     if not args.officers:

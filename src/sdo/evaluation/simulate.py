@@ -759,7 +759,7 @@ def cli(args: argparse.Namespace) -> int:
     took = time.perf_counter() - began
     print(  # noqa: T201  (the command's one summary line)
         f"sdo simulate: {counts.events} events, {counts.incidents} incidents, "
-        f"{args.officers} officers on duty at once ({counts.officers} on the roster) -> "
+        f"{args.officers} officers on duty at once ({counts.officers} came on duty in the log) -> "
         f"{args.out} ({took:.1f}s)",
         file=sys.stderr,
     )
