@@ -620,7 +620,11 @@ class Runtime:
         store = table.data
         every = list(range(self.partitions))
         keys = self._officer_keys
-        parts: dict[int, list[tuple[bytes, bytes]]] = {}
+        faust_producer: Any = self.app.producer  # (the aiokafka driver's)
+        producer = faust_producer._ensure_producer()  # aiokafka's, on this loop
+        topic = table.changelog_topic.get_topic_name()
+        sent = self._sending
+        batches: dict[int, Any] = {}
         for k, officer in enumerate(officers, 1):
             oid = officer.officer_id
             value = store[oid] = tagged(officer.to_dict(), me, n)
@@ -628,20 +632,22 @@ class Runtime:
             if known is None:
                 raw = json.dumps(oid).encode()
                 known = keys[oid] = (int(_PARTITIONER(raw, every, every)), raw)
-            parts.setdefault(known[0], []).append((known[1], orjson.dumps(value)))
+            partition, key = known
+            # into its partition's batch at once, and the encoded value freed: kept until
+            # all were encoded, a flush of every officer grew the heap by megabytes, and
+            # fresh memory costs more than the encoding on a virtual machine (measured:
+            # 15-26 us a record, against 1.3-4 us when the memory is reused)
+            encoded = orjson.dumps(value)
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
+            if batch.append(key=key, value=encoded, timestamp=None) is None:
+                sent.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = batches[partition] = producer.create_batch()
+                batch.append(key=key, value=encoded, timestamp=None)
             if k % _BUILD_CHUNK == 0:
                 await asyncio.sleep(0)
-        faust_producer: Any = self.app.producer  # (the aiokafka driver's)
-        producer = faust_producer._ensure_producer()  # aiokafka's, on this loop
-        topic = table.changelog_topic.get_topic_name()
-        sent = self._sending
-        for partition in sorted(parts):
-            batch = producer.create_batch()
-            for key, encoded in parts[partition]:
-                if batch.append(key=key, value=encoded, timestamp=None) is None:
-                    sent.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
-                    batch.append(key=key, value=encoded, timestamp=None)
+        for partition, batch in sorted(batches.items()):
             sent.append(await producer.send_batch(batch, topic, partition=partition))
 
     async def delivered(self) -> None:
