@@ -215,6 +215,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def faults_and_system_s(pid: int) -> tuple[int, float]:
+    """Minor page faults so far of ``pid``, and its system (kernel) CPU seconds: fresh
+    memory's cost (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[7]), int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
 # -- topics and records -----------------------------------------------------------------
 
 

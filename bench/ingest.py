@@ -135,6 +135,7 @@ async def run_sdo(
     await asyncio.to_thread(proc.wait_for_line, "worker ready (")
     state["first"] = time.monotonic()
     state["cpu0"] = common.cpu_seconds(proc.pid)
+    state["faults0"] = common.faults_and_system_s(proc.pid)
     if profile_s > 0:
         log(f"  py-spy on the worker for {profile_s:.0f} s")
         spy.append(common.py_spy(proc.pid, profile_s, prof_path))
@@ -168,6 +169,7 @@ async def run_sdo(
         ),
     )
     cpu = common.cpu_seconds(proc.pid) - state["cpu0"]
+    faults, system_s = common.faults_and_system_s(proc.pid)
     rss = common.rss_mb(proc.pid)
     seconds = state["last"] - state["first"]
     rate = expect / seconds if seconds > 0 else None
@@ -180,6 +182,8 @@ async def run_sdo(
         "officers_changelog_records": state["records"],
         "cpu_s": round(cpu, 1),
         "cpu_us_per_event": round(cpu / expect * 1e6, 1),
+        "cpu_system_s": round(system_s - state["faults0"][1], 2),
+        "page_faults": faults - state["faults0"][0],
         "rss_mb": rss,
     }
     for p in spy:
