@@ -5,10 +5,13 @@ are integration tests: test_backlog, test_faults.)"""
 
 from __future__ import annotations
 
+import random
 from typing import Any, NamedTuple
 
+import pytest
+
 from sdo.config import SEQ_HEADER
-from sdo.order import Merger, PartitionState
+from sdo.order import Merger, PartitionState, order_key
 
 
 class TP(NamedTuple):
@@ -85,3 +88,100 @@ def test_a_partition_sought_elsewhere_is_forgotten() -> None:
     assert merger.held(A) == 0 and merger.held(B) == 1
     assert merger.check({A: 3}) == 1  # B no longer assigned
     assert len(merger) == 0
+
+
+# -- the release against the rule, one record at a time ------------------------------------
+
+
+def _reference_release(
+    queues: dict[TP, list[tuple[Rec, float]]],
+    states: dict[TP, PartitionState],
+    now: float,
+    idle: float,
+    deliverable: set[TP] | None,
+) -> tuple[list[tuple[TP, Rec]], int]:
+    """The release rule as the module docstring states it, a record at a time: the first
+    record in the one order goes unless its partition may not deliver, or it was pulled
+    no earlier than the last answer of a partition holding nothing (then it waits for the
+    idle bound, and goes counted as forced). ``queues`` is consumed."""
+
+    def key(tp: TP) -> tuple[int, int, str, int, int]:
+        return order_key(tp, queues[tp][0][0])
+
+    horizon = min(
+        (
+            s.answered_at if s.caught_up else float("-inf")
+            for tp, s in states.items()
+            if not queues.get(tp)
+        ),
+        default=float("inf"),
+    )
+    order: list[tuple[TP, Rec]] = []
+    forced = 0
+    while any(queues.values()):
+        tp = min((t for t in queues if queues[t]), key=key)
+        if tp not in states or (deliverable is not None and tp not in deliverable):
+            break
+        record, pulled = queues[tp][0]
+        if pulled >= horizon:
+            if now < pulled + idle:
+                break
+            forced += 1
+        queues[tp].pop(0)
+        order.append((tp, record))
+        if not queues[tp]:
+            state = states[tp]
+            horizon = min(horizon, state.answered_at if state.caught_up else float("-inf"))
+    return order, forced
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_a_release_is_the_rule_applied_a_record_at_a_time(seed: int) -> None:
+    """Random partitions, pulls, answers, pauses and clocks: each release gives what the
+    rule gives record by record, in the same order (Released.order), grouped per
+    partition in offset order, with the same forced count; and what it keeps is what the
+    rule keeps, over several releases."""
+    rng = random.Random(seed)
+    tps = [TP(rng.choice(["in.a", "in.b"]), p) for p in range(rng.randint(1, 5))]
+    tps = list(dict.fromkeys(tps))
+    merger = Merger(idle_s=1.0)
+    queues: dict[TP, list[tuple[Rec, float]]] = {tp: [] for tp in tps}
+    offsets = dict.fromkeys(tps, 0)
+    stamps = dict.fromkeys(tps, 0)
+    clock = 100.0
+    for _ in range(rng.randint(1, 4)):
+        for tp in tps:
+            if rng.random() < 0.3:
+                continue
+            records = []
+            for _ in range(rng.randint(0, 12)):
+                stamps[tp] += rng.choice([0, 0, 1, 2, 5])
+                headers = (
+                    ((SEQ_HEADER, str(rng.randint(0, 3)).encode()),) if rng.random() < 0.3 else ()
+                )
+                records.append(Rec(offsets[tp], stamps[tp], headers))
+                offsets[tp] += 1
+            pulled = clock + rng.random()
+            merger.add(tp, records, pulled)
+            queues[tp].extend((r, pulled) for r in records)
+        clock += rng.random()
+        states = {
+            tp: PartitionState(
+                offsets[tp],
+                offsets[tp] + rng.choice([0, 0, 1]),
+                clock + rng.choice([-0.5, 0.0, 0.5, 2.0]),
+            )
+            for tp in tps
+            if rng.random() < 0.9
+        }
+        deliverable = None if rng.random() < 0.7 else {tp for tp in tps if rng.random() < 0.7}
+        now = clock + rng.choice([0.0, 0.5, 1.5, 3.0])
+        expected, expected_forced = _reference_release(queues, states, now, 1.0, deliverable)
+        out, forced = merger.release(states, now, deliverable)
+        assert out.order == expected
+        assert forced == expected_forced
+        grouped: dict[TP, list[Rec]] = {}
+        for tp, record in expected:
+            grouped.setdefault(tp, []).append(record)
+        assert out == grouped
+        assert len(merger) == sum(len(q) for q in queues.values())

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import ipaddress
 import logging
 import re
@@ -44,7 +43,7 @@ import ssl
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -74,7 +73,7 @@ from sdo.events import encode, rfc3339
 from sdo.events import kafka_key as key_of
 from sdo.health import LoopProbes
 from sdo.metrics import ConsoleMetrics, MetricsServer, new_registry, serve_metrics
-from sdo.order import DEFAULT_IDLE_S, HOLD_MAX, Merger, order_key, partition_states
+from sdo.order import DEFAULT_IDLE_S, HOLD_MAX, Merger, partition_states
 
 if TYPE_CHECKING:
     import argparse
@@ -924,7 +923,7 @@ class Console:
                     log.warning(
                         "console: %d record(s) read before every partition answered", forced
                     )
-                records = [r for _, r in _merged(released)]
+                records = [r for _, r in released.order]
             if records:
                 self.hub.broadcast(self._apply(records))
                 # let the clients' senders run between batches: fan-out must keep up
@@ -981,12 +980,6 @@ class Console:
             self._set_health("lagging", f"{lag} records behind")
         elif h.state != "quiet":
             self._set_health("live")
-
-
-def _merged(released: dict[Any, list[Any]]) -> Iterator[tuple[Any, Any]]:
-    """(key, record) of every record released, in the one order (sdo.order.order_key)."""
-    streams = [[(order_key(tp, r), r) for r in batch] for tp, batch in released.items()]
-    return heapq.merge(*streams, key=lambda item: item[0])
 
 
 # -- entry points --------------------------------------------------------------------------

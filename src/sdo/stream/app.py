@@ -242,9 +242,12 @@ class Runtime:
     #: the middle of one: a commit (its flush and offsets), a hand-over of partitions
     applying: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def take(self, batch: Mapping[Any, list[Any]]) -> None:
+    async def take(
+        self, batch: Mapping[Any, list[Any]], order: list[tuple[Any, Any]] | None = None
+    ) -> None:
         """Apply a batch of input records the consumer released (per partition, in offset
-        order), in the one order of :mod:`sdo.order`: each run of location records through
+        order), in the one order of :mod:`sdo.order` (``order``: the batch in that order,
+        as the release made it; None: merged here): each run of location records through
         the batch lane (:mod:`sdo.stream.batch`) as far as it takes them, every other
         record the general way (:meth:`handle_record`). Holds :attr:`applying`: a
         rebalance hands partitions over between batches, not within one.
@@ -257,7 +260,7 @@ class Runtime:
         cancelled meanwhile (a worker stopping): the commit that follows, or a
         hand-over, waits for it. Cancelled in the middle of a record, the World would
         hold its effects without its outputs sent, and the commit would cover it."""
-        applying = asyncio.ensure_future(self._take(batch))
+        applying = asyncio.ensure_future(self._take(batch, order))
         try:
             await asyncio.shield(applying)
         except asyncio.CancelledError:
@@ -267,9 +270,11 @@ class Runtime:
             self.crashed = (f"{type(exc).__name__}: {exc}"[:300], time.monotonic())
             raise
 
-    async def _take(self, batch: Mapping[Any, list[Any]]) -> None:
+    async def _take(
+        self, batch: Mapping[Any, list[Any]], order: list[tuple[Any, Any]] | None
+    ) -> None:
         async with self.applying:
-            run = merged(batch)
+            run = merged(batch) if order is None else order
             lane = self.lane
             location = self.location_topic
             routes = self.topic_kinds

@@ -121,8 +121,10 @@ class _ShortFetchThread(AIOKafkaConsumerThread):
         released, forced = merger.release(states, time.time(), active)
         if forced and self.on_forced is not None:
             self.on_forced(forced)
-        out.update(released)
-        return out
+        # (the released records with their order: ``take`` need not merge them again;
+        # the others, of other topics, are not in it)
+        released.update(out)
+        return released
 
 
 def install_consumer(
@@ -137,7 +139,8 @@ def install_consumer(
     on_committed: Callable[[Any], None] | None = None,
     after_commit: Callable[[], None] | None = None,
     gate: Callable[[], bool] | None = None,
-    take: Callable[[dict[Any, list[Any]]], Awaitable[None]] | None = None,
+    take: Callable[[dict[Any, list[Any]], list[tuple[Any, Any]] | None], Awaitable[None]]
+    | None = None,
     position: Callable[[Any], int | None] | None = None,
     exclusive: asyncio.Lock | None = None,
     delivered: Callable[[], Awaitable[None]] | None = None,
@@ -156,8 +159,9 @@ def install_consumer(
     ``gate()``: whether input records may
     be handed over now (read on the consumer's thread).
 
-    ``take(records)``, with ``ordered``: each released batch of the ``ordered`` topics
-    (per partition, in offset order) is awaited by it, on the app's loop, instead of
+    ``take(records, order)``, with ``ordered``: each released batch of the ``ordered``
+    topics (per partition, in offset order; ``order``: every record as (partition,
+    record) in the one order, or None: to be merged) is awaited by it, on the app's loop, instead of
     being handed to Faust's streams record by record (the worker's batch lane:
     :mod:`sdo.stream.batch`); no message is made or acknowledged for them, so
     ``position(tp)`` says what a commit may cover: the offset after the last record of
@@ -202,7 +206,8 @@ def install_consumer(
                 return
             mine = {tp: batch for tp, batch in records.items() if tp.topic in topics}
             if mine:
-                await take(mine)
+                # (the order the release made, when the batch is a release: sdo.order)
+                await take(mine, getattr(records, "order", None))
             generation = self.app.consumer_generation_id
             for tp, batch in records.items():
                 if tp.topic in topics:
