@@ -138,7 +138,7 @@ class Merger:
         topic, partition = tp.topic, tp.partition
         append = q.append
         for record in records:
-            # (order_key, written out: a call per record is a tenth of the merge's cost)
+            # (order_key, written out: one call fewer per record)
             seq = sequence(record) if record.headers else 0
             last = record.offset
             append(((record.timestamp or 0, seq, topic, partition, last), record, pulled_at))
