@@ -22,11 +22,11 @@ the parent, which then stops the broker in order (rather than both racing to die
 
 Tansu serves requests on a tokio runtime with a worker thread per core by default. Beside
 a worker, a console and their clients on a machine of two cores, those threads mostly
-woke each other: a quarter of the broker's samples were futex wake-ups, task switches and
-TLB shoot-downs. So the embedded broker runs one (``threads``; ``TOKIO_WORKER_THREADS``).
-Measured in ``bench/latency.py`` (10,000 officers, 5,000 fixes/s, 41 s): the broker used
-31.7-31.8 CPU-seconds instead of 38.6-38.9, and the console's feed fell less behind;
-ingest throughput was unchanged.
+woke each other: about a fifth of the broker's samples (``perf``) were futex wake-ups,
+task switches and TLB shoot-downs. So the embedded broker runs one (``threads``;
+``TOKIO_WORKER_THREADS``). Measured in ``bench/latency.py`` (10,000 officers, 5,000
+fixes/s, 41 s): the broker used 31.7-32.1 CPU-seconds instead of 37.6-40.2, and the
+console's feed fell less behind; ingest throughput was unchanged.
 
 What Tansu does not do (measured with the pinned build): it accepts and stores topic
 configs (``cleanup.policy=compact``, ``retention.ms``) but neither compacts nor expires

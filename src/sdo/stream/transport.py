@@ -161,8 +161,8 @@ def install_consumer(
 
     ``take(records, order)``, with ``ordered``: each released batch of the ``ordered``
     topics (per partition, in offset order; ``order``: every record as (partition,
-    record) in the one order, or None: to be merged) is awaited by it, on the app's loop, instead of
-    being handed to Faust's streams record by record (the worker's batch lane:
+    record) in the one order, or None: to be merged) is awaited by it, on the app's loop,
+    instead of being handed to Faust's streams record by record (the worker's batch lane:
     :mod:`sdo.stream.batch`); no message is made or acknowledged for them, so
     ``position(tp)`` says what a commit may cover: the offset after the last record of
     ``tp`` applied (None: none). ``exclusive``: a lock held while a batch is applied,
