@@ -82,6 +82,11 @@ class Alarms:
         self.seq += 1
         heapq.heappush(self.timers, (due, self.seq, kind, subject, token))
 
+    def watch_stale(self, officer_id: str, due: datetime, token: str = "") -> None:
+        """Give an officer their one pending stale timer, due at ``due``."""
+        self.stale_timers.add(officer_id)
+        self.schedule(due, "stale", officer_id, token)
+
     def schedule_deadlines(self, incident_id: str, created: datetime, grading: Grading) -> None:
         """The early-warning and deadline timers of an incident awaiting a decision."""
         if grading.deadline_s is None:

@@ -431,8 +431,7 @@ class World:
                 and oid not in alarms.stale_timers
                 and self.owns(oid)
             ):
-                alarms.stale_timers.add(oid)
-                alarms.schedule(o.fix_ts + after, "stale", oid, "")
+                alarms.watch_stale(oid, o.fix_ts + after)
                 if self.touched is not None:
                     self.touched.add(oid)
 
@@ -728,8 +727,7 @@ class World:
         if self.touched is not None:
             self.touched.add(oid)
         if stale_at is not None:
-            alarms.stale_timers.add(oid)
-            alarms.schedule(stale_at, "stale", oid, token)
+            alarms.watch_stale(oid, stale_at, token)
 
     def take_fixes(
         self,
@@ -830,9 +828,7 @@ class World:
                 old is None or old.fix_event != new.fix_event or old.status is not Status.AVAILABLE
             )
         ):
-            alarms.stale_timers.add(oid)
-            stale_at = new.fix_ts + timedelta(seconds=self.policy.stale_after_s)
-            alarms.schedule(stale_at, "stale", oid, "")
+            alarms.watch_stale(oid, new.fix_ts + timedelta(seconds=self.policy.stale_after_s))
         self._recount(old, new, effects)
 
     def _recount(self, old: Officer | None, new: Officer, effects: Effects | None) -> None:
@@ -1490,8 +1486,7 @@ class World:
             return  # (another worker's now: it watches them; arm_stale_timers)
         stale_at = o.fix_ts + timedelta(seconds=self.policy.stale_after_s)
         if stale_at > due:  # a newer fix came in: wait for it to age
-            alarms.stale_timers.add(oid)
-            alarms.schedule(stale_at, "stale", oid, token)  # advance() pops it if already due
+            alarms.watch_stale(oid, stale_at, token)  # advance() pops it if already due
             return
         minutes = self.policy.stale_after_s / 60
         out = alarms.stale_raise(oid, o.callsign, o.cluster, minutes, self.now)
