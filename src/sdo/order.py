@@ -135,13 +135,9 @@ class Merger:
         if q is None:
             q = self._held[tp] = deque()
         last = None
-        topic, partition = tp.topic, tp.partition
-        append = q.append
         for record in records:
-            # (order_key, written out: one call fewer per record)
-            seq = sequence(record) if record.headers else 0
+            q.append((order_key(tp, record), record, pulled_at))
             last = record.offset
-            append(((record.timestamp or 0, seq, topic, partition, last), record, pulled_at))
         if last is None:
             if not q:
                 del self._held[tp]
