@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from sdo.console.server import Console
 from sdo.events import Alert, Response, encode
 from tests.conftest import SYNTHETIC_AREAS
 from tests.kafka_io import produce, read_deployments
+from tests.waits import wait_until
 
 #: The event factory of ``conftest.py`` (a fixture; conftest modules are not importable).
 EventsType = Any
@@ -48,15 +48,6 @@ CONSOLE_READY_TIMEOUT_S = 30.0
 BROWSER_LAUNCH_TIMEOUT_S = 60.0
 PAGE_TIMEOUT_MS = 20_000
 KAFKA_TIMEOUT_S = 20.0
-
-
-async def wait_until(condition: Callable[[], Any], limit_s: float, what: str) -> Any:
-    deadline = time.monotonic() + limit_s
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit_s:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
-    return result
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from sdo.console.auth import Users, add_user, remove_user
 from sdo.console.server import Console
 from sdo.events import Alert
 from tests.kafka_io import produce
+from tests.waits import wait_until
 from tests.ws import messages
 
 pytestmark = pytest.mark.integration
@@ -36,14 +36,6 @@ KAFKA_TIMEOUT_S = 20.0
 #: How long a test waits for a session to be closed (the console checks twice a second).
 CLOSE_TIMEOUT_S = 10.0
 SDO, SDO2, VIEWER = "sgt.jones", "sgt.khan", "pc.watch"
-
-
-async def until(condition: Any, limit_s: float, what: str) -> None:
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit_s:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Raw:
@@ -74,7 +66,7 @@ class Raw:
             found[:] = [m for m in self.messages if m.get("request_id") == request_id]
             return bool(found)
 
-        await until(got, REPLY_TIMEOUT_S, f"a reply to {request_id}")
+        await wait_until(got, REPLY_TIMEOUT_S, f"a reply to {request_id}")
         self.messages.remove(found[0])
         return found[0]
 
@@ -104,7 +96,9 @@ class Desk:
         raw = Raw(ws)
         self.clients.append(raw)
         await raw.send({"type": "auth", "token": self.tokens[user]})
-        await until(lambda: raw.of_type("snapshot") or raw.closed, REPLY_TIMEOUT_S, "a snapshot")
+        await wait_until(
+            lambda: raw.of_type("snapshot") or raw.closed, REPLY_TIMEOUT_S, "a snapshot"
+        )
         if raw.closed:
             raise ConnectionRefusedError(f"closed {raw.closed}")
         return raw
@@ -139,7 +133,7 @@ async def console_on(
 ) -> AsyncIterator[Console]:
     settings = Settings(broker=broker.url, topic_prefix=prefix)
     async with Console(settings, Users(users), bind="127.0.0.1:0", **kw) as console:
-        await until(lambda: console.health.caught_up, READY_TIMEOUT_S, "the console caught up")
+        await wait_until(lambda: console.health.caught_up, READY_TIMEOUT_S, "the console caught up")
         yield console
 
 
@@ -178,7 +172,7 @@ async def picture(desk: Desk) -> None:
     ]  # fmt: skip
     await desk.produce(events)
     view = desk.console.view
-    await until(
+    await wait_until(
         lambda: "I1" in view.recommendations and view.officers.get("o4") is not None
         and view.officers["o4"].incident_id == "I9",
         KAFKA_TIMEOUT_S, "the picture",
@@ -238,7 +232,7 @@ async def test_an_override_to_an_officer_off_duty_or_busy_needs_send_anyway(desk
         "sent anyway: NR14 is en route (I9)",
     ]
     # (one decision per incident at a time: the next once this one is back from Kafka)
-    await until(
+    await wait_until(
         lambda: desk.console.view.incidents["I1"].decision is not None,
         KAFKA_TIMEOUT_S,
         "the deployment back from Kafka",
@@ -266,7 +260,7 @@ async def test_an_override_on_a_form_opened_before_another_decision_must_confirm
     )
     assert accepted["type"] == "ack", accepted
     view = desk.console.view
-    await until(
+    await wait_until(
         lambda: view.incidents["I1"].decision is not None,
         KAFKA_TIMEOUT_S,
         "the accept back from Kafka",
@@ -312,7 +306,7 @@ async def test_a_removed_or_changed_user_loses_their_rights(desk: Desk) -> None:
     jones, khan, viewer = await desk.join(), await desk.join(SDO2), await desk.join(VIEWER)
     add_user(desk.users, SDO2, "viewer")  # a new token and role for sgt.khan
     remove_user(desk.users, VIEWER)
-    await until(lambda: khan.closed and viewer.closed, CLOSE_TIMEOUT_S, "sessions closed")
+    await wait_until(lambda: khan.closed and viewer.closed, CLOSE_TIMEOUT_S, "sessions closed")
     for client in (khan, viewer):
         assert client.closed == (1008, "access changed or removed: log in again")
     kept = await jones.ask({"type": "note", "request_id": "j1", "incident_id": "I1", "text": "y"})
@@ -450,7 +444,7 @@ async def test_notes_acknowledgements_and_status_changes_are_events_with_who(
         severity="critical", subject="I1", message="grade 1 incident I1 unresourced",
     )  # fmt: skip
     await desk.produce([alert])
-    await until(
+    await wait_until(
         lambda: desk.console.view.active_alert("unresourced", "I1"), KAFKA_TIMEOUT_S, "alert"
     )
     sdo, viewer = await desk.join(), await desk.join(VIEWER)
@@ -462,7 +456,7 @@ async def test_notes_acknowledgements_and_status_changes_are_events_with_who(
     assert note["type"] == "ack"
     ack = {"type": "ack_alert", "request_id": "a1", "kind": "unresourced", "subject": "I1"}
     assert (await sdo.ask(ack))["type"] == "ack"
-    await until(
+    await wait_until(
         lambda: ("unresourced", "I1") in desk.console.view.acks,
         KAFKA_TIMEOUT_S,
         "the acknowledgement back from Kafka",
@@ -477,9 +471,9 @@ async def test_notes_acknowledgements_and_status_changes_are_events_with_who(
     )
     # every page hears of them
     for page in (sdo, viewer):
-        await until(lambda p=page: p.of_type("alert_ack"), REPLY_TIMEOUT_S, "alert_ack")
+        await wait_until(lambda p=page: p.of_type("alert_ack"), REPLY_TIMEOUT_S, "alert_ack")
         assert page.of_type("alert_ack")[0]["ack"]["by"] == SDO
-        await until(
+        await wait_until(
             lambda p=page: any(
                 m["incident_id"] == "I9"
                 and "NR14 at scene — set by sgt.jones" in m["entry"]["text"]
@@ -520,4 +514,4 @@ async def test_each_console_shows_who_works_what(desk: Desk) -> None:
             (s["user"], s["role"], s["scope"]) for s in latest[-1]["sessions"]
         } == {(SDO, "sdo", "npu:north"), (SDO2, "sdo", None)}
 
-    await until(shown, REPLY_TIMEOUT_S, "presence with sgt.jones on north")
+    await wait_until(shown, REPLY_TIMEOUT_S, "presence with sgt.jones on north")

@@ -29,6 +29,7 @@ from sdo.events import (
     Recommendation,
 )
 from tests.kafka_io import produce, read_deployments
+from tests.waits import wait_until
 from tests.ws import messages
 
 pytestmark = pytest.mark.integration
@@ -107,15 +108,6 @@ def pilot_events() -> list[BaseModel]:
             policy={"name": "thrive", "version": "1"},
         ),
     ]
-
-
-async def wait_until(condition: Callable[[], Any], limit_s: float, what: str) -> Any:
-    deadline = time.monotonic() + limit_s
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit_s:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
-    return result
 
 
 class Page:

@@ -45,6 +45,7 @@ from websockets.exceptions import ConnectionClosed
 from sdo.broker import EmbeddedBroker
 from sdo.console.auth import add_user
 from sdo.events import OfficerLocation, OfficerProfile, OfficerStatus, encode
+from tests.waits import wait_until
 from tests.ws import messages
 
 from .conftest import WorkerProcess
@@ -119,15 +120,6 @@ class Reader:
     def has(self, expected: dict[str, datetime]) -> bool:
         """Whether this client's picture holds ``expected`` (officer -> last fix time)."""
         return all(self.latest.get(o) == ts for o, ts in expected.items())
-
-
-async def wait_until(condition: Callable[[], Any], limit_s: float, what: str) -> Any:
-    deadline = time.monotonic() + limit_s
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit_s:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return result
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -277,6 +269,7 @@ async def test_fifty_clients_at_two_thousand_events_per_second(
             lambda: all(r.has(last) for r in readers if r.closed is None),
             DRAIN_TIMEOUT_S,
             "every client's picture at the last fix of every officer",
+            poll_s=0.05,
         )
         at_convergence = await asyncio.to_thread(scrape, metrics_url)
         rss_end = rss_kib(proc.pid)
@@ -293,6 +286,7 @@ async def test_fifty_clients_at_two_thousand_events_per_second(
             lambda: slow_reader.closed is not None or slow_reader.has(last),
             DRAIN_TIMEOUT_S,
             "the slow client to catch up or be closed",
+            poll_s=0.05,
         )
         if slow_reader.closed is None:
             assert not slow_reader.backwards, slow_reader.backwards[:3]

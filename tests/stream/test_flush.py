@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -24,6 +23,7 @@ from sdo.events import Deployment, OfficerStatus, Status, encode
 from sdo.grade import load_rules
 from sdo.stream.app import Runtime
 from tests.stream import stand_ins
+from tests.waits import wait_until
 
 TP = ("sdo.officer.location", 0)
 DEPLOYMENTS = ("sdo.deployment", 1)
@@ -168,14 +168,6 @@ class _Consumer:
             self.running = None
 
 
-async def until(condition: Callable[[], bool], limit_s: float = 10.0) -> None:
-    """Wait for ``condition()`` (looking every 10 ms), failing after ``limit_s``."""
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
-
-
 def _status_record(n: int) -> Any:
     value = OfficerStatus(
         event_id=f"s{n}", ts=T0 + timedelta(seconds=n), officer_id="o1", status=Status.AVAILABLE
@@ -203,9 +195,11 @@ def test_input_that_pauses_during_a_commit_is_written_when_that_commit_ends() ->
     async def go() -> tuple[Runtime, _Consumer]:
         rt, consumer = _idle_runtime(takes_s=0.2)
         timer = asyncio.ensure_future(consumer.commit())  # the interval's commit
-        await until(lambda: consumer.running is not None)  # (its flush taken)
+        await wait_until(
+            lambda: consumer.running is not None, 10.0, "a commit under way", 0.01
+        )  # (its flush taken)
         await rt.take({STATUS_TP: [_status_record(1)]})  # input, then nothing more
-        await until(lambda: len(consumer.flushes) >= 2)
+        await wait_until(lambda: len(consumer.flushes) >= 2, 10.0, "a second flush", 0.01)
         await timer
         return rt, consumer
 
@@ -224,7 +218,7 @@ def test_input_that_pauses_just_after_a_flush_is_written_once_the_flush_is_old_e
         await consumer.commit()
         await rt.take({STATUS_TP: [_status_record(1)]})
         assert len(consumer.flushes) == 1, "too soon after the last flush"
-        await until(lambda: len(consumer.flushes) >= 2)
+        await wait_until(lambda: len(consumer.flushes) >= 2, 10.0, "a second flush", 0.01)
         return rt, consumer
 
     rt, consumer = asyncio.run(go())
