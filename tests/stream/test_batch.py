@@ -216,3 +216,48 @@ def test_merged_is_the_heap_merge(trial: int) -> None:
     ]
     expected = [(tp, r) for _, tp, r in heapq.merge(*streams, key=lambda item: item[0])]
     assert ordering.merged(batch) == expected
+
+
+@pytest.mark.parametrize("lane", [True, False], ids=["lane", "general"])
+def test_the_metrics_count_what_each_batch_applied(log: list[Any], lane: bool) -> None:
+    """The events applied by type and each input topic's lag are brought up to date once
+    a batch (not once a record): after each batch they are what the runtime counted, and
+    the lag what is left of the log behind the records applied."""
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    from sdo.metrics import WorkerMetrics  # noqa: PLC0415
+
+    batches = _batches(log, seed=3)
+    ends: dict[TP, int] = defaultdict(int)  # per partition, the offset after its last
+    for batch in batches:
+        for tp, records in batch.items():
+            ends[tp] = records[-1].offset + 1
+    runtime = _runtime(lane)
+    runtime.app = SimpleNamespace(consumer=SimpleNamespace(highwater=ends.__getitem__))
+    registry = CollectorRegistry()
+    runtime.metrics = WorkerMetrics(registry)
+
+    def sample(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    async def main() -> None:
+        checked = 0
+        for n, batch in enumerate(batches):
+            await runtime.take(batch)
+            if n % 7:
+                continue
+            for kind, count in runtime.processed.items():
+                assert sample("sdo_events_processed_total", type=kind) == count, kind
+            for topic in TOPICS.values():
+                behind = sum(
+                    ends[tp] - offset - 1
+                    for tp, offset in runtime.positions.items()
+                    if tp.topic == topic
+                )
+                assert sample("sdo_consumer_lag", topic=topic) == behind, topic
+                checked += behind > 0
+        assert checked  # (a lag never set would read 0)
+
+    asyncio.run(main())
+    total = sum(sample("sdo_events_processed_total", type=kind) for kind in TOPICS)
+    assert total == sum(runtime.processed.values()) > 0.9 * len(log)

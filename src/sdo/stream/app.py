@@ -245,6 +245,8 @@ class Runtime:
     _sending: list[asyncio.Future[Any]] = field(default_factory=list)
     #: officer id -> (changelog partition, key as written): see _send
     _officer_keys: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    #: per event type, the count of :attr:`processed` the metrics have (see _report)
+    _reported: dict[str, int] = field(default_factory=dict)
     #: held while a batch of input is applied (take()), and by whatever must not run in
     #: the middle of one: a commit (its flush and offsets), a hand-over of partitions
     applying: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -314,6 +316,8 @@ class Runtime:
             if lane is not None:
                 lane.sync(self.counts)
                 lane.release()
+            if self.metrics is not None:
+                self._report(self.metrics, batch)
         self.taken_at = time.monotonic()
         if self.idle_commit_s is not None:
             self._commit_if_idle(self.idle_commit_s)
@@ -363,12 +367,25 @@ class Runtime:
             positions[tp] = record.offset
         self.handled_at = time.monotonic()
         self.processed["officer.location"] += stop - start
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.processed("officer.location", stop - start)
-            highwater = self.app.consumer.highwater
-            for tp in {tp for tp, _ in run[start:stop]}:
-                metrics.position(tp.topic, tp.partition, positions[tp], highwater(tp))
+
+    def _report(self, metrics: WorkerMetrics, batch: Mapping[Any, Any]) -> None:
+        """Bring the metrics up to date after a batch: the events applied by type, and
+        the lag of each partition the batch came from. Once a batch, not once a record:
+        the two calls cost some 3 us a record (timeit: the labelled counter 1.1, the lag
+        gauge, summed over a topic's partitions, 2.1), a quarter of a profile's whole
+        way (12 us)."""
+        reported = self._reported
+        for kind, n in self.processed.items():
+            done = reported.get(kind, 0)
+            if n != done:
+                metrics.processed(kind, n - done)
+                reported[kind] = n
+        positions = self.positions
+        highwater = self.app.consumer.highwater
+        for tp in batch:
+            offset = positions.get(tp)
+            if offset is not None:
+                metrics.position(tp.topic, tp.partition, offset, highwater(tp))
 
     async def handle_record(
         self,
@@ -389,10 +406,8 @@ class Runtime:
         started = time.monotonic()
         self.handled_at = started
         topic = tp[0]  # (a TP: topic, partition)
-        self.positions[tp] = offset  # dead letters included
+        self.positions[tp] = offset  # dead letters included (the lag metric: _report)
         metrics = self.metrics
-        if metrics is not None:
-            metrics.position(topic, tp[1], offset, self.app.consumer.highwater(tp))
         try:
             model = self.admit(raw, expect, key)
             effects = self.world.apply(model)
@@ -411,17 +426,19 @@ class Runtime:
             reason = f"internal error: {type(exc).__name__}: {exc}"
             await self.dead_letter(topic, key, raw, reason)
             return
-        self.processed[expect] += 1
+        self.processed[expect] += 1  # (the metric: _report)
         if effects.ignored:
             self.ignored[effects.ignored] += 1
             if effects.ignored in _WAITING:
                 self.waiting[model.event_id] = (tp, offset)
-        await self.carry_out(effects)
+        if effects.outputs or effects.refused:
+            await self.carry_out(effects)
+        else:
+            self.write(effects)  # (carry_out's all, without a coroutine a record)
         if metrics is not None:
-            metrics.processed(expect)
             if effects.ignored:
                 metrics.ignored(effects.ignored)
-            if effects.recommendations:
+            if effects.outputs and effects.recommendations:
                 metrics.latency(time.monotonic() - started)
 
     async def carry_out(self, effects: Effects) -> None:
