@@ -171,6 +171,8 @@ class Stack:
                 "--app-id", app_id,
                 "--partitions", str(PARTITIONS),
                 "--session-timeout", str(SESSION_TIMEOUT_S),
+                # as in production: the metrics on (a free port, not read here)
+                "--metrics-port", "0",
                 "-l", "warn",
             ],
         )  # fmt: skip
