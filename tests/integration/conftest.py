@@ -57,7 +57,7 @@ class WorkerProcess:
                 if self.proc.poll() is not None:
                     break
                 continue
-            if "worker ready (" in line:  # Faust routes stdout through its logger
+            if "worker ready (" in line:
                 return
         raise AssertionError(
             f"worker not ready within {timeout:.0f} s (exit {self.proc.poll()}):\n"

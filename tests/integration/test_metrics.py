@@ -262,6 +262,10 @@ async def test_worker_metrics_count_events_dead_letters_and_latency(
     url = next(
         m.group(1) for line in worker.output if (m := re.search(r"metrics at (http://\S+)", line))
     )
+    # what the worker prints is its own output, not a record of Faust's logger at WARNING
+    said = [line for line in worker.output if "worker ready (" in line or "metrics at " in line]
+    assert len(said) == 2, said
+    assert all(line.startswith(("worker ready (", "metrics at ")) for line in said), said
     t0 = datetime(2015, 12, 1, 9, tzinfo=UTC)
     events = [
         OfficerProfile(

@@ -41,13 +41,19 @@ _LOGLEVELS = {
 def faust_worker(
     app: faust.App, level: str, logging_config: dict[str, Any] | None = None
 ) -> faust.Worker:
-    """A Faust worker for ``app`` logging at ``level``, without the terminal spinner.
+    """A Faust worker for ``app`` logging at ``level``, without the terminal spinner, and
+    with its standard output its own.
 
     Faust's spinner, at a level of WARN or above, sets the root logger to DEBUG so that it
     can spin on every record: every aiokafka frame then builds a log record (~5% of the
-    worker's CPU in bench/ingest.py). A service has no terminal to spin on.
+    worker's CPU in bench/ingest.py). A service has no terminal to spin on. And Faust
+    turns whatever a process prints into log records of level WARNING: the worker's
+    "worker ready" and "metrics at" lines read as warnings (in JSON logs, records of level
+    WARNING).
     """
-    worker = faust.Worker(app, loglevel=level, quiet=True, logging_config=logging_config)
+    worker = faust.Worker(
+        app, loglevel=level, quiet=True, logging_config=logging_config, redirect_stdouts=False
+    )
     worker.spinner = None
     return worker
 
