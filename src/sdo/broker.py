@@ -646,13 +646,15 @@ async def ensure_topics(
     timeout: float = DEFAULT_START_TIMEOUT,  # noqa: ASYNC109  (one bound for the whole job)
     replication_factor: int = 1,
     security: Mapping[str, Any] | None = None,
+    warn: bool = True,
 ) -> dict[str, int]:
     """Create the topics in ``specs`` that do not exist yet, and wait until they are usable.
     ``security``: the client's security options (:meth:`sdo.config.KafkaAuth.client_options`).
     Returns each topic's partition count as the broker has it.
 
     Idempotent: an existing topic is left as it is (a different partition count is logged as
-    a warning, not changed: the caller decides whether it matters). A broker that rejects
+    a warning, :func:`other_counts`, unless not ``warn``; not changed: the caller decides
+    whether it matters). A broker that rejects
     a topic's configs gets the topic without them (logged at debug). Raises
     :class:`BrokerError` if the broker is unreachable or refuses a topic, or the whole
     operation exceeds ``timeout`` seconds.
@@ -671,7 +673,7 @@ async def ensure_topics(
             await _create_topics(
                 admin, specs, replication_factor=replication_factor, timeout_ms=int(timeout * 1000)
             )
-            return await _await_metadata(admin, specs)
+            counts = await _await_metadata(admin, specs)
     except TimeoutError as exc:
         raise BrokerError(f"topics not ready at {bootstrap} within {timeout:g}s") from exc
     except BrokerError:
@@ -680,6 +682,10 @@ async def ensure_topics(
         raise BrokerError(f"cannot create topics at {bootstrap}: {exc!r}") from exc
     finally:
         await admin.close()
+    other = other_counts(counts, specs)
+    if other is not None and warn:
+        log.warning("%s", other)
+    return counts
 
 
 async def _create_topics(
@@ -747,16 +753,20 @@ async def _await_metadata(admin: Any, specs: Sequence[TopicSpec]) -> dict[str, i
         if ready.keys() >= wanted.keys():
             break
         await asyncio.sleep(_POLL_INTERVAL)
-    other = sorted(name for name, expected in wanted.items() if ready[name] != expected)
-    if other:
-        # one line for them all (the caller may stop on it, with one line of its own)
-        log.warning(
-            "%d topic(s) exist with another number of partitions, left unchanged: %s",
-            len(other),
-            ", ".join(f"{name} ({ready[name]}, not {wanted[name]})" for name in other[:4])
-            + (", ..." if len(other) > 4 else ""),
-        )
     return {name: ready[name] for name in wanted}
+
+
+def other_counts(counts: Mapping[str, int], specs: Sequence[TopicSpec]) -> str | None:
+    """One line on the topics of ``specs`` whose partition count (in ``counts``) is not
+    theirs, or None if there are none."""
+    other = sorted(spec.name for spec in specs if counts[spec.name] != spec.partitions)
+    if not other:
+        return None
+    wanted = {spec.name: spec.partitions for spec in specs}
+    return f"{len(other)} topic(s) exist with another number of partitions, left unchanged: " + (
+        ", ".join(f"{name} ({counts[name]}, not {wanted[name]})" for name in other[:4])
+        + (", ..." if len(other) > 4 else "")
+    )
 
 
 # -- `sdo broker` -------------------------------------------------------------------------

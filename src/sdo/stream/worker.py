@@ -14,7 +14,7 @@ import faust
 
 from sdo import heap
 from sdo.areas import load_areas
-from sdo.broker import ensure_topics, tls_problem, topic_specs
+from sdo.broker import ensure_topics, other_counts, tls_problem, topic_specs
 from sdo.cli import settings_from
 from sdo.config import Settings
 from sdo.domain import scans
@@ -88,6 +88,10 @@ def prepare_topics(
             f"input topic(s) with another number of partitions than --partitions {partitions} "
             f"({found}): {fix}"
         )
+    # (said only if the worker goes on: a user error is one line)
+    other = other_counts(counts, topic_specs(settings.topics, partitions))
+    if other is not None:
+        logging.getLogger(__name__).warning("%s", other)
 
 
 def _topic_counts(
@@ -106,6 +110,7 @@ def _topic_counts(
                 timeout=timeout,
                 replication_factor=replication,
                 security=settings.kafka.client_options(),
+                warn=False,
             )
         )
     except Exception as exc:
