@@ -258,14 +258,19 @@ async def test_worker_metrics_count_events_dead_letters_and_latency(
 ) -> None:
     """`sdo worker --metrics-port` serves events processed by type, dead letters by reason
     class, the recommendation latency histogram and consumer lag."""
-    worker = start_worker(None, "--metrics-port", "127.0.0.1:0")
+    worker = start_worker(None, "--metrics-port", "127.0.0.1:0", "--log-format", "json")
     url = next(
-        m.group(1) for line in worker.output if (m := re.search(r"metrics at (http://\S+)", line))
+        m.group(1) for line in worker.output if (m := re.search(r"^metrics at (http://\S+)", line))
     )
-    # what the worker prints is its own output, not a record of Faust's logger at WARNING
+    # what the worker prints is its own output, not a record of Faust's logger at WARNING;
+    # and a log store gets a record of its being ready, at INFO, with where its metrics are
     said = [line for line in worker.output if "worker ready (" in line or "metrics at " in line]
-    assert len(said) == 2, said
-    assert all(line.startswith(("worker ready (", "metrics at ")) for line in said), said
+    printed = [line for line in said if not line.startswith("{")]
+    assert [line.split(" ")[0] for line in printed] == ["metrics", "worker"], said
+    records = [orjson.loads(line) for line in said if line.startswith("{")]
+    assert [(r["level"], r["message"]) for r in records] == [
+        ("INFO", f"worker ready ({worker.app_id}); metrics at {url}")
+    ], said
     t0 = datetime(2015, 12, 1, 9, tzinfo=UTC)
     events = [
         OfficerProfile(

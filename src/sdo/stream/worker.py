@@ -165,6 +165,12 @@ def cli(args: argparse.Namespace) -> int:
         logging.getLogger(__name__).info("start-up heap frozen: %d objects", frozen)
         # the ready line is how `sdo demo` and the tests know the worker is processing
         print(f"worker ready ({options.app_id})", flush=True)  # noqa: T201
+        # and a record of it for a log store (JSON logs: --log-format json, -l info)
+        logging.getLogger(__name__).info(
+            "worker ready (%s)%s",
+            options.app_id,
+            "" if server is None else f"; metrics at {server.url}",
+        )
 
     runtime.on_ready = _ready
     level = _LOGLEVELS[args.loglevel]
