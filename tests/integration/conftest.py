@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -100,13 +101,16 @@ def own_broker() -> Iterator[EmbeddedBroker]:
 
 @pytest.fixture
 def start_worker(
-    broker: EmbeddedBroker, topic_prefix: str
+    broker: EmbeddedBroker, topic_prefix: str, tmp_path: Path
 ) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start ``sdo worker`` processes on the test's topics; all are stopped at the end."""
+    """Start ``sdo worker`` processes on the test's topics; all are stopped at the end.
+    Each gets a data directory of its own under ``tmp_path`` (a worker the test kills
+    with SIGKILL cannot remove the temporary one it would make)."""
     started: list[WorkerProcess] = []
 
     def start(app_id: str | None = None, *extra: str) -> WorkerProcess:
         app_id = app_id or f"sdo-test-{uuid4().hex[:8]}"
+        data_dir = tmp_path / f"worker-{len(started)}-{app_id}"
         cmd = [
             sys.executable,
             "-m",
@@ -122,6 +126,7 @@ def start_worker(
             str(WORKER_SESSION_TIMEOUT_S),
             "-l",
             "info",
+            *([] if "--data-dir" in extra else ["--data-dir", str(data_dir)]),
             *extra,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
