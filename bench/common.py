@@ -23,6 +23,7 @@ import json
 import os
 import queue
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,16 +124,22 @@ class Stack:
         log(f"broker at {self.broker.bootstrap} (pid {self.broker.pid})")
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(keep=exc_type is not None)
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
+        """Stop every process, then remove the run's directory (the broker's log, the
+        peers' state, profiles), unless ``keep`` (a failed run: its logs are looked at)."""
         if self._closed:
             return
         self._closed = True
         for p in reversed(self.procs):
             p.stop()
         self.broker.stop()
+        if keep:
+            log(f"kept {self.tmp} (the broker's log, the peers' state)")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def spawn(self, name: str, argv: Sequence[str]) -> Proc:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}

@@ -5,6 +5,9 @@ fix in the table, within their generous waits) are asserted."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from tests.test_bench import ROOT, run_bench
@@ -14,13 +17,17 @@ pytestmark = pytest.mark.integration
 
 def test_ingest_quick_runs_and_every_latest_fix_is_in_the_table() -> None:
     """... and leaves nothing in the tree (the naive peer's Faust data directory was
-    ``./bench-naive-ID-data``, one more on every run)."""
+    ``./bench-naive-ID-data``, one more on every run), nor its directory in the system's
+    temporary one (the broker's log, the peers' state: one more on every run)."""
     before = set(ROOT.iterdir())
+    temp = Path(tempfile.gettempdir())
+    runs_before = set(temp.glob("sdo-bench-*"))
     result = run_bench("ingest.py", "--quick", timeout=600)
     assert result["sdo_worker"]["all_latest_fixes_in_table"] is True
     assert result["sdo_worker"]["events_per_s"] > 0
     assert result["naive_faust"]["events_per_s"] > 0
     assert sorted(p.name for p in set(ROOT.iterdir()) - before) == []
+    assert sorted(set(temp.glob("sdo-bench-*")) - runs_before) == []
 
 
 def test_latency_quick_runs_end_to_end() -> None:
