@@ -179,12 +179,16 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     ws_ms = [(at_ws[i] - sent[i]) * 1000 for i in sent if i in at_ws]
     kafka_ms = [(at_kafka[i] - sent[i]) * 1000 for i in sent if i in at_kafka]
     ws_stats = common.percentiles(ws_ms)
-    half = len(ws_ms) // 2
-    # a worker that does not keep up shows as latency growing through the phase
-    trend = {
-        "p50_ms_first_half": common.percentiles(ws_ms[:half])["p50_ms"],
-        "p50_ms_second_half": common.percentiles(ws_ms[half:])["p50_ms"],
-    }
+
+    def trend(ms: list[float]) -> dict[str, Any]:
+        # a worker that does not keep up shows as latency growing through the phase (and
+        # the Kafka hop's halves beside the websocket's say whether it is the worker's)
+        half = len(ms) // 2
+        return {
+            "p50_ms_first_half": common.percentiles(ms[:half])["p50_ms"],
+            "p50_ms_second_half": common.percentiles(ms[half:])["p50_ms"],
+        }
+
     p50, p99 = ws_stats["p50_ms"], ws_stats["p99_ms"]
     return {
         "benchmark": "latency",
@@ -196,7 +200,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         "websocket": {
             **ws_stats,
             "missing": len(sent) - len(ws_ms),
-            **trend,
+            **trend(ws_ms),
             # snapshots sent to this client after it fell behind (a recommendation that
             # came in one is counted missing: only recommendation messages are timed)
             "resyncs": resyncs,
@@ -206,7 +210,11 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             "median": round(statistics.median(feed_behind_ms), 1) if feed_behind_ms else None,
             "last": round(feed_behind_ms[-1], 1) if feed_behind_ms else None,
         },
-        "kafka": {**common.percentiles(kafka_ms), "missing": len(sent) - len(kafka_ms)},
+        "kafka": {
+            **common.percentiles(kafka_ms),
+            "missing": len(sent) - len(kafka_ms),
+            **trend(kafka_ms),
+        },
         "phase_s": round(elapsed, 1),
         "cpu_s_during_phase": cpu,
         "rss_after": rss,
