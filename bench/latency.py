@@ -146,12 +146,20 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             sent[iid] = time.monotonic()
             await inc_prod.send(topics.incident, r.value, key=r.key, timestamp_ms=r.ts_ms)
             next_at += gap
+            if n == args.incidents // 2:
+                midway.update(cpu_now(), at=time.monotonic())
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     tasks = [asyncio.create_task(t()) for t in (read_ws, read_kafka, background_fixes)]
     procs = {"worker": worker, "console": console}
-    cpu0 = {name: common.cpu_seconds(p.pid) for name, p in procs.items()}
-    broker_cpu0 = common.cpu_seconds(stack.broker.pid)  # Tansu's own process
+
+    def cpu_now() -> dict[str, float]:
+        out = {name: common.cpu_seconds(p.pid) for name, p in procs.items()}
+        out["broker"] = common.cpu_seconds(stack.broker.pid)  # Tansu's own process
+        return out
+
+    cpu0 = cpu_now()
+    midway: dict[str, float] = {}  # CPU seconds when half the incidents were sent
     bench_cpu0 = time.process_time()  # this process: load generator and both readers
     log(f"load: {args.fix_rate} fixes/s; {args.incidents} incidents at {args.incident_rate}/s")
     started = time.monotonic()
@@ -163,9 +171,22 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     while time.monotonic() < deadline and (len(at_ws) < len(sent) or len(at_kafka) < len(sent)):  # noqa: ASYNC110
         await asyncio.sleep(0.1)
     elapsed = time.monotonic() - started
-    cpu = {n: round(common.cpu_seconds(p.pid) - cpu0[n], 1) for n, p in procs.items()}
-    cpu["broker"] = round(common.cpu_seconds(stack.broker.pid) - broker_cpu0, 1)
+    cpu_end = cpu_now()
+    cpu = {n: round(cpu_end[n] - cpu0[n], 1) for n in cpu_end}
     cpu["bench"] = round(time.process_time() - bench_cpu0, 1)
+    # each process's share of a CPU in each half of the phase (the embedded broker's grows
+    # as its logs do: see bench/README.md)
+    by_half = (
+        {
+            n: [
+                round((midway[n] - cpu0[n]) / (midway["at"] - started), 2),
+                round((cpu_end[n] - midway[n]) / (started + elapsed - midway["at"]), 2),
+            ]
+            for n in cpu_end
+        }
+        if midway
+        else None
+    )
     stop.set()
     rss = {"worker_mb": common.rss_mb(worker.pid), "console_mb": common.rss_mb(console.pid)}
     for t in tasks:
@@ -217,6 +238,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         },
         "phase_s": round(elapsed, 1),
         "cpu_s_during_phase": cpu,
+        "cpu_share_by_half": by_half,
         "rss_after": rss,
         "target": {
             "p50_ms": TARGET_P50_MS,
