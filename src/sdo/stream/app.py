@@ -431,10 +431,7 @@ class Runtime:
             self.ignored[effects.ignored] += 1
             if effects.ignored in _WAITING:
                 self.waiting[model.event_id] = (tp, offset)
-        if effects.outputs or effects.refused:
-            await self.carry_out(effects)
-        else:
-            self.write(effects)  # (carry_out's all, without a coroutine a record)
+        await self.carry_out(effects)
         if metrics is not None:
             if effects.ignored:
                 metrics.ignored(effects.ignored)
