@@ -656,6 +656,9 @@ async def test_a_held_click_lands_while_officers_move(desk: Desk) -> None:
             await asyncio.sleep(0.02)
 
     async def hold(selector: str) -> None:
+        # (shown first: on a busy machine the page may not have laid it out yet, and an
+        # element not laid out has no box)
+        await expect(page.locator(selector)).to_be_visible()
         box = await page.locator(selector).bounding_box()
         assert box is not None, selector
         await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
