@@ -11,7 +11,11 @@ from typing import Any, NamedTuple
 import pytest
 
 from sdo.config import SEQ_HEADER
+from sdo.merge import FastMerger
 from sdo.order import Merger, PartitionState, order_key
+
+#: The rule in Python (the console's) and compiled (the worker's): each test runs on both.
+MERGERS = pytest.mark.parametrize("make", [Merger, FastMerger], ids=["python", "compiled"])
 
 
 class TP(NamedTuple):
@@ -37,8 +41,9 @@ def released(out: dict[Any, list[Rec]]) -> list[tuple[int, int]]:
     return sorted((r.timestamp, r.offset) for rs in out.values() for r in rs)
 
 
-def test_records_come_out_lowest_timestamp_first_across_partitions() -> None:
-    merger = Merger(idle_s=1.0)
+@MERGERS
+def test_records_come_out_lowest_timestamp_first_across_partitions(make: type[Any]) -> None:
+    merger = make(idle_s=1.0)
     merger.add(A, [Rec(0, 10), Rec(1, 30)], pulled_at=100.0)
     merger.add(B, [Rec(0, 20)], pulled_at=100.0)
     # both partitions have nothing more on the broker, as of answers after the pull: no
@@ -49,8 +54,11 @@ def test_records_come_out_lowest_timestamp_first_across_partitions() -> None:
     assert forced == 0 and len(merger) == 0
 
 
-def test_an_empty_partition_that_has_not_answered_holds_the_others_for_the_idle_bound() -> None:
-    merger = Merger(idle_s=1.0)
+@MERGERS
+def test_an_empty_partition_that_has_not_answered_holds_the_others_for_the_idle_bound(
+    make: type[Any],
+) -> None:
+    merger = make(idle_s=1.0)
     merger.add(A, [Rec(0, 10)], pulled_at=100.0)
     silent = {A: answered(1, 1, 100.0), B: answered(0, 5, 0.0)}  # B: records not fetched
     assert merger.release(silent, now=100.5) == ({}, 0)
@@ -60,18 +68,33 @@ def test_an_empty_partition_that_has_not_answered_holds_the_others_for_the_idle_
     assert released(out) == [(10, 0)] and forced == 1
 
 
-def test_the_sender_sequence_orders_records_of_the_same_time() -> None:
-    merger = Merger()
+@MERGERS
+def test_the_sender_sequence_orders_records_of_the_same_time(make: type[Any]) -> None:
+    merger = make()
     merger.add(A, [Rec(0, 10, ((SEQ_HEADER, b"2"),))], pulled_at=1.0)
     merger.add(B, [Rec(0, 10, ((SEQ_HEADER, b"1"),))], pulled_at=1.0)
     states = {A: answered(1, 1, 2.0), B: answered(1, 1, 2.0)}
     out, _ = merger.release(states, now=2.0)
-    order = sorted((r.headers[0][1], tp.partition) for tp, rs in out.items() for r in rs)
-    assert order == [(b"1", 1), (b"2", 0)]
+    assert [(tp.partition, r.headers[0][1]) for tp, r in out.order] == [(1, b"1"), (0, b"2")]
 
 
-def test_a_paused_partition_holds_the_others_back_and_gives_nothing() -> None:
-    merger = Merger(idle_s=1.0)
+@MERGERS
+def test_a_sequence_header_that_is_not_a_64_bit_number_counts_as_none(make: type[Any]) -> None:
+    """A hostile header (no number, or one past 64 bits) orders as a record without one,
+    in both mergers alike (the compiled one compares 64-bit numbers)."""
+    merger = make()
+    huge = str(2**70).encode()
+    merger.add(A, [Rec(0, 10, ((SEQ_HEADER, huge),))], pulled_at=1.0)
+    merger.add(B, [Rec(0, 10, ((SEQ_HEADER, b"-1"),))], pulled_at=1.0)
+    merger.add(TP("in", 2), [Rec(0, 10, ((SEQ_HEADER, b"x"),))], pulled_at=1.0)
+    states = {tp: answered(1, 1, 2.0) for tp in (A, B, TP("in", 2))}
+    out, _ = merger.release(states, now=2.0)
+    assert [tp.partition for tp, _ in out.order] == [1, 0, 2]
+
+
+@MERGERS
+def test_a_paused_partition_holds_the_others_back_and_gives_nothing(make: type[Any]) -> None:
+    merger = make(idle_s=1.0)
     merger.add(A, [Rec(0, 10)], pulled_at=1.0)
     merger.add(B, [Rec(0, 20)], pulled_at=1.0)
     states = {A: answered(1, 1, 2.0), B: answered(1, 1, 2.0)}
@@ -79,8 +102,9 @@ def test_a_paused_partition_holds_the_others_back_and_gives_nothing() -> None:
     assert len(merger) == 2
 
 
-def test_a_partition_sought_elsewhere_is_forgotten() -> None:
-    merger = Merger()
+@MERGERS
+def test_a_partition_sought_elsewhere_is_forgotten(make: type[Any]) -> None:
+    merger = make()
     merger.add(A, [Rec(5, 10), Rec(6, 11)], pulled_at=1.0)
     merger.add(B, [Rec(0, 20)], pulled_at=1.0)
     # A's position is no longer after what is held (a seek back to its committed offset)
@@ -135,16 +159,17 @@ def _reference_release(
     return order, forced
 
 
+@MERGERS
 @pytest.mark.parametrize("seed", range(200))
-def test_a_release_is_the_rule_applied_a_record_at_a_time(seed: int) -> None:
+def test_a_release_is_the_rule_applied_a_record_at_a_time(make: type[Any], seed: int) -> None:
     """Random partitions, pulls, answers, pauses and clocks: each release gives what the
     rule gives record by record, in the same order (Released.order), grouped per
     partition in offset order, with the same forced count; and what it keeps is what the
     rule keeps, over several releases."""
     rng = random.Random(seed)
-    tps = [TP(rng.choice(["in.a", "in.b"]), p) for p in range(rng.randint(1, 5))]
+    tps = [TP(rng.choice(["in.a", "in.b"]), p) for p in range(rng.randint(1, 9))]
     tps = list(dict.fromkeys(tps))
-    merger = Merger(idle_s=1.0)
+    merger = make(idle_s=1.0)
     queues: dict[TP, list[tuple[Rec, float]]] = {tp: [] for tp in tps}
     offsets = dict.fromkeys(tps, 0)
     stamps = dict.fromkeys(tps, 0)
@@ -155,10 +180,10 @@ def test_a_release_is_the_rule_applied_a_record_at_a_time(seed: int) -> None:
                 continue
             records = []
             for _ in range(rng.randint(0, 12)):
-                stamps[tp] += rng.choice([0, 0, 1, 2, 5])
-                headers = (
-                    ((SEQ_HEADER, str(rng.randint(0, 3)).encode()),) if rng.random() < 0.3 else ()
-                )
+                # (a partition's record times may go back: producers stamp event times)
+                stamps[tp] = max(0, stamps[tp] + rng.choice([-3, 0, 0, 1, 2, 5]))
+                seq = rng.choice(["0", "1", "2", "3", "-1", "x", str(2**64), str(2**63 - 1)])
+                headers = ((SEQ_HEADER, seq.encode()),) if rng.random() < 0.3 else ()
                 records.append(Rec(offsets[tp], stamps[tp], headers))
                 offsets[tp] += 1
             pulled = clock + rng.random()

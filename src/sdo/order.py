@@ -56,6 +56,8 @@ DEFAULT_IDLE_S: Final = 1.0
 HOLD_MAX: Final = 10_000
 
 _MINUS_INF: Final = float("-inf")
+_SEQ_MIN: Final = -(2**63)
+_SEQ_MAX: Final = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +81,15 @@ class PartitionState:
 
 
 def sequence(record: Any) -> int:
-    """A record's sender sequence: ``sdo replay``'s header (0 without one)."""
+    """A record's sender sequence: ``sdo replay``'s header (0 without one, or with one
+    that is not a whole number of 64 bits: :mod:`sdo.merge` compares them as such)."""
     for key, value in getattr(record, "headers", None) or ():
         if key == SEQ_HEADER:
             try:
-                return int(value)
+                seq = int(value)
             except (TypeError, ValueError):
                 return 0
+            return seq if _SEQ_MIN <= seq <= _SEQ_MAX else 0
     return 0
 
 

@@ -13,10 +13,11 @@
 
 Installed on the app's own transport instance, not globally: :func:`install_consumer`.
 
-* **One order.** Records of the input topics are held in a :class:`sdo.order.Merger` as
-  they are fetched, and handed to Faust lowest timestamp first across every input
-  partition (see :mod:`sdo.order`): the consumer thread pulls what aiokafka has fetched,
-  and returns only what may go. Other topics (the tables' changelogs, read while
+* **One order.** Records of the input topics are held in a merger as they are fetched
+  (:class:`sdo.merge.FastMerger`: :class:`sdo.order.Merger`'s rule, compiled), and
+  handed to Faust lowest timestamp first across every input partition (see
+  :mod:`sdo.order`): the consumer thread pulls what aiokafka has fetched, and returns
+  only what may go. Other topics (the tables' changelogs, read while
   recovering) pass straight through. Held records are not acknowledged, so no offset is
   committed past them; a partition sought or revoked is forgotten and read again.
 * **Batches.** With ``take``, the released input records are not handed to Faust's
@@ -40,7 +41,8 @@ import faust
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 
-from sdo.order import DEFAULT_IDLE_S, HOLD_MAX, Merger, partition_states
+from sdo.merge import FastMerger, warm_up
+from sdo.order import DEFAULT_IDLE_S, HOLD_MAX, partition_states
 
 __all__ = ["FETCH_WAIT_MS", "fetch_ages", "install_consumer"]
 
@@ -59,7 +61,7 @@ class _ShortFetchThread(AIOKafkaConsumerThread):
     on_forced: Callable[[int], None] | None = None
     #: whether input may be handed over now (False while a rebalance is under way)
     gate: Callable[[], bool] | None = None
-    _merger: Merger | None = None
+    _merger: FastMerger | None = None
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -81,7 +83,7 @@ class _ShortFetchThread(AIOKafkaConsumerThread):
             return {}
         merger = self._merger
         if merger is None:
-            merger = self._merger = Merger(self.idle_s)
+            merger = self._merger = FastMerger(self.idle_s)
         active = set(active_partitions or ())
         # every ordered partition assigned, paused or not: a paused one (Faust pauses a
         # partition while its stream's buffer is full) still has older records to give
@@ -172,6 +174,8 @@ def install_consumer(
     not reach the broker: then nothing is committed).
     """
     topics = None if ordered is None else frozenset(ordered)
+    if topics is not None:
+        warm_up()  # (the merge's kernel loaded now, not on the first fetch)
 
     class _Thread(_ShortFetchThread):
         pass
