@@ -442,3 +442,59 @@ def test_cli_sigkill_takes_the_broker_down(sdo_broker: subprocess.Popen[bytes]) 
     sdo_broker.wait(SHUTDOWN_TIMEOUT)
     wait_for(lambda: not alive(tansu), ORPHAN_DEATH_TIMEOUT, f"broker pid {tansu} to die")
     wait_for(lambda: not accepts(port), ORPHAN_DEATH_TIMEOUT, f"port {port} to close")
+
+
+@pytest.mark.integration
+async def test_what_waits_on_partitions_not_applied_yet(
+    broker: EmbeddedBroker, topic_prefix: str
+) -> None:
+    """``sdo.stream.transport.unapplied`` (the worker's backlog beyond the partitions it
+    has applied records of) reads a real consumer's state: records on the broker past
+    its position, those it fetched but has not handed over, and those held for the order;
+    a partition the caller counts itself, or of another topic, is left out."""
+    from sdo.merge import FastMerger  # noqa: PLC0415
+    from sdo.order import PartitionState  # noqa: PLC0415
+    from sdo.stream.transport import unapplied  # noqa: PLC0415
+
+    topic = f"{topic_prefix}in"
+    other = f"{topic_prefix}other"
+    await ensure_topics(broker.bootstrap, [TopicSpec(topic, 2), TopicSpec(other, 1)])
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        for n in range(10):
+            await producer.send_and_wait(topic, b"v", key=b"k", partition=0, timestamp_ms=n)
+        await producer.send_and_wait(other, b"v", key=b"k", partition=0)
+    finally:
+        await producer.stop()
+    p0, p1, o0 = TopicPartition(topic, 0), TopicPartition(topic, 1), TopicPartition(other, 0)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+    )
+    await consumer.start()
+    try:
+        consumer.assign([p0, p1, o0])
+        await consumer.seek_to_beginning(p0, p1, o0)
+        merger = FastMerger()
+        app: Any = SimpleNamespace(
+            consumer=SimpleNamespace(
+                _thread=SimpleNamespace(_ensure_consumer=lambda: consumer, _merger=merger)
+            )
+        )
+        # two of partition 0's records handed over (the fetch brought all ten), and held
+        got: list[Any] = []
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            batches = await consumer.getmany(p0, timeout_ms=200, max_records=2)
+            got = batches.get(p0, [])
+        assert [r.offset for r in got] == [0, 1]
+        merger.add(p0, got, time.time())
+        assert consumer.highwater(p0) == 10 and await consumer.position(p0) == 2
+        assert unapplied(app, {topic}, set()) == 10  # 8 not handed over, 2 held
+        assert unapplied(app, {topic}, {p0}) == 0  # (the caller's to count)
+        assert unapplied(app, {other}, set()) == 1  # (fetched with the rest, not handed over)
+        merger.release({p0: PartitionState(2, 10, time.time())}, time.time() + 60)
+        assert unapplied(app, {topic}, set()) == 8
+        assert unapplied(SimpleNamespace(consumer=None), {topic}, set()) == 0  # not running
+    finally:
+        await consumer.stop()

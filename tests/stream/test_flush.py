@@ -227,6 +227,29 @@ def test_input_that_pauses_just_after_a_flush_is_written_once_the_flush_is_old_e
     assert rt.officers["o1"]["status_event"] == "s1"
 
 
+def test_records_waiting_on_a_partition_not_applied_yet_are_no_pause() -> None:
+    """A batch applied, and records wait on another input partition none of whose
+    records were applied yet (the first batch of a backlog often has only some
+    partitions'): no idle commit. Before, the backlog counted only partitions with
+    records applied, and this commit wrote every officer the batch touched."""
+
+    async def go() -> tuple[Runtime, _Consumer]:
+        rt, consumer = _idle_runtime(takes_s=0.0)
+        rt.flushed_at = time.monotonic() - 1.0  # (the last flush old enough)
+        waiting = {"n": 500}
+        rt.unapplied = lambda applied: waiting["n"]
+        await rt.take({STATUS_TP: [_status_record(1)]})
+        await asyncio.sleep(0.2)
+        assert consumer.flushes == [], "a commit while records waited"
+        waiting["n"] = 0  # all applied: the next batch's end is a pause
+        await rt.take({STATUS_TP: [_status_record(2)]})
+        await wait_until(lambda: len(consumer.flushes) >= 1, 10.0, "an idle commit", 0.01)
+        return rt, consumer
+
+    rt, _ = asyncio.run(go())
+    assert rt.officers["o1"]["status_event"] == "s2"
+
+
 def test_the_batch_lanes_counts_go_on_over_a_rebalance() -> None:
     """Each restore (every rebalance) makes a new lane over the rebuilt World; what the
     worker's last line says it applied counts from the start, not from the last restore."""

@@ -54,3 +54,19 @@ def test_records_waiting_and_none_applied_for_long_is_stalled() -> None:
     rt.positions[TP] = 100  # caught up: quiet is not stalled
     rt.handled_at = time.monotonic() - 10 * STALLED_S
     assert not any(p.startswith("stalled") for p in rt.problems())
+
+
+def test_a_worker_that_has_applied_nothing_while_records_wait_is_stalled() -> None:
+    """Records wait on partitions none of whose records were applied yet (the consumer's
+    count: ``Runtime.unapplied``): a worker that applied nothing at all for longer than
+    the stall bound since it was ready is stalled (before, only partitions it had applied
+    records of counted, so it looked idle)."""
+    rt = runtime({})
+    rt.ready_at = time.monotonic() - STALLED_S - 1
+    rt.unapplied = lambda applied: 0
+    assert not any(p.startswith("stalled") for p in rt.problems())
+    rt.unapplied = lambda applied: 25 if TP not in applied else 0
+    stalled = [p for p in rt.problems() if p.startswith("stalled")]
+    assert stalled and "25 input record(s)" in stalled[0], rt.problems()
+    rt.handled_at = time.monotonic()  # applying
+    assert not any(p.startswith("stalled") for p in rt.problems())

@@ -43,7 +43,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -84,7 +84,7 @@ from sdo.stream.durable import (
 )
 from sdo.stream.mirror import OfficerMirror
 from sdo.stream.ordering import merged
-from sdo.stream.transport import fetch_ages, install_consumer
+from sdo.stream.transport import fetch_ages, install_consumer, unapplied
 
 __all__ = ["Runtime", "WorkerOptions", "build_app", "input_topics"]
 
@@ -237,6 +237,9 @@ class Runtime:
     _idle_check: asyncio.TimerHandle | None = None
     #: monotonic time the last batch of input was applied (take)
     taken_at: float = 0.0
+    #: input records waiting on the partitions not in :attr:`positions` (none of theirs
+    #: applied yet), given those: read from the consumer (sdo.stream.transport.unapplied)
+    unapplied: Callable[[Collection[Any]], int] | None = None
     #: officer records each flush took and send_written() has not written yet:
     #: (officer id -> record, worker instance, flush number)
     unbuilt: list[tuple[dict[str, Officer], str, int]] = field(default_factory=list)
@@ -796,14 +799,21 @@ class Runtime:
         return problems
 
     def backlog(self) -> int:
-        """Input records on the broker past the last one the worker applied, over the
-        partitions it has applied any of (as the consumer last heard the ends)."""
+        """Input records on the broker past the last one the worker applied (as the
+        consumer last heard the ends): over the partitions it has applied any of, and,
+        with :attr:`unapplied`, the others it is assigned. (Without them, the first batch
+        of a backlog that had only some partitions' records looked like the end of the
+        input: an idle commit wrote every officer it touched, and the readiness probe
+        could not call a worker that had applied nothing stalled.)"""
         consumer = self.app.consumer
+        positions = self.positions
         total = 0
-        for tp, offset in self.positions.items():
+        for tp, offset in positions.items():
             high = consumer.highwater(tp)
             if high is not None and high > offset + 1:
                 total += high - offset - 1
+        if self.unapplied is not None:
+            total += self.unapplied(positions)
         return total
 
     def revoke(self, partitions: set[int]) -> None:
@@ -1102,6 +1112,7 @@ def build_app(
         # tables, and the input partitions sought to their committed offsets
         gate=lambda: not app.rebalancing,
     )
+    runtime.unapplied = lambda applied: unapplied(app, runtime.input_topics, applied)
     runtime.kafka = (
         settings.bootstrap,
         settings.kafka.client_options(),

@@ -44,7 +44,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from sdo.merge import FastMerger, warm_up
 from sdo.order import DEFAULT_IDLE_S, HOLD_MAX, partition_states
 
-__all__ = ["FETCH_WAIT_MS", "fetch_ages", "install_consumer"]
+__all__ = ["FETCH_WAIT_MS", "fetch_ages", "install_consumer", "unapplied"]
 
 #: Longest a fetch waits for data, ms (a hop's worst-case delay on the embedded broker).
 FETCH_WAIT_MS: Final = 20
@@ -328,3 +328,36 @@ def fetch_ages(
         stamp = None if state is None else state.timestamp
         ages[(tp.topic, tp.partition)] = None if stamp is None else (now_ms - stamp) / 1000
     return ages
+
+
+def unapplied(app: faust.App, topics: Collection[str], applied: Collection[Any]) -> int:
+    """Records waiting on the partitions of ``topics`` the consumer is assigned, but for
+    ``applied`` (those the caller counts itself): on the broker past the consumer's
+    position, as of its last fetch answer, and pulled but held for the one order. 0 while
+    the consumer is not running or has no assignment.
+
+    Reads aiokafka's partition state and the consumer thread's merger as
+    :func:`fetch_ages` does (a read of what the consumer's thread writes). Call on the
+    app's loop."""
+    consumer: Any = app.consumer
+    try:
+        thread = consumer._thread
+        assignment = thread._ensure_consumer()._fetcher._subscriptions.subscription.assignment
+    except (AttributeError, RuntimeError, AssertionError):
+        return 0
+    if assignment is None:
+        return 0
+    merger = getattr(thread, "_merger", None)
+    total = 0
+    try:
+        for tp in list(assignment.tps):
+            if tp.topic not in topics or tp in applied:
+                continue
+            state = assignment.state_value(tp)
+            if state is not None and state.has_valid_position and state.highwater is not None:
+                total += max(0, state.highwater - state.position)
+            if merger is not None:
+                total += merger.held(tp)
+    except RuntimeError:  # (the assignment changed meanwhile: a rebalance)
+        return 0
+    return total
