@@ -498,3 +498,60 @@ async def test_what_waits_on_partitions_not_applied_yet(
         assert unapplied(SimpleNamespace(consumer=None), {topic}, set()) == 0  # not running
     finally:
         await consumer.stop()
+
+
+@pytest.mark.integration
+async def test_the_worker_takes_its_input_records_as_aiokafka_parsed_them(
+    broker: EmbeddedBroker, topic_prefix: str
+) -> None:
+    """``sdo.stream.transport._bare_records`` against the installed aiokafka: records of
+    the topics named come as aiokafka parsed them (no ``ConsumerRecord`` copy), with the
+    offset, time, key, value and headers produced; another topic's come as before. (If
+    aiokafka changes what this relies on, this fails and the worker is only slower.)"""
+    from aiokafka.structs import ConsumerRecord  # noqa: PLC0415
+
+    from sdo.stream.transport import _bare_records  # noqa: PLC0415
+
+    topic, other = f"{topic_prefix}in", f"{topic_prefix}other"
+    await ensure_topics(broker.bootstrap, [TopicSpec(topic, 1), TopicSpec(other, 1)])
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        for n in range(3):
+            headers = [("sdo-seq", str(n).encode())]
+            for t in (topic, other):
+                await producer.send_and_wait(
+                    t, f"v{n}".encode(), key=b"k", timestamp_ms=1000 + n, headers=headers
+                )
+    finally:
+        await producer.stop()
+    tp, tp_other = TopicPartition(topic, 0), TopicPartition(other, 0)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp, tp_other])
+        await consumer.seek_to_beginning(tp, tp_other)
+        got: dict[Any, list[Any]] = {tp: [], tp_other: []}
+        deadline = time.monotonic() + 30
+        while any(len(v) < 3 for v in got.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # (the fetch comes in the background)
+            _bare_records(consumer, {topic})
+            for part, records in (await consumer.getmany(timeout_ms=0)).items():
+                got[part] += records
+        mine, theirs = got[tp], got[tp_other]
+        assert len(mine) == 3 and len(theirs) == 3
+        assert not any(isinstance(r, ConsumerRecord) for r in mine)
+        assert all(isinstance(r, ConsumerRecord) for r in theirs)
+        for n, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+            assert (a.offset, a.timestamp, a.key, a.value) == (n, 1000 + n, b"k", f"v{n}".encode())
+            assert (b.offset, b.timestamp, b.key, b.value) == (
+                a.offset,
+                a.timestamp,
+                a.key,
+                a.value,
+            )
+            assert list(a.headers) == list(b.headers) == [("sdo-seq", str(n).encode())]
+    finally:
+        await consumer.stop()
