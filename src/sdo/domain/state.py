@@ -128,18 +128,82 @@ class Officer(NamedTuple):
     def to_dict(self, leave_out: frozenset[str] = frozenset()) -> dict[str, Any]:
         """Plain JSON-ready data, for table storage (``leave_out``: fields not wanted:
         the console's page does without the event ids)."""
-        out: dict[str, Any] = {}
-        for name, value in zip(_OFFICER_FIELDS, self, strict=True):
-            if value is None:
-                continue
-            if isinstance(value, tuple):
-                if not value:
-                    continue
-                out[name] = value
-            elif isinstance(value, datetime):
-                out[name] = _iso(value)
-            else:
-                out[name] = value
+        # Field by field, in order (the layout is checked below the class), rather than a
+        # loop over the fields testing each value's type: a flush writes every officer who
+        # moved, and this took 2.5 us of the 2.9 each record cost to build and encode.
+        (
+            officer_id,
+            callsign,
+            role,
+            skills,
+            transport,
+            home_npu,
+            neighbourhoods,
+            shift_end,
+            profile_ts,
+            profile_event,
+            profile_seen,
+            status,
+            incident_id,
+            status_ts,
+            status_event,
+            status_seen,
+            lat,
+            lon,
+            fix_ts,
+            fix_event,
+            fix_seen,
+            neighbourhood,
+            npu,
+            cluster,
+        ) = self
+        out: dict[str, Any] = {"officer_id": officer_id}
+        if callsign is not None:
+            out["callsign"] = callsign
+        if role is not None:
+            out["role"] = role
+        if skills:
+            out["skills"] = skills
+        if transport is not None:
+            out["transport"] = transport
+        if home_npu is not None:
+            out["home_npu"] = home_npu
+        if neighbourhoods:
+            out["neighbourhoods"] = neighbourhoods
+        if shift_end is not None:
+            out["shift_end"] = _iso(shift_end)
+        if profile_ts is not None:
+            out["profile_ts"] = _iso(profile_ts)
+        if profile_event is not None:
+            out["profile_event"] = profile_event
+        if profile_seen:
+            out["profile_seen"] = profile_seen
+        if status is not None:
+            out["status"] = status
+        if incident_id is not None:
+            out["incident_id"] = incident_id
+        if status_ts is not None:
+            out["status_ts"] = _iso(status_ts)
+        if status_event is not None:
+            out["status_event"] = status_event
+        if status_seen:
+            out["status_seen"] = status_seen
+        if lat is not None:
+            out["lat"] = lat
+        if lon is not None:
+            out["lon"] = lon
+        if fix_ts is not None:
+            out["fix_ts"] = _iso(fix_ts)
+        if fix_event is not None:
+            out["fix_event"] = fix_event
+        if fix_seen:
+            out["fix_seen"] = fix_seen
+        if neighbourhood is not None:
+            out["neighbourhood"] = neighbourhood
+        if npu is not None:
+            out["npu"] = npu
+        if cluster is not None:
+            out["cluster"] = cluster
         for name in leave_out:
             out.pop(name, None)
         return out
@@ -341,7 +405,6 @@ _FIX_END: Final = _FIX_AT + 5
 _new_tuple = tuple.__new__
 
 
-
 def apply_profile(officer: Officer | None, event: OfficerProfile) -> Change[Officer]:
     current = officer or Officer(event.officer_id)
     held_ts, held_event, seen = current.profile_ts, current.profile_event, current.profile_seen
@@ -425,8 +488,6 @@ def apply_location(
         ),
     )
     return Change(new, changed=True)
-
-
 
 
 def moved(officer: Officer, lat: float, lon: float, ts: datetime, event_id: str) -> Officer:
