@@ -382,6 +382,6 @@ def unapplied(app: faust.App, topics: Collection[str], applied: Collection[Any])
                 total += max(0, state.highwater - state.position)
             if merger is not None:
                 total += merger.held(tp)
-    except RuntimeError:  # (the assignment changed meanwhile: a rebalance)
+    except (RuntimeError, KeyError, AssertionError):  # (changed meanwhile: a rebalance)
         return 0
     return total
