@@ -258,9 +258,11 @@ class FastMerger:
         pulled = np.fromiter(chain.from_iterable(h.pulled for h in hs), np.float64, total)
         which = np.empty(total, np.int64)
         taken = np.zeros(parts, np.int64)
+        # (floats every time: an int would have numba compile another kernel, mid-run)
         n, forced = _release(
-            ts, seq, pulled, bounds, rank, ok, emptied, horizon, now, self.idle_s, which, taken
-        )
+            ts, seq, pulled, bounds, rank, ok, emptied,
+            float(horizon), float(now), float(self.idle_s), which, taken,
+        )  # fmt: skip
         if not n:
             return out, forced
         nexts: list[Any] = []
