@@ -261,3 +261,47 @@ def test_the_metrics_count_what_each_batch_applied(log: list[Any], lane: bool) -
     asyncio.run(main())
     total = sum(sample("sdo_events_processed_total", type=kind) for kind in TOPICS)
     assert total == sum(runtime.processed.values()) > 0.9 * len(log)
+
+
+_COMPILED_AT_START = """
+import json
+from numba.core.registry import CPUDispatcher
+import sdo.domain.lane_kernels as kernels
+from sdo.admission import Admission
+from sdo.config import Settings
+from sdo.stream.batch import BatchLane
+from sdo.stream.worker import make_world
+
+settings = Settings()
+world = make_world(settings)
+BatchLane(world, Admission(max_ahead_s=settings.max_ahead_s, areas=world.areas, keyed=True))
+print(json.dumps({name: len(f.signatures) for name, f in vars(kernels).items()
+                  if isinstance(f, CPUDispatcher)}))
+"""
+
+
+def test_the_lane_is_compiled_before_its_first_batch(tmp_path: Any) -> None:
+    """Made (as the worker makes it, before it reports ready), the batch lane has its scan
+    and sync kernels compiled, even on a machine where numba has compiled nothing yet (an
+    empty cache: here its own directory): a fresh worker's first AVL fixes waited seconds
+    for numba, inside its first batch (a user's first benchmark run after set-up)."""
+    import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPILED_AT_START],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=_COMPILE_TIMEOUT_S,
+        check=True,
+    )
+    compiled = json.loads(done.stdout.strip().splitlines()[-1])
+    assert compiled["_scan"] >= 1 and compiled["_dirty_parts"] >= 1, compiled
+
+
+#: Generous: numba compiling the lane's kernels from nothing takes several seconds.
+_COMPILE_TIMEOUT_S = 300
