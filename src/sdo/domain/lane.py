@@ -301,13 +301,14 @@ class FixLane:
         self.refused[int(out[_REASON])] += 1
         return int(pos)
 
-    def compile(self) -> None:
+    def compile(self, block: np.ndarray) -> None:
         """Have numba compile the kernels of a scan and a sync now (or load them from its
-        cache), with an empty block: the first time on a machine that takes seconds, which
-        the live worker spends before it reports ready, not on its first AVL fixes. Counts
-        nothing."""
+        cache), with an empty ``block`` of the kind the caller scans (a read-only array,
+        over bytes, is another type to numba than a writable one): the first time on a
+        machine that takes seconds, which the live worker spends before it reports ready,
+        not on its first AVL fixes. Counts nothing."""
         out, refused = self._out.copy(), list(self.refused)
-        self.scan(np.zeros(0, dtype=np.uint8), 0)
+        self.scan(block[:0], 0)
         _dirty_parts(self._dirty_list, 0, self._ints)
         self._out[:] = out
         self.refused = refused

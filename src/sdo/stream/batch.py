@@ -81,7 +81,9 @@ class BatchLane:
         self._admit = admit
         lane = self._lane = FixLane(world, window_us=admit.window_us())
         lane.learn_area()  # (else the first fix in each cell would go the general way)
-        lane.compile()  # (else the first batch would wait seconds for numba, once a machine)
+        # (else the first batch would wait seconds for numba, once a machine; a block is
+        # a read-only array over bytes, see _make)
+        lane.compile(np.frombuffer(b"", dtype=np.uint8))
         lane.moved = set()
         lane.counts = {}
         #: records applied by the lane, and records it left to the general way
