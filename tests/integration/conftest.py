@@ -108,7 +108,7 @@ def start_worker(
     with SIGKILL cannot remove the temporary one it would make)."""
     started: list[WorkerProcess] = []
 
-    def start(app_id: str | None = None, *extra: str) -> WorkerProcess:
+    def start(app_id: str | None = None, *extra: str, wait: bool = True) -> WorkerProcess:
         app_id = app_id or f"sdo-test-{uuid4().hex[:8]}"
         data_dir = tmp_path / f"worker-{len(started)}-{app_id}"
         cmd = [
@@ -136,7 +136,8 @@ def start_worker(
         worker = WorkerProcess(proc, app_id, Topics(topic_prefix))
         threading.Thread(target=_pump, args=(worker,), daemon=True).start()
         started.append(worker)
-        worker.wait_ready()
+        if wait:
+            worker.wait_ready()
         return worker
 
     yield start

@@ -129,3 +129,35 @@ async def test_a_stopping_worker_is_not_ready(
     assert first is not None, f"never unready while stopping: {answers[-5:]}"
     assert all(status == 503 for status, _ in answers[first:]), answers
     assert answers[first][1] in (["stopping"], ["its event loop has stopped"]), answers[first]
+
+
+async def test_a_starting_worker_says_whether_it_joins_its_group_or_restores(
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    """Before it is ready, the worker's /readyz says which it waits for: its consumer
+    group (the embedded broker lets a member join after about half the session timeout),
+    then its tables; it said "restoring its tables" all along, a user found, even with
+    nothing to restore."""
+    worker = start_worker(None, "--metrics-port", "127.0.0.1:0", wait=False)
+    deadline = time.monotonic() + FOLLOW_TIMEOUT_S
+    while not any("metrics at" in line for line in worker.output):
+        assert time.monotonic() < deadline, "no metrics line:\n" + "".join(worker.output)
+        await asyncio.sleep(0.02)
+    base = metrics_url(worker).removesuffix("/metrics")
+    said: list[str] = []
+    while True:
+        try:
+            status, body = await asyncio.to_thread(get, base + "/readyz")
+        except (urllib.error.URLError, ConnectionError):
+            status, body = 0, {"problems": []}  # (its server not answering yet)
+        if status == 200:
+            break
+        said += [p for p in body["problems"] if not said or said[-1] != p]
+        assert time.monotonic() < deadline, f"not ready within {FOLLOW_TIMEOUT_S:g} s: {said}"
+        await asyncio.sleep(0.02)
+    joining = "joining its consumer group (then it restores its tables)"
+    assert joining in said, said
+    if "restoring its tables from their changelogs" in said:
+        after = said[said.index("restoring its tables from their changelogs") :]
+        assert joining not in after, said
+    worker.wait_ready()

@@ -763,6 +763,12 @@ class Runtime:
         if self.app.should_stop:
             return ["stopping"]
         if not self.ready.is_set():
+            try:
+                joined = fetch_ages(self.app, self.input_topics) is not None
+            except RuntimeError:  # (its consumer not started yet)
+                joined = False
+            if not joined:
+                return ["joining its consumer group (then it restores its tables)"]
             return ["restoring its tables from their changelogs"]
         problems = []
         if self.app.rebalancing:
