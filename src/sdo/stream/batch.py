@@ -203,3 +203,20 @@ class BatchLane:
         lane.moved = set()
         profile = self._world.profile
         return [o for o in map(profile, sorted(moved)) if o is not None]
+
+
+def compile_kernels() -> None:
+    """Have numba compile, into its cache, the kernels a worker's input runs: the fix
+    lane's (made as a worker makes it), the one order's merge, and the fleet's scans that
+    making a World runs. ``scripts/setup`` calls this, so that the first worker on a
+    machine does not spend some 15 s of its start on them (each worker would otherwise
+    compile them before it reports ready, once a machine)."""
+    from sdo.admission import Admission  # noqa: PLC0415  (a worker's imports, on use)
+    from sdo.config import Settings  # noqa: PLC0415
+    from sdo.merge import warm_up  # noqa: PLC0415
+    from sdo.stream.worker import make_world  # noqa: PLC0415
+
+    settings = Settings()
+    world = make_world(settings)
+    BatchLane(world, Admission(max_ahead_s=settings.max_ahead_s, areas=world.areas, keyed=True))
+    warm_up()
