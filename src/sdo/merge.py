@@ -32,12 +32,18 @@ from typing import Any, Final
 import numpy as np
 from numba import njit
 
-from sdo.order import DEFAULT_IDLE_S, PartitionState, Released, sequence
+from sdo.order import (
+    DEFAULT_IDLE_S,
+    PartitionState,
+    Released,
+    first_horizon,
+    sequence,
+    sought_elsewhere,
+)
 
 __all__ = ["FastMerger", "warm_up"]
 
 _MINUS_INF: Final = float("-inf")
-_INF: Final = float("inf")
 
 
 @njit(cache=True, nogil=True)
@@ -213,11 +219,7 @@ class FastMerger:
 
     def check(self, positions: Mapping[Hashable, int | None]) -> int:
         """As :meth:`sdo.order.Merger.check`."""
-        moved = [
-            tp
-            for tp, nxt in self._next.items()
-            if tp in self._held and positions.get(tp, -1) != nxt
-        ]
+        moved = sought_elsewhere(self._next, self._held, positions)
         return self.forget(moved) if moved else 0
 
     def release(
@@ -228,10 +230,7 @@ class FastMerger:
     ) -> tuple[Released, int]:
         """As :meth:`sdo.order.Merger.release`."""
         held = self._held
-        horizon = _INF
-        for tp, state in states.items():
-            if tp not in held:
-                horizon = min(horizon, state.answered_at if state.caught_up else _MINUS_INF)
+        horizon = first_horizon(states, held)
         out = Released()
         if not held:
             return out, 0
@@ -286,16 +285,6 @@ class FastMerger:
         """As :meth:`sdo.order.Merger.overdue`."""
         limit = now - self.idle_s
         return sum(1 for h in self._held.values() for at in h.pulled if at < limit)
-
-    def wait_s(self, now: float) -> float | None:
-        """As :meth:`sdo.order.Merger.wait_s`."""
-        if not self._held:
-            return None
-        first = min(
-            self._held.items(),
-            key=lambda item: (item[1].ts[0], item[1].seq[0], item[0].topic, item[0].partition),
-        )[1]
-        return max(0.0, first.pulled[0] + self.idle_s - now)
 
 
 def warm_up() -> None:

@@ -167,11 +167,7 @@ class Merger:
     def check(self, positions: Mapping[Hashable, int | None]) -> int:
         """Forget the partitions whose consumer position is not where the records held
         end (sought elsewhere, or no longer assigned: not in ``positions``)."""
-        moved = [
-            tp
-            for tp, nxt in self._next.items()
-            if tp in self._held and positions.get(tp, -1) != nxt
-        ]
+        moved = sought_elsewhere(self._next, self._held, positions)
         return self.forget(moved) if moved else 0
 
     def release(
@@ -187,10 +183,7 @@ class Merger:
         paused one still holds the others back (it has records to give), but nothing of
         it goes."""
         held = self._held
-        horizon = float("inf")
-        for tp, state in states.items():
-            if tp not in held:
-                horizon = min(horizon, state.answered_at if state.caught_up else _MINUS_INF)
+        horizon = first_horizon(states, held)
         out = Released()
         order = out.order
         forced = 0
@@ -246,6 +239,28 @@ class Merger:
             return None
         tp = self._heads[0][1]
         return max(0.0, self._held[tp][0][2] + self.idle_s - now)
+
+
+def sought_elsewhere(
+    next_offsets: Mapping[Hashable, int],
+    held: Collection[Hashable],
+    positions: Mapping[Hashable, int | None],
+) -> list[Hashable]:
+    """The partitions holding records whose consumer position is not where they end
+    (``next_offsets``: the offset after each one's last record pulled): a merger's
+    ``check``, for both mergers."""
+    return [tp for tp, nxt in next_offsets.items() if tp in held and positions.get(tp, -1) != nxt]
+
+
+def first_horizon(states: Mapping[Hashable, PartitionState], held: Collection[Hashable]) -> float:
+    """A release's horizon before it empties any partition: the earliest last answer of
+    the partitions holding nothing (minus infinity for one not caught up; infinity if
+    every partition holds records), for both mergers."""
+    horizon = float("inf")
+    for tp, state in states.items():
+        if tp not in held:
+            horizon = min(horizon, state.answered_at if state.caught_up else _MINUS_INF)
+    return horizon
 
 
 def _second(heads: list[tuple[tuple[int, int, str, int, int], Hashable]]) -> Any:
