@@ -335,12 +335,7 @@ def fetch_ages(
     the last fetch answer, set even when it brought no record). Call on the app's loop.
     Raises ``RuntimeError`` when the consumer is not running.
     """
-    consumer: Any = app.consumer  # (the aiokafka driver's Consumer; typed as the ABC)
-    try:
-        aio = consumer._thread._ensure_consumer()
-        assignment = aio._fetcher._subscriptions.subscription.assignment
-    except (AttributeError, RuntimeError, AssertionError) as exc:
-        raise RuntimeError(f"the Kafka consumer is not running ({exc})") from None
+    assignment = _assignment(app)
     if assignment is None:
         return None
     now_ms = time.time() * 1000  # aiokafka stamps wall-clock milliseconds
@@ -363,15 +358,13 @@ def unapplied(app: faust.App, topics: Collection[str], applied: Collection[Any])
     Reads aiokafka's partition state and the consumer thread's merger as
     :func:`fetch_ages` does (a read of what the consumer's thread writes). Call on the
     app's loop."""
-    consumer: Any = app.consumer
     try:
-        thread = consumer._thread
-        assignment = thread._ensure_consumer()._fetcher._subscriptions.subscription.assignment
-    except (AttributeError, RuntimeError, AssertionError):
+        assignment = _assignment(app)
+    except RuntimeError:
         return 0
     if assignment is None:
         return 0
-    merger = getattr(thread, "_merger", None)
+    merger = getattr(app.consumer._thread, "_merger", None)  # type: ignore[attr-defined]
     total = 0
     try:
         for tp in list(assignment.tps):
@@ -385,3 +378,15 @@ def unapplied(app: faust.App, topics: Collection[str], applied: Collection[Any])
     except (RuntimeError, KeyError, AssertionError):  # (changed meanwhile: a rebalance)
         return 0
     return total
+
+
+def _assignment(app: faust.App) -> Any:
+    """aiokafka's assignment of the app's consumer (None while it has none: joining its
+    group), read on the app's loop as Faust's ``verify_event_path`` reads it. Raises
+    ``RuntimeError`` when the consumer is not running."""
+    consumer: Any = app.consumer  # (the aiokafka driver's Consumer; typed as the ABC)
+    try:
+        aio = consumer._thread._ensure_consumer()
+        return aio._fetcher._subscriptions.subscription.assignment
+    except (AttributeError, RuntimeError, AssertionError) as exc:
+        raise RuntimeError(f"the Kafka consumer is not running ({exc})") from None
