@@ -31,6 +31,7 @@ from sdo.config import Settings
 from sdo.console.auth import Users, add_user
 from sdo.console.server import Console, run_console
 from sdo.events import Incident, OfficerLocation, OfficerProfile, OfficerStatus, Thrive
+from tests.waits import wait_until
 
 from .conftest import WorkerProcess
 from .kafka import produce, produce_raw
@@ -46,6 +47,8 @@ SCRAPE_TIMEOUT_S = 5.0
 #: The console subprocess: start (imports, Kafka) and stop.
 PROCESS_READY_TIMEOUT_S = 60.0
 PROCESS_STOP_TIMEOUT_S = 20.0
+#: A line the worker wrote reaches the test's reader within this.
+OUTPUT_TIMEOUT_S = 10.0
 
 
 def scrape(url: str) -> str:
@@ -264,6 +267,12 @@ async def test_worker_metrics_count_events_dead_letters_and_latency(
     )
     # what the worker prints is its own output, not a record of Faust's logger at WARNING;
     # and a log store gets a record of its being ready, at INFO, with where its metrics are
+    # (logged just after the ready line the fixture waited for: wait for it to be read too)
+    await wait_until(
+        lambda: any(line.startswith("{") and "worker ready (" in line for line in worker.output),
+        OUTPUT_TIMEOUT_S,
+        "the worker's ready record",
+    )
     said = [line for line in worker.output if "worker ready (" in line or "metrics at " in line]
     printed = [line for line in said if not line.startswith("{")]
     assert [line.split(" ")[0] for line in printed] == ["metrics", "worker"], said
